@@ -1,0 +1,66 @@
+"""A service whose tasks are rejected again and again with the same error.
+
+Symptom: several tasks of one service in state `rejected` with the same Status.Err within the
+rejection window (default: 3 within 10 minutes), e.g. "No such image: app:1.2" — swarm makes a
+new task every few seconds, forever, and each one is rejected the same way.
+
+Cause: something a restart cannot change: an image that does not exist on the node or in the
+registry (or missing registry credentials: deploy with --with-registry-auth), a bad mount
+source, a missing secret or network.
+
+What the medic does: reports it once per incident (not once per task), with the error and the
+nodes involved. No action: retrying is what swarm is already doing.
+
+Risks: none; it never acts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from swarm_medic.model import Finding, Severity
+from swarm_medic.runbook import Context
+
+NAME = "repeated-rejection"
+
+
+def advice_for(err: str) -> str:
+    low = err.lower()
+    if "no such image" in low or "pull" in low or "manifest" in low:
+        return ("the image cannot be found on the node: check the name and tag, that it exists "
+                "in the registry, and redeploy with --with-registry-auth if it is private")
+    if "mount" in low or "bind source" in low:
+        return "a mount source is missing on the node: create it or fix the service's mounts"
+    if "secret" in low or "config" in low:
+        return "a secret or config the service needs is missing"
+    return "look at the error; swarm will keep retrying and failing the same way"
+
+
+def detect(ctx: Context) -> Iterator[Finding]:
+    window, threshold = ctx.settings.rejection_window, ctx.settings.rejection_threshold
+    for svc in ctx.snapshot.services:
+        by_err: dict[str, list[tuple[str, str]]] = {}
+        for t in ctx.snapshot.tasks_of(svc.id):
+            if t.state == "rejected" and t.err and ctx.now - t.timestamp <= window:
+                by_err.setdefault(t.err, []).append((t.id, t.node_id))
+        for err, tasks in sorted(by_err.items()):
+            if len(tasks) < threshold:
+                continue
+            yield Finding(
+                runbook=NAME,
+                key=f"{NAME}:{svc.id}:{err}",
+                summary=f"{svc.name}: {len(tasks)} tasks rejected with {err!r}",
+                cause="rejected",
+                severity=Severity.CRITICAL,
+                service_id=svc.id,
+                service_name=svc.name,
+                task_ids=tuple(sorted(i for i, _ in tasks)),
+                node_ids=tuple(sorted({n for _, n in tasks if n})),
+                advice=advice_for(err),
+                actionable=False,
+                details={"error": err},
+            )
+
+
+def plan(finding: Finding, ctx: Context) -> None:
+    return None

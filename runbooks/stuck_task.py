@@ -1,0 +1,129 @@
+"""Tasks stuck before running: new, allocated, pending, assigned, accepted, preparing, ready, starting.
+
+Symptom: a task whose desired state is running sits in a pre-running state longer than its
+threshold (defaults per state; `--stuck-after`; per service with the labels
+`swarm-medic.stuck-after=DURATION` or `swarm-medic.stuck-after.<state>=DURATION`).
+
+Cause, read from the task's Status.Err / Status.Message:
+  constraints   no node satisfies the placement constraints (says which, and what each node lacks)
+  resources     no node has the reserved CPU / memory free
+  max-replicas  the max-replicas-per-node limit is reached on every node
+  image         the image is missing or its pull failed
+  network       IP / network allocation failed (e.g. an exhausted overlay subnet)
+  hang          no error at all: the task just does not move (hung pull, agent, health start)
+
+What the medic does: a force update (every task of the service is replaced, one at a time by
+the service's update config) only where a restart can help: an unexplained hang in
+assigned / accepted / preparing / starting, and a pending task that some node could now take
+(swarm sometimes leaves those pending until another scheduling event, moby#32999). Everything
+else is reported in plain words, with no action: restarting does not add a node label, free
+memory or fix an image name.
+
+Risks: a force update restarts every replica of the service, not just the stuck one; a hang
+that comes back is caught by the verifier and opens the circuit breaker for the service.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from swarm_medic.constraints import fitting_nodes, placement_misses
+from swarm_medic.model import PRE_RUNNING_STATES, Action, ActionKind, Finding, Service, Severity
+from swarm_medic.runbook import Context
+from swarm_medic.settings import parse_duration
+
+NAME = "stuck-task"
+RESTARTABLE = frozenset({"assigned", "accepted", "preparing", "starting"})
+SCHEDULING = {"constraints", "resources", "max-replicas"}
+
+
+def classify(err: str, message: str) -> str:
+    text = f"{err} {message}".lower()
+    if "constraints not satisfied" in text:
+        return "constraints"
+    if "insufficient resources" in text:
+        return "resources"
+    if "max replicas per node" in text:
+        return "max-replicas"
+    if "no such image" in text or "pull" in text or "manifest" in text:
+        return "image"
+    if "allocat" in text or "address" in text or "network" in text:
+        return "network"
+    return "hang"
+
+
+def thresholds(service: Service, defaults: dict[str, float]) -> dict[str, float]:
+    out = dict(defaults)
+    for key, value in service.labels.items():
+        if key != "swarm-medic.stuck-after" and not key.startswith("swarm-medic.stuck-after."):
+            continue
+        try:
+            seconds = parse_duration(value)
+        except ValueError:
+            continue  # a bad label keeps the default; `swarm-medic check` shows the thresholds
+        state = key.rpartition(".")[2] if key.startswith("swarm-medic.stuck-after.") else ""
+        for s in [state] if state else list(out):
+            if s in out:
+                out[s] = seconds
+    return out
+
+
+def _explain(cause: str, states: set[str], ctx: Context, svc: Service, sample_err: str) -> str:
+    if cause in SCHEDULING:
+        misses = placement_misses(ctx.snapshot, svc)
+        lines = "; ".join(f"{m.node.hostname or m.node.id}: {m.why}" for m in misses)
+        head = f"scheduler says {sample_err!r}" if sample_err else "scheduler cannot place it"
+        return f"{head}. {lines}" if lines else f"{head}, but a node fits now"
+    if cause == "image":
+        return f"the image {svc.image!r} cannot be used: {sample_err}"
+    if cause == "network":
+        return f"network allocation failed: {sample_err}"
+    return f"no error reported; the task has not moved out of {', '.join(sorted(states))}"
+
+
+def detect(ctx: Context) -> Iterator[Finding]:
+    defaults = dict(ctx.settings.stuck_after)
+    for svc in ctx.snapshot.services:
+        limits: dict[str, float] | None = None
+        groups: dict[str, list[tuple[str, str, str, float]]] = {}
+        for t in ctx.snapshot.tasks_of(svc.id):
+            if t.desired_state != "running" or t.state not in PRE_RUNNING_STATES:
+                continue
+            limits = limits or thresholds(svc, defaults)
+            age = ctx.age(t)
+            if age < limits[t.state]:
+                continue
+            cause = classify(t.err, t.message)
+            groups.setdefault(cause, []).append((t.id, t.state, t.node_id, age))
+        for cause, stuck in sorted(groups.items()):
+            states = {s for _, s, _, _ in stuck}
+            err = next((t.err for t in ctx.snapshot.tasks_of(svc.id) if t.id == stuck[0][0]), "")
+            fits = bool(fitting_nodes(ctx.snapshot, svc)) if cause in SCHEDULING else False
+            restartable = cause == "hang" and states <= RESTARTABLE
+            actionable = restartable or (cause in SCHEDULING and fits)
+            oldest = max(a for _, _, _, a in stuck)
+            yield Finding(
+                runbook=NAME,
+                key=f"{NAME}:{svc.id}:{cause}",
+                summary=(f"{len(stuck)} task(s) of {svc.name} stuck in "
+                         f"{'/'.join(sorted(states))} for up to {oldest:.0f}s"),
+                cause=cause,
+                severity=Severity.CRITICAL if cause != "hang" else Severity.WARNING,
+                service_id=svc.id,
+                service_name=svc.name,
+                task_ids=tuple(sorted(i for i, _, _, _ in stuck)),
+                node_ids=tuple(sorted({n for _, _, n, _ in stuck if n})),
+                advice=_explain(cause, states, ctx, svc, err),
+                actionable=actionable,
+                details={"states": ",".join(sorted(states)), "oldest_seconds": f"{oldest:.0f}"},
+            )
+
+
+def plan(finding: Finding, ctx: Context) -> Action | None:
+    svc = ctx.snapshot.service(finding.service_id)
+    if svc is None or not finding.actionable:
+        return None
+    why = ("a node can take the pending task now: nudge the scheduler"
+           if finding.cause in SCHEDULING else
+           f"tasks hang in {finding.details.get('states')} with no error: replace them")
+    return Action(ActionKind.FORCE_UPDATE, svc.id, svc.name, svc.version, why)

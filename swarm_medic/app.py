@@ -1,0 +1,95 @@
+"""Wiring for `swarm-medic run`: builds every part, starts the threads, stops them on a signal."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+from prometheus_client import CollectorRegistry
+
+from swarm_medic import __version__, registry
+from swarm_medic.daemon import Medic
+from swarm_medic.journal import Journal
+from swarm_medic.metrics import Metrics
+from swarm_medic.model import Event
+from swarm_medic.observe import Schedule
+from swarm_medic.settings import Settings, describe
+from swarm_medic.swarm import Engine
+from swarm_medic.watch import Watcher
+
+
+class App:
+    def __init__(self, settings: Settings, make_engine: Callable[[], Engine],
+                 metrics_registry: CollectorRegistry | None = None) -> None:
+        self.settings = settings
+        self.prom = metrics_registry or CollectorRegistry()
+        self.metrics = Metrics(self.prom)
+        self.journal = Journal(self.metrics, structlog.get_logger("swarm_medic"))
+        self.runbooks = registry.load(registry.default_dirs(settings.runbooks_dir))
+        self.metrics.preinitialise(self.runbooks.runbooks)
+        self.engine = make_engine()
+        self.medic = Medic(self.engine, settings, self.runbooks, self.journal)
+        self.schedule = Schedule(self._scan, settings.scan_interval, settings.scan_jitter)
+        self.medic.wake = self.schedule.wake
+        # The stream gets its own client: it holds a connection open for as long as it lives.
+        self.watcher = Watcher(make_engine(), self.journal, self._on_event)
+        self.stopping = threading.Event()
+        self.http: Any = None
+
+    def _scan(self) -> None:
+        try:
+            self.medic.scan()
+        except Exception:  # noqa: BLE001 - the last line of defence: log it, keep the daemon
+            self.journal.log.exception("scan crashed; the next scan runs as scheduled")
+
+    def _on_event(self, ev: Event) -> None:
+        self.schedule.wake(0.5)
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        st = self.medic.state
+        stale_after = max(3 * self.settings.scan_interval, 60.0)
+        fresh = st.last_ok is not None and time.time() - st.last_ok < stale_after
+        ok = fresh and self.watcher.connected
+        return ok, {"role": st.role, "snapshot_fresh": fresh,
+                    "event_stream_connected": self.watcher.connected,
+                    "last_scan_age_seconds": None if st.last_ok is None
+                    else round(time.time() - st.last_ok, 1),
+                    "last_error": st.last_error, "verifying": len(st.pending),
+                    "circuit_breakers_open": st.circuits_open}
+
+    def banner(self) -> None:
+        s = self.settings
+        self.metrics.info.info({"version": __version__,
+                                "mode": "dry_run" if s.dry_run else "act", "scope": s.scope})
+        self.journal.log.warning(
+            f"swarm-medic {__version__} starting: {describe(s)}",
+            engine=getattr(self.engine, "base_url", "?"),
+            runbooks=sorted(self.runbooks.runbooks), scan_interval=s.scan_interval,
+            cooldown=s.cooldown, budget_per_hour=s.budget_per_hour,
+            http=f"{s.http_addr}:{s.http_port}" if s.http_port else "off",
+        )
+        self.journal.load_errors(self.runbooks.errors)
+
+    def run(self) -> int:
+        self.banner()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: self.stopping.set())
+        if self.settings.http_port:
+            from swarm_medic.http import serve
+
+            self.http = serve(self.settings.http_addr, self.settings.http_port, self.prom,
+                              self.health)
+        self.watcher.start(since_nano=time.time_ns())
+        self.schedule.start()
+        self.stopping.wait()
+        self.journal.log.warning("stopping")
+        self.watcher.stop()
+        self.schedule.stop()
+        if self.http is not None:
+            self.http.shutdown()
+        self.engine.close()
+        return 0

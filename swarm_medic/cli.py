@@ -1,0 +1,96 @@
+"""Command line: `swarm-medic run | check | runbooks`, `--version`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+
+from swarm_medic import __version__, registry
+from swarm_medic.errors import SettingsError, SwarmMedicError
+from swarm_medic.settings import Settings, add_arguments, load
+
+
+def _engine_factory(settings: Settings):  # type: ignore[no-untyped-def]
+    from swarm_medic.swarm.engine import DockerEngine
+
+    return lambda: DockerEngine(settings.docker_host or None, timeout=settings.api_timeout)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="swarm-medic",
+        description="Finds and heals stuck tasks and paused updates on a Docker Swarm.",
+    )
+    p.add_argument("--version", action="version", version=f"swarm-medic {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="the daemon: watch, scan, heal, record")
+    add_arguments(run)
+    check = sub.add_parser("check", help="one-shot diagnosis (exit 0 healthy, 1 findings, "
+                           "2 could not check); changes nothing")
+    check.add_argument("--json", action="store_true", help="machine-readable output")
+    add_arguments(check)
+    rbs = sub.add_parser("runbooks", help="list the runbooks, or explain one")
+    rbs.add_argument("name", nargs="?", help="a runbook to explain")
+    rbs.add_argument("--runbooks-dir", default=None, help="an extra directory of runbooks")
+    return p
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load({k: v for k, v in vars(args).items() if isinstance(v, str)})
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from swarm_medic.app import App
+    from swarm_medic.journal import configure_logging
+
+    settings = _settings(args)
+    configure_logging(settings.log_format, settings.log_level)
+    return App(settings, _engine_factory(settings)).run()
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from swarm_medic.check import diagnose, render_json, render_table
+
+    settings = _settings(args)
+    engine = _engine_factory(settings)()
+    runbooks = registry.load(registry.default_dirs(settings.runbooks_dir))
+    try:
+        report = diagnose(engine, settings, runbooks, time.time())
+    except SwarmMedicError as exc:
+        print(f"swarm-medic check: could not check: {exc}", file=sys.stderr)
+        return 2
+    (render_json if args.json else render_table)(report, sys.stdout)
+    return 1 if report.decisions else 0
+
+
+def cmd_runbooks(args: argparse.Namespace) -> int:
+    runbooks = registry.load(registry.default_dirs(args.runbooks_dir or ""))
+    if args.name:
+        rb = runbooks.runbooks.get(args.name)
+        if rb is None:
+            print(f"no runbook named {args.name!r}; known: {', '.join(sorted(runbooks.runbooks))}",
+                  file=sys.stderr)
+            return 2
+        print(f"{rb.name}  ({rb.source})\n\n{rb.doc.strip()}")
+        return 0
+    width = max((len(n) for n in runbooks.runbooks), default=0)
+    for rb in sorted(runbooks.runbooks.values(), key=lambda r: r.name):
+        print(f"{rb.name.ljust(width)}  {rb.summary}")
+    for e in runbooks.errors:
+        print(f"error: {e.path}: {e.message}", file=sys.stderr)
+    return 1 if runbooks.errors else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return {"run": cmd_run, "check": cmd_check, "runbooks": cmd_runbooks}[args.command](args)
+    except SettingsError as exc:
+        print(f"swarm-medic: wrong setting: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

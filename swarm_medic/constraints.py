@@ -1,0 +1,96 @@
+"""Placement constraints and capacity, evaluated the way swarmkit's scheduler does. Pure.
+
+Used to explain a Pending task in words ("node.labels.zone==eu: no node has label zone") and
+to tell whether a node could take it now (the one case where a nudge helps).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from swarm_medic.model import Node, Service, Snapshot
+
+_EXPR = re.compile(r"^\s*([\w.\-/]+)\s*(==|!=)\s*(.*?)\s*$")
+
+
+@dataclass(frozen=True)
+class Miss:
+    node: Node
+    why: str
+
+
+def _attribute(node: Node, key: str) -> str | None:
+    low = key.lower()
+    simple = {
+        "node.id": node.id, "node.hostname": node.hostname, "node.role": node.role,
+        "node.platform.os": node.platform_os, "node.platform.arch": node.platform_arch,
+    }
+    if low in simple:
+        return simple[low]
+    if key.startswith("node.labels."):
+        return node.labels.get(key[len("node.labels."):])
+    if key.startswith("engine.labels."):
+        return node.engine_labels.get(key[len("engine.labels."):])
+    return None
+
+
+def check(constraint: str, node: Node) -> str | None:
+    """None if `node` satisfies `constraint`, else why not, in words."""
+    m = _EXPR.match(constraint)
+    if not m:
+        return f"cannot read constraint {constraint!r}"
+    key, op, want = m.groups()
+    have = _attribute(node, key)
+    # swarmkit compares case-insensitively, except label values are matched as written.
+    eq = have is not None and (have == want if ".labels." in key else have.lower() == want.lower())
+    if op == "==" and not eq:
+        return f"{key} is {have!r}, needs {want!r}" if have is not None else f"{key} is not set"
+    if op == "!=" and eq:
+        return f"{key} is {have!r}, must not be"
+    return None
+
+
+def free_resources(snapshot: Snapshot, node: Node) -> tuple[int, int]:
+    cpu, mem = node.resources.nano_cpus, node.resources.memory_bytes
+    for t in snapshot.tasks:
+        if t.node_id == node.id and t.desired_state == "running":
+            svc = snapshot.service(t.service_id)
+            if svc is not None:
+                cpu -= svc.reservations.nano_cpus
+                mem -= svc.reservations.memory_bytes
+    return cpu, mem
+
+
+def placement_misses(snapshot: Snapshot, service: Service) -> list[Miss]:
+    """For every node that cannot take one more task of `service`, the first reason why."""
+    misses: list[Miss] = []
+    for node in snapshot.nodes:
+        why = None
+        if node.state != "ready":
+            why = f"node is {node.state}"
+        elif node.availability != "active":
+            why = f"node availability is {node.availability}"
+        if why is None:
+            why = next((w for c in service.constraints if (w := check(c, node))), None)
+        if why is None and (service.reservations.nano_cpus or service.reservations.memory_bytes):
+            cpu, mem = free_resources(snapshot, node)
+            if cpu < service.reservations.nano_cpus:
+                why = f"{cpu / 1e9:.2f} CPUs free, needs {service.reservations.nano_cpus / 1e9:.2f}"
+            elif mem < service.reservations.memory_bytes:
+                why = (f"{mem >> 20} MiB memory free, needs "
+                       f"{service.reservations.memory_bytes >> 20} MiB")
+        if why is None and service.max_replicas_per_node:
+            here = sum(1 for t in snapshot.tasks_of(service.id)
+                       if t.node_id == node.id and t.desired_state == "running"
+                       and t.state == "running")
+            if here >= service.max_replicas_per_node:
+                why = f"already runs {here} (max {service.max_replicas_per_node} per node)"
+        if why is not None:
+            misses.append(Miss(node, why))
+    return misses
+
+
+def fitting_nodes(snapshot: Snapshot, service: Service) -> list[Node]:
+    missed = {m.node.id for m in placement_misses(snapshot, service)}
+    return [n for n in snapshot.nodes if n.id not in missed]

@@ -1,0 +1,157 @@
+"""The loop: observe -> match -> decide -> act -> verify -> record, one scan at a time.
+
+`Medic.scan()` is one pass; it is called by the schedule (observe.Schedule) and made to come
+early by the watcher and while a fix is being verified. A failure anywhere in a scan is
+recorded and the next scan runs as usual: the daemon never dies of a bad answer.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from swarm_medic import match, policy, verify
+from swarm_medic.act import Executor
+from swarm_medic.errors import EngineError, NotAManager
+from swarm_medic.incidents import Incident, Incidents, new_id
+from swarm_medic.journal import Journal
+from swarm_medic.ledger import Ledger
+from swarm_medic.model import Action, Result, Snapshot, Verdict
+from swarm_medic.observe import take_snapshot
+from swarm_medic.registry import Registry
+from swarm_medic.runbook import Context, TaskClock
+from swarm_medic.settings import Settings
+from swarm_medic.swarm import Engine
+
+REMIND_EVERY = 300.0  # an unchanged skip (e.g. circuit open) is logged again this often
+VERIFY_POLL = 2.0
+
+
+@dataclass
+class State:
+    role: str = "starting"  # leader | manager | worker | unreachable
+    last_ok: float | None = None
+    last_error: str = ""
+    snapshot: Snapshot | None = None
+    circuits_open: int = 0
+    pending: dict[str, verify.Pending] = field(default_factory=dict)
+
+
+class Medic:
+    def __init__(self, engine: Engine, settings: Settings, registry: Registry,
+                 journal: Journal, *, clock: Callable[[], float] = time.time,
+                 make_id: Callable[[], str] = new_id) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.registry = registry
+        self.journal = journal
+        self.clock = clock
+        self.executor = Executor(engine, settings)
+        self.incidents = Incidents(make_id)
+        self.task_clock = TaskClock()
+        self.state = State()
+        self.wake: Callable[[float], None] = lambda delay: None
+        self._lock = threading.Lock()
+
+    def scan(self) -> None:
+        with self._lock:
+            self._scan()
+
+    def _scan(self) -> None:
+        now = self.clock()
+        before = self.engine.api_calls
+        try:
+            snap = take_snapshot(self.engine, now)
+        except NotAManager as exc:
+            if self.state.role != "worker":
+                self.journal.log.warning("not a manager: nothing to observe from here",
+                                         error=str(exc))
+            self.state.role, self.state.last_ok = "worker", now
+            return
+        except EngineError as exc:
+            self.state.role, self.state.last_error = "unreachable", str(exc)
+            self.journal.scan_failed(exc, self.engine.api_calls - before)
+            return
+        self.state.role = "leader" if snap.is_leader else "manager"
+        self.state.snapshot = snap
+        self.task_clock.observe(snap.tasks, now)
+        ctx = Context(snap, now, self.settings, self.task_clock)
+
+        matched = match.run(self.registry, ctx)
+        planned, plan_failures = match.plan_all(self.registry.runbooks, matched.findings, ctx)
+        for failure in (*matched.failures, *plan_failures):
+            self.journal.runbook_failed(failure)
+
+        changes = self.incidents.update(matched.findings, now)
+        for inc in changes.opened:
+            self.journal.opened(inc)
+        for inc in changes.closed:
+            self.journal.closed(inc, now)
+        self.journal.open_incidents(self.incidents.open_count(), list(self.registry.runbooks))
+
+        self._verify(snap, now)
+
+        ledger = self._read_ledger(planned, snap)
+        decisions = policy.decide(
+            planned, services={s.id: s for s in snap.services}, ledger=ledger,
+            settings=self.settings, now=now, leader=snap.is_leader,
+            verifying=frozenset(self.state.pending),
+        )
+        for d in decisions:
+            inc = self.incidents.get(d.finding.key)
+            if inc is None:
+                continue
+            self.journal.decision(inc, d, now, REMIND_EVERY)
+            if d.verdict is Verdict.ACT and d.action is not None:
+                self._act(inc, d.action, now)
+
+        self.state.last_ok, self.state.last_error = now, ""
+        self.journal.scan_ok(snap, self.clock() - now, self.engine.api_calls - before,
+                             len(matched.findings))
+        if self.state.pending:
+            self.wake(VERIFY_POLL)
+
+    def _read_ledger(self, planned: list[tuple[object, Action | None]], snap: Snapshot) -> Ledger:
+        # Only an actionable finding on the leader needs the history: no extra call otherwise.
+        if not snap.is_leader or all(a is None for _, a in planned):
+            return Ledger()
+        try:
+            ledger = Ledger.from_doc(self.engine.read_ledger(self.settings.ledger_name))
+        except EngineError as exc:
+            self.journal.log.error("cannot read the ledger; not acting this scan", error=str(exc))
+            ids = frozenset(a.service_id for _, a in planned if a is not None)
+            return Ledger(unreadable=ids)
+        self.state.circuits_open = sum(1 for h in ledger.services.values()
+                                       if h.circuit_open(self.clock()))
+        self.journal.circuits_open(self.state.circuits_open)
+        return ledger
+
+    def _act(self, inc: Incident, action: Action, now: float) -> None:
+        done = self.executor.execute(action, inc.finding.runbook, now)
+        self.journal.action(inc, action, done.result, done.error)
+        if done.circuit_opened:
+            self.journal.circuit_opened(inc.finding.runbook, action.service_name,
+                                        action.service_id, done.circuit_opened)
+        if done.result is Result.DONE:
+            self.state.pending[action.service_id] = verify.Pending(
+                inc.id, inc.finding.runbook, action, now, now + self.settings.verify_timeout)
+
+    def _verify(self, snap: Snapshot, now: float) -> None:
+        for sid, p in list(self.state.pending.items()):
+            checked = verify.check(p, snap, now, self.settings.verify_hold)
+            if isinstance(checked, verify.Pending):
+                self.state.pending[sid] = checked
+                continue
+            del self.state.pending[sid]
+            self.journal.outcome(p.incident_id, p.runbook, p.action, checked.result,
+                                 checked.elapsed, checked.detail)
+            try:
+                why = self.executor.record_outcome(sid, checked.result is Result.HEALED, now)
+            except EngineError as exc:
+                self.journal.log.error("could not record the outcome in the ledger",
+                                       incident=p.incident_id, error=str(exc))
+                continue
+            if why:
+                self.journal.circuit_opened(p.runbook, p.action.service_name, sid, why)

@@ -1,0 +1,182 @@
+"""record: the one place that writes the remediation log and increments metrics.
+
+One structured line per finding, decision, action and outcome, bound with runbook, service
+(name and id), tasks, nodes and the incident id that ties them together. JSON lines when
+stderr is not a terminal, a readable console otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any, TextIO
+
+import structlog
+
+from swarm_medic.incidents import Incident
+from swarm_medic.match import RunbookFailure
+from swarm_medic.metrics import Metrics
+from swarm_medic.model import Action, Decision, Result, Snapshot, Verdict
+from swarm_medic.registry import LoadError
+
+
+def configure_logging(fmt: str = "auto", level: str = "info",
+                      stream: TextIO | None = None) -> None:
+    stream = stream or sys.stderr
+    console = fmt == "console" or (fmt == "auto" and stream.isatty())
+    renderer: Any = (structlog.dev.ConsoleRenderer(sort_keys=False) if console
+                     else structlog.processors.JSONRenderer(sort_keys=False))
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping()[level.upper()]),
+        logger_factory=structlog.PrintLoggerFactory(stream),
+        cache_logger_on_first_use=False,
+    )
+
+
+def _incident_fields(inc: Incident) -> dict[str, Any]:
+    f = inc.finding
+    out: dict[str, Any] = {"incident": inc.id, "runbook": f.runbook}
+    if f.service_id:
+        out["service"] = f.service_name
+        out["service_id"] = f.service_id
+    if f.task_ids:
+        out["tasks"] = list(f.task_ids[:10])
+    if f.node_ids:
+        out["nodes"] = list(f.node_ids)
+    return out
+
+
+class Journal:
+    def __init__(self, metrics: Metrics, logger: Any = None) -> None:
+        self.metrics = metrics
+        self.log = logger if logger is not None else structlog.get_logger("swarm_medic")
+
+    # --- scans ------------------------------------------------------------------------------
+
+    def scan_ok(self, snap: Snapshot, seconds: float, api_calls: int, findings: int) -> None:
+        m = self.metrics
+        m.scans.labels("ok").inc()
+        m.scan_seconds.observe(seconds)
+        m.api_calls.inc(api_calls)
+        m.last_scan.set(snap.taken_at)
+        m.leader.set(1 if snap.is_leader else 0)
+        for kind, n in (("node", len(snap.nodes)), ("service", len(snap.services)),
+                        ("task", len(snap.tasks))):
+            m.snapshot_objects.labels(kind).set(n)
+        self.log.debug("scan", seconds=round(seconds, 4), api_calls=api_calls,
+                       services=len(snap.services), tasks=len(snap.tasks), findings=findings)
+
+    def scan_failed(self, error: Exception, api_calls: int) -> None:
+        self.metrics.scans.labels("error").inc()
+        self.metrics.api_calls.inc(api_calls)
+        self.log.error("scan failed", error=str(error), error_type=type(error).__name__)
+
+    def runbook_failed(self, failure: RunbookFailure) -> None:
+        self.metrics.runbook_errors.labels(failure.runbook).inc()
+        self.log.error("runbook raised; the other runbooks still ran", runbook=failure.runbook,
+                       error=failure.error)
+
+    def load_errors(self, errors: list[LoadError]) -> None:
+        self.metrics.runbook_load_errors.set(len(errors))
+        for e in errors:
+            self.log.error("runbook file not loaded; the other runbooks still run",
+                           path=e.path, error=e.message)
+
+    # --- incidents ----------------------------------------------------------------------------
+
+    def opened(self, inc: Incident) -> None:
+        f = inc.finding
+        self.metrics.incidents_opened.labels(f.runbook).inc()
+        self.log.warning("finding", **_incident_fields(inc), summary=f.summary, cause=f.cause,
+                         severity=f.severity.value, diagnosis=f.advice)
+
+    def closed(self, inc: Incident, now: float) -> None:
+        self.log.info("resolved", **_incident_fields(inc), summary=inc.finding.summary,
+                      lasted_seconds=round(now - inc.opened_at, 1))
+
+    def open_incidents(self, counts: dict[str, int], runbooks: list[str]) -> None:
+        for rb in runbooks:
+            self.metrics.incidents_open.labels(rb).set(counts.get(rb, 0))
+
+    def decision(self, inc: Incident, d: Decision, now: float, remind_every: float) -> None:
+        """Counted every scan; logged when it changes (and as a reminder while it holds)."""
+        self.metrics.decisions.labels(d.finding.runbook, d.verdict.value, d.reason).inc()
+        key = (d.verdict.value, d.reason)
+        if inc.last_decision == key and now - inc.last_logged_at < remind_every:
+            return
+        inc.last_decision, inc.last_logged_at = key, now
+        fields = _incident_fields(inc)
+        what = d.action.kind.value if d.action else None
+        if d.verdict is Verdict.ACT:
+            self.log.warning("decision: act", **fields, action=what, why=d.action.reason
+                             if d.action else "")
+        elif d.verdict is Verdict.WOULD_ACT:
+            self.log.warning(f"decision: would {what} (dry-run: nothing changed)", **fields,
+                             action=what)
+        elif d.reason == "circuit_open":
+            self.log.error("decision: circuit breaker OPEN, not acting", **fields,
+                           would=what, explanation=d.explanation)
+        elif d.reason == "no_action":
+            self.log.info("decision: report only", **fields, advice=d.finding.advice)
+        else:
+            self.log.info(f"decision: skip ({d.reason})", **fields, would=what,
+                          explanation=d.explanation)
+
+    # --- actions and outcomes -----------------------------------------------------------------
+
+    def action(self, inc: Incident, action: Action, result: Result, error: str) -> None:
+        self.metrics.actions.labels(inc.finding.runbook, action.kind.value, result.value).inc()
+        fields = _incident_fields(inc) | {"action": action.kind.value,
+                                          "service_version": action.service_version}
+        if result is Result.DONE:
+            self.log.warning(f"action: {action.kind.value} done", **fields, why=action.reason)
+        else:
+            self.log.error(f"action: {action.kind.value} {result.value}", **fields, error=error)
+
+    def outcome(self, inc_id: str, runbook: str, action: Action, result: Result,
+                elapsed: float, detail: str) -> None:
+        self.metrics.remediations.labels(runbook, result.value).inc()
+        fields = {"incident": inc_id, "runbook": runbook, "service": action.service_name,
+                  "service_id": action.service_id, "action": action.kind.value,
+                  "elapsed_seconds": round(elapsed, 1), "detail": detail}
+        if result is Result.HEALED:
+            self.metrics.time_to_heal.labels(runbook).observe(elapsed)
+            self.log.warning("verified: healed", **fields)
+        else:
+            self.log.error("verified: NOT healed", **fields)
+
+    def circuit_opened(self, runbook: str, service: str, service_id: str, why: str) -> None:
+        self.metrics.circuits_opened.labels(runbook).inc()
+        self.log.error("circuit breaker OPENED: no more actions on this service until it resets",
+                       runbook=runbook, service=service, service_id=service_id, why=why)
+
+    def circuits_open(self, n: int) -> None:
+        self.metrics.circuits_open.set(n)
+
+    # --- event stream -------------------------------------------------------------------------
+
+    def stream_connected(self, since_nano: int | None, reconnect: bool) -> None:
+        self.metrics.stream_connected.set(1)
+        if reconnect:
+            self.metrics.stream_reconnects.inc()
+        self.log.info("event stream connected", resumed_from=since_nano, reconnect=reconnect)
+
+    def stream_lost(self, error: str, retry_in: float) -> None:
+        self.metrics.stream_connected.set(0)
+        self.log.warning("event stream lost; reconnecting", error=error,
+                         retry_in_seconds=round(retry_in, 2))
+
+    def event(self, etype: str) -> None:
+        self.metrics.events.labels(etype).inc()
+
+    def event_malformed(self, error: str, raw: object) -> None:
+        self.metrics.events_malformed.inc()
+        self.log.error("malformed event skipped", error=error, raw=repr(raw)[:300])

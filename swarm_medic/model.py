@@ -1,0 +1,244 @@
+"""The nouns of swarm-medic: frozen values that flow watch -> observe -> match -> decide -> act.
+
+Nothing here does I/O. The swarm boundary (`swarm_medic.swarm`) is the only code that turns
+Engine API dictionaries into these; everything downstream reads only these.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from types import MappingProxyType
+
+EMPTY: Mapping[str, str] = MappingProxyType({})
+
+
+def _empty() -> Mapping[str, str]:
+    return EMPTY
+
+# Task states in swarmkit's order of progress; a task in one of these has not reached running.
+PRE_RUNNING_STATES = (
+    "new",
+    "allocated",
+    "pending",
+    "assigned",
+    "accepted",
+    "preparing",
+    "ready",
+    "starting",
+)
+TERMINAL_STATES = frozenset(
+    {"complete", "shutdown", "failed", "rejected", "remove", "orphaned"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Resources:
+    nano_cpus: int = 0
+    memory_bytes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    id: str
+    hostname: str
+    role: str  # "manager" | "worker"
+    availability: str  # "active" | "pause" | "drain"
+    state: str  # "ready" | "down" | "unknown" | "disconnected"
+    message: str = ""
+    addr: str = ""
+    labels: Mapping[str, str] = field(default_factory=_empty)  # spec labels (what placement constraints read)
+    engine_labels: Mapping[str, str] = field(default_factory=_empty)
+    platform_os: str = ""
+    platform_arch: str = ""
+    resources: Resources = Resources()
+    leader: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateStatus:
+    state: str  # updating | paused | completed | rollback_started | rollback_paused | ...
+    message: str = ""
+    started_at: float | None = None
+    completed_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    id: str
+    name: str
+    version: int  # Version.Index: every update we send carries it (compare-and-swap)
+    labels: Mapping[str, str] = field(default_factory=_empty)
+    mode: str = "replicated"  # replicated | global | replicated-job | global-job
+    replicas: int | None = None
+    image: str = ""
+    constraints: tuple[str, ...] = ()
+    max_replicas_per_node: int = 0
+    reservations: Resources = Resources()
+    update_status: UpdateStatus | None = None
+    has_previous_spec: bool = False
+    force_update: int = 0
+    updated_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    id: str
+    service_id: str
+    slot: int | None
+    node_id: str  # "" until the scheduler assigns one
+    state: str
+    desired_state: str
+    message: str = ""
+    err: str = ""
+    timestamp: float = 0.0  # when the task entered `state` (Status.Timestamp)
+    created_at: float = 0.0
+    container_id: str = ""
+    exit_code: int | None = None
+    service_version: int | None = None  # the spec version this task was made from
+
+
+@dataclass(frozen=True, slots=True)
+class SwarmInfo:
+    """What the engine we talk to says about itself."""
+
+    node_id: str
+    node_addr: str
+    local_state: str  # inactive | pending | active | error | locked
+    control_available: bool  # true on managers
+    engine_version: str = ""
+    api_version: str = ""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything one scan saw, taken with a constant number of API calls."""
+
+    taken_at: float
+    info: SwarmInfo
+    nodes: tuple[Node, ...]
+    services: tuple[Service, ...]
+    tasks: tuple[Task, ...]
+    api_calls: int = 0
+
+    def service(self, service_id: str) -> Service | None:
+        return self._services_by_id.get(service_id)
+
+    def node(self, node_id: str) -> Node | None:
+        return self._nodes_by_id.get(node_id)
+
+    def tasks_of(self, service_id: str) -> tuple[Task, ...]:
+        return self._tasks_by_service.get(service_id, ())
+
+    @property
+    def is_leader(self) -> bool:
+        me = self.node(self.info.node_id)
+        return me is not None and me.leader
+
+    # Built once per snapshot (frozen dataclass without slots keeps a __dict__ for these),
+    # so runbooks never scan all tasks once per service.
+    @cached_property
+    def _services_by_id(self) -> dict[str, Service]:
+        return {s.id: s for s in self.services}
+
+    @cached_property
+    def _nodes_by_id(self) -> dict[str, Node]:
+        return {n.id: n for n in self.nodes}
+
+    @cached_property
+    def _tasks_by_service(self) -> dict[str, tuple[Task, ...]]:
+        grouped: dict[str, list[Task]] = {}
+        for t in self.tasks:
+            grouped.setdefault(t.service_id, []).append(t)
+        return {k: tuple(v) for k, v in grouped.items()}
+
+
+class Severity(enum.StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+class ActionKind(enum.StrEnum):
+    FORCE_UPDATE = "force_update"
+    ROLLBACK = "rollback"
+    RETRY_UPDATE = "retry_update"
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """What to do, as data. Only `act.Executor` carries it out."""
+
+    kind: ActionKind
+    service_id: str
+    service_name: str
+    service_version: int  # compare-and-swap: the action fails if the service moved on
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One fault a runbook saw. `key` identifies the incident across scans."""
+
+    runbook: str
+    key: str
+    summary: str
+    cause: str
+    severity: Severity = Severity.WARNING
+    service_id: str = ""
+    service_name: str = ""
+    task_ids: tuple[str, ...] = ()
+    node_ids: tuple[str, ...] = ()
+    advice: str = ""
+    actionable: bool = False  # the runbook believes an action can help
+    details: Mapping[str, str] = field(default_factory=dict)
+
+
+class Verdict(enum.StrEnum):
+    ACT = "act"
+    WOULD_ACT = "would_act"  # dry-run
+    SKIP = "skip"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    finding: Finding
+    verdict: Verdict
+    reason: str  # low-cardinality: a metric label
+    action: Action | None = None
+    explanation: str = ""
+
+
+class Result(enum.StrEnum):
+    DONE = "done"  # carried out; the verifier will say healed or not
+    HEALED = "healed"
+    NOT_HEALED = "not_healed"
+    FAILED = "failed"  # the action itself could not be carried out
+    CONFLICT = "conflict"  # the service moved on under us (Version.Index mismatch)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One Engine event, reduced to what the watcher needs."""
+
+    type: str  # service | node | container | ...
+    action: str
+    actor_id: str
+    time_nano: int
+    attributes: Mapping[str, str] = field(default_factory=_empty)
+
+    @property
+    def identity(self) -> tuple[int, str, str, str]:
+        # Resuming with `since` replays events of the same second; this tells them apart.
+        return (self.time_nano, self.type, self.action, self.actor_id)
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerDoc:
+    """The durable history document as stored in the swarm (a config object's labels)."""
+
+    id: str
+    version: int
+    labels: Mapping[str, str] = field(default_factory=_empty)

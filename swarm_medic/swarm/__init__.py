@@ -1,0 +1,52 @@
+"""The swarm boundary: the only package that talks to the Docker Engine.
+
+`Engine` is the interface the rest of swarm-medic uses. `swarm.engine.DockerEngine` implements
+it over the Docker SDK (and is the only module that imports `docker`); `swarm.fake.FakeEngine`
+implements it in memory for unit tests and benchmarks. `tests/contract/` runs the same tests
+over both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any, Protocol
+
+from swarm_medic.model import LedgerDoc, Node, Service, SwarmInfo, Task
+
+
+class EventStream(Protocol):
+    def __iter__(self) -> Iterator[Any]: ...
+
+    def close(self) -> None: ...
+
+
+class Engine(Protocol):
+    api_calls: int  # every Engine API request made, for "constant calls per scan"
+
+    def info(self) -> SwarmInfo: ...
+
+    def nodes(self) -> tuple[Node, ...]: ...
+
+    def services(self) -> tuple[Service, ...]: ...
+
+    def tasks(self) -> tuple[Task, ...]: ...
+
+    def events(self, since_nano: int | None) -> EventStream:
+        """Service, node and container events from `since_nano` on (None: from now)."""
+        ...
+
+    def force_update(self, service_id: str, version: int) -> None:
+        """Bump TaskTemplate.ForceUpdate. Raises Conflict if the service is not at `version`."""
+        ...
+
+    def rollback(self, service_id: str, version: int) -> None:
+        """Roll back to PreviousSpec (`rollback=previous`), compare-and-swap on `version`."""
+        ...
+
+    def read_ledger(self, name: str) -> LedgerDoc | None: ...
+
+    def write_ledger(self, name: str, doc: LedgerDoc | None, labels: Mapping[str, str]) -> None:
+        """Create (doc None) or replace the labels of the ledger; Conflict if it moved on."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,202 @@
+"""The real Engine: Docker SDK calls, mapped to the model, errors made readable.
+
+The only module in swarm-medic that imports `docker`. Transient failures (connection refused,
+timeouts, 5xx) are retried with tenacity; 4xx never are, nor a lost compare-and-swap.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, TypeVar
+
+import docker
+import docker.errors
+import requests.exceptions
+import tenacity
+from docker.utils import kwargs_from_env
+
+from swarm_medic.errors import Conflict, EngineError, EngineUnavailable, NotAManager, NotFound
+from swarm_medic.model import LedgerDoc, Node, Service, SwarmInfo, Task
+from swarm_medic.swarm import mapping
+
+T = TypeVar("T")
+
+# The oldest Engine API we support (Debian 12's docker.io 20.10). Pinning it avoids a version
+# probe at construction, so the daemon can start while dockerd is still coming up.
+API_VERSION = "1.41"
+LEDGER_DATA = b"swarm-medic durable history: the state lives in this config's labels.\n"
+
+
+def _is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, EngineUnavailable) or (
+        isinstance(exc, EngineError)
+        and not isinstance(exc, (Conflict, NotAManager, NotFound))
+        and (exc.status or 0) >= 500
+    )
+
+
+def translate(exc: Exception, what: str) -> EngineError:
+    """Docker SDK / requests exceptions -> our errors, with a message a person understands."""
+    if isinstance(exc, docker.errors.APIError):
+        status = exc.status_code
+        text = str(exc.explanation or exc)
+        if "out of sequence" in text:
+            return Conflict(f"{what}: the object changed since it was read ({text})", status=status)
+        if status == 404:
+            return NotFound(f"{what}: not found ({text})", status=status)
+        if status == 503 and ("not a swarm manager" in text or "not part of a swarm" in text):
+            return NotAManager(
+                f"{what}: this engine is not a swarm manager; run swarm-medic against a "
+                f"manager's socket to observe services ({text})",
+                status=status,
+            )
+        return EngineError(f"{what}: engine answered {status}: {text}", status=status)
+    if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout)):
+        return EngineUnavailable(
+            f"{what}: cannot reach the Docker Engine ({type(exc).__name__}); is dockerd running "
+            f"and is DOCKER_HOST right?"
+        )
+    if isinstance(exc, docker.errors.DockerException):
+        return EngineUnavailable(f"{what}: {exc}")
+    raise exc
+
+
+class DockerEngine:
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        timeout: float = 10.0,
+        attempts: int = 4,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        kwargs: dict[str, Any] = kwargs_from_env()
+        if base_url:
+            kwargs["base_url"] = base_url
+        self._api = docker.APIClient(version=API_VERSION, timeout=int(timeout), **kwargs)
+        self.base_url: str = self._api.base_url
+        self.api_calls = 0
+        self._retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(max(1, attempts)),
+            wait=tenacity.wait_exponential(multiplier=0.2, max=5.0) + tenacity.wait_random(0, 0.2),
+            retry=tenacity.retry_if_exception(_is_transient),
+            sleep=sleep,
+            reraise=True,
+        )
+
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        def once() -> T:
+            self.api_calls += 1
+            try:
+                return fn()
+            except Exception as exc:  # noqa: BLE001 - translate() re-raises what it does not know
+                raise translate(exc, what) from exc
+
+        return self._retrying(once)
+
+    # --- reads: one request each, whatever the size of the swarm ---------------------------
+
+    def info(self) -> SwarmInfo:
+        return mapping.info_from_api(self._call("docker info", self._api.info))
+
+    def nodes(self) -> tuple[Node, ...]:
+        return tuple(mapping.node_from_api(n) for n in self._call("list nodes", self._api.nodes))
+
+    def services(self) -> tuple[Service, ...]:
+        raw = self._call("list services", self._api.services)
+        return tuple(mapping.service_from_api(s) for s in raw)
+
+    def tasks(self) -> tuple[Task, ...]:
+        return tuple(mapping.task_from_api(t) for t in self._call("list tasks", self._api.tasks))
+
+    def events(self, since_nano: int | None) -> Iterator[Any]:
+        since = None
+        if since_nano is not None:
+            since = f"{since_nano // 1_000_000_000}.{since_nano % 1_000_000_000:09d}"
+        filters = {"type": ["service", "node", "container"]}
+        stream: Any = self._call(
+            "open event stream",
+            lambda: self._api.events(since=since, filters=filters, decode=True),
+        )
+        return stream  # type: ignore[no-any-return]
+
+    # --- writes: compare-and-swap on Version.Index, never retried blindly -----------------
+
+    def _update_service(self, service_id: str, version: int, *, rollback: bool) -> None:
+        what = f"{'roll back' if rollback else 'force update'} service {service_id}"
+        current = self._call(f"inspect service {service_id}", lambda: self._api.inspect_service(
+            service_id
+        ))
+        seen = int((current.get("Version") or {}).get("Index") or 0)
+        if seen != version:
+            raise Conflict(
+                f"{what}: the service is at version {seen}, the decision was made at {version}"
+            )
+        spec = copy.deepcopy(current["Spec"])
+        params: dict[str, Any] = {"version": version}
+        if rollback:
+            params["rollback"] = "previous"
+        else:
+            template = spec.setdefault("TaskTemplate", {})
+            template["ForceUpdate"] = int(template.get("ForceUpdate") or 0) + 1
+
+        def post() -> None:
+            url = self._api._url("/services/{0}/update", service_id)
+            self._api._result(self._api._post_json(url, data=spec, params=params), json=True)
+
+        # A write is attempted once: a timeout may hide a success, and the version check
+        # above turns any replay into a clean Conflict instead of a second update.
+        self.api_calls += 1
+        try:
+            post()
+        except Exception as exc:  # noqa: BLE001
+            raise translate(exc, what) from exc
+
+    def force_update(self, service_id: str, version: int) -> None:
+        self._update_service(service_id, version, rollback=False)
+
+    def rollback(self, service_id: str, version: int) -> None:
+        self._update_service(service_id, version, rollback=True)
+
+    def read_ledger(self, name: str) -> LedgerDoc | None:
+        found = self._call(
+            "list configs", lambda: self._api.configs(filters={"name": name})
+        )
+        for cfg in found:
+            spec = cfg.get("Spec") or {}
+            if spec.get("Name") == name:  # the name filter matches prefixes
+                return LedgerDoc(
+                    id=str(cfg["ID"]),
+                    version=int((cfg.get("Version") or {}).get("Index") or 0),
+                    labels=mapping._labels(spec.get("Labels")),
+                )
+        return None
+
+    def write_ledger(self, name: str, doc: LedgerDoc | None, labels: Mapping[str, str]) -> None:
+        self.api_calls += 1
+        try:
+            if doc is None:
+                self._api.create_config(name, LEDGER_DATA, labels=dict(labels))
+                return
+            current = self._api.inspect_config(doc.id)
+            if int(current["Version"]["Index"]) != doc.version:
+                raise Conflict(f"write ledger {name}: changed since it was read")
+            spec = dict(current["Spec"])
+            spec["Labels"] = dict(labels)
+            url = self._api._url("/configs/{0}/update", doc.id)
+            self._api._raise_for_status(
+                self._api._post_json(url, data=spec, params={"version": doc.version})
+            )
+        except Conflict:
+            raise
+        except docker.errors.APIError as exc:
+            if exc.status_code == 409:  # created concurrently by another instance
+                raise Conflict(f"write ledger {name}: created concurrently") from exc
+            raise translate(exc, f"write ledger {name}") from exc
+        except Exception as exc:  # noqa: BLE001
+            raise translate(exc, f"write ledger {name}") from exc
+
+    def close(self) -> None:
+        self._api.close()

@@ -1,0 +1,293 @@
+"""An in-memory Engine for unit tests and benchmarks.
+
+It stores Engine-API-shaped dictionaries and maps them with the same `mapping` module as the
+real engine, so the contract tests in tests/contract/ hold for both. It models what the
+pipeline relies on: Version.Index compare-and-swap on services and the ledger, rollback to
+PreviousSpec, the `since` replay of events, and injected engine failures. It does not model
+scheduling: tests move tasks between states themselves (`set_task_state`).
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import queue
+import threading
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from swarm_medic.errors import Conflict, EngineError, EngineUnavailable, NotFound
+from swarm_medic.model import LedgerDoc, Node, Service, SwarmInfo, Task
+from swarm_medic.swarm import mapping
+
+Json = dict[str, Any]
+_STOP = object()
+
+
+def _ts(epoch: float) -> str:
+    whole = int(epoch)
+    nanos = round((epoch - whole) * 1e9)
+    from datetime import UTC, datetime
+
+    base = datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{base}.{nanos:09d}Z"
+
+
+class _Stream:
+    def __init__(self, backlog: list[Json], live: queue.Queue[object]) -> None:
+        self._backlog = backlog
+        self._live = live
+
+    def __iter__(self) -> Iterator[Any]:
+        yield from self._backlog
+        while True:
+            item = self._live.get()
+            if item is _STOP:
+                return
+            yield item
+
+    def close(self) -> None:
+        self._live.put(_STOP)
+
+
+class FakeEngine:
+    def __init__(self, *, node_id: str = "node-1", now: float = 1_700_000_000.0) -> None:
+        self.api_calls = 0
+        self.now = now
+        self.node_id = node_id
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self._nodes: dict[str, Json] = {}
+        self._services: dict[str, Json] = {}
+        self._tasks: dict[str, Json] = {}
+        self._configs: dict[str, Json] = {}
+        self._events: list[Json] = []
+        self._streams: list[queue.Queue[object]] = []
+        self.failures: list[Exception] = []  # raised, one per call, before anything else
+        self.manager = True
+        self.writes: list[tuple[str, str, int]] = []  # (verb, service id, version)
+
+    # --- building a world ------------------------------------------------------------------
+
+    def _next_id(self, prefix: str) -> str:
+        return f"{prefix}{next(self._ids):06d}"
+
+    def add_node(
+        self,
+        hostname: str,
+        *,
+        node_id: str | None = None,
+        role: str = "manager",
+        state: str = "ready",
+        availability: str = "active",
+        labels: Mapping[str, str] | None = None,
+        leader: bool = False,
+        nano_cpus: int = 2_000_000_000,
+        memory_bytes: int = 8 << 30,
+    ) -> str:
+        nid = node_id or self._next_id("node")
+        obj: Json = {
+            "ID": nid,
+            "Version": {"Index": 1},
+            "Spec": {"Role": role, "Availability": availability, "Labels": dict(labels or {})},
+            "Description": {
+                "Hostname": hostname,
+                "Platform": {"OS": "linux", "Architecture": "x86_64"},
+                "Resources": {"NanoCPUs": nano_cpus, "MemoryBytes": memory_bytes},
+                "Engine": {"Labels": {}},
+            },
+            "Status": {"State": state, "Addr": "127.0.0.1"},
+        }
+        if role == "manager":
+            obj["ManagerStatus"] = {"Leader": leader, "Reachability": "reachable"}
+        self._nodes[nid] = obj
+        return nid
+
+    def add_service(
+        self,
+        name: str,
+        *,
+        replicas: int | None = 1,
+        labels: Mapping[str, str] | None = None,
+        constraints: tuple[str, ...] = (),
+        image: str = "medic/busybox:test",
+        update_status: Mapping[str, str] | None = None,
+        previous_spec: bool = False,
+    ) -> str:
+        sid = self._next_id("svc")
+        spec: Json = {
+            "Name": name,
+            "Labels": dict(labels or {}),
+            "TaskTemplate": {
+                "ContainerSpec": {"Image": image},
+                "Placement": {"Constraints": list(constraints)},
+                "ForceUpdate": 0,
+            },
+            "Mode": {"Replicated": {"Replicas": replicas}} if replicas is not None
+            else {"Global": {}},
+        }
+        obj: Json = {"ID": sid, "Version": {"Index": 10}, "Spec": spec,
+                     "UpdatedAt": _ts(self.now)}
+        if previous_spec:
+            obj["PreviousSpec"] = copy.deepcopy(spec)
+        if update_status:
+            obj["UpdateStatus"] = dict(update_status)
+        self._services[sid] = obj
+        return sid
+
+    def add_task(
+        self,
+        service_id: str,
+        *,
+        state: str = "running",
+        desired: str = "running",
+        node_id: str = "",
+        since: float | None = None,
+        message: str = "",
+        err: str = "",
+        slot: int | None = 1,
+    ) -> str:
+        tid = self._next_id("task")
+        when = _ts(self.now if since is None else since)
+        self._tasks[tid] = {
+            "ID": tid,
+            "ServiceID": service_id,
+            "Slot": slot,
+            "NodeID": node_id,
+            "CreatedAt": when,
+            "DesiredState": desired,
+            "Status": {"State": state, "Timestamp": when, "Message": message, "Err": err,
+                       "ContainerStatus": {"ContainerID": f"ctr-{tid}"}},
+        }
+        return tid
+
+    def set_task_state(self, task_id: str, state: str, *, desired: str | None = None) -> None:
+        task = self._tasks[task_id]
+        task["Status"]["State"] = state
+        task["Status"]["Timestamp"] = _ts(self.now)
+        if desired is not None:
+            task["DesiredState"] = desired
+
+    def set_update_status(self, service_id: str, state: str, message: str = "") -> None:
+        self._services[service_id]["UpdateStatus"] = {"State": state, "Message": message}
+
+    def emit(self, event: Json) -> None:
+        """Publish a raw event (malformed ones too) to the backlog and every open stream."""
+        self._events.append(event)
+        for q in self._streams:
+            q.put(event)
+
+    def drop_streams(self) -> None:
+        """Simulate the engine going away: every open event stream ends."""
+        for q in self._streams:
+            q.put(_STOP)
+        self._streams.clear()
+
+    def raw_service(self, service_id: str) -> Json:
+        return copy.deepcopy(self._services[service_id])
+
+    # --- the Engine interface ---------------------------------------------------------------
+
+    def _enter(self, manager_only: bool = True) -> None:
+        self.api_calls += 1
+        if self.failures:
+            raise self.failures.pop(0)
+        if manager_only and not self.manager:
+            from swarm_medic.errors import NotAManager
+
+            raise NotAManager("this engine is not a swarm manager", status=503)
+
+    def info(self) -> SwarmInfo:
+        self._enter(manager_only=False)
+        return mapping.info_from_api({
+            "ServerVersion": "fake",
+            "Swarm": {"NodeID": self.node_id, "NodeAddr": "127.0.0.1",
+                      "LocalNodeState": "active", "ControlAvailable": self.manager},
+        })
+
+    def nodes(self) -> tuple[Node, ...]:
+        self._enter()
+        return tuple(mapping.node_from_api(n) for n in self._nodes.values())
+
+    def services(self) -> tuple[Service, ...]:
+        self._enter()
+        return tuple(mapping.service_from_api(s) for s in self._services.values())
+
+    def tasks(self) -> tuple[Task, ...]:
+        self._enter()
+        return tuple(mapping.task_from_api(t) for t in self._tasks.values())
+
+    def events(self, since_nano: int | None) -> _Stream:
+        self._enter(manager_only=False)
+        backlog = [] if since_nano is None else [
+            e for e in self._events
+            if isinstance(e, dict) and isinstance(e.get("timeNano"), int)
+            and e["timeNano"] >= since_nano
+        ]
+        q: queue.Queue[object] = queue.Queue()
+        self._streams.append(q)
+        return _Stream(backlog, q)
+
+    def _service_for_write(self, service_id: str, version: int, verb: str) -> Json:
+        self._enter()
+        svc = self._services.get(service_id)
+        if svc is None:
+            raise NotFound(f"{verb} service {service_id}: not found", status=404)
+        if svc["Version"]["Index"] != version:
+            raise Conflict(
+                f"{verb} service {service_id}: update out of sequence "
+                f"(at {svc['Version']['Index']}, asked {version})"
+            )
+        self.writes.append((verb, service_id, version))
+        return svc
+
+    def force_update(self, service_id: str, version: int) -> None:
+        with self._lock:
+            svc = self._service_for_write(service_id, version, "force_update")
+            svc["PreviousSpec"] = copy.deepcopy(svc["Spec"])
+            svc["Spec"]["TaskTemplate"]["ForceUpdate"] += 1
+            svc["Version"]["Index"] += 1
+            svc["UpdateStatus"] = {"State": "updating", "Message": "update in progress"}
+
+    def rollback(self, service_id: str, version: int) -> None:
+        with self._lock:
+            svc = self._service_for_write(service_id, version, "rollback")
+            if "PreviousSpec" not in svc:
+                raise EngineError(
+                    f"rollback service {service_id}: service does not have a previous spec",
+                    status=400,
+                )
+            svc["Spec"], svc["PreviousSpec"] = svc["PreviousSpec"], svc["Spec"]
+            svc["Version"]["Index"] += 1
+            svc["UpdateStatus"] = {"State": "rollback_started",
+                                   "Message": "manually requested rollback"}
+
+    def read_ledger(self, name: str) -> LedgerDoc | None:
+        self._enter()
+        cfg = self._configs.get(name)
+        if cfg is None:
+            return None
+        return LedgerDoc(id=cfg["ID"], version=cfg["Version"]["Index"],
+                         labels=dict(cfg["Spec"]["Labels"]))
+
+    def write_ledger(self, name: str, doc: LedgerDoc | None, labels: Mapping[str, str]) -> None:
+        with self._lock:
+            self._enter()
+            cfg = self._configs.get(name)
+            if doc is None:
+                if cfg is not None:
+                    raise Conflict(f"write ledger {name}: created concurrently", status=409)
+                self._configs[name] = {"ID": self._next_id("cfg"), "Version": {"Index": 1},
+                                       "Spec": {"Name": name, "Labels": dict(labels)}}
+                return
+            if cfg is None or cfg["Version"]["Index"] != doc.version:
+                raise Conflict(f"write ledger {name}: changed since it was read")
+            cfg["Spec"]["Labels"] = dict(labels)
+            cfg["Version"]["Index"] += 1
+
+    def close(self) -> None:
+        self.drop_streams()
+
+    def unavailable(self, n: int = 1) -> None:
+        """The next `n` calls fail as if dockerd were down."""
+        self.failures.extend(EngineUnavailable("fake engine is down") for _ in range(n))

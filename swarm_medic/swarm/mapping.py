@@ -1,0 +1,186 @@
+"""Engine API dictionaries -> model values. Pure; shared by the real engine and the fake.
+
+Every field read here is optional in practice (older engines, half-created objects), so each
+lookup has a default and a malformed object raises ValueError naming the object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any
+
+from swarm_medic.model import Event, Node, Resources, Service, SwarmInfo, Task, UpdateStatus
+
+Json = Mapping[str, Any]
+
+
+def parse_time(value: object) -> float:
+    """RFC 3339 with nanoseconds (Go's format) -> epoch seconds. Unknown -> 0.0."""
+    if not isinstance(value, str) or not value or value.startswith("0001-01-01"):
+        return 0.0
+    text = value.rstrip("Z")
+    offset = "+00:00"
+    for sign in ("+", "-"):
+        head, sep, tail = text.rpartition(sign)
+        if sep and "T" in head and ":" in tail and len(tail) == 5:
+            text, offset = head, sign + tail
+            break
+    if "." in text:
+        base, frac = text.split(".", 1)
+        text = f"{base}.{(frac + '000000')[:6]}"
+    return datetime.fromisoformat(text + offset).timestamp()
+
+
+def _labels(value: object) -> Mapping[str, str]:
+    if not isinstance(value, Mapping) or not value:
+        return MappingProxyType({})
+    return MappingProxyType({str(k): str(v) for k, v in value.items()})
+
+
+def _resources(value: object) -> Resources:
+    if not isinstance(value, Mapping):
+        return Resources()
+    return Resources(
+        nano_cpus=int(value.get("NanoCPUs") or 0),
+        memory_bytes=int(value.get("MemoryBytes") or 0),
+    )
+
+
+def _require_id(obj: Json, kind: str) -> str:
+    oid = obj.get("ID")
+    if not isinstance(oid, str) or not oid:
+        raise ValueError(f"{kind} object without an ID: keys {sorted(obj)[:8]}")
+    return oid
+
+
+def node_from_api(obj: Json) -> Node:
+    nid = _require_id(obj, "node")
+    spec = obj.get("Spec") or {}
+    desc = obj.get("Description") or {}
+    status = obj.get("Status") or {}
+    platform = desc.get("Platform") or {}
+    engine = desc.get("Engine") or {}
+    manager = obj.get("ManagerStatus") or {}
+    return Node(
+        id=nid,
+        hostname=str(desc.get("Hostname") or ""),
+        role=str(spec.get("Role") or "worker"),
+        availability=str(spec.get("Availability") or "active"),
+        state=str(status.get("State") or "unknown"),
+        message=str(status.get("Message") or ""),
+        addr=str(status.get("Addr") or ""),
+        labels=_labels(spec.get("Labels")),
+        engine_labels=_labels(engine.get("Labels")),
+        platform_os=str(platform.get("OS") or ""),
+        platform_arch=str(platform.get("Architecture") or ""),
+        resources=_resources(desc.get("Resources")),
+        leader=bool(manager.get("Leader")),
+    )
+
+
+def _mode(spec: Json) -> tuple[str, int | None]:
+    mode = spec.get("Mode") or {}
+    if "Replicated" in mode:
+        return "replicated", int((mode.get("Replicated") or {}).get("Replicas", 1))
+    if "Global" in mode:
+        return "global", None
+    if "ReplicatedJob" in mode:
+        return "replicated-job", None
+    if "GlobalJob" in mode:
+        return "global-job", None
+    return "replicated", 1
+
+
+def _update_status(value: object) -> UpdateStatus | None:
+    if not isinstance(value, Mapping) or not value.get("State"):
+        return None
+    return UpdateStatus(
+        state=str(value["State"]),
+        message=str(value.get("Message") or ""),
+        started_at=parse_time(value.get("StartedAt")) or None,
+        completed_at=parse_time(value.get("CompletedAt")) or None,
+    )
+
+
+def service_from_api(obj: Json) -> Service:
+    sid = _require_id(obj, "service")
+    spec = obj.get("Spec") or {}
+    template = spec.get("TaskTemplate") or {}
+    container = template.get("ContainerSpec") or {}
+    placement = template.get("Placement") or {}
+    reservations = (template.get("Resources") or {}).get("Reservations") or {}
+    mode, replicas = _mode(spec)
+    return Service(
+        id=sid,
+        name=str(spec.get("Name") or sid),
+        version=int((obj.get("Version") or {}).get("Index") or 0),
+        labels=_labels(spec.get("Labels")),
+        mode=mode,
+        replicas=replicas,
+        image=str(container.get("Image") or ""),
+        constraints=tuple(str(c) for c in placement.get("Constraints") or ()),
+        max_replicas_per_node=int(placement.get("MaxReplicas") or 0),
+        reservations=_resources(reservations),
+        update_status=_update_status(obj.get("UpdateStatus")),
+        has_previous_spec=bool(obj.get("PreviousSpec")),
+        force_update=int(template.get("ForceUpdate") or 0),
+        updated_at=parse_time(obj.get("UpdatedAt")) or None,
+    )
+
+
+def task_from_api(obj: Json) -> Task:
+    tid = _require_id(obj, "task")
+    status = obj.get("Status") or {}
+    cstatus = status.get("ContainerStatus") or {}
+    exit_code = cstatus.get("ExitCode")
+    slot = obj.get("Slot")
+    return Task(
+        id=tid,
+        service_id=str(obj.get("ServiceID") or ""),
+        slot=int(slot) if isinstance(slot, int) else None,
+        node_id=str(obj.get("NodeID") or ""),
+        state=str(status.get("State") or "new"),
+        desired_state=str(obj.get("DesiredState") or ""),
+        message=str(status.get("Message") or ""),
+        err=str(status.get("Err") or ""),
+        timestamp=parse_time(status.get("Timestamp")),
+        created_at=parse_time(obj.get("CreatedAt")),
+        container_id=str(cstatus.get("ContainerID") or ""),
+        exit_code=int(exit_code) if isinstance(exit_code, int) else None,
+    )
+
+
+def info_from_api(obj: Json) -> SwarmInfo:
+    swarm = obj.get("Swarm") or {}
+    return SwarmInfo(
+        node_id=str(swarm.get("NodeID") or ""),
+        node_addr=str(swarm.get("NodeAddr") or ""),
+        local_state=str(swarm.get("LocalNodeState") or "inactive"),
+        control_available=bool(swarm.get("ControlAvailable")),
+        engine_version=str(obj.get("ServerVersion") or ""),
+    )
+
+
+def event_from_api(obj: object) -> Event:
+    if not isinstance(obj, Mapping):
+        raise ValueError(f"event is not an object: {type(obj).__name__}")
+    etype = obj.get("Type")
+    action = obj.get("Action")
+    actor = obj.get("Actor")
+    tnano = obj.get("timeNano")
+    if not isinstance(etype, str) or not isinstance(action, str):
+        raise ValueError(f"event without Type/Action: keys {sorted(obj)[:8]}")
+    if not isinstance(tnano, int):
+        t = obj.get("time")
+        if not isinstance(t, int):
+            raise ValueError(f"{etype} {action} event without a time")
+        tnano = t * 1_000_000_000
+    actor_id, attrs = "", {}
+    if isinstance(actor, Mapping):
+        actor_id = str(actor.get("ID") or "")
+        raw = actor.get("Attributes")
+        if isinstance(raw, Mapping):
+            attrs = {str(k): str(v) for k, v in raw.items()}
+    return Event(etype, action, actor_id, tnano, MappingProxyType(attrs))

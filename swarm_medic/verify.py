@@ -1,0 +1,67 @@
+"""verify: did the fix hold? Pure: judged on each new snapshot, no extra API calls.
+
+A fix is healed once the service has converged (every desired task running, no update in
+flight or paused; after a rollback, the rollback completed) and stayed so for --verify-hold.
+It is not healed if that has not happened by --verify-timeout after the action.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from swarm_medic.model import Action, ActionKind, PRE_RUNNING_STATES, Result, Snapshot
+
+SETTLED = {None, "completed", "rollback_completed"}
+
+
+@dataclass(frozen=True)
+class Pending:
+    incident_id: str
+    runbook: str
+    action: Action
+    started: float
+    deadline: float
+    healthy_since: float | None = None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    pending: Pending
+    result: Result
+    elapsed: float
+    detail: str
+
+
+def converged(snapshot: Snapshot, service_id: str, after_rollback: bool) -> tuple[bool, str]:
+    svc = snapshot.service(service_id)
+    if svc is None:
+        return False, "service was removed"
+    state = svc.update_status.state if svc.update_status else None
+    if after_rollback and state != "rollback_completed":
+        return False, f"rollback not completed (update state {state})"
+    if state not in SETTLED:
+        return False, f"update state {state}"
+    current = [t for t in snapshot.tasks_of(service_id) if t.desired_state == "running"]
+    running = sum(1 for t in current if t.state == "running")
+    waiting = sum(1 for t in current if t.state in PRE_RUNNING_STATES)
+    want = svc.replicas if svc.mode == "replicated" else max(1, len(current))
+    if want is not None and running < want:
+        return False, f"{running}/{want} tasks running, {waiting} not yet"
+    if waiting:
+        return False, f"{waiting} task(s) still starting"
+    return True, f"{running} task(s) running"
+
+
+def check(p: Pending, snapshot: Snapshot, now: float, hold: float) -> Pending | Verdict:
+    ok, detail = converged(snapshot, p.action.service_id,
+                           p.action.kind is ActionKind.ROLLBACK)
+    if ok:
+        since = p.healthy_since if p.healthy_since is not None else now
+        if now - since >= hold:
+            return Verdict(p, Result.HEALED, now - p.started, detail)
+        p = replace(p, healthy_since=since)
+    else:
+        p = replace(p, healthy_since=None)
+    if now >= p.deadline:
+        return Verdict(p, Result.NOT_HEALED, now - p.started, detail)
+    return p
