@@ -35,8 +35,10 @@ def detect(ctx: Context) -> Iterator[Finding]:
         rollback = us.state == "rollback_paused"
         started = f"{us.started_at:.0f}" if us.started_at else "?"
         if rollback:
-            advice = ("the rollback itself paused; fix the cause, then "
-                      f"`docker service update --force {svc.name}` or deploy a good spec")
+            advice = (
+                "the rollback itself paused; fix the cause, then "
+                f"`docker service update --force {svc.name}` or deploy a good spec"
+            )
             actionable = False
         elif ctx.settings.paused_update_action == "retry":
             advice, actionable = "retry the update (force update of the new spec)", True
@@ -63,7 +65,13 @@ def plan(finding: Finding, ctx: Context) -> Action | None:
     if svc is None or not finding.actionable:
         return None
     if ctx.settings.paused_update_action == "retry":
-        return Action(ActionKind.RETRY_UPDATE, svc.id, svc.name, svc.version,
-                      "update paused: retry it")
-    return Action(ActionKind.ROLLBACK, svc.id, svc.name, svc.version,
-                  "update paused: roll back to the previous spec")
+        return Action(
+            ActionKind.RETRY_UPDATE, svc.id, svc.name, svc.version, "update paused: retry it"
+        )
+    return Action(
+        ActionKind.ROLLBACK,
+        svc.id,
+        svc.name,
+        svc.version,
+        "update paused: roll back to the previous spec",
+    )

@@ -27,8 +27,10 @@ NAME = "repeated-rejection"
 def advice_for(err: str) -> str:
     low = err.lower()
     if "no such image" in low or "pull" in low or "manifest" in low:
-        return ("the image cannot be found on the node: check the name and tag, that it exists "
-                "in the registry, and redeploy with --with-registry-auth if it is private")
+        return (
+            "the image cannot be found on the node: check the name and tag, that it exists "
+            "in the registry, and redeploy with --with-registry-auth if it is private"
+        )
     if "mount" in low or "bind source" in low:
         return "a mount source is missing on the node: create it or fix the service's mounts"
     if "secret" in low or "config" in low:

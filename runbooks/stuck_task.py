@@ -1,4 +1,4 @@
-"""Tasks stuck before running: new, allocated, pending, assigned, accepted, preparing, ready, starting.
+"""Tasks stuck before running (new, allocated, pending, assigned, ... preparing, starting).
 
 Symptom: a task whose desired state is running sits in a pre-running state longer than its
 threshold (defaults per state; `--stuck-after`; per service with the labels
@@ -105,8 +105,10 @@ def detect(ctx: Context) -> Iterator[Finding]:
             yield Finding(
                 runbook=NAME,
                 key=f"{NAME}:{svc.id}:{cause}",
-                summary=(f"{len(stuck)} task(s) of {svc.name} stuck in "
-                         f"{'/'.join(sorted(states))} for up to {oldest:.0f}s"),
+                summary=(
+                    f"{len(stuck)} task(s) of {svc.name} stuck in "
+                    f"{'/'.join(sorted(states))} for up to {oldest:.0f}s"
+                ),
                 cause=cause,
                 severity=Severity.CRITICAL if cause != "hang" else Severity.WARNING,
                 service_id=svc.id,
@@ -123,7 +125,9 @@ def plan(finding: Finding, ctx: Context) -> Action | None:
     svc = ctx.snapshot.service(finding.service_id)
     if svc is None or not finding.actionable:
         return None
-    why = ("a node can take the pending task now: nudge the scheduler"
-           if finding.cause in SCHEDULING else
-           f"tasks hang in {finding.details.get('states')} with no error: replace them")
+    why = (
+        "a node can take the pending task now: nudge the scheduler"
+        if finding.cause in SCHEDULING
+        else f"tasks hang in {finding.details.get('states')} with no error: replace them"
+    )
     return Action(ActionKind.FORCE_UPDATE, svc.id, svc.name, svc.version, why)

@@ -39,8 +39,9 @@ class Executor:
         s = self._settings
         try:
             ledger = Ledger.from_doc(self._engine.read_ledger(s.ledger_name))
-            ledger, opened = ledger.record_action(action.service_id, runbook, now,
-                                                  s.budget_per_hour, s.breaker_reset)
+            ledger, opened = ledger.record_action(
+                action.service_id, runbook, now, s.budget_per_hour, s.breaker_reset
+            )
             self._engine.write_ledger(s.ledger_name, ledger.doc, ledger.labels(now))
         except Conflict as exc:
             return Done(Result.CONFLICT, f"another instance is acting (ledger moved): {exc}")
@@ -63,8 +64,9 @@ class Executor:
         s = self._settings
         for _ in range(3):  # the ledger is shared; retry on a lost compare-and-swap
             ledger = Ledger.from_doc(self._engine.read_ledger(s.ledger_name))
-            ledger, opened = ledger.record_outcome(service_id, healed, now,
-                                                   s.breaker_failures, s.breaker_reset)
+            ledger, opened = ledger.record_outcome(
+                service_id, healed, now, s.breaker_failures, s.breaker_reset
+            )
             try:
                 self._engine.write_ledger(s.ledger_name, ledger.doc, ledger.labels(now))
             except Conflict:

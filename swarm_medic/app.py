@@ -23,8 +23,12 @@ from swarm_medic.watch import Watcher
 
 
 class App:
-    def __init__(self, settings: Settings, make_engine: Callable[[], Engine],
-                 metrics_registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        make_engine: Callable[[], Engine],
+        metrics_registry: CollectorRegistry | None = None,
+    ) -> None:
         self.settings = settings
         self.prom = metrics_registry or CollectorRegistry()
         self.metrics = Metrics(self.prom)
@@ -43,7 +47,7 @@ class App:
     def _scan(self) -> None:
         try:
             self.medic.scan()
-        except Exception:  # noqa: BLE001 - the last line of defence: log it, keep the daemon
+        except Exception:
             self.journal.log.exception("scan crashed; the next scan runs as scheduled")
 
     def _on_event(self, ev: Event) -> None:
@@ -54,22 +58,30 @@ class App:
         stale_after = max(3 * self.settings.scan_interval, 60.0)
         fresh = st.last_ok is not None and time.time() - st.last_ok < stale_after
         ok = fresh and self.watcher.connected
-        return ok, {"role": st.role, "snapshot_fresh": fresh,
-                    "event_stream_connected": self.watcher.connected,
-                    "last_scan_age_seconds": None if st.last_ok is None
-                    else round(time.time() - st.last_ok, 1),
-                    "last_error": st.last_error, "verifying": len(st.pending),
-                    "circuit_breakers_open": st.circuits_open}
+        return ok, {
+            "role": st.role,
+            "snapshot_fresh": fresh,
+            "event_stream_connected": self.watcher.connected,
+            "last_scan_age_seconds": None
+            if st.last_ok is None
+            else round(time.time() - st.last_ok, 1),
+            "last_error": st.last_error,
+            "verifying": len(st.pending),
+            "circuit_breakers_open": st.circuits_open,
+        }
 
     def banner(self) -> None:
         s = self.settings
-        self.metrics.info.info({"version": __version__,
-                                "mode": "dry_run" if s.dry_run else "act", "scope": s.scope})
+        self.metrics.info.info(
+            {"version": __version__, "mode": "dry_run" if s.dry_run else "act", "scope": s.scope}
+        )
         self.journal.log.warning(
             f"swarm-medic {__version__} starting: {describe(s)}",
             engine=getattr(self.engine, "base_url", "?"),
-            runbooks=sorted(self.runbooks.runbooks), scan_interval=s.scan_interval,
-            cooldown=s.cooldown, budget_per_hour=s.budget_per_hour,
+            runbooks=sorted(self.runbooks.runbooks),
+            scan_interval=s.scan_interval,
+            cooldown=s.cooldown,
+            budget_per_hour=s.budget_per_hour,
             http=f"{s.http_addr}:{s.http_port}" if s.http_port else "off",
         )
         self.journal.load_errors(self.runbooks.errors)
@@ -81,8 +93,9 @@ class App:
         if self.settings.http_port:
             from swarm_medic.http import serve
 
-            self.http = serve(self.settings.http_addr, self.settings.http_port, self.prom,
-                              self.health)
+            self.http = serve(
+                self.settings.http_addr, self.settings.http_port, self.prom, self.health
+            )
         self.watcher.start(since_nano=time.time_ns())
         self.schedule.start()
         self.stopping.wait()

@@ -37,10 +37,15 @@ def diagnose(engine: Engine, settings: Settings, registry: Registry, now: float)
     if snap.is_leader and any(a for _, a in planned):
         ledger = Ledger.from_doc(engine.read_ledger(settings.ledger_name))
     dry = Settings(**{**settings.__dict__, "dry_run": True})
-    decisions = policy.decide(planned, services={s.id: s for s in snap.services},
-                              ledger=ledger, settings=dry, now=now, leader=True)
-    errors = [f"runbook {f.runbook} failed: {f.error}" for f in (*matched.failures,
-                                                                  *plan_failures)]
+    decisions = policy.decide(
+        planned,
+        services={s.id: s for s in snap.services},
+        ledger=ledger,
+        settings=dry,
+        now=now,
+        leader=True,
+    )
+    errors = [f"runbook {f.runbook} failed: {f.error}" for f in (*matched.failures, *plan_failures)]
     errors += [f"runbook file {e.path} not loaded: {e.message}" for e in registry.errors]
     return Report(snap, decisions, errors)
 
@@ -55,22 +60,36 @@ def _would(d: Decision) -> str:
 
 def render_table(report: Report, out: TextIO) -> None:
     s = report.snapshot
-    out.write(f"swarm: {len(s.nodes)} node(s), {len(s.services)} service(s), "
-              f"{len(s.tasks)} task(s)\n")
+    out.write(
+        f"swarm: {len(s.nodes)} node(s), {len(s.services)} service(s), {len(s.tasks)} task(s)\n"
+    )
     if not report.decisions:
         out.write("healthy: no findings\n")
     else:
         rows = [("RUNBOOK", "SERVICE", "SEVERITY", "WOULD DO", "FINDING")]
-        rows += [(d.finding.runbook, d.finding.service_name or "-", d.finding.severity.value,
-                  _would(d), d.finding.summary) for d in report.decisions]
+        rows += [
+            (
+                d.finding.runbook,
+                d.finding.service_name or "-",
+                d.finding.severity.value,
+                _would(d),
+                d.finding.summary,
+            )
+            for d in report.decisions
+        ]
         widths = [max(len(r[i]) for r in rows) for i in range(4)]
         for r in rows:
-            out.write("  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True))
-                      + "  " + r[4] + "\n")
+            out.write(
+                "  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True))
+                + "  "
+                + r[4]
+                + "\n"
+            )
         out.write("\n")
         for d in report.decisions:
-            wrapped = textwrap.fill(d.finding.advice, width=96, initial_indent="    ",
-                                    subsequent_indent="    ")
+            wrapped = textwrap.fill(
+                d.finding.advice, width=96, initial_indent="    ", subsequent_indent="    "
+            )
             out.write(f"  {d.finding.runbook} / {d.finding.service_name or '-'}:\n{wrapped}\n")
     for e in report.errors:
         out.write(f"error: {e}\n")
@@ -83,13 +102,22 @@ def render_json(report: Report, out: TextIO) -> None:
         "services": len(report.snapshot.services),
         "tasks": len(report.snapshot.tasks),
         "findings": [
-            {"runbook": d.finding.runbook, "key": d.finding.key,
-             "service": d.finding.service_name, "service_id": d.finding.service_id,
-             "severity": d.finding.severity.value, "cause": d.finding.cause,
-             "summary": d.finding.summary, "diagnosis": d.finding.advice,
-             "tasks": list(d.finding.task_ids), "nodes": list(d.finding.node_ids),
-             "would_do": d.action.kind.value if d.verdict is Verdict.WOULD_ACT and d.action
-             else None, "skip_reason": None if d.verdict is Verdict.WOULD_ACT else d.reason}
+            {
+                "runbook": d.finding.runbook,
+                "key": d.finding.key,
+                "service": d.finding.service_name,
+                "service_id": d.finding.service_id,
+                "severity": d.finding.severity.value,
+                "cause": d.finding.cause,
+                "summary": d.finding.summary,
+                "diagnosis": d.finding.advice,
+                "tasks": list(d.finding.task_ids),
+                "nodes": list(d.finding.node_ids),
+                "would_do": d.action.kind.value
+                if d.verdict is Verdict.WOULD_ACT and d.action
+                else None,
+                "skip_reason": None if d.verdict is Verdict.WOULD_ACT else d.reason,
+            }
             for d in report.decisions
         ],
         "errors": report.errors,

@@ -27,8 +27,10 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="the daemon: watch, scan, heal, record")
     add_arguments(run)
-    check = sub.add_parser("check", help="one-shot diagnosis (exit 0 healthy, 1 findings, "
-                           "2 could not check); changes nothing")
+    check = sub.add_parser(
+        "check",
+        help="one-shot diagnosis (exit 0 healthy, 1 findings, 2 could not check); changes nothing",
+    )
     check.add_argument("--json", action="store_true", help="machine-readable output")
     add_arguments(check)
     rbs = sub.add_parser("runbooks", help="list the runbooks, or explain one")
@@ -70,8 +72,10 @@ def cmd_runbooks(args: argparse.Namespace) -> int:
     if args.name:
         rb = runbooks.runbooks.get(args.name)
         if rb is None:
-            print(f"no runbook named {args.name!r}; known: {', '.join(sorted(runbooks.runbooks))}",
-                  file=sys.stderr)
+            print(
+                f"no runbook named {args.name!r}; known: {', '.join(sorted(runbooks.runbooks))}",
+                file=sys.stderr,
+            )
             return 2
         print(f"{rb.name}  ({rb.source})\n\n{rb.doc.strip()}")
         return 0

@@ -23,15 +23,18 @@ class Miss:
 def _attribute(node: Node, key: str) -> str | None:
     low = key.lower()
     simple = {
-        "node.id": node.id, "node.hostname": node.hostname, "node.role": node.role,
-        "node.platform.os": node.platform_os, "node.platform.arch": node.platform_arch,
+        "node.id": node.id,
+        "node.hostname": node.hostname,
+        "node.role": node.role,
+        "node.platform.os": node.platform_os,
+        "node.platform.arch": node.platform_arch,
     }
     if low in simple:
         return simple[low]
     if key.startswith("node.labels."):
-        return node.labels.get(key[len("node.labels."):])
+        return node.labels.get(key[len("node.labels.") :])
     if key.startswith("engine.labels."):
-        return node.engine_labels.get(key[len("engine.labels."):])
+        return node.engine_labels.get(key[len("engine.labels.") :])
     return None
 
 
@@ -78,12 +81,16 @@ def placement_misses(snapshot: Snapshot, service: Service) -> list[Miss]:
             if cpu < service.reservations.nano_cpus:
                 why = f"{cpu / 1e9:.2f} CPUs free, needs {service.reservations.nano_cpus / 1e9:.2f}"
             elif mem < service.reservations.memory_bytes:
-                why = (f"{mem >> 20} MiB memory free, needs "
-                       f"{service.reservations.memory_bytes >> 20} MiB")
+                why = (
+                    f"{mem >> 20} MiB memory free, needs "
+                    f"{service.reservations.memory_bytes >> 20} MiB"
+                )
         if why is None and service.max_replicas_per_node:
-            here = sum(1 for t in snapshot.tasks_of(service.id)
-                       if t.node_id == node.id and t.desired_state == "running"
-                       and t.state == "running")
+            here = sum(
+                1
+                for t in snapshot.tasks_of(service.id)
+                if t.node_id == node.id and t.desired_state == "running" and t.state == "running"
+            )
             if here >= service.max_replicas_per_node:
                 why = f"already runs {here} (max {service.max_replicas_per_node} per node)"
         if why is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from swarm_medic import match, policy, verify
@@ -40,9 +40,16 @@ class State:
 
 
 class Medic:
-    def __init__(self, engine: Engine, settings: Settings, registry: Registry,
-                 journal: Journal, *, clock: Callable[[], float] = time.time,
-                 make_id: Callable[[], str] = new_id) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings,
+        registry: Registry,
+        journal: Journal,
+        *,
+        clock: Callable[[], float] = time.time,
+        make_id: Callable[[], str] = new_id,
+    ) -> None:
         self.engine = engine
         self.settings = settings
         self.registry = registry
@@ -66,8 +73,9 @@ class Medic:
             snap = take_snapshot(self.engine, now)
         except NotAManager as exc:
             if self.state.role != "worker":
-                self.journal.log.warning("not a manager: nothing to observe from here",
-                                         error=str(exc))
+                self.journal.log.warning(
+                    "not a manager: nothing to observe from here", error=str(exc)
+                )
             self.state.role, self.state.last_ok = "worker", now
             return
         except EngineError as exc:
@@ -95,25 +103,34 @@ class Medic:
 
         ledger = self._read_ledger(planned, snap)
         decisions = policy.decide(
-            planned, services={s.id: s for s in snap.services}, ledger=ledger,
-            settings=self.settings, now=now, leader=snap.is_leader,
+            planned,
+            services={s.id: s for s in snap.services},
+            ledger=ledger,
+            settings=self.settings,
+            now=now,
+            leader=snap.is_leader,
             verifying=frozenset(self.state.pending),
         )
         for d in decisions:
-            inc = self.incidents.get(d.finding.key)
-            if inc is None:
+            incident = self.incidents.get(d.finding.key)
+            if incident is None:
                 continue
-            self.journal.decision(inc, d, now, REMIND_EVERY)
+            self.journal.decision(incident, d, now, REMIND_EVERY)
             if d.verdict is Verdict.ACT and d.action is not None:
-                self._act(inc, d.action, now)
+                self._act(incident, d.action, now)
 
         self.state.last_ok, self.state.last_error = now, ""
-        self.journal.scan_ok(snap, self.clock() - now, self.engine.api_calls - before,
-                             len(matched.findings))
+        self.journal.scan_ok(
+            snap, self.clock() - now, self.engine.api_calls - before, len(matched.findings)
+        )
         if self.state.pending:
             self.wake(VERIFY_POLL)
 
-    def _read_ledger(self, planned: list[tuple[object, Action | None]], snap: Snapshot) -> Ledger:
+    def _read_ledger(
+        self,
+        planned: Sequence[tuple[object, Action | None]],
+        snap: Snapshot,
+    ) -> Ledger:
         # Only an actionable finding on the leader needs the history: no extra call otherwise.
         if not snap.is_leader or all(a is None for _, a in planned):
             return Ledger()
@@ -123,8 +140,9 @@ class Medic:
             self.journal.log.error("cannot read the ledger; not acting this scan", error=str(exc))
             ids = frozenset(a.service_id for _, a in planned if a is not None)
             return Ledger(unreadable=ids)
-        self.state.circuits_open = sum(1 for h in ledger.services.values()
-                                       if h.circuit_open(self.clock()))
+        self.state.circuits_open = sum(
+            1 for h in ledger.services.values() if h.circuit_open(self.clock())
+        )
         self.journal.circuits_open(self.state.circuits_open)
         return ledger
 
@@ -132,11 +150,13 @@ class Medic:
         done = self.executor.execute(action, inc.finding.runbook, now)
         self.journal.action(inc, action, done.result, done.error)
         if done.circuit_opened:
-            self.journal.circuit_opened(inc.finding.runbook, action.service_name,
-                                        action.service_id, done.circuit_opened)
+            self.journal.circuit_opened(
+                inc.finding.runbook, action.service_name, action.service_id, done.circuit_opened
+            )
         if done.result is Result.DONE:
             self.state.pending[action.service_id] = verify.Pending(
-                inc.id, inc.finding.runbook, action, now, now + self.settings.verify_timeout)
+                inc.id, inc.finding.runbook, action, now, now + self.settings.verify_timeout
+            )
 
     def _verify(self, snap: Snapshot, now: float) -> None:
         for sid, p in list(self.state.pending.items()):
@@ -145,13 +165,22 @@ class Medic:
                 self.state.pending[sid] = checked
                 continue
             del self.state.pending[sid]
-            self.journal.outcome(p.incident_id, p.runbook, p.action, checked.result,
-                                 checked.elapsed, checked.detail)
+            self.journal.outcome(
+                p.incident_id,
+                p.runbook,
+                p.action,
+                result=checked.result,
+                elapsed=checked.elapsed,
+                detail=checked.detail,
+            )
             try:
                 why = self.executor.record_outcome(sid, checked.result is Result.HEALED, now)
             except EngineError as exc:
-                self.journal.log.error("could not record the outcome in the ledger",
-                                       incident=p.incident_id, error=str(exc))
+                self.journal.log.error(
+                    "could not record the outcome in the ledger",
+                    incident=p.incident_id,
+                    error=str(exc),
+                )
                 continue
             if why:
                 self.journal.circuit_opened(p.runbook, p.action.service_name, sid, why)

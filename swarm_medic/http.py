@@ -35,7 +35,7 @@ def serve(addr: str, port: int, registry: CollectorRegistry, health: Health) -> 
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             pass  # scrapes every 15 s would drown the remediation log
 
     server = ThreadingHTTPServer((addr, port), Handler)

@@ -20,12 +20,14 @@ from swarm_medic.model import Action, Decision, Result, Snapshot, Verdict
 from swarm_medic.registry import LoadError
 
 
-def configure_logging(fmt: str = "auto", level: str = "info",
-                      stream: TextIO | None = None) -> None:
+def configure_logging(fmt: str = "auto", level: str = "info", stream: TextIO | None = None) -> None:
     stream = stream or sys.stderr
     console = fmt == "console" or (fmt == "auto" and stream.isatty())
-    renderer: Any = (structlog.dev.ConsoleRenderer(sort_keys=False) if console
-                     else structlog.processors.JSONRenderer(sort_keys=False))
+    renderer: Any = (
+        structlog.dev.ConsoleRenderer(sort_keys=False)
+        if console
+        else structlog.processors.JSONRenderer(sort_keys=False)
+    )
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -35,7 +37,8 @@ def configure_logging(fmt: str = "auto", level: str = "info",
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(
-            logging.getLevelNamesMapping()[level.upper()]),
+            logging.getLevelNamesMapping()[level.upper()]
+        ),
         logger_factory=structlog.PrintLoggerFactory(stream),
         cache_logger_on_first_use=False,
     )
@@ -68,11 +71,20 @@ class Journal:
         m.api_calls.inc(api_calls)
         m.last_scan.set(snap.taken_at)
         m.leader.set(1 if snap.is_leader else 0)
-        for kind, n in (("node", len(snap.nodes)), ("service", len(snap.services)),
-                        ("task", len(snap.tasks))):
+        for kind, n in (
+            ("node", len(snap.nodes)),
+            ("service", len(snap.services)),
+            ("task", len(snap.tasks)),
+        ):
             m.snapshot_objects.labels(kind).set(n)
-        self.log.debug("scan", seconds=round(seconds, 4), api_calls=api_calls,
-                       services=len(snap.services), tasks=len(snap.tasks), findings=findings)
+        self.log.debug(
+            "scan",
+            seconds=round(seconds, 4),
+            api_calls=api_calls,
+            services=len(snap.services),
+            tasks=len(snap.tasks),
+            findings=findings,
+        )
 
     def scan_failed(self, error: Exception, api_calls: int) -> None:
         self.metrics.scans.labels("error").inc()
@@ -81,26 +93,42 @@ class Journal:
 
     def runbook_failed(self, failure: RunbookFailure) -> None:
         self.metrics.runbook_errors.labels(failure.runbook).inc()
-        self.log.error("runbook raised; the other runbooks still ran", runbook=failure.runbook,
-                       error=failure.error)
+        self.log.error(
+            "runbook raised; the other runbooks still ran",
+            runbook=failure.runbook,
+            error=failure.error,
+        )
 
     def load_errors(self, errors: list[LoadError]) -> None:
         self.metrics.runbook_load_errors.set(len(errors))
         for e in errors:
-            self.log.error("runbook file not loaded; the other runbooks still run",
-                           path=e.path, error=e.message)
+            self.log.error(
+                "runbook file not loaded; the other runbooks still run",
+                path=e.path,
+                error=e.message,
+            )
 
     # --- incidents ----------------------------------------------------------------------------
 
     def opened(self, inc: Incident) -> None:
         f = inc.finding
         self.metrics.incidents_opened.labels(f.runbook).inc()
-        self.log.warning("finding", **_incident_fields(inc), summary=f.summary, cause=f.cause,
-                         severity=f.severity.value, diagnosis=f.advice)
+        self.log.warning(
+            "finding",
+            **_incident_fields(inc),
+            summary=f.summary,
+            cause=f.cause,
+            severity=f.severity.value,
+            diagnosis=f.advice,
+        )
 
     def closed(self, inc: Incident, now: float) -> None:
-        self.log.info("resolved", **_incident_fields(inc), summary=inc.finding.summary,
-                      lasted_seconds=round(now - inc.opened_at, 1))
+        self.log.info(
+            "resolved",
+            **_incident_fields(inc),
+            summary=inc.finding.summary,
+            lasted_seconds=round(now - inc.opened_at, 1),
+        )
 
     def open_incidents(self, counts: dict[str, int], runbooks: list[str]) -> None:
         for rb in runbooks:
@@ -116,37 +144,60 @@ class Journal:
         fields = _incident_fields(inc)
         what = d.action.kind.value if d.action else None
         if d.verdict is Verdict.ACT:
-            self.log.warning("decision: act", **fields, action=what, why=d.action.reason
-                             if d.action else "")
+            self.log.warning(
+                "decision: act", **fields, action=what, why=d.action.reason if d.action else ""
+            )
         elif d.verdict is Verdict.WOULD_ACT:
-            self.log.warning(f"decision: would {what} (dry-run: nothing changed)", **fields,
-                             action=what)
+            self.log.warning(
+                f"decision: would {what} (dry-run: nothing changed)", **fields, action=what
+            )
         elif d.reason == "circuit_open":
-            self.log.error("decision: circuit breaker OPEN, not acting", **fields,
-                           would=what, explanation=d.explanation)
+            self.log.error(
+                "decision: circuit breaker OPEN, not acting",
+                **fields,
+                would=what,
+                explanation=d.explanation,
+            )
         elif d.reason == "no_action":
             self.log.info("decision: report only", **fields, advice=d.finding.advice)
         else:
-            self.log.info(f"decision: skip ({d.reason})", **fields, would=what,
-                          explanation=d.explanation)
+            self.log.info(
+                f"decision: skip ({d.reason})", **fields, would=what, explanation=d.explanation
+            )
 
     # --- actions and outcomes -----------------------------------------------------------------
 
     def action(self, inc: Incident, action: Action, result: Result, error: str) -> None:
         self.metrics.actions.labels(inc.finding.runbook, action.kind.value, result.value).inc()
-        fields = _incident_fields(inc) | {"action": action.kind.value,
-                                          "service_version": action.service_version}
+        fields = _incident_fields(inc) | {
+            "action": action.kind.value,
+            "service_version": action.service_version,
+        }
         if result is Result.DONE:
             self.log.warning(f"action: {action.kind.value} done", **fields, why=action.reason)
         else:
             self.log.error(f"action: {action.kind.value} {result.value}", **fields, error=error)
 
-    def outcome(self, inc_id: str, runbook: str, action: Action, result: Result,
-                elapsed: float, detail: str) -> None:
+    def outcome(
+        self,
+        inc_id: str,
+        runbook: str,
+        action: Action,
+        *,
+        result: Result,
+        elapsed: float,
+        detail: str,
+    ) -> None:
         self.metrics.remediations.labels(runbook, result.value).inc()
-        fields = {"incident": inc_id, "runbook": runbook, "service": action.service_name,
-                  "service_id": action.service_id, "action": action.kind.value,
-                  "elapsed_seconds": round(elapsed, 1), "detail": detail}
+        fields = {
+            "incident": inc_id,
+            "runbook": runbook,
+            "service": action.service_name,
+            "service_id": action.service_id,
+            "action": action.kind.value,
+            "elapsed_seconds": round(elapsed, 1),
+            "detail": detail,
+        }
         if result is Result.HEALED:
             self.metrics.time_to_heal.labels(runbook).observe(elapsed)
             self.log.warning("verified: healed", **fields)
@@ -155,8 +206,13 @@ class Journal:
 
     def circuit_opened(self, runbook: str, service: str, service_id: str, why: str) -> None:
         self.metrics.circuits_opened.labels(runbook).inc()
-        self.log.error("circuit breaker OPENED: no more actions on this service until it resets",
-                       runbook=runbook, service=service, service_id=service_id, why=why)
+        self.log.error(
+            "circuit breaker OPENED: no more actions on this service until it resets",
+            runbook=runbook,
+            service=service,
+            service_id=service_id,
+            why=why,
+        )
 
     def circuits_open(self, n: int) -> None:
         self.metrics.circuits_open.set(n)
@@ -171,8 +227,9 @@ class Journal:
 
     def stream_lost(self, error: str, retry_in: float) -> None:
         self.metrics.stream_connected.set(0)
-        self.log.warning("event stream lost; reconnecting", error=error,
-                         retry_in_seconds=round(retry_in, 2))
+        self.log.warning(
+            "event stream lost; reconnecting", error=error, retry_in_seconds=round(retry_in, 2)
+        )
 
     def event(self, etype: str) -> None:
         self.metrics.events.labels(etype).inc()

@@ -44,9 +44,14 @@ class History:
 
 def encode(h: History) -> str:
     return json.dumps(
-        {"a": [[round(t, 3), rb] for t, rb in h.actions], "f": h.failures_in_row,
-         "u": round(h.open_until, 3), "r": h.open_reason},
-        separators=(",", ":"), sort_keys=True,
+        {
+            "a": [[round(t, 3), rb] for t, rb in h.actions],
+            "f": h.failures_in_row,
+            "u": round(h.open_until, 3),
+            "r": h.open_reason,
+        },
+        separators=(",", ":"),
+        sort_keys=True,
     )
 
 
@@ -71,7 +76,7 @@ class Ledger:
         for key, value in (doc.labels if doc else {}).items():
             if not key.startswith(PREFIX):
                 continue
-            sid = key[len(PREFIX):]
+            sid = key[len(PREFIX) :]
             try:
                 services[sid] = decode(value)
             except (ValueError, TypeError):
@@ -83,12 +88,15 @@ class Ledger:
 
     def labels(self, now: float) -> dict[str, str]:
         """Labels to write back: untouched entries of others kept, stale ones pruned."""
-        out = {k: v for k, v in (self.doc.labels if self.doc else {}).items()
-               if not k.startswith(PREFIX) or k[len(PREFIX):] in self.unreadable}
+        out = {
+            k: v
+            for k, v in (self.doc.labels if self.doc else {}).items()
+            if not k.startswith(PREFIX) or k[len(PREFIX) :] in self.unreadable
+        }
         for sid, h in self.services.items():
-            h = replace(h, actions=tuple(a for a in h.actions if a[0] >= now - WINDOW))
-            if h.actions or h.circuit_open(now) or h.failures_in_row:
-                out[PREFIX + sid] = encode(h)
+            kept = replace(h, actions=tuple(a for a in h.actions if a[0] >= now - WINDOW))
+            if kept.actions or kept.circuit_open(now) or kept.failures_in_row:
+                out[PREFIX + sid] = encode(kept)
         return out
 
     def _with(self, service_id: str, h: History) -> Ledger:
@@ -96,19 +104,24 @@ class Ledger:
         services[service_id] = h
         return replace(self, services=MappingProxyType(services))
 
-    def record_action(self, service_id: str, runbook: str, now: float, budget: int,
-                      reset: float) -> tuple[Ledger, bool]:
+    def record_action(
+        self, service_id: str, runbook: str, now: float, budget: int, reset: float
+    ) -> tuple[Ledger, bool]:
         """Adds an action; opens the circuit if it spends the budget. -> (ledger, opened)."""
         h = self.history(service_id)
         h = replace(h, actions=(*h.actions, (now, runbook)))
         opened = h.actions_since(now - WINDOW) >= budget and not h.circuit_open(now)
         if opened:
-            h = replace(h, open_until=now + reset,
-                        open_reason=f"action budget spent: {budget} in the last hour")
+            h = replace(
+                h,
+                open_until=now + reset,
+                open_reason=f"action budget spent: {budget} in the last hour",
+            )
         return self._with(service_id, h), opened
 
-    def record_outcome(self, service_id: str, healed: bool, now: float, failures: int,
-                       reset: float) -> tuple[Ledger, bool]:
+    def record_outcome(
+        self, service_id: str, healed: bool, now: float, failures: int, reset: float
+    ) -> tuple[Ledger, bool]:
         """A verified outcome; opens the circuit after `failures` fixes in a row did not hold."""
         h = self.history(service_id)
         if healed:
@@ -116,6 +129,9 @@ class Ledger:
         h = replace(h, failures_in_row=h.failures_in_row + 1)
         opened = h.failures_in_row >= failures and not h.circuit_open(now)
         if opened:
-            h = replace(h, open_until=now + reset,
-                        open_reason=f"{h.failures_in_row} fix(es) in a row did not hold")
+            h = replace(
+                h,
+                open_until=now + reset,
+                open_reason=f"{h.failures_in_row} fix(es) in a row did not hold",
+            )
         return self._with(service_id, h), opened

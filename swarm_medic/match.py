@@ -38,8 +38,11 @@ def run(runbooks: Iterable[Runbook], ctx: Context) -> MatchResult:
     return MatchResult(tuple(findings), tuple(failures))
 
 
-def plan_all(runbooks: dict[str, Runbook], findings: Iterable[Finding], ctx: Context,
-             ) -> tuple[list[tuple[Finding, Action | None]], list[RunbookFailure]]:
+def plan_all(
+    runbooks: dict[str, Runbook],
+    findings: Iterable[Finding],
+    ctx: Context,
+) -> tuple[list[tuple[Finding, Action | None]], list[RunbookFailure]]:
     """Asks each finding's runbook what it would do; a plan() that raises plans nothing."""
     planned: list[tuple[Finding, Action | None]] = []
     failures: list[RunbookFailure] = []

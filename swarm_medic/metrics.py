@@ -22,55 +22,101 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         r = registry
         self.info = Info("swarm_medic", "Version, mode and scope of this instance", registry=r)
-        self.scans = Counter("swarm_medic_scans_total", "Scans by result (ok, error)",
-                             ["result"], registry=r)
+        self.scans = Counter(
+            "swarm_medic_scans_total", "Scans by result (ok, error)", ["result"], registry=r
+        )
         self.scan_seconds = Histogram(
-            "swarm_medic_scan_duration_seconds", "Wall time of one observe+match+decide scan",
-            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=r)
-        self.api_calls = Counter("swarm_medic_engine_api_calls_total",
-                                 "Docker Engine API requests made", registry=r)
-        self.last_scan = Gauge("swarm_medic_last_scan_timestamp_seconds",
-                               "Unix time of the last successful scan", registry=r)
-        self.snapshot_objects = Gauge("swarm_medic_snapshot_objects",
-                                      "Objects in the last snapshot", ["kind"], registry=r)
-        self.leader = Gauge("swarm_medic_leader",
-                            "1 if this instance is on the leader manager (it acts)", registry=r)
-        self.incidents_opened = Counter("swarm_medic_incidents_total",
-                                        "Incidents opened (a fault first seen)", ["runbook"],
-                                        registry=r)
-        self.incidents_open = Gauge("swarm_medic_incidents_open", "Incidents open now",
-                                    ["runbook"], registry=r)
-        self.decisions = Counter("swarm_medic_decisions_total",
-                                 "Decisions taken on incidents", ["runbook", "verdict", "reason"],
-                                 registry=r)
-        self.actions = Counter("swarm_medic_actions_total", "Actions carried out, by result",
-                               ["runbook", "action", "result"], registry=r)
-        self.remediations = Counter("swarm_medic_remediations_total",
-                                    "Verified outcomes of actions", ["runbook", "result"],
-                                    registry=r)
+            "swarm_medic_scan_duration_seconds",
+            "Wall time of one observe+match+decide scan",
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )
+        self.api_calls = Counter(
+            "swarm_medic_engine_api_calls_total", "Docker Engine API requests made", registry=r
+        )
+        self.last_scan = Gauge(
+            "swarm_medic_last_scan_timestamp_seconds",
+            "Unix time of the last successful scan",
+            registry=r,
+        )
+        self.snapshot_objects = Gauge(
+            "swarm_medic_snapshot_objects", "Objects in the last snapshot", ["kind"], registry=r
+        )
+        self.leader = Gauge(
+            "swarm_medic_leader",
+            "1 if this instance is on the leader manager (it acts)",
+            registry=r,
+        )
+        self.incidents_opened = Counter(
+            "swarm_medic_incidents_total",
+            "Incidents opened (a fault first seen)",
+            ["runbook"],
+            registry=r,
+        )
+        self.incidents_open = Gauge(
+            "swarm_medic_incidents_open", "Incidents open now", ["runbook"], registry=r
+        )
+        self.decisions = Counter(
+            "swarm_medic_decisions_total",
+            "Decisions taken on incidents",
+            ["runbook", "verdict", "reason"],
+            registry=r,
+        )
+        self.actions = Counter(
+            "swarm_medic_actions_total",
+            "Actions carried out, by result",
+            ["runbook", "action", "result"],
+            registry=r,
+        )
+        self.remediations = Counter(
+            "swarm_medic_remediations_total",
+            "Verified outcomes of actions",
+            ["runbook", "result"],
+            registry=r,
+        )
         self.time_to_heal = Histogram(
-            "swarm_medic_time_to_heal_seconds", "From action to verified healed", ["runbook"],
-            buckets=(1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600), registry=r)
-        self.runbook_errors = Counter("swarm_medic_runbook_errors_total",
-                                      "Runbooks that raised during a scan", ["runbook"],
-                                      registry=r)
-        self.runbook_load_errors = Gauge("swarm_medic_runbook_load_errors",
-                                         "Runbook files that failed to load", registry=r)
-        self.circuits_opened = Counter("swarm_medic_circuit_breaker_trips_total",
-                                       "Times a service's circuit breaker opened", ["runbook"],
-                                       registry=r)
-        self.circuits_open = Gauge("swarm_medic_circuit_breakers_open",
-                                   "Services whose circuit breaker is open now", registry=r)
-        self.stream_connected = Gauge("swarm_medic_event_stream_connected",
-                                      "1 while the Engine event stream is connected",
-                                      registry=r)
-        self.stream_reconnects = Counter("swarm_medic_event_stream_reconnects_total",
-                                         "Event stream (re)connections after a loss",
-                                         registry=r)
-        self.events = Counter("swarm_medic_events_total", "Engine events received", ["type"],
-                              registry=r)
-        self.events_malformed = Counter("swarm_medic_events_malformed_total",
-                                        "Engine events that could not be read", registry=r)
+            "swarm_medic_time_to_heal_seconds",
+            "From action to verified healed",
+            ["runbook"],
+            buckets=(1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600),
+            registry=r,
+        )
+        self.runbook_errors = Counter(
+            "swarm_medic_runbook_errors_total",
+            "Runbooks that raised during a scan",
+            ["runbook"],
+            registry=r,
+        )
+        self.runbook_load_errors = Gauge(
+            "swarm_medic_runbook_load_errors", "Runbook files that failed to load", registry=r
+        )
+        self.circuits_opened = Counter(
+            "swarm_medic_circuit_breaker_trips_total",
+            "Times a service's circuit breaker opened",
+            ["runbook"],
+            registry=r,
+        )
+        self.circuits_open = Gauge(
+            "swarm_medic_circuit_breakers_open",
+            "Services whose circuit breaker is open now",
+            registry=r,
+        )
+        self.stream_connected = Gauge(
+            "swarm_medic_event_stream_connected",
+            "1 while the Engine event stream is connected",
+            registry=r,
+        )
+        self.stream_reconnects = Counter(
+            "swarm_medic_event_stream_reconnects_total",
+            "Event stream (re)connections after a loss",
+            registry=r,
+        )
+        self.events = Counter(
+            "swarm_medic_events_total", "Engine events received", ["type"], registry=r
+        )
+        self.events_malformed = Counter(
+            "swarm_medic_events_malformed_total", "Engine events that could not be read", registry=r
+        )
 
     def preinitialise(self, runbooks: Iterable[str]) -> None:
         """Every known label combination exists at 0, so rate() and alerts work from start."""
@@ -86,8 +132,9 @@ class Metrics:
             for res in VERIFY_RESULTS:
                 self.remediations.labels(rb, res.value)
             for reason in REASONS:
-                verdict = {"ok": Verdict.ACT, "dry_run": Verdict.WOULD_ACT}.get(reason,
-                                                                              Verdict.SKIP)
+                verdict = {"ok": Verdict.ACT, "dry_run": Verdict.WOULD_ACT}.get(
+                    reason, Verdict.SKIP
+                )
                 self.decisions.labels(rb, verdict.value, reason)
             for kind in ActionKind:
                 for res in ACTION_RESULTS:

@@ -18,6 +18,7 @@ EMPTY: Mapping[str, str] = MappingProxyType({})
 def _empty() -> Mapping[str, str]:
     return EMPTY
 
+
 # Task states in swarmkit's order of progress; a task in one of these has not reached running.
 PRE_RUNNING_STATES = (
     "new",
@@ -29,9 +30,7 @@ PRE_RUNNING_STATES = (
     "ready",
     "starting",
 )
-TERMINAL_STATES = frozenset(
-    {"complete", "shutdown", "failed", "rejected", "remove", "orphaned"}
-)
+TERMINAL_STATES = frozenset({"complete", "shutdown", "failed", "rejected", "remove", "orphaned"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +48,8 @@ class Node:
     state: str  # "ready" | "down" | "unknown" | "disconnected"
     message: str = ""
     addr: str = ""
-    labels: Mapping[str, str] = field(default_factory=_empty)  # spec labels (what placement constraints read)
+    # spec labels: what placement constraints read
+    labels: Mapping[str, str] = field(default_factory=_empty)
     engine_labels: Mapping[str, str] = field(default_factory=_empty)
     platform_os: str = ""
     platform_arch: str = ""

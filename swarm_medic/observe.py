@@ -31,8 +31,14 @@ def take_snapshot(engine: Engine, now: float) -> Snapshot:
     nodes = engine.nodes()
     services = engine.services()
     tasks = engine.tasks()
-    return Snapshot(taken_at=now, info=info, nodes=nodes, services=services, tasks=tasks,
-                    api_calls=engine.api_calls - before)
+    return Snapshot(
+        taken_at=now,
+        info=info,
+        nodes=nodes,
+        services=services,
+        tasks=tasks,
+        api_calls=engine.api_calls - before,
+    )
 
 
 class Schedule:
@@ -45,8 +51,14 @@ class Schedule:
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
             timezone="UTC",
         )
-        self._scheduler.add_job(job, "interval", seconds=interval, jitter=jitter or None,
-                                id=self.JOB_ID, next_run_time=datetime.now().astimezone())
+        self._scheduler.add_job(
+            job,
+            "interval",
+            seconds=interval,
+            jitter=jitter or None,
+            id=self.JOB_ID,
+            next_run_time=datetime.now().astimezone(),
+        )
 
     def start(self) -> None:
         self._scheduler.start()

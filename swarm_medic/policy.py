@@ -27,9 +27,21 @@ from swarm_medic.settings import Settings
 
 ENABLE_LABEL = "swarm-medic.enable"
 SELF_LABEL = "swarm-medic.self"
-REASONS = ("no_action", "self", "opted_out", "not_opted_in", "not_leader",
-           "ledger_unreadable", "circuit_open", "verifying", "busy", "cooldown",
-           "budget_spent", "dry_run", "ok")
+REASONS = (
+    "no_action",
+    "self",
+    "opted_out",
+    "not_opted_in",
+    "not_leader",
+    "ledger_unreadable",
+    "circuit_open",
+    "verifying",
+    "busy",
+    "cooldown",
+    "budget_spent",
+    "dry_run",
+    "ok",
+)
 
 
 def _label_true(labels: Mapping[str, str], key: str) -> bool | None:
@@ -43,8 +55,11 @@ def scope_reason(service: Service | None, settings: Settings) -> str | None:
     """Why this service is out of scope for actions, or None if it is in scope."""
     if service is None:
         return "no_action"
-    if service.name in settings.self_services or service.id in settings.self_services \
-            or _label_true(service.labels, SELF_LABEL):
+    if (
+        service.name in settings.self_services
+        or service.id in settings.self_services
+        or _label_true(service.labels, SELF_LABEL)
+    ):
         return "self"
     enabled = _label_true(service.labels, ENABLE_LABEL)
     if enabled is False:
@@ -70,12 +85,8 @@ def decide(
         svc = services.get(finding.service_id)
         h = ledger.history(finding.service_id)
         last = h.last_action(finding.runbook)
-        reason: str | None = None
         explanation = ""
-        if action is None:
-            reason = "no_action"
-        else:
-            reason = scope_reason(svc, settings)
+        reason = "no_action" if action is None else scope_reason(svc, settings)
         if reason is None and not leader:
             reason = "not_leader"
         if reason is None and finding.service_id in ledger.unreadable:

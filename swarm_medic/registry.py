@@ -31,8 +31,9 @@ class Registry:
     def register(self, runbook: Runbook) -> None:
         if runbook.name in self.runbooks:
             other = self.runbooks[runbook.name].source
-            raise ValueError(f"runbook {runbook.name!r} is defined twice: {other} and "
-                             f"{runbook.source}")
+            raise ValueError(
+                f"runbook {runbook.name!r} is defined twice: {other} and {runbook.source}"
+            )
         self.runbooks[runbook.name] = runbook
 
     def __iter__(self):  # type: ignore[no-untyped-def]
@@ -54,14 +55,20 @@ def load_file(path: Path) -> Runbook:
     spec.loader.exec_module(module)
     missing = [n for n in ("NAME", "detect", "plan") if not hasattr(module, n)]
     if missing:
-        raise AttributeError(f"defines no {', '.join(missing)} (a runbook needs NAME, detect, "
-                             f"plan and a docstring)")
+        raise AttributeError(
+            f"defines no {', '.join(missing)} (a runbook needs NAME, detect, plan and a docstring)"
+        )
     if not (module.__doc__ or "").strip():
         raise AttributeError("has no docstring: the docstring is what the operator reads")
     if not callable(module.detect) or not callable(module.plan):
         raise TypeError("detect and plan must be functions")
-    return Runbook(name=str(module.NAME), doc=module.__doc__, detect=module.detect,
-                   plan=module.plan, source=str(path))
+    return Runbook(
+        name=str(module.NAME),
+        doc=module.__doc__ or "",
+        detect=module.detect,
+        plan=module.plan,
+        source=str(path),
+    )
 
 
 def _describe(exc: BaseException) -> str:

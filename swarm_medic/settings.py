@@ -24,10 +24,18 @@ ENV_PREFIX = "SWARM_MEDIC_"
 
 # How long a task may sit in a state before it counts as stuck. Pulls and health start periods
 # make preparing/starting legitimately slow; the scheduler's states should be near instant.
-DEFAULT_STUCK_AFTER: Mapping[str, float] = MappingProxyType({
-    "new": 60.0, "allocated": 60.0, "pending": 60.0, "assigned": 120.0,
-    "accepted": 120.0, "preparing": 300.0, "ready": 120.0, "starting": 300.0,
-})
+DEFAULT_STUCK_AFTER: Mapping[str, float] = MappingProxyType(
+    {
+        "new": 60.0,
+        "allocated": 60.0,
+        "pending": 60.0,
+        "assigned": 120.0,
+        "accepted": 120.0,
+        "preparing": 300.0,
+        "ready": 120.0,
+        "starting": 300.0,
+    }
+)
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -77,7 +85,7 @@ def choice(*allowed: str) -> Callable[[str], str]:
 
 
 def parse_stuck_after(text: str) -> Mapping[str, float]:
-    """"pending=30s,starting=2m" -> overrides of DEFAULT_STUCK_AFTER."""
+    """ "pending=30s,starting=2m" -> overrides of DEFAULT_STUCK_AFTER."""
     out = dict(DEFAULT_STUCK_AFTER)
     for part in filter(None, (p.strip() for p in text.split(","))):
         state, sep, value = part.partition("=")
@@ -130,44 +138,84 @@ class Spec:
 
 SPECS: tuple[Spec, ...] = (
     Spec("dry_run", parse_bool, "observe and say what would be done; change nothing", "BOOL"),
-    Spec("scope", choice("opt-in", "all"),
-         "act on services labelled swarm-medic.enable=true (opt-in) or on every service "
-         "not labelled swarm-medic.enable=false (all)", "opt-in|all"),
-    Spec("scan_interval", parse_duration, "time between scans (events trigger earlier ones)",
-         "DURATION"),
+    Spec(
+        "scope",
+        choice("opt-in", "all"),
+        "act on services labelled swarm-medic.enable=true (opt-in) or on every service "
+        "not labelled swarm-medic.enable=false (all)",
+        "opt-in|all",
+    ),
+    Spec(
+        "scan_interval",
+        parse_duration,
+        "time between scans (events trigger earlier ones)",
+        "DURATION",
+    ),
     Spec("scan_jitter", parse_duration, "random delay added to each scheduled scan", "DURATION"),
-    Spec("stuck_after", parse_stuck_after,
-         "per-state thresholds, e.g. pending=30s,starting=2m (defaults: "
-         + ", ".join(f"{k}={int(v)}s" for k, v in DEFAULT_STUCK_AFTER.items()) + ")",
-         "STATE=DURATION,..."),
-    Spec("paused_update_action", choice("rollback", "retry"),
-         "what to do with a paused service update", "rollback|retry"),
-    Spec("rejection_threshold", parse_positive_int,
-         "rejections with the same error that make an incident", "N"),
+    Spec(
+        "stuck_after",
+        parse_stuck_after,
+        "per-state thresholds, e.g. pending=30s,starting=2m (defaults: "
+        + ", ".join(f"{k}={int(v)}s" for k, v in DEFAULT_STUCK_AFTER.items())
+        + ")",
+        "STATE=DURATION,...",
+    ),
+    Spec(
+        "paused_update_action",
+        choice("rollback", "retry"),
+        "what to do with a paused service update",
+        "rollback|retry",
+    ),
+    Spec(
+        "rejection_threshold",
+        parse_positive_int,
+        "rejections with the same error that make an incident",
+        "N",
+    ),
     Spec("rejection_window", parse_duration, "how far back rejections count", "DURATION"),
     Spec("verify_timeout", parse_duration, "how long a fix has to take effect", "DURATION"),
-    Spec("verify_hold", parse_duration, "how long a fix must hold to count as healed",
-         "DURATION"),
-    Spec("cooldown", parse_duration, "minimum time between actions of one runbook on one "
-         "service", "DURATION"),
-    Spec("budget_per_hour", parse_positive_int, "actions per service per hour before the "
-         "circuit breaker opens", "N"),
-    Spec("breaker_failures", parse_positive_int, "fixes in a row that did not hold before "
-         "the circuit breaker opens", "N"),
+    Spec("verify_hold", parse_duration, "how long a fix must hold to count as healed", "DURATION"),
+    Spec(
+        "cooldown",
+        parse_duration,
+        "minimum time between actions of one runbook on one service",
+        "DURATION",
+    ),
+    Spec(
+        "budget_per_hour",
+        parse_positive_int,
+        "actions per service per hour before the circuit breaker opens",
+        "N",
+    ),
+    Spec(
+        "breaker_failures",
+        parse_positive_int,
+        "fixes in a row that did not hold before the circuit breaker opens",
+        "N",
+    ),
     Spec("breaker_reset", parse_duration, "how long an open circuit stays open", "DURATION"),
-    Spec("self_services", parse_names, "names of swarm-medic's own services (never acted on; "
-         "services labelled swarm-medic.self=true are excluded too)", "NAME,..."),
-    Spec("ledger_name", str, "name of the swarm config whose labels keep the durable history",
-         "NAME"),
+    Spec(
+        "self_services",
+        parse_names,
+        "names of swarm-medic's own services (never acted on; "
+        "services labelled swarm-medic.self=true are excluded too)",
+        "NAME,...",
+    ),
+    Spec(
+        "ledger_name", str, "name of the swarm config whose labels keep the durable history", "NAME"
+    ),
     Spec("runbooks_dir", str, "an extra directory of runbook files to load", "PATH"),
     Spec("http_addr", str, "address of the /metrics and /healthz server", "ADDR"),
     Spec("http_port", parse_port, "port of the /metrics and /healthz server (0: off)", "PORT"),
-    Spec("log_format", choice("auto", "json", "console"),
-         "auto: console on a terminal, JSON lines otherwise", "auto|json|console"),
+    Spec(
+        "log_format",
+        choice("auto", "json", "console"),
+        "auto: console on a terminal, JSON lines otherwise",
+        "auto|json|console",
+    ),
     Spec("log_level", choice("debug", "info", "warning", "error"), "log level", "LEVEL"),
     Spec("api_timeout", parse_duration, "timeout of one Engine API request", "DURATION"),
-    Spec("docker_host", str, "Engine address (default: DOCKER_HOST, else the local socket)",
-         "URL"),
+    Spec("docker_host", str, "Engine address (default: DOCKER_HOST, else the local socket)", "URL"),
 )
 
 
@@ -183,7 +231,10 @@ def flag_name(spec: Spec) -> str:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     for spec in SPECS:
         parser.add_argument(
-            flag_name(spec), dest=spec.name, default=None, metavar=spec.metavar,
+            flag_name(spec),
+            dest=spec.name,
+            default=None,
+            metavar=spec.metavar,
             help=f"{spec.help} [env {env_name(spec)}]",
         )
 
@@ -201,8 +252,9 @@ def _raw_from_env(spec: Spec, env: Mapping[str, str]) -> str | None:
     return env.get(name)
 
 
-def load(flags: Mapping[str, str | None] | None = None,
-         env: Mapping[str, str] | None = None) -> Settings:
+def load(
+    flags: Mapping[str, str | None] | None = None, env: Mapping[str, str] | None = None
+) -> Settings:
     """Flags win over environment, environment over defaults. Unknown SWARM_MEDIC_* vars fail."""
     flags = flags or {}
     env = os.environ if env is None else env
@@ -233,6 +285,9 @@ def load(flags: Mapping[str, str | None] | None = None,
 def describe(settings: Settings) -> str:
     """One line for the start-up banner: mode and scope first, the rest after."""
     mode = "DRY-RUN (observe only, changes nothing)" if settings.dry_run else "ACT"
-    scope = ("services labelled swarm-medic.enable=true" if settings.scope == "opt-in"
-             else "all services except those labelled swarm-medic.enable=false")
+    scope = (
+        "services labelled swarm-medic.enable=true"
+        if settings.scope == "opt-in"
+        else "all services except those labelled swarm-medic.enable=false"
+    )
     return f"mode={mode}; scope={scope}"

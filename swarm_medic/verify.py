@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from swarm_medic.model import Action, ActionKind, PRE_RUNNING_STATES, Result, Snapshot
+from swarm_medic.model import PRE_RUNNING_STATES, Action, ActionKind, Result, Snapshot
 
 SETTLED = {None, "completed", "rollback_completed"}
 
@@ -53,8 +53,7 @@ def converged(snapshot: Snapshot, service_id: str, after_rollback: bool) -> tupl
 
 
 def check(p: Pending, snapshot: Snapshot, now: float, hold: float) -> Pending | Verdict:
-    ok, detail = converged(snapshot, p.action.service_id,
-                           p.action.kind is ActionKind.ROLLBACK)
+    ok, detail = converged(snapshot, p.action.service_id, p.action.kind is ActionKind.ROLLBACK)
     if ok:
         since = p.healthy_since if p.healthy_since is not None else now
         if now - since >= hold:

@@ -7,6 +7,7 @@ loses nor repeats events. Malformed events are logged, counted and skipped.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 
@@ -33,9 +34,15 @@ def relevant(ev: Event) -> bool:
 
 
 class Watcher:
-    def __init__(self, engine: Engine, journal: Journal, on_event: Callable[[Event], None],
-                 *, sleep: Callable[[float], bool] | None = None,
-                 backoff_max: float = 30.0) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        journal: Journal,
+        on_event: Callable[[Event], None],
+        *,
+        sleep: Callable[[float], bool] | None = None,
+        backoff_max: float = 30.0,
+    ) -> None:
         self._engine = engine
         self._journal = journal
         self._on_event = on_event
@@ -43,7 +50,9 @@ class Watcher:
         # `sleep` returns True when asked to stop (threading.Event.wait), so back-off is
         # interruptible and tests can inject an instant one.
         self._sleep = sleep or self._stop.wait
-        self._wait = tenacity.wait_exponential(multiplier=0.5, max=backoff_max) + tenacity.wait_random(0, 0.5)
+        self._wait = tenacity.wait_exponential(
+            multiplier=0.5, max=backoff_max
+        ) + tenacity.wait_random(0, 0.5)
         self._stream: EventStream | None = None
         self._thread: threading.Thread | None = None
         self.last_nano: int | None = None
@@ -60,10 +69,9 @@ class Watcher:
         self._stop.set()
         stream = self._stream
         if stream is not None:
-            try:
+            # closing a dead socket can fail; we are leaving anyway
+            with contextlib.suppress(Exception):
                 stream.close()
-            except Exception:  # noqa: BLE001, S110 - closing a dead socket can fail; we are leaving
-                pass
         if self._thread is not None:
             self._thread.join(timeout=5)
 

@@ -91,7 +91,7 @@ class DockerEngine:
             self.api_calls += 1
             try:
                 return fn()
-            except Exception as exc:  # noqa: BLE001 - translate() re-raises what it does not know
+            except Exception as exc:
                 raise translate(exc, what) from exc
 
         return self._retrying(once)
@@ -126,9 +126,9 @@ class DockerEngine:
 
     def _update_service(self, service_id: str, version: int, *, rollback: bool) -> None:
         what = f"{'roll back' if rollback else 'force update'} service {service_id}"
-        current = self._call(f"inspect service {service_id}", lambda: self._api.inspect_service(
-            service_id
-        ))
+        current = self._call(
+            f"inspect service {service_id}", lambda: self._api.inspect_service(service_id)
+        )
         seen = int((current.get("Version") or {}).get("Index") or 0)
         if seen != version:
             raise Conflict(
@@ -151,7 +151,7 @@ class DockerEngine:
         self.api_calls += 1
         try:
             post()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise translate(exc, what) from exc
 
     def force_update(self, service_id: str, version: int) -> None:
@@ -161,9 +161,7 @@ class DockerEngine:
         self._update_service(service_id, version, rollback=True)
 
     def read_ledger(self, name: str) -> LedgerDoc | None:
-        found = self._call(
-            "list configs", lambda: self._api.configs(filters={"name": name})
-        )
+        found = self._call("list configs", lambda: self._api.configs(filters={"name": name}))
         for cfg in found:
             spec = cfg.get("Spec") or {}
             if spec.get("Name") == name:  # the name filter matches prefixes
@@ -180,9 +178,8 @@ class DockerEngine:
             if doc is None:
                 self._api.create_config(name, LEDGER_DATA, labels=dict(labels))
                 return
+            # The engine checks `version` itself: a stale one fails "update out of sequence".
             current = self._api.inspect_config(doc.id)
-            if int(current["Version"]["Index"]) != doc.version:
-                raise Conflict(f"write ledger {name}: changed since it was read")
             spec = dict(current["Spec"])
             spec["Labels"] = dict(labels)
             url = self._api._url("/configs/{0}/update", doc.id)
@@ -195,7 +192,7 @@ class DockerEngine:
             if exc.status_code == 409:  # created concurrently by another instance
                 raise Conflict(f"write ledger {name}: created concurrently") from exc
             raise translate(exc, f"write ledger {name}") from exc
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise translate(exc, f"write ledger {name}") from exc
 
     def close(self) -> None:

@@ -14,9 +14,10 @@ import itertools
 import queue
 import threading
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
-from swarm_medic.errors import Conflict, EngineError, EngineUnavailable, NotFound
+from swarm_medic.errors import Conflict, EngineError, EngineUnavailable, NotAManager, NotFound
 from swarm_medic.model import LedgerDoc, Node, Service, SwarmInfo, Task
 from swarm_medic.swarm import mapping
 
@@ -27,8 +28,6 @@ _STOP = object()
 def _ts(epoch: float) -> str:
     whole = int(epoch)
     nanos = round((epoch - whole) * 1e9)
-    from datetime import UTC, datetime
-
     base = datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S")
     return f"{base}.{nanos:09d}Z"
 
@@ -123,11 +122,11 @@ class FakeEngine:
                 "Placement": {"Constraints": list(constraints)},
                 "ForceUpdate": 0,
             },
-            "Mode": {"Replicated": {"Replicas": replicas}} if replicas is not None
+            "Mode": {"Replicated": {"Replicas": replicas}}
+            if replicas is not None
             else {"Global": {}},
         }
-        obj: Json = {"ID": sid, "Version": {"Index": 10}, "Spec": spec,
-                     "UpdatedAt": _ts(self.now)}
+        obj: Json = {"ID": sid, "Version": {"Index": 10}, "Spec": spec, "UpdatedAt": _ts(self.now)}
         if previous_spec:
             obj["PreviousSpec"] = copy.deepcopy(spec)
         if update_status:
@@ -156,8 +155,13 @@ class FakeEngine:
             "NodeID": node_id,
             "CreatedAt": when,
             "DesiredState": desired,
-            "Status": {"State": state, "Timestamp": when, "Message": message, "Err": err,
-                       "ContainerStatus": {"ContainerID": f"ctr-{tid}"}},
+            "Status": {
+                "State": state,
+                "Timestamp": when,
+                "Message": message,
+                "Err": err,
+                "ContainerStatus": {"ContainerID": f"ctr-{tid}"},
+            },
         }
         return tid
 
@@ -193,17 +197,21 @@ class FakeEngine:
         if self.failures:
             raise self.failures.pop(0)
         if manager_only and not self.manager:
-            from swarm_medic.errors import NotAManager
-
             raise NotAManager("this engine is not a swarm manager", status=503)
 
     def info(self) -> SwarmInfo:
         self._enter(manager_only=False)
-        return mapping.info_from_api({
-            "ServerVersion": "fake",
-            "Swarm": {"NodeID": self.node_id, "NodeAddr": "127.0.0.1",
-                      "LocalNodeState": "active", "ControlAvailable": self.manager},
-        })
+        return mapping.info_from_api(
+            {
+                "ServerVersion": "fake",
+                "Swarm": {
+                    "NodeID": self.node_id,
+                    "NodeAddr": "127.0.0.1",
+                    "LocalNodeState": "active",
+                    "ControlAvailable": self.manager,
+                },
+            }
+        )
 
     def nodes(self) -> tuple[Node, ...]:
         self._enter()
@@ -219,11 +227,17 @@ class FakeEngine:
 
     def events(self, since_nano: int | None) -> _Stream:
         self._enter(manager_only=False)
-        backlog = [] if since_nano is None else [
-            e for e in self._events
-            if isinstance(e, dict) and isinstance(e.get("timeNano"), int)
-            and e["timeNano"] >= since_nano
-        ]
+        backlog = (
+            []
+            if since_nano is None
+            else [
+                e
+                for e in self._events
+                if isinstance(e, dict)
+                and isinstance(e.get("timeNano"), int)
+                and e["timeNano"] >= since_nano
+            ]
+        )
         q: queue.Queue[object] = queue.Queue()
         self._streams.append(q)
         return _Stream(backlog, q)
@@ -259,16 +273,19 @@ class FakeEngine:
                 )
             svc["Spec"], svc["PreviousSpec"] = svc["PreviousSpec"], svc["Spec"]
             svc["Version"]["Index"] += 1
-            svc["UpdateStatus"] = {"State": "rollback_started",
-                                   "Message": "manually requested rollback"}
+            svc["UpdateStatus"] = {
+                "State": "rollback_started",
+                "Message": "manually requested rollback",
+            }
 
     def read_ledger(self, name: str) -> LedgerDoc | None:
         self._enter()
         cfg = self._configs.get(name)
         if cfg is None:
             return None
-        return LedgerDoc(id=cfg["ID"], version=cfg["Version"]["Index"],
-                         labels=dict(cfg["Spec"]["Labels"]))
+        return LedgerDoc(
+            id=cfg["ID"], version=cfg["Version"]["Index"], labels=dict(cfg["Spec"]["Labels"])
+        )
 
     def write_ledger(self, name: str, doc: LedgerDoc | None, labels: Mapping[str, str]) -> None:
         with self._lock:
@@ -277,8 +294,11 @@ class FakeEngine:
             if doc is None:
                 if cfg is not None:
                     raise Conflict(f"write ledger {name}: created concurrently", status=409)
-                self._configs[name] = {"ID": self._next_id("cfg"), "Version": {"Index": 1},
-                                       "Spec": {"Name": name, "Labels": dict(labels)}}
+                self._configs[name] = {
+                    "ID": self._next_id("cfg"),
+                    "Version": {"Index": 1},
+                    "Spec": {"Name": name, "Labels": dict(labels)},
+                }
                 return
             if cfg is None or cfg["Version"]["Index"] != doc.version:
                 raise Conflict(f"write ledger {name}: changed since it was read")
