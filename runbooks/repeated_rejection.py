@@ -1,8 +1,8 @@
 """A service whose tasks are rejected again and again with the same error.
 
 Symptom: several tasks of one service in state `rejected` with the same Status.Err within the
-rejection window (default: 3 within 10 minutes), e.g. "No such image: app:1.2" — swarm makes a
-new task every few seconds, forever, and each one is rejected the same way.
+rejection window (default: 3 within 10 minutes) and none running since, e.g. "No such image:
+app:1.2" — swarm makes a new task every few seconds, forever, each one rejected the same way.
 
 Cause: something a restart cannot change: an image that does not exist on the node or in the
 registry (or missing registry credentials: deploy with --with-registry-auth), a bad mount
@@ -41,9 +41,18 @@ def advice_for(err: str) -> str:
 def detect(ctx: Context) -> Iterator[Finding]:
     window, threshold = ctx.settings.rejection_window, ctx.settings.rejection_threshold
     for svc in ctx.snapshot.services:
+        history = ctx.snapshot.tasks_of(svc.id)
+        # A task that reached running after the rejections means the cause was fixed: the
+        # rejected tasks that linger in the task history no longer count.
+        fixed_at = max((t.timestamp for t in history if t.state == "running"), default=0.0)
         by_err: dict[str, list[tuple[str, str]]] = {}
-        for t in ctx.snapshot.tasks_of(svc.id):
-            if t.state == "rejected" and t.err and ctx.now - t.timestamp <= window:
+        for t in history:
+            if (
+                t.state == "rejected"
+                and t.err
+                and ctx.now - t.timestamp <= window
+                and t.timestamp > fixed_at
+            ):
                 by_err.setdefault(t.err, []).append((t.id, t.node_id))
         for err, tasks in sorted(by_err.items()):
             if len(tasks) < threshold:

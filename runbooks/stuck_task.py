@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from swarm_medic.constraints import fitting_nodes, placement_misses
+from swarm_medic.constraints import Miss, fitting_nodes, placement_misses, summarise
 from swarm_medic.model import PRE_RUNNING_STATES, Action, ActionKind, Finding, Service, Severity
 from swarm_medic.runbook import Context
 from swarm_medic.settings import parse_duration
@@ -52,26 +52,29 @@ def classify(err: str, message: str) -> str:
     return "hang"
 
 
+def _label_seconds(service: Service, key: str) -> float | None:
+    try:
+        return parse_duration(service.labels[key]) if key in service.labels else None
+    except ValueError:
+        return None  # a bad label keeps the default
+
+
 def thresholds(service: Service, defaults: dict[str, float]) -> dict[str, float]:
-    out = dict(defaults)
-    for key, value in service.labels.items():
-        if key != "swarm-medic.stuck-after" and not key.startswith("swarm-medic.stuck-after."):
-            continue
-        try:
-            seconds = parse_duration(value)
-        except ValueError:
-            continue  # a bad label keeps the default; `swarm-medic check` shows the thresholds
-        state = key.rpartition(".")[2] if key.startswith("swarm-medic.stuck-after.") else ""
-        for s in [state] if state else list(out):
-            if s in out:
-                out[s] = seconds
+    """Defaults, then `swarm-medic.stuck-after`, then per-state labels: most specific wins."""
+    every = _label_seconds(service, "swarm-medic.stuck-after")
+    out = {state: every if every is not None else limit for state, limit in defaults.items()}
+    for state in out:
+        specific = _label_seconds(service, f"swarm-medic.stuck-after.{state}")
+        if specific is not None:
+            out[state] = specific
     return out
 
 
-def _explain(cause: str, states: set[str], ctx: Context, svc: Service, sample_err: str) -> str:
+def _explain(
+    cause: str, states: set[str], misses: list[Miss], svc: Service, sample_err: str
+) -> str:
     if cause in SCHEDULING:
-        misses = placement_misses(ctx.snapshot, svc)
-        lines = "; ".join(f"{m.node.hostname or m.node.id}: {m.why}" for m in misses)
+        lines = summarise(misses)
         head = f"scheduler says {sample_err!r}" if sample_err else "scheduler cannot place it"
         return f"{head}. {lines}" if lines else f"{head}, but a node fits now"
     if cause == "image":
@@ -98,7 +101,8 @@ def detect(ctx: Context) -> Iterator[Finding]:
         for cause, stuck in sorted(groups.items()):
             states = {s for _, s, _, _ in stuck}
             err = next((t.err for t in ctx.snapshot.tasks_of(svc.id) if t.id == stuck[0][0]), "")
-            fits = bool(fitting_nodes(ctx.snapshot, svc)) if cause in SCHEDULING else False
+            misses = placement_misses(ctx.snapshot, svc) if cause in SCHEDULING else []
+            fits = cause in SCHEDULING and bool(fitting_nodes(ctx.snapshot, svc, misses))
             restartable = cause == "hang" and states <= RESTARTABLE
             actionable = restartable or (cause in SCHEDULING and fits)
             oldest = max(a for _, _, _, a in stuck)
@@ -115,7 +119,7 @@ def detect(ctx: Context) -> Iterator[Finding]:
                 service_name=svc.name,
                 task_ids=tuple(sorted(i for i, _, _, _ in stuck)),
                 node_ids=tuple(sorted({n for _, _, n, _ in stuck if n})),
-                advice=_explain(cause, states, ctx, svc, err),
+                advice=_explain(cause, states, misses, svc, err),
                 actionable=actionable,
                 details={"states": ",".join(sorted(states)), "oldest_seconds": f"{oldest:.0f}"},
             )

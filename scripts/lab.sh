@@ -39,7 +39,6 @@ install_packages() {
   command -v iptables >/dev/null || need+=(iptables)
   command -v nsenter >/dev/null || need+=(util-linux)
   command -v ip >/dev/null || need+=(iproute2)
-  command -v docker >/dev/null || need+=(docker-cli)
   if [ ${#need[@]} -gt 0 ]; then
     say "installing Debian packages: ${need[*]}"
     apt-get update -qq

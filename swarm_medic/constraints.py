@@ -6,6 +6,7 @@ to tell whether a node could take it now (the one case where a nudge helps).
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 
@@ -18,6 +19,11 @@ _EXPR = re.compile(r"^\s*([\w.\-/]+)\s*(==|!=)\s*(.*?)\s*$")
 class Miss:
     node: Node
     why: str
+
+
+_KNOWN = frozenset(
+    {"node.id", "node.hostname", "node.role", "node.platform.os", "node.platform.arch"}
+)
 
 
 def _attribute(node: Node, key: str) -> str | None:
@@ -38,15 +44,30 @@ def _attribute(node: Node, key: str) -> str | None:
     return None
 
 
+def _ip_matches(addr: str, want: str) -> bool:
+    try:
+        ip = ipaddress.ip_address(addr)
+        return ip in ipaddress.ip_network(want, strict=False)
+    except ValueError:
+        return False
+
+
 def check(constraint: str, node: Node) -> str | None:
     """None if `node` satisfies `constraint`, else why not, in words."""
     m = _EXPR.match(constraint)
     if not m:
         return f"cannot read constraint {constraint!r}"
     key, op, want = m.groups()
-    have = _attribute(node, key)
-    # swarmkit compares case-insensitively, except label values are matched as written.
-    eq = have is not None and (have == want if ".labels." in key else have.lower() == want.lower())
+    if key.lower() == "node.ip":  # an address or a CIDR, as swarmkit allows
+        eq = _ip_matches(node.addr, want)
+        have: str | None = node.addr
+    else:
+        known = key.lower() in _KNOWN or key.startswith(("node.labels.", "engine.labels."))
+        if not known:
+            return f"unknown constraint key {key!r} (swarm rejects it too)"
+        have = _attribute(node, key)
+        # swarmkit (constraint.Match) compares every value case-insensitively, labels included.
+        eq = have is not None and have.lower() == want.lower()
     if op == "==" and not eq:
         return f"{key} is {have!r}, needs {want!r}" if have is not None else f"{key} is not set"
     if op == "!=" and eq:
@@ -55,14 +76,8 @@ def check(constraint: str, node: Node) -> str | None:
 
 
 def free_resources(snapshot: Snapshot, node: Node) -> tuple[int, int]:
-    cpu, mem = node.resources.nano_cpus, node.resources.memory_bytes
-    for t in snapshot.tasks:
-        if t.node_id == node.id and t.desired_state == "running":
-            svc = snapshot.service(t.service_id)
-            if svc is not None:
-                cpu -= svc.reservations.nano_cpus
-                mem -= svc.reservations.memory_bytes
-    return cpu, mem
+    cpu, mem = snapshot.reserved_by_node.get(node.id, (0, 0))
+    return node.resources.nano_cpus - cpu, node.resources.memory_bytes - mem
 
 
 def placement_misses(snapshot: Snapshot, service: Service) -> list[Miss]:
@@ -89,7 +104,7 @@ def placement_misses(snapshot: Snapshot, service: Service) -> list[Miss]:
             here = sum(
                 1
                 for t in snapshot.tasks_of(service.id)
-                if t.node_id == node.id and t.desired_state == "running" and t.state == "running"
+                if t.node_id == node.id and t.desired_state == "running"
             )
             if here >= service.max_replicas_per_node:
                 why = f"already runs {here} (max {service.max_replicas_per_node} per node)"
@@ -98,6 +113,25 @@ def placement_misses(snapshot: Snapshot, service: Service) -> list[Miss]:
     return misses
 
 
-def fitting_nodes(snapshot: Snapshot, service: Service) -> list[Node]:
-    missed = {m.node.id for m in placement_misses(snapshot, service)}
+def fitting_nodes(
+    snapshot: Snapshot, service: Service, misses: list[Miss] | None = None
+) -> list[Node]:
+    if misses is None:
+        misses = placement_misses(snapshot, service)
+    missed = {m.node.id for m in misses}
     return [n for n in snapshot.nodes if n.id not in missed]
+
+
+def summarise(misses: list[Miss], most: int = 3) -> str:
+    """'node.labels.zone is not set on 97 nodes (n1, n2, n3, ...)': one clause per reason."""
+    by_why: dict[str, list[str]] = {}
+    for m in misses:
+        by_why.setdefault(m.why, []).append(m.node.hostname or m.node.id)
+    parts = []
+    for why, names in sorted(by_why.items(), key=lambda kv: -len(kv[1])):
+        if len(names) == 1:
+            parts.append(f"{names[0]}: {why}")
+            continue
+        shown = ", ".join(names[:most]) + (", ..." if len(names) > most else "")
+        parts.append(f"{why} on {len(names)} nodes ({shown})")
+    return "; ".join(parts)

@@ -148,6 +148,23 @@ class Snapshot:
         return {n.id: n for n in self.nodes}
 
     @cached_property
+    def reserved_by_node(self) -> dict[str, tuple[int, int]]:
+        """(nano CPUs, memory bytes) reserved by tasks meant to run on each node."""
+        used: dict[str, tuple[int, int]] = {}
+        for t in self.tasks:
+            if not t.node_id or t.desired_state != "running":
+                continue
+            svc = self._services_by_id.get(t.service_id)
+            if svc is None or not (svc.reservations.nano_cpus or svc.reservations.memory_bytes):
+                continue
+            cpu, mem = used.get(t.node_id, (0, 0))
+            used[t.node_id] = (
+                cpu + svc.reservations.nano_cpus,
+                mem + svc.reservations.memory_bytes,
+            )
+        return used
+
+    @cached_property
     def _tasks_by_service(self) -> dict[str, tuple[Task, ...]]:
         grouped: dict[str, list[Task]] = {}
         for t in self.tasks:

@@ -1,0 +1,233 @@
+"""Fixtures for tests on the real single-node lab swarm (scripts/lab.sh).
+
+Every docker command is an argv list, never a shell string. Services are named
+medic-<test>-<random> and labelled medic.lab=1, and removed when the test ends. Each medic
+process gets its own ledger (a swarm config) so one test's action budget never leaks into
+another's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+LAB = ROOT / "scripts" / "lab.sh"
+IMAGE = "medic/busybox:test"
+TIMINGS = Path(os.environ.get("SWARM_MEDIC_TIMINGS", ROOT / "build" / "lab-timings.jsonl"))
+
+LogLine = dict[str, Any]
+
+
+def docker(*args: str, check: bool = True, timeout: float = 60) -> str:
+    done = subprocess.run(
+        ["docker", *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if check and done.returncode != 0:
+        raise AssertionError(f"docker {' '.join(args)} failed: {done.stderr.strip()}")
+    return done.stdout.strip()
+
+
+def wait_until(what: str, cond: Callable[[], Any], timeout: float, every: float = 0.5) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(every)
+
+
+def record_timing(**fields: Any) -> None:
+    """Measured times go to a JSON-lines file that scripts/test.sh summarises."""
+    TIMINGS.parent.mkdir(parents=True, exist_ok=True)
+    with TIMINGS.open("a") as fh:
+        fh.write(json.dumps(fields) + "\n")
+
+
+@dataclass
+class Lab:
+    services: list[str] = field(default_factory=list)
+
+    def create(
+        self,
+        prefix: str,
+        *args: str,
+        opt_in: bool = True,
+        image: str = IMAGE,
+        command: tuple[str, ...] = ("sleep", "3600"),
+    ) -> str:
+        name = f"medic-{prefix}-{uuid.uuid4().hex[:6]}"
+        labels = ["--label", "medic.lab=1"]
+        if opt_in:
+            labels += ["--label", "swarm-medic.enable=true"]
+        docker(
+            "service",
+            "create",
+            "-d",
+            "--name",
+            name,
+            "--no-resolve-image",
+            "--stop-grace-period",
+            "1s",
+            *labels,
+            *args,
+            image,
+            *command,
+        )
+        self.services.append(name)
+        return name
+
+    def tasks(self, name: str) -> list[dict[str, str]]:
+        out = docker("service", "ps", name, "--no-trunc", "--format", "{{json .}}", check=False)
+        return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+    def current_states(self, name: str) -> list[str]:
+        """CurrentState words ('Running', 'Starting', ...) of tasks desired Running."""
+        return [
+            t["CurrentState"].split()[0] for t in self.tasks(name) if t["DesiredState"] == "Running"
+        ]
+
+    def inspect(self, name: str) -> dict[str, Any]:
+        data: list[dict[str, Any]] = json.loads(docker("service", "inspect", name))
+        return data[0]
+
+    def version(self, name: str) -> int:
+        return int(self.inspect(name)["Version"]["Index"])
+
+    def update_state(self, name: str) -> str | None:
+        status = self.inspect(name).get("UpdateStatus") or {}
+        state = status.get("State")
+        return str(state) if state else None
+
+    def remove_all(self) -> None:
+        if self.services:
+            docker("service", "rm", *self.services, check=False)
+            self.services.clear()
+
+
+@pytest.fixture(scope="session")
+def lab_up() -> None:
+    if os.environ.get("SWARM_MEDIC_LAB") == "0":
+        pytest.skip("SWARM_MEDIC_LAB=0: real-swarm tests switched off")
+    done = subprocess.run(
+        ["bash", str(LAB), "up"], capture_output=True, text=True, check=False, timeout=600
+    )
+    if done.returncode != 0:
+        pytest.fail(f"scripts/lab.sh up failed:\n{done.stdout}\n{done.stderr}")
+
+
+@pytest.fixture
+def lab(lab_up: None) -> Iterator[Lab]:
+    lab = Lab()
+    yield lab
+    lab.remove_all()
+
+
+class MedicProcess:
+    """`swarm-medic run` as an operator runs it, its JSON log read back line by line."""
+
+    def __init__(self, log_path: Path, env: dict[str, str], args: tuple[str, ...] = ()) -> None:
+        self.log_path = log_path
+        self._log = log_path.open("w")
+        self.started = time.time()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "swarm_medic.cli", "run", *args],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=ROOT,
+        )
+
+    def lines(self) -> list[LogLine]:
+        out: list[LogLine] = []
+        for raw in self.log_path.read_text().splitlines():
+            try:
+                obj = json.loads(raw)
+            except json.JSONDecodeError:
+                obj = {"event": "<non-json>", "raw": raw}
+            if isinstance(obj, dict):
+                out.append(obj)
+        return out
+
+    def find(self, event: str, **match: Any) -> list[LogLine]:
+        return [
+            ln
+            for ln in self.lines()
+            if str(ln.get("event", "")).startswith(event)
+            and all(ln.get(k) == v for k, v in match.items())
+        ]
+
+    def wait_for(self, event: str, timeout: float, **match: Any) -> LogLine:
+        def found() -> LogLine | None:
+            assert self.proc.poll() is None, f"swarm-medic exited: {self.tail()}"
+            hits = self.find(event, **match)
+            return hits[0] if hits else None
+
+        try:
+            hit: LogLine = wait_until(f"log line {event!r} {match}", found, timeout)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n--- medic log tail ---\n{self.tail()}") from None
+        return hit
+
+    def tail(self, n: int = 40) -> str:
+        return "\n".join(self.log_path.read_text().splitlines()[-n:])
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return int(self.proc.returncode)
+
+
+def ts(line: LogLine) -> float:
+    """Epoch seconds of a log line's ISO timestamp."""
+    return datetime.fromisoformat(str(line["timestamp"]).replace("Z", "+00:00")).timestamp()
+
+
+@pytest.fixture
+def medic(tmp_path: Path, lab_up: None) -> Iterator[Callable[..., MedicProcess]]:
+    started: list[MedicProcess] = []
+
+    def start(*args: str, **settings: str) -> MedicProcess:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SWARM_MEDIC_")}
+        env.update(
+            {
+                "SWARM_MEDIC_SCAN_INTERVAL": "2s",
+                "SWARM_MEDIC_SCAN_JITTER": "0",
+                "SWARM_MEDIC_VERIFY_HOLD": "3s",
+                "SWARM_MEDIC_VERIFY_TIMEOUT": "60s",
+                "SWARM_MEDIC_HTTP_PORT": "0",
+                "SWARM_MEDIC_LOG_FORMAT": "json",
+                "SWARM_MEDIC_LEDGER_NAME": f"medic-test-ledger-{uuid.uuid4().hex[:8]}",
+            }
+        )
+        env.update({f"SWARM_MEDIC_{k.upper()}": v for k, v in settings.items()})
+        proc = MedicProcess(tmp_path / f"medic-{len(started)}.log", env, args)
+        started.append(proc)
+        return proc
+
+    yield start
+    for p in started:
+        p.stop()
+    ids = docker("config", "ls", "-q", "--filter", "name=medic-test-ledger-", check=False)
+    if ids:
+        docker("config", "rm", *ids.split(), check=False)

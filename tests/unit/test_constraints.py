@@ -1,0 +1,268 @@
+"""swarm_medic.constraints: placement constraints and capacity, as swarmkit evaluates them."""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+import pytest
+
+from swarm_medic.constraints import check, fitting_nodes, free_resources, placement_misses
+from swarm_medic.model import Node, Resources, Service, Snapshot, SwarmInfo, Task
+
+GIB = 1 << 30
+CPU = 1_000_000_000  # NanoCPUs of one CPU
+
+
+def node(
+    nid: str,
+    *,
+    hostname: str = "",
+    role: str = "worker",
+    availability: str = "active",
+    state: str = "ready",
+    labels: dict[str, str] | None = None,
+    engine_labels: dict[str, str] | None = None,
+    cpus: float = 2,
+    mem_gib: int = 4,
+) -> Node:
+    return Node(
+        id=nid,
+        hostname=hostname or f"host-{nid}",
+        role=role,
+        availability=availability,
+        state=state,
+        addr="10.0.0.1",
+        labels=MappingProxyType(labels or {}),
+        engine_labels=MappingProxyType(engine_labels or {}),
+        platform_os="linux",
+        platform_arch="x86_64",
+        resources=Resources(int(cpus * CPU), mem_gib * GIB),
+    )
+
+
+def service(
+    sid: str = "svc",
+    *,
+    constraints: tuple[str, ...] = (),
+    cpus: float = 0,
+    mem_gib: float = 0,
+    max_per_node: int = 0,
+) -> Service:
+    return Service(
+        id=sid,
+        name=f"name-{sid}",
+        version=1,
+        replicas=1,
+        constraints=constraints,
+        max_replicas_per_node=max_per_node,
+        reservations=Resources(int(cpus * CPU), int(mem_gib * GIB)),
+    )
+
+
+def task(
+    tid: str, sid: str, node_id: str, *, state: str = "running", desired: str = "running"
+) -> Task:
+    return Task(id=tid, service_id=sid, slot=1, node_id=node_id, state=state, desired_state=desired)
+
+
+def snapshot(
+    nodes: list[Node], services: list[Service], tasks: list[Task] | None = None
+) -> Snapshot:
+    return Snapshot(
+        taken_at=1000.0,
+        info=SwarmInfo("n1", "10.0.0.1", "active", True),
+        nodes=tuple(nodes),
+        services=tuple(services),
+        tasks=tuple(tasks or ()),
+    )
+
+
+# --- check() -------------------------------------------------------------------------------
+
+EU = node(
+    "n1",
+    hostname="Worker-EU-1",
+    role="manager",
+    labels={"zone": "eu", "disk": "ssd"},
+    engine_labels={"storage": "fast"},
+)
+
+
+@pytest.mark.parametrize(
+    ("constraint", "why"),
+    [
+        # node labels
+        ("node.labels.zone==eu", None),
+        ("node.labels.zone == eu", None),
+        ("node.labels.zone==us", "node.labels.zone is 'eu', needs 'us'"),
+        ("node.labels.zone!=us", None),
+        ("node.labels.zone!=eu", "node.labels.zone is 'eu', must not be"),
+        ("node.labels.gpu==true", "node.labels.gpu is not set"),
+        ("node.labels.gpu!=true", None),  # an absent label is never equal
+        ("node.labels.Zone==eu", "node.labels.Zone is not set"),  # label keys are case-sensitive
+        # role
+        ("node.role==manager", None),
+        ("node.role==worker", "node.role is 'manager', needs 'worker'"),
+        ("node.role!=manager", "node.role is 'manager', must not be"),
+        ("node.role==MANAGER", None),
+        # hostname / id / platform: case-insensitive values and keys
+        ("node.hostname==worker-eu-1", None),
+        ("node.hostname==WORKER-EU-1", None),
+        ("node.hostname!=worker-eu-1", "node.hostname is 'Worker-EU-1', must not be"),
+        ("node.hostname==other", "node.hostname is 'Worker-EU-1', needs 'other'"),
+        ("Node.Hostname==worker-eu-1", None),
+        ("node.id==n1", None),
+        ("node.id!=n1", "node.id is 'n1', must not be"),
+        ("node.platform.os==linux", None),
+        ("node.platform.os==windows", "node.platform.os is 'linux', needs 'windows'"),
+        ("node.platform.arch==X86_64", None),
+        # engine labels
+        ("engine.labels.storage==fast", None),
+        ("engine.labels.storage==slow", "engine.labels.storage is 'fast', needs 'slow'"),
+        ("engine.labels.missing==x", "engine.labels.missing is not set"),
+        ("engine.labels.storage!=fast", "engine.labels.storage is 'fast', must not be"),
+        # unreadable
+        ("zone=eu", "cannot read constraint 'zone=eu'"),
+        ("node.labels.zone", "cannot read constraint 'node.labels.zone'"),
+        ("node.labels.zone<>eu", "cannot read constraint 'node.labels.zone<>eu'"),
+        ("", "cannot read constraint ''"),
+    ],
+)
+def test_check(constraint: str, why: str | None) -> None:
+    assert check(constraint, EU) == why
+
+
+def test_label_values_compare_case_insensitively_like_swarmkit() -> None:
+    assert check("node.labels.zone==EU", EU) is None
+
+
+def test_node_ip_constraint() -> None:
+    assert check("node.ip==10.0.0.1", EU) is None
+
+
+# --- placement_misses / fitting_nodes ------------------------------------------------------
+
+
+def _misses(snap: Snapshot, svc: Service) -> dict[str, str]:
+    return {m.node.id: m.why for m in placement_misses(snap, svc)}
+
+
+def test_down_and_drained_nodes_miss() -> None:
+    nodes = [
+        node("n1"),
+        node("n2", state="down"),
+        node("n3", availability="drain"),
+        node("n4", availability="pause"),
+        node("n5", state="unknown", availability="drain"),  # state is reported first
+    ]
+    svc = service()
+    snap = snapshot(nodes, [svc])
+    assert _misses(snap, svc) == {
+        "n2": "node is down",
+        "n3": "node availability is drain",
+        "n4": "node availability is pause",
+        "n5": "node is unknown",
+    }
+    assert [n.id for n in fitting_nodes(snap, svc)] == ["n1"]
+
+
+def test_constraints_first_failing_one_is_reported() -> None:
+    nodes = [
+        node("n1", labels={"zone": "eu"}, role="manager"),
+        node("n2", labels={"zone": "eu"}),
+        node("n3", labels={"zone": "us"}),
+        node("n4"),
+    ]
+    svc = service(constraints=("node.labels.zone==eu", "node.role==worker"))
+    snap = snapshot(nodes, [svc])
+    assert _misses(snap, svc) == {
+        "n1": "node.role is 'manager', needs 'worker'",
+        "n3": "node.labels.zone is 'us', needs 'eu'",
+        "n4": "node.labels.zone is not set",
+    }
+    assert [n.id for n in fitting_nodes(snap, svc)] == ["n2"]
+
+
+def test_no_node_fits() -> None:
+    svc = service(constraints=("node.labels.gpu==true",))
+    snap = snapshot([node("n1"), node("n2")], [svc])
+    assert fitting_nodes(snap, svc) == []
+    assert len(placement_misses(snap, svc)) == 2
+
+
+def test_free_resources_subtract_running_tasks_reservations() -> None:
+    big = service("big", cpus=1.5, mem_gib=1)
+    small = service("small", cpus=0.25, mem_gib=0.5)
+    n1 = node("n1", cpus=2, mem_gib=4)
+    tasks = [
+        task("t1", "big", "n1"),
+        task("t2", "small", "n1"),
+        task("t3", "small", "n1"),
+        task("t4", "small", "n1", state="shutdown", desired="shutdown"),  # not counted
+        task("t5", "small", "n2"),  # other node
+        task("t6", "gone", "n1"),  # service no longer exists: nothing to subtract
+    ]
+    snap = snapshot([n1, node("n2")], [big, small], tasks)
+    assert free_resources(snap, n1) == (0, 2 * GIB)
+
+
+@pytest.mark.parametrize(
+    ("want_cpus", "want_mem_gib", "why"),
+    [
+        (0.5, 0, None),
+        (1.0, 0, "0.50 CPUs free, needs 1.00"),
+        (0, 2, None),
+        (0, 3, "2048 MiB memory free, needs 3072 MiB"),
+        (1.0, 3, "0.50 CPUs free, needs 1.00"),  # CPU is reported first
+    ],
+)
+def test_reservations(want_cpus: float, want_mem_gib: float, why: str | None) -> None:
+    used = service("used", cpus=1.5, mem_gib=2)
+    svc = service("new", cpus=want_cpus, mem_gib=want_mem_gib)
+    snap = snapshot([node("n1", cpus=2, mem_gib=4)], [used, svc], [task("t1", "used", "n1")])
+    assert _misses(snap, svc) == ({} if why is None else {"n1": why})
+
+
+def test_reservation_fits_on_the_emptier_node() -> None:
+    used = service("used", cpus=1.5)
+    svc = service("new", cpus=1)
+    nodes = [node("n1", cpus=2), node("n2", cpus=2)]
+    snap = snapshot(nodes, [used, svc], [task("t1", "used", "n1")])
+    assert [n.id for n in fitting_nodes(snap, svc)] == ["n2"]
+
+
+def test_max_replicas_per_node() -> None:
+    svc = service("web", max_per_node=2)
+    tasks = [
+        task("t1", "web", "n1"),
+        task("t2", "web", "n1"),
+        task("t3", "web", "n2"),
+        task("t4", "web", "n2", state="shutdown", desired="shutdown"),
+        task("t5", "web", "n3", state="failed", desired="shutdown"),
+        task("t6", "web", "n3", state="failed", desired="shutdown"),
+    ]
+    snap = snapshot([node("n1"), node("n2"), node("n3")], [svc], tasks)
+    assert _misses(snap, svc) == {"n1": "already runs 2 (max 2 per node)"}
+    assert [n.id for n in fitting_nodes(snap, svc)] == ["n2", "n3"]
+
+
+def test_max_replicas_counts_tasks_not_yet_running() -> None:
+    svc = service("web", max_per_node=1)
+    snap = snapshot([node("n1")], [svc], [task("t1", "web", "n1", state="starting")])
+    assert _misses(snap, svc) == {"n1": "already runs 1 (max 1 per node)"}
+
+
+def test_unconstrained_service_fits_every_ready_active_node() -> None:
+    svc = service()
+    nodes = [node("n1"), node("n2"), node("n3", state="down")]
+    snap = snapshot(nodes, [svc])
+    assert [n.id for n in fitting_nodes(snap, svc)] == ["n1", "n2"]
+
+
+def test_unknown_constraint_key_never_matches() -> None:
+    # swarmkit refuses a service with an unknown key; we must not call such a node a fit
+    n = Node(id="n1", hostname="h", role="worker", availability="active", state="ready")
+    assert (
+        check("node.colour!=red", n)
+        == "unknown constraint key 'node.colour' (swarm rejects it too)"
+    )

@@ -1,0 +1,281 @@
+"""swarm_medic.policy.decide: the safety gates, in their documented order."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+import pytest
+
+from swarm_medic import policy
+from swarm_medic.ledger import PREFIX, History, Ledger
+from swarm_medic.model import (
+    Action,
+    ActionKind,
+    Decision,
+    Finding,
+    LedgerDoc,
+    Service,
+    Verdict,
+)
+from swarm_medic.settings import Settings
+
+NOW = 1_700_000_000.0
+SID = "svc1"
+RB = "stuck-task"
+OPT_IN = {"swarm-medic.enable": "true"}
+
+
+def finding(service_id: str = SID, runbook: str = RB) -> Finding:
+    return Finding(
+        runbook=runbook,
+        key=f"{runbook}:{service_id}:hang",
+        summary="stuck",
+        cause="hang",
+        service_id=service_id,
+        service_name=f"name-{service_id}",
+        actionable=True,
+    )
+
+
+def action(service_id: str = SID) -> Action:
+    return Action(ActionKind.FORCE_UPDATE, service_id, f"name-{service_id}", 7, "nudge")
+
+
+def svc(labels: dict[str, str] | None = None, name: str = "web", sid: str = SID) -> Service:
+    return Service(id=sid, name=name, version=7, labels=MappingProxyType(labels or {}))
+
+
+def ledger_with(h: History, service_id: str = SID) -> Ledger:
+    return Ledger(services=MappingProxyType({service_id: h}))
+
+
+CORRUPT = Ledger.from_doc(LedgerDoc("cfg", 1, MappingProxyType({PREFIX + SID: "{garbage"})))
+CIRCUIT_OPEN = ledger_with(History(open_until=NOW + 600, open_reason="budget spent"))
+RECENT = ledger_with(History(actions=((NOW - 100, RB),)))  # inside the 300 s cooldown
+RECENT_OTHER_RB = ledger_with(History(actions=((NOW - 100, "paused-update"),)))
+OLD = ledger_with(History(actions=((NOW - 400, RB),)))  # outside the cooldown
+# budget (3) spent in the last hour, circuit already reset, last action outside the cooldown
+SPENT = ledger_with(History(actions=((NOW - 3000, RB), (NOW - 2000, RB), (NOW - 1000, RB))))
+SPENT_LONG_AGO = ledger_with(
+    History(actions=((NOW - 5000, RB), (NOW - 4000, RB), (NOW - 3700, RB)))
+)
+
+
+@dataclass(frozen=True)
+class Case:
+    reason: str
+    verdict: Verdict = Verdict.SKIP
+    labels: dict[str, str] = field(default_factory=lambda: dict(OPT_IN))
+    name: str = "web"
+    settings: Settings = field(default_factory=Settings)
+    ledger: Ledger = field(default_factory=Ledger)
+    leader: bool = True
+    verifying: frozenset[str] = frozenset()
+    planned: bool = True  # the runbook planned an action
+    service_exists: bool = True
+
+
+CASES: dict[str, Case] = {
+    "report-only finding": Case("no_action", planned=False),
+    "service removed": Case("no_action", service_exists=False),
+    "self by name": Case("self", name="medic", settings=Settings(self_services=("medic",))),
+    "self by id": Case("self", settings=Settings(self_services=(SID,))),
+    "self by label": Case("self", labels={**OPT_IN, "swarm-medic.self": "true"}),
+    "self label false is not self": Case(
+        "ok", Verdict.ACT, labels={**OPT_IN, "swarm-medic.self": "false"}
+    ),
+    "opted out": Case("opted_out", labels={"swarm-medic.enable": "false"}),
+    "opted out under scope all": Case(
+        "opted_out", labels={"swarm-medic.enable": "no"}, settings=Settings(scope="all")
+    ),
+    "not opted in": Case("not_opted_in", labels={}),
+    "scope all acts on unlabelled": Case(
+        "ok", Verdict.ACT, labels={}, settings=Settings(scope="all")
+    ),
+    "opt-in label TRUE": Case("ok", Verdict.ACT, labels={"swarm-medic.enable": " TRUE "}),
+    "not leader": Case("not_leader", leader=False),
+    "ledger unreadable": Case("ledger_unreadable", ledger=CORRUPT),
+    "circuit open": Case("circuit_open", ledger=CIRCUIT_OPEN),
+    "verifying": Case("verifying", verifying=frozenset({SID})),
+    "verifying another service": Case("ok", Verdict.ACT, verifying=frozenset({"svc9"})),
+    "cooldown": Case("cooldown", ledger=RECENT),
+    "cooldown is per runbook": Case("ok", Verdict.ACT, ledger=RECENT_OTHER_RB),
+    "cooldown over": Case("ok", Verdict.ACT, ledger=OLD),
+    "budget spent": Case("budget_spent", ledger=SPENT),
+    "budget of the last hour only": Case("ok", Verdict.ACT, ledger=SPENT_LONG_AGO),
+    "dry run": Case("dry_run", Verdict.WOULD_ACT, settings=Settings(dry_run=True)),
+    "ok": Case("ok", Verdict.ACT),
+    # gate order: the first gate that says no names the reason
+    "no_action before self": Case(
+        "no_action", planned=False, settings=Settings(self_services=("web",))
+    ),
+    "self before opted_out": Case(
+        "self", labels={"swarm-medic.self": "1", "swarm-medic.enable": "false"}
+    ),
+    "opted_out before circuit_open": Case(
+        "opted_out", labels={"swarm-medic.enable": "false"}, ledger=CIRCUIT_OPEN
+    ),
+    "not_opted_in before not_leader": Case("not_opted_in", labels={}, leader=False),
+    "not_leader before ledger_unreadable": Case("not_leader", leader=False, ledger=CORRUPT),
+    "ledger_unreadable before verifying": Case(
+        "ledger_unreadable", ledger=CORRUPT, verifying=frozenset({SID})
+    ),
+    "circuit_open before verifying": Case(
+        "circuit_open", ledger=CIRCUIT_OPEN, verifying=frozenset({SID})
+    ),
+    "verifying before cooldown": Case("verifying", ledger=RECENT, verifying=frozenset({SID})),
+    "cooldown before budget_spent": Case(
+        "cooldown",
+        ledger=ledger_with(History(actions=((NOW - 3000, RB), (NOW - 2000, RB), (NOW - 10, RB)))),
+    ),
+    "not_leader before dry_run": Case("not_leader", leader=False, settings=Settings(dry_run=True)),
+    "budget_spent before dry_run": Case(
+        "budget_spent", ledger=SPENT, settings=Settings(dry_run=True)
+    ),
+}
+
+
+def run(case: Case) -> Decision:
+    services = {SID: svc(case.labels, case.name)} if case.service_exists else {}
+    act = action() if case.planned else None
+    decisions = policy.decide(
+        [(finding(), act)],
+        services=services,
+        ledger=case.ledger,
+        settings=case.settings,
+        now=NOW,
+        leader=case.leader,
+        verifying=case.verifying,
+    )
+    assert len(decisions) == 1
+    return decisions[0]
+
+
+@pytest.mark.parametrize("case", list(CASES.values()), ids=list(CASES))
+def test_decide(case: Case) -> None:
+    d = run(case)
+    assert (d.verdict, d.reason) == (case.verdict, case.reason)
+    assert d.action == (action() if case.planned else None)
+    assert d.finding == finding()
+
+
+def test_table_covers_every_reason() -> None:
+    covered = {c.reason for c in CASES.values()}
+    assert covered | {"busy"} == set(policy.REASONS)  # busy needs two findings: below
+
+
+def test_busy_second_finding_on_the_same_service() -> None:
+    services = {SID: svc(OPT_IN), "svc2": svc(OPT_IN, "api", "svc2")}
+    decisions = policy.decide(
+        [
+            (finding(SID, "stuck-task"), action()),
+            (finding(SID, "paused-update"), action()),
+            (finding("svc2"), action("svc2")),
+        ],
+        services=services,
+        ledger=Ledger(),
+        settings=Settings(),
+        now=NOW,
+        leader=True,
+    )
+    assert [(d.finding.runbook, d.finding.service_id, d.verdict, d.reason) for d in decisions] == [
+        ("stuck-task", SID, Verdict.ACT, "ok"),
+        ("paused-update", SID, Verdict.SKIP, "busy"),
+        (RB, "svc2", Verdict.ACT, "ok"),
+    ]
+
+
+def test_busy_also_in_dry_run() -> None:
+    decisions = policy.decide(
+        [(finding(), action()), (finding(), action())],
+        services={SID: svc(OPT_IN)},
+        ledger=Ledger(),
+        settings=Settings(dry_run=True),
+        now=NOW,
+        leader=True,
+    )
+    assert [(d.verdict, d.reason) for d in decisions] == [
+        (Verdict.WOULD_ACT, "dry_run"),
+        (Verdict.SKIP, "busy"),
+    ]
+
+
+def test_a_skipped_finding_does_not_claim_the_service() -> None:
+    decisions = policy.decide(
+        [(finding(), None), (finding(), action())],
+        services={SID: svc(OPT_IN)},
+        ledger=Ledger(),
+        settings=Settings(),
+        now=NOW,
+        leader=True,
+    )
+    assert [d.reason for d in decisions] == ["no_action", "ok"]
+
+
+@pytest.mark.parametrize(
+    ("now", "reason", "explanation"),
+    [
+        (NOW, "cooldown", "acted 100s ago; cooldown 300s"),
+        (NOW + 199, "cooldown", "acted 299s ago; cooldown 300s"),
+        (NOW + 200, "ok", ""),
+    ],
+)
+def test_cooldown_depends_on_now(now: float, reason: str, explanation: str) -> None:
+    (d,) = policy.decide(
+        [(finding(), action())],
+        services={SID: svc(OPT_IN)},
+        ledger=RECENT,  # stuck-task acted at NOW - 100
+        settings=Settings(cooldown=300),
+        now=now,
+        leader=True,
+    )
+    assert (d.reason, d.explanation) == (reason, explanation)
+
+
+def test_circuit_open_explanation() -> None:
+    d = run(Case("circuit_open", ledger=CIRCUIT_OPEN))
+    assert d.explanation == "budget spent; resets in 600s"
+
+
+def test_ledger_unreadable_explanation() -> None:
+    assert run(Case("ledger_unreadable", ledger=CORRUPT)).explanation == (
+        "its history in the ledger is corrupt"
+    )
+
+
+@pytest.mark.parametrize(
+    ("labels", "scope", "expected"),
+    [
+        ({}, "opt-in", "not_opted_in"),
+        ({}, "all", None),
+        ({"swarm-medic.enable": "true"}, "opt-in", None),
+        ({"swarm-medic.enable": "yes"}, "opt-in", None),
+        ({"swarm-medic.enable": "false"}, "all", "opted_out"),
+        ({"swarm-medic.enable": "0"}, "opt-in", "opted_out"),
+        ({"swarm-medic.self": "on"}, "all", "self"),
+    ],
+)
+def test_scope_reason(labels: dict[str, str], scope: str, expected: str | None) -> None:
+    assert policy.scope_reason(svc(labels), Settings(scope=scope)) == expected
+
+
+def test_scope_reason_of_a_missing_service() -> None:
+    assert policy.scope_reason(None, Settings(scope="all")) == "no_action"
+
+
+def test_busy_comes_after_verifying_and_before_cooldown() -> None:
+    def reasons(verifying: frozenset[str]) -> list[str]:
+        decisions = policy.decide(
+            [(finding(SID, "stuck-task"), action()), (finding(SID, "paused-update"), action())],
+            services={SID: svc(OPT_IN)},
+            ledger=RECENT_OTHER_RB,  # paused-update acted 100 s ago: in its cooldown
+            settings=Settings(),
+            now=NOW,
+            leader=True,
+            verifying=verifying,
+        )
+        return [d.reason for d in decisions]
+
+    assert reasons(frozenset()) == ["ok", "busy"]
+    assert reasons(frozenset({SID})) == ["verifying", "verifying"]

@@ -1,0 +1,251 @@
+"""swarm_medic.verify: a fix is healed once the service converged and stayed so for the hold."""
+
+from __future__ import annotations
+
+import pytest
+
+from swarm_medic.model import (
+    Action,
+    ActionKind,
+    Result,
+    Service,
+    Snapshot,
+    SwarmInfo,
+    Task,
+    UpdateStatus,
+)
+from swarm_medic.verify import Pending, Verdict, check, converged
+
+T0 = 1_700_000_000.0
+SID = "svc1"
+HOLD = 10.0
+
+
+def task(tid: str, state: str, desired: str = "running") -> Task:
+    return Task(id=tid, service_id=SID, slot=1, node_id="n1", state=state, desired_state=desired)
+
+
+def snap(
+    tasks: list[Task],
+    *,
+    replicas: int | None = 2,
+    mode: str = "replicated",
+    update: str | None = None,
+    removed: bool = False,
+) -> Snapshot:
+    svc = Service(
+        id=SID,
+        name="web",
+        version=5,
+        mode=mode,
+        replicas=replicas,
+        update_status=UpdateStatus(update) if update else None,
+    )
+    return Snapshot(
+        taken_at=T0,
+        info=SwarmInfo("n1", "10.0.0.1", "active", True),
+        nodes=(),
+        services=() if removed else (svc,),
+        tasks=tuple(tasks),
+    )
+
+
+HEALTHY = snap([task("a", "running"), task("b", "running")])
+ONE_DOWN = snap([task("a", "running"), task("b", "starting")])
+
+
+def pending(kind: ActionKind = ActionKind.FORCE_UPDATE, timeout: float = 120.0) -> Pending:
+    action = Action(kind, SID, "web", 5, "test")
+    return Pending("inc-1", "stuck-task", action, started=T0, deadline=T0 + timeout)
+
+
+# --- converged ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("snapshot", "after_rollback", "expected"),
+    [
+        pytest.param(HEALTHY, False, (True, "2 task(s) running"), id="all-running"),
+        pytest.param(ONE_DOWN, False, (False, "1/2 tasks running, 1 not yet"), id="one-starting"),
+        pytest.param(
+            snap([task("a", "running"), task("b", "failed")]),
+            False,
+            (False, "1/2 tasks running, 0 not yet"),
+            id="one-failed-desired-running",
+        ),
+        pytest.param(
+            snap(
+                [
+                    task("a", "running"),
+                    task("b", "running"),
+                    task("old1", "running", desired="shutdown"),
+                    task("old2", "shutdown", desired="shutdown"),
+                ]
+            ),
+            False,
+            (True, "2 task(s) running"),
+            id="old-tasks-ignored",
+        ),
+        pytest.param(
+            snap([task("a", "running"), task("b", "running"), task("c", "pending")]),
+            False,
+            (False, "1 task(s) still starting"),
+            id="enough-running-but-one-waiting",
+        ),
+        pytest.param(snap([], replicas=0), False, (True, "0 task(s) running"), id="scaled-to-0"),
+        pytest.param(
+            snap([task("a", "running")], replicas=1, update="updating"),
+            False,
+            (False, "update state updating"),
+            id="updating",
+        ),
+        pytest.param(
+            snap([task("a", "running")], replicas=1, update="paused"),
+            False,
+            (False, "update state paused"),
+            id="paused",
+        ),
+        pytest.param(
+            snap([task("a", "running")], replicas=1, update="completed"),
+            False,
+            (True, "1 task(s) running"),
+            id="update-completed",
+        ),
+        pytest.param(
+            snap([task("a", "running")], replicas=1, update="rollback_completed"),
+            True,
+            (True, "1 task(s) running"),
+            id="rollback-completed",
+        ),
+        pytest.param(
+            snap([task("a", "running")], replicas=1, update="completed"),
+            True,
+            (False, "rollback not completed (update state completed)"),
+            id="rollback-needs-rollback-completed",
+        ),
+        pytest.param(
+            snap([task("a", "running")], replicas=1),
+            True,
+            (False, "rollback not completed (update state None)"),
+            id="rollback-no-update-status",
+        ),
+        pytest.param(
+            snap([task("a", "running")], replicas=1, update="rollback_started"),
+            True,
+            (False, "rollback not completed (update state rollback_started)"),
+            id="rollback-in-progress",
+        ),
+        pytest.param(HEALTHY, False, (True, "2 task(s) running"), id="replicated-count-matches"),
+        pytest.param(
+            snap([task("a", "running")], replicas=3),
+            False,
+            (False, "1/3 tasks running, 0 not yet"),
+            id="replicated-too-few-tasks",
+        ),
+        pytest.param(
+            snap([task(f"g{i}", "running") for i in range(3)], mode="global", replicas=None),
+            False,
+            (True, "3 task(s) running"),
+            id="global-all-running",
+        ),
+        pytest.param(
+            snap([task("g1", "running"), task("g2", "preparing")], mode="global", replicas=None),
+            False,
+            (False, "1/2 tasks running, 1 not yet"),
+            id="global-one-preparing",
+        ),
+        pytest.param(
+            snap([], mode="global", replicas=None),
+            False,
+            (False, "0/1 tasks running, 0 not yet"),
+            id="global-no-tasks",
+        ),
+        pytest.param(snap([], removed=True), False, (False, "service was removed"), id="removed"),
+    ],
+)
+def test_converged(snapshot: Snapshot, after_rollback: bool, expected: tuple[bool, str]) -> None:
+    assert converged(snapshot, SID, after_rollback) == expected
+
+
+# --- check: hold, flap, deadline -----------------------------------------------------------
+
+
+def test_healed_only_after_hold_of_continuous_convergence() -> None:
+    p = pending()
+    first = check(p, HEALTHY, T0 + 1, HOLD)
+    assert isinstance(first, Pending)
+    assert first.healthy_since == T0 + 1
+    mid = check(first, HEALTHY, T0 + 10.9, HOLD)
+    assert isinstance(mid, Pending)
+    assert mid.healthy_since == T0 + 1
+    done = check(mid, HEALTHY, T0 + 11, HOLD)
+    assert isinstance(done, Verdict)
+    assert done.result is Result.HEALED
+    assert done.elapsed == 11.0
+    assert done.detail == "2 task(s) running"
+
+
+def test_a_flap_resets_healthy_since() -> None:
+    p = check(pending(), HEALTHY, T0 + 1, HOLD)
+    assert isinstance(p, Pending)
+    p = check(p, ONE_DOWN, T0 + 6, HOLD)  # flap
+    assert isinstance(p, Pending)
+    assert p.healthy_since is None
+    p = check(p, HEALTHY, T0 + 8, HOLD)
+    assert isinstance(p, Pending)
+    assert p.healthy_since == T0 + 8
+    still = check(p, HEALTHY, T0 + 12, HOLD)  # 11 s after the first sighting, 4 s after the flap
+    assert isinstance(still, Pending)
+    healed = check(still, HEALTHY, T0 + 18, HOLD)
+    assert isinstance(healed, Verdict)
+    assert healed.result is Result.HEALED
+
+
+def test_zero_hold_heals_at_first_convergence() -> None:
+    v = check(pending(), HEALTHY, T0 + 3, 0.0)
+    assert isinstance(v, Verdict)
+    assert (v.result, v.elapsed) == (Result.HEALED, 3.0)
+
+
+def test_not_healed_at_the_deadline() -> None:
+    p = pending(timeout=60)
+    before = check(p, ONE_DOWN, T0 + 59, HOLD)
+    assert isinstance(before, Pending)
+    v = check(before, ONE_DOWN, T0 + 60, HOLD)
+    assert isinstance(v, Verdict)
+    assert v.result is Result.NOT_HEALED
+    assert v.elapsed == 60.0
+    assert v.detail == "1/2 tasks running, 1 not yet"
+
+
+def test_converged_but_hold_not_met_at_deadline_is_not_healed() -> None:
+    p = check(pending(timeout=60), HEALTHY, T0 + 55, HOLD)
+    assert isinstance(p, Pending)
+    v = check(p, HEALTHY, T0 + 60, HOLD)
+    assert isinstance(v, Verdict)
+    assert v.result is Result.NOT_HEALED
+
+
+def test_rollback_needs_rollback_completed() -> None:
+    p = pending(ActionKind.ROLLBACK, timeout=60)
+    plain = snap([task("a", "running"), task("b", "running")], update="completed")
+    rolled = snap([task("a", "running"), task("b", "running")], update="rollback_completed")
+    p1 = check(p, plain, T0 + 1, 0.0)
+    assert isinstance(p1, Pending)  # converged for a force update, not for a rollback
+    v = check(p1, rolled, T0 + 2, 0.0)
+    assert isinstance(v, Verdict)
+    assert v.result is Result.HEALED
+    # the same "completed" snapshot heals a force update
+    forced = check(pending(ActionKind.FORCE_UPDATE), plain, T0 + 1, 0.0)
+    assert isinstance(forced, Verdict)
+    assert forced.result is Result.HEALED
+
+
+def test_removed_service_is_not_healed() -> None:
+    gone = snap([], removed=True)
+    p = check(pending(timeout=30), gone, T0 + 5, 0.0)
+    assert isinstance(p, Pending)
+    v = check(p, gone, T0 + 30, 0.0)
+    assert isinstance(v, Verdict)
+    assert v.result is Result.NOT_HEALED
+    assert v.detail == "service was removed"
