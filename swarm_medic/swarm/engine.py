@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import docker
@@ -19,7 +19,7 @@ from docker.utils import kwargs_from_env
 
 from swarm_medic.errors import Conflict, EngineError, EngineUnavailable, NotAManager, NotFound
 from swarm_medic.model import LedgerDoc, Node, Service, SwarmInfo, Task
-from swarm_medic.swarm import mapping
+from swarm_medic.swarm import EventStream, mapping
 
 T = TypeVar("T")
 
@@ -111,7 +111,7 @@ class DockerEngine:
     def tasks(self) -> tuple[Task, ...]:
         return tuple(mapping.task_from_api(t) for t in self._call("list tasks", self._api.tasks))
 
-    def events(self, since_nano: int | None) -> Iterator[Any]:
+    def events(self, since_nano: int | None) -> EventStream:
         since = None
         if since_nano is not None:
             since = f"{since_nano // 1_000_000_000}.{since_nano % 1_000_000_000:09d}"

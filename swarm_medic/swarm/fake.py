@@ -132,7 +132,15 @@ class FakeEngine:
         if update_status:
             obj["UpdateStatus"] = dict(update_status)
         self._services[sid] = obj
+        self._service_event("create", sid)
         return sid
+
+    def _service_event(self, action: str, sid: str) -> None:
+        # The engine publishes these to managers; the watcher relies on them for early scans.
+        nano = int(self.now * 1e9) + next(self._ids)
+        name = self._services[sid]["Spec"]["Name"]
+        self.emit({"Type": "service", "Action": action, "scope": "swarm", "time": nano // 10**9,
+                   "timeNano": nano, "Actor": {"ID": sid, "Attributes": {"name": name}}})
 
     def add_task(
         self,
@@ -262,6 +270,7 @@ class FakeEngine:
             svc["Spec"]["TaskTemplate"]["ForceUpdate"] += 1
             svc["Version"]["Index"] += 1
             svc["UpdateStatus"] = {"State": "updating", "Message": "update in progress"}
+            self._service_event("update", service_id)
 
     def rollback(self, service_id: str, version: int) -> None:
         with self._lock:
@@ -277,6 +286,7 @@ class FakeEngine:
                 "State": "rollback_started",
                 "Message": "manually requested rollback",
             }
+            self._service_event("update", service_id)
 
     def read_ledger(self, name: str) -> LedgerDoc | None:
         self._enter()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.lab.conftest import Lab, MedicProcess, docker, record_timing, ts, wait_until
+from tests.labkit import Lab, MedicProcess, docker, record_timing, ts, wait_until
 
 pytestmark = pytest.mark.lab
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.lab.conftest import LAB, Lab, MedicProcess, docker, record_timing, ts
+from tests.labkit import LAB, Lab, MedicProcess, docker, record_timing, ts
 
 pytestmark = pytest.mark.lab
 

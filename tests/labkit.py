@@ -1,4 +1,4 @@
-"""Fixtures for tests on the real single-node lab swarm (scripts/lab.sh).
+"""Helpers for tests on the real single-node lab swarm (scripts/lab.sh).
 
 Every docker command is an argv list, never a shell string. Services are named
 medic-<test>-<random> and labelled medic.lab=1, and removed when the test ends. Each medic
@@ -15,15 +15,13 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 LAB = ROOT / "scripts" / "lab.sh"
 IMAGE = "medic/busybox:test"
 TIMINGS = Path(os.environ.get("SWARM_MEDIC_TIMINGS", ROOT / "build" / "lab-timings.jsonl"))
@@ -119,24 +117,6 @@ class Lab:
             self.services.clear()
 
 
-@pytest.fixture(scope="session")
-def lab_up() -> None:
-    if os.environ.get("SWARM_MEDIC_LAB") == "0":
-        pytest.skip("SWARM_MEDIC_LAB=0: real-swarm tests switched off")
-    done = subprocess.run(
-        ["bash", str(LAB), "up"], capture_output=True, text=True, check=False, timeout=600
-    )
-    if done.returncode != 0:
-        pytest.fail(f"scripts/lab.sh up failed:\n{done.stdout}\n{done.stderr}")
-
-
-@pytest.fixture
-def lab(lab_up: None) -> Iterator[Lab]:
-    lab = Lab()
-    yield lab
-    lab.remove_all()
-
-
 class MedicProcess:
     """`swarm-medic run` as an operator runs it, its JSON log read back line by line."""
 
@@ -201,33 +181,3 @@ class MedicProcess:
 def ts(line: LogLine) -> float:
     """Epoch seconds of a log line's ISO timestamp."""
     return datetime.fromisoformat(str(line["timestamp"]).replace("Z", "+00:00")).timestamp()
-
-
-@pytest.fixture
-def medic(tmp_path: Path, lab_up: None) -> Iterator[Callable[..., MedicProcess]]:
-    started: list[MedicProcess] = []
-
-    def start(*args: str, **settings: str) -> MedicProcess:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SWARM_MEDIC_")}
-        env.update(
-            {
-                "SWARM_MEDIC_SCAN_INTERVAL": "2s",
-                "SWARM_MEDIC_SCAN_JITTER": "0",
-                "SWARM_MEDIC_VERIFY_HOLD": "3s",
-                "SWARM_MEDIC_VERIFY_TIMEOUT": "60s",
-                "SWARM_MEDIC_HTTP_PORT": "0",
-                "SWARM_MEDIC_LOG_FORMAT": "json",
-                "SWARM_MEDIC_LEDGER_NAME": f"medic-test-ledger-{uuid.uuid4().hex[:8]}",
-            }
-        )
-        env.update({f"SWARM_MEDIC_{k.upper()}": v for k, v in settings.items()})
-        proc = MedicProcess(tmp_path / f"medic-{len(started)}.log", env, args)
-        started.append(proc)
-        return proc
-
-    yield start
-    for p in started:
-        p.stop()
-    ids = docker("config", "ls", "-q", "--filter", "name=medic-test-ledger-", check=False)
-    if ids:
-        docker("config", "rm", *ids.split(), check=False)

@@ -1,0 +1,221 @@
+"""One contract, two engines: FakeEngine and DockerEngine on the real lab swarm.
+
+The pipeline only ever sees the `Engine` interface; these tests pin down what it promises, so
+that tests written against the fake say something true about the real swarm.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import pytest
+
+from swarm_medic.errors import Conflict, EngineError, NotFound
+from swarm_medic.model import Service
+from swarm_medic.observe import CALLS_PER_SCAN, take_snapshot
+from swarm_medic.swarm import Engine
+from swarm_medic.swarm.fake import FakeEngine
+from swarm_medic.swarm.mapping import event_from_api
+
+
+class World(Protocol):
+    engine: Engine
+
+    def create_service(self, labels: dict[str, str]) -> str: ...
+
+    def cleanup(self) -> None: ...
+
+
+@dataclass
+class FakeWorld:
+    engine: FakeEngine = field(default_factory=lambda: FakeEngine(node_id="n1"))
+
+    def __post_init__(self) -> None:
+        self.engine.add_node("node1", node_id="n1", leader=True)
+
+    def create_service(self, labels: dict[str, str]) -> str:
+        sid = self.engine.add_service(f"contract-{uuid.uuid4().hex[:6]}", labels=labels)
+        self.engine.add_task(sid, node_id="n1")
+        return sid
+
+    def cleanup(self) -> None:
+        self.engine.close()
+
+
+@dataclass
+class RealWorld:
+    engine: Engine
+    names: list[str] = field(default_factory=list)
+    configs: list[str] = field(default_factory=list)
+
+    def create_service(self, labels: dict[str, str]) -> str:
+        from tests.labkit import docker
+
+        name = f"medic-contract-{uuid.uuid4().hex[:6]}"
+        args = [a for k, v in {"medic.lab": "1", **labels}.items() for a in ("--label", f"{k}={v}")]
+        sid = docker(
+            "service",
+            "create",
+            "-d",
+            "-q",
+            "--name",
+            name,
+            "--no-resolve-image",
+            "--stop-grace-period",
+            "1s",
+            *args,
+            "medic/busybox:test",
+            "sleep",
+            "3600",
+        )
+        self.names.append(name)
+        return sid
+
+    def cleanup(self) -> None:
+        from tests.labkit import docker
+
+        if self.names:
+            docker("service", "rm", *self.names, check=False)
+        if self.configs:
+            docker("config", "rm", *self.configs, check=False)
+        self.engine.close()
+
+
+@pytest.fixture(params=["fake", pytest.param("real", marks=pytest.mark.lab)])
+def world(request: pytest.FixtureRequest) -> Iterator[FakeWorld | RealWorld]:
+    w: FakeWorld | RealWorld
+    if request.param == "fake":
+        w = FakeWorld()
+    else:
+        request.getfixturevalue("lab_up")
+        from swarm_medic.swarm.engine import DockerEngine
+
+        w = RealWorld(DockerEngine())
+    yield w
+    w.cleanup()
+
+
+def find(engine: Engine, sid: str) -> Service:
+    svc = next((s for s in engine.services() if s.id == sid), None)
+    assert svc is not None, f"service {sid} not listed"
+    return svc
+
+
+def test_snapshot_takes_a_constant_number_of_calls(world: FakeWorld | RealWorld) -> None:
+    for _ in range(3):
+        world.create_service({})
+    snap = take_snapshot(world.engine, time.time())
+    assert snap.api_calls == CALLS_PER_SCAN
+    assert snap.info.control_available
+    assert snap.is_leader, "the lab's only manager leads"
+    assert len(snap.services) >= 3
+
+
+def test_service_maps_name_labels_version(world: FakeWorld | RealWorld) -> None:
+    sid = world.create_service({"swarm-medic.enable": "true"})
+    svc = find(world.engine, sid)
+    assert svc.name.startswith(("contract-", "medic-contract-"))
+    assert svc.labels["swarm-medic.enable"] == "true"
+    assert svc.version > 0
+    assert (svc.mode, svc.replicas) == ("replicated", 1)
+    assert svc.image.startswith("medic/busybox:test")
+    assert svc.update_status is None
+    assert not svc.has_previous_spec
+
+
+def test_tasks_belong_to_their_service(world: FakeWorld | RealWorld) -> None:
+    sid = world.create_service({})
+    deadline = time.monotonic() + 20
+    while not [t for t in world.engine.tasks() if t.service_id == sid]:
+        assert time.monotonic() < deadline, "no task appeared"
+        time.sleep(0.2)
+    (task,) = [t for t in world.engine.tasks() if t.service_id == sid]
+    assert task.desired_state == "running"
+    assert task.slot == 1
+    assert task.timestamp > 0
+
+
+def test_force_update_is_compare_and_swap(world: FakeWorld | RealWorld) -> None:
+    sid = world.create_service({})
+    before = find(world.engine, sid)
+    world.engine.force_update(sid, before.version)
+    after = find(world.engine, sid)
+    assert after.force_update == before.force_update + 1
+    assert after.version > before.version
+    assert after.has_previous_spec
+    with pytest.raises(Conflict):
+        world.engine.force_update(sid, before.version)  # stale: someone changed it since
+    assert find(world.engine, sid).force_update == after.force_update
+
+
+def test_missing_service_is_not_found(world: FakeWorld | RealWorld) -> None:
+    with pytest.raises(NotFound):
+        world.engine.force_update("no-such-service-" + uuid.uuid4().hex[:6], 1)
+
+
+def test_rollback_needs_a_previous_spec(world: FakeWorld | RealWorld) -> None:
+    sid = world.create_service({})
+    svc = find(world.engine, sid)
+    with pytest.raises(EngineError) as err:
+        world.engine.rollback(sid, svc.version)
+    assert not isinstance(err.value, Conflict)
+    assert err.value.status == 400
+    assert "previous spec" in str(err.value)
+
+    world.engine.force_update(sid, svc.version)
+    updated = find(world.engine, sid)
+    world.engine.rollback(sid, updated.version)
+    rolled = find(world.engine, sid)
+    assert rolled.force_update == svc.force_update  # back to the previous spec
+    assert rolled.update_status is not None
+    assert rolled.update_status.state.startswith("rollback")
+
+
+def test_ledger_create_read_update_conflict(world: FakeWorld | RealWorld) -> None:
+    name = f"medic-contract-ledger-{uuid.uuid4().hex[:6]}"
+    if isinstance(world, RealWorld):
+        world.configs.append(name)
+    eng = world.engine
+    assert eng.read_ledger(name) is None
+    eng.write_ledger(name, None, {"swarm-medic.svc.a": "1"})
+    doc = eng.read_ledger(name)
+    assert doc is not None
+    assert dict(doc.labels) == {"swarm-medic.svc.a": "1"}
+    with pytest.raises(Conflict):
+        eng.write_ledger(name, None, {"x": "y"})  # created twice
+    eng.write_ledger(name, doc, {"swarm-medic.svc.a": "2"})
+    newer = eng.read_ledger(name)
+    assert newer is not None
+    assert newer.version > doc.version
+    assert dict(newer.labels) == {"swarm-medic.svc.a": "2"}
+    with pytest.raises(Conflict):
+        eng.write_ledger(name, doc, {"swarm-medic.svc.a": "3"})  # stale version
+    final = eng.read_ledger(name)
+    assert final is not None
+    assert dict(final.labels) == {"swarm-medic.svc.a": "2"}
+
+
+def test_events_replay_from_since(world: FakeWorld | RealWorld) -> None:
+    if isinstance(world, FakeWorld):
+        since = int(world.engine.now * 1e9)
+    else:
+        since = time.time_ns() - 1_000_000_000  # the engine's clock is ours: same machine
+    sid = world.create_service({})
+    stream = world.engine.events(since)
+    seen = []
+    try:
+        for raw in stream:
+            ev = event_from_api(raw)
+            seen.append(ev)
+            if ev.type == "service" and ev.actor_id == sid:
+                break
+    finally:
+        stream.close()
+    ev = seen[-1]
+    assert (ev.type, ev.action, ev.actor_id) == ("service", "create", sid)
+    assert ev.time_nano >= since
+    assert ev.attributes.get("name", "").endswith(find(world.engine, sid).name[-6:])
