@@ -96,7 +96,7 @@ class Medic:
         for inc in changes.opened:
             self.journal.opened(inc)
         for inc in changes.closed:
-            self.journal.closed(inc, now)
+            self.journal.closed(inc, now, verifying=inc.finding.service_id in self.state.pending)
         self.journal.open_incidents(self.incidents.open_count(), list(self.registry.runbooks))
 
         self._verify(snap, now)

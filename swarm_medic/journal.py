@@ -122,9 +122,10 @@ class Journal:
             diagnosis=f.advice,
         )
 
-    def closed(self, inc: Incident, now: float) -> None:
+    def closed(self, inc: Incident, now: float, *, verifying: bool = False) -> None:
+        # After an action the finding usually clears at once; healed is the verifier's word.
         self.log.info(
-            "resolved",
+            "cleared; verifying the fix holds" if verifying else "resolved",
             **_incident_fields(inc),
             summary=inc.finding.summary,
             lasted_seconds=round(now - inc.opened_at, 1),
@@ -135,11 +136,12 @@ class Journal:
             self.metrics.incidents_open.labels(rb).set(counts.get(rb, 0))
 
     def decision(self, inc: Incident, d: Decision, now: float, remind_every: float) -> None:
-        """Counted every scan; logged when it changes (and as a reminder while it holds)."""
-        self.metrics.decisions.labels(d.finding.runbook, d.verdict.value, d.reason).inc()
+        """Counted and logged when an incident's decision changes; re-logged as a reminder."""
         key = (d.verdict.value, d.reason)
         if inc.last_decision == key and now - inc.last_logged_at < remind_every:
             return
+        if inc.last_decision != key:
+            self.metrics.decisions.labels(d.finding.runbook, d.verdict.value, d.reason).inc()
         inc.last_decision, inc.last_logged_at = key, now
         fields = _incident_fields(inc)
         what = d.action.kind.value if d.action else None

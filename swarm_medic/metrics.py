@@ -58,7 +58,7 @@ class Metrics:
         )
         self.decisions = Counter(
             "swarm_medic_decisions_total",
-            "Decisions taken on incidents",
+            "Decisions on incidents, counted when an incident's decision changes",
             ["runbook", "verdict", "reason"],
             registry=r,
         )

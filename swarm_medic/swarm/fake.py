@@ -139,8 +139,16 @@ class FakeEngine:
         # The engine publishes these to managers; the watcher relies on them for early scans.
         nano = int(self.now * 1e9) + next(self._ids)
         name = self._services[sid]["Spec"]["Name"]
-        self.emit({"Type": "service", "Action": action, "scope": "swarm", "time": nano // 10**9,
-                   "timeNano": nano, "Actor": {"ID": sid, "Attributes": {"name": name}}})
+        self.emit(
+            {
+                "Type": "service",
+                "Action": action,
+                "scope": "swarm",
+                "time": nano // 10**9,
+                "timeNano": nano,
+                "Actor": {"ID": sid, "Attributes": {"name": name}},
+            }
+        )
 
     def add_task(
         self,

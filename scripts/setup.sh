@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Makes .venv with swarm-medic (editable) and, with --dev, the test and lint tools.
+# On a fresh Debian 12 it first installs python3 and venv support from Debian's packages.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '[setup] %s\n' "$*" >&2; }
+
+python_ok() {
+  command -v python3 >/dev/null &&
+    python3 -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 11))' 2>/dev/null
+}
+
+if ! python_ok; then
+  say "installing python3 and python3-venv (Debian packages)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    python3 python3-venv python3-pip ca-certificates >/dev/null
+fi
+
+extras=""
+[ "${1:-}" = "--dev" ] && extras="[dev]"
+stamp=".venv/.installed${extras}"
+if [ ! -x .venv/bin/python ]; then
+  say "creating .venv"
+  python3 -m venv .venv
+fi
+# Reinstall only when the declared dependencies changed.
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  say "installing swarm-medic${extras} into .venv"
+  .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v -i warning >&2 || true
+  .venv/bin/python -m pip install -q -e ".${extras}" 2>&1 | grep -v -i warning >&2 || true
+  .venv/bin/python -c 'import swarm_medic, docker, apscheduler, prometheus_client, structlog, tenacity'
+  touch "$stamp"
+fi
