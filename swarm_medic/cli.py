@@ -56,15 +56,17 @@ def cmd_check(args: argparse.Namespace) -> int:
     from swarm_medic.check import diagnose, render_json, render_table
 
     settings = _settings(args)
-    engine = _engine_factory(settings)()
     runbooks = registry.load(registry.default_dirs(settings.runbooks_dir))
     try:
+        engine = _engine_factory(settings)()
         report = diagnose(engine, settings, runbooks, time.time())
     except SwarmMedicError as exc:
         print(f"swarm-medic check: could not check: {exc}", file=sys.stderr)
         return 2
     (render_json if args.json else render_table)(report, sys.stdout)
-    return 1 if report.decisions else 0
+    if report.decisions:
+        return 1
+    return 2 if report.errors else 0  # a runbook that failed means the check is incomplete
 
 
 def cmd_runbooks(args: argparse.Namespace) -> int:

@@ -36,6 +36,7 @@ class State:
     last_error: str = ""
     snapshot: Snapshot | None = None
     circuits_open: int = 0
+    open_until: dict[str, float] = field(default_factory=dict)  # service id -> breaker end
     pending: dict[str, verify.Pending] = field(default_factory=dict)
 
 
@@ -83,6 +84,8 @@ class Medic:
             self.journal.scan_failed(exc, self.engine.api_calls - before)
             return
         self.state.role = "leader" if snap.is_leader else "manager"
+        for problem in snap.malformed:
+            self.journal.malformed_object(problem)
         self.state.snapshot = snap
         self.task_clock.observe(snap.tasks, now)
         ctx = Context(snap, now, self.settings, self.task_clock)
@@ -119,6 +122,8 @@ class Medic:
             if d.verdict is Verdict.ACT and d.action is not None:
                 self._act(incident, d.action, now)
 
+        self.state.circuits_open = sum(1 for u in self.state.open_until.values() if u > now)
+        self.journal.circuits_open(self.state.circuits_open)
         self.state.last_ok, self.state.last_error = now, ""
         self.journal.scan_ok(
             snap, self.clock() - now, self.engine.api_calls - before, len(matched.findings)
@@ -140,16 +145,16 @@ class Medic:
             self.journal.log.error("cannot read the ledger; not acting this scan", error=str(exc))
             ids = frozenset(a.service_id for _, a in planned if a is not None)
             return Ledger(unreadable=ids)
-        self.state.circuits_open = sum(
-            1 for h in ledger.services.values() if h.circuit_open(self.clock())
-        )
-        self.journal.circuits_open(self.state.circuits_open)
+        self.state.open_until = {
+            sid: h.open_until for sid, h in ledger.services.items() if h.open_until
+        }
         return ledger
 
     def _act(self, inc: Incident, action: Action, now: float) -> None:
         done = self.executor.execute(action, inc.finding.runbook, now)
         self.journal.action(inc, action, done.result, done.error)
         if done.circuit_opened:
+            self.state.open_until[action.service_id] = now + self.settings.breaker_reset
             self.journal.circuit_opened(
                 inc.finding.runbook, action.service_name, action.service_id, done.circuit_opened
             )
@@ -183,4 +188,5 @@ class Medic:
                 )
                 continue
             if why:
+                self.state.open_until[sid] = now + self.settings.breaker_reset
                 self.journal.circuit_opened(p.runbook, p.action.service_name, sid, why)

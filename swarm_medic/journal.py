@@ -138,9 +138,11 @@ class Journal:
     def decision(self, inc: Incident, d: Decision, now: float, remind_every: float) -> None:
         """Counted and logged when an incident's decision changes; re-logged as a reminder."""
         key = (d.verdict.value, d.reason)
-        if inc.last_decision == key and now - inc.last_logged_at < remind_every:
+        again = inc.last_decision == key
+        # Every act is its own event; skips repeat every scan and are logged when they change.
+        if again and d.verdict is not Verdict.ACT and now - inc.last_logged_at < remind_every:
             return
-        if inc.last_decision != key:
+        if not again or d.verdict is Verdict.ACT:
             self.metrics.decisions.labels(d.finding.runbook, d.verdict.value, d.reason).inc()
         inc.last_decision, inc.last_logged_at = key, now
         fields = _incident_fields(inc)
@@ -235,6 +237,10 @@ class Journal:
 
     def event(self, etype: str) -> None:
         self.metrics.events.labels(etype).inc()
+
+    def malformed_object(self, problem: str) -> None:
+        self.metrics.objects_malformed.inc()
+        self.log.error("engine object skipped: it could not be read", problem=problem)
 
     def event_malformed(self, error: str, raw: object) -> None:
         self.metrics.events_malformed.inc()

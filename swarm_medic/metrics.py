@@ -114,6 +114,11 @@ class Metrics:
         self.events = Counter(
             "swarm_medic_events_total", "Engine events received", ["type"], registry=r
         )
+        self.objects_malformed = Counter(
+            "swarm_medic_engine_objects_malformed_total",
+            "Nodes, services or tasks the engine listed that could not be read (skipped)",
+            registry=r,
+        )
         self.events_malformed = Counter(
             "swarm_medic_events_malformed_total", "Engine events that could not be read", registry=r
         )

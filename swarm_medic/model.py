@@ -122,6 +122,7 @@ class Snapshot:
     services: tuple[Service, ...]
     tasks: tuple[Task, ...]
     api_calls: int = 0
+    malformed: tuple[str, ...] = ()  # objects the engine listed that could not be read
 
     def service(self, service_id: str) -> Service | None:
         return self._services_by_id.get(service_id)

@@ -31,6 +31,8 @@ def take_snapshot(engine: Engine, now: float) -> Snapshot:
     nodes = engine.nodes()
     services = engine.services()
     tasks = engine.tasks()
+    malformed = tuple(engine.malformed)
+    engine.malformed.clear()
     return Snapshot(
         taken_at=now,
         info=info,
@@ -38,6 +40,7 @@ def take_snapshot(engine: Engine, now: float) -> Snapshot:
         services=services,
         tasks=tasks,
         api_calls=engine.api_calls - before,
+        malformed=malformed,
     )
 
 

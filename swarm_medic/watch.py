@@ -100,6 +100,10 @@ class Watcher:
         while not self._stop.is_set():
             try:
                 self._stream = self._engine.events(self.last_nano)
+                if self._stop.is_set():  # stop() ran while we were reconnecting
+                    with contextlib.suppress(Exception):
+                        self._stream.close()
+                    return
                 self.connected = True
                 self._journal.stream_connected(self.last_nano, reconnect)
                 attempt = 0

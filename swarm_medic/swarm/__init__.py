@@ -22,6 +22,7 @@ class EventStream(Protocol):
 
 class Engine(Protocol):
     api_calls: int  # every Engine API request made, for "constant calls per scan"
+    malformed: list[str]  # objects skipped because they could not be read; drained by observe
 
     def info(self) -> SwarmInfo: ...
 

@@ -17,7 +17,14 @@ import requests.exceptions
 import tenacity
 from docker.utils import kwargs_from_env
 
-from swarm_medic.errors import Conflict, EngineError, EngineUnavailable, NotAManager, NotFound
+from swarm_medic.errors import (
+    Conflict,
+    EngineError,
+    EngineUnavailable,
+    NotAManager,
+    NotFound,
+    SettingsError,
+)
 from swarm_medic.model import LedgerDoc, Node, Service, SwarmInfo, Task
 from swarm_medic.swarm import EventStream, mapping
 
@@ -75,7 +82,15 @@ class DockerEngine:
         kwargs: dict[str, Any] = kwargs_from_env()
         if base_url:
             kwargs["base_url"] = base_url
-        self._api = docker.APIClient(version=API_VERSION, timeout=int(timeout), **kwargs)
+        try:
+            self._api = docker.APIClient(version=API_VERSION, timeout=timeout, **kwargs)
+        except docker.errors.DockerException as exc:
+            where = kwargs.get("base_url") or "DOCKER_HOST"
+            raise SettingsError(
+                f"cannot use the Docker Engine address {where!r} (--docker-host / DOCKER_HOST, "
+                f"DOCKER_TLS_VERIFY, DOCKER_CERT_PATH): {exc}"
+            ) from exc
+        self.malformed: list[str] = []
         self.base_url: str = self._api.base_url
         self.api_calls = 0
         self._retrying = tenacity.Retrying(
@@ -102,14 +117,16 @@ class DockerEngine:
         return mapping.info_from_api(self._call("docker info", self._api.info))
 
     def nodes(self) -> tuple[Node, ...]:
-        return tuple(mapping.node_from_api(n) for n in self._call("list nodes", self._api.nodes))
+        raw = self._call("list nodes", self._api.nodes)
+        return mapping.map_each(raw, mapping.node_from_api, "node", self.malformed)
 
     def services(self) -> tuple[Service, ...]:
         raw = self._call("list services", self._api.services)
-        return tuple(mapping.service_from_api(s) for s in raw)
+        return mapping.map_each(raw, mapping.service_from_api, "service", self.malformed)
 
     def tasks(self) -> tuple[Task, ...]:
-        return tuple(mapping.task_from_api(t) for t in self._call("list tasks", self._api.tasks))
+        raw = self._call("list tasks", self._api.tasks)
+        return mapping.map_each(raw, mapping.task_from_api, "task", self.malformed)
 
     def events(self, since_nano: int | None) -> EventStream:
         since = None

@@ -64,7 +64,8 @@ class FakeEngine:
         self._streams: list[queue.Queue[object]] = []
         self.failures: list[Exception] = []  # raised, one per call, before anything else
         self.manager = True
-        self.writes: list[tuple[str, str, int]] = []  # (verb, service id, version)
+        self.writes: list[tuple[str, str, int]] = []
+        self.malformed: list[str] = []  # (verb, service id, version)
 
     # --- building a world ------------------------------------------------------------------
 
@@ -231,15 +232,21 @@ class FakeEngine:
 
     def nodes(self) -> tuple[Node, ...]:
         self._enter()
-        return tuple(mapping.node_from_api(n) for n in self._nodes.values())
+        return mapping.map_each(
+            list(self._nodes.values()), mapping.node_from_api, "node", self.malformed
+        )
 
     def services(self) -> tuple[Service, ...]:
         self._enter()
-        return tuple(mapping.service_from_api(s) for s in self._services.values())
+        return mapping.map_each(
+            list(self._services.values()), mapping.service_from_api, "service", self.malformed
+        )
 
     def tasks(self) -> tuple[Task, ...]:
         self._enter()
-        return tuple(mapping.task_from_api(t) for t in self._tasks.values())
+        return mapping.map_each(
+            list(self._tasks.values()), mapping.task_from_api, "task", self.malformed
+        )
 
     def events(self, since_nano: int | None) -> _Stream:
         self._enter(manager_only=False)

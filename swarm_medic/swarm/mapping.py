@@ -6,14 +6,33 @@ lookup has a default and a malformed object raises ValueError naming the object.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 from swarm_medic.model import Event, Node, Resources, Service, SwarmInfo, Task, UpdateStatus
 
 Json = Mapping[str, Any]
+T = TypeVar("T")
+
+
+def map_each(raw: object, fn: Callable[[Json], T], kind: str, bad: list[str]) -> tuple[T, ...]:
+    """Maps a list answer object by object; a malformed one is skipped and described in `bad`,
+    so one half-created task never blinds a whole scan."""
+    if not isinstance(raw, list):
+        bad.append(f"the {kind} list is not a list but {type(raw).__name__}")
+        return ()
+    out: list[T] = []
+    for obj in raw:
+        if not isinstance(obj, Mapping):
+            bad.append(f"{kind} skipped: not an object but {type(obj).__name__}")
+            continue
+        try:
+            out.append(fn(obj))
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            bad.append(f"{kind} skipped: {type(exc).__name__}: {exc}")
+    return tuple(out)
 
 
 def parse_time(value: object) -> float:
