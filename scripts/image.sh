@@ -4,8 +4,9 @@
 #   1. a Python base image, if missing: a Debian bookworm rootfs made by mmdebstrap from the
 #      machine's own apt sources (no registry), `docker import`ed as $BASE (Python 3.11);
 #   2. the project's runtime wheels (and setuptools to build the project), downloaded by pip on
-#      the host for the base's Python / glibc / CPU, into a temporary .wheels.XXXXXX directory
-#      inside the build context (removed on exit, so it can never be committed);
+#      the host for the base's Python / glibc / CPU, into a temporary .wheels.build directory
+#      inside the build context (removed on exit, so it can never be committed; a fixed name so
+#      that an unchanged tree rebuilds from the build cache);
 #   3. `docker build --network none`: pip in the build installs from those wheels only.
 #
 # Why wheels from the host and not pip inside the build: the build's network goes through
@@ -60,18 +61,21 @@ build_base() {
 
 # "3.11 2.36 x86_64": the base's Python, glibc and machine, to download matching wheels.
 probe_base() {
-  docker run --rm --network none --entrypoint python3 "$BASE" -c \
-    'import platform, sys; print("%d.%d" % sys.version_info[:2], platform.libc_ver()[1], platform.machine())'
+  docker run --rm --network none --entrypoint python3 "$BASE" -c 'import platform, sys
+print("%d.%d" % sys.version_info[:2], platform.libc_ver()[1], platform.machine())'
 }
 
-# The runtime dependencies, read from pyproject.toml (one per line).
-runtime_deps() {
-  python3 - "$ROOT/pyproject.toml" <<'EOF'
+# From pyproject.toml: `pyproject deps` (runtime deps and build requirements, one a line) or
+# `pyproject version`.
+pyproject() {
+  python3 - "$ROOT/pyproject.toml" "$1" <<'EOF'
 import sys, tomllib
 with open(sys.argv[1], "rb") as f:
     doc = tomllib.load(f)
-print("\n".join(doc["project"]["dependencies"]))
-print("\n".join(r for r in doc["build-system"]["requires"]))
+if sys.argv[2] == "version":
+    print(doc["project"]["version"])
+else:
+    print("\n".join(doc["project"]["dependencies"] + doc["build-system"]["requires"]))
 EOF
 }
 
@@ -88,21 +92,22 @@ download_wheels() {
   platforms+=(--platform "manylinux2014_${machine}" --platform "manylinux2010_${machine}"
     --platform "manylinux1_${machine}")
   local deps=()
-  mapfile -t deps < <(runtime_deps)
+  mapfile -t deps < <(pyproject deps)
   python3 -m pip download --quiet --dest "$dest" --only-binary=:all: \
     --python-version "$pyver" --implementation cp "${platforms[@]}" "${deps[@]}"
 }
 
 build_image() {
   local t0=$SECONDS wheels version revision created
-  TMP=$(mktemp -d "$ROOT/.wheels.XXXXXX")
+  TMP=$ROOT/.wheels.build
+  rm -rf "$TMP"; mkdir -p "$TMP"
   download_wheels "$TMP"
   say "$(find "$TMP" -name '*.whl' | wc -l) wheels downloaded in $((SECONDS - t0)) s"
   wheels=$(basename "$TMP")
-  version=$(python3 -c 'import sys, tomllib; print(tomllib.load(open(sys.argv[1], "rb"))["project"]["version"])' \
-    "$ROOT/pyproject.toml")
+  version=$(pyproject version)
   revision=$(git -C "$ROOT" rev-parse HEAD 2>/dev/null || true)
-  created=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+  # The commit's time, not now: an unchanged tree then rebuilds to the very same image.
+  created=$(git -C "$ROOT" log -1 --format=%cI 2>/dev/null || true)
   local t1=$SECONDS
   say "docker build --network none -t $IMAGE (base $BASE)"
   docker build --network none \

@@ -822,7 +822,7 @@ def test_a_malformed_engine_object_is_skipped_and_the_scan_goes_on() -> None:
     h.scan(T0)
 
     (skipped,) = h.logs.starting("engine object skipped")
-    assert "task without an ID" in skipped["problem"]
+    assert "task object without an ID" in skipped["problem"]
     assert h.metric("swarm_medic_engine_objects_malformed_total") == 1
     assert h.metric("swarm_medic_scans_total", result="ok") == 1
     assert h.metric("swarm_medic_scans_total", result="error") == 0
