@@ -28,8 +28,13 @@ fi
 # Reinstall only when the declared dependencies changed.
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   say "installing swarm-medic${extras} into .venv"
-  .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v -i warning >&2 || true
-  .venv/bin/python -m pip install -q -e ".${extras}" 2>&1 | grep -v -i warning >&2 || true
+  # pip's own chatter goes to a log; it is shown only if the install fails.
+  if ! { .venv/bin/python -m pip install -q --upgrade pip &&
+         .venv/bin/python -m pip install -q -e ".${extras}"; } >.venv/pip.log 2>&1; then
+    cat .venv/pip.log >&2
+    say "pip install failed (log above, also in .venv/pip.log)"
+    exit 1
+  fi
   .venv/bin/python -c 'import swarm_medic, docker, apscheduler, prometheus_client, structlog, tenacity'
   touch "$stamp"
 fi
