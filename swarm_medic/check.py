@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import textwrap
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TextIO
 
 from swarm_medic import match, policy
@@ -36,7 +36,7 @@ def diagnose(engine: Engine, settings: Settings, registry: Registry, now: float)
     ledger = Ledger()
     if snap.is_leader and any(a for _, a in planned):
         ledger = Ledger.from_doc(engine.read_ledger(settings.ledger_name))
-    dry = Settings(**{**settings.__dict__, "dry_run": True})
+    dry = replace(settings, dry_run=True)
     decisions = policy.decide(
         planned,
         services={s.id: s for s in snap.services},

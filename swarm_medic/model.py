@@ -97,7 +97,6 @@ class Task:
     created_at: float = 0.0
     container_id: str = ""
     exit_code: int | None = None
-    service_version: int | None = None  # the spec version this task was made from
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +108,6 @@ class SwarmInfo:
     local_state: str  # inactive | pending | active | error | locked
     control_available: bool  # true on managers
     engine_version: str = ""
-    api_version: str = ""
 
 
 @dataclass(frozen=True)
