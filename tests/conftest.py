@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.labkit import LAB, Lab, MedicProcess, docker
+from tests.labkit import LAB, MULTILAB, Lab, MedicProcess, docker
 
 
 @pytest.fixture(scope="session")
@@ -48,6 +48,8 @@ def medic(tmp_path: Path, lab_up: None) -> Iterator[Callable[..., MedicProcess]]
                 "SWARM_MEDIC_LEDGER_NAME": f"medic-test-ledger-{uuid.uuid4().hex[:8]}",
             }
         )
+        if "docker_host" in settings:  # the one setting whose variable is not SWARM_MEDIC_*
+            env["DOCKER_HOST"] = settings.pop("docker_host")
         env.update({f"SWARM_MEDIC_{k.upper()}": v for k, v in settings.items()})
         proc = MedicProcess(tmp_path / f"medic-{len(started)}.log", env, args)
         started.append(proc)
@@ -59,3 +61,16 @@ def medic(tmp_path: Path, lab_up: None) -> Iterator[Callable[..., MedicProcess]]
     ids = docker("config", "ls", "-q", "--filter", "name=medic-test-ledger-", check=False)
     if ids:
         docker("config", "rm", *ids.split(), check=False)
+
+
+@pytest.fixture(scope="session")
+def multilab_up(lab_up: None) -> Iterator[None]:
+    """A fresh 3-node swarm (scripts/multilab.sh), removed when the session ends."""
+    for verb in ("down", "up"):  # an interrupted run leaves namespaces behind: down first
+        done = subprocess.run(
+            ["bash", str(MULTILAB), verb], capture_output=True, text=True, check=False, timeout=300
+        )
+        if done.returncode != 0:
+            pytest.fail(f"scripts/multilab.sh {verb} failed:\n{done.stdout}\n{done.stderr}")
+    yield
+    subprocess.run(["bash", str(MULTILAB), "down"], capture_output=True, check=False, timeout=300)

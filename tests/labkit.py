@@ -23,6 +23,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 LAB = ROOT / "scripts" / "lab.sh"
+MULTILAB = ROOT / "scripts" / "multilab.sh"
 IMAGE = "medic/busybox:test"
 TIMINGS = Path(os.environ.get("SWARM_MEDIC_TIMINGS", ROOT / "build" / "lab-timings.jsonl"))
 
@@ -181,3 +182,25 @@ class MedicProcess:
 def ts(line: LogLine) -> float:
     """Epoch seconds of a log line's ISO timestamp."""
     return datetime.fromisoformat(str(line["timestamp"]).replace("Z", "+00:00")).timestamp()
+
+
+def node_sock(i: int) -> str:
+    """The Engine socket of multi-node lab node I, as seen from the host."""
+    return f"unix:///run/medic/n{i}/run/docker.sock"
+
+
+def on_node(i: int, *args: str, check: bool = True) -> str:
+    return docker("-H", node_sock(i), *args, check=check)
+
+
+def image_id() -> str:
+    """The test image by ID: a task referring to an image by ID never tries a pull, so the
+    multi-node lab needs no route out (and sends nothing out)."""
+    return docker("image", "inspect", IMAGE, "--format", "{{.Id}}")
+
+
+def multilab(*args: str) -> None:
+    done = subprocess.run(
+        ["bash", str(MULTILAB), *args], capture_output=True, text=True, check=False, timeout=120
+    )
+    assert done.returncode == 0, f"multilab.sh {' '.join(args)}: {done.stderr}"

@@ -1,0 +1,204 @@
+#!/usr/bin/env bash
+# A multi-node Docker Swarm on one machine, for the overlay and node-fault tests.
+#
+#   scripts/multilab.sh up            N dockerd "nodes" joined into one swarm (default N=3)
+#   scripts/multilab.sh down          stop them by pid, remove namespaces, bridge and rules
+#   scripts/multilab.sh status
+#   scripts/multilab.sh kill-node I   SIGKILL node I's dockerd (a node that dies)
+#   scripts/multilab.sh start-node I  start node I's dockerd again
+#
+# Node I is a dockerd in its own network namespace medic-nI (address 10.99.0.1I on the host
+# bridge medbr0), its own mount and UTS namespace (hostname nodeI) and its own /run, so its
+# socket is /var/run/docker.sock inside the node and /run/medic/nI/run/docker.sock on the host.
+# Node 1 always manages; MANAGERS=3 makes nodes 2 and 3 managers too (leader failover).
+# HEARTBEAT (default 1s) is the dispatcher heartbeat: a dead node shows Down in seconds.
+# The image medic/busybox:test comes from the single-node lab's engine (scripts/lab.sh up).
+#
+# Follows the verified recipe in ../shared/lab/swarm-lab.sh; traffic stays on 10.99.0.0/24.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+N=${N:-3}
+MANAGERS=${MANAGERS:-1}
+HEARTBEAT=${HEARTBEAT:-1s}
+BR=medbr0
+SUBNET=10.99.0
+DATA=/var/lib/medic
+RUNDIR=/run/medic
+LOGDIR=/var/log/swarm-medic-lab
+IMAGE=medic/busybox:test
+
+say() { printf '[multilab %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+sock() { echo "unix://$RUNDIR/n$1/run/docker.sock"; }
+D() { local i=$1; shift; docker -H "$(sock "$i")" "$@"; }
+nodes() { ls /run/netns/ 2>/dev/null | sed -n 's/^medic-n//p' | sort -n; }
+
+wait_sock() {
+  for _ in $(seq 1 150); do timeout 5 docker -H "$1" version >/dev/null 2>&1 && return 0; sleep 0.2; done
+  say "daemon at $1 did not come up (log: $LOGDIR)"; return 1
+}
+
+net_up() {
+  ip link show $BR >/dev/null 2>&1 || {
+    ip link add $BR type bridge
+    ip addr add $SUBNET.1/24 dev $BR
+    ip link set $BR up
+  }
+  for i in $(seq 1 "$N"); do
+    local ns=medic-n$i
+    [ -e /run/netns/$ns ] && continue
+    ip netns add $ns
+    ip link add mveth$i type veth peer name eth0 netns $ns
+    ip link set mveth$i master $BR up
+    ip -n $ns link set lo up
+    ip -n $ns addr add $SUBNET.1$i/24 dev eth0
+    ip -n $ns link set eth0 up
+    ip -n $ns route add default via $SUBNET.1
+  done
+  # Bridged frames cross the root FORWARD chain (br_netfilter), whose policy dockerd sets to
+  # DROP: without this rule the nodes cannot talk to each other. Traffic stays on the bridge;
+  # no NAT to the outside is set up (the lab never needs it: images are loaded, not pulled).
+  iptables -C FORWARD -i $BR -o $BR -j ACCEPT 2>/dev/null || iptables -I FORWARD 1 -i $BR -o $BR -j ACCEPT
+}
+
+write_node_init() {
+  mkdir -p $RUNDIR
+  cat >$RUNDIR/node-init.sh <<'EOF'
+#!/bin/bash
+# nsenter --net=/run/netns/medic-nI -- unshare --mount --uts --propagation slave -- node-init.sh I
+# dockerd must not start under `ip netns exec` (it remounts /sys and the cgroup tree vanishes):
+# keep the host's cgroup mounts across a fresh sysfs of the node's network namespace.
+set -euo pipefail
+i=$1
+hostname node$i
+cg=/run/medic/.cg$i; mkdir -p $cg
+mount --rbind /sys/fs/cgroup $cg
+mount -t sysfs sysfs /sys
+mount --rbind $cg /sys/fs/cgroup
+umount -l $cg
+mount --bind /run/medic/n$i/run /run
+exec dockerd --data-root /var/lib/medic/n$i --cgroup-parent /medic-n$i \
+     -H unix:///var/run/docker.sock --pidfile /var/run/docker.pid
+EOF
+  chmod +x $RUNDIR/node-init.sh
+}
+
+start_node() {
+  local i=$1
+  if timeout 5 docker -H "$(sock "$i")" version >/dev/null 2>&1; then return 0; fi
+  mkdir -p $RUNDIR/n$i/run $DATA/n$i $LOGDIR
+  nohup nsenter --net=/run/netns/medic-n$i -- unshare --mount --uts --propagation slave -- \
+    $RUNDIR/node-init.sh "$i" >>$LOGDIR/n$i.log 2>&1 &
+  echo $! >$RUNDIR/n$i.pid   # nsenter and unshare exec: this is dockerd's pid
+  wait_sock "$(sock "$i")"
+}
+
+swarm_up() {
+  if [ "$(D 1 info --format '{{.Swarm.LocalNodeState}}')" != active ]; then
+    D 1 swarm init --advertise-addr $SUBNET.11 --listen-addr $SUBNET.11:2377 \
+      --dispatcher-heartbeat "$HEARTBEAT" >/dev/null
+  fi
+  local wtok mtok
+  wtok=$(D 1 swarm join-token -q worker)
+  mtok=$(D 1 swarm join-token -q manager)
+  for i in $(seq 2 "$N"); do
+    [ "$(D "$i" info --format '{{.Swarm.LocalNodeState}}')" = active ] && continue
+    local tok=$wtok
+    [ "$MANAGERS" -ge "$i" ] && tok=$mtok
+    D "$i" swarm join --token "$tok" --advertise-addr $SUBNET.1$i \
+      --listen-addr $SUBNET.1$i:2377 $SUBNET.11:2377 >/dev/null
+  done
+  for _ in $(seq 1 100); do
+    [ "$(D 1 node ls --format '{{.Status}}' | grep -c Ready)" -eq "$N" ] && return 0
+    sleep 0.2
+  done
+  D 1 node ls; return 1
+}
+
+load_images() {
+  docker image inspect $IMAGE >/dev/null
+  docker save $IMAGE -o $DATA/images.tar
+  for i in $(seq 1 "$N"); do
+    D "$i" image inspect $IMAGE >/dev/null 2>&1 || D "$i" load -q -i $DATA/images.tar >/dev/null
+  done
+  rm -f $DATA/images.tar
+}
+
+kill_wait() {  # kill_wait SECONDS PID...: TERM, wait, then KILL what is left
+  local t=$1; shift; [ $# -eq 0 ] && return 0
+  kill -TERM "$@" 2>/dev/null || true
+  for _ in $(seq 1 $((t * 5))); do
+    local alive=0; for p in "$@"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ $alive = 0 ] && return 0; sleep 0.2
+  done
+  kill -KILL "$@" 2>/dev/null || true
+}
+
+cmd_up() {
+  local t0=$SECONDS
+  bash scripts/lab.sh up
+  net_up
+  write_node_init
+  for i in $(seq 1 "$N"); do start_node "$i"; done
+  swarm_up
+  mkdir -p $DATA
+  load_images
+  say "$N-node swarm ready in $((SECONDS - t0)) s ($MANAGERS manager(s)); node I: $(sock I)"
+}
+
+cmd_down() {
+  local ns; ns=$(nodes)
+  [ -z "$ns" ] && [ ! -e $RUNDIR ] && { say "no multi-node lab"; return 0; }
+  if timeout 5 docker -H "$(sock 1)" info >/dev/null 2>&1; then
+    D 1 service ls -q 2>/dev/null | xargs -r docker -H "$(sock 1)" service rm >/dev/null 2>&1 || true
+  fi
+  for i in $ns; do
+    ( timeout 20 docker -H "$(sock "$i")" ps -aq 2>/dev/null |
+        xargs -r timeout 20 docker -H "$(sock "$i")" rm -f >/dev/null 2>&1 || true ) &
+  done
+  wait
+  local pids=()
+  for i in $ns; do
+    local p; p=$(cat $RUNDIR/n$i/run/docker.pid 2>/dev/null || cat $RUNDIR/n$i.pid 2>/dev/null || true)
+    [ -n "$p" ] && pids+=("$p")
+  done
+  kill_wait 30 "${pids[@]}"
+  for i in $ns; do
+    # containerd and shims a SIGKILLed dockerd left in the node's netns, then container
+    # processes still in the node's cgroup: all started by this lab, found by namespace
+    kill_wait 5 $(ip netns pids medic-n$i 2>/dev/null)
+    kill_wait 5 $(cat /sys/fs/cgroup/pids/medic-n$i/*/cgroup.procs /sys/fs/cgroup/pids/medic-n$i/cgroup.procs 2>/dev/null || true)
+    ip netns del medic-n$i 2>/dev/null || true
+    for c in /sys/fs/cgroup/*/medic-n$i; do
+      [ -d "$c" ] && find "$c" -depth -type d -exec rmdir {} \; 2>/dev/null || true
+    done
+    rm -rf "$DATA/n$i" "$RUNDIR/n$i" "$RUNDIR/n$i.pid"
+  done
+  rm -f $RUNDIR/node-init.sh
+  rmdir $RUNDIR/.cg* $RUNDIR $DATA 2>/dev/null || true
+  ip link del $BR 2>/dev/null || true
+  iptables -D FORWARD -i $BR -o $BR -j ACCEPT 2>/dev/null || true
+  say "multi-node lab removed"
+}
+
+cmd_status() {
+  for i in $(nodes); do
+    echo "node$i: $(D "$i" info --format '{{.Name}} swarm={{.Swarm.LocalNodeState}} manager={{.Swarm.ControlAvailable}} containers={{.ContainersRunning}}' 2>&1)"
+  done
+  D 1 node ls 2>/dev/null || true
+}
+
+cmd_kill_node() {
+  local p; p=$(cat $RUNDIR/n$1/run/docker.pid 2>/dev/null || cat $RUNDIR/n$1.pid)
+  kill -KILL "$p"
+  say "node$1 dockerd (pid $p) killed"
+}
+
+case "${1:-}" in
+  up) cmd_up ;;
+  down) cmd_down ;;
+  status) cmd_status ;;
+  kill-node) cmd_kill_node "$2" ;;
+  start-node) write_node_init; start_node "$2" ;;
+  *) echo "usage: $0 up|down|status|kill-node I|start-node I" >&2; exit 2 ;;
+esac
