@@ -81,6 +81,9 @@ class Service:
     has_previous_spec: bool = False
     force_update: int = 0
     updated_at: float | None = None
+    endpoint_mode: str = "vip"  # vip | dnsrr
+    target_ports: tuple[int, ...] = ()  # EndpointSpec.Ports[].TargetPort
+    vips: tuple[tuple[str, str], ...] = ()  # (network id, IPv4) of the service's virtual IPs
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +100,8 @@ class Task:
     created_at: float = 0.0
     container_id: str = ""
     exit_code: int | None = None
+    # (network id, network name, IPv4) per overlay network the task is attached to (no ingress)
+    addresses: tuple[tuple[str, str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +186,7 @@ class ActionKind(enum.StrEnum):
     FORCE_UPDATE = "force_update"
     ROLLBACK = "rollback"
     RETRY_UPDATE = "retry_update"
+    REPLACE_TASK = "replace_task"  # the task's node removes its container; swarm makes another
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +198,8 @@ class Action:
     service_name: str
     service_version: int  # compare-and-swap: the action fails if the service moved on
     reason: str
+    task_id: str = ""  # REPLACE_TASK: which task, on which node
+    node_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,3 +266,16 @@ class LedgerDoc:
     id: str
     version: int
     labels: Mapping[str, str] = field(default_factory=_empty)
+
+
+@dataclass(frozen=True, slots=True)
+class LocalContainer:
+    """A container of a swarm task, as the node it runs on sees it (workers included)."""
+
+    id: str
+    state: str  # running | exited | created | ...
+    task_id: str
+    service_id: str
+    service_name: str
+    node_id: str
+    networks: tuple[tuple[str, str], ...] = ()  # (network id, IPv4)

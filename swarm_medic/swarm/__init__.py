@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
-from swarm_medic.model import LedgerDoc, Node, Service, SwarmInfo, Task
+from swarm_medic.model import LedgerDoc, LocalContainer, Node, Service, SwarmInfo, Task
 
 
 class EventStream(Protocol):
@@ -48,6 +48,20 @@ class Engine(Protocol):
 
     def write_ledger(self, name: str, doc: LedgerDoc | None, labels: Mapping[str, str]) -> None:
         """Create (doc None) or replace the labels of the ledger; Conflict if it moved on."""
+        ...
+
+    # --- node-local: what this node's engine runs (answers on workers too) -----------------
+
+    def local_containers(self) -> tuple[LocalContainer, ...]:
+        """Containers of swarm tasks on this node, running or not: one list call."""
+        ...
+
+    def sandbox(self, container_id: str) -> str:
+        """The network namespace file of a container (NetworkSettings.SandboxKey)."""
+        ...
+
+    def remove_container(self, container_id: str) -> None:
+        """Force-remove a container (swarm then replaces its task)."""
         ...
 
     def close(self) -> None: ...

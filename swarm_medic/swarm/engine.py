@@ -25,7 +25,7 @@ from swarm_medic.errors import (
     NotFound,
     SettingsError,
 )
-from swarm_medic.model import LedgerDoc, Node, Service, SwarmInfo, Task
+from swarm_medic.model import LedgerDoc, LocalContainer, Node, Service, SwarmInfo, Task
 from swarm_medic.swarm import EventStream, mapping
 
 T = TypeVar("T")
@@ -211,6 +211,31 @@ class DockerEngine:
             raise translate(exc, f"write ledger {name}") from exc
         except Exception as exc:
             raise translate(exc, f"write ledger {name}") from exc
+
+    def local_containers(self) -> tuple[LocalContainer, ...]:
+        raw = self._call(
+            "list containers",
+            lambda: self._api.containers(all=True, filters={"label": mapping.TASK_LABEL}),
+        )
+        return mapping.map_each(raw, mapping.container_from_api, "container", self.malformed)
+
+    def sandbox(self, container_id: str) -> str:
+        info = self._call(
+            f"inspect container {container_id[:12]}",
+            lambda: self._api.inspect_container(container_id),
+        )
+        key = (info.get("NetworkSettings") or {}).get("SandboxKey") or ""
+        if not key:
+            raise NotFound(f"container {container_id[:12]} has no network sandbox")
+        return str(key)
+
+    def remove_container(self, container_id: str) -> None:
+        # Not retried: a timeout may hide a success, and a second try would only say 404.
+        self.api_calls += 1
+        try:
+            self._api.remove_container(container_id, force=True)
+        except Exception as exc:
+            raise translate(exc, f"remove container {container_id[:12]}") from exc
 
     def close(self) -> None:
         self._api.close()

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from swarm_medic.errors import Conflict, EngineError, EngineUnavailable, NotAManager, NotFound
-from swarm_medic.model import LedgerDoc, Node, Service, SwarmInfo, Task
+from swarm_medic.model import LedgerDoc, LocalContainer, Node, Service, SwarmInfo, Task
 from swarm_medic.swarm import mapping
 
 Json = dict[str, Any]
@@ -65,7 +65,9 @@ class FakeEngine:
         self.failures: list[Exception] = []  # raised, one per call, before anything else
         self.manager = True
         self.writes: list[tuple[str, str, int]] = []
-        self.malformed: list[str] = []  # (verb, service id, version)
+        self.malformed: list[str] = []
+        self._containers: dict[str, Json] = {}
+        self.removed: list[str] = []  # (verb, service id, version)
 
     # --- building a world ------------------------------------------------------------------
 
@@ -329,6 +331,56 @@ class FakeEngine:
                 raise Conflict(f"write ledger {name}: changed since it was read")
             cfg["Spec"]["Labels"] = dict(labels)
             cfg["Version"]["Index"] += 1
+
+    def add_container(
+        self,
+        task_id: str,
+        *,
+        state: str = "running",
+        networks: tuple[tuple[str, str], ...] = (),
+        sandbox: str = "",
+    ) -> str:
+        """A container of `task_id` on this engine's node (the node-local view)."""
+        task = self._tasks.get(task_id, {"ServiceID": "", "NodeID": self.node_id})
+        cid = f"ctr{next(self._ids):09d}"
+        svc = self._services.get(task["ServiceID"], {"Spec": {"Name": ""}})
+        self._containers[cid] = {
+            "Id": cid,
+            "State": state,
+            "Labels": {
+                mapping.TASK_LABEL: task_id,
+                "com.docker.swarm.service.id": task["ServiceID"],
+                "com.docker.swarm.service.name": svc["Spec"]["Name"],
+                "com.docker.swarm.node.id": task.get("NodeID") or self.node_id,
+            },
+            "NetworkSettings": {
+                "Networks": {
+                    f"net{i}": {"NetworkID": n, "IPAddress": ip}
+                    for i, (n, ip) in enumerate(networks)
+                }
+            },
+            "SandboxKey": sandbox,
+        }
+        return cid
+
+    def local_containers(self) -> tuple[LocalContainer, ...]:
+        self._enter(manager_only=False)
+        return mapping.map_each(
+            list(self._containers.values()), mapping.container_from_api, "container", self.malformed
+        )
+
+    def sandbox(self, container_id: str) -> str:
+        self._enter(manager_only=False)
+        c = self._containers.get(container_id)
+        if c is None or not c["SandboxKey"]:
+            raise NotFound(f"container {container_id} has no network sandbox", status=404)
+        return str(c["SandboxKey"])
+
+    def remove_container(self, container_id: str) -> None:
+        self._enter(manager_only=False)
+        if self._containers.pop(container_id, None) is None:
+            raise NotFound(f"remove container {container_id}: no such container", status=404)
+        self.removed.append(container_id)
 
     def close(self) -> None:
         self.drop_streams()

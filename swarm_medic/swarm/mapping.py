@@ -11,7 +11,16 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any, TypeVar
 
-from swarm_medic.model import Event, Node, Resources, Service, SwarmInfo, Task, UpdateStatus
+from swarm_medic.model import (
+    Event,
+    LocalContainer,
+    Node,
+    Resources,
+    Service,
+    SwarmInfo,
+    Task,
+    UpdateStatus,
+)
 
 Json = Mapping[str, Any]
 T = TypeVar("T")
@@ -146,7 +155,35 @@ def service_from_api(obj: Json) -> Service:
         has_previous_spec=bool(obj.get("PreviousSpec")),
         force_update=int(template.get("ForceUpdate") or 0),
         updated_at=parse_time(obj.get("UpdatedAt")) or None,
+        endpoint_mode=str((spec.get("EndpointSpec") or {}).get("Mode") or "vip"),
+        target_ports=tuple(
+            int(p["TargetPort"])
+            for p in (spec.get("EndpointSpec") or {}).get("Ports") or ()
+            if isinstance(p, Mapping) and p.get("TargetPort")
+        ),
+        vips=tuple(
+            (str(v.get("NetworkID") or ""), _ip(v.get("Addr")))
+            for v in (obj.get("Endpoint") or {}).get("VirtualIPs") or ()
+            if isinstance(v, Mapping) and v.get("Addr")
+        ),
     )
+
+
+def _ip(cidr: object) -> str:
+    return str(cidr).split("/", 1)[0] if cidr else ""
+
+
+def _attachments(obj: Json) -> tuple[tuple[str, str, str], ...]:
+    out = []
+    for att in obj.get("NetworksAttachments") or ():
+        net = att.get("Network") or {}
+        spec = net.get("Spec") or {}
+        if spec.get("Ingress") or spec.get("Name") == "ingress":
+            continue  # the routing mesh's network is not the service's own overlay
+        for addr in att.get("Addresses") or ():
+            if ip := _ip(addr):
+                out.append((str(net.get("ID") or ""), str(spec.get("Name") or ""), ip))
+    return tuple(out)
 
 
 def task_from_api(obj: Json) -> Task:
@@ -168,6 +205,7 @@ def task_from_api(obj: Json) -> Task:
         created_at=parse_time(obj.get("CreatedAt")),
         container_id=str(cstatus.get("ContainerID") or ""),
         exit_code=int(exit_code) if isinstance(exit_code, int) else None,
+        addresses=_attachments(obj),
     )
 
 
@@ -203,3 +241,27 @@ def event_from_api(obj: object) -> Event:
         if isinstance(raw, Mapping):
             attrs = {str(k): str(v) for k, v in raw.items()}
     return Event(etype, action, actor_id, tnano, MappingProxyType(attrs))
+
+
+TASK_LABEL = "com.docker.swarm.task.id"
+
+
+def container_from_api(obj: Json) -> LocalContainer:
+    cid = obj.get("Id")
+    if not isinstance(cid, str) or not cid:
+        raise ValueError("container without an Id")
+    labels = obj.get("Labels") or {}
+    nets = ((obj.get("NetworkSettings") or {}).get("Networks") or {}).values()
+    return LocalContainer(
+        id=cid,
+        state=str(obj.get("State") or ""),
+        task_id=str(labels.get(TASK_LABEL) or ""),
+        service_id=str(labels.get("com.docker.swarm.service.id") or ""),
+        service_name=str(labels.get("com.docker.swarm.service.name") or ""),
+        node_id=str(labels.get("com.docker.swarm.node.id") or ""),
+        networks=tuple(
+            (str(n.get("NetworkID") or ""), str(n.get("IPAddress") or ""))
+            for n in nets
+            if isinstance(n, Mapping) and n.get("IPAddress")
+        ),
+    )

@@ -37,7 +37,7 @@ from swarm_medic.swarm.fake import FakeEngine
 T0 = 1_700_000_000.0
 ME = "mgr1"
 ENABLE = {"swarm-medic.enable": "true"}
-RUNBOOKS = ["paused-update", "repeated-rejection", "stuck-task"]
+RUNBOOKS = ["node-down", "paused-update", "repeated-rejection", "stuck-task"]
 
 
 # --- HTTP ------------------------------------------------------------------------------------
@@ -235,7 +235,7 @@ def test_an_unknown_runbook_is_exit_2(clean_env: None, capsys: pytest.CaptureFix
     out, err = capsys.readouterr()
     assert out == ""
     assert err.strip() == (
-        "no runbook named 'no-such-runbook'; known: paused-update, repeated-rejection, stuck-task"
+        "no runbook named 'no-such-runbook'; known: node-down, paused-update, repeated-rejection, stuck-task"
     )
 
 

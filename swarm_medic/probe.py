@@ -1,0 +1,183 @@
+"""Probes from inside a network namespace: TCP connect and embedded-DNS lookups.
+
+A probe runs in a short-lived thread that first joins the namespace (setns(2) on a sandbox
+file under /var/run/docker/netns): namespaces are per thread on Linux, so the daemon's own
+threads never move, and no user container is touched (no exec, nothing installed in it).
+Sockets are made inside the namespace and then driven non-blocking from that one thread, so
+a round of N connects costs one thread and at most `timeout` seconds, whatever N is.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import selectors
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+T = TypeVar("T")
+CLONE_NEWNET = 0x40000000
+EMBEDDED_DNS = "127.0.0.11"
+
+
+class NamespaceError(OSError):
+    """The namespace could not be joined (gone, not a namespace, no CAP_SYS_ADMIN)."""
+
+
+def in_netns(path: str, fn: Callable[[], T], timeout: float = 30.0) -> T:
+    """Runs fn() in a new thread that has joined the network namespace at `path`."""
+    box: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            box["error"] = NamespaceError(exc.errno, f"cannot open netns {path}: {exc.strerror}")
+            return
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.setns(fd, CLONE_NEWNET) != 0:
+                err = ctypes.get_errno()
+                box["error"] = NamespaceError(err, f"cannot join netns {path}: {os.strerror(err)}")
+                return
+        finally:
+            os.close(fd)
+        try:
+            box["value"] = fn()
+        except Exception as exc:  # noqa: BLE001 - handed to the caller's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=run, name="swarm-medic-netns", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if "error" in box:
+        raise box["error"]  # type: ignore[misc]
+    if "value" not in box:
+        raise TimeoutError(f"probe in {path} did not finish in {timeout:.0f}s")
+    return box["value"]  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class TcpResult:
+    ip: str
+    port: int
+    ok: bool
+    error: str  # "" when ok; "timeout", "refused", "unreachable", ...
+    seconds: float
+
+
+def tcp_connect_all(targets: Sequence[tuple[str, int]], timeout: float) -> list[TcpResult]:
+    """Non-blocking connects to every (ip, port) at once; each gets at most `timeout` s."""
+    sel = selectors.DefaultSelector()
+    start = time.monotonic()
+    results: dict[int, TcpResult] = {}
+    pending: dict[int, tuple[socket.socket, str, int]] = {}
+    for i, (ip, port) in enumerate(targets):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setblocking(False)
+        code = s.connect_ex((ip, port))
+        if code in (0, errno.EINPROGRESS):
+            pending[i] = (s, ip, port)
+            sel.register(s, selectors.EVENT_WRITE, i)
+        else:
+            results[i] = TcpResult(ip, port, False, _why(code), 0.0)
+            s.close()
+    while pending:
+        left = timeout - (time.monotonic() - start)
+        if left <= 0:
+            break
+        for key, _ in sel.select(left):
+            i = int(key.data)
+            s, ip, port = pending.pop(i)
+            sel.unregister(s)
+            code = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            results[i] = TcpResult(
+                ip, port, code == 0, "" if code == 0 else _why(code), time.monotonic() - start
+            )
+            s.close()
+    for i, (s, ip, port) in pending.items():
+        results[i] = TcpResult(ip, port, False, "timeout", timeout)
+        s.close()
+    sel.close()
+    return [results[i] for i in range(len(targets))]
+
+
+def _why(code: int) -> str:
+    names = {
+        errno.ECONNREFUSED: "refused",
+        errno.EHOSTUNREACH: "unreachable",
+        errno.ENETUNREACH: "network unreachable",
+        errno.ETIMEDOUT: "timeout",
+    }
+    return names.get(code, errno.errorcode.get(code, str(code)).lower())
+
+
+# --- DNS: one A query to the embedded server, enough to compare tasks.<svc> with swarm -----
+
+
+def _query(name: str, qid: int) -> bytes:
+    labels = b"".join(bytes([len(p)]) + p.encode("idna") for p in name.rstrip(".").split("."))
+    return (
+        struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0) + labels + b"\0" + struct.pack("!HH", 1, 1)
+    )
+
+
+def _skip_name(msg: bytes, pos: int) -> int:
+    while True:
+        length = msg[pos]
+        if length == 0:
+            return pos + 1
+        if length & 0xC0 == 0xC0:  # compression pointer: two bytes, and the name ends
+            return pos + 2
+        pos += 1 + length
+
+
+def parse_a_answers(msg: bytes, qid: int) -> list[str]:
+    """IPv4 addresses in a DNS answer; ValueError for a malformed or mismatched reply."""
+    if len(msg) < 12:
+        raise ValueError("DNS reply shorter than its header")
+    rid, flags, qd, an, _, _ = struct.unpack("!HHHHHH", msg[:12])
+    if rid != qid:
+        raise ValueError("DNS reply for another query")
+    rcode = flags & 0x000F
+    if rcode == 3:  # NXDOMAIN: the name does not exist (no running task)
+        return []
+    if rcode != 0:
+        raise ValueError(f"DNS error rcode {rcode}")
+    pos = 12
+    try:
+        for _ in range(qd):
+            pos = _skip_name(msg, pos) + 4
+        ips: list[str] = []
+        for _ in range(an):
+            pos = _skip_name(msg, pos)
+            rtype, _, _, rdlen = struct.unpack("!HHIH", msg[pos : pos + 10])
+            pos += 10
+            if rtype == 1 and rdlen == 4:
+                ips.append(socket.inet_ntoa(msg[pos : pos + 4]))
+            pos += rdlen
+    except (IndexError, struct.error, OSError) as exc:
+        raise ValueError(f"malformed DNS reply: {exc}") from exc
+    return sorted(ips)
+
+
+def resolve_a(name: str, timeout: float, server: str = EMBEDDED_DNS, port: int = 53) -> list[str]:
+    qid = int.from_bytes(os.urandom(2), "big")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(timeout)
+        s.sendto(_query(name, qid), (server, port))
+        deadline = time.monotonic() + timeout
+        while True:
+            s.settimeout(max(0.01, deadline - time.monotonic()))
+            msg, _ = s.recvfrom(4096)
+            try:
+                return parse_a_answers(msg, qid)
+            except ValueError as exc:
+                if "another query" not in str(exc) or time.monotonic() > deadline:
+                    raise

@@ -1,0 +1,105 @@
+"""Probe primitives on loopback, in this process's own network namespace."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from swarm_medic.probe import (
+    NamespaceError,
+    _query,
+    in_netns,
+    parse_a_answers,
+    resolve_a,
+    tcp_connect_all,
+)
+
+OWN_NETNS = "/proc/self/ns/net"
+
+
+@pytest.fixture
+def listener() -> Iterator[int]:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(8)
+    yield s.getsockname()[1]
+    s.close()
+
+
+def closed_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port: int = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def test_tcp_connect_all_tells_open_from_refused(listener: int) -> None:
+    shut = closed_port()
+    res = tcp_connect_all([("127.0.0.1", listener), ("127.0.0.1", shut)], timeout=1.0)
+    assert [(r.port, r.ok, r.error) for r in res] == [
+        (listener, True, ""),
+        (shut, False, "refused"),
+    ]
+
+
+def test_in_netns_runs_in_the_namespace_and_returns(listener: int) -> None:
+    res = in_netns(OWN_NETNS, lambda: tcp_connect_all([("127.0.0.1", listener)], 1.0))
+    assert res[0].ok
+
+
+def test_in_netns_reports_a_missing_namespace() -> None:
+    with pytest.raises(NamespaceError, match="cannot open netns /nonexistent"):
+        in_netns("/nonexistent", lambda: 1)
+
+
+def test_in_netns_hands_back_the_function_error() -> None:
+    def boom() -> int:
+        raise RuntimeError("inside")
+
+    with pytest.raises(RuntimeError, match="inside"):
+        in_netns(OWN_NETNS, boom)
+
+
+def answer(query: bytes, ips: list[str], rcode: int = 0) -> bytes:
+    qid = struct.unpack("!H", query[:2])[0]
+    question = query[12:]
+    head = struct.pack("!HHHHHH", qid, 0x8180 | rcode, 1, len(ips), 0, 0)
+    records = b"".join(
+        struct.pack("!HHHIH", 0xC00C, 1, 1, 60, 4) + socket.inet_aton(ip) for ip in ips
+    )
+    return head + question + records
+
+
+def test_parse_a_answers() -> None:
+    q = _query("tasks.web", 7)
+    assert parse_a_answers(answer(q, ["10.0.1.3", "10.0.1.2"]), 7) == ["10.0.1.2", "10.0.1.3"]
+    assert parse_a_answers(answer(q, [], rcode=3), 7) == []
+    with pytest.raises(ValueError, match="another query"):
+        parse_a_answers(answer(q, ["10.0.1.2"]), 8)
+    with pytest.raises(ValueError, match="rcode 2"):
+        parse_a_answers(answer(q, [], rcode=2), 7)
+    with pytest.raises(ValueError, match="malformed"):
+        parse_a_answers(answer(q, ["10.0.1.2"])[:-3], 7)
+
+
+def test_resolve_a_against_a_loopback_dns_server() -> None:
+    srv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    srv.bind(("127.0.0.1", 0))
+    port = srv.getsockname()[1]
+
+    def serve() -> None:
+        msg, peer = srv.recvfrom(512)
+        srv.sendto(answer(msg, ["10.0.9.9"]), peer)
+
+    t = threading.Thread(target=serve)
+    t.start()
+    try:
+        assert resolve_a("tasks.api", 2.0, server="127.0.0.1", port=port) == ["10.0.9.9"]
+    finally:
+        t.join(2)
+        srv.close()
