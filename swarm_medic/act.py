@@ -10,8 +10,12 @@ Dry-run never reaches this module: the policy turns every action into `would_act
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
+from swarm_medic.agent import REMOVE_TASK_CONTAINER
+from swarm_medic.channel import ChannelError
 from swarm_medic.errors import Conflict, EngineError
 from swarm_medic.ledger import Ledger
 from swarm_medic.model import Action, ActionKind, Result
@@ -30,10 +34,14 @@ class Done:
         return not self.error
 
 
+Hands = Callable[[str, Mapping[str, Any]], Mapping[str, Any]]
+
+
 class Executor:
-    def __init__(self, engine: Engine, settings: Settings) -> None:
+    def __init__(self, engine: Engine, settings: Settings, hands: Hands | None = None) -> None:
         self._engine = engine
         self._settings = settings
+        self.hands = hands  # asks the instance on a node to act there (rounds.Prober.hands)
 
     def execute(self, action: Action, runbook: str, now: float) -> Done:
         s = self._settings
@@ -48,6 +56,8 @@ class Executor:
         except EngineError as exc:
             return Done(Result.FAILED, f"could not claim the action in the ledger: {exc}")
         why = ledger.history(action.service_id).open_reason if opened else ""
+        if action.kind is ActionKind.REPLACE_TASK:
+            return self._replace_task(action, why)
         try:
             if action.kind is ActionKind.ROLLBACK:
                 self._engine.rollback(action.service_id, action.service_version)
@@ -57,6 +67,22 @@ class Executor:
             return Done(Result.CONFLICT, str(exc), why)
         except EngineError as exc:
             return Done(Result.FAILED, str(exc), why)
+        return Done(Result.DONE, "", why)
+
+    def _replace_task(self, action: Action, why: str) -> Done:
+        if self.hands is None:
+            return Done(Result.FAILED, "no hands: node-local actions need the probe channel", why)
+        request = {
+            "kind": REMOVE_TASK_CONTAINER,
+            "task": action.task_id,
+            "service": action.service_id,
+        }
+        try:
+            answer = self.hands(action.node_id, request)
+        except ChannelError as exc:
+            return Done(Result.FAILED, f"node {action.node_id}: {exc}", why)
+        if not answer.get("ok"):
+            return Done(Result.FAILED, f"node {action.node_id}: {answer}", why)
         return Done(Result.DONE, "", why)
 
     def record_outcome(self, service_id: str, healed: bool, now: float) -> str:

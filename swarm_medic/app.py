@@ -12,11 +12,15 @@ import structlog
 from prometheus_client import CollectorRegistry
 
 from swarm_medic import __version__, registry
+from swarm_medic.agent import NodeAgent
+from swarm_medic.channel import Verifier
 from swarm_medic.daemon import Medic
+from swarm_medic.endpoint import NodeEndpoint
 from swarm_medic.journal import Journal
 from swarm_medic.metrics import Metrics
 from swarm_medic.model import Event
 from swarm_medic.observe import Schedule
+from swarm_medic.rounds import Prober
 from swarm_medic.settings import Settings, describe
 from swarm_medic.swarm import Engine
 from swarm_medic.watch import Watcher
@@ -36,7 +40,14 @@ class App:
         self.runbooks = registry.load(registry.default_dirs(settings.runbooks_dir))
         self.metrics.preinitialise(self.runbooks.runbooks)
         self.engine = make_engine()
-        self.medic = Medic(self.engine, settings, self.runbooks, self.journal)
+        self.agent = NodeAgent(
+            self.engine, netns_dir=settings.netns_dir, timeout=settings.probe_timeout
+        )
+        verifier = Verifier(settings.secret.encode()) if settings.secret else None
+        self.control = NodeEndpoint(self.agent, verifier, self.journal)
+        self.medic = Medic(
+            self.engine, settings, self.runbooks, self.journal, prober=Prober(settings, self.agent)
+        )
         self.schedule = Schedule(self._scan, settings.scan_interval, settings.scan_jitter)
         self.medic.wake = self.schedule.wake
         # The stream gets its own client: it holds a connection open for as long as it lives.
@@ -94,7 +105,11 @@ class App:
             from swarm_medic.http import serve
 
             self.http = serve(
-                self.settings.http_addr, self.settings.http_port, self.prom, self.health
+                self.settings.http_addr,
+                self.settings.http_port,
+                self.prom,
+                self.health,
+                self.control.handle,
             )
         self.watcher.start(since_nano=time.time_ns())
         self.schedule.start()

@@ -20,7 +20,9 @@ from swarm_medic.journal import Journal
 from swarm_medic.ledger import Ledger
 from swarm_medic.model import Action, Result, Snapshot, Verdict
 from swarm_medic.observe import take_snapshot
+from swarm_medic.reach import Reachability
 from swarm_medic.registry import Registry
+from swarm_medic.rounds import Prober
 from swarm_medic.runbook import Context, TaskClock
 from swarm_medic.settings import Settings
 from swarm_medic.swarm import Engine
@@ -50,13 +52,16 @@ class Medic:
         *,
         clock: Callable[[], float] = time.time,
         make_id: Callable[[], str] = new_id,
+        prober: Prober | None = None,
     ) -> None:
         self.engine = engine
         self.settings = settings
         self.registry = registry
         self.journal = journal
         self.clock = clock
-        self.executor = Executor(engine, settings)
+        self.prober = prober
+        self.reach = Reachability()
+        self.executor = Executor(engine, settings, prober.hands if prober else None)
         self.incidents = Incidents(make_id)
         self.task_clock = TaskClock()
         self.state = State()
@@ -88,7 +93,9 @@ class Medic:
             self.journal.malformed_object(problem)
         self.state.snapshot = snap
         self.task_clock.observe(snap.tasks, now)
-        ctx = Context(snap, now, self.settings, self.task_clock)
+        if self.prober is not None and snap.is_leader and self.prober.due(now):
+            self._probe(self.prober, snap, now)
+        ctx = Context(snap, now, self.settings, self.task_clock, self.reach)
 
         matched = match.run(self.registry, ctx)
         planned, plan_failures = match.plan_all(self.registry.runbooks, matched.findings, ctx)
@@ -131,6 +138,12 @@ class Medic:
         if self.state.pending:
             self.wake(VERIFY_POLL)
 
+    def _probe(self, prober: Prober, snap: Snapshot, now: float) -> None:
+        answers = prober.run(snap, now)
+        self.reach.record(snap, answers, now)
+        hostnames = {n.id: n.hostname for n in snap.nodes}
+        self.journal.probe_round(self.reach, prober.seconds, prober.failures, hostnames)
+
     def _read_ledger(
         self,
         planned: Sequence[tuple[object, Action | None]],
@@ -165,7 +178,7 @@ class Medic:
 
     def _verify(self, snap: Snapshot, now: float) -> None:
         for sid, p in list(self.state.pending.items()):
-            checked = verify.check(p, snap, now, self.settings.verify_hold)
+            checked = verify.check(p, snap, now, self.settings.verify_hold, self.reach)
             if isinstance(checked, verify.Pending):
                 self.state.pending[sid] = checked
                 continue

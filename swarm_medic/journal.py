@@ -17,6 +17,7 @@ from swarm_medic.incidents import Incident
 from swarm_medic.match import RunbookFailure
 from swarm_medic.metrics import Metrics
 from swarm_medic.model import Action, Decision, Result, Snapshot, Verdict
+from swarm_medic.reach import Reachability
 from swarm_medic.registry import LoadError
 
 
@@ -220,6 +221,45 @@ class Journal:
 
     def circuits_open(self, n: int) -> None:
         self.metrics.circuits_open.set(n)
+
+    # --- overlay probes ---------------------------------------------------------------------
+
+    def probe_round(
+        self,
+        reach: Reachability,
+        seconds: float,
+        failures: dict[str, str],
+        hostnames: dict[str, str],
+    ) -> None:
+        m = self.metrics
+        m.probe_rounds.inc()
+        m.probes.inc(reach.probes_last_round)
+        m.probe_round_seconds.observe(seconds)
+        failing = sum(1 for c in reach.tcp.values() if not c.ok)
+        m.probes_failing.set(failing)
+        for node, why in failures.items():
+            self.log.warning(
+                "node not probed this round",
+                node=hostnames.get(node, node),
+                node_id=node,
+                error=why,
+            )
+        for node, errors in reach.errors.items():
+            for e in errors:
+                self.log.warning(
+                    "probe problem on node", node=hostnames.get(node, node), node_id=node, error=e
+                )
+        self.log.debug(
+            "probe round",
+            probes=reach.probes_last_round,
+            failing=failing,
+            seconds=round(seconds, 3),
+            nodes=len(reach.ipvs),
+        )
+
+    def channel_refused(self, peer: str, path: str, why: str) -> None:
+        self.metrics.channel_refused.inc()
+        self.log.error("refused brain-to-node request", peer=peer, path=path, why=why)
 
     # --- event stream -------------------------------------------------------------------------
 

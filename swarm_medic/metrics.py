@@ -119,6 +119,28 @@ class Metrics:
             "Nodes, services or tasks the engine listed that could not be read (skipped)",
             registry=r,
         )
+        self.probe_rounds = Counter(
+            "swarm_medic_probe_rounds_total", "Overlay probe rounds run by the brain", registry=r
+        )
+        self.probes = Counter(
+            "swarm_medic_probes_total",
+            "Overlay probes (TCP, DNS, VIP) answered by nodes",
+            registry=r,
+        )
+        self.probes_failing = Gauge(
+            "swarm_medic_probes_failing", "Task probes that failed in the last round", registry=r
+        )
+        self.probe_round_seconds = Histogram(
+            "swarm_medic_probe_round_duration_seconds",
+            "Wall time of one probe round",
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )
+        self.channel_refused = Counter(
+            "swarm_medic_channel_refused_total",
+            "Brain-to-node requests refused (bad signature, stale, replayed)",
+            registry=r,
+        )
         self.events_malformed = Counter(
             "swarm_medic_events_malformed_total", "Engine events that could not be read", registry=r
         )

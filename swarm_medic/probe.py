@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import fcntl
 import os
 import selectors
 import socket
@@ -116,6 +117,26 @@ def _why(code: int) -> str:
         errno.ETIMEDOUT: "timeout",
     }
     return names.get(code, errno.errorcode.get(code, str(code)).lower())
+
+
+SIOCGIFFLAGS, SIOCGIFADDR = 0x8913, 0x8915
+IFF_UP, IFF_RUNNING = 0x1, 0x40
+
+
+def interface_up(ip: str) -> bool:
+    """Is the interface that holds `ip` (in the calling thread's namespace) up and running?"""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for _, name in socket.if_nameindex():
+            req = struct.pack("256s", name.encode()[:15])
+            try:
+                addr = fcntl.ioctl(s.fileno(), SIOCGIFADDR, req)
+            except OSError:
+                continue  # no IPv4 address on this one
+            if socket.inet_ntoa(addr[20:24]) != ip:
+                continue
+            flags = struct.unpack("H", fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, req)[16:18])[0]
+            return bool(flags & IFF_UP) and bool(flags & IFF_RUNNING)
+    return False
 
 
 # --- DNS: one A query to the embedded server, enough to compare tasks.<svc> with swarm -----

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from swarm_medic.model import Action, Finding, Snapshot, Task
+from swarm_medic.reach import Reachability
 from swarm_medic.settings import Settings
 
 Detect = Callable[["Context"], Iterable[Finding]]
@@ -52,6 +53,7 @@ class Context:
     now: float
     settings: Settings
     clock: TaskClock
+    reach: Reachability | None = None  # the overlay probe matrix, on the brain only
 
     def age(self, task: Task) -> float:
         return self.clock.age(task, self.now)

@@ -126,6 +126,13 @@ class Settings:
     log_level: str = "info"
     api_timeout: float = 10.0
     docker_host: str = field(default="", metadata={"env": "DOCKER_HOST"})
+    secret: str = field(default="", repr=False)
+    probe_interval: float = 15.0
+    probe_timeout: float = 1.0
+    probe_failures: int = 3
+    probe_grace: float = 20.0
+    dns_grace: float = 30.0
+    netns_dir: str = "/var/run/docker/netns"
 
 
 @dataclass(frozen=True)
@@ -216,6 +223,40 @@ SPECS: tuple[Spec, ...] = (
     Spec("log_level", choice("debug", "info", "warning", "error"), "log level", "LEVEL"),
     Spec("api_timeout", parse_duration, "timeout of one Engine API request", "DURATION"),
     Spec("docker_host", str, "Engine address (default: DOCKER_HOST, else the local socket)", "URL"),
+    Spec(
+        "secret",
+        str,
+        "shared secret of the brain-to-node channel (use SWARM_MEDIC_SECRET_FILE "
+        "with a docker secret); without it each instance probes from its own node only",
+        "TEXT",
+    ),
+    Spec("probe_interval", parse_duration, "time between overlay probe rounds", "DURATION"),
+    Spec("probe_timeout", parse_duration, "TCP connect / DNS timeout of one probe", "DURATION"),
+    Spec(
+        "probe_failures",
+        parse_positive_int,
+        "failed rounds in a row before a task counts as unreachable",
+        "N",
+    ),
+    Spec(
+        "probe_grace",
+        parse_duration,
+        "how long a task must have run before it is probed",
+        "DURATION",
+    ),
+    Spec(
+        "dns_grace",
+        parse_duration,
+        "how long DNS may disagree with swarm before it counts",
+        "DURATION",
+    ),
+    Spec(
+        "netns_dir",
+        str,
+        "where this node's sandbox namespaces are (the host's "
+        "/var/run/docker/netns, mounted into the container)",
+        "PATH",
+    ),
 )
 
 

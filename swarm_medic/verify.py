@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from swarm_medic.model import PRE_RUNNING_STATES, Action, ActionKind, Result, Snapshot
+from swarm_medic.reach import Reachability
 
 SETTLED = {None, "completed", "rollback_completed"}
 
@@ -52,8 +53,34 @@ def converged(snapshot: Snapshot, service_id: str, after_rollback: bool) -> tupl
     return True, f"{running} task(s) running"
 
 
-def check(p: Pending, snapshot: Snapshot, now: float, hold: float) -> Pending | Verdict:
+def answers_everywhere(
+    p: Pending, snapshot: Snapshot, reach: Reachability | None
+) -> tuple[bool, str]:
+    """After a task was replaced: the old one is gone and every running task of the service
+    answered from every node that probed it, in a round after the action."""
+    if any(
+        t.id == p.action.task_id and t.state == "running"
+        for t in snapshot.tasks_of(p.action.service_id)
+    ):
+        return False, "the replaced task still runs"
+    if reach is None or reach.round_at <= p.started:
+        return False, "waiting for a probe round after the action"
+    tasks = [t.id for t in snapshot.tasks_of(p.action.service_id) if t.state == "running"]
+    cells = [(t, n, c) for t in tasks for n, c in reach.from_nodes(t).items()]
+    failing = [(t, n) for t, n, c in cells if not c.ok]
+    if not cells:
+        return False, "the new task has not been probed yet"
+    if failing:
+        return False, f"{len(failing)} probe(s) still failing"
+    return True, f"{len(tasks)} task(s) answer from every node ({len(cells)} probes)"
+
+
+def check(
+    p: Pending, snapshot: Snapshot, now: float, hold: float, reach: Reachability | None = None
+) -> Pending | Verdict:
     ok, detail = converged(snapshot, p.action.service_id, p.action.kind is ActionKind.ROLLBACK)
+    if ok and p.action.kind is ActionKind.REPLACE_TASK:
+        ok, detail = answers_everywhere(p, snapshot, reach)
     if ok:
         since = p.healthy_since if p.healthy_since is not None else now
         if now - since >= hold:

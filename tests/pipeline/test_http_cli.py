@@ -37,7 +37,15 @@ from swarm_medic.swarm.fake import FakeEngine
 T0 = 1_700_000_000.0
 ME = "mgr1"
 ENABLE = {"swarm-medic.enable": "true"}
-RUNBOOKS = ["node-down", "paused-update", "repeated-rejection", "stuck-task"]
+RUNBOOKS = [
+    "dead-vip",
+    "node-down",
+    "paused-update",
+    "repeated-rejection",
+    "stale-dns",
+    "stuck-task",
+    "unreachable-endpoint",
+]
 
 
 # --- HTTP ------------------------------------------------------------------------------------
@@ -213,7 +221,7 @@ def test_runbooks_lists_the_builtin_runbooks(
     assert [line.split()[0] for line in lines] == RUNBOOKS
     for line, name in zip(lines, RUNBOOKS, strict=True):
         assert line.endswith(reg.runbooks[name].summary)
-    assert "Tasks stuck before running" in lines[3]
+    assert "Tasks stuck before running" in lines[RUNBOOKS.index("stuck-task")]
     assert err == ""
 
 
@@ -234,10 +242,7 @@ def test_an_unknown_runbook_is_exit_2(clean_env: None, capsys: pytest.CaptureFix
 
     out, err = capsys.readouterr()
     assert out == ""
-    assert err.strip() == (
-        "no runbook named 'no-such-runbook'; known: node-down, paused-update, "
-        "repeated-rejection, stuck-task"
-    )
+    assert err.strip() == ("no runbook named 'no-such-runbook'; known: " + ", ".join(RUNBOOKS))
 
 
 def test_version(clean_env: None, capsys: pytest.CaptureFixture[str]) -> None:

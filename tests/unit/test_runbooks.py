@@ -132,10 +132,13 @@ def detect(rb: Runbook, c: Context) -> list[Finding]:
 
 def test_registry_loads_the_three_builtin_runbooks() -> None:
     assert sorted(REGISTRY.runbooks) == [
+        "dead-vip",
         "node-down",
         "paused-update",
         "repeated-rejection",
+        "stale-dns",
         "stuck-task",
+        "unreachable-endpoint",
     ]
     assert REGISTRY.errors == []
 

@@ -1,0 +1,66 @@
+"""The embedded DNS answers `tasks.<svc>` with IPs that are not the service's running tasks.
+
+Symptom: on some node, `tasks.<svc>` (asked of 127.0.0.11 from a container on the service's
+overlay) lists an IP no running task has, or misses a running task's IP, for longer than
+--dns-grace (discovery lags Running by a few seconds, so short gaps are normal).
+moby#33790, moby#26772.
+
+Cause: the node's copy of the service discovery records (gossiped between nodes) is stale:
+a lost gossip message, a task removed while its node was partitioned.
+
+What the medic does: reports which node answers what, against what swarm says. No action: no
+safe, verified repair exists from outside (a force update of the service usually refreshes
+the records; the finding says so).
+
+Risks: none; it never acts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from swarm_medic.model import Finding, Severity
+from swarm_medic.reach import running_ips
+from swarm_medic.runbook import Context
+
+NAME = "stale-dns"
+
+
+def detect(ctx: Context) -> Iterator[Finding]:
+    reach, snap = ctx.reach, ctx.snapshot
+    if reach is None:
+        return
+    names = {n.id: n.hostname or n.id for n in snap.nodes}
+    per_service: dict[tuple[str, str], list[str]] = {}
+    for (node, sid, net), (ips, since) in sorted(reach.dns.items()):
+        if since is None or ctx.now - since < ctx.settings.dns_grace:
+            continue
+        want = set(running_ips(snap, sid, net))
+        extra, missing = sorted(set(ips) - want), sorted(want - set(ips))
+        parts = ([f"extra {', '.join(extra)}"] if extra else []) + (
+            [f"missing {', '.join(missing)}"] if missing else []
+        )
+        if parts:
+            per_service.setdefault((sid, net), []).append(
+                f"{names.get(node, node)}: {'; '.join(parts)}"
+            )
+    for (sid, net), lines in per_service.items():
+        svc = snap.service(sid)
+        name = svc.name if svc else sid
+        yield Finding(
+            runbook=NAME,
+            key=f"{NAME}:{sid}:{net}",
+            summary=f"tasks.{name} disagrees with swarm's running tasks on "
+            f"{len(lines)} node(s) for over {ctx.settings.dns_grace:.0f}s",
+            cause="stale-records",
+            severity=Severity.WARNING,
+            service_id=sid,
+            service_name=name,
+            advice="; ".join(lines) + ". A force update of the service usually refreshes "
+            "the records (not automatic).",
+            actionable=False,
+        )
+
+
+def plan(finding: Finding, ctx: Context) -> None:
+    return None

@@ -1,0 +1,108 @@
+"""A task swarm calls Running that peers cannot reach over its overlay network.
+
+Symptom: a task running past --probe-grace fails its TCP probe (port from the label
+`swarm-medic.probe.port`, else the service's first target port) for --probe-failures rounds in
+a row, from one or more nodes, while other tasks of the same service answer from the same
+vantage point. No event fires and `tasks.<svc>` still lists its IP (docker/swarm#2161,
+moby stale-FDB reports).
+
+Cause, read from the matrix (from node x to task):
+  some-nodes   unreachable from some nodes only: a stale overlay peer / forwarding entry on
+               those nodes
+  task-node    unreachable from every other node but fine from its own: the task's node's
+               side of the overlay (its vxlan / peer entries)
+  container    unreachable even from its own node: the container's own network (interface
+               down, a firewall rule inside it)
+
+What the medic does: replaces that one task — the instance on the task's node removes the
+task's container (after checking its swarm labels), swarm schedules a new task — and verifies
+the service converges and the new task answers from every node. Node-level repairs (drain a
+node, restart an engine) are never automatic: they are written in the finding as advice.
+
+Risks: the service runs one task short for a few seconds; a replacement that lands on the same
+broken path fails again, the verifier says so and the circuit breaker stops further tries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from swarm_medic.model import Action, ActionKind, Finding, Severity
+from swarm_medic.reach import probed_services, running
+from swarm_medic.runbook import Context
+
+NAME = "unreachable-endpoint"
+ADVICE = {
+    "some-nodes": "stale overlay peer/forwarding entries on {bad}; if it recurs, drain and "
+    "restart the engine of {bad} (not automatic)",
+    "task-node": "the overlay on the task's node {home} does not answer peers; if replacing "
+    "the task does not hold, drain {home} and restart its engine (not automatic)",
+    "container": "the container's own network is broken (interface down or a firewall rule "
+    "inside it); replacing the task gives it a fresh one",
+}
+
+
+def detect(ctx: Context) -> Iterator[Finding]:
+    reach, snap = ctx.reach, ctx.snapshot
+    if reach is None or not reach.rounds:
+        return
+    k = ctx.settings.probe_failures
+    for svc, port in probed_services(snap, ctx.settings):
+        tasks = [t for t in snap.tasks_of(svc.id) if running(t)]
+        for t in tasks:
+            cells = reach.from_nodes(t.id)
+            bad = {n for n, c in cells.items() if c.fails >= k}
+            # a vantage from which nothing of this service answers proves nothing about t
+            bad = {
+                n
+                for n in bad
+                if any(
+                    reach.tcp.get((n, o.id)) is not None and reach.tcp[(n, o.id)].ok
+                    for o in tasks
+                    if o.id != t.id
+                )
+            }
+            if not bad:
+                continue
+            good = {n for n, c in cells.items() if c.ok}
+            if t.node_id in bad:
+                cause = "container"
+            elif t.node_id in good and not (good - {t.node_id}):
+                cause = "task-node"
+            else:
+                cause = "some-nodes"
+            names = {n.id: n.hostname or n.id for n in snap.nodes}
+            bad_names = ", ".join(sorted(names.get(n, n) for n in bad))
+            errors = sorted({cells[n].error for n in bad})
+            ip = next((a[2] for a in t.addresses), "?")
+            yield Finding(
+                runbook=NAME,
+                key=f"{NAME}:{t.id}",
+                summary=f"task {svc.name}.{t.slot} ({ip}:{port}) on "
+                f"{names.get(t.node_id, t.node_id)} is Running but unreachable from "
+                f"{bad_names} ({', '.join(errors)}) for {k}+ rounds",
+                cause=cause,
+                severity=Severity.CRITICAL,
+                service_id=svc.id,
+                service_name=svc.name,
+                task_ids=(t.id,),
+                node_ids=tuple(sorted({t.node_id, *bad})),
+                advice=ADVICE[cause].format(bad=bad_names, home=names.get(t.node_id, t.node_id)),
+                actionable=True,
+                details={"task_node": t.node_id, "from": ",".join(sorted(bad))},
+            )
+
+
+def plan(finding: Finding, ctx: Context) -> Action | None:
+    svc = ctx.snapshot.service(finding.service_id)
+    if svc is None or not finding.task_ids:
+        return None
+    return Action(
+        ActionKind.REPLACE_TASK,
+        svc.id,
+        svc.name,
+        svc.version,
+        f"replace task {finding.task_ids[0]}: {finding.cause}",
+        task_id=finding.task_ids[0],
+        node_id=finding.details.get("task_node", ""),
+    )
