@@ -56,7 +56,7 @@ class Executor:
         except EngineError as exc:
             return Done(Result.FAILED, f"could not claim the action in the ledger: {exc}")
         why = ledger.history(action.service_id).open_reason if opened else ""
-        if action.kind is ActionKind.REPLACE_TASK:
+        if action.kind in (ActionKind.REPLACE_TASK, ActionKind.REMOVE_ORPHAN):
             return self._replace_task(action, why)
         try:
             if action.kind is ActionKind.ROLLBACK:

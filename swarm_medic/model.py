@@ -133,6 +133,9 @@ class Snapshot:
     def node(self, node_id: str) -> Node | None:
         return self._nodes_by_id.get(node_id)
 
+    def task(self, task_id: str) -> Task | None:
+        return self._tasks_by_id.get(task_id)
+
     def tasks_of(self, service_id: str) -> tuple[Task, ...]:
         return self._tasks_by_service.get(service_id, ())
 
@@ -146,6 +149,10 @@ class Snapshot:
     @cached_property
     def _services_by_id(self) -> dict[str, Service]:
         return {s.id: s for s in self.services}
+
+    @cached_property
+    def _tasks_by_id(self) -> dict[str, Task]:
+        return {t.id: t for t in self.tasks}
 
     @cached_property
     def _nodes_by_id(self) -> dict[str, Node]:
@@ -187,6 +194,7 @@ class ActionKind(enum.StrEnum):
     ROLLBACK = "rollback"
     RETRY_UPDATE = "retry_update"
     REPLACE_TASK = "replace_task"  # the task's node removes its container; swarm makes another
+    REMOVE_ORPHAN = "remove_orphan"  # a node removes a task container swarm no longer knows
 
 
 @dataclass(frozen=True, slots=True)

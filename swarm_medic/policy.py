@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from swarm_medic.ledger import WINDOW, Ledger
-from swarm_medic.model import Action, Decision, Finding, Service, Verdict
+from swarm_medic.model import Action, ActionKind, Decision, Finding, Service, Verdict
 from swarm_medic.settings import Settings
 
 ENABLE_LABEL = "swarm-medic.enable"
@@ -86,7 +86,11 @@ def decide(
         h = ledger.history(finding.service_id)
         last = h.last_action(finding.runbook)
         explanation = ""
-        reason = "no_action" if action is None else scope_reason(svc, settings)
+        if action is not None and svc is None and action.kind is ActionKind.REMOVE_ORPHAN:
+            # the orphan's service is gone: nobody can opt it in; only scope=all reaches it
+            reason = None if settings.scope == "all" else "not_opted_in"
+        else:
+            reason = "no_action" if action is None else scope_reason(svc, settings)
         if reason is None and not leader:
             reason = "not_leader"
         if reason is None and finding.service_id in ledger.unreadable:

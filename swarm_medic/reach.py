@@ -80,8 +80,8 @@ def plans(snap: Snapshot, settings: Settings, now: float) -> dict[str, dict[str,
             for vnet, vip in svc.vips:
                 if vnet == net and svc.endpoint_mode == "vip":
                     plan["vip"].append({"net": net, "service": svc.id, "ip": vip, "port": port})
-        if plan["tcp"]:
-            per_node[node.id] = plan
+        # every ready node is asked, probes or not: its answer lists its task containers
+        per_node[node.id] = plan
     return per_node
 
 

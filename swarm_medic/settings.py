@@ -133,6 +133,7 @@ class Settings:
     probe_grace: float = 20.0
     dns_grace: float = 30.0
     netns_dir: str = "/var/run/docker/netns"
+    orphan_grace: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -248,6 +249,13 @@ SPECS: tuple[Spec, ...] = (
         "dns_grace",
         parse_duration,
         "how long DNS may disagree with swarm before it counts",
+        "DURATION",
+    ),
+    Spec(
+        "orphan_grace",
+        parse_duration,
+        "how long a task container may outlive its task (desired shutdown) before it "
+        "counts as an orphan",
         "DURATION",
     ),
     Spec(

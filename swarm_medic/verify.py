@@ -75,12 +75,23 @@ def answers_everywhere(
     return True, f"{len(tasks)} task(s) answer from every node ({len(cells)} probes)"
 
 
+def orphan_gone(p: Pending, reach: Reachability | None) -> tuple[bool, str]:
+    if reach is None or reach.round_at <= p.started:
+        return False, "waiting for a round after the action"
+    left = [
+        c for c in reach.containers.get(p.action.node_id, []) if c.get("task") == p.action.task_id
+    ]
+    return (not left, "the orphan container is gone" if not left else "still there")
+
+
 def check(
     p: Pending, snapshot: Snapshot, now: float, hold: float, reach: Reachability | None = None
 ) -> Pending | Verdict:
     ok, detail = converged(snapshot, p.action.service_id, p.action.kind is ActionKind.ROLLBACK)
     if ok and p.action.kind is ActionKind.REPLACE_TASK:
         ok, detail = answers_everywhere(p, snapshot, reach)
+    if p.action.kind is ActionKind.REMOVE_ORPHAN:
+        ok, detail = orphan_gone(p, reach)
     if ok:
         since = p.healthy_since if p.healthy_since is not None else now
         if now - since >= hold:

@@ -37,15 +37,12 @@ from swarm_medic.swarm.fake import FakeEngine
 T0 = 1_700_000_000.0
 ME = "mgr1"
 ENABLE = {"swarm-medic.enable": "true"}
-RUNBOOKS = [
-    "dead-vip",
-    "node-down",
-    "paused-update",
-    "repeated-rejection",
-    "stale-dns",
-    "stuck-task",
-    "unreachable-endpoint",
-]
+# every file in runbooks/ is a runbook named after it (stuck_task.py -> stuck-task)
+RUNBOOKS = sorted(
+    p.stem.replace("_", "-")
+    for p in registry_mod.builtin_dir().glob("*.py")
+    if not p.name.startswith("_")
+)
 
 
 # --- HTTP ------------------------------------------------------------------------------------

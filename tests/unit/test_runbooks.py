@@ -131,15 +131,12 @@ def detect(rb: Runbook, c: Context) -> list[Finding]:
 
 
 def test_registry_loads_the_three_builtin_runbooks() -> None:
-    assert sorted(REGISTRY.runbooks) == [
-        "dead-vip",
-        "node-down",
-        "paused-update",
-        "repeated-rejection",
-        "stale-dns",
-        "stuck-task",
-        "unreachable-endpoint",
-    ]
+    files = registry.builtin_dir().glob("*.py")
+    assert sorted(REGISTRY.runbooks) == sorted(
+        f.stem.replace("_", "-") for f in files if not f.name.startswith("_")
+    )
+    assert {"stuck-task", "paused-update", "repeated-rejection"} <= set(REGISTRY.runbooks)
+    assert not REGISTRY.errors
     assert REGISTRY.errors == []
 
 
