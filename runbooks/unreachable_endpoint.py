@@ -27,8 +27,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from swarm_medic.model import Action, ActionKind, Finding, Severity
-from swarm_medic.reach import probed_services, running
+from swarm_medic.model import Action, ActionKind, Finding, Severity, Task
+from swarm_medic.reach import Reachability, probed_services, running
 from swarm_medic.runbook import Context
 
 NAME = "unreachable-endpoint"
@@ -42,6 +42,13 @@ ADVICE = {
 }
 
 
+def _others_answer(reach: Reachability, node: str, tasks: list[Task], t: Task) -> bool:
+    """A vantage from which nothing else of this service answers proves nothing about t."""
+    return any(
+        (c := reach.tcp.get((node, o.id))) is not None and c.ok for o in tasks if o.id != t.id
+    )
+
+
 def detect(ctx: Context) -> Iterator[Finding]:
     reach, snap = ctx.reach, ctx.snapshot
     if reach is None or not reach.rounds:
@@ -51,19 +58,19 @@ def detect(ctx: Context) -> Iterator[Finding]:
         tasks = [t for t in snap.tasks_of(svc.id) if running(t)]
         for t in tasks:
             cells = reach.from_nodes(t.id)
-            bad = {n for n, c in cells.items() if c.fails >= k}
-            # a vantage from which nothing of this service answers proves nothing about t
-            bad = {
-                n
-                for n in bad
-                if any(
-                    reach.tcp.get((n, o.id)) is not None and reach.tcp[(n, o.id)].ok
-                    for o in tasks
-                    if o.id != t.id
-                )
-            }
-            if not bad:
+
+            # Raised by K failed rounds in a row from a sound vantage: one from which other
+            # tasks of the service answer (a vantage that reaches nothing proves nothing).
+            sound = {n for n in cells if _others_answer(reach, n, tasks, t)}
+            if not any(cells[n].fails >= k for n in sound):
                 continue
+            # Where the fault is: every sound vantage failing now, even for fewer rounds,
+            # and the task's own node, which probes it from the overlay's bridge (no
+            # container involved) and may have no other local task to vouch for it.
+            failing = {
+                n for n, c in cells.items() if c.fails >= 1 and (n in sound or n == t.node_id)
+            }
+            bad = failing
             good = {n for n, c in cells.items() if c.ok}
             if t.node_id in bad:
                 cause = "container"

@@ -57,7 +57,8 @@ class Verifier:
         self._lock = threading.Lock()
 
     def verify(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> None:
-        ts, nonce, sig = headers.get(H_TIME), headers.get(H_NONCE), headers.get(H_SIG)
+        lower = {k.lower(): v for k, v in headers.items()}  # HTTP header names: any case
+        ts, nonce, sig = (lower.get(h.lower()) for h in (H_TIME, H_NONCE, H_SIG))
         if not (ts and nonce and sig):
             raise Refused("unsigned request")
         expected = signature(self._secret, method, path, ts=ts, nonce=nonce, body=body)

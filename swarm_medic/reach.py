@@ -113,30 +113,38 @@ class Reachability:
         self.round_at, self.rounds = now, self.rounds + 1
         self.probes_last_round = 0
         seen_tcp: set[tuple[str, str]] = set()
+        seen_vip: set[tuple[str, str, str]] = set()
+        seen_dns: set[tuple[str, str, str]] = set()
         truth = _running_ips(snap)
         for node, ans in answers.items():
             self.errors[node] = [str(e) for e in ans.get("errors") or ()]
             self.ipvs[node] = bool(ans.get("ipvs"))
             self.containers[node] = [c for c in ans.get("containers") or () if isinstance(c, dict)]
             for r in ans.get("tcp") or ():
-                if not isinstance(r, Mapping) or r.get("ok") is None:
-                    continue  # no vantage point: no opinion
+                if not isinstance(r, Mapping):
+                    continue
                 key = (node, str(r.get("task")))
                 seen_tcp.add(key)
+                if r.get("ok") is None:
+                    continue  # no vantage point this round: no opinion, history kept
                 self.probes_last_round += 1
                 self.tcp[key] = _fold(self.tcp.get(key), bool(r["ok"]), str(r.get("error")), now)
             for r in ans.get("vip") or ():
                 if isinstance(r, Mapping):
                     vkey = (node, str(r.get("service")), str(r.get("net")))
+                    seen_vip.add(vkey)
                     self.probes_last_round += 1
                     self.vip[vkey] = _fold(
                         self.vip.get(vkey), bool(r.get("ok")), str(r.get("error")), now
                     )
             for r in ans.get("dns") or ():
-                if not isinstance(r, Mapping) or r.get("ips") is None:
+                if not isinstance(r, Mapping):
                     continue
-                self.probes_last_round += 1
                 dkey = (node, str(r.get("service")), str(r.get("net")))
+                seen_dns.add(dkey)
+                if r.get("ips") is None:
+                    continue  # the lookup failed: no new answer, the last one stands
+                self.probes_last_round += 1
                 ips = tuple(sorted(str(i) for i in r["ips"]))
                 want = truth.get((dkey[1], dkey[2]), ())
                 prev = self.dns.get(dkey)
@@ -144,6 +152,8 @@ class Reachability:
                 self.dns[dkey] = (ips, since)
         # probes not asked any more (task gone, node gone) are forgotten
         self.tcp = {k: v for k, v in self.tcp.items() if k in seen_tcp}
+        self.vip = {k: v for k, v in self.vip.items() if k in seen_vip}
+        self.dns = {k: v for k, v in self.dns.items() if k in seen_dns}
 
     def from_nodes(self, task_id: str) -> dict[str, Cell]:
         return {node: c for (node, t), c in self.tcp.items() if t == task_id}

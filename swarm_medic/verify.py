@@ -68,7 +68,8 @@ def answers_everywhere(
     tasks = [t.id for t in snapshot.tasks_of(p.action.service_id) if t.state == "running"]
     cells = [(t, n, c) for t in tasks for n, c in reach.from_nodes(t).items()]
     failing = [(t, n) for t, n, c in cells if not c.ok]
-    if not cells:
+    unprobed = [t for t in tasks if not reach.from_nodes(t)]
+    if not cells or unprobed:
         return False, "the new task has not been probed yet"
     if failing:
         return False, f"{len(failing)} probe(s) still failing"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.labkit import LAB, MULTILAB, Lab, MedicProcess, docker
+from tests.labkit import LAB, MULTILAB, Lab, MedicProcess, docker, in_node, on_node
 
 
 @pytest.fixture(scope="session")
@@ -65,12 +65,58 @@ def medic(tmp_path: Path, lab_up: None) -> Iterator[Callable[..., MedicProcess]]
 
 @pytest.fixture(scope="session")
 def multilab_up(lab_up: None) -> Iterator[None]:
-    """A fresh 3-node swarm (scripts/multilab.sh), removed when the session ends."""
+    """A fresh 3-node swarm of 3 managers (scripts/multilab.sh), removed at session end."""
     for verb in ("down", "up"):  # an interrupted run leaves namespaces behind: down first
         done = subprocess.run(
-            ["bash", str(MULTILAB), verb], capture_output=True, text=True, check=False, timeout=300
+            ["bash", str(MULTILAB), verb],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=300,
+            env={**os.environ, "MANAGERS": "3"},  # failover needs 3 managers
         )
         if done.returncode != 0:
             pytest.fail(f"scripts/multilab.sh {verb} failed:\n{done.stdout}\n{done.stderr}")
     yield
     subprocess.run(["bash", str(MULTILAB), "down"], capture_output=True, check=False, timeout=300)
+
+
+@pytest.fixture
+def node_medics(tmp_path: Path, multilab_up: None) -> Iterator[Callable[..., list[MedicProcess]]]:
+    """One `swarm-medic run` per multi-node lab node, inside that node, sharing a secret."""
+    started: list[MedicProcess] = []
+    ledger = f"medic-test-ledger-{uuid.uuid4().hex[:8]}"
+    secret = tmp_path / "channel-secret"
+    secret.write_text(uuid.uuid4().hex + uuid.uuid4().hex)
+
+    def start(nodes: tuple[int, ...] = (1, 2, 3), **settings: str) -> list[MedicProcess]:
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("SWARM_MEDIC_") and k != "DOCKER_HOST"
+        }
+        env.update(
+            {
+                "SWARM_MEDIC_SCAN_INTERVAL": "2s",
+                "SWARM_MEDIC_SCAN_JITTER": "0",
+                "SWARM_MEDIC_PROBE_INTERVAL": "2s",
+                "SWARM_MEDIC_PROBE_FAILURES": "2",
+                "SWARM_MEDIC_PROBE_GRACE": "2s",
+                "SWARM_MEDIC_VERIFY_HOLD": "3s",
+                "SWARM_MEDIC_VERIFY_TIMEOUT": "60s",
+                "SWARM_MEDIC_LOG_FORMAT": "json",
+                "SWARM_MEDIC_LEDGER_NAME": ledger,
+                "SWARM_MEDIC_SECRET_FILE": str(secret),
+            }
+        )
+        env.update({f"SWARM_MEDIC_{k.upper()}": v for k, v in settings.items()})
+        procs = [MedicProcess(tmp_path / f"node{i}-medic.log", env, (), in_node(i)) for i in nodes]
+        started.extend(procs)
+        return procs
+
+    yield start
+    for p in started:
+        p.stop()
+    ids = on_node(1, "config", "ls", "-q", "--filter", "name=medic-test-ledger-", check=False)
+    if ids:
+        on_node(1, "config", "rm", *ids.split(), check=False)

@@ -121,12 +121,18 @@ class Lab:
 class MedicProcess:
     """`swarm-medic run` as an operator runs it, its JSON log read back line by line."""
 
-    def __init__(self, log_path: Path, env: dict[str, str], args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        log_path: Path,
+        env: dict[str, str],
+        args: tuple[str, ...] = (),
+        prefix: tuple[str, ...] = (),
+    ) -> None:
         self.log_path = log_path
         self._log = log_path.open("w")
         self.started = time.time()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "swarm_medic.cli", "run", *args],
+            [*prefix, sys.executable, "-m", "swarm_medic.cli", "run", *args],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env=env,
@@ -204,3 +210,14 @@ def multilab(*args: str) -> None:
         ["bash", str(MULTILAB), *args], capture_output=True, text=True, check=False, timeout=120
     )
     assert done.returncode == 0, f"multilab.sh {' '.join(args)}: {done.stderr}"
+
+
+def node_pid(i: int) -> str:
+    """The pid of multi-node lab node I's dockerd: its namespaces are the node's."""
+    return (Path("/run/medic") / f"n{i}.pid").read_text().strip()
+
+
+def in_node(i: int) -> tuple[str, ...]:
+    """argv prefix that runs a command inside node I (its mount, network and UTS namespaces),
+    as a global service's task with the socket and netns folder mounted would see the node."""
+    return ("nsenter", "-t", node_pid(i), "-m", "-n", "-u", "--")

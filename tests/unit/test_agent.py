@@ -1,0 +1,340 @@
+"""swarm_medic.agent.NodeAgent on a FakeEngine: the one hand action, and where probes run from.
+
+Namespaces are not joined: `in_netns` is replaced by a direct call that remembers which
+namespace path it was given, and the probe primitives answer from a table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from swarm_medic import agent as agent_mod
+from swarm_medic.agent import REMOVE_TASK_CONTAINER, AgentError, NodeAgent
+from swarm_medic.probe import TcpResult
+from swarm_medic.swarm.fake import FakeEngine
+
+T = TypeVar("T")
+ME = "node-1"
+NET = "netaaaaaaaaaaaaaaaaaaaa"
+NET2 = "netbbbbbbbbbbbbbbbbbbbb"
+DOCKER = "/var/run/docker/netns"
+
+
+# --- act ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def engine() -> FakeEngine:
+    return FakeEngine(node_id=ME)
+
+
+def test_act_removes_the_container_of_the_task(engine: FakeEngine) -> None:
+    sid = engine.add_service("web")
+    tid = engine.add_task(sid, node_id=ME)
+    cid = engine.add_container(tid)
+    other = engine.add_container(engine.add_task(sid, node_id=ME))
+    answer = NodeAgent(engine, ME).act({"kind": REMOVE_TASK_CONTAINER, "task": tid, "service": sid})
+    assert answer == {"ok": True, "container": cid, "task": tid, "node": ME}
+    assert engine.removed == [cid]
+    assert [c.id for c in engine.local_containers()] == [other]
+
+
+def test_act_asks_the_engine_for_its_node_id_when_not_given(engine: FakeEngine) -> None:
+    sid = engine.add_service("web")
+    tid = engine.add_task(sid, node_id=ME)
+    cid = engine.add_container(tid)
+    answer = NodeAgent(engine).act({"kind": REMOVE_TASK_CONTAINER, "task": tid, "service": sid})
+    assert answer["node"] == ME
+    assert engine.removed == [cid]
+
+
+@pytest.mark.parametrize("kind", ["remove_container", "exec", None, ""])
+def test_act_refuses_any_other_kind(engine: FakeEngine, kind: str | None) -> None:
+    sid = engine.add_service("web")
+    tid = engine.add_task(sid, node_id=ME)
+    engine.add_container(tid)
+    with pytest.raises(AgentError, match=f"is not allowed \\(allowed: {REMOVE_TASK_CONTAINER}\\)"):
+        NodeAgent(engine, ME).act({"kind": kind, "task": tid, "service": sid})
+    assert engine.removed == []
+
+
+def test_act_refuses_a_container_of_another_service(engine: FakeEngine) -> None:
+    web, api = engine.add_service("web"), engine.add_service("api")
+    tid = engine.add_task(web, node_id=ME)
+    engine.add_container(tid)
+    with pytest.raises(AgentError, match=f"belongs to service {web}.*: refusing"):
+        NodeAgent(engine, ME).act({"kind": REMOVE_TASK_CONTAINER, "task": tid, "service": api})
+    assert engine.removed == []
+    assert len(engine.local_containers()) == 1
+
+
+def test_act_refuses_a_container_labelled_with_another_node(engine: FakeEngine) -> None:
+    sid = engine.add_service("web")
+    tid = engine.add_task(sid, node_id="node-2")
+    engine.add_container(tid)
+    with pytest.raises(AgentError, match=r"on node node-2, not to service .* on node-1: refusing"):
+        NodeAgent(engine, ME).act({"kind": REMOVE_TASK_CONTAINER, "task": tid, "service": sid})
+    assert engine.removed == []
+
+
+def test_act_without_a_container_for_the_task(engine: FakeEngine) -> None:
+    sid = engine.add_service("web")
+    engine.add_container(engine.add_task(sid, node_id=ME))
+    with pytest.raises(AgentError, match=f"no container of task other-task on node {ME}"):
+        NodeAgent(engine, ME).act(
+            {"kind": REMOVE_TASK_CONTAINER, "task": "other-task", "service": sid}
+        )
+    assert engine.removed == []
+
+
+@pytest.mark.parametrize(
+    ("request_", "field"),
+    [
+        ({"service": "svc"}, "task"),
+        ({"task": "", "service": "svc"}, "task"),
+        ({"task": 7, "service": "svc"}, "task"),
+        ({"task": "t"}, "service"),
+        ({"task": "t", "service": ""}, "service"),
+        ({"task": "t", "service": ["svc"]}, "service"),
+    ],
+)
+def test_act_needs_non_empty_fields(
+    engine: FakeEngine, request_: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(AgentError, match=f"field '{field}' must be a non-empty string"):
+        NodeAgent(engine, ME).act({"kind": REMOVE_TASK_CONTAINER, **request_})
+    assert engine.removed == []
+
+
+# --- probe ----------------------------------------------------------------------------------
+
+
+class Netns:
+    """Stands in for setns(2) and the probe primitives; remembers what ran where."""
+
+    def __init__(self) -> None:
+        self.current = ""
+        self.down: set[tuple[str, str]] = set()  # (netns path, ip) whose interface is down
+        self.refused: set[str] = set()  # IPs whose TCP connect is refused
+        self.interface_checks: list[tuple[str, str]] = []
+        self.connects: list[tuple[str, tuple[str, int]]] = []
+        self.lookups: list[tuple[str, str]] = []
+
+    def in_netns(self, path: str, fn: Callable[[], T], timeout: float = 30.0) -> T:
+        self.current = path
+        try:
+            return fn()
+        finally:
+            self.current = ""
+
+    def interface_up(self, ip: str) -> bool:
+        self.interface_checks.append((self.current, ip))
+        return (self.current, ip) not in self.down
+
+    def tcp_connect_all(self, targets: list[tuple[str, int]], timeout: float) -> list[TcpResult]:
+        self.connects += [(self.current, t) for t in targets]
+        return [
+            TcpResult(ip, port, ip not in self.refused, "refused" if ip in self.refused else "", 0)
+            for ip, port in targets
+        ]
+
+    def resolve_a(self, name: str, timeout: float) -> list[str]:
+        self.lookups.append((self.current, name))
+        return ["10.0.1.2", "10.0.1.3"]
+
+    def where(self, ip: str) -> list[str]:
+        return [path for path, (i, _) in self.connects if i == ip]
+
+
+@pytest.fixture
+def ns(monkeypatch: pytest.MonkeyPatch) -> Iterator[Netns]:
+    fake = Netns()
+    monkeypatch.setattr(agent_mod, "in_netns", fake.in_netns)
+    monkeypatch.setattr(agent_mod, "interface_up", fake.interface_up)
+    monkeypatch.setattr(agent_mod, "tcp_connect_all", fake.tcp_connect_all)
+    monkeypatch.setattr(agent_mod, "resolve_a", fake.resolve_a)
+    yield fake
+
+
+class World:
+    """A FakeEngine node plus a netns folder (tmp_path) holding the namespace files."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.engine = FakeEngine(node_id=ME)
+        self.sid = self.engine.add_service("web")
+        self.agent = NodeAgent(self.engine, ME, netns_dir=str(tmp) + "/", timeout=0.5)
+
+    def container(self, ip: str, sandbox: str, net: str = NET, state: str = "running") -> str:
+        """A container of a new local task of `web`; its namespace file exists."""
+        tid = self.engine.add_task(self.sid, node_id=ME)
+        self.engine.add_container(
+            tid, state=state, networks=((net, ip),), sandbox=f"{DOCKER}/{sandbox}"
+        )
+        (self.tmp / sandbox).touch()
+        return tid
+
+    def local_ns(self, net: str = NET) -> str:
+        path = self.tmp / f"1-{net[:10]}"
+        path.touch()
+        return str(path)
+
+    def sandbox(self, name: str) -> str:
+        return str(self.tmp / name)
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> World:
+    return World(tmp_path)
+
+
+def tcp(task: str, ip: str, *, local: bool, net: str = NET) -> dict[str, Any]:
+    return {"net": net, "task": task, "service": "s", "ip": ip, "port": 80, "local": local}
+
+
+def test_local_targets_are_probed_from_the_overlay_namespace(world: World, ns: Netns) -> None:
+    tid = world.container("10.0.1.2", "sb-local")
+    overlay = world.local_ns()
+    ans = world.agent.probe({"tcp": [tcp(tid, "10.0.1.2", local=True)]})
+    assert overlay.endswith(f"/1-{NET[:10]}")
+    assert ns.where("10.0.1.2") == [overlay]
+    (r,) = ans["tcp"]
+    assert r["ok"] is True
+    assert (r["task"], r["ip"], r["port"], r["net"]) == (tid, "10.0.1.2", 80, NET)
+
+
+def test_remote_targets_are_probed_from_a_container_sandbox_in_netns_dir(
+    world: World, ns: Netns
+) -> None:
+    world.container("10.0.1.2", "0123abcd")
+    ans = world.agent.probe({"tcp": [tcp("remote", "10.0.1.9", local=False)]})
+    # SandboxKey is dockerd's path; the agent reads it under its own netns_dir
+    assert ns.where("10.0.1.9") == [world.sandbox("0123abcd")]
+    assert ans["tcp"][0]["ok"] is True
+    assert ans["errors"] == []
+
+
+def test_a_failed_connect_is_reported(world: World, ns: Netns) -> None:
+    world.container("10.0.1.2", "sb1")
+    ns.refused.add("10.0.1.9")
+    ans = world.agent.probe({"tcp": [tcp("remote", "10.0.1.9", local=False)]})
+    (r,) = ans["tcp"]
+    assert (r["ok"], r["error"]) == (False, "refused")
+
+
+def test_a_vantage_whose_interface_is_down_is_skipped(world: World, ns: Netns) -> None:
+    world.container("10.0.1.2", "sb-down")
+    world.container("10.0.1.3", "sb-up")
+    ns.down.add((world.sandbox("sb-down"), "10.0.1.2"))
+    world.agent.probe({"tcp": [tcp("remote", "10.0.1.9", local=False)]})
+    assert ns.interface_checks == [
+        (world.sandbox("sb-down"), "10.0.1.2"),
+        (world.sandbox("sb-up"), "10.0.1.3"),
+    ]
+    assert ns.where("10.0.1.9") == [world.sandbox("sb-up")]
+
+
+def test_only_running_containers_on_the_network_are_vantages(world: World, ns: Netns) -> None:
+    world.container("10.0.1.2", "sb-exited", state="exited")
+    world.container("10.0.2.2", "sb-other-net", net=NET2)
+    world.container("10.0.1.3", "sb-good")
+    world.agent.probe({"tcp": [tcp("remote", "10.0.1.9", local=False)]})
+    assert ns.where("10.0.1.9") == [world.sandbox("sb-good")]
+
+
+def test_a_container_that_is_a_probe_target_is_a_last_resort_vantage(
+    world: World, ns: Netns
+) -> None:
+    target = world.container("10.0.1.2", "sb-target")  # listed first by the engine
+    world.container("10.0.1.3", "sb-bystander")
+    world.local_ns()
+    plan = {"tcp": [tcp(target, "10.0.1.2", local=True), tcp("remote", "10.0.1.9", local=False)]}
+    world.agent.probe(plan)
+    assert ns.where("10.0.1.9") == [world.sandbox("sb-bystander")]
+
+
+def test_a_target_container_is_used_when_it_is_the_only_candidate(world: World, ns: Netns) -> None:
+    target = world.container("10.0.1.2", "sb-target")
+    world.local_ns()
+    plan = {"tcp": [tcp(target, "10.0.1.2", local=True), tcp("remote", "10.0.1.9", local=False)]}
+    world.agent.probe(plan)
+    assert ns.where("10.0.1.9") == [world.sandbox("sb-target")]
+    assert ns.where("10.0.1.2") == [str(world.tmp / f"1-{NET[:10]}")]
+
+
+def test_no_vantage_point_is_no_opinion(world: World, ns: Netns) -> None:
+    plan = {
+        "tcp": [tcp("remote", "10.0.1.9", local=False), tcp("mine", "10.0.1.2", local=True)],
+        "dns": [{"net": NET, "service": "s", "name": "tasks.web"}],
+        "vip": [{"net": NET, "service": "s", "ip": "10.0.1.100", "port": 80}],
+    }
+    ans = world.agent.probe(plan)  # no container on NET, no 1-<net> file
+    assert [(r["task"], r["ok"], r["error"]) for r in ans["tcp"]] == [
+        ("remote", None, "no vantage point"),
+        ("mine", None, "no vantage point"),
+    ]
+    assert ans["dns"] == []
+    assert ans["vip"] == []
+    assert ns.connects == []
+
+
+def test_all_vantages_down_is_no_opinion_and_an_error(world: World, ns: Netns) -> None:
+    world.container("10.0.1.2", "sb1")
+    ns.down.add((world.sandbox("sb1"), "10.0.1.2"))
+    ans = world.agent.probe({"tcp": [tcp("remote", "10.0.1.9", local=False)]})
+    assert ans["tcp"][0]["ok"] is None
+    assert ans["errors"] == [f"no sound vantage point on network {NET[:12]}"]
+
+
+def test_a_container_without_a_sandbox_is_skipped_with_an_error(world: World, ns: Netns) -> None:
+    tid = world.engine.add_task(world.sid, node_id=ME)
+    bad = world.engine.add_container(tid, networks=((NET, "10.0.1.5"),), sandbox="")
+    world.container("10.0.1.3", "sb-good")
+    ans = world.agent.probe({"tcp": [tcp("remote", "10.0.1.9", local=False)]})
+    assert ns.where("10.0.1.9") == [world.sandbox("sb-good")]
+    assert len(ans["errors"]) == 1
+    assert ans["errors"][0].startswith(f"vantage {bad[:12]}: ")
+
+
+def test_dns_and_vip_run_from_the_vantage(world: World, ns: Netns) -> None:
+    world.container("10.0.1.2", "sb1")
+    plan = {
+        "dns": [{"net": NET, "service": "s", "name": "tasks.web"}],
+        "vip": [{"net": NET, "service": "s", "ip": "10.0.1.100", "port": 80}],
+    }
+    ans = world.agent.probe(plan)
+    assert ns.lookups == [(world.sandbox("sb1"), "tasks.web")]
+    assert ns.where("10.0.1.100") == [world.sandbox("sb1")]
+    assert ans["dns"] == [
+        {
+            "net": NET,
+            "service": "s",
+            "name": "tasks.web",
+            "ips": ["10.0.1.2", "10.0.1.3"],
+            "error": "",
+        }
+    ]
+    assert [(v["ip"], v["ok"]) for v in ans["vip"]] == [("10.0.1.100", True)]
+
+
+def test_a_malformed_tcp_probe_is_an_error_not_a_crash(world: World, ns: Netns) -> None:
+    world.container("10.0.1.2", "sb1")
+    ans = world.agent.probe({"tcp": [{**tcp("remote", "", local=False)}, "junk"]})
+    assert ans["tcp"] == []
+    assert ans["errors"] == ["bad tcp probe: field 'ip' must be a non-empty string"]
+
+
+def test_the_answer_names_the_node_ipvs_and_its_containers(world: World, ns: Netns) -> None:
+    tid = world.container("10.0.1.2", "sb1")
+    ans = world.agent.probe({})
+    assert ans["node"] == ME
+    assert isinstance(ans["ipvs"], bool)
+    (c,) = world.engine.local_containers()
+    assert ans["containers"] == [
+        {"id": c.id, "task": tid, "service": world.sid, "state": "running"}
+    ]
+    assert (ans["tcp"], ans["dns"], ans["vip"], ans["errors"]) == ([], [], [], [])

@@ -1,0 +1,282 @@
+"""swarm_medic.channel: signed brain-to-node requests, the Verifier, and `call` over loopback.
+
+The HTTP server listens on 127.0.0.1 port 0 and is only ever asked from 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import socketserver
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from swarm_medic.channel import (
+    H_NONCE,
+    H_SIG,
+    H_TIME,
+    ChannelError,
+    Refused,
+    Verifier,
+    call,
+    sign,
+)
+
+SECRET = b"correct horse battery staple"
+T0 = 1_700_000_000.0
+PATH = "/v1/probe"
+BODY = b'{"tcp":[]}'
+
+
+class Clock:
+    def __init__(self, now: float = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def signed(
+    *,
+    secret: bytes = SECRET,
+    method: str = "POST",
+    path: str = PATH,
+    body: bytes = BODY,
+    at: float = T0,
+) -> dict[str, str]:
+    return sign(secret, method, path, body, at)
+
+
+def verifier(clock: Clock | None = None, skew: float = 30.0) -> Verifier:
+    return Verifier(SECRET, skew=skew, clock=clock or Clock())
+
+
+# --- sign / verify -----------------------------------------------------------------------------
+
+
+def test_a_signed_request_verifies() -> None:
+    headers = signed()
+    assert set(headers) == {H_TIME, H_NONCE, H_SIG}
+    verifier().verify("POST", PATH, headers, BODY)  # no exception
+
+
+def test_method_case_does_not_matter() -> None:
+    verifier().verify("post", PATH, signed(method="POST"), BODY)
+
+
+def test_each_signature_gets_a_fresh_nonce() -> None:
+    assert signed()[H_NONCE] != signed()[H_NONCE]
+
+
+def test_wrong_secret_is_refused() -> None:
+    with pytest.raises(Refused, match=r"^bad signature"):
+        verifier().verify("POST", PATH, signed(secret=b"another secret"), BODY)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", PATH, b'{"tcp":[1]}'),
+        ("POST", "/v1/act", BODY),
+        ("GET", PATH, BODY),
+    ],
+    ids=["body", "path", "method"],
+)
+def test_an_altered_request_is_refused(method: str, path: str, body: bytes) -> None:
+    with pytest.raises(Refused, match=r"^bad signature"):
+        verifier().verify(method, path, signed(), body)
+
+
+def test_an_altered_timestamp_is_refused() -> None:
+    headers = {**signed(), H_TIME: f"{T0 + 1:.3f}"}
+    with pytest.raises(Refused, match=r"^bad signature"):
+        verifier().verify("POST", PATH, headers, BODY)
+
+
+@pytest.mark.parametrize("missing", [H_TIME, H_NONCE, H_SIG])
+def test_a_missing_header_is_unsigned(missing: str) -> None:
+    headers = {k: v for k, v in signed().items() if k != missing}
+    with pytest.raises(Refused, match=r"^unsigned"):
+        verifier().verify("POST", PATH, headers, BODY)
+
+
+def test_an_empty_header_is_unsigned() -> None:
+    with pytest.raises(Refused, match=r"^unsigned"):
+        verifier().verify("POST", PATH, {**signed(), H_SIG: ""}, BODY)
+
+
+def test_no_headers_at_all_is_unsigned() -> None:
+    with pytest.raises(Refused, match=r"^unsigned"):
+        verifier().verify("POST", PATH, {}, BODY)
+
+
+@pytest.mark.parametrize("offset", [-31.0, 31.0], ids=["too-old", "from-the-future"])
+def test_a_timestamp_beyond_the_skew_is_refused(offset: float) -> None:
+    headers = signed(at=T0 + offset)
+    with pytest.raises(Refused, match=r"^timestamp"):
+        verifier(Clock(T0), skew=30.0).verify("POST", PATH, headers, BODY)
+
+
+@pytest.mark.parametrize("offset", [-29.0, 29.0])
+def test_a_timestamp_within_the_skew_is_accepted(offset: float) -> None:
+    verifier(Clock(T0), skew=30.0).verify("POST", PATH, signed(at=T0 + offset), BODY)
+
+
+def test_the_same_request_twice_is_a_replay() -> None:
+    v = verifier()
+    headers = signed()
+    v.verify("POST", PATH, headers, BODY)
+    with pytest.raises(Refused, match=r"^replayed"):
+        v.verify("POST", PATH, headers, BODY)
+
+
+def test_a_replay_is_refused_later_within_the_skew() -> None:
+    clock = Clock()
+    v = verifier(clock)
+    headers = signed()
+    v.verify("POST", PATH, headers, BODY)
+    clock.now = T0 + 20
+    with pytest.raises(Refused, match=r"^replayed"):
+        v.verify("POST", PATH, headers, BODY)
+
+
+def test_a_refused_forgery_does_not_burn_the_nonce() -> None:
+    v = verifier()
+    headers = signed()
+    with pytest.raises(Refused, match=r"^bad signature"):
+        v.verify("POST", PATH, {**headers, H_SIG: "0" * 64}, BODY)
+    v.verify("POST", PATH, headers, BODY)  # the genuine one still goes through
+
+
+def test_nonces_older_than_twice_the_skew_are_forgotten() -> None:
+    clock = Clock()
+    v = verifier(clock, skew=30.0)
+    for _ in range(3):
+        v.verify("POST", PATH, signed(at=T0), BODY)
+    assert len(v._seen) == 3
+
+    clock.now = T0 + 59  # within 2 * skew: all remembered, plus the new one
+    v.verify("POST", PATH, signed(at=clock.now), BODY)
+    assert len(v._seen) == 4
+
+    clock.now = T0 + 61  # the first three are now older than 2 * skew
+    v.verify("POST", PATH, signed(at=clock.now), BODY)
+    assert len(v._seen) == 2
+
+    clock.now = T0 + 200
+    v.verify("POST", PATH, signed(at=clock.now), BODY)
+    assert len(v._seen) == 1
+
+
+def test_a_forgotten_nonce_cannot_be_replayed_because_its_timestamp_is_stale() -> None:
+    clock = Clock()
+    v = verifier(clock, skew=30.0)
+    headers = signed(at=T0)
+    v.verify("POST", PATH, headers, BODY)
+    clock.now = T0 + 61
+    v.verify("POST", PATH, signed(at=clock.now), BODY)  # sweeps the old nonce
+    with pytest.raises(Refused, match=r"^timestamp"):
+        v.verify("POST", PATH, headers, BODY)
+
+
+# --- call over loopback --------------------------------------------------------------------
+
+
+class _Server(ThreadingHTTPServer):
+    def server_bind(self) -> None:
+        # skip HTTPServer's getfqdn(): no DNS query from a unit test
+        socketserver.TCPServer.server_bind(self)
+
+
+class Node:
+    """A stand-in node on 127.0.0.1: verifies with a real Verifier, then answers by path."""
+
+    def __init__(self) -> None:
+        self.verifier = Verifier(SECRET)
+        self.received: list[dict[str, Any]] = []
+        node = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                try:
+                    node.verifier.verify("POST", self.path, dict(self.headers.items()), body)
+                except Exception as exc:  # noqa: BLE001 - the test server answers every error
+                    self._send(401, json.dumps({"error": str(exc)}).encode())
+                    return
+                node.received.append(json.loads(body))
+                if self.path == "/text":
+                    self._send(200, b"<html>not json</html>")
+                elif self.path == "/list":
+                    self._send(200, b"[1, 2]")
+                else:
+                    self._send(200, json.dumps({"ok": True, "echo": json.loads(body)}).encode())
+
+            def _send(self, code: int, body: bytes) -> None:
+                self.send_response(code)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = _Server(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
+        ).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def node() -> Iterator[Node]:
+    n = Node()
+    yield n
+    n.close()
+
+
+def test_call_gets_the_json_answer(node: Node) -> None:
+    answer = call(node.url, "/v1/probe", {"tcp": [], "n": 1}, SECRET, timeout=5)
+    assert answer == {"ok": True, "echo": {"tcp": [], "n": 1}}
+    assert node.received == [{"tcp": [], "n": 1}]
+
+
+def test_call_signs_with_the_injected_clock(node: Node) -> None:
+    with pytest.raises(ChannelError, match=r"HTTP 401.*timestamp"):
+        call(node.url, "/v1/probe", {}, SECRET, timeout=5, clock=lambda: 1000.0)
+    assert node.received == []
+
+
+def test_call_with_the_wrong_secret_is_a_channel_error(node: Node) -> None:
+    with pytest.raises(ChannelError, match=r"HTTP 401.*bad signature"):
+        call(node.url, "/v1/probe", {}, b"wrong", timeout=5)
+    assert node.received == []
+
+
+@pytest.mark.parametrize("path", ["/text", "/list"])
+def test_an_answer_that_is_not_a_json_object_is_a_channel_error(node: Node, path: str) -> None:
+    with pytest.raises(ChannelError, match=path):
+        call(node.url, path, {}, SECRET, timeout=5)
+    assert node.received == [{}]  # the node did get (and accept) the request
+
+
+def closed_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port: int = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def test_connection_refused_is_a_channel_error() -> None:
+    url = f"http://127.0.0.1:{closed_port()}"
+    with pytest.raises(ChannelError, match=f"^{url}/v1/probe: URLError"):
+        call(url, "/v1/probe", {}, SECRET, timeout=5)

@@ -1,0 +1,276 @@
+"""swarm_medic.rounds.Prober (own node in-process, another node over the signed channel) and
+swarm_medic.verify.answers_everywhere (did a replaced task's service answer everywhere?).
+
+The other node is a real HTTP server (swarm_medic.http.serve + NodeEndpoint) on 127.0.0.1
+port 0, only ever asked from 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import pytest
+import structlog
+from prometheus_client import CollectorRegistry
+
+from swarm_medic.agent import AgentError, NodeAgent
+from swarm_medic.channel import Verifier
+from swarm_medic.endpoint import NodeEndpoint
+from swarm_medic.http import serve
+from swarm_medic.journal import Journal
+from swarm_medic.metrics import Metrics
+from swarm_medic.model import Action, ActionKind, Node, Service, Snapshot, SwarmInfo, Task
+from swarm_medic.reach import Cell, Reachability
+from swarm_medic.rounds import Prober
+from swarm_medic.settings import Settings
+from swarm_medic.swarm.fake import FakeEngine
+from swarm_medic.verify import Pending, answers_everywhere
+
+NOW = 1_700_000_000.0
+KEY = "s3cret"  # the shared secret of the test swarm
+WRONG_KEY = "not-the-key"
+NET = "net0123456789abcdef"
+
+
+class FakeAgent(NodeAgent):
+    def __init__(self, node_id: str, refuse: str = "") -> None:
+        super().__init__(FakeEngine(node_id=node_id), node_id)
+        self.refuse = refuse
+        self.plans: list[dict[str, Any]] = []
+        self.acts: list[dict[str, Any]] = []
+
+    def probe(self, plan: Mapping[str, Any]) -> dict[str, Any]:
+        if self.refuse:
+            raise AgentError(self.refuse)
+        self.plans.append(dict(plan))
+        return {"node": self.node_id, "tcp": [], "ipvs": True}
+
+    def act(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        self.acts.append(dict(request))
+        return {"ok": True, "task": request.get("task"), "node": self.node_id}
+
+
+class Remote:
+    """Node n2's instance: its agent behind a NodeEndpoint on a loopback HTTP server."""
+
+    def __init__(self) -> None:
+        self.agent = FakeAgent("n2")
+        journal = Journal(Metrics(CollectorRegistry()), structlog.get_logger("test"))
+        endpoint = NodeEndpoint(self.agent, Verifier(KEY.encode()), journal)
+        self.server = serve(
+            "127.0.0.1", 0, CollectorRegistry(), lambda: (True, {}), endpoint.handle
+        )
+        self.port = int(self.server.server_address[1])
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Remote]:
+    remote = Remote()
+    yield remote
+    remote.server.shutdown()
+    remote.server.server_close()
+
+
+@pytest.fixture
+def remote(server: Remote) -> Remote:
+    server.agent.plans.clear()
+    server.agent.acts.clear()
+    return server
+
+
+def node(nid: str, addr: str = "127.0.0.1") -> Node:
+    return Node(
+        id=nid,
+        hostname=f"host-{nid}",
+        role="manager",
+        availability="active",
+        state="ready",
+        addr=addr,
+    )
+
+
+def task(tid: str, node_id: str, ip: str, state: str = "running") -> Task:
+    return Task(
+        id=tid,
+        service_id="s1",
+        slot=1,
+        node_id=node_id,
+        state=state,
+        desired_state="running",
+        timestamp=NOW - 1000,
+        addresses=((NET, "app", ip),),
+    )
+
+
+def snapshot(nodes: list[Node] | None = None, tasks: list[Task] | None = None) -> Snapshot:
+    svc = Service(
+        id="s1",
+        name="web",
+        version=3,
+        labels={"swarm-medic.enable": "true"},
+        target_ports=(80,),
+    )
+    return Snapshot(
+        taken_at=NOW,
+        info=SwarmInfo("n1", "127.0.0.1", "active", True),
+        nodes=tuple(nodes if nodes is not None else [node("n1"), node("n2")]),
+        services=(svc,),
+        tasks=tuple(
+            tasks
+            if tasks is not None
+            else [task("t1", "n1", "10.0.1.2"), task("t2", "n2", "10.0.1.3")]
+        ),
+    )
+
+
+def closed_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port: int = s.getsockname()[1]
+    s.close()
+    return port
+
+
+# --- Prober ---------------------------------------------------------------------------------
+
+
+def test_a_round_asks_its_own_node_in_process_and_the_other_over_the_channel(
+    remote: Remote,
+) -> None:
+    mine = FakeAgent("n1")
+    prober = Prober(Settings(secret=KEY, http_port=remote.port), mine)
+    answers = prober.run(snapshot(), NOW)
+    assert prober.failures == {}
+    assert answers == {
+        "n1": {"node": "n1", "tcp": [], "ipvs": True},
+        "n2": {"node": "n2", "tcp": [], "ipvs": True},
+    }
+    assert prober.me == "n1"
+    assert prober.last_round == NOW
+    ((plan1,), (plan2,)) = mine.plans, remote.agent.plans
+    assert sorted((p["task"], p["local"]) for p in plan1["tcp"]) == [("t1", True), ("t2", False)]
+    assert sorted((p["task"], p["local"]) for p in plan2["tcp"]) == [("t1", False), ("t2", True)]
+    assert plan2["dns"] == [{"net": NET, "service": "s1", "name": "tasks.web"}]
+
+
+def test_a_round_is_due_after_the_probe_interval(remote: Remote) -> None:
+    prober = Prober(Settings(secret=KEY, http_port=remote.port, probe_interval=15), FakeAgent("n1"))
+    prober.run(snapshot(), NOW)
+    assert not prober.due(NOW + 14)
+    assert prober.due(NOW + 15)
+
+
+def test_without_a_secret_only_the_own_node_is_asked(remote: Remote) -> None:
+    prober = Prober(Settings(secret="", http_port=remote.port), FakeAgent("n1"))
+    answers = prober.run(snapshot(), NOW)
+    assert sorted(answers) == ["n1"]
+    assert set(prober.failures) == {"n2"}
+    assert "no shared secret" in prober.failures["n2"]
+    assert remote.agent.plans == []
+
+
+def test_an_unreachable_node_is_a_failure() -> None:
+    port = closed_port()
+    prober = Prober(Settings(secret=KEY, http_port=port), FakeAgent("n1"))
+    answers = prober.run(snapshot(), NOW)
+    assert sorted(answers) == ["n1"]
+    assert set(prober.failures) == {"n2"}
+    assert prober.failures["n2"].startswith(f"http://127.0.0.1:{port}/v1/probe: ")
+
+
+def test_a_node_that_refuses_our_signature_is_a_failure(remote: Remote) -> None:
+    prober = Prober(Settings(secret=WRONG_KEY, http_port=remote.port), FakeAgent("n1"))
+    prober.run(snapshot(), NOW)
+    assert "HTTP 401" in prober.failures["n2"]
+    assert remote.agent.plans == []
+
+
+def test_a_node_without_an_address_is_a_failure(remote: Remote) -> None:
+    prober = Prober(Settings(secret=KEY, http_port=remote.port), FakeAgent("n1"))
+    prober.run(snapshot(nodes=[node("n1"), node("n2", addr="")]), NOW)
+    assert prober.failures == {"n2": "node n2 has no known address"}
+
+
+def test_the_own_agent_refusing_is_a_failure_of_the_own_node(remote: Remote) -> None:
+    prober = Prober(Settings(secret=KEY, http_port=remote.port), FakeAgent("n1", "broken"))
+    answers = prober.run(snapshot(), NOW)
+    assert sorted(answers) == ["n2"]
+    assert prober.failures == {"n1": "broken"}
+
+
+def test_hands_go_to_the_named_node(remote: Remote) -> None:
+    prober = Prober(Settings(secret=KEY, http_port=remote.port), FakeAgent("n1"))
+    prober.run(snapshot(), NOW)
+    request = {"kind": "remove_task_container", "task": "t2", "service": "s1"}
+    assert prober.hands("n2", request) == {"ok": True, "task": "t2", "node": "n2"}
+    assert remote.agent.acts == [request]
+
+
+# --- verify.answers_everywhere --------------------------------------------------------------
+
+
+def pending() -> Pending:
+    action = Action(
+        ActionKind.REPLACE_TASK, "s1", "web", 3, "replace t1", task_id="t1", node_id="n1"
+    )
+    return Pending("inc-1", "unreachable-endpoint", action, started=NOW, deadline=NOW + 120)
+
+
+AFTER = snapshot(
+    tasks=[
+        task("t1", "n1", "10.0.1.2", state="shutdown"),
+        task("t2", "n2", "10.0.1.3"),
+        task("t3", "n1", "10.0.1.4"),
+    ]
+)
+
+
+def reach(round_at: float = NOW + 15, failing: tuple[tuple[str, str], ...] = ()) -> Reachability:
+    r = Reachability(round_at=round_at, rounds=2)
+    for n in ("n1", "n2"):
+        for t in ("t2", "t3"):
+            bad = (n, t) in failing
+            r.tcp[(n, t)] = Cell(not bad, "timeout" if bad else "", 1 if bad else 0, round_at)
+    return r
+
+
+def test_the_old_task_still_running_is_not_ok() -> None:
+    still = snapshot(tasks=[task("t1", "n1", "10.0.1.2"), task("t2", "n2", "10.0.1.3")])
+    ok, detail = answers_everywhere(pending(), still, reach())
+    assert not ok
+    assert detail == "the replaced task still runs"
+
+
+@pytest.mark.parametrize("r", [None, reach(round_at=NOW - 1), reach(round_at=NOW)])
+def test_no_round_after_the_action_is_not_ok(r: Reachability | None) -> None:
+    ok, detail = answers_everywhere(pending(), AFTER, r)
+    assert not ok
+    assert detail.startswith("waiting for a probe round")
+
+
+def test_a_failing_cell_is_not_ok() -> None:
+    ok, detail = answers_everywhere(pending(), AFTER, reach(failing=(("n2", "t3"),)))
+    assert not ok
+    assert detail == "1 probe(s) still failing"
+
+
+def test_no_cells_at_all_is_not_ok() -> None:
+    ok, detail = answers_everywhere(pending(), AFTER, Reachability(round_at=NOW + 15, rounds=2))
+    assert not ok
+    assert "not been probed" in detail
+
+
+def test_every_task_answering_from_every_node_is_ok() -> None:
+    ok, detail = answers_everywhere(pending(), AFTER, reach())
+    assert ok
+    assert detail == "2 task(s) answer from every node (4 probes)"
+
+
+def test_the_new_task_must_have_been_probed() -> None:
+    r = reach()
+    for key in [k for k in r.tcp if k[1] == "t3"]:
+        del r.tcp[key]  # t3, the replacement, is not probed yet; t2 answers everywhere
+    ok, _ = answers_everywhere(pending(), AFTER, r)
+    assert not ok
