@@ -65,6 +65,7 @@ class Web:
 def web(multilab_up: None) -> Iterator[Web]:
     tag = uuid.uuid4().hex[:6]
     net, name, vip = f"medic-ov-{tag}", f"medic-web-{tag}", f"medic-vip-{tag}"
+    anchor = f"medic-anchor-{tag}"
     labels = [
         "--label",
         "medic.lab=1",
@@ -90,12 +91,39 @@ def web(multilab_up: None) -> Iterator[Web]:
         *httpd,
     )
     on_node(1, "service", "create", "--name", vip, "--replicas", "1", *common, *httpd)
+    # A container on the overlay on every node that is not itself probed, as most real
+    # overlays have: the agents prefer such vantage points over the tasks under test.
+    on_node(
+        1,
+        "service",
+        "create",
+        "--name",
+        anchor,
+        "--mode",
+        "global",
+        "-d",
+        "--network",
+        net,
+        "--stop-grace-period",
+        "1s",
+        "--no-resolve-image",
+        "--label",
+        "medic.lab=1",
+        image_id(),
+        "sleep",
+        "3600",
+    )
     w = Web(name, vip, net)
     wait_until(
         "web on every node", lambda: sorted(w.running_on()) == ["node1", "node2", "node3"], 60
     )
+    wait_until(
+        "an anchor on every node",
+        lambda: len([t for t in w.tasks(anchor) if t["CurrentState"].startswith("Running")]) == 3,
+        60,
+    )
     yield w
-    on_node(1, "service", "rm", name, vip, check=False)
+    on_node(1, "service", "rm", name, vip, anchor, check=False)
     for _ in range(50):
         if not on_node(1, "network", "rm", net, check=False):
             time.sleep(0.3)
