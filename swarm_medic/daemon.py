@@ -142,7 +142,9 @@ class Medic:
         answers = prober.run(snap, now)
         self.reach.record(snap, answers, now)
         hostnames = {n.id: n.hostname for n in snap.nodes}
-        self.journal.probe_round(self.reach, prober.seconds, prober.failures, hostnames)
+        self.journal.probe_round(
+            self.reach, prober.seconds, prober.failures, hostnames, cpu_seconds=prober.cpu_seconds
+        )
 
     def _read_ledger(
         self,

@@ -230,6 +230,8 @@ class Journal:
         seconds: float,
         failures: dict[str, str],
         hostnames: dict[str, str],
+        *,
+        cpu_seconds: float = 0.0,
     ) -> None:
         m = self.metrics
         m.probe_rounds.inc()
@@ -254,6 +256,7 @@ class Journal:
             probes=reach.probes_last_round,
             failing=failing,
             seconds=round(seconds, 3),
+            cpu_seconds=round(cpu_seconds, 4),
             nodes=len(reach.ipvs),
         )
 

@@ -35,6 +35,7 @@ class Prober:
         self.me = ""
         self.failures: dict[str, str] = {}  # node id -> why it could not be asked last round
         self.seconds = 0.0
+        self.cpu_seconds = 0.0
 
     def due(self, now: float) -> bool:
         return now - self.last_round >= self.settings.probe_interval
@@ -60,7 +61,7 @@ class Prober:
 
     def run(self, snap: Snapshot, now: float) -> dict[str, dict[str, Any]]:
         """One round: node id -> that node's answer (nodes that failed are in .failures)."""
-        started = time.monotonic()
+        started, cpu = time.monotonic(), time.process_time()
         self.last_round = now
         self.me = snap.info.node_id
         self.addresses = {n.id: n.addr for n in snap.nodes if n.addr}
@@ -81,6 +82,7 @@ class Prober:
                     except ChannelError as exc:
                         self.failures[nid] = str(exc)
         self.seconds = time.monotonic() - started
+        self.cpu_seconds = time.process_time() - cpu  # this process: brain + its own node
         return answers
 
     def hands(self, node_id: str, request: Mapping[str, Any]) -> dict[str, Any]:

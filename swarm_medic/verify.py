@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from swarm_medic.model import PRE_RUNNING_STATES, Action, ActionKind, Result, Snapshot
-from swarm_medic.reach import Reachability
+from swarm_medic.reach import Reachability, running
 
 SETTLED = {None, "completed", "rollback_completed"}
 
@@ -65,7 +65,8 @@ def answers_everywhere(
         return False, "the replaced task still runs"
     if reach is None or reach.round_at <= p.started:
         return False, "waiting for a probe round after the action"
-    tasks = [t.id for t in snapshot.tasks_of(p.action.service_id) if t.state == "running"]
+    # tasks swarm still shows "running" on a dead node are desired shutdown: not ours to judge
+    tasks = [t.id for t in snapshot.tasks_of(p.action.service_id) if running(t)]
     cells = [(t, n, c) for t in tasks for n, c in reach.from_nodes(t).items()]
     failing = [(t, n) for t, n, c in cells if not c.ok]
     unprobed = [t for t in tasks if not reach.from_nodes(t)]

@@ -9,200 +9,28 @@ it answers from every node again.
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
 import pytest
 
 from swarm_medic.channel import sign
-from tests.labkit import (
-    MedicProcess,
-    image_id,
-    on_node,
-    record_timing,
-    ts,
-    wait_until,
+from tests.labkit import image_id, on_node, record_timing, ts, wait_until
+from tests.multilab.kit import (
+    SWARM_ALONE,
+    NodeMedics,
+    Web,
+    container_pid,
+    first_finding,
+    heal_and_check,
+    in_container_netns,
+    overlay_ips,
+    swarm_alone,
 )
 
 pytestmark = pytest.mark.lab
-NodeMedics = Callable[..., list[MedicProcess]]
-SWARM_ALONE = 8.0  # seconds we watch swarm do nothing about the fault
-K = 2  # SWARM_MEDIC_PROBE_FAILURES in the node_medics fixture
-
-
-@dataclass
-class Web:
-    name: str
-    vip: str
-    network: str
-
-    def tasks(self, service: str | None = None) -> list[dict[str, str]]:
-        out = on_node(
-            1,
-            "service",
-            "ps",
-            service or self.name,
-            "--no-trunc",
-            "--filter",
-            "desired-state=running",
-            "--format",
-            "{{json .}}",
-            check=False,
-        )
-        return [json.loads(line) for line in out.splitlines() if line.strip()]
-
-    def running_on(self) -> dict[str, str]:
-        """node hostname -> task id, for running tasks."""
-        return {t["Node"]: t["ID"] for t in self.tasks() if t["CurrentState"].startswith("Running")}
-
-
-@pytest.fixture
-def web(multilab_up: None) -> Iterator[Web]:
-    tag = uuid.uuid4().hex[:6]
-    net, name, vip = f"medic-ov-{tag}", f"medic-web-{tag}", f"medic-vip-{tag}"
-    anchor = f"medic-anchor-{tag}"
-    labels = [
-        "--label",
-        "medic.lab=1",
-        "--label",
-        "swarm-medic.enable=true",
-        "--label",
-        "swarm-medic.probe.port=80",
-    ]
-    on_node(1, "network", "create", "-d", "overlay", "--label", "medic.lab=1", net)
-    common = ["-d", "--network", net, "--stop-grace-period", "1s", "--no-resolve-image", *labels]
-    httpd = [image_id(), "httpd", "-f", "-p", "80", "-h", "/www"]
-    on_node(
-        1,
-        "service",
-        "create",
-        "--name",
-        name,
-        "--replicas",
-        "3",
-        "--endpoint-mode",
-        "dnsrr",
-        *common,
-        *httpd,
-    )
-    on_node(1, "service", "create", "--name", vip, "--replicas", "1", *common, *httpd)
-    # A container on the overlay on every node that is not itself probed, as most real
-    # overlays have: the agents prefer such vantage points over the tasks under test.
-    on_node(
-        1,
-        "service",
-        "create",
-        "--name",
-        anchor,
-        "--mode",
-        "global",
-        "-d",
-        "--network",
-        net,
-        "--stop-grace-period",
-        "1s",
-        "--no-resolve-image",
-        "--label",
-        "medic.lab=1",
-        image_id(),
-        "sleep",
-        "3600",
-    )
-    w = Web(name, vip, net)
-    wait_until(
-        "web on every node", lambda: sorted(w.running_on()) == ["node1", "node2", "node3"], 60
-    )
-    wait_until(
-        "an anchor on every node",
-        lambda: len([t for t in w.tasks(anchor) if t["CurrentState"].startswith("Running")]) == 3,
-        60,
-    )
-    yield w
-    on_node(1, "service", "rm", name, vip, anchor, check=False)
-    for _ in range(50):
-        if not on_node(1, "network", "rm", net, check=False):
-            time.sleep(0.3)
-
-
-def container_pid(node: int, task_id: str) -> str:
-    cid = on_node(node, "ps", "-q", "--filter", f"label=com.docker.swarm.task.id={task_id}")
-    return on_node(node, "inspect", "-f", "{{.State.Pid}}", cid)
-
-
-def in_container_netns(pid: str, *argv: str) -> None:
-    subprocess.run(["nsenter", "-t", pid, "-n", *argv], check=True, capture_output=True)
-
-
-def overlay_ips(node: int, network: str) -> list[str]:
-    """IPs on `network` of every container of node `node`."""
-    ips = []
-    for cid in on_node(node, "ps", "-q").split():
-        raw = on_node(node, "inspect", "-f", "{{json .NetworkSettings.Networks}}", cid)
-        ips += [n["IPAddress"] for name, n in json.loads(raw).items() if name == network]
-    return ips
-
-
-def first_finding(
-    medics: list[MedicProcess], runbook: str, timeout: float, **match: str
-) -> tuple[MedicProcess, dict[str, object]]:
-    def found() -> tuple[MedicProcess, dict[str, object]] | None:
-        for m in medics:
-            hits = m.find("finding", runbook=runbook, **match)
-            if hits:
-                return m, hits[0]
-        return None
-
-    try:
-        hit: tuple[MedicProcess, dict[str, object]] = wait_until(
-            f"{runbook} finding", found, timeout
-        )
-    except AssertionError as exc:
-        tails = "\n".join(f"--- {m.log_path.name}\n{m.tail(15)}" for m in medics)
-        raise AssertionError(f"{exc}\n{tails}") from None
-    return hit
-
-
-def actions(medics: list[MedicProcess], task: str) -> list[dict[str, object]]:
-    return [ln for m in medics for ln in m.find("action:") if task in (ln.get("tasks") or [])]
-
-
-def swarm_alone(web: Web, task: str, node: str) -> None:
-    """Swarm does nothing about it: the same task stays Running on the same node."""
-    time.sleep(SWARM_ALONE)
-    assert web.running_on().get(node) == task, "swarm replaced the task by itself"
-
-
-def heal_and_check(
-    web: Web,
-    medics: list[MedicProcess],
-    task: str,
-    *,
-    cause: str,
-    fault: str,
-    t_fault: float,
-) -> None:
-    brain, finding = first_finding(medics, "unreachable-endpoint", K * 6 + 20, service=web.name)
-    assert finding["tasks"] == [task]
-    assert finding["cause"] == cause, finding["summary"]
-    action = brain.wait_for("action: replace_task done", 15, service=web.name)
-    healed = brain.wait_for("verified: healed", 60, service=web.name)
-    assert "answer from every node" in str(healed["detail"])
-    assert len(actions(medics, task)) == 1  # one instance acted, once
-    assert task not in web.running_on().values()  # the broken task is gone
-    record_timing(
-        runbook="unreachable-endpoint",
-        fault=fault,
-        cause=cause,
-        swarm_alone=f">{SWARM_ALONE:.0f}s broken",
-        detect=round(ts(finding) - brain.started, 1),
-        heal=round(ts(healed) - ts(action), 1),
-        fault_to_healed=round(ts(healed) - t_fault, 1),
-    )
 
 
 def test_interface_down_in_a_task_is_replaced(web: Web, node_medics: NodeMedics) -> None:
@@ -311,7 +139,7 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> int:
 def test_forged_and_replayed_requests_are_refused(
     web: Web, node_medics: NodeMedics, tmp_path: object
 ) -> None:
-    medics = node_medics()
+    medics = node_medics(log_level="debug")
     medics[1].wait_for("event stream connected", 20)
     time.sleep(1)
     task = web.running_on()["node2"]
@@ -339,3 +167,18 @@ def test_forged_and_replayed_requests_are_refused(
         "replayed request (nonce already used)",
     ]
     assert web.running_on().get("node2") == task  # nothing was removed
+
+    # What probing costs on this lab (3 nodes, 3 services on one overlay), from the brain
+    brain = medics[0]  # node1 leads
+    wait_until("5 probe rounds", lambda: len(brain.find("probe round")) >= 5, 30)
+    rounds = brain.find("probe round")[1:]  # the first round meets agents still starting
+    probes = sorted(int(str(r["probes"])) for r in rounds)
+    cpu = sorted(float(str(r["cpu_seconds"])) for r in rounds)
+    wall = sorted(float(str(r["seconds"])) for r in rounds)
+    record_timing(
+        measure="probe cost per round (brain)",
+        rounds=len(rounds),
+        probes=probes[len(probes) // 2],
+        cpu_seconds=cpu[len(cpu) // 2],
+        wall_seconds=wall[len(wall) // 2],
+    )
