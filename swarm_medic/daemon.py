@@ -38,7 +38,10 @@ class State:
     last_error: str = ""
     snapshot: Snapshot | None = None
     circuits_open: int = 0
-    open_until: dict[str, float] = field(default_factory=dict)  # service id -> breaker end
+    open_until: dict[str, float] = field(default_factory=dict)
+    unprobed: dict[str, str] = field(
+        default_factory=dict
+    )  # node id -> why, last round  # service id -> breaker end
     pending: dict[str, verify.Pending] = field(default_factory=dict)
 
 
@@ -142,8 +145,11 @@ class Medic:
         answers = prober.run(snap, now)
         self.reach.record(snap, answers, now)
         hostnames = {n.id: n.hostname for n in snap.nodes}
+        # a node that cannot be asked is said once, and again only when the reason changes
+        news = {n: why for n, why in prober.failures.items() if self.state.unprobed.get(n) != why}
+        self.state.unprobed = dict(prober.failures)
         self.journal.probe_round(
-            self.reach, prober.seconds, prober.failures, hostnames, cpu_seconds=prober.cpu_seconds
+            self.reach, prober.seconds, news, hostnames, cpu_seconds=prober.cpu_seconds
         )
 
     def _read_ledger(
