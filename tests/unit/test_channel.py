@@ -6,7 +6,6 @@ The HTTP server listens on 127.0.0.1 port 0 and is only ever asked from 127.0.0.
 from __future__ import annotations
 
 import json
-import socket
 import socketserver
 import threading
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ from swarm_medic.channel import (
     call,
     sign,
 )
+from tests.netkit import closed_port
 
 SECRET = b"correct horse battery staple"
 T0 = 1_700_000_000.0
@@ -266,14 +266,6 @@ def test_an_answer_that_is_not_a_json_object_is_a_channel_error(node: Node, path
     with pytest.raises(ChannelError, match=path):
         call(node.url, path, {}, SECRET, timeout=5)
     assert node.received == [{}]  # the node did get (and accept) the request
-
-
-def closed_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port: int = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def test_connection_refused_is_a_channel_error() -> None:

@@ -17,6 +17,7 @@ from swarm_medic.probe import (
     resolve_a,
     tcp_connect_all,
 )
+from tests.netkit import closed_port
 
 OWN_NETNS = "/proc/self/ns/net"
 
@@ -28,14 +29,6 @@ def listener() -> Iterator[int]:
     s.listen(8)
     yield s.getsockname()[1]
     s.close()
-
-
-def closed_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port: int = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def test_tcp_connect_all_tells_open_from_refused(listener: int) -> None:

@@ -7,7 +7,6 @@ port 0, only ever asked from 127.0.0.1.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -27,6 +26,7 @@ from swarm_medic.rounds import Prober
 from swarm_medic.settings import Settings
 from swarm_medic.swarm.fake import FakeEngine
 from swarm_medic.verify import Pending, answers_everywhere
+from tests.netkit import closed_port
 
 NOW = 1_700_000_000.0
 KEY = "s3cret"  # the shared secret of the test swarm
@@ -123,14 +123,6 @@ def snapshot(nodes: list[Node] | None = None, tasks: list[Task] | None = None) -
             else [task("t1", "n1", "10.0.1.2"), task("t2", "n2", "10.0.1.3")]
         ),
     )
-
-
-def closed_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port: int = s.getsockname()[1]
-    s.close()
-    return port
 
 
 # --- Prober ---------------------------------------------------------------------------------
