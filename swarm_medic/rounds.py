@@ -69,8 +69,10 @@ class Prober:
         answers: dict[str, dict[str, Any]] = {}
         self.failures = {}
         if plans:
+            # one request per node at once (bounded): a round costs about one probe timeout,
+            # not one per node
             with ThreadPoolExecutor(
-                max_workers=min(8, len(plans)), thread_name_prefix="swarm-medic-probe"
+                max_workers=min(32, len(plans)), thread_name_prefix="swarm-medic-probe"
             ) as pool:
                 futures = {
                     nid: pool.submit(self._ask, nid, PROBE_PATH, plan)
