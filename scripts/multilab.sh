@@ -77,6 +77,8 @@ mount -t sysfs sysfs /sys
 mount --rbind $cg /sys/fs/cgroup
 umount -l $cg
 mount --bind /run/medic/n$i/run /run
+# like a systemd host: a shared /run lets a container bind /var/run/docker/netns with rslave
+mount --make-rshared /run
 exec dockerd --data-root /var/lib/medic/n$i --cgroup-parent /medic-n$i \
      -H unix:///var/run/docker.sock --pidfile /var/run/docker.pid
 EOF
