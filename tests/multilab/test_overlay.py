@@ -9,6 +9,7 @@ it answers from every node again.
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -17,7 +18,7 @@ import uuid
 import pytest
 
 from swarm_medic.channel import sign
-from tests.labkit import image_id, on_node, record_timing, ts, wait_until
+from tests.labkit import image_id, node_pid, on_node, record_timing, ts, wait_until
 from tests.multilab.kit import (
     SWARM_ALONE,
     NodeMedics,
@@ -181,4 +182,72 @@ def test_forged_and_replayed_requests_are_refused(
         probes=probes[len(probes) // 2],
         cpu_seconds=cpu[len(cpu) // 2],
         wall_seconds=wall[len(wall) // 2],
+    )
+
+
+GOSSIP = (
+    ("tcp", "INPUT", "--dport"),
+    ("udp", "INPUT", "--dport"),
+    ("tcp", "OUTPUT", "--dport"),
+    ("udp", "OUTPUT", "--dport"),
+)
+
+
+def gossip_rules(node: int, verb: str) -> None:
+    """Add (-I) or delete (-D) DROP rules for the gossip port 7946 in node I's namespace:
+    the control plane (2377) still works, the node stays Ready, its networkdb goes stale."""
+    pid = node_pid(node)
+    for proto, chain, port in GOSSIP:
+        subprocess.run(
+            [
+                "nsenter",
+                "-t",
+                pid,
+                "-n",
+                "iptables",
+                verb,
+                chain,
+                "-p",
+                proto,
+                port,
+                "7946",
+                "-j",
+                "DROP",
+            ],
+            check=True,
+            capture_output=True,
+        )
+
+
+def test_stale_dns_on_a_gossip_partitioned_node(web: Web, node_medics: NodeMedics) -> None:
+    gossip_rules(3, "-I")
+    try:
+        # a new task whose service discovery record node3 can no longer learn
+        on_node(1, "service", "scale", "-d", f"{web.name}=4")
+        wait_until(
+            "4 web tasks",
+            lambda: len([t for t in web.tasks() if t["CurrentState"].startswith("Running")]) == 4,
+            60,
+        )
+        time.sleep(SWARM_ALONE)  # swarm alone: node3's answer stays wrong
+        # K so large that unreachable-endpoint stays quiet: this test is about DNS
+        medics = node_medics(dns_grace="4s", probe_failures="1000")
+        brain, finding = first_finding(medics, "stale-dns", 60, service=web.name)
+        # Both sides go stale: the others drop node3's records when memberlist declares it
+        # dead, node3 never learns the new task. Which node's answer is checked first varies.
+        assert "missing" in str(finding["diagnosis"])
+        assert any(f"node{i}:" in str(finding["diagnosis"]) for i in (1, 2, 3))
+        brain.wait_for("decision: report only", 10, runbook="stale-dns")
+        assert not brain.find("action:")
+    finally:
+        gossip_rules(3, "-D")
+    t_back = time.time()
+    resolved = brain.wait_for("resolved", 120, runbook="stale-dns")
+    record_timing(
+        runbook="stale-dns",
+        fault="gossip (7946) cut on node3, service scaled",
+        swarm_alone=f">{SWARM_ALONE:.0f}s stale",
+        detect=round(ts(finding) - brain.started, 1),
+        action="none (report)",
+        resolved_after_gossip_back=round(ts(resolved) - t_back, 1),
     )
