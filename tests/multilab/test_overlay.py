@@ -251,3 +251,16 @@ def test_stale_dns_on_a_gossip_partitioned_node(web: Web, node_medics: NodeMedic
         action="none (report)",
         resolved_after_gossip_back=round(ts(resolved) - t_back, 1),
     )
+
+
+def test_dry_run_only_reports_an_unreachable_task(web: Web, node_medics: NodeMedics) -> None:
+    task = web.running_on()["node2"]
+    in_container_netns(container_pid(2, task), "ip", "link", "set", "eth0", "down")
+    medics = node_medics(dry_run="true")
+    brain, finding = first_finding(medics, "unreachable-endpoint", 40, service=web.name)
+    assert finding["cause"] == "container"
+    brain.wait_for("decision: would replace_task", 10, service=web.name)
+    time.sleep(6)  # more rounds: still only words
+    assert not [ln for m in medics for ln in m.find("action:")]
+    assert not [ln for m in medics for ln in m.find("hand:")]
+    assert web.running_on().get("node2") == task  # nothing was replaced
