@@ -151,6 +151,16 @@ class Snapshot:
         return {s.id: s for s in self.services}
 
     @cached_property
+    def running_ips(self) -> dict[tuple[str, str], tuple[str, ...]]:
+        """(service id, network id) -> sorted IPs of its tasks running and meant to run."""
+        out: dict[tuple[str, str], list[str]] = {}
+        for t in self.tasks:
+            if t.state == "running" and t.desired_state == "running":
+                for net, _, ip in t.addresses:
+                    out.setdefault((t.service_id, net), []).append(ip)
+        return {k: tuple(sorted(v)) for k, v in out.items()}
+
+    @cached_property
     def _tasks_by_id(self) -> dict[str, Task]:
         return {t.id: t for t in self.tasks}
 

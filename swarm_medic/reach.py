@@ -115,7 +115,7 @@ class Reachability:
         seen_tcp: set[tuple[str, str]] = set()
         seen_vip: set[tuple[str, str, str]] = set()
         seen_dns: set[tuple[str, str, str]] = set()
-        truth = _running_ips(snap)
+        truth = snap.running_ips
         for node, ans in answers.items():
             self.errors[node] = [str(e) for e in ans.get("errors") or ()]
             self.ipvs[node] = bool(ans.get("ipvs"))
@@ -164,14 +164,5 @@ def _fold(prev: Cell | None, ok: bool, error: str, now: float) -> Cell:
     return Cell(ok, "" if ok else error, fails, now)
 
 
-def _running_ips(snap: Snapshot) -> dict[tuple[str, str], tuple[str, ...]]:
-    out: dict[tuple[str, str], list[str]] = {}
-    for t in snap.tasks:
-        if running(t):
-            for net, _, ip in t.addresses:
-                out.setdefault((t.service_id, net), []).append(ip)
-    return {k: tuple(sorted(v)) for k, v in out.items()}
-
-
 def running_ips(snap: Snapshot, service_id: str, net: str) -> tuple[str, ...]:
-    return _running_ips(snap).get((service_id, net), ())
+    return snap.running_ips.get((service_id, net), ())
