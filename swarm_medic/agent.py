@@ -59,6 +59,7 @@ class NodeAgent:
     ) -> None:
         self.engine = engine
         self._node_id = node_id
+        self._sandboxes: dict[str, str] = {}
         self.netns_dir = netns_dir.rstrip("/")
         self.timeout = timeout
 
@@ -67,6 +68,12 @@ class NodeAgent:
         if not self._node_id:  # asked once, when first needed: the engine may start later
             self._node_id = self.engine.info().node_id
         return self._node_id
+
+    def _sandbox(self, container_id: str) -> str:
+        # A container keeps its sandbox for life: one inspect per container, not per round.
+        if container_id not in self._sandboxes:
+            self._sandboxes[container_id] = self._path(self.engine.sandbox(container_id))
+        return self._sandboxes[container_id]
 
     def _path(self, sandbox_key: str) -> str:
         # dockerd reports its own path; in a container the folder is mounted elsewhere.
@@ -97,7 +104,7 @@ class NodeAgent:
             cands.sort(key=lambda ci: ci[0].task_id in targets)
             for c, ip in cands:
                 try:
-                    path = self._path(self.engine.sandbox(c.id))
+                    path = self._sandbox(c.id)
                     if in_netns(path, partial(interface_up, ip), timeout=5):
                         out[net] = path
                         break
@@ -114,6 +121,8 @@ class NodeAgent:
         vip_in = [p for p in plan.get("vip") or () if isinstance(p, Mapping)]
         errors: list[str] = []
         containers = self.engine.local_containers()
+        alive = {c.id for c in containers}
+        self._sandboxes = {k: v for k, v in self._sandboxes.items() if k in alive}
         nets = {str(p.get("net")) for p in (*tcp_in, *dns_in, *vip_in)}
         targets = {str(p.get("task")) for p in tcp_in}
         vantage = self._vantages(containers, nets, targets, errors)
