@@ -89,6 +89,7 @@ def detect(ctx: Context) -> Iterator[Finding]:
     for svc in ctx.snapshot.services:
         limits: dict[str, float] | None = None
         groups: dict[str, list[tuple[str, str, str, float]]] = {}
+        first_err: dict[str, str] = {}  # cause -> the first stuck task's error, for the words
         for t in ctx.snapshot.tasks_of(svc.id):
             if t.desired_state != "running" or t.state not in PRE_RUNNING_STATES:
                 continue
@@ -98,9 +99,10 @@ def detect(ctx: Context) -> Iterator[Finding]:
                 continue
             cause = classify(t.err, t.message)
             groups.setdefault(cause, []).append((t.id, t.state, t.node_id, age))
+            first_err.setdefault(cause, t.err)
         for cause, stuck in sorted(groups.items()):
             states = {s for _, s, _, _ in stuck}
-            err = next((t.err for t in ctx.snapshot.tasks_of(svc.id) if t.id == stuck[0][0]), "")
+            err = first_err[cause]
             misses = placement_misses(ctx.snapshot, svc) if cause in SCHEDULING else []
             fits = cause in SCHEDULING and bool(fitting_nodes(ctx.snapshot, svc, misses))
             restartable = cause == "hang" and states <= RESTARTABLE

@@ -196,6 +196,7 @@ class DockerEngine:
                 self._api.create_config(name, LEDGER_DATA, labels=dict(labels))
                 return
             # The engine checks `version` itself: a stale one fails "update out of sequence".
+            self.api_calls += 1  # the inspect below is a request of its own
             current = self._api.inspect_config(doc.id)
             spec = dict(current["Spec"])
             spec["Labels"] = dict(labels)
