@@ -27,11 +27,21 @@ DATA=/var/lib/medic
 RUNDIR=/run/medic
 LOGDIR=/var/log/swarm-medic-lab
 IMAGE=medic/busybox:test
+# cgroup parent of node I's containers: /$CGROUP-nI (a second lab, e.g. the fresh-state test's
+# sandbox, sets its own so the two never share a cgroup)
+CGROUP=${MULTILAB_CGROUP:-medic}
 
 say() { printf '[multilab %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 sock() { echo "unix://$RUNDIR/n$1/run/docker.sock"; }
 D() { local i=$1; shift; docker -H "$(sock "$i")" "$@"; }
-nodes() { ls /run/netns/ 2>/dev/null | sed -n 's/^medic-n//p' | sort -n; }
+# A fresh machine has no /run/netns until the first `ip netns add`: no folder, no nodes.
+nodes() {
+  [ -d /run/netns ] || return 0
+  local f
+  for f in /run/netns/medic-n*; do
+    if [ -e "$f" ]; then echo "${f##*/medic-n}"; fi
+  done | sort -n
+}
 
 wait_sock() {
   for _ in $(seq 1 150); do timeout 5 docker -H "$1" version >/dev/null 2>&1 && return 0; sleep 0.2; done
@@ -69,7 +79,7 @@ write_node_init() {
 # dockerd must not start under `ip netns exec` (it remounts /sys and the cgroup tree vanishes):
 # keep the host's cgroup mounts across a fresh sysfs of the node's network namespace.
 set -euo pipefail
-i=$1
+i=$1 cg_parent=$2
 hostname node$i
 cg=/run/medic/.cg$i; mkdir -p $cg
 mount --rbind /sys/fs/cgroup $cg
@@ -79,7 +89,7 @@ umount -l $cg
 mount --bind /run/medic/n$i/run /run
 # like a systemd host: a shared /run lets a container bind /var/run/docker/netns with rslave
 mount --make-rshared /run
-exec dockerd --data-root /var/lib/medic/n$i --cgroup-parent /medic-n$i \
+exec dockerd --data-root /var/lib/medic/n$i --cgroup-parent /$cg_parent-n$i \
      -H unix:///var/run/docker.sock --pidfile /var/run/docker.pid
 EOF
   chmod +x $RUNDIR/node-init.sh
@@ -90,7 +100,7 @@ start_node() {
   if timeout 5 docker -H "$(sock "$i")" version >/dev/null 2>&1; then return 0; fi
   mkdir -p $RUNDIR/n$i/run $DATA/n$i $LOGDIR
   nohup nsenter --net=/run/netns/medic-n$i -- unshare --mount --uts --propagation slave -- \
-    $RUNDIR/node-init.sh "$i" >>$LOGDIR/n$i.log 2>&1 &
+    $RUNDIR/node-init.sh "$i" "$CGROUP" >>$LOGDIR/n$i.log 2>&1 &
   echo $! >$RUNDIR/n$i.pid   # nsenter and unshare exec: this is dockerd's pid
   wait_sock "$(sock "$i")"
 }
@@ -169,9 +179,9 @@ cmd_down() {
     # containerd and shims a SIGKILLed dockerd left in the node's netns, then container
     # processes still in the node's cgroup: all started by this lab, found by namespace
     kill_wait 5 $(ip netns pids medic-n$i 2>/dev/null)
-    kill_wait 5 $(cat /sys/fs/cgroup/pids/medic-n$i/*/cgroup.procs /sys/fs/cgroup/pids/medic-n$i/cgroup.procs 2>/dev/null || true)
+    kill_wait 5 $(cat /sys/fs/cgroup/pids/$CGROUP-n$i/*/cgroup.procs /sys/fs/cgroup/pids/$CGROUP-n$i/cgroup.procs 2>/dev/null || true)
     ip netns del medic-n$i 2>/dev/null || true
-    for c in /sys/fs/cgroup/*/medic-n$i; do
+    for c in /sys/fs/cgroup/*/$CGROUP-n$i; do
       [ -d "$c" ] && find "$c" -depth -type d -exec rmdir {} \; 2>/dev/null || true
     done
     rm -rf "$DATA/n$i" "$RUNDIR/n$i" "$RUNDIR/n$i.pid"
@@ -184,14 +194,17 @@ cmd_down() {
 }
 
 cmd_status() {
-  for i in $(nodes); do
+  local ns; ns=$(nodes)
+  [ -z "$ns" ] && { echo "no multi-node lab"; return 0; }
+  for i in $ns; do
     echo "node$i: $(D "$i" info --format '{{.Name}} swarm={{.Swarm.LocalNodeState}} manager={{.Swarm.ControlAvailable}} containers={{.ContainersRunning}}' 2>&1)"
   done
   D 1 node ls 2>/dev/null || true
 }
 
 cmd_kill_node() {
-  local p; p=$(cat $RUNDIR/n$1/run/docker.pid 2>/dev/null || cat $RUNDIR/n$1.pid)
+  local p; p=$(cat $RUNDIR/n$1/run/docker.pid 2>/dev/null || cat $RUNDIR/n$1.pid 2>/dev/null || true)
+  [ -n "$p" ] || { say "node$1 has no dockerd pid file: nothing to kill"; return 1; }
   kill -KILL "$p"
   say "node$1 dockerd (pid $p) killed"
 }

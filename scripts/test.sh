@@ -1,25 +1,42 @@
 #!/usr/bin/env bash
-# Every check and every test, on a real single-node swarm: the command README.md names and
-# .ci/run calls. Lint and types first (fast), then unit, pipeline, contract and lab tests,
-# then the scale benchmark's figures (a measurement, printed, never a pass/fail gate).
+# Every check and every test, on a real swarm: the command README.md names and .ci/run calls.
+# Lint and types first (fast), then unit, pipeline, contract and lab tests, then the soak and
+# the benchmarks' figures (measurements, printed, never a pass/fail gate). Each phase prints
+# how long it took, and a summary of all of them comes last. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bash scripts/setup.sh --dev
-bash scripts/lab.sh up
+T0=$SECONDS
+PHASES=()
+phase() {  # phase NAME CMD...: run CMD, print and remember how long it took
+  local name=$1 t=$SECONDS; shift
+  echo "== $name"
+  "$@"
+  local took=$((SECONDS - t))
+  PHASES+=("$(printf '%-44s %5d s' "$name" "$took")")
+  echo "== $name: ${took} s"
+}
 
-echo "== ruff, mypy, import-linter"
-.venv/bin/ruff check .
-.venv/bin/ruff format --check .
-.venv/bin/mypy
-.venv/bin/lint-imports --no-cache >/dev/null && echo "import contracts kept"
+lint() {
+  .venv/bin/ruff check .
+  .venv/bin/ruff format --check .
+  .venv/bin/mypy
+  .venv/bin/lint-imports --no-cache >/dev/null && echo "import contracts kept"
+}
 
-echo "== pytest (unit, pipeline, contract on fake and real swarm, lab runbook tests)"
+phase "set-up (.venv, Debian packages)" bash scripts/setup.sh --dev
+phase "lab up (dockerd, swarm, test image)" bash scripts/lab.sh up
+phase "ruff, mypy, import-linter" lint
 rm -f build/lab-timings.jsonl
-.venv/bin/pytest "$@"
+phase "pytest: unit, pipeline, contract" .venv/bin/pytest tests/unit tests/pipeline tests/contract "$@"
+phase "pytest: single-node lab" .venv/bin/pytest tests/lab "$@"
+phase "pytest: 3-node lab" .venv/bin/pytest tests/multilab "$@"
 
 echo "== measured on the lab (from build/lab-timings.jsonl)"
 cat build/lab-timings.jsonl 2>/dev/null || echo "(no lab timings recorded)"
 
-echo "== benchmark: 10,000 tasks / 1,000 services / 100 nodes on the fake engine"
-.venv/bin/python -m benchmarks.scan_bench
+phase "benchmark (fake engine, 10k tasks)" .venv/bin/python -m benchmarks.scan_bench
+
+echo "== time per phase"
+printf '%s\n' "${PHASES[@]}"
+echo "total: $((SECONDS - T0)) s"

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tests.labkit import LAB, MULTILAB, Lab, MedicProcess, docker, in_node, on_node
 
@@ -120,3 +121,15 @@ def node_medics(tmp_path: Path, multilab_up: None) -> Iterator[Callable[..., lis
     ids = on_node(1, "config", "ls", "-q", "--filter", "name=medic-test-ledger-", check=False)
     if ids:
         on_node(1, "config", "rm", *ids.split(), check=False)
+
+
+# Property tests: a fixed, derandomised profile of at least 1,000 examples each (CI and local
+# runs alike), so a failure reproduces and "no example crashed" means the same every run.
+settings.register_profile(
+    "ci",
+    max_examples=1000,
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
