@@ -1,9 +1,17 @@
 """act: the one executor. Claims the action in the ledger (compare-and-swap), then does it.
 
-Order matters: the ledger write is the claim. If two instances decide the same thing, only
-one ledger write succeeds; the other gets Conflict and does nothing. The service update itself
-carries the Version.Index the decision was made on, so a service changed meanwhile (a deploy)
-makes the action fail cleanly with Conflict instead of overwriting the deploy.
+Order matters: the ledger write is the claim, and it is a lock only if it is judged against
+what the decision saw. The executor reads the ledger afresh; if the service's history there
+is not the history the decision was made on (another instance acted, or a fix was recorded,
+in between), the gates' premises are gone and it stands down (Conflict). Otherwise it writes
+the claim with compare-and-swap on the version it just read, so of two instances that read
+the same fresh ledger only one write succeeds. The service update itself carries the
+Version.Index the decision was made on, so a service changed meanwhile (a deploy) makes the
+action fail cleanly with Conflict instead of overwriting the deploy.
+
+A node-local action needs that node's instance: if the node could not be asked in the last
+probe round, nothing is claimed (Result.UNREACHABLE); if the request to it fails, the claim is
+released, so a dead node never spends a service's budget or opens its circuit breaker.
 
 Dry-run never reaches this module: the policy turns every action into `would_act`.
 """
@@ -25,7 +33,7 @@ from swarm_medic.swarm import Engine
 
 @dataclass(frozen=True)
 class Done:
-    result: Result  # DONE, CONFLICT or FAILED
+    result: Result  # DONE, CONFLICT, FAILED or UNREACHABLE
     error: str = ""
     circuit_opened: str = ""  # why, if this action spent the service's budget
 
@@ -35,29 +43,75 @@ class Done:
 
 
 Hands = Callable[[str, Mapping[str, Any]], Mapping[str, Any]]
+# node id -> why that node's instance cannot be asked now ("" when it can)
+HandsDown = Callable[[str], str]
+NODE_LOCAL = (ActionKind.REPLACE_TASK, ActionKind.REMOVE_ORPHAN)
 
 
 class Executor:
-    def __init__(self, engine: Engine, settings: Settings, hands: Hands | None = None) -> None:
+    """Carries out decided actions: claim in the ledger, act, say what happened (a `Done`)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings,
+        hands: Hands | None = None,
+        hands_down: HandsDown = lambda node_id: "",
+    ) -> None:
         self._engine = engine
         self._settings = settings
         self.hands = hands  # asks the instance on a node to act there (rounds.Prober.hands)
+        self.hands_down = hands_down
 
-    def execute(self, action: Action, runbook: str, now: float) -> Done:
+    def why_no_hands(self, node_id: str) -> str:
+        """Why a node-local action on `node_id` cannot be asked for now ("" if it can)."""
+        if self.hands is None:
+            return "no hands: node-local actions need the probe channel"
+        return self.hands_down(node_id)
+
+    def execute(
+        self, action: Action, runbook: str, now: float, decided: Ledger | None = None
+    ) -> Done:
+        """`decided`: the ledger the decision was made on (None: judge on the fresh read)."""
+        # the policy skips these already; this covers a node lost between decision and act
+        down = self.why_no_hands(action.node_id) if action.kind in NODE_LOCAL else ""
+        if down:
+            return Done(Result.UNREACHABLE, f"node {action.node_id}: {down}")
+        claim = self._claim(action.service_id, runbook, now, decided)
+        if isinstance(claim, Done):
+            return claim
+        fresh, claimed, why = claim
+        if action.kind in NODE_LOCAL:
+            done = self._replace_task(action, why)
+            if done.result is Result.UNREACHABLE:
+                self._release(action.service_id, fresh, claimed, now)
+            return done
+        return self._update_service(action, why)
+
+    def _claim(
+        self, sid: str, runbook: str, now: float, decided: Ledger | None
+    ) -> Done | tuple[Ledger, Ledger, str]:
+        """The ledger write that is the lock -> (ledger before, ledger claimed, why the circuit
+        opened) or the Done that says why we stand down."""
         s = self._settings
         try:
-            ledger = Ledger.from_doc(self._engine.read_ledger(s.ledger_name))
-            ledger, opened = ledger.record_action(
-                action.service_id, runbook, now, s.budget_per_hour, s.breaker_reset
+            fresh = Ledger.from_doc(self._engine.read_ledger(s.ledger_name))
+            if decided is not None and not fresh.same_history(decided, sid, now):
+                return Done(
+                    Result.CONFLICT,
+                    "another instance acted on this service since the decision (ledger moved)",
+                )
+            claimed, opened = fresh.record_action(
+                sid, runbook, now, s.budget_per_hour, s.breaker_reset
             )
-            self._engine.write_ledger(s.ledger_name, ledger.doc, ledger.labels(now))
+            self._engine.write_ledger(s.ledger_name, fresh.doc, claimed.labels(now))
         except Conflict as exc:
             return Done(Result.CONFLICT, f"another instance is acting (ledger moved): {exc}")
         except EngineError as exc:
             return Done(Result.FAILED, f"could not claim the action in the ledger: {exc}")
-        why = ledger.history(action.service_id).open_reason if opened else ""
-        if action.kind in (ActionKind.REPLACE_TASK, ActionKind.REMOVE_ORPHAN):
-            return self._replace_task(action, why)
+        return fresh, claimed, claimed.history(sid).open_reason if opened else ""
+
+    def _update_service(self, action: Action, why: str) -> Done:
         try:
             if action.kind is ActionKind.ROLLBACK:
                 self._engine.rollback(action.service_id, action.service_version)
@@ -70,8 +124,8 @@ class Executor:
         return Done(Result.DONE, "", why)
 
     def _replace_task(self, action: Action, why: str) -> Done:
-        if self.hands is None:
-            return Done(Result.FAILED, "no hands: node-local actions need the probe channel", why)
+        if self.hands is None:  # checked before the claim; kept for the type checker
+            return Done(Result.UNREACHABLE, "no hands")
         request = {
             "kind": REMOVE_TASK_CONTAINER,
             "task": action.task_id,
@@ -80,10 +134,24 @@ class Executor:
         try:
             answer = self.hands(action.node_id, request)
         except ChannelError as exc:
-            return Done(Result.FAILED, f"node {action.node_id}: {exc}", why)
+            # The action is idempotent (a second request for a container already gone is
+            # refused by the node), so a request that may or may not have arrived is released.
+            return Done(Result.UNREACHABLE, f"node {action.node_id}: {exc}")
         if not answer.get("ok"):
             return Done(Result.FAILED, f"node {action.node_id}: {answer}", why)
         return Done(Result.DONE, "", why)
+
+    def _release(self, service_id: str, before: Ledger, claimed: Ledger, now: float) -> None:
+        """Undo our own claim, unless someone else has written this service's history since."""
+        name = self._settings.ledger_name
+        try:
+            cur = Ledger.from_doc(self._engine.read_ledger(name))
+            if cur.history(service_id) != claimed.history(service_id):
+                return
+            restored = cur.with_history(service_id, before.history(service_id))
+            self._engine.write_ledger(name, cur.doc, restored.labels(now))
+        except EngineError:
+            pass  # the claim stands: one action of budget spent, the safe way to be wrong
 
     def record_outcome(self, service_id: str, healed: bool, now: float) -> str:
         """Writes a verified outcome; returns why the circuit opened, if it did."""

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from swarm_medic import match, policy, verify
-from swarm_medic.act import Executor
+from swarm_medic.act import NODE_LOCAL, Executor
 from swarm_medic.errors import EngineError, NotAManager
 from swarm_medic.incidents import Incident, Incidents, new_id
 from swarm_medic.journal import Journal
@@ -64,7 +64,11 @@ class Medic:
         self.clock = clock
         self.prober = prober
         self.reach = Reachability()
-        self.executor = Executor(engine, settings, prober.hands if prober else None)
+        self.executor = (
+            Executor(engine, settings, prober.hands, prober.hands_down)
+            if prober
+            else Executor(engine, settings)
+        )
         self.incidents = Incidents(make_id)
         self.task_clock = TaskClock()
         self.state = State()
@@ -123,6 +127,7 @@ class Medic:
             now=now,
             leader=snap.is_leader,
             verifying=frozenset(self.state.pending),
+            hands_down=self._hands_down(planned),
         )
         for d in decisions:
             incident = self.incidents.get(d.finding.key)
@@ -130,7 +135,7 @@ class Medic:
                 continue
             self.journal.decision(incident, d, now, REMIND_EVERY)
             if d.verdict is Verdict.ACT and d.action is not None:
-                self._act(incident, d.action, now)
+                self._act(incident, d.action, now, ledger)
 
         self.state.circuits_open = sum(1 for u in self.state.open_until.values() if u > now)
         self.journal.circuits_open(self.state.circuits_open)
@@ -152,6 +157,10 @@ class Medic:
             self.reach, prober.seconds, news, hostnames, cpu_seconds=prober.cpu_seconds
         )
 
+    def _hands_down(self, planned: Sequence[tuple[object, Action | None]]) -> dict[str, str]:
+        nodes = {a.node_id for _, a in planned if a is not None and a.kind in NODE_LOCAL}
+        return {n: why for n in nodes if (why := self.executor.why_no_hands(n))}
+
     def _read_ledger(
         self,
         planned: Sequence[tuple[object, Action | None]],
@@ -171,8 +180,8 @@ class Medic:
         }
         return ledger
 
-    def _act(self, inc: Incident, action: Action, now: float) -> None:
-        done = self.executor.execute(action, inc.finding.runbook, now)
+    def _act(self, inc: Incident, action: Action, now: float, decided: Ledger) -> None:
+        done = self.executor.execute(action, inc.finding.runbook, now, decided)
         self.journal.action(inc, action, done.result, done.error)
         if done.circuit_opened:
             self.state.open_until[action.service_id] = now + self.settings.breaker_reset

@@ -42,6 +42,10 @@ class History:
         return max(times) if times else None
 
 
+def _gated(h: History, now: float) -> History:
+    return replace(h, actions=tuple(a for a in h.actions if a[0] >= now - WINDOW))
+
+
 def encode(h: History) -> str:
     return json.dumps(
         {
@@ -98,6 +102,18 @@ class Ledger:
             if kept.actions or kept.circuit_open(now) or kept.failures_in_row:
                 out[PREFIX + sid] = encode(kept)
         return out
+
+    def same_history(self, other: Ledger, service_id: str, now: float) -> bool:
+        """Would the policy's gates judge `service_id` the same on both ledgers?
+
+        Entries pruned since (actions older than the budget window) do not count: another
+        instance's write prunes them without acting."""
+        a, b = self.history(service_id), other.history(service_id)
+        unreadable = (service_id in self.unreadable, service_id in other.unreadable)
+        return unreadable[0] == unreadable[1] and _gated(a, now) == _gated(b, now)
+
+    def with_history(self, service_id: str, h: History) -> Ledger:
+        return self._with(service_id, h)
 
     def _with(self, service_id: str, h: History) -> Ledger:
         services = dict(self.services)

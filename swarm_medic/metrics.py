@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from swarm_medic.model import ActionKind, Result, Verdict
 from swarm_medic.policy import REASONS
 
-ACTION_RESULTS = (Result.DONE, Result.CONFLICT, Result.FAILED)
+ACTION_RESULTS = (Result.DONE, Result.CONFLICT, Result.FAILED, Result.UNREACHABLE)
 VERIFY_RESULTS = (Result.HEALED, Result.NOT_HEALED)
 EVENT_TYPES = ("service", "node", "container")
 

@@ -259,6 +259,7 @@ class Result(enum.StrEnum):
     NOT_HEALED = "not_healed"
     FAILED = "failed"  # the action itself could not be carried out
     CONFLICT = "conflict"  # the service moved on under us (Version.Index mismatch)
+    UNREACHABLE = "unreachable"  # the node that must act could not be asked; nothing spent
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,8 @@ Gates run in a fixed order and the first that says no names the reason (a metric
   busy           another finding already acts on this service in this scan
   cooldown       the same runbook acted on this service less than --cooldown ago
   budget_spent   --budget-per-hour actions in the last hour
+  node_unreachable  a node-local action whose node's instance could not be asked in the last
+                 probe round: nothing is claimed or spent until it answers again
   dry_run        all gates passed; dry-run says what it would do (verdict would_act)
   ok             act
 """
@@ -39,6 +41,7 @@ REASONS = (
     "busy",
     "cooldown",
     "budget_spent",
+    "node_unreachable",
     "dry_run",
     "ok",
 )
@@ -69,6 +72,15 @@ def scope_reason(service: Service | None, settings: Settings) -> str | None:
     return None
 
 
+def _action_scope(action: Action | None, svc: Service | None, settings: Settings) -> str | None:
+    if action is None:
+        return "no_action"
+    if svc is None and action.kind is ActionKind.REMOVE_ORPHAN:
+        # the orphan's service is gone: nobody can opt it in; only scope=all reaches it
+        return None if settings.scope == "all" else "not_opted_in"
+    return scope_reason(svc, settings)
+
+
 def decide(
     planned: Iterable[tuple[Finding, Action | None]],
     *,
@@ -78,7 +90,10 @@ def decide(
     now: float,
     leader: bool,
     verifying: frozenset[str] = frozenset(),
+    hands_down: Mapping[str, str] | None = None,
 ) -> list[Decision]:
+    """`hands_down`: node id -> why its instance cannot be asked now (node-local actions)."""
+    hands_down = hands_down or {}
     decisions: list[Decision] = []
     claimed: set[str] = set()
     for finding, action in planned:
@@ -86,11 +101,7 @@ def decide(
         h = ledger.history(finding.service_id)
         last = h.last_action(finding.runbook)
         explanation = ""
-        if action is not None and svc is None and action.kind is ActionKind.REMOVE_ORPHAN:
-            # the orphan's service is gone: nobody can opt it in; only scope=all reaches it
-            reason = None if settings.scope == "all" else "not_opted_in"
-        else:
-            reason = "no_action" if action is None else scope_reason(svc, settings)
+        reason = _action_scope(action, svc, settings)
         if reason is None and not leader:
             reason = "not_leader"
         if reason is None and finding.service_id in ledger.unreadable:
@@ -107,6 +118,9 @@ def decide(
             explanation = f"acted {now - last:.0f}s ago; cooldown {settings.cooldown:.0f}s"
         if reason is None and h.actions_since(now - WINDOW) >= settings.budget_per_hour:
             reason = "budget_spent"
+        if reason is None and action is not None and hands_down.get(action.node_id):
+            reason = "node_unreachable"
+            explanation = f"its node cannot be asked: {hands_down[action.node_id]}"
         if reason is None:
             claimed.add(finding.service_id)
             verdict = Verdict.WOULD_ACT if settings.dry_run else Verdict.ACT

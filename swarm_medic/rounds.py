@@ -34,6 +34,7 @@ class Prober:
         self.addresses: dict[str, str] = {}  # node id -> underlay address
         self.me = ""
         self.failures: dict[str, str] = {}  # node id -> why it could not be asked last round
+        self.answered: set[str] = set()  # nodes that answered the last round
         self.seconds = 0.0
         self.cpu_seconds = 0.0
 
@@ -83,9 +84,16 @@ class Prober:
                         answers[nid] = fut.result()
                     except ChannelError as exc:
                         self.failures[nid] = str(exc)
+        self.answered = set(answers)
         self.seconds = time.monotonic() - started
         self.cpu_seconds = time.process_time() - cpu  # this process: brain + its own node
         return answers
+
+    def hands_down(self, node_id: str) -> str:
+        """Why the instance on `node_id` cannot be asked to act now ("" if it can)."""
+        if node_id == self.me or node_id in self.answered:
+            return ""
+        return self.failures.get(node_id) or "did not answer the last probe round"
 
     def hands(self, node_id: str, request: Mapping[str, Any]) -> dict[str, Any]:
         """Ask the instance on `node_id` to carry out a node-local action."""

@@ -106,15 +106,16 @@ def test_rounds_feed_the_matrix_and_a_dead_task_is_replaced_through_its_node() -
 
     (finding,) = logs.named("finding")
     assert finding["runbook"] == "unreachable-endpoint" and finding["tasks"] == [t3]
-    # the hand is on n2, which cannot be asked without the secret: a clean failure
-    (failed,) = logs.starting("action: replace_task")
-    assert (
-        failed["event"] == "action: replace_task failed" and "no shared secret" in failed["error"]
-    )
+    # the hand is on n2, which cannot be asked without the secret: a skip that names why,
+    # said once (not every scan), and nothing claimed in the ledger
+    assert logs.starting("action: replace_task") == []
+    (skip,) = logs.named("decision: skip (node_unreachable)")
+    assert "no shared secret" in skip["explanation"]
+    assert fake.read_ledger(Settings().ledger_name) is None
     assert (
         prom.get_sample_value(
-            "swarm_medic_actions_total",
-            {"runbook": "unreachable-endpoint", "action": "replace_task", "result": "failed"},
+            "swarm_medic_decisions_total",
+            {"runbook": "unreachable-endpoint", "verdict": "skip", "reason": "node_unreachable"},
         )
         == 1
     )

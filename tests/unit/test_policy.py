@@ -74,6 +74,8 @@ class Case:
     verifying: frozenset[str] = frozenset()
     planned: bool = True  # the runbook planned an action
     service_exists: bool = True
+    node_local: bool = False  # a REPLACE_TASK on node "n2" instead of a force update
+    hands_down: dict[str, str] = field(default_factory=dict)
 
 
 CASES: dict[str, Case] = {
@@ -130,15 +132,40 @@ CASES: dict[str, Case] = {
         ledger=ledger_with(History(actions=((NOW - 3000, RB), (NOW - 2000, RB), (NOW - 10, RB)))),
     ),
     "not_leader before dry_run": Case("not_leader", leader=False, settings=Settings(dry_run=True)),
+    "node-local action, node down": Case(
+        "node_unreachable", node_local=True, hands_down={"n2": "connection refused"}
+    ),
+    "node-local action, another node down": Case(
+        "ok", Verdict.ACT, node_local=True, hands_down={"n3": "connection refused"}
+    ),
+    "node_unreachable before dry_run": Case(
+        "node_unreachable",
+        node_local=True,
+        hands_down={"n2": "timed out"},
+        settings=Settings(dry_run=True),
+    ),
+    "budget_spent before node_unreachable": Case(
+        "budget_spent", ledger=SPENT, node_local=True, hands_down={"n2": "timed out"}
+    ),
     "budget_spent before dry_run": Case(
         "budget_spent", ledger=SPENT, settings=Settings(dry_run=True)
     ),
 }
 
 
+def planned_action(case: Case) -> Action | None:
+    if not case.planned:
+        return None
+    if case.node_local:
+        return Action(
+            ActionKind.REPLACE_TASK, SID, f"name-{SID}", 7, "x", task_id="t", node_id="n2"
+        )
+    return action()
+
+
 def run(case: Case) -> Decision:
     services = {SID: svc(case.labels, case.name)} if case.service_exists else {}
-    act = action() if case.planned else None
+    act = planned_action(case)
     decisions = policy.decide(
         [(finding(), act)],
         services=services,
@@ -147,6 +174,7 @@ def run(case: Case) -> Decision:
         now=NOW,
         leader=case.leader,
         verifying=case.verifying,
+        hands_down=case.hands_down,
     )
     assert len(decisions) == 1
     return decisions[0]
@@ -156,7 +184,7 @@ def run(case: Case) -> Decision:
 def test_decide(case: Case) -> None:
     d = run(case)
     assert (d.verdict, d.reason) == (case.verdict, case.reason)
-    assert d.action == (action() if case.planned else None)
+    assert d.action == planned_action(case)
     assert d.finding == finding()
 
 

@@ -1,0 +1,66 @@
+"""A node that cannot be asked is not a spent action.
+
+Before: the executor claimed a node-local action in the ledger and then failed to reach the
+node; every scan did it again, spent the service's budget, opened its circuit breaker, and the
+open breaker then blocked a real fix (a paused update) on the same service.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from swarm_medic.act import Executor
+from swarm_medic.channel import ChannelError
+from swarm_medic.ledger import Ledger
+from swarm_medic.model import Action, ActionKind, Result
+from swarm_medic.settings import Settings
+from swarm_medic.swarm.fake import FakeEngine
+
+T0 = 1_700_000_000.0
+S = Settings(budget_per_hour=2, cooldown=0)
+
+
+def replace(sid: str) -> Action:
+    return Action(ActionKind.REMOVE_ORPHAN, sid, "api", 10, "orphan", task_id="t1", node_id="n2")
+
+
+def history(fake: FakeEngine, sid: str) -> int:
+    return len(Ledger.from_doc(fake.read_ledger(S.ledger_name)).history(sid).actions)
+
+
+def test_a_hand_that_cannot_be_reached_releases_its_claim() -> None:
+    fake = FakeEngine(node_id="n1", now=T0)
+    sid = fake.add_service("api")
+    asked: list[str] = []
+
+    def dead_hand(node: str, request: Mapping[str, Any]) -> Mapping[str, Any]:
+        asked.append(node)
+        raise ChannelError("http://10.0.0.2:9324/v1/act: ConnectionRefusedError")
+
+    ex = Executor(fake, S, dead_hand)
+    for i in range(5):  # more tries than the budget: none of them may spend it
+        done = ex.execute(replace(sid), "orphan-container", T0 + i)
+        assert done.result is Result.UNREACHABLE and "ConnectionRefused" in done.error
+        assert done.circuit_opened == ""
+    assert asked == ["n2"] * 5
+    assert history(fake, sid) == 0
+
+
+def test_a_node_known_to_be_down_is_not_even_claimed() -> None:
+    fake = FakeEngine(node_id="n1", now=T0)
+    sid = fake.add_service("api")
+    ex = Executor(fake, S, lambda n, r: {"ok": True}, lambda node: "did not answer")
+    done = ex.execute(replace(sid), "orphan-container", T0)
+    assert done.result is Result.UNREACHABLE and "did not answer" in done.error
+    assert fake.read_ledger(S.ledger_name) is None  # not a single ledger write
+
+
+def test_a_reachable_hand_spends_the_budget_as_before() -> None:
+    fake = FakeEngine(node_id="n1", now=T0)
+    sid = fake.add_service("api")
+    ex = Executor(fake, S, lambda n, r: {"ok": True, "node": n})
+    results = [ex.execute(replace(sid), "orphan-container", T0 + i) for i in range(2)]
+    assert [d.result for d in results] == [Result.DONE, Result.DONE]
+    assert "budget spent" in results[1].circuit_opened
+    assert history(fake, sid) == 2
