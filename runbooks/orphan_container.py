@@ -1,18 +1,27 @@
 """A task container that keeps running on a node after swarm forgot its task.
 
-Symptom: a node runs a container labelled as a swarm task (com.docker.swarm.task.id) whose
-task no longer exists in the swarm, or is assigned to another node, or has been desired shut
-down for longer than --orphan-grace. Swarm will not stop it and `docker service ps` does not
-show it (moby#24244, moby#35107); it may still hold ports, volumes and memory, or answer on
-the overlay with stale data.
+Symptom: a node runs a container that swarm created for a task (named and labelled by swarm:
+com.docker.swarm.task.id) whose task no longer exists in the swarm, or is assigned to another
+node, or is no longer desired running, and it is still running well after swarm should have
+stopped it. Swarm will not stop it and `docker service ps` does not show it (moby#24244,
+moby#35107); it may still hold ports, volumes and memory, or answer on the overlay with stale
+data.
 
 Cause: the node missed the shutdown (its engine was killed or cut off while its tasks moved,
 the service was removed meanwhile), or an agent bug.
 
-What the medic does: asks the instance on that node to remove the container (the hand checks
-the container's swarm labels first). Orphans of services that still exist follow the
-service's opt-in label; orphans of removed services are removed only with --scope all.
-Verified when the node no longer lists the container.
+Not an orphan: the old task of a rolling update, a scale-down or a `docker service rm` while
+swarm stops it. So the grace period counts from when the medic first saw the container in that
+state (not from the task's own timestamp, which says when it started running) and is
+--orphan-grace plus the service's stop grace period (10 s, the engine's default, once the
+service is gone). A container whose name is not the one swarm gives a task container (a copy
+made with `docker commit`, which keeps the labels) is never taken for a task.
+
+What the medic does: asks the instance on that node to retire the container the way swarm
+would: its own stop signal, its own grace period, then removal (the node's hand checks first
+that swarm made it). Orphans of services that still exist follow the service's opt-in label;
+orphans of removed services are acted on only with --scope all. Verified when the node no
+longer lists the container.
 
 Risks: removing a container loses what it held outside volumes; an orphan is by definition
 no longer part of any service, so nothing should depend on it.
@@ -26,6 +35,7 @@ from swarm_medic.model import Action, ActionKind, Finding, Severity
 from swarm_medic.runbook import Context
 
 NAME = "orphan-container"
+DEFAULT_STOP_GRACE = 10.0  # the engine's default stop timeout, for a service already removed
 GONE_STATES = frozenset({"shutdown", "remove", "complete", "failed", "rejected", "orphaned"})
 
 
@@ -43,31 +53,34 @@ def detect(ctx: Context) -> Iterator[Finding]:
                 why = "its task no longer exists in the swarm"
             elif task.node_id and task.node_id != node:
                 why = f"its task is assigned to {names.get(task.node_id, task.node_id)}"
-            elif (
-                task.desired_state in GONE_STATES
-                and ctx.now - task.timestamp > ctx.settings.orphan_grace
-            ):
-                why = (
-                    f"its task has been desired {task.desired_state} for "
-                    f"{ctx.now - task.timestamp:.0f}s"
-                )
+            elif task.desired_state in GONE_STATES:
+                why = f"its task is desired {task.desired_state}"
             else:
                 continue
             cid = str(c["id"])
             svc = snap.service(str(c.get("service")))
+            # swarm is probably still stopping it: its stop grace period, plus ours
+            grace = ctx.settings.orphan_grace + (
+                svc.stop_grace_period if svc else DEFAULT_STOP_GRACE
+            )
+            seen_for = ctx.now - ctx.since(f"{NAME}:{node}:{cid}")
+            if seen_for < grace:
+                continue
             svc_name = svc.name if svc else f"{c.get('service')} (removed)"
             yield Finding(
                 runbook=NAME,
                 key=f"{NAME}:{cid}",
                 summary=f"container {cid[:12]} of {svc_name} keeps running on "
-                f"{names.get(node, node)}: {why}",
+                f"{names.get(node, node)}: {why}, seen like this for {seen_for:.0f}s "
+                f"(grace {grace:.0f}s)",
                 cause="task-gone" if task is None else "task-elsewhere-or-shut-down",
                 severity=Severity.WARNING,
                 service_id=str(c.get("service") or ""),
                 service_name=svc.name if svc else "",
                 task_ids=(str(c["task"]),),
                 node_ids=(node,),
-                advice=f"remove it on {names.get(node, node)}: docker rm -f {cid[:12]}",
+                advice=f"stop and remove it on {names.get(node, node)}: "
+                f"docker stop {cid[:12]} && docker rm {cid[:12]}",
                 actionable=True,
                 details={"node": node, "container": cid},
             )

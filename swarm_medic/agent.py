@@ -10,19 +10,26 @@ probe plan; the agent answers from this node:
   attached to that overlay on this node (the only place with the embedded DNS, and the path
   a peer's traffic takes). The container is only used as a vantage point: nothing runs in it.
 
-The one action (an allow-list of one): remove the container of swarm task T of service S on
-this node, after checking the container's own swarm labels say exactly that.
+The one action (an allow-list of one): retire the container of swarm task T of service S on
+this node, after checking that the container's own swarm labels say exactly that and that
+swarm made it (named as swarm names task containers, with labels that did not come from its
+image: a `docker commit` of a task container copies the labels into the image, and every
+container run from it would otherwise pass for the task). Retiring is what swarm itself does
+to a task it shuts down: the container's own stop signal, its own grace period (StopTimeout,
+which swarm sets from the service's stop_grace_period), then removal; it runs in the
+background so a long grace period never holds the brain's request.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
 from swarm_medic.errors import EngineError
-from swarm_medic.model import LocalContainer
+from swarm_medic.model import ContainerDetail, LocalContainer
 from swarm_medic.probe import in_netns, interface_up, resolve_a, tcp_connect_all
 from swarm_medic.swarm import Engine
 
@@ -30,8 +37,31 @@ DOCKER_NETNS = "/var/run/docker/netns"
 REMOVE_TASK_CONTAINER = "remove_task_container"
 
 
+TASK_LABEL = "com.docker.swarm.task.id"
+TASK_NAME_LABEL = "com.docker.swarm.task.name"
+
+
 class AgentError(Exception):
     """A request the agent will not carry out; the message says why."""
+
+
+def not_swarm_made(d: ContainerDetail, task_id: str) -> str:
+    """Why this container is not the one swarm created for `task_id` ("" when it is)."""
+    if d.labels.get(TASK_LABEL) != task_id:
+        return f"its task label is {d.labels.get(TASK_LABEL)!r}, not {task_id!r}"
+    if d.image_labels.get(TASK_LABEL):
+        return (
+            "its image carries swarm task labels (made by `docker commit` of a task "
+            "container), so its own labels may be copies"
+        )
+    expected = d.labels.get(TASK_NAME_LABEL)
+    if not d.name.endswith("." + task_id) or (expected and d.name != expected):
+        return f"its name {d.name!r} is not the name swarm gives task {task_id}'s container"
+    return ""
+
+
+def _background(fn: Callable[[], None]) -> None:
+    threading.Thread(target=fn, name="swarm-medic-retire", daemon=True).start()
 
 
 def _str(obj: Mapping[str, Any], key: str) -> str:
@@ -56,8 +86,14 @@ class NodeAgent:
         *,
         netns_dir: str = DOCKER_NETNS,
         timeout: float = 1.0,
+        spawn: Callable[[Callable[[], None]], None] = _background,
+        on_retired: Callable[[str, str], None] = lambda container_id, error: None,
     ) -> None:
         self.engine = engine
+        self._spawn = spawn  # runs a retirement (stop, then remove); tests run it inline
+        self._on_retired = on_retired  # (container id, "" or what went wrong)
+        self._retiring: set[str] = set()
+        self._retiring_lock = threading.Lock()
         self._node_id = node_id
         self._sandboxes: dict[str, str] = {}
         self.netns_dir = netns_dir.rstrip("/")
@@ -212,8 +248,40 @@ class NodeAgent:
                 f"container {c.id[:12]} of task {task} belongs to service {c.service_id} on "
                 f"node {c.node_id}, not to service {service} on {self.node_id}: refusing"
             )
-        self.engine.remove_container(c.id)
-        return {"ok": True, "container": c.id, "task": task, "node": self.node_id}
+        detail = self.engine.container_detail(c.id)
+        why = not_swarm_made(detail, task)
+        if why:
+            raise AgentError(
+                f"container {c.id[:12]} is not swarm's container of task {task}: {why}"
+            )
+        self._retire(detail)
+        return {
+            "ok": True,
+            "container": c.id,
+            "task": task,
+            "node": self.node_id,
+            "stop_timeout": detail.stop_timeout,
+        }
+
+    def _retire(self, d: ContainerDetail) -> None:
+        with self._retiring_lock:
+            if d.id in self._retiring:
+                return  # asked again while it stops: one retirement per container
+            self._retiring.add(d.id)
+
+        def run() -> None:
+            error = ""
+            try:
+                self.engine.stop_container(d.id, d.stop_timeout)
+                self.engine.remove_container(d.id)
+            except EngineError as exc:
+                error = str(exc)
+            finally:
+                with self._retiring_lock:
+                    self._retiring.discard(d.id)
+            self._on_retired(d.id, error)
+
+        self._spawn(run)
 
 
 def _echo(p: Mapping[str, Any]) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from swarm_medic.observe import take_snapshot
 from swarm_medic.reach import Reachability
 from swarm_medic.registry import Registry
 from swarm_medic.rounds import Prober
-from swarm_medic.runbook import Context, TaskClock
+from swarm_medic.runbook import Context, Sightings, TaskClock
 from swarm_medic.settings import Settings
 from swarm_medic.swarm import Engine
 
@@ -71,6 +71,7 @@ class Medic:
         )
         self.incidents = Incidents(make_id)
         self.task_clock = TaskClock()
+        self.sightings = Sightings()
         self.state = State()
         self.wake: Callable[[float], None] = lambda delay: None
         self._lock = threading.Lock()
@@ -102,10 +103,11 @@ class Medic:
         self.task_clock.observe(snap.tasks, now)
         if self.prober is not None and snap.is_leader and self.prober.due(now):
             self._probe(self.prober, snap, now)
-        ctx = Context(snap, now, self.settings, self.task_clock, self.reach)
+        ctx = Context(snap, now, self.settings, self.task_clock, self.reach, self.sightings)
 
         matched = match.run(self.registry, ctx)
         planned, plan_failures = match.plan_all(self.registry.runbooks, matched.findings, ctx)
+        self.sightings.end_scan()
         for failure in (*matched.failures, *plan_failures):
             self.journal.runbook_failed(failure)
 

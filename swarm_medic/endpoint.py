@@ -48,7 +48,7 @@ class NodeEndpoint:
             if path == ACT_PATH:
                 answer = self.agent.act(request)
                 self.journal.log.warning(
-                    "hand: removed a task container at the brain's request",
+                    "hand: retiring a task container at the brain's request (stop, then remove)",
                     peer=peer,
                     task=answer.get("task"),
                     container=answer.get("container"),

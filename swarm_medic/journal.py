@@ -260,6 +260,15 @@ class Journal:
             nodes=len(reach.ipvs),
         )
 
+    def hand_retired(self, container_id: str, error: str) -> None:
+        """A retirement the brain asked for (stop with the container's own grace, remove)."""
+        if error:
+            self.log.error(
+                "hand: could not retire the container", container=container_id, error=error
+            )
+        else:
+            self.log.warning("hand: task container stopped and removed", container=container_id)
+
     def channel_refused(self, peer: str, path: str, why: str) -> None:
         self.metrics.channel_refused.inc()
         self.log.error("refused brain-to-node request", peer=peer, path=path, why=why)

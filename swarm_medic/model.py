@@ -84,6 +84,7 @@ class Service:
     endpoint_mode: str = "vip"  # vip | dnsrr
     target_ports: tuple[int, ...] = ()  # EndpointSpec.Ports[].TargetPort
     vips: tuple[tuple[str, str], ...] = ()  # (network id, IPv4) of the service's virtual IPs
+    stop_grace_period: float = 10.0  # seconds swarm gives a task to stop (the engine default)
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,6 +286,18 @@ class LedgerDoc:
     id: str
     version: int
     labels: Mapping[str, str] = field(default_factory=_empty)
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerDetail:
+    """One container inspected (with its image's labels): what the hand checks before it acts."""
+
+    id: str
+    name: str  # without the leading "/"
+    labels: Mapping[str, str] = field(default_factory=_empty)
+    image_labels: Mapping[str, str] = field(default_factory=_empty)
+    stop_timeout: float = 10.0  # Config.StopTimeout (swarm sets it from StopGracePeriod)
+    stop_signal: str = ""  # Config.StopSignal ("" = SIGTERM)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ Neither may do I/O: everything they need is in the Context.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from swarm_medic.model import Action, Finding, Snapshot, Task
 from swarm_medic.reach import Reachability
@@ -47,6 +47,29 @@ class TaskClock:
         return now - seen[1] if seen and seen[0] == task.state else 0.0
 
 
+class Sightings:
+    """When the medic first saw a condition that has held on every scan since.
+
+    A runbook asks `ctx.since(key)` only while its condition holds; the first ask starts the
+    clock, and a key not asked during a whole scan is forgotten, so the clock restarts if the
+    condition comes back. Engine timestamps say when something happened on its node; this says
+    how long *we* have been watching it, which is what a grace period must count from (and it
+    errs on the safe side after a restart: the clock starts again).
+    """
+
+    def __init__(self) -> None:
+        self._first: dict[str, float] = {}
+        self._asked: set[str] = set()
+
+    def since(self, key: str, now: float) -> float:
+        self._asked.add(key)
+        return self._first.setdefault(key, now)
+
+    def end_scan(self) -> None:
+        self._first = {k: v for k, v in self._first.items() if k in self._asked}
+        self._asked = set()
+
+
 @dataclass(frozen=True)
 class Context:
     snapshot: Snapshot
@@ -54,9 +77,14 @@ class Context:
     settings: Settings
     clock: TaskClock
     reach: Reachability | None = None  # the overlay probe matrix, on the brain only
+    sightings: Sightings = field(default_factory=Sightings)
 
     def age(self, task: Task) -> float:
         return self.clock.age(task, self.now)
+
+    def since(self, key: str) -> float:
+        """When the medic first saw the condition `key` names (now, the first time asked)."""
+        return self.sightings.since(key, self.now)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,15 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
-from swarm_medic.model import LedgerDoc, LocalContainer, Node, Service, SwarmInfo, Task
+from swarm_medic.model import (
+    ContainerDetail,
+    LedgerDoc,
+    LocalContainer,
+    Node,
+    Service,
+    SwarmInfo,
+    Task,
+)
 
 
 class EventStream(Protocol):
@@ -58,6 +66,14 @@ class Engine(Protocol):
 
     def sandbox(self, container_id: str) -> str:
         """The network namespace file of a container (NetworkSettings.SandboxKey)."""
+        ...
+
+    def container_detail(self, container_id: str) -> ContainerDetail:
+        """The container inspected, with its image's labels (two requests)."""
+        ...
+
+    def stop_container(self, container_id: str, timeout: float) -> None:
+        """Stop it the way its owner would: its own stop signal, then `timeout` seconds."""
         ...
 
     def remove_container(self, container_id: str) -> None:

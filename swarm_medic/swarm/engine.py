@@ -25,7 +25,15 @@ from swarm_medic.errors import (
     NotFound,
     SettingsError,
 )
-from swarm_medic.model import LedgerDoc, LocalContainer, Node, Service, SwarmInfo, Task
+from swarm_medic.model import (
+    ContainerDetail,
+    LedgerDoc,
+    LocalContainer,
+    Node,
+    Service,
+    SwarmInfo,
+    Task,
+)
 from swarm_medic.swarm import EventStream, mapping
 
 T = TypeVar("T")
@@ -229,6 +237,34 @@ class DockerEngine:
         if not key:
             raise NotFound(f"container {container_id[:12]} has no network sandbox")
         return str(key)
+
+    def container_detail(self, container_id: str) -> ContainerDetail:
+        info = self._call(
+            f"inspect container {container_id[:12]}",
+            lambda: self._api.inspect_container(container_id),
+        )
+        image: Any = None
+        if info.get("Image"):
+            try:
+                image = self._call(
+                    f"inspect image of {container_id[:12]}",
+                    lambda: self._api.inspect_image(info["Image"]),
+                )
+            except NotFound:
+                image = None  # the image was removed: its labels cannot have been copied
+        try:
+            return mapping.container_detail_from_api(info, image)
+        except (ValueError, TypeError) as exc:
+            raise EngineError(f"inspect container {container_id[:12]}: {exc}") from exc
+
+    def stop_container(self, container_id: str, timeout: float) -> None:
+        # Not retried: the engine sends the container's own stop signal, waits `timeout`, then
+        # kills; the SDK lengthens its HTTP timeout by the same amount.
+        self.api_calls += 1
+        try:
+            self._api.stop(container_id, timeout=max(0, round(timeout)))
+        except Exception as exc:
+            raise translate(exc, f"stop container {container_id[:12]}") from exc
 
     def remove_container(self, container_id: str) -> None:
         # Not retried: a timeout may hide a success, and a second try would only say 404.

@@ -18,7 +18,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from swarm_medic.errors import Conflict, EngineError, EngineUnavailable, NotAManager, NotFound
-from swarm_medic.model import LedgerDoc, LocalContainer, Node, Service, SwarmInfo, Task
+from swarm_medic.model import (
+    ContainerDetail,
+    LedgerDoc,
+    LocalContainer,
+    Node,
+    Service,
+    SwarmInfo,
+    Task,
+)
 from swarm_medic.swarm import mapping
 
 Json = dict[str, Any]
@@ -67,6 +75,7 @@ class FakeEngine:
         self.writes: list[tuple[str, str, int]] = []
         self.malformed: list[str] = []
         self._containers: dict[str, Json] = {}
+        self.stopped: list[tuple[str, float]] = []  # (container id, timeout)
         self.removed: list[str] = []  # (verb, service id, version)
 
     # --- building a world ------------------------------------------------------------------
@@ -339,8 +348,13 @@ class FakeEngine:
         state: str = "running",
         networks: tuple[tuple[str, str], ...] = (),
         sandbox: str = "",
+        name: str | None = None,
+        image_labels: Mapping[str, str] | None = None,
+        stop_timeout: int = 10,
     ) -> str:
-        """A container of `task_id` on this engine's node (the node-local view)."""
+        """A container of `task_id` on this engine's node (the node-local view). Named as
+        swarm names task containers unless `name` says otherwise; `image_labels` imitate an
+        image made by `docker commit` of a task container."""
         task = self._tasks.get(task_id, {"ServiceID": "", "NodeID": self.node_id})
         cid = f"ctr{next(self._ids):09d}"
         svc = self._services.get(task["ServiceID"], {"Spec": {"Name": ""}})
@@ -360,6 +374,9 @@ class FakeEngine:
                 }
             },
             "SandboxKey": sandbox,
+            "Names": ["/" + (name if name is not None else f"{svc['Spec']['Name']}.1.{task_id}")],
+            "ImageLabels": dict(image_labels or {}),
+            "StopTimeout": stop_timeout,
         }
         return cid
 
@@ -375,6 +392,28 @@ class FakeEngine:
         if c is None or not c["SandboxKey"]:
             raise NotFound(f"container {container_id} has no network sandbox", status=404)
         return str(c["SandboxKey"])
+
+    def container_detail(self, container_id: str) -> ContainerDetail:
+        self._enter(manager_only=False)
+        c = self._containers.get(container_id)
+        if c is None:
+            raise NotFound(f"inspect container {container_id}: no such container", status=404)
+        inspected = {
+            "Id": c["Id"],
+            "Name": c["Names"][0],
+            "Config": {"Labels": c["Labels"], "StopTimeout": c["StopTimeout"]},
+        }
+        return mapping.container_detail_from_api(
+            inspected, {"Config": {"Labels": c["ImageLabels"]}}
+        )
+
+    def stop_container(self, container_id: str, timeout: float) -> None:
+        self._enter(manager_only=False)
+        c = self._containers.get(container_id)
+        if c is None:
+            raise NotFound(f"stop container {container_id}: no such container", status=404)
+        c["State"] = "exited"
+        self.stopped.append((container_id, timeout))
 
     def remove_container(self, container_id: str) -> None:
         self._enter(manager_only=False)

@@ -12,6 +12,7 @@ from types import MappingProxyType
 from typing import Any, TypeVar
 
 from swarm_medic.model import (
+    ContainerDetail,
     Event,
     LocalContainer,
     Node,
@@ -166,7 +167,15 @@ def service_from_api(obj: Json) -> Service:
             for v in (obj.get("Endpoint") or {}).get("VirtualIPs") or ()
             if isinstance(v, Mapping) and v.get("Addr")
         ),
+        stop_grace_period=_nanos(container.get("StopGracePeriod"), 10.0),
     )
+
+
+def _nanos(value: object, default: float) -> float:
+    """A Go time.Duration in nanoseconds -> seconds; unset or nonsense -> `default`."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return default
+    return value / 1e9
 
 
 def _ip(cidr: object) -> str:
@@ -264,4 +273,22 @@ def container_from_api(obj: Json) -> LocalContainer:
             for n in nets
             if isinstance(n, Mapping) and n.get("IPAddress")
         ),
+    )
+
+
+def container_detail_from_api(obj: Json, image: Json | None) -> ContainerDetail:
+    """`docker inspect` of a container (and of its image, when it still exists)."""
+    cid = obj.get("Id")
+    if not isinstance(cid, str) or not cid:
+        raise ValueError("container without an Id")
+    cfg = obj.get("Config") or {}
+    timeout = cfg.get("StopTimeout")
+    img_cfg = (image or {}).get("Config") or {}
+    return ContainerDetail(
+        id=cid,
+        name=str(obj.get("Name") or "").lstrip("/"),
+        labels=_labels(cfg.get("Labels")),
+        image_labels=_labels(img_cfg.get("Labels")),
+        stop_timeout=float(timeout) if isinstance(timeout, int) and timeout >= 0 else 10.0,
+        stop_signal=str(cfg.get("StopSignal") or ""),
     )

@@ -107,6 +107,9 @@ def test_orphan_container_is_removed(web: Web, node_medics: NodeMedics) -> None:
         "com.docker.swarm.node.id": node3,
     }
     args = [a for k, v in labels.items() for a in ("--label", f"{k}={v}")]
+    # named as swarm names a task container: the hand refuses any other (a copy, say)
+    name = f"{web.name}.1.{gone_task}"
+    args += ["--label", f"com.docker.swarm.task.name={name}", "--name", name]
     cid = on_node(3, "run", "-d", *args, image_id(), "sleep", "3600")
     time.sleep(SWARM_ALONE)
     assert on_node(3, "inspect", "-f", "{{.State.Running}}", cid) == "true"  # swarm: no idea
@@ -116,7 +119,7 @@ def test_orphan_container_is_removed(web: Web, node_medics: NodeMedics) -> None:
     action = brain.wait_for("action: remove_orphan done", 15)
     healed = brain.wait_for("verified: healed", 30, runbook="orphan-container")
     assert not on_node(3, "ps", "-aq", "--filter", f"id={cid}")
-    hand = next(m for m in medics if m.find("hand: removed"))
+    hand = next(m for m in medics if m.find("hand: task container stopped and removed"))
     assert hand is medics[2]  # node3's own instance removed it
     record_timing(
         runbook="orphan-container",

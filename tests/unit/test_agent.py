@@ -32,13 +32,24 @@ def engine() -> FakeEngine:
     return FakeEngine(node_id=ME)
 
 
+def inline(fn: Callable[[], None]) -> None:
+    fn()
+
+
+def hand(engine: FakeEngine, node: str = ME) -> NodeAgent:
+    """An agent that retires containers inline, so the test sees the result at once."""
+    return NodeAgent(engine, node, spawn=inline)
+
+
 def test_act_removes_the_container_of_the_task(engine: FakeEngine) -> None:
     sid = engine.add_service("web")
     tid = engine.add_task(sid, node_id=ME)
     cid = engine.add_container(tid)
     other = engine.add_container(engine.add_task(sid, node_id=ME))
-    answer = NodeAgent(engine, ME).act({"kind": REMOVE_TASK_CONTAINER, "task": tid, "service": sid})
-    assert answer == {"ok": True, "container": cid, "task": tid, "node": ME}
+    answer = hand(engine).act({"kind": REMOVE_TASK_CONTAINER, "task": tid, "service": sid})
+    assert answer == {"ok": True, "container": cid, "task": tid, "node": ME, "stop_timeout": 10}
+    # stopped the way swarm stops a task (its own signal and grace), then removed
+    assert engine.stopped == [(cid, 10.0)]
     assert engine.removed == [cid]
     assert [c.id for c in engine.local_containers()] == [other]
 
@@ -47,7 +58,7 @@ def test_act_asks_the_engine_for_its_node_id_when_not_given(engine: FakeEngine) 
     sid = engine.add_service("web")
     tid = engine.add_task(sid, node_id=ME)
     cid = engine.add_container(tid)
-    answer = NodeAgent(engine).act({"kind": REMOVE_TASK_CONTAINER, "task": tid, "service": sid})
+    answer = hand(engine, "").act({"kind": REMOVE_TASK_CONTAINER, "task": tid, "service": sid})
     assert answer["node"] == ME
     assert engine.removed == [cid]
 
@@ -58,7 +69,7 @@ def test_act_refuses_any_other_kind(engine: FakeEngine, kind: str | None) -> Non
     tid = engine.add_task(sid, node_id=ME)
     engine.add_container(tid)
     with pytest.raises(AgentError, match=f"is not allowed \\(allowed: {REMOVE_TASK_CONTAINER}\\)"):
-        NodeAgent(engine, ME).act({"kind": kind, "task": tid, "service": sid})
+        hand(engine).act({"kind": kind, "task": tid, "service": sid})
     assert engine.removed == []
 
 
@@ -67,7 +78,7 @@ def test_act_refuses_a_container_of_another_service(engine: FakeEngine) -> None:
     tid = engine.add_task(web, node_id=ME)
     engine.add_container(tid)
     with pytest.raises(AgentError, match=f"belongs to service {web}.*: refusing"):
-        NodeAgent(engine, ME).act({"kind": REMOVE_TASK_CONTAINER, "task": tid, "service": api})
+        hand(engine).act({"kind": REMOVE_TASK_CONTAINER, "task": tid, "service": api})
     assert engine.removed == []
     assert len(engine.local_containers()) == 1
 
@@ -77,7 +88,7 @@ def test_act_refuses_a_container_labelled_with_another_node(engine: FakeEngine) 
     tid = engine.add_task(sid, node_id="node-2")
     engine.add_container(tid)
     with pytest.raises(AgentError, match=r"on node node-2, not to service .* on node-1: refusing"):
-        NodeAgent(engine, ME).act({"kind": REMOVE_TASK_CONTAINER, "task": tid, "service": sid})
+        hand(engine).act({"kind": REMOVE_TASK_CONTAINER, "task": tid, "service": sid})
     assert engine.removed == []
 
 
@@ -85,9 +96,7 @@ def test_act_without_a_container_for_the_task(engine: FakeEngine) -> None:
     sid = engine.add_service("web")
     engine.add_container(engine.add_task(sid, node_id=ME))
     with pytest.raises(AgentError, match=f"no container of task other-task on node {ME}"):
-        NodeAgent(engine, ME).act(
-            {"kind": REMOVE_TASK_CONTAINER, "task": "other-task", "service": sid}
-        )
+        hand(engine).act({"kind": REMOVE_TASK_CONTAINER, "task": "other-task", "service": sid})
     assert engine.removed == []
 
 
@@ -106,8 +115,53 @@ def test_act_needs_non_empty_fields(
     engine: FakeEngine, request_: dict[str, Any], field: str
 ) -> None:
     with pytest.raises(AgentError, match=f"field '{field}' must be a non-empty string"):
-        NodeAgent(engine, ME).act({"kind": REMOVE_TASK_CONTAINER, **request_})
+        hand(engine).act({"kind": REMOVE_TASK_CONTAINER, **request_})
     assert engine.removed == []
+
+
+def test_act_stops_with_the_containers_own_grace_period(engine: FakeEngine) -> None:
+    sid = engine.add_service("db")
+    tid = engine.add_task(sid, node_id=ME)
+    cid = engine.add_container(tid, stop_timeout=300)
+    retired: list[tuple[str, str]] = []
+    agent = NodeAgent(engine, ME, spawn=inline, on_retired=lambda c, e: retired.append((c, e)))
+    answer = agent.act({"kind": REMOVE_TASK_CONTAINER, "task": tid, "service": sid})
+    assert answer["stop_timeout"] == 300
+    assert engine.stopped == [(cid, 300.0)]
+    assert retired == [(cid, "")]
+
+
+def test_act_retires_in_the_background_and_only_once(engine: FakeEngine) -> None:
+    sid = engine.add_service("db")
+    tid = engine.add_task(sid, node_id=ME)
+    cid = engine.add_container(tid)
+    later: list[Callable[[], None]] = []
+    agent = NodeAgent(engine, ME, spawn=later.append)
+    for _ in range(3):  # the brain asks again while the container is still stopping
+        assert agent.act({"kind": REMOVE_TASK_CONTAINER, "task": tid, "service": sid})["ok"]
+    assert engine.removed == [] and len(later) == 1  # the answer did not wait for the stop
+    later[0]()
+    assert engine.removed == [cid]
+
+
+def test_act_refuses_a_container_run_from_a_committed_task_image(engine: FakeEngine) -> None:
+    # `docker commit` of a task container copies its swarm labels into the image; a
+    # container run from that image carries them too, under a name swarm never gave it
+    sid = engine.add_service("web")
+    tid = engine.add_task(sid, node_id=ME)
+    engine.add_container(tid, name="brave_turing", image_labels={"com.docker.swarm.task.id": tid})
+    with pytest.raises(AgentError, match="made by `docker commit`"):
+        hand(engine).act({"kind": REMOVE_TASK_CONTAINER, "task": tid, "service": sid})
+    assert engine.stopped == [] and engine.removed == []
+
+
+def test_act_refuses_a_container_swarm_did_not_name(engine: FakeEngine) -> None:
+    sid = engine.add_service("web")
+    tid = engine.add_task(sid, node_id=ME)
+    engine.add_container(tid, name="copy-of-web")
+    with pytest.raises(AgentError, match="is not the name swarm gives"):
+        hand(engine).act({"kind": REMOVE_TASK_CONTAINER, "task": tid, "service": sid})
+    assert engine.stopped == [] and engine.removed == []
 
 
 # --- probe ----------------------------------------------------------------------------------

@@ -135,7 +135,9 @@ def test_a_valid_act_is_carried_out_and_logged() -> None:
     code, answer = s.post(ACT_PATH, {"kind": "remove_task_container", "task": "t1"})
     assert code == 200
     assert answer["ok"] is True
-    (entry,) = s.events("hand: removed a task container at the brain's request")
+    (entry,) = s.events(
+        "hand: retiring a task container at the brain's request (stop, then remove)"
+    )
     assert (entry["peer"], entry["task"], entry["container"]) == (PEER, "t1", "ctr1")
 
 

@@ -1,0 +1,123 @@
+"""orphan-container: healthy churn is never an orphan; a real orphan is found after its grace.
+
+Before: the grace counted from the task's Status.Timestamp (when it started running, often
+days ago), and the "task gone" and "task elsewhere" branches had none, so the old task of every
+rolling update, scale-down and `docker service rm` was flagged (and force-removed) while swarm
+was still stopping it. Now it counts from the medic's first sighting, plus the service's stop
+grace period.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pytest
+
+from runbooks import orphan_container
+from swarm_medic.model import Node, Service, Snapshot, SwarmInfo, Task
+from swarm_medic.reach import Reachability
+from swarm_medic.runbook import Context, Sightings, TaskClock
+from swarm_medic.settings import Settings
+
+T0 = 1_700_000_000.0
+DAYS_AGO = T0 - 3 * 86400
+GRACE = 60.0  # --orphan-grace default
+SID, TID, CID = "svc1", "task1", "ctr1"
+
+
+def node(nid: str) -> Node:
+    return Node(nid, nid, "worker", "active", "ready")
+
+
+def task(desired: str = "running", node_id: str = "n2", state: str = "running") -> Task:
+    return Task(TID, SID, 1, node_id, state, desired, timestamp=DAYS_AGO)
+
+
+@dataclass
+class World:
+    """One container on node n2, seen over consecutive scans."""
+
+    tasks: Sequence[Task] = ()
+    service: Service | None = field(default_factory=lambda: Service(SID, "db", 10))
+    settings: Settings = field(default_factory=Settings)
+    sightings: Sightings = field(default_factory=Sightings)
+
+    def scan(self, now: float, *, container_state: str = "running") -> list[str]:
+        snap = Snapshot(
+            now,
+            SwarmInfo("n1", "", "active", True),
+            (node("n1"), node("n2")),
+            (self.service,) if self.service else (),
+            tuple(self.tasks),
+        )
+        reach = Reachability()
+        reach.containers = {
+            "n2": [{"id": CID, "task": TID, "service": SID, "state": container_state}]
+        }
+        ctx = Context(snap, now, self.settings, TaskClock(), reach, self.sightings)
+        found = [f.summary for f in orphan_container.detect(ctx)]
+        self.sightings.end_scan()
+        return found
+
+
+def first_flagged(w: World, until: float, every: float = 2.0) -> float | None:
+    """Seconds after the first scan at which the container is first flagged, if ever."""
+    t = 0.0
+    while t <= until:
+        if w.scan(T0 + t):
+            return t
+        t += every
+    return None
+
+
+def test_a_healthy_running_task_is_never_an_orphan() -> None:
+    assert first_flagged(World(tasks=[task()]), 3600) is None
+
+
+@pytest.mark.parametrize(
+    ("what", "world", "stop_grace"),
+    [
+        ("rolling update: old task desired shutdown", World(tasks=[task("shutdown")]), 10.0),
+        ("scale-down: task desired remove", World(tasks=[task("remove")]), 10.0),
+        ("service rm: task and service gone", World(tasks=[], service=None), 10.0),
+        ("task rescheduled to another node", World(tasks=[task(node_id="n1")]), 10.0),
+        (
+            "a database with a 5 minute stop grace period",
+            World(tasks=[task("shutdown")], service=Service(SID, "db", 10, stop_grace_period=300)),
+            300.0,
+        ),
+    ],
+)
+def test_churn_is_left_to_swarm_for_its_grace_then_flagged(
+    what: str, world: World, stop_grace: float
+) -> None:
+    # the task itself started running days ago: that must not count
+    flagged = first_flagged(world, 1200)
+    assert flagged is not None, what
+    assert GRACE + stop_grace <= flagged <= GRACE + stop_grace + 2.0, what
+
+
+def test_the_grace_restarts_when_the_condition_goes_away() -> None:
+    w = World(tasks=[task("shutdown")])
+    assert w.scan(T0) == []
+    assert w.scan(T0 + 60) == []
+    w.tasks = [task("running")]  # e.g. a rollback brought the task back
+    assert w.scan(T0 + 62) == []
+    w.tasks = [task("shutdown")]
+    assert w.scan(T0 + 100) == []  # 38 s after the restart, not 100 s after the first sighting
+    assert w.scan(T0 + 100 + GRACE + 10) != []
+
+
+def test_a_stopped_container_is_not_an_orphan() -> None:
+    w = World(tasks=[])
+    for t in range(0, 600, 10):
+        assert w.scan(T0 + t, container_state="exited") == []
+
+
+def test_the_finding_says_how_long_and_what_grace() -> None:
+    w = World(tasks=[], service=None)
+    w.scan(T0)
+    (summary,) = w.scan(T0 + 75)
+    assert "its task no longer exists" in summary
+    assert "seen like this for 75s (grace 70s)" in summary
