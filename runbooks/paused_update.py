@@ -1,30 +1,73 @@
 """A service update that swarm paused (or a rollback that paused) and left there.
 
 Symptom: UpdateStatus.State is `paused` ("update paused due to failure or early termination of
-task ...") or `rollback_paused`. Swarm never resumes by itself: the service runs a mix of old
+task <id>") or `rollback_paused`. Swarm never resumes by itself: the service runs a mix of old
 and new tasks, or fewer replicas than asked, until someone acts.
 
-Cause: the new tasks failed within the update's monitor window (bad image, bad command, failing
-healthcheck) with --update-failure-action pause (the default).
+Cause: a task of the new spec ended within the update's monitor window. That is either the new
+spec failing by itself (non-zero exit, failing healthcheck, an image that does not exist: the
+task is `failed`, `rejected` or `complete`), or a task the orchestrator itself stopped (its node
+was drained, went down or the task was shut down or removed by a scale-down: the task is
+`shutdown`, `remove` or `orphaned`, or desired no longer running while its node is
+unavailable). Swarm pauses on both; only the first says anything about the new spec.
 
-What the medic does: rolls the service back to its previous spec (`rollback=previous`, the same
-as `docker service rollback`), and verifies the rollback completed with every task running.
-With --paused-update-action retry it re-runs the update instead (a force update of the new
-spec), for updates that fail on transient causes. A paused *rollback* is only reported: there is
-no earlier spec to go to, so a person must choose.
+What the medic does: it reads the task the pause names, then
+- the new spec failed by itself: rolls the service back to its previous spec
+  (`rollback=previous`, as `docker service rollback`) and verifies the rollback completed with
+  every task running; with --paused-update-action retry it re-runs the update instead (a force
+  update of the new spec), for updates that fail on transient causes;
+- the task was stopped by its node or the orchestrator: resumes the operator's update (posts
+  the same spec again, as `docker service update SVC` does) and verifies it completed; a good
+  deploy is not undone because a node was drained during it;
+- the task is no longer in the swarm's history: reports only, since it cannot tell which.
+A paused *rollback* is only reported: there is no earlier spec to go to, so a person must
+choose.
 
-Risks: a rollback undoes a deploy someone made on purpose; the finding and the action name the
-update's message so the deployer can see why. A service with no previous spec is only reported.
+Risks: a rollback undoes a deploy someone made on purpose; the finding names the task and why
+it ended so the deployer can see it. Resuming posts the current spec again, so swarm makes it
+the service's PreviousSpec too: after a resume, `docker service rollback` no longer reaches
+the spec before the update. A service with no previous spec is only reported.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
-from swarm_medic.model import Action, ActionKind, Finding, Severity
+from swarm_medic.model import Action, ActionKind, Finding, Severity, Snapshot, Task
 from swarm_medic.runbook import Context
 
 NAME = "paused-update"
+_TASK = re.compile(r"\btask ([\w-]{1,64})\s*$")
+OWN_FAILURE = frozenset({"failed", "rejected", "complete"})
+STOPPED_BY_SWARM = frozenset({"shutdown", "remove", "orphaned"})
+# Finding.cause for a pause, by what ended the task it names
+FAILED, STOPPED, UNKNOWN = "new-spec-failed", "stopped-by-node", "cause-unknown"
+
+
+def judge(snap: Snapshot, message: str) -> tuple[str, str, Task | None]:
+    """Why the update paused -> (cause, in words, the task the pause names)."""
+    m = _TASK.search(message)
+    task = snap.task(m.group(1)) if m else None
+    if task is None:
+        what = f"task {m.group(1)}" if m else "the task"
+        return UNKNOWN, f"{what} is no longer in the swarm's task history", None
+    node = snap.node(task.node_id)
+    where = f" on {node.hostname}" if node else ""
+    if task.state in OWN_FAILURE:
+        error = task.err or (
+            f"exit code {task.exit_code}" if task.exit_code is not None else task.message
+        )
+        return FAILED, f"task {task.id[:12]}{where} {task.state} by itself: {error}", task
+    node_away = node is not None and (node.state != "ready" or node.availability != "active")
+    if task.state in STOPPED_BY_SWARM or (task.desired_state != "running" and node_away):
+        why = (
+            f"its node is {node.state}/{node.availability}"
+            if node_away and node
+            else "the orchestrator shut it down"
+        )
+        return STOPPED, f"task {task.id[:12]}{where} was stopped, not failed: {why}", task
+    return UNKNOWN, f"task {task.id[:12]}{where} is {task.state}: cannot tell why", task
 
 
 def detect(ctx: Context) -> Iterator[Finding]:
@@ -32,31 +75,44 @@ def detect(ctx: Context) -> Iterator[Finding]:
         us = svc.update_status
         if us is None or us.state not in ("paused", "rollback_paused"):
             continue
-        rollback = us.state == "rollback_paused"
         started = f"{us.started_at:.0f}" if us.started_at else "?"
-        if rollback:
+        summary = f"update of {svc.name} is {us.state.replace('_', ' ')}: {us.message}"
+        details = {"update_message": us.message}
+        if us.state == "rollback_paused":
+            cause, actionable = "rollback_paused", False
             advice = (
                 "the rollback itself paused; fix the cause, then "
                 f"`docker service update --force {svc.name}` or deploy a good spec"
             )
-            actionable = False
-        elif ctx.settings.paused_update_action == "retry":
-            advice, actionable = "retry the update (force update of the new spec)", True
-        elif svc.has_previous_spec:
-            advice, actionable = "roll back to the previous spec", True
         else:
-            advice, actionable = "no previous spec to roll back to; fix the spec by hand", False
+            cause, why, task = judge(ctx.snapshot, us.message)
+            summary += f" ({why})"
+            details |= {"why": why, "task": task.id if task else ""}
+            actionable = cause != UNKNOWN
+            if cause == STOPPED:
+                advice = f"resume the update: `docker service update {svc.name}`"
+            elif cause == UNKNOWN:
+                advice = (
+                    "look at `docker service ps` and choose: `docker service rollback "
+                    f"{svc.name}` or resume with `docker service update {svc.name}`"
+                )
+            elif ctx.settings.paused_update_action == "retry":
+                advice = "retry the update (force update of the new spec)"
+            elif svc.has_previous_spec:
+                advice = "roll back to the previous spec"
+            else:
+                advice, actionable = "no previous spec to roll back to; fix the spec by hand", False
         yield Finding(
             runbook=NAME,
             key=f"{NAME}:{svc.id}:{us.state}:{started}",
-            summary=f"update of {svc.name} is {us.state.replace('_', ' ')}: {us.message}",
-            cause=us.state,
+            summary=summary,
+            cause=cause,
             severity=Severity.CRITICAL,
             service_id=svc.id,
             service_name=svc.name,
             advice=advice,
             actionable=actionable,
-            details={"update_message": us.message},
+            details=details,
         )
 
 
@@ -64,6 +120,15 @@ def plan(finding: Finding, ctx: Context) -> Action | None:
     svc = ctx.snapshot.service(finding.service_id)
     if svc is None or not finding.actionable:
         return None
+    if finding.cause == STOPPED:
+        return Action(
+            ActionKind.RESUME_UPDATE,
+            svc.id,
+            svc.name,
+            svc.version,
+            "update paused because its node stopped a task, not because the new spec failed: "
+            "resume it",
+        )
     if ctx.settings.paused_update_action == "retry":
         return Action(
             ActionKind.RETRY_UPDATE, svc.id, svc.name, svc.version, "update paused: retry it"
@@ -73,5 +138,5 @@ def plan(finding: Finding, ctx: Context) -> Action | None:
         svc.id,
         svc.name,
         svc.version,
-        "update paused: roll back to the previous spec",
+        "update paused: the new spec failed; roll back to the previous spec",
     )

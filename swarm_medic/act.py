@@ -115,6 +115,8 @@ class Executor:
         try:
             if action.kind is ActionKind.ROLLBACK:
                 self._engine.rollback(action.service_id, action.service_version)
+            elif action.kind is ActionKind.RESUME_UPDATE:
+                self._engine.resume_update(action.service_id, action.service_version)
             else:  # FORCE_UPDATE and RETRY_UPDATE are both a ForceUpdate bump
                 self._engine.force_update(action.service_id, action.service_version)
         except Conflict as exc:

@@ -204,6 +204,7 @@ class ActionKind(enum.StrEnum):
     FORCE_UPDATE = "force_update"
     ROLLBACK = "rollback"
     RETRY_UPDATE = "retry_update"
+    RESUME_UPDATE = "resume_update"  # re-issue the same spec: swarm resumes a paused update
     REPLACE_TASK = "replace_task"  # the task's node removes its container; swarm makes another
     REMOVE_ORPHAN = "remove_orphan"  # a node removes a task container swarm no longer knows
 

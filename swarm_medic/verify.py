@@ -33,13 +33,17 @@ class Verdict:
     detail: str
 
 
-def converged(snapshot: Snapshot, service_id: str, after_rollback: bool) -> tuple[bool, str]:
+# after these actions, "settled" is not enough: the update they restarted must have finished
+MUST_COMPLETE = {ActionKind.ROLLBACK: "rollback_completed", ActionKind.RESUME_UPDATE: "completed"}
+
+
+def converged(snapshot: Snapshot, service_id: str, must: str | None = None) -> tuple[bool, str]:
     svc = snapshot.service(service_id)
     if svc is None:
         return False, "service was removed"
     state = svc.update_status.state if svc.update_status else None
-    if after_rollback and state != "rollback_completed":
-        return False, f"rollback not completed (update state {state})"
+    if must is not None and state != must:
+        return False, f"update not {must.replace('_', ' ')} (update state {state})"
     if state not in SETTLED:
         return False, f"update state {state}"
     current = [t for t in snapshot.tasks_of(service_id) if t.desired_state == "running"]
@@ -89,7 +93,7 @@ def orphan_gone(p: Pending, reach: Reachability | None) -> tuple[bool, str]:
 def check(
     p: Pending, snapshot: Snapshot, now: float, hold: float, reach: Reachability | None = None
 ) -> Pending | Verdict:
-    ok, detail = converged(snapshot, p.action.service_id, p.action.kind is ActionKind.ROLLBACK)
+    ok, detail = converged(snapshot, p.action.service_id, MUST_COMPLETE.get(p.action.kind))
     if ok and p.action.kind is ActionKind.REPLACE_TASK:
         ok, detail = answers_everywhere(p, snapshot, reach)
     if p.action.kind is ActionKind.REMOVE_ORPHAN:

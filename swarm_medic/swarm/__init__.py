@@ -52,6 +52,11 @@ class Engine(Protocol):
         """Roll back to PreviousSpec (`rollback=previous`), compare-and-swap on `version`."""
         ...
 
+    def resume_update(self, service_id: str, version: int) -> None:
+        """Post the service's own spec again (`docker service update SVC`): a paused update
+        carries on. Compare-and-swap on `version`."""
+        ...
+
     def read_ledger(self, name: str) -> LedgerDoc | None: ...
 
     def write_ledger(self, name: str, doc: LedgerDoc | None, labels: Mapping[str, str]) -> None:

@@ -149,8 +149,11 @@ class DockerEngine:
 
     # --- writes: compare-and-swap on Version.Index, never retried blindly -----------------
 
-    def _update_service(self, service_id: str, version: int, *, rollback: bool) -> None:
-        what = f"{'roll back' if rollback else 'force update'} service {service_id}"
+    def _update_service(self, service_id: str, version: int, *, how: str) -> None:
+        """how: force (bump ForceUpdate), rollback (rollback=previous) or resume (the same
+        spec again: swarm resets UpdateStatus and carries on with the tasks not yet updated)."""
+        verb = {"force": "force update", "rollback": "roll back", "resume": "resume the update of"}
+        what = f"{verb[how]} service {service_id}"
         current = self._call(
             f"inspect service {service_id}", lambda: self._api.inspect_service(service_id)
         )
@@ -161,9 +164,9 @@ class DockerEngine:
             )
         spec = copy.deepcopy(current["Spec"])
         params: dict[str, Any] = {"version": version}
-        if rollback:
+        if how == "rollback":
             params["rollback"] = "previous"
-        else:
+        elif how == "force":
             template = spec.setdefault("TaskTemplate", {})
             template["ForceUpdate"] = int(template.get("ForceUpdate") or 0) + 1
 
@@ -180,10 +183,13 @@ class DockerEngine:
             raise translate(exc, what) from exc
 
     def force_update(self, service_id: str, version: int) -> None:
-        self._update_service(service_id, version, rollback=False)
+        self._update_service(service_id, version, how="force")
 
     def rollback(self, service_id: str, version: int) -> None:
-        self._update_service(service_id, version, rollback=True)
+        self._update_service(service_id, version, how="rollback")
+
+    def resume_update(self, service_id: str, version: int) -> None:
+        self._update_service(service_id, version, how="resume")
 
     def read_ledger(self, name: str) -> LedgerDoc | None:
         found = self._call("list configs", lambda: self._api.configs(filters={"name": name}))

@@ -200,6 +200,25 @@ class FakeEngine:
         if desired is not None:
             task["DesiredState"] = desired
 
+    def pause_update(self, service_id: str, *, task_state: str = "failed") -> str:
+        """The service's update paused on a new task that ended in `task_state` (failed: the
+        new spec failed by itself; shutdown: the orchestrator stopped it). -> the task id."""
+        failed = task_state == "failed"
+        tid = self.add_task(
+            service_id,
+            state=task_state,
+            desired="shutdown",
+            node_id=self.node_id,
+            err="task: non-zero exit (3)" if failed else "",
+            message="started" if failed else "shutdown",
+        )
+        self.set_update_status(
+            service_id,
+            "paused",
+            f"update paused due to failure or early termination of task {tid}",
+        )
+        return tid
+
     def set_update_status(self, service_id: str, state: str, message: str = "") -> None:
         self._services[service_id]["UpdateStatus"] = {"State": state, "Message": message}
 
@@ -294,6 +313,14 @@ class FakeEngine:
             svc = self._service_for_write(service_id, version, "force_update")
             svc["PreviousSpec"] = copy.deepcopy(svc["Spec"])
             svc["Spec"]["TaskTemplate"]["ForceUpdate"] += 1
+            svc["Version"]["Index"] += 1
+            svc["UpdateStatus"] = {"State": "updating", "Message": "update in progress"}
+            self._service_event("update", service_id)
+
+    def resume_update(self, service_id: str, version: int) -> None:
+        with self._lock:
+            svc = self._service_for_write(service_id, version, "resume_update")
+            svc["PreviousSpec"] = copy.deepcopy(svc["Spec"])  # as swarmkit's UpdateService does
             svc["Version"]["Index"] += 1
             svc["UpdateStatus"] = {"State": "updating", "Message": "update in progress"}
             self._service_event("update", service_id)

@@ -567,8 +567,8 @@ def test_a_paused_update_is_rolled_back_and_verified() -> None:
         "api",
         labels=ENABLE,
         previous_spec=True,
-        update_status={"State": "paused", "Message": "update paused due to failure"},
     )
+    fake.pause_update(sid)
     fake.add_task(sid, state="running", node_id=ME)
     h = Harness(fake)
 
@@ -576,7 +576,7 @@ def test_a_paused_update_is_rolled_back_and_verified() -> None:
 
     (finding,) = h.logs.named("finding")
     assert finding["runbook"] == "paused-update"
-    assert finding["cause"] == "paused"
+    assert finding["cause"] == "new-spec-failed"
     (act,) = h.logs.named("decision: act")
     assert act["action"] == "rollback"
     assert fake.writes == [("rollback", sid, 10)]
@@ -600,14 +600,34 @@ def test_a_paused_update_is_rolled_back_and_verified() -> None:
     assert fake.writes == [("rollback", sid, 10)]
 
 
+def test_an_update_paused_because_a_node_stopped_its_task_is_resumed_not_rolled_back() -> None:
+    fake = swarm()
+    sid = fake.add_service("api", labels=ENABLE, previous_spec=True)
+    fake.add_task(sid, state="running", node_id=ME)
+    fake.pause_update(sid, task_state="shutdown")  # e.g. its node was drained mid-update
+    h = Harness(fake)
+
+    h.scan(T0)
+
+    (finding,) = h.logs.named("finding")
+    assert finding["cause"] == "stopped-by-node"
+    assert "was stopped, not failed" in finding["summary"]
+    assert fake.writes == [("resume_update", sid, 10)]  # the operator's deploy carries on
+    fake.set_update_status(sid, "completed")
+    h.scan(T0 + 1)
+    h.scan(T0 + 12)
+    (healed,) = h.logs.named("verified: healed")
+    assert healed["action"] == "resume_update"
+
+
 def test_two_findings_on_one_service_act_once() -> None:
     fake = swarm()
     sid = fake.add_service(
         "api",
         labels=ENABLE,
         previous_spec=True,
-        update_status={"State": "paused", "Message": "update paused due to failure"},
     )
+    fake.pause_update(sid)
     fake.add_task(sid, state="starting", node_id=ME, since=T0 - STUCK_FOR)
     h = Harness(fake)
 

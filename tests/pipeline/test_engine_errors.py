@@ -313,6 +313,23 @@ def test_rollback_asks_for_the_previous_spec(
     assert kwargs["data"]["TaskTemplate"]["ForceUpdate"] == 2
 
 
+def test_resume_posts_the_same_spec_again(
+    engine: DockerEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        engine._api, "inspect_service", Calls(result={"Version": {"Index": 7}, "Spec": SPEC})
+    )
+    post = Calls(result=ok_response())
+    monkeypatch.setattr(engine._api, "_post_json", post)
+
+    engine.resume_update("svc1", 7)
+
+    (url,), kwargs = post.args[0]
+    assert url.endswith("/services/svc1/update")
+    assert kwargs["params"] == {"version": 7}  # no rollback, no ForceUpdate bump
+    assert kwargs["data"] == SPEC
+
+
 def test_a_service_changed_since_the_decision_is_a_conflict_without_a_write(
     engine: DockerEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -77,12 +77,8 @@ class Instance:
 def world() -> FakeEngine:
     fake = FakeEngine(node_id=ME, now=T0)
     fake.add_node("manager-1", node_id=ME, leader=True)
-    fake.add_service(
-        "api",
-        labels={"swarm-medic.enable": "true"},
-        previous_spec=True,
-        update_status={"State": "paused", "Message": "update paused due to failure"},
-    )
+    sid = fake.add_service("api", labels={"swarm-medic.enable": "true"}, previous_spec=True)
+    fake.pause_update(sid)
     return fake
 
 

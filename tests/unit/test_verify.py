@@ -120,19 +120,19 @@ def pending(kind: ActionKind = ActionKind.FORCE_UPDATE, timeout: float = 120.0) 
         pytest.param(
             snap([task("a", "running")], replicas=1, update="completed"),
             True,
-            (False, "rollback not completed (update state completed)"),
+            (False, "update not rollback completed (update state completed)"),
             id="rollback-needs-rollback-completed",
         ),
         pytest.param(
             snap([task("a", "running")], replicas=1),
             True,
-            (False, "rollback not completed (update state None)"),
+            (False, "update not rollback completed (update state None)"),
             id="rollback-no-update-status",
         ),
         pytest.param(
             snap([task("a", "running")], replicas=1, update="rollback_started"),
             True,
-            (False, "rollback not completed (update state rollback_started)"),
+            (False, "update not rollback completed (update state rollback_started)"),
             id="rollback-in-progress",
         ),
         pytest.param(HEALTHY, False, (True, "2 task(s) running"), id="replicated-count-matches"),
@@ -164,7 +164,8 @@ def pending(kind: ActionKind = ActionKind.FORCE_UPDATE, timeout: float = 120.0) 
     ],
 )
 def test_converged(snapshot: Snapshot, after_rollback: bool, expected: tuple[bool, str]) -> None:
-    assert converged(snapshot, SID, after_rollback) == expected
+    must = "rollback_completed" if after_rollback else None
+    assert converged(snapshot, SID, must) == expected
 
 
 # --- check: hold, flap, deadline -----------------------------------------------------------
