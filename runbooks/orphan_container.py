@@ -13,9 +13,11 @@ the service was removed meanwhile), or an agent bug.
 Not an orphan: the old task of a rolling update, a scale-down or a `docker service rm` while
 swarm stops it. So the grace period counts from when the medic first saw the container in that
 state (not from the task's own timestamp, which says when it started running) and is
---orphan-grace plus the service's stop grace period (10 s, the engine's default, once the
-service is gone). A container whose name is not the one swarm gives a task container (a copy
-made with `docker commit`, which keeps the labels) is never taken for a task.
+--orphan-grace plus the longest stop grace that applies: the service's stop_grace_period
+(remembered for an hour after the service is removed), the container's own stop timeout, or
+5 minutes for a service removed before the medic ever saw it. A
+container swarm did not make (its name is not the one swarm gives a task container, or its
+image carries task labels: a copy made with `docker commit`) is never taken for a task.
 
 What the medic does: asks the instance on that node to retire the container the way swarm
 would: its own stop signal, its own grace period, then removal (the node's hand checks first
@@ -29,14 +31,31 @@ no longer part of any service, so nothing should depend on it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from swarm_medic.model import Action, ActionKind, Finding, Severity
 from swarm_medic.runbook import Context
 
 NAME = "orphan-container"
-DEFAULT_STOP_GRACE = 10.0  # the engine's default stop timeout, for a service already removed
+# A service removed before the medic ever saw it: its stop grace period is unknown (swarm does
+# not copy it into the container), so assume a long one rather than cut a shutdown short.
+UNKNOWN_STOP_GRACE = 300.0
 GONE_STATES = frozenset({"shutdown", "remove", "complete", "failed", "rejected", "orphaned"})
+
+
+def stop_grace(ctx: Context, service_id: str, container: Mapping[str, Any]) -> float:
+    """The longest of: the service's stop_grace_period (live, or remembered from the last hour
+    after a removal), the container's own stop timeout; UNKNOWN_STOP_GRACE if neither is known."""
+    known = [
+        s.stop_grace_period
+        for s in (ctx.snapshot.service(service_id), ctx.services_seen.get(service_id))
+        if s is not None
+    ]
+    own = container.get("stop_timeout")
+    if isinstance(own, (int, float)) and not isinstance(own, bool):
+        known.append(float(own))
+    return max(known) if known else UNKNOWN_STOP_GRACE
 
 
 def detect(ctx: Context) -> Iterator[Finding]:
@@ -46,7 +65,8 @@ def detect(ctx: Context) -> Iterator[Finding]:
     names = {n.id: n.hostname or n.id for n in snap.nodes}
     for node, containers in sorted(reach.containers.items()):
         for c in containers:
-            if c.get("state") != "running" or not c.get("task"):
+            # only a container swarm made (the node checked its name and its image's labels)
+            if c.get("state") != "running" or not c.get("task") or c.get("swarm_made") is not True:
                 continue
             task = snap.task(str(c["task"]))
             if task is None:
@@ -59,10 +79,8 @@ def detect(ctx: Context) -> Iterator[Finding]:
                 continue
             cid = str(c["id"])
             svc = snap.service(str(c.get("service")))
-            # swarm is probably still stopping it: its stop grace period, plus ours
-            grace = ctx.settings.orphan_grace + (
-                svc.stop_grace_period if svc else DEFAULT_STOP_GRACE
-            )
+            # swarm may still be stopping it: give it the longest stop grace we can know of
+            grace = ctx.settings.orphan_grace + stop_grace(ctx, str(c.get("service")), c)
             seen_for = ctx.now - ctx.since(f"{NAME}:{node}:{cid}")
             if seen_for < grace:
                 continue

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from swarm_medic.agent import REMOVE_TASK_CONTAINER
-from swarm_medic.channel import ChannelError
+from swarm_medic.channel import ChannelError, NodeRefused
 from swarm_medic.errors import Conflict, EngineError
 from swarm_medic.ledger import Ledger
 from swarm_medic.model import Action, ActionKind, Result
@@ -135,6 +135,8 @@ class Executor:
         }
         try:
             answer = self.hands(action.node_id, request)
+        except NodeRefused as exc:  # a definitive no: the claim stands (cooldown, budget)
+            return Done(Result.FAILED, f"node {action.node_id} refused: {exc}", why)
         except ChannelError as exc:
             # The action is idempotent (a second request for a container already gone is
             # refused by the node), so a request that may or may not have arrived is released.

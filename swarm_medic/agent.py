@@ -38,6 +38,7 @@ REMOVE_TASK_CONTAINER = "remove_task_container"
 
 
 TASK_LABEL = "com.docker.swarm.task.id"
+DEFAULT_STOP_TIMEOUT = 10.0  # the engine's own default when a container sets none
 TASK_NAME_LABEL = "com.docker.swarm.task.name"
 
 
@@ -93,6 +94,7 @@ class NodeAgent:
         self._spawn = spawn  # runs a retirement (stop, then remove); tests run it inline
         self._on_retired = on_retired  # (container id, "" or what went wrong)
         self._retiring: set[str] = set()
+        self._details: dict[str, ContainerDetail] = {}
         self._retiring_lock = threading.Lock()
         self._node_id = node_id
         self._sandboxes: dict[str, str] = {}
@@ -159,6 +161,7 @@ class NodeAgent:
         containers = self.engine.local_containers()
         alive = {c.id for c in containers}
         self._sandboxes = {k: v for k, v in self._sandboxes.items() if k in alive}
+        self._details = {k: v for k, v in self._details.items() if k in alive}
         nets = {str(p.get("net")) for p in (*tcp_in, *dns_in, *vip_in)}
         targets = {str(p.get("task")) for p in tcp_in}
         vantage = self._vantages(containers, nets, targets, errors)
@@ -206,11 +209,33 @@ class NodeAgent:
             "dns": dns_out,
             "vip": vip_out,
             "errors": errors,
-            "containers": [
-                {"id": c.id, "task": c.task_id, "service": c.service_id, "state": c.state}
-                for c in containers
-            ],
+            "containers": [self._describe(c, errors) for c in containers],
         }
+
+    def _describe(self, c: LocalContainer, errors: list[str]) -> dict[str, Any]:
+        """A task container as the brain needs it to judge an orphan: for a running one, also
+        its own stop timeout and whether swarm made it (inspected once in its life)."""
+        out: dict[str, Any] = {
+            "id": c.id,
+            "task": c.task_id,
+            "service": c.service_id,
+            "state": c.state,
+        }
+        if c.state != "running":
+            return out
+        try:
+            if c.id not in self._details:
+                self._details[c.id] = self.engine.container_detail(c.id)
+        except EngineError as exc:
+            errors.append(f"inspect {c.id[:12]}: {exc}")
+            return out
+        d = self._details[c.id]
+        out |= {
+            "name": d.name,
+            "stop_timeout": d.stop_timeout,
+            "swarm_made": not not_swarm_made(d, c.task_id),
+        }
+        return out
 
     def _run(self, items: list[tuple[str, Mapping[str, Any]]]) -> dict[str, list[Any]]:
         """Inside one namespace: all TCP probes at once, then DNS and VIPs."""
@@ -272,7 +297,7 @@ class NodeAgent:
         def run() -> None:
             error = ""
             try:
-                self.engine.stop_container(d.id, d.stop_timeout)
+                self.engine.stop_container(d.id, d.stop_timeout or DEFAULT_STOP_TIMEOUT)
                 self.engine.remove_container(d.id)
             except EngineError as exc:
                 error = str(exc)

@@ -81,7 +81,11 @@ class Verifier:
 
 
 class ChannelError(Exception):
-    """A node could not be asked (unreachable, refused, bad answer)."""
+    """A node could not be asked (unreachable, bad answer): nothing is known to have happened."""
+
+
+class NodeRefused(ChannelError):
+    """The node's instance answered, and said no (a definitive answer, with its reason)."""
 
 
 def call(
@@ -102,7 +106,8 @@ def call(
             answer = json.loads(resp.read())
     except urllib.error.HTTPError as exc:
         detail = exc.read()[:200].decode(errors="replace")
-        raise ChannelError(f"{url}{path}: HTTP {exc.code}: {detail}") from exc
+        kind = NodeRefused if exc.code == 409 else ChannelError
+        raise kind(f"{url}{path}: HTTP {exc.code}: {detail}") from exc
     except (OSError, ValueError) as exc:
         raise ChannelError(f"{url}{path}: {type(exc).__name__}: {exc}") from exc
     if not isinstance(answer, dict):

@@ -23,7 +23,7 @@ from swarm_medic.observe import take_snapshot
 from swarm_medic.reach import Reachability
 from swarm_medic.registry import Registry
 from swarm_medic.rounds import Prober
-from swarm_medic.runbook import Context, Sightings, TaskClock
+from swarm_medic.runbook import Context, ServiceMemory, Sightings, TaskClock
 from swarm_medic.settings import Settings
 from swarm_medic.swarm import Engine
 
@@ -72,6 +72,7 @@ class Medic:
         self.incidents = Incidents(make_id)
         self.task_clock = TaskClock()
         self.sightings = Sightings()
+        self.service_memory = ServiceMemory()
         self.state = State()
         self.wake: Callable[[float], None] = lambda delay: None
         self._lock = threading.Lock()
@@ -103,7 +104,8 @@ class Medic:
         self.task_clock.observe(snap.tasks, now)
         if self.prober is not None and snap.is_leader and self.prober.due(now):
             self._probe(self.prober, snap, now)
-        ctx = Context(snap, now, self.settings, self.task_clock, self.reach, self.sightings)
+        seen = self.service_memory.observe(snap.services, now)
+        ctx = Context(snap, now, self.settings, self.task_clock, self.reach, self.sightings, seen)
 
         matched = match.run(self.registry, ctx)
         planned, plan_failures = match.plan_all(self.registry.runbooks, matched.findings, ctx)

@@ -297,7 +297,9 @@ class ContainerDetail:
     name: str  # without the leading "/"
     labels: Mapping[str, str] = field(default_factory=_empty)
     image_labels: Mapping[str, str] = field(default_factory=_empty)
-    stop_timeout: float = 10.0  # Config.StopTimeout (swarm sets it from StopGracePeriod)
+    # Config.StopTimeout: None for swarm's containers (swarm stops them with the service's own
+    # stop_grace_period), set by `docker run --stop-timeout`
+    stop_timeout: float | None = None
     stop_signal: str = ""  # Config.StopSignal ("" = SIGTERM)
 
 

@@ -104,7 +104,7 @@ class Reachability:
         default_factory=dict
     )
     ipvs: dict[str, bool] = field(default_factory=dict)
-    containers: dict[str, list[dict[str, str]]] = field(default_factory=dict)
+    containers: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     errors: dict[str, list[str]] = field(default_factory=dict)
     probes_last_round: int = 0
 

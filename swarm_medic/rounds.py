@@ -14,7 +14,7 @@ from typing import Any
 
 from swarm_medic import reach
 from swarm_medic.agent import AgentError, NodeAgent
-from swarm_medic.channel import ChannelError, call
+from swarm_medic.channel import ChannelError, NodeRefused, call
 from swarm_medic.model import Snapshot
 from swarm_medic.settings import Settings
 
@@ -52,7 +52,7 @@ class Prober:
             try:
                 return (self.agent.probe if path == PROBE_PATH else self.agent.act)(payload)
             except AgentError as exc:
-                raise ChannelError(str(exc)) from exc
+                raise NodeRefused(str(exc)) from exc
         if not self.secret:
             raise ChannelError("no shared secret (--secret): cannot ask other nodes")
         timeout = self.settings.probe_timeout * 4 + 5

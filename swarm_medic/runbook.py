@@ -11,13 +11,15 @@ Neither may do I/O: everything they need is in the Context.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
-from swarm_medic.model import Action, Finding, Snapshot, Task
+from swarm_medic.model import Action, Finding, Service, Snapshot, Task
 from swarm_medic.reach import Reachability
 from swarm_medic.settings import Settings
 
+EMPTY_SERVICES: Mapping[str, Service] = MappingProxyType({})
 Detect = Callable[["Context"], Iterable[Finding]]
 Plan = Callable[[Finding, "Context"], Action | None]
 
@@ -70,6 +72,21 @@ class Sightings:
         self._asked = set()
 
 
+class ServiceMemory:
+    """Services the medic saw in the last `keep` seconds, removed ones included: what a
+    runbook needs to know of a service swarm has already forgotten (its stop grace period)."""
+
+    def __init__(self, keep: float = 3600.0) -> None:
+        self._keep = keep
+        self._seen: dict[str, tuple[Service, float]] = {}
+
+    def observe(self, services: Iterable[Service], now: float) -> Mapping[str, Service]:
+        for s in services:
+            self._seen[s.id] = (s, now)
+        self._seen = {k: v for k, v in self._seen.items() if now - v[1] <= self._keep}
+        return {k: v[0] for k, v in self._seen.items()}
+
+
 @dataclass(frozen=True)
 class Context:
     snapshot: Snapshot
@@ -78,6 +95,8 @@ class Context:
     clock: TaskClock
     reach: Reachability | None = None  # the overlay probe matrix, on the brain only
     sightings: Sightings = field(default_factory=Sightings)
+    # every service seen in the last hour, by id, removed ones included
+    services_seen: Mapping[str, Service] = field(default_factory=lambda: EMPTY_SERVICES)
 
     def age(self, task: Task) -> float:
         return self.clock.age(task, self.now)

@@ -377,7 +377,7 @@ class FakeEngine:
         sandbox: str = "",
         name: str | None = None,
         image_labels: Mapping[str, str] | None = None,
-        stop_timeout: int = 10,
+        stop_timeout: int | None = None,
     ) -> str:
         """A container of `task_id` on this engine's node (the node-local view). Named as
         swarm names task containers unless `name` says otherwise; `image_labels` imitate an

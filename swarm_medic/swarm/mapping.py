@@ -289,6 +289,6 @@ def container_detail_from_api(obj: Json, image: Json | None) -> ContainerDetail:
         name=str(obj.get("Name") or "").lstrip("/"),
         labels=_labels(cfg.get("Labels")),
         image_labels=_labels(img_cfg.get("Labels")),
-        stop_timeout=float(timeout) if isinstance(timeout, int) and timeout >= 0 else 10.0,
+        stop_timeout=float(timeout) if isinstance(timeout, int) and timeout >= 0 else None,
         stop_signal=str(cfg.get("StopSignal") or ""),
     )

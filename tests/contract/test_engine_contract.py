@@ -167,12 +167,28 @@ def test_rollback_needs_a_previous_spec(world: FakeWorld | RealWorld) -> None:
     assert "previous spec" in str(err.value)
 
     world.engine.force_update(sid, svc.version)
-    updated = find(world.engine, sid)
-    world.engine.rollback(sid, updated.version)
+    # swarm's updater writes UpdateStatus right after an update, which moves the version by
+    # itself: a Conflict here is the compare-and-swap working; read again and retry
+    for _ in range(10):
+        try:
+            world.engine.rollback(sid, find(world.engine, sid).version)
+            break
+        except Conflict:
+            time.sleep(0.2)
     rolled = find(world.engine, sid)
     assert rolled.force_update == svc.force_update  # back to the previous spec
     assert rolled.update_status is not None
     assert rolled.update_status.state.startswith("rollback")
+
+
+def test_resume_posts_the_same_spec_again(world: FakeWorld | RealWorld) -> None:
+    sid = world.create_service({})
+    svc = find(world.engine, sid)
+    world.engine.resume_update(sid, svc.version)
+    after = find(world.engine, sid)
+    assert after.version > svc.version
+    assert after.force_update == svc.force_update  # nothing restarted for its own sake
+    assert after.has_previous_spec  # swarm keeps the spec it replaced, as for any update
 
 
 def test_ledger_create_read_update_conflict(world: FakeWorld | RealWorld) -> None:

@@ -47,7 +47,7 @@ def test_act_removes_the_container_of_the_task(engine: FakeEngine) -> None:
     cid = engine.add_container(tid)
     other = engine.add_container(engine.add_task(sid, node_id=ME))
     answer = hand(engine).act({"kind": REMOVE_TASK_CONTAINER, "task": tid, "service": sid})
-    assert answer == {"ok": True, "container": cid, "task": tid, "node": ME, "stop_timeout": 10}
+    assert answer == {"ok": True, "container": cid, "task": tid, "node": ME, "stop_timeout": None}
     # stopped the way swarm stops a task (its own signal and grace), then removed
     assert engine.stopped == [(cid, 10.0)]
     assert engine.removed == [cid]
@@ -389,6 +389,33 @@ def test_the_answer_names_the_node_ipvs_and_its_containers(world: World, ns: Net
     assert isinstance(ans["ipvs"], bool)
     (c,) = world.engine.local_containers()
     assert ans["containers"] == [
-        {"id": c.id, "task": tid, "service": world.sid, "state": "running"}
+        {
+            "id": c.id,
+            "task": tid,
+            "service": world.sid,
+            "state": "running",
+            "name": f"web.1.{tid}",
+            "stop_timeout": None,  # swarm never sets one: it stops with the service's grace
+            "swarm_made": True,
+        }
     ]
     assert (ans["tcp"], ans["dns"], ans["vip"], ans["errors"]) == ([], [], [], [])
+
+
+def test_each_container_is_inspected_once_in_its_life(world: World, ns: Netns) -> None:
+    world.container("10.0.1.2", "sb1")
+    counts = []
+    for _ in range(3):
+        before = world.engine.api_calls
+        world.agent.probe({})
+        counts.append(world.engine.api_calls - before)
+    assert counts == [2, 1, 1]  # list + inspect, then the list alone
+
+
+def test_a_copy_of_a_task_container_is_reported_as_not_swarm_made(world: World, ns: Netns) -> None:
+    tid = world.engine.add_task(world.sid, node_id=ME)
+    world.engine.add_container(
+        tid, name="eager_hopper", image_labels={"com.docker.swarm.task.id": tid}
+    )
+    (c,) = world.agent.probe({})["containers"]
+    assert c["swarm_made"] is False

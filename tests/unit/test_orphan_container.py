@@ -43,6 +43,10 @@ class World:
     settings: Settings = field(default_factory=Settings)
     sightings: Sightings = field(default_factory=Sightings)
 
+    swarm_made: bool = True
+    stop_timeout: float | None = None  # swarm leaves it unset on its containers
+    remembered: Service | None = None  # the service as the medic saw it before its removal
+
     def scan(self, now: float, *, container_state: str = "running") -> list[str]:
         snap = Snapshot(
             now,
@@ -53,9 +57,20 @@ class World:
         )
         reach = Reachability()
         reach.containers = {
-            "n2": [{"id": CID, "task": TID, "service": SID, "state": container_state}]
+            "n2": [
+                {
+                    "id": CID,
+                    "task": TID,
+                    "service": SID,
+                    "state": container_state,
+                    "name": f"db.1.{TID}",
+                    "stop_timeout": self.stop_timeout,
+                    "swarm_made": self.swarm_made,
+                }
+            ]
         }
-        ctx = Context(snap, now, self.settings, TaskClock(), reach, self.sightings)
+        seen = {SID: self.remembered} if self.remembered else {}
+        ctx = Context(snap, now, self.settings, TaskClock(), reach, self.sightings, seen)
         found = [f.summary for f in orphan_container.detect(ctx)]
         self.sightings.end_scan()
         return found
@@ -80,8 +95,27 @@ def test_a_healthy_running_task_is_never_an_orphan() -> None:
     [
         ("rolling update: old task desired shutdown", World(tasks=[task("shutdown")]), 10.0),
         ("scale-down: task desired remove", World(tasks=[task("remove")]), 10.0),
-        ("service rm: task and service gone", World(tasks=[], service=None), 10.0),
+        (
+            "service rm: task and service gone, the medic saw the service",
+            World(tasks=[], service=None, remembered=Service(SID, "db", 10)),
+            10.0,
+        ),
+        (
+            "service rm of a 45 s grace service the medic saw",
+            World(tasks=[], service=None, remembered=Service(SID, "db", 9, stop_grace_period=45)),
+            45.0,
+        ),
+        (
+            "service rm before the medic ever saw the service",
+            World(tasks=[], service=None),
+            300.0,
+        ),
         ("task rescheduled to another node", World(tasks=[task(node_id="n1")]), 10.0),
+        (
+            "a container with its own stop timeout (docker run --stop-timeout)",
+            World(tasks=[task("shutdown")], stop_timeout=20),
+            20.0,
+        ),
         (
             "a database with a 5 minute stop grace period",
             World(tasks=[task("shutdown")], service=Service(SID, "db", 10, stop_grace_period=300)),
@@ -109,6 +143,11 @@ def test_the_grace_restarts_when_the_condition_goes_away() -> None:
     assert w.scan(T0 + 100 + GRACE + 10) != []
 
 
+def test_a_container_swarm_did_not_make_is_never_an_orphan() -> None:
+    # e.g. run from a `docker commit` of a task container: its labels are copies
+    assert first_flagged(World(tasks=[], service=None, swarm_made=False), 3600) is None
+
+
 def test_a_stopped_container_is_not_an_orphan() -> None:
     w = World(tasks=[])
     for t in range(0, 600, 10):
@@ -116,7 +155,7 @@ def test_a_stopped_container_is_not_an_orphan() -> None:
 
 
 def test_the_finding_says_how_long_and_what_grace() -> None:
-    w = World(tasks=[], service=None)
+    w = World(tasks=[], service=None, remembered=Service(SID, "db", 10))
     w.scan(T0)
     (summary,) = w.scan(T0 + 75)
     assert "its task no longer exists" in summary
