@@ -43,6 +43,15 @@ def response(status: int, message: str) -> requests.Response:
     return r
 
 
+def ok(obj: object) -> requests.Response:
+    """A 200 answer with `obj` as its JSON body: the list and info reads take the raw bytes."""
+    r = requests.Response()
+    r.status_code = 200
+    r.headers["Content-Type"] = "application/json"
+    r._content = json.dumps(obj).encode()
+    return r
+
+
 def api_error(status: int, message: str) -> Exception:
     """The exception the Docker SDK raises for this Engine answer."""
     try:
@@ -195,8 +204,8 @@ def test_a_transient_failure_that_recovers_is_invisible(
     engine: DockerEngine, sleeps: list[float], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     info = {"Swarm": {"NodeID": "n1", "LocalNodeState": "active", "ControlAvailable": True}}
-    calls = Calls(api_error(502, "bad gateway"), result=info)
-    monkeypatch.setattr(engine._api, "info", calls)
+    calls = Calls(api_error(502, "bad gateway"), result=ok(info))
+    monkeypatch.setattr(engine._api, "_get", calls)
 
     got = engine.info()
 
@@ -224,7 +233,7 @@ def test_answers_that_a_retry_cannot_change_are_not_retried(
     kind: type[EngineError],
 ) -> None:
     calls = Calls(*[error] * 3)
-    monkeypatch.setattr(engine._api, "services", calls)
+    monkeypatch.setattr(engine._api, "_get", calls)
 
     with pytest.raises(kind) as raised:
         engine.services()
@@ -250,7 +259,7 @@ def test_transient_answers_are_retried_up_to_attempts(
     error: Exception,
 ) -> None:
     calls = Calls(*[error] * 5)
-    monkeypatch.setattr(engine._api, "tasks", calls)
+    monkeypatch.setattr(engine._api, "_get", calls)
 
     with pytest.raises(EngineError):
         engine.tasks()
