@@ -18,6 +18,7 @@ scan. Its cost is a copy of the last answer's elements (about the size of the an
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -207,6 +208,7 @@ class _Node(msgspec.Struct):
 _NO_STATUS, _NO_CSTATUS = _TaskStatus(), _ContainerStatus()
 _NO_NET, _NO_NETSPEC = _Net(), _NetSpec()
 _parse_time = mapping.parse_time
+_intern = sys.intern
 
 
 def _labels(value: dict[str, str] | None) -> Any:
@@ -242,15 +244,17 @@ def task_of(o: _Task) -> Task:
         raise _Unusual
     st = o.Status or _NO_STATUS
     cs = st.ContainerStatus or _NO_CSTATUS
+    # Service and node ids, states and scheduler messages repeat across thousands of tasks:
+    # one string each instead of one per task (sys.intern forgets those no longer used).
     return Task(
         o.ID,
-        o.ServiceID or "",
+        _intern(o.ServiceID) if o.ServiceID else "",
         o.Slot,
-        o.NodeID or "",
-        st.State or "new",
-        o.DesiredState or "",
-        st.Message or "",
-        st.Err or "",
+        _intern(o.NodeID) if o.NodeID else "",
+        _intern(st.State) if st.State else "new",
+        _intern(o.DesiredState) if o.DesiredState else "",
+        _intern(st.Message) if st.Message else "",
+        _intern(st.Err) if st.Err else "",
         _parse_time(st.Timestamp),
         _parse_time(o.CreatedAt),
         cs.ContainerID or "",
@@ -354,9 +358,9 @@ NODES = Kind("node", msgspec.json.Decoder(_Node), node_of, mapping.node_from_api
 
 @dataclass
 class Memo(Generic[T]):
-    """Element bytes -> model value, from the last answer of one kind."""
+    """Element bytes -> (the same bytes, model value), from the last answer of one kind."""
 
-    values: dict[bytes, T] = field(default_factory=dict)
+    values: dict[bytes, tuple[bytes, T]] = field(default_factory=dict)
 
 
 class NotJSON(ValueError):
@@ -374,13 +378,13 @@ def decode_list(
     except msgspec.DecodeError as exc:
         raise NotJSON(f"the {kind.name} list is not JSON: {exc}") from exc
     old = memo.values if memo is not None else {}
-    seen: dict[bytes, T] = {}
+    seen: dict[bytes, tuple[bytes, T]] = {}
     out: list[T] = []
     decode, build = kind.decoder.decode, kind.build
     for raw in raws:
         key = bytes(raw)
-        value = old.get(key)
-        if value is None:
+        entry = old.get(key)
+        if entry is None:
             try:
                 value = build(decode(key))
             except (msgspec.DecodeError, _Unusual, ValueError, TypeError, KeyError, AttributeError):
@@ -388,8 +392,10 @@ def decode_list(
                 if found is None:
                     continue  # skipped and said why in `bad`; asked again next time
                 value = found
-        seen[key] = value
-        out.append(value)
+            entry = (key, value)
+        # A hit keeps the stored key: this answer's copy is freed at once.
+        seen[entry[0]] = entry
+        out.append(entry[1])
     if memo is not None:
         memo.values = seen
     return tuple(out)
