@@ -75,19 +75,25 @@ class FakeEngine:
         self._memos: dict[str, wire.Memo[Any]] = {}
         self._frozen: dict[str, bytes] | None = None
 
-    def freeze(self) -> None:
+    def freeze(self, answers: Mapping[str, bytes] | None = None) -> dict[str, bytes]:
         """Encode the node, service and task lists once and answer with those bytes until the
-        next change made through this interface (or `thaw()`).
+        next change made through this interface (or `thaw()`); returns them.
 
         For benchmarks: producing the JSON is dockerd's work, not the client's, so it should
-        not be counted in the client's scan. Direct edits of the stored dicts are not seen
+        not be counted in the client's scan. `answers` (from another fake's freeze()) serves a
+        world this fake does not hold as dicts. Direct edits of the stored dicts are not seen
         while frozen.
         """
-        self._frozen = {
-            "node": self._encode(self._nodes),
-            "service": self._encode(self._services),
-            "task": self._encode(self._tasks),
-        }
+        self._frozen = (
+            dict(answers)
+            if answers is not None
+            else {
+                "node": self._encode(self._nodes),
+                "service": self._encode(self._services),
+                "task": self._encode(self._tasks),
+            }
+        )
+        return dict(self._frozen)
 
     def thaw(self) -> None:
         self._frozen = None
