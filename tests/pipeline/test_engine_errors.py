@@ -215,6 +215,31 @@ def test_a_transient_failure_that_recovers_is_invisible(
     assert len(sleeps) == 1
 
 
+def test_lists_are_read_from_the_raw_body(
+    engine: DockerEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    task = {"ID": "t1", "ServiceID": "s1", "Status": {"State": "running"}, "Spec": {"x": 1}}
+    get = Calls(result=ok([task, {"ID": ""}]))
+    monkeypatch.setattr(engine._api, "_get", get)
+
+    got = engine.tasks()
+
+    assert [(t.id, t.service_id, t.state) for t in got] == [("t1", "s1", "running")]
+    assert get.args[0][0][0].endswith("/v1.41/tasks")
+    assert engine.malformed == ["task skipped: ValueError: task object without an ID: keys ['ID']"]
+
+
+def test_a_body_that_is_not_json_is_an_engine_error(
+    engine: DockerEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    garbage = ok([])
+    garbage._content = b"<html>bad gateway</html>"
+    monkeypatch.setattr(engine._api, "_get", Calls(result=garbage))
+
+    with pytest.raises(EngineError, match="list services: the service list is not JSON"):
+        engine.services()
+
+
 @pytest.mark.parametrize(
     ("error", "kind"),
     [
