@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any, Generic, TypeVar
 
@@ -239,6 +239,76 @@ def _attachments(atts: list[_Attachment]) -> tuple[tuple[str, str, str], ...]:
     return tuple(out)
 
 
+# A frozen dataclass's __init__ sets each field through object.__setattr__; at 10k tasks that
+# is a third of building them. The slots' own descriptors set the same fields directly: the
+# value is the one Task(...) makes (no __post_init__, no defaults left unset: checked here).
+_TASK_FIELDS = (
+    "id",
+    "service_id",
+    "slot",
+    "node_id",
+    "state",
+    "desired_state",
+    "message",
+    "err",
+    "timestamp",
+    "created_at",
+    "container_id",
+    "exit_code",
+    "addresses",
+)
+if tuple(f.name for f in fields(Task)) != _TASK_FIELDS or hasattr(Task, "__post_init__"):
+    raise ImportError("swarm_medic.model.Task changed: update wire._new_task")
+(
+    _set_id,
+    _set_service,
+    _set_slot,
+    _set_node,
+    _set_state,
+    _set_desired,
+    _set_message,
+    _set_err,
+    _set_timestamp,
+    _set_created,
+    _set_container,
+    _set_exit,
+    _set_addresses,
+) = (getattr(Task, name).__set__ for name in _TASK_FIELDS)
+_object_new = object.__new__
+
+
+def _new_task(  # noqa: PLR0917 - Task's fields, in order, as Task(...) takes them
+    id_: str,
+    service_id: str,
+    slot: int | None,
+    node_id: str,
+    state: str,
+    desired_state: str,
+    message: str,
+    err: str,
+    timestamp: float,
+    created_at: float,
+    container_id: str,
+    exit_code: int | None,
+    addresses: tuple[tuple[str, str, str], ...],
+) -> Task:
+    t: Task = _object_new(Task)
+    _set_id(t, id_)
+    _set_service(t, service_id)
+    _set_slot(t, slot)
+    _set_node(t, node_id)
+    _set_state(t, state)
+    _set_desired(t, desired_state)
+    _set_message(t, message)
+    _set_err(t, err)
+    _set_timestamp(t, timestamp)
+    _set_created(t, created_at)
+    _set_container(t, container_id)
+    _set_exit(t, exit_code)
+    _set_addresses(t, addresses)
+    return t
+
+
 def task_of(o: _Task) -> Task:
     if not o.ID:
         raise _Unusual
@@ -246,7 +316,7 @@ def task_of(o: _Task) -> Task:
     cs = st.ContainerStatus or _NO_CSTATUS
     # Service and node ids, states and scheduler messages repeat across thousands of tasks:
     # one string each instead of one per task (sys.intern forgets those no longer used).
-    return Task(
+    return _new_task(
         o.ID,
         _intern(o.ServiceID) if o.ServiceID else "",
         o.Slot,
