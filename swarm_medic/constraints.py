@@ -80,17 +80,32 @@ def free_resources(snapshot: Snapshot, node: Node) -> tuple[int, int]:
     return node.resources.nano_cpus - cpu, node.resources.memory_bytes - mem
 
 
+def _ruled_out(snapshot: Snapshot, constraints: tuple[str, ...]) -> list[tuple[Node, str | None]]:
+    """Each node with the first reason its state, availability or `constraints` rule it out
+    (None: they do not). Depends on the snapshot and the constraints only, so it is computed
+    once per snapshot for each set of constraints, however many services share it."""
+    key = ("constraints.ruled_out", constraints)
+    found: list[tuple[Node, str | None]] | None = snapshot.derived.get(key)
+    if found is None:
+        found = []
+        for node in snapshot.nodes:
+            why = None
+            if node.state != "ready":
+                why = f"node is {node.state}"
+            elif node.availability != "active":
+                why = f"node availability is {node.availability}"
+            if why is None:
+                why = next((w for c in constraints if (w := check(c, node))), None)
+            found.append((node, why))
+        snapshot.derived[key] = found
+    return found
+
+
 def placement_misses(snapshot: Snapshot, service: Service) -> list[Miss]:
     """For every node that cannot take one more task of `service`, the first reason why."""
     misses: list[Miss] = []
-    for node in snapshot.nodes:
-        why = None
-        if node.state != "ready":
-            why = f"node is {node.state}"
-        elif node.availability != "active":
-            why = f"node availability is {node.availability}"
-        if why is None:
-            why = next((w for c in service.constraints if (w := check(c, node))), None)
+    for node, ruled_out in _ruled_out(snapshot, service.constraints):
+        why = ruled_out
         if why is None and (service.reservations.nano_cpus or service.reservations.memory_bytes):
             cpu, mem = free_resources(snapshot, node)
             if cpu < service.reservations.nano_cpus:

@@ -7,10 +7,11 @@ Engine API dictionaries into these; everything downstream reads only these.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from types import MappingProxyType
+from typing import Any
 
 EMPTY: Mapping[str, str] = MappingProxyType({})
 
@@ -147,6 +148,13 @@ class Snapshot:
 
     # Built once per snapshot (frozen dataclass without slots keeps a __dict__ for these),
     # so runbooks never scan all tasks once per service.
+    @cached_property
+    def derived(self) -> dict[Hashable, Any]:
+        """Values that pure helpers derive from this snapshot alone, kept for its lifetime so
+        that they are computed once per scan, not once per service (e.g. which nodes a set of
+        placement constraints rules out: `constraints.placement_misses`)."""
+        return {}
+
     @cached_property
     def _services_by_id(self) -> dict[str, Service]:
         return {s.id: s for s in self.services}

@@ -34,7 +34,7 @@ from swarm_medic.model import (
     SwarmInfo,
     Task,
 )
-from swarm_medic.swarm import EventStream, mapping
+from swarm_medic.swarm import EventStream, mapping, wire
 
 T = TypeVar("T")
 
@@ -101,6 +101,9 @@ class DockerEngine:
         self.malformed: list[str] = []
         self.base_url: str = self._api.base_url
         self.api_calls = 0
+        self._memo_nodes: wire.Memo[Node] = wire.Memo()
+        self._memo_services: wire.Memo[Service] = wire.Memo()
+        self._memo_tasks: wire.Memo[Task] = wire.Memo()
         self._retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(max(1, attempts)),
             wait=tenacity.wait_exponential(multiplier=0.2, max=5.0) + tenacity.wait_random(0, 0.2),
@@ -120,21 +123,42 @@ class DockerEngine:
         return self._retrying(once)
 
     # --- reads: one request each, whatever the size of the swarm ---------------------------
+    # The body is decoded by `wire` (msgspec, only the fields we read, element by element)
+    # rather than by requests' json(): no dict is built for the fields we never look at, and
+    # an object listed unchanged since the last scan is not decoded again.
+
+    def _get_json(self, what: str, path: str) -> bytes:
+        def get() -> bytes:
+            resp = self._api._get(self._api._url(path))
+            self._api._raise_for_status(resp)
+            return bytes(resp.content)
+
+        return self._call(what, get)
+
+    def _list(
+        self, what: str, path: str, kind: wire.Kind[Any, T], memo: wire.Memo[T]
+    ) -> tuple[T, ...]:
+        body = self._get_json(what, path)
+        try:
+            return wire.decode_list(body, kind, self.malformed, memo)
+        except wire.NotJSON as exc:
+            raise EngineError(f"{what}: {exc}") from exc
 
     def info(self) -> SwarmInfo:
-        return mapping.info_from_api(self._call("docker info", self._api.info))
+        body = self._get_json("docker info", "/info")
+        try:
+            return wire.decode_object(body, mapping.info_from_api, "docker info")
+        except wire.NotJSON as exc:
+            raise EngineError(f"docker info: {exc}") from exc
 
     def nodes(self) -> tuple[Node, ...]:
-        raw = self._call("list nodes", self._api.nodes)
-        return mapping.map_each(raw, mapping.node_from_api, "node", self.malformed)
+        return self._list("list nodes", "/nodes", wire.NODES, self._memo_nodes)
 
     def services(self) -> tuple[Service, ...]:
-        raw = self._call("list services", self._api.services)
-        return mapping.map_each(raw, mapping.service_from_api, "service", self.malformed)
+        return self._list("list services", "/services", wire.SERVICES, self._memo_services)
 
     def tasks(self) -> tuple[Task, ...]:
-        raw = self._call("list tasks", self._api.tasks)
-        return mapping.map_each(raw, mapping.task_from_api, "task", self.malformed)
+        return self._list("list tasks", "/tasks", wire.TASKS, self._memo_tasks)
 
     def events(self, since_nano: int | None) -> EventStream:
         since = None

@@ -1,7 +1,9 @@
 """An in-memory Engine for unit tests and benchmarks.
 
-It stores Engine-API-shaped dictionaries and maps them with the same `mapping` module as the
-real engine, so the contract tests in tests/contract/ hold for both. It models what the
+It stores Engine-API-shaped dictionaries and answers the list calls (nodes, services, tasks)
+with their JSON bytes, decoded by the same `wire` path as the real engine (`info` and the
+local containers go through `mapping` as dicts), so the contract tests in tests/contract/ hold
+for both and the benchmark measures the decoding a real scan does. It models what the
 pipeline relies on: Version.Index compare-and-swap on services and the ledger, rollback to
 PreviousSpec, the `since` replay of events, and injected engine failures. It does not model
 scheduling: tests move tasks between states themselves (`set_task_state`).
@@ -17,6 +19,8 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
+
 from swarm_medic.errors import Conflict, EngineError, EngineUnavailable, NotAManager, NotFound
 from swarm_medic.model import (
     ContainerDetail,
@@ -27,7 +31,7 @@ from swarm_medic.model import (
     SwarmInfo,
     Task,
 )
-from swarm_medic.swarm import mapping
+from swarm_medic.swarm import mapping, wire
 
 Json = dict[str, Any]
 _STOP = object()
@@ -77,6 +81,40 @@ class FakeEngine:
         self._containers: dict[str, Json] = {}
         self.stopped: list[tuple[str, float]] = []  # (container id, timeout)
         self.removed: list[str] = []  # (verb, service id, version)
+        self._memos: dict[str, wire.Memo[Any]] = {}
+        self._frozen: dict[str, bytes] | None = None
+
+    def freeze(self, answers: Mapping[str, bytes] | None = None) -> dict[str, bytes]:
+        """Encode the node, service and task lists once and answer with those bytes until the
+        next change made through this interface (or `thaw()`); returns them.
+
+        For benchmarks: producing the JSON is dockerd's work, not the client's, so it should
+        not be counted in the client's scan. `answers` (from another fake's freeze()) serves a
+        world this fake does not hold as dicts. Direct edits of the stored dicts are not seen
+        while frozen.
+        """
+        self._frozen = (
+            dict(answers)
+            if answers is not None
+            else {
+                "node": self._encode(self._nodes),
+                "service": self._encode(self._services),
+                "task": self._encode(self._tasks),
+            }
+        )
+        return dict(self._frozen)
+
+    def thaw(self) -> None:
+        self._frozen = None
+
+    @staticmethod
+    def _encode(store: dict[str, Json]) -> bytes:
+        return msgspec.json.encode(list(store.values()))
+
+    def _answer(self, store: dict[str, Json], kind: wire.Kind[Any, Any]) -> tuple[Any, ...]:
+        body = self._frozen[kind.name] if self._frozen is not None else self._encode(store)
+        memo = self._memos.setdefault(kind.name, wire.Memo())
+        return wire.decode_list(body, kind, self.malformed, memo)
 
     # --- building a world ------------------------------------------------------------------
 
@@ -97,6 +135,7 @@ class FakeEngine:
         memory_bytes: int = 8 << 30,
     ) -> str:
         nid = node_id or self._next_id("node")
+        self._frozen = None
         obj: Json = {
             "ID": nid,
             "Version": {"Index": 1},
@@ -126,6 +165,7 @@ class FakeEngine:
         previous_spec: bool = False,
     ) -> str:
         sid = self._next_id("svc")
+        self._frozen = None
         spec: Json = {
             "Name": name,
             "Labels": dict(labels or {}),
@@ -175,6 +215,7 @@ class FakeEngine:
         slot: int | None = 1,
     ) -> str:
         tid = self._next_id("task")
+        self._frozen = None
         when = _ts(self.now if since is None else since)
         self._tasks[tid] = {
             "ID": tid,
@@ -194,6 +235,7 @@ class FakeEngine:
         return tid
 
     def set_task_state(self, task_id: str, state: str, *, desired: str | None = None) -> None:
+        self._frozen = None
         task = self._tasks[task_id]
         task["Status"]["State"] = state
         task["Status"]["Timestamp"] = _ts(self.now)
@@ -220,6 +262,7 @@ class FakeEngine:
         return tid
 
     def set_update_status(self, service_id: str, state: str, message: str = "") -> None:
+        self._frozen = None
         self._services[service_id]["UpdateStatus"] = {"State": state, "Message": message}
 
     def emit(self, event: Json) -> None:
@@ -262,21 +305,15 @@ class FakeEngine:
 
     def nodes(self) -> tuple[Node, ...]:
         self._enter()
-        return mapping.map_each(
-            list(self._nodes.values()), mapping.node_from_api, "node", self.malformed
-        )
+        return self._answer(self._nodes, wire.NODES)
 
     def services(self) -> tuple[Service, ...]:
         self._enter()
-        return mapping.map_each(
-            list(self._services.values()), mapping.service_from_api, "service", self.malformed
-        )
+        return self._answer(self._services, wire.SERVICES)
 
     def tasks(self) -> tuple[Task, ...]:
         self._enter()
-        return mapping.map_each(
-            list(self._tasks.values()), mapping.task_from_api, "task", self.malformed
-        )
+        return self._answer(self._tasks, wire.TASKS)
 
     def events(self, since_nano: int | None) -> _Stream:
         self._enter(manager_only=False)
@@ -306,6 +343,7 @@ class FakeEngine:
                 f"(at {svc['Version']['Index']}, asked {version})"
             )
         self.writes.append((verb, service_id, version))
+        self._frozen = None
         return svc
 
     def force_update(self, service_id: str, version: int) -> None:

@@ -49,6 +49,21 @@ def parse_time(value: object) -> float:
     """RFC 3339 with nanoseconds (Go's format) -> epoch seconds. Unknown -> 0.0."""
     if not isinstance(value, str) or not value or value.startswith("0001-01-01"):
         return 0.0
+    if value[-1] == "Z" and value[10:11] == "T":
+        # The engine's own form (UTC, "Z"): Python 3.11's fromisoformat reads it as it is and,
+        # like the general path below, keeps the first 6 digits of the fraction. Twice as fast,
+        # and a scan parses two per task. Anything it refuses takes the general path.
+        try:
+            return _fromisoformat(value).timestamp()
+        except ValueError:
+            pass
+    return _parse_time_general(value)
+
+
+_fromisoformat = datetime.fromisoformat
+
+
+def _parse_time_general(value: str) -> float:
     text = value.rstrip("Z")
     offset = "+00:00"
     for sign in ("+", "-"):

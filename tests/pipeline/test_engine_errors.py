@@ -43,6 +43,15 @@ def response(status: int, message: str) -> requests.Response:
     return r
 
 
+def ok(obj: object) -> requests.Response:
+    """A 200 answer with `obj` as its JSON body: the list and info reads take the raw bytes."""
+    r = requests.Response()
+    r.status_code = 200
+    r.headers["Content-Type"] = "application/json"
+    r._content = json.dumps(obj).encode()
+    return r
+
+
 def api_error(status: int, message: str) -> Exception:
     """The exception the Docker SDK raises for this Engine answer."""
     try:
@@ -195,8 +204,8 @@ def test_a_transient_failure_that_recovers_is_invisible(
     engine: DockerEngine, sleeps: list[float], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     info = {"Swarm": {"NodeID": "n1", "LocalNodeState": "active", "ControlAvailable": True}}
-    calls = Calls(api_error(502, "bad gateway"), result=info)
-    monkeypatch.setattr(engine._api, "info", calls)
+    calls = Calls(api_error(502, "bad gateway"), result=ok(info))
+    monkeypatch.setattr(engine._api, "_get", calls)
 
     got = engine.info()
 
@@ -204,6 +213,31 @@ def test_a_transient_failure_that_recovers_is_invisible(
     assert calls.count == 2
     assert engine.api_calls == 2
     assert len(sleeps) == 1
+
+
+def test_lists_are_read_from_the_raw_body(
+    engine: DockerEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    task = {"ID": "t1", "ServiceID": "s1", "Status": {"State": "running"}, "Spec": {"x": 1}}
+    get = Calls(result=ok([task, {"ID": ""}]))
+    monkeypatch.setattr(engine._api, "_get", get)
+
+    got = engine.tasks()
+
+    assert [(t.id, t.service_id, t.state) for t in got] == [("t1", "s1", "running")]
+    assert get.args[0][0][0].endswith("/v1.41/tasks")
+    assert engine.malformed == ["task skipped: ValueError: task object without an ID: keys ['ID']"]
+
+
+def test_a_body_that_is_not_json_is_an_engine_error(
+    engine: DockerEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    garbage = ok([])
+    garbage._content = b"<html>bad gateway</html>"
+    monkeypatch.setattr(engine._api, "_get", Calls(result=garbage))
+
+    with pytest.raises(EngineError, match="list services: the service list is not JSON"):
+        engine.services()
 
 
 @pytest.mark.parametrize(
@@ -224,7 +258,7 @@ def test_answers_that_a_retry_cannot_change_are_not_retried(
     kind: type[EngineError],
 ) -> None:
     calls = Calls(*[error] * 3)
-    monkeypatch.setattr(engine._api, "services", calls)
+    monkeypatch.setattr(engine._api, "_get", calls)
 
     with pytest.raises(kind) as raised:
         engine.services()
@@ -250,7 +284,7 @@ def test_transient_answers_are_retried_up_to_attempts(
     error: Exception,
 ) -> None:
     calls = Calls(*[error] * 5)
-    monkeypatch.setattr(engine._api, "tasks", calls)
+    monkeypatch.setattr(engine._api, "_get", calls)
 
     with pytest.raises(EngineError):
         engine.tasks()

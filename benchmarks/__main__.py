@@ -1,0 +1,335 @@
+"""Performance at scale: `python -m benchmarks` (a table) or `python -m benchmarks --json`.
+
+Measurements only: always exits 0, whatever the figures. See benchmarks/README.md for what
+each figure means, its target and the machine the recorded figures come from.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib
+import importlib.util
+import json
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import structlog
+from prometheus_client import CollectorRegistry
+
+from benchmarks.scan_bench import LEADER, NOW, build, naive_scan
+from swarm_medic import match, observe, registry
+from swarm_medic.journal import Journal
+from swarm_medic.metrics import Metrics
+from swarm_medic.model import Snapshot
+from swarm_medic.runbook import Context, TaskClock
+from swarm_medic.settings import Settings
+from swarm_medic.swarm import mapping
+from swarm_medic.swarm.fake import FakeEngine
+from swarm_medic.watch import Watcher
+
+REPS, CHURN, EVENTS = 11, 100, 50_000
+TARGETS: dict[str, tuple[str, float]] = {  # key -> (<= or >=, target)
+    "scan_cpu_ms_10k": ("<=", 40.0),
+    "api_calls_per_scan": ("<=", 4.0),
+    "events_per_s": (">=", 20_000.0),
+    "rss_mib_10k": ("<=", 60.0),
+    "probe_round_cpu_ms_100n": ("<=", 50.0),
+    "probe_bytes_per_node_100n": ("<=", 64 * 1024.0),
+}
+
+
+def cpu_ms(fn: Callable[[], object], before: Callable[[], object] = lambda: None) -> list[float]:
+    """CPU ms (time.process_time) of `fn`, REPS times; `before` runs untimed before each."""
+    runs = []
+    for _ in range(REPS):
+        before()
+        gc.collect()
+        start = time.process_time()
+        fn()
+        runs.append((time.process_time() - start) * 1000)
+    return runs
+
+
+# --- scan --------------------------------------------------------------------------------------
+
+
+def dict_snapshot(eng: FakeEngine) -> Snapshot:
+    """The path before msgspec: API dicts (as requests' json() gives them) -> mapping.py."""
+    bad: list[str] = []
+    return Snapshot(
+        taken_at=NOW,
+        info=eng.info(),
+        nodes=mapping.map_each(list(eng._nodes.values()), mapping.node_from_api, "node", bad),
+        services=mapping.map_each(
+            list(eng._services.values()), mapping.service_from_api, "service", bad
+        ),
+        tasks=mapping.map_each(list(eng._tasks.values()), mapping.task_from_api, "task", bad),
+    )
+
+
+def measure_scan() -> dict[str, Any]:
+    eng, reg = build(1000), registry.load(registry.default_dirs())
+    settings, clock = Settings(), TaskClock()
+    running = sorted(tid for tid, t in eng._tasks.items() if t["Status"]["State"] == "running")
+    rng = random.Random(7)
+    eng.freeze()
+
+    def churn() -> None:  # CHURN running tasks get a new Status.Timestamp, as tasks do
+        for tid in rng.sample(running, CHURN):
+            eng._tasks[tid]["Status"]["Timestamp"] = f"2023-11-14T22:1{rng.randint(0, 9)}:00Z"
+        eng.freeze()  # untimed: the JSON is dockerd's to produce
+
+    def cold() -> None:
+        eng.freeze()
+        eng._memos.clear()
+
+    def scan(take: Callable[[], Snapshot]) -> Callable[[], None]:
+        def run() -> None:
+            snap = take()
+            clock.observe(snap.tasks, NOW)
+            match.run(reg, Context(snap, NOW, settings, clock))
+
+        return run
+
+    def new_snap() -> Snapshot:
+        return observe.take_snapshot(eng, NOW)
+
+    def old_snap() -> Snapshot:
+        return dict_snapshot(eng)
+
+    new_snap()  # the memo holds the previous scan's answer, as in a running daemon
+    fresh: list[Snapshot] = [new_snap()]
+
+    def fresh_snapshot() -> None:
+        fresh[0] = new_snap()
+
+    out: dict[str, list[float]] = {
+        "observe (bytes -> model), steady": cpu_ms(new_snap, churn),
+        "observe (bytes -> model), cold": cpu_ms(new_snap, cold),
+        "observe, dicts -> mapping.py (before)": cpu_ms(old_snap),
+        "match (all runbooks)": cpu_ms(
+            lambda: match.run(reg, Context(fresh[0], NOW, settings, clock)), fresh_snapshot
+        ),
+        "scan: observe + clock + match, steady": cpu_ms(scan(new_snap), churn),
+        "scan: observe + clock + match, cold": cpu_ms(scan(new_snap), cold),
+        "scan: dicts -> mapping.py (before)": cpu_ms(scan(old_snap)),
+    }
+    a, b = new_snap(), dict_snapshot(eng)
+    same = (a.info, a.nodes, a.services, a.tasks) == (b.info, b.nodes, b.services, b.tasks)
+    before = eng.api_calls
+    new_snap()
+    calls = eng.api_calls - before
+    return {"runs": out, "calls": calls, "naive": naive_scan(eng)[0], "same_model": same}
+
+
+# --- events ------------------------------------------------------------------------------------
+
+
+def realistic_events(n: int) -> list[dict[str, Any]]:
+    """Container, service and node events shaped like /events (see tests/pipeline/test_watch)."""
+    rng, sec, out = random.Random(11), 10**9, []
+    actions = ["start", "die", "kill", "destroy", "create", "health_status: healthy"]
+    for i in range(n):
+        nano = 1_700_000_000 * sec + i * 997
+        kind, svc = rng.random(), f"svc{rng.randint(0, 999):06d}"
+        if kind < 0.7:
+            action = rng.choice(actions)
+            cid = f"{rng.getrandbits(128):032x}" * 2
+            attrs = {
+                "com.docker.swarm.node.id": f"node{rng.randint(0, 99):06d}",
+                "com.docker.swarm.service.id": svc,
+                "com.docker.swarm.service.name": f"app-{svc}",
+                "com.docker.swarm.task.id": f"task{i:06d}",
+                "image": "registry.example.com/team1/svc:4",
+                "name": f"app-{svc}.1.task{i:06d}",
+            }
+            if action == "die":
+                attrs["exitCode"] = "137"
+            actor = {"ID": cid, "Attributes": attrs}
+            out.append(
+                {
+                    "status": action,
+                    "id": cid,
+                    "from": attrs["image"],
+                    "Type": "container",
+                    "Action": action,
+                    "Actor": actor,
+                    "scope": "local",
+                    "time": nano // sec,
+                    "timeNano": nano,
+                }
+            )
+        elif kind < 0.9:
+            attrs = {"name": f"app-{svc}", "updatestate.new": "updating"}
+            out.append(
+                {
+                    "Type": "service",
+                    "Action": "update",
+                    "Actor": {"ID": svc, "Attributes": attrs},
+                    "scope": "swarm",
+                    "time": nano // sec,
+                    "timeNano": nano,
+                }
+            )
+        else:
+            attrs = {"name": f"wrk-{rng.randint(1, 97):03d}", "state.new": "ready"}
+            out.append(
+                {
+                    "Type": "node",
+                    "Action": "update",
+                    "Actor": {"ID": f"node{rng.randint(0, 99):06d}", "Attributes": attrs},
+                    "scope": "swarm",
+                    "time": nano // sec,
+                    "timeNano": nano,
+                }
+            )
+    return out
+
+
+def measure_events() -> list[float]:
+    """Events per second through Watcher.handle (event_from_api, dedup, metric, relevance)."""
+    events = realistic_events(EVENTS)
+    rates = []
+    for _ in range(5):
+        journal = Journal(Metrics(CollectorRegistry()), structlog.get_logger("bench"))
+        woken: list[object] = []
+        watcher = Watcher(FakeEngine(), journal, woken.append)
+        gc.collect()
+        start = time.process_time()
+        for raw in events:
+            watcher.handle(raw)
+        rates.append(len(events) / (time.process_time() - start))
+    return rates
+
+
+# --- memory ------------------------------------------------------------------------------------
+
+
+def measure_rss() -> dict[str, Any]:
+    eng = build(1000)
+    answers = eng.freeze()
+    with tempfile.NamedTemporaryFile(suffix=".msgpack") as f:
+        f.write(msgspec.msgpack.encode(answers))
+        f.flush()
+        done = subprocess.run(
+            [sys.executable, "-m", "benchmarks.rss", f.name, LEADER, str(NOW)],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=Path(__file__).resolve().parent.parent,
+        )
+    if done.returncode != 0:
+        print(f"rss: the measuring process failed:\n{done.stderr}", file=sys.stderr)
+        return {}
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+# --- probes (benchmarks/probe_bench.py, written separately) ----------------------------------
+
+
+def measure_probes() -> dict[str, float | None]:
+    keys = ("probe_round_cpu_ms_100n", "probe_bytes_per_node_100n")
+    if importlib.util.find_spec("benchmarks.probe_bench") is None:
+        print(
+            "probes: benchmarks/probe_bench.py does not exist yet: reported as null",
+            file=sys.stderr,
+        )
+        return dict.fromkeys(keys)
+    try:
+        got = importlib.import_module("benchmarks.probe_bench").measure()
+        return {k: float(got[k]) if got.get(k) is not None else None for k in keys}
+    except Exception as exc:  # noqa: BLE001 - a measurement: report what failed, exit 0
+        print(
+            f"probes: benchmarks/probe_bench.py failed: {exc!r}; reported as null", file=sys.stderr
+        )
+        return dict.fromkeys(keys)
+
+
+# --- report ------------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, str]:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "nproc": str(os.cpu_count()),
+        "cpu": model or platform.processor(),
+        "python": platform.python_version(),
+    }
+
+
+def main(argv: list[str]) -> int:
+    as_json = "--json" in argv
+    med = statistics.median
+    scan = measure_scan()
+    runs = scan["runs"]
+    rates = measure_events()
+    rss = measure_rss()
+    probes = measure_probes()
+    figures: dict[str, Any] = {
+        "scan_cpu_ms_10k": round(med(runs["scan: observe + clock + match, steady"]), 2),
+        "api_calls_per_scan": scan["calls"],
+        "events_per_s": round(med(rates)),
+        "rss_mib_10k": rss.get("after_100_scans"),
+        **probes,
+        # context for the figures above
+        "scan_cpu_ms_10k_cold": round(med(runs["scan: observe + clock + match, cold"]), 2),
+        "scan_cpu_ms_10k_before": round(med(runs["scan: dicts -> mapping.py (before)"]), 2),
+        "match_cpu_ms_10k": round(med(runs["match (all runbooks)"]), 2),
+        "api_calls_per_scan_naive": scan["naive"],
+        "rss_mib_imports": rss.get("imports"),
+        "machine": machine(),
+    }
+    if as_json:
+        print(json.dumps(figures))
+        return 0
+    m = figures["machine"]
+    print(f"machine: {m['nproc']} CPUs, {m['cpu']}, Python {m['python']}")
+    print(
+        "world: 100 nodes, 1000 services, 10000 tasks; "
+        f"model from bytes == model from dicts: {scan['same_model']}"
+    )
+    print(f"\n{f'CPU ms (time.process_time), {REPS} reps':<44} {'median':>8} {'min':>8}")
+    for label, r in runs.items():
+        print(f"  {label:<42} {med(r):8.2f} {min(r):8.2f}")
+    print(f"  steady: {CHURN} of 10000 tasks change between scans; cold: nothing decoded before")
+    print(f"\n{'figure':<28} {'value':>12} {'target':>12}   baseline (same run)")
+    baselines = {
+        "scan_cpu_ms_10k": f"{figures['scan_cpu_ms_10k_before']} ms with dicts -> mapping.py; "
+        f"{figures['scan_cpu_ms_10k_cold']} ms cold",
+        "api_calls_per_scan": f"{scan['naive']} with one task list per service",
+        "rss_mib_10k": f"{rss.get('imports')} MiB after the imports alone",
+    }
+    for key, (op, target) in TARGETS.items():
+        value = figures.get(key)
+        shown = "n/a" if value is None else f"{value:,}"
+        print(f"  {key:<26} {shown:>12} {op + f'{target:,.0f}':>12}   {baselines.get(key, '')}")
+    if rss:
+        print(
+            f"\nmemory (VmRSS, MiB): python {rss['python']}, after the daemon's imports "
+            f"{rss['imports']}, after 1 scan {rss['after_1_scan']}, after 100 scans "
+            f"{rss['after_100_scans']} (the engine's answers held by the fake: "
+            f"{rss['answers_mib']} MiB)"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,85 @@
+"""The daemon's memory after 100 scans at 10k tasks, measured in a fresh process.
+
+Run by `python -m benchmarks` as `python -m benchmarks.rss ANSWERS_FILE`: it imports what
+`swarm-medic run` imports (swarm_medic.app and the real engine module), then builds a Medic
+(observe + match + policy + journal, dry-run so the world does not change) over a FakeEngine
+that serves the 10k-task world's JSON answers from ANSWERS_FILE (the bytes dockerd would send;
+the fake holds no dicts), runs 100 scans and prints one JSON object of VmRSS figures in MiB.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import re
+import sys
+from pathlib import Path
+
+import msgspec
+
+
+def rss_mib() -> float:
+    status = Path("/proc/self/status").read_text()
+    found = re.search(r"VmRSS:\s+(\d+)\s+kB", status)
+    return int(found.group(1)) / 1024 if found else float("nan")
+
+
+def main(argv: list[str]) -> int:
+    start = rss_mib()
+    import structlog
+    from prometheus_client import CollectorRegistry
+
+    import swarm_medic.app
+    import swarm_medic.swarm.engine  # `swarm-medic run` imports it: count it
+    from swarm_medic import registry
+    from swarm_medic.daemon import Medic
+    from swarm_medic.journal import Journal
+    from swarm_medic.metrics import Metrics
+    from swarm_medic.settings import Settings
+    from swarm_medic.swarm.fake import FakeEngine
+
+    gc.collect()
+    imports = rss_mib()
+    answers: dict[str, bytes] = msgspec.msgpack.decode(Path(argv[0]).read_bytes())
+    leader, now = argv[1], float(argv[2])
+    # No console output: the log lines are rendered and dropped.
+    structlog.configure(logger_factory=structlog.ReturnLoggerFactory())
+    engine = FakeEngine(node_id=leader, now=now)
+    engine.freeze(answers)
+    answers_mib = sum(len(b) for b in answers.values()) / 2**20
+    del answers
+    metrics = Metrics(CollectorRegistry())
+    journal = Journal(metrics, structlog.get_logger("swarm_medic"))
+    medic = Medic(
+        engine,
+        Settings(dry_run=True),
+        registry.load(registry.default_dirs()),
+        journal,
+        clock=lambda: now,
+    )
+    medic.scan()
+    one = rss_mib()
+    for _ in range(99):
+        medic.scan()
+    gc.collect()
+    after = rss_mib()
+    snap = medic.state.snapshot
+    print(
+        json.dumps(
+            {
+                "python": round(start, 1),
+                "imports": round(imports, 1),
+                "answers_mib": round(answers_mib, 1),
+                "after_1_scan": round(one, 1),
+                "after_100_scans": round(after, 1),
+                "tasks": len(snap.tasks) if snap else 0,
+                "malformed": len(snap.malformed) if snap else 0,
+                "app_module": swarm_medic.app.__name__,
+            }
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
