@@ -339,13 +339,18 @@ class FakeEngine:
         state: str = "running",
         networks: tuple[tuple[str, str], ...] = (),
         sandbox: str = "",
+        name: str = "",
     ) -> str:
-        """A container of `task_id` on this engine's node (the node-local view)."""
+        """A container of `task_id` on this engine's node (the node-local view); named as
+        swarm names its task containers unless `name` says otherwise."""
         task = self._tasks.get(task_id, {"ServiceID": "", "NodeID": self.node_id})
         cid = f"ctr{next(self._ids):09d}"
         svc = self._services.get(task["ServiceID"], {"Spec": {"Name": ""}})
+        slot = task.get("Slot") or task.get("NodeID") or self.node_id
+        name = name or f"{svc['Spec']['Name']}.{slot}.{task_id}"
         self._containers[cid] = {
             "Id": cid,
+            "Names": [f"/{name}"],
             "State": state,
             "Labels": {
                 mapping.TASK_LABEL: task_id,
