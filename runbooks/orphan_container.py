@@ -36,9 +36,9 @@ def detect(ctx: Context) -> Iterator[Finding]:
     names = {n.id: n.hostname or n.id for n in snap.nodes}
     for node, containers in sorted(reach.containers.items()):
         for c in containers:
-            if c.get("state") != "running" or not c.get("task"):
+            if c.state != "running" or not c.task:
                 continue
-            task = snap.task(str(c["task"]))
+            task = snap.task(c.task)
             if task is None:
                 why = "its task no longer exists in the swarm"
             elif task.node_id and task.node_id != node:
@@ -53,9 +53,9 @@ def detect(ctx: Context) -> Iterator[Finding]:
                 )
             else:
                 continue
-            cid = str(c["id"])
-            svc = snap.service(str(c.get("service")))
-            svc_name = svc.name if svc else f"{c.get('service')} (removed)"
+            cid = c.id
+            svc = snap.service(c.service)
+            svc_name = svc.name if svc else f"{c.service} (removed)"
             yield Finding(
                 runbook=NAME,
                 key=f"{NAME}:{cid}",
@@ -63,9 +63,9 @@ def detect(ctx: Context) -> Iterator[Finding]:
                 f"{names.get(node, node)}: {why}",
                 cause="task-gone" if task is None else "task-elsewhere-or-shut-down",
                 severity=Severity.WARNING,
-                service_id=str(c.get("service") or ""),
+                service_id=c.service,
                 service_name=svc.name if svc else "",
-                task_ids=(str(c["task"]),),
+                task_ids=(c.task,),
                 node_ids=(node,),
                 advice=f"remove it on {names.get(node, node)}: docker rm -f {cid[:12]}",
                 actionable=True,

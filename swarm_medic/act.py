@@ -10,15 +10,14 @@ Dry-run never reaches this module: the policy turns every action into `would_act
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-from swarm_medic.agent import REMOVE_TASK_CONTAINER
 from swarm_medic.channel import ChannelError
 from swarm_medic.errors import Conflict, EngineError
 from swarm_medic.ledger import Ledger
 from swarm_medic.model import Action, ActionKind, Result
+from swarm_medic.protocol import REMOVE_TASK_CONTAINER, ActAnswer, ActRequest
 from swarm_medic.settings import Settings
 from swarm_medic.swarm import Engine
 
@@ -34,7 +33,7 @@ class Done:
         return not self.error
 
 
-Hands = Callable[[str, Mapping[str, Any]], Mapping[str, Any]]
+Hands = Callable[[str, ActRequest], ActAnswer]
 
 
 class Executor:
@@ -72,16 +71,14 @@ class Executor:
     def _replace_task(self, action: Action, why: str) -> Done:
         if self.hands is None:
             return Done(Result.FAILED, "no hands: node-local actions need the probe channel", why)
-        request = {
-            "kind": REMOVE_TASK_CONTAINER,
-            "task": action.task_id,
-            "service": action.service_id,
-        }
+        request = ActRequest(
+            kind=REMOVE_TASK_CONTAINER, task=action.task_id, service=action.service_id
+        )
         try:
             answer = self.hands(action.node_id, request)
         except ChannelError as exc:
             return Done(Result.FAILED, f"node {action.node_id}: {exc}", why)
-        if not answer.get("ok"):
+        if not answer.ok:
             return Done(Result.FAILED, f"node {action.node_id}: {answer}", why)
         return Done(Result.DONE, "", why)
 

@@ -41,7 +41,10 @@ class App:
         self.metrics.preinitialise(self.runbooks.runbooks)
         self.engine = make_engine()
         self.agent = NodeAgent(
-            self.engine, netns_dir=settings.netns_dir, timeout=settings.probe_timeout
+            self.engine,
+            netns_dir=settings.netns_dir,
+            timeout=settings.probe_timeout,
+            dry_run=settings.dry_run,
         )
         verifier = Verifier(settings.secret.encode()) if settings.secret else None
         self.control = NodeEndpoint(self.agent, verifier, self.journal)
