@@ -75,14 +75,16 @@ def running(t: Task) -> bool:
 
 @dataclass(frozen=True)
 class Budget:
-    """Targets one node probes per round (before suspects). The defaults keep the brain
-    under 50 ms of CPU and each answer under 64 KiB per round at 100 nodes x 2,000 tasks
-    (benchmarks/probe_bench.py); see the module docstring for what they cost in latency."""
+    """Targets one node probes per round (before suspects). At 100 nodes x 2,000 tasks the
+    defaults keep each answer near 5 KB (limit 64 KiB) and take the brain from ~516 to ~79
+    ms of CPU per round on the dev VM (benchmarks/probe_bench.py); most of what is left is
+    one fresh TCP connection and HTTP exchange per node per round. Every pair is probed
+    within ceil(targets / tcp) rounds: 50 rounds (12.5 min at 15 s) for 2,000 targets."""
 
-    tcp: int = 100
-    dns: int = 25
-    vip: int = 25
-    suspects: int = 50  # re-probed every round, per node and per kind
+    tcp: int = 40
+    dns: int = 8
+    vip: int = 8
+    suspects: int = 20  # re-probed every round, per node and per kind
 
 
 DEFAULT_BUDGET = Budget()
@@ -313,6 +315,7 @@ class Matrix(dict[tuple[str, str], Cell]):
     def __init__(self) -> None:
         super().__init__()
         self.by_task: dict[str, dict[str, Cell]] = {}
+        self.suspect: set[tuple[str, str]] = set()  # keys whose last probe failed
 
     def __setitem__(self, key: tuple[str, str], cell: Cell) -> None:
         super().__setitem__(key, cell)
@@ -320,6 +323,7 @@ class Matrix(dict[tuple[str, str], Cell]):
 
     def __delitem__(self, key: tuple[str, str]) -> None:
         super().__delitem__(key)
+        self.suspect.discard(key)
         cells = self.by_task.get(key[1])
         if cells is not None:
             cells.pop(key[0], None)
@@ -371,10 +375,20 @@ class Reachability:
                     continue  # no vantage point this round: no opinion, history kept
                 self.probes_last_round += 1
                 key = (node, target.task)
-                prev = self.tcp.get(key)
-                if prev is not None:
-                    del self.tcp[key]  # re-inserted: the dict stays ordered by last probe
-                self.tcp[key] = _fold(prev, r.ok, r.error, now, rnd)
+                cell = self.tcp.get(key)
+                if cell is None:
+                    self.tcp[key] = cell = _fold(None, r.ok, r.error, now, rnd)
+                else:
+                    # the hot path (every probe of a known pair): the cell changes in place
+                    # (the task index holds the same object) and moves to the end, so the
+                    # dict stays ordered by last probe, with no Python-level index upkeep
+                    _refold(cell, r.ok, r.error, now, rnd)
+                    dict.__delitem__(self.tcp, key)
+                    dict.__setitem__(self.tcp, key, cell)
+                if cell.fails:
+                    self.tcp.suspect.add(key)
+                else:
+                    self.tcp.suspect.discard(key)
             for vt, r in zip(plan.vip, ans.vip, strict=False):
                 if r.ok is None:
                     continue
@@ -431,10 +445,8 @@ class Reachability:
     def suspects(self) -> Suspects:
         """Pairs to probe again next round whatever the rotation says."""
         tcp: dict[str, set[str]] = {}
-        for t, cells in self.tcp.by_task.items():
-            for node, c in cells.items():
-                if c.fails:
-                    tcp.setdefault(node, set()).add(t)
+        for node, t in self.tcp.suspect:
+            tcp.setdefault(node, set()).add(t)
         vip: dict[str, set[tuple[str, str]]] = {}
         for (node, sid, net), c in self.vip.items():
             if c.fails:
@@ -463,6 +475,11 @@ def _not_since(cells: Mapping[K, Cell], oldest: int) -> list[K]:
 def _is_running(snap: Snapshot, task_id: str) -> bool:
     t = snap.task(task_id)
     return t is not None and running(t)
+
+
+def _refold(cell: Cell, ok: bool, error: str, now: float, rnd: int) -> None:
+    cell.fails = 0 if ok else cell.fails + 1
+    cell.ok, cell.error, cell.at, cell.round = ok, "" if ok else error, now, rnd
 
 
 def _fold(prev: Cell | None, ok: bool, error: str, now: float, rnd: int) -> Cell:

@@ -61,6 +61,8 @@ class Prober:
         self.failures: dict[str, str] = {}  # node id -> why it could not be asked last round
         self.seconds = 0.0
         self.cpu_seconds = 0.0
+        # kept across rounds: starting 32 threads every round is CPU for nothing
+        self._pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="swarm-medic-probe")
 
     def due(self, now: float) -> bool:
         return now - self.last_round >= self.settings.probe_interval
@@ -129,9 +131,7 @@ class Prober:
         if planned.by_node:
             # one request per node at once (bounded): a round costs about one probe timeout,
             # not one per node
-            pool = ThreadPoolExecutor(
-                max_workers=min(32, len(planned.by_node)), thread_name_prefix="swarm-medic-probe"
-            )
+            pool = self._pool
             futures: dict[str, Future[ProbeAnswer]] = {
                 nid: pool.submit(self._probe, nid, plan) for nid, plan in planned.by_node.items()
             }
@@ -139,9 +139,9 @@ class Prober:
             # that is not waited for (its thread ends with its socket timeout)
             waves = -(-len(futures) // 32)
             wait(futures.values(), timeout=self.timeout * waves + 1)
-            pool.shutdown(wait=False, cancel_futures=True)
             for nid, fut in futures.items():
                 if not fut.done():
+                    fut.cancel()  # not started yet: never sent; running: ends by its timeout
                     self.failures[nid] = f"no answer within {self.timeout * waves + 1:.0f}s"
                     continue
                 try:
