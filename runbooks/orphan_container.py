@@ -31,10 +31,10 @@ no longer part of any service, so nothing should depend on it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Iterator
 
 from swarm_medic.model import Action, ActionKind, Finding, Severity
+from swarm_medic.protocol import Container
 from swarm_medic.runbook import Context
 
 NAME = "orphan-container"
@@ -44,17 +44,16 @@ UNKNOWN_STOP_GRACE = 300.0
 GONE_STATES = frozenset({"shutdown", "remove", "complete", "failed", "rejected", "orphaned"})
 
 
-def stop_grace(ctx: Context, service_id: str, container: Mapping[str, Any]) -> float:
+def stop_grace(ctx: Context, container: Container) -> float:
     """The longest of: the service's stop_grace_period (live, or remembered from the last hour
     after a removal), the container's own stop timeout; UNKNOWN_STOP_GRACE if neither is known."""
     known = [
         s.stop_grace_period
-        for s in (ctx.snapshot.service(service_id), ctx.services_seen.get(service_id))
+        for s in (ctx.snapshot.service(container.service), ctx.services_seen.get(container.service))
         if s is not None
     ]
-    own = container.get("stop_timeout")
-    if isinstance(own, (int, float)) and not isinstance(own, bool):
-        known.append(float(own))
+    if container.stop_timeout is not None:
+        known.append(container.stop_timeout)
     return max(known) if known else UNKNOWN_STOP_GRACE
 
 
@@ -66,9 +65,9 @@ def detect(ctx: Context) -> Iterator[Finding]:
     for node, containers in sorted(reach.containers.items()):
         for c in containers:
             # only a container swarm made (the node checked its name and its image's labels)
-            if c.get("state") != "running" or not c.get("task") or c.get("swarm_made") is not True:
+            if c.state != "running" or not c.task or c.swarm_made is not True:
                 continue
-            task = snap.task(str(c["task"]))
+            task = snap.task(c.task)
             if task is None:
                 why = "its task no longer exists in the swarm"
             elif task.node_id and task.node_id != node:
@@ -77,14 +76,14 @@ def detect(ctx: Context) -> Iterator[Finding]:
                 why = f"its task is desired {task.desired_state}"
             else:
                 continue
-            cid = str(c["id"])
-            svc = snap.service(str(c.get("service")))
+            cid = c.id
+            svc = snap.service(c.service)
             # swarm may still be stopping it: give it the longest stop grace we can know of
-            grace = ctx.settings.orphan_grace + stop_grace(ctx, str(c.get("service")), c)
+            grace = ctx.settings.orphan_grace + stop_grace(ctx, c)
             seen_for = ctx.now - ctx.since(f"{NAME}:{node}:{cid}")
             if seen_for < grace:
                 continue
-            svc_name = svc.name if svc else f"{c.get('service')} (removed)"
+            svc_name = svc.name if svc else f"{c.service} (removed)"
             yield Finding(
                 runbook=NAME,
                 key=f"{NAME}:{cid}",
@@ -93,9 +92,9 @@ def detect(ctx: Context) -> Iterator[Finding]:
                 f"(grace {grace:.0f}s)",
                 cause="task-gone" if task is None else "task-elsewhere-or-shut-down",
                 severity=Severity.WARNING,
-                service_id=str(c.get("service") or ""),
+                service_id=c.service,
                 service_name=svc.name if svc else "",
-                task_ids=(str(c["task"]),),
+                task_ids=(c.task,),
                 node_ids=(node,),
                 advice=f"stop and remove it on {names.get(node, node)}: "
                 f"docker stop {cid[:12]} && docker rm {cid[:12]}",

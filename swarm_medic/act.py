@@ -18,15 +18,14 @@ Dry-run never reaches this module: the policy turns every action into `would_act
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-from swarm_medic.agent import REMOVE_TASK_CONTAINER
 from swarm_medic.channel import ChannelError, NodeRefused
 from swarm_medic.errors import Conflict, EngineError
 from swarm_medic.ledger import Ledger
 from swarm_medic.model import Action, ActionKind, Result
+from swarm_medic.protocol import REMOVE_TASK_CONTAINER, ActAnswer, ActRequest
 from swarm_medic.settings import Settings
 from swarm_medic.swarm import Engine
 
@@ -42,7 +41,7 @@ class Done:
         return not self.error
 
 
-Hands = Callable[[str, Mapping[str, Any]], Mapping[str, Any]]
+Hands = Callable[[str, ActRequest], ActAnswer]
 # node id -> why that node's instance cannot be asked now ("" when it can)
 HandsDown = Callable[[str], str]
 NODE_LOCAL = (ActionKind.REPLACE_TASK, ActionKind.REMOVE_ORPHAN)
@@ -128,11 +127,9 @@ class Executor:
     def _replace_task(self, action: Action, why: str) -> Done:
         if self.hands is None:  # checked before the claim; kept for the type checker
             return Done(Result.UNREACHABLE, "no hands")
-        request = {
-            "kind": REMOVE_TASK_CONTAINER,
-            "task": action.task_id,
-            "service": action.service_id,
-        }
+        request = ActRequest(
+            kind=REMOVE_TASK_CONTAINER, task=action.task_id, service=action.service_id
+        )
         try:
             answer = self.hands(action.node_id, request)
         except NodeRefused as exc:  # a definitive no: the claim stands (cooldown, budget)
@@ -141,7 +138,7 @@ class Executor:
             # The action is idempotent (a second request for a container already gone is
             # refused by the node), so a request that may or may not have arrived is released.
             return Done(Result.UNREACHABLE, f"node {action.node_id}: {exc}")
-        if not answer.get("ok"):
+        if not answer.ok:
             return Done(Result.FAILED, f"node {action.node_id}: {answer}", why)
         return Done(Result.DONE, "", why)
 

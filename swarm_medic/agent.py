@@ -15,31 +15,49 @@ this node, after checking that the container's own swarm labels say exactly that
 swarm made it (named as swarm names task containers, with labels that did not come from its
 image: a `docker commit` of a task container copies the labels into the image, and every
 container run from it would otherwise pass for the task). Retiring is what swarm itself does
-to a task it shuts down: the container's own stop signal, its own grace period (StopTimeout,
-which swarm sets from the service's stop_grace_period), then removal; it runs in the
-background so a long grace period never holds the brain's request.
+to a task it shuts down: the container's own stop signal and stop timeout, then removal; it
+runs in the background so a long stop never holds the brain's request. A node started with
+--dry-run refuses it and says what it would have retired, whatever the brain's setting.
+
+Plans and answers are protocol types; the answer lists are positional (entry i answers plan
+entry i), and every probe stands alone: one target that cannot be probed fails only itself.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any
 
 from swarm_medic.errors import EngineError
 from swarm_medic.model import ContainerDetail, LocalContainer
 from swarm_medic.probe import in_netns, interface_up, resolve_a, tcp_connect_all
+from swarm_medic.protocol import (
+    MAX_CONTAINERS,
+    MAX_ERRORS,
+    MAX_ID,
+    MAX_TEXT,
+    REMOVE_TASK_CONTAINER,
+    ActAnswer,
+    ActRequest,
+    Container,
+    DnsResult,
+    ProbeAnswer,
+    ProbePlan,
+    TcpResult,
+)
 from swarm_medic.swarm import Engine
 
 DOCKER_NETNS = "/var/run/docker/netns"
-REMOVE_TASK_CONTAINER = "remove_task_container"
+NO_VANTAGE = "no vantage point"
+
+__all__ = ["REMOVE_TASK_CONTAINER", "AgentError", "NodeAgent"]
 
 
 TASK_LABEL = "com.docker.swarm.task.id"
-DEFAULT_STOP_TIMEOUT = 10.0  # the engine's own default when a container sets none
 TASK_NAME_LABEL = "com.docker.swarm.task.name"
+DEFAULT_STOP_TIMEOUT = 10.0  # the engine's own default when a container sets none
 
 
 class AgentError(Exception):
@@ -65,18 +83,12 @@ def _background(fn: Callable[[], None]) -> None:
     threading.Thread(target=fn, name="swarm-medic-retire", daemon=True).start()
 
 
-def _str(obj: Mapping[str, Any], key: str) -> str:
-    value = obj.get(key)
-    if not isinstance(value, str) or not value:
-        raise AgentError(f"field {key!r} must be a non-empty string")
-    return value
+def _clip(text: str, limit: int = MAX_TEXT) -> str:
+    # the brain refuses a whole answer with an over-long string: clip here, not there
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _port(obj: Mapping[str, Any]) -> int:
-    port = obj.get("port")
-    if not isinstance(port, int) or not 0 < port < 65536:
-        raise AgentError("field 'port' must be a TCP port")
-    return port
+Job = tuple[str, int]  # ("tcp" | "dns" | "vip", index in the plan list)
 
 
 class NodeAgent:
@@ -87,19 +99,24 @@ class NodeAgent:
         *,
         netns_dir: str = DOCKER_NETNS,
         timeout: float = 1.0,
+        dry_run: bool = False,
         spawn: Callable[[Callable[[], None]], None] = _background,
         on_retired: Callable[[str, str], None] = lambda container_id, error: None,
     ) -> None:
+        """`NodeAgent` answers the brain for this node: probes from its side of each overlay,
+        and the one hand action. `spawn` runs a retirement (tests run it inline);
+        `on_retired(container id, "" or what went wrong)` reports how it ended."""
         self.engine = engine
-        self._spawn = spawn  # runs a retirement (stop, then remove); tests run it inline
-        self._on_retired = on_retired  # (container id, "" or what went wrong)
+        self._spawn = spawn
+        self._on_retired = on_retired
         self._retiring: set[str] = set()
-        self._details: dict[str, ContainerDetail] = {}
         self._retiring_lock = threading.Lock()
+        self._details: dict[str, ContainerDetail] = {}
         self._node_id = node_id
         self._sandboxes: dict[str, str] = {}
         self.netns_dir = netns_dir.rstrip("/")
         self.timeout = timeout
+        self.dry_run = dry_run
 
     @property
     def node_id(self) -> str:
@@ -153,117 +170,116 @@ class NodeAgent:
                     errors.append(f"no sound vantage point on network {net[:12]}")
         return out
 
-    def probe(self, plan: Mapping[str, Any]) -> dict[str, Any]:
-        tcp_in = [p for p in plan.get("tcp") or () if isinstance(p, Mapping)]
-        dns_in = [p for p in plan.get("dns") or () if isinstance(p, Mapping)]
-        vip_in = [p for p in plan.get("vip") or () if isinstance(p, Mapping)]
+    def probe(self, plan: ProbePlan) -> ProbeAnswer:
         errors: list[str] = []
         containers = self.engine.local_containers()
         alive = {c.id for c in containers}
         self._sandboxes = {k: v for k, v in self._sandboxes.items() if k in alive}
         self._details = {k: v for k, v in self._details.items() if k in alive}
-        nets = {str(p.get("net")) for p in (*tcp_in, *dns_in, *vip_in)}
-        targets = {str(p.get("task")) for p in tcp_in}
+        me = self.node_id
+        nets = {p.net for p in plan.tcp} | {p.net for p in plan.dns} | {p.net for p in plan.vip}
+        targets = {p.task for p in plan.tcp}
         vantage = self._vantages(containers, nets, targets, errors)
 
+        tcp: list[TcpResult] = [TcpResult(None, NO_VANTAGE)] * len(plan.tcp)
+        dns: list[DnsResult] = [DnsResult(None, NO_VANTAGE)] * len(plan.dns)
+        vip: list[TcpResult] = [TcpResult(None, NO_VANTAGE)] * len(plan.vip)
         # group every probe by the namespace it runs from: one thread per namespace
-        jobs: dict[str, list[tuple[str, Mapping[str, Any]]]] = {}
-        tcp_out: list[dict[str, Any]] = []
-        for p in tcp_in:
-            net = str(p.get("net"))
-            try:
-                _str(p, "ip")
-                _port(p)
-            except AgentError as exc:
-                errors.append(f"bad tcp probe: {exc}")
-                continue
-            path = f"{self.netns_dir}/1-{net[:10]}" if p.get("local") else vantage.get(net)
-            if path is None or not os.path.exists(path):
-                tcp_out.append({**_echo(p), "ok": None, "error": "no vantage point"})
-                continue
-            jobs.setdefault(path, []).append(("tcp", p))
-        for kind, items in (("dns", dns_in), ("vip", vip_in)):
-            for p in items:
-                path = vantage.get(str(p.get("net")))
-                if path is None:
-                    continue
-                jobs.setdefault(path, []).append((kind, p))
+        jobs: dict[str, list[Job]] = {}
+        for i, t in enumerate(plan.tcp):
+            path = f"{self.netns_dir}/1-{t.net[:10]}" if t.node == me else vantage.get(t.net)
+            if path is not None and os.path.exists(path):
+                jobs.setdefault(path, []).append(("tcp", i))
+        for i, d in enumerate(plan.dns):
+            if (path := vantage.get(d.net)) is not None:
+                jobs.setdefault(path, []).append(("dns", i))
+        for i, v in enumerate(plan.vip):
+            if (path := vantage.get(v.net)) is not None:
+                jobs.setdefault(path, []).append(("vip", i))
 
-        dns_out: list[dict[str, Any]] = []
-        vip_out: list[dict[str, Any]] = []
         for path, batch in sorted(jobs.items()):
+            done: list[tuple[str, int, TcpResult | DnsResult | None]]
             try:
-                res = in_netns(
-                    path, partial(self._run, batch), timeout=self.timeout * (2 + len(batch)) + 5
+                done = in_netns(
+                    path,
+                    partial(self._run, plan, batch),
+                    timeout=self.timeout * (2 + len(batch)) + 5,
                 )
             except (OSError, TimeoutError) as exc:
                 errors.append(f"{os.path.basename(path)}: {exc}")
-                continue
-            tcp_out += res["tcp"]
-            dns_out += res["dns"]
-            vip_out += res["vip"]
-        return {
-            "node": self.node_id,
-            "ipvs": os.path.exists("/proc/net/ip_vs"),
-            "tcp": tcp_out,
-            "dns": dns_out,
-            "vip": vip_out,
-            "errors": errors,
-            "containers": [self._describe(c, errors) for c in containers],
-        }
+                done = [(kind, i, None) for kind, i in batch]
+            for kind, i, res in done:
+                if kind == "dns":
+                    dns[i] = res if isinstance(res, DnsResult) else DnsResult(None, NO_VANTAGE)
+                elif isinstance(res, TcpResult):
+                    (tcp if kind == "tcp" else vip)[i] = res
+        listed = [self._describe(c, errors) for c in containers[:MAX_CONTAINERS]]
+        if len(containers) > MAX_CONTAINERS:
+            errors.append(f"{len(containers)} task containers: listing the first {MAX_CONTAINERS}")
+        return ProbeAnswer(
+            node=me,
+            ipvs=os.path.exists("/proc/net/ip_vs"),
+            tcp=tuple(tcp),
+            dns=tuple(dns),
+            vip=tuple(vip),
+            errors=tuple(_clip(e) for e in errors[:MAX_ERRORS]),
+            containers=tuple(listed),
+        )
 
-    def _describe(self, c: LocalContainer, errors: list[str]) -> dict[str, Any]:
+    def _describe(self, c: LocalContainer, errors: list[str]) -> Container:
         """A task container as the brain needs it to judge an orphan: for a running one, also
         its own stop timeout and whether swarm made it (inspected once in its life)."""
-        out: dict[str, Any] = {
-            "id": c.id,
-            "task": c.task_id,
-            "service": c.service_id,
-            "state": c.state,
-        }
-        if c.state != "running":
-            return out
-        try:
-            if c.id not in self._details:
-                self._details[c.id] = self.engine.container_detail(c.id)
-        except EngineError as exc:
-            errors.append(f"inspect {c.id[:12]}: {exc}")
-            return out
-        d = self._details[c.id]
-        out |= {
-            "name": d.name,
-            "stop_timeout": d.stop_timeout,
-            "swarm_made": not not_swarm_made(d, c.task_id),
-        }
-        return out
+        stop_timeout, swarm_made = None, None
+        if c.state == "running" and c.task_id:
+            try:
+                if c.id not in self._details:
+                    self._details[c.id] = self.engine.container_detail(c.id)
+                d = self._details[c.id]
+                stop_timeout = d.stop_timeout
+                swarm_made = not not_swarm_made(d, c.task_id)
+            except EngineError as exc:
+                errors.append(f"inspect {c.id[:12]}: {exc}")
+        return Container(
+            id=c.id[:MAX_ID],
+            task=c.task_id[:MAX_ID],
+            service=c.service_id[:MAX_ID],
+            state=_clip(c.state),
+            name=_clip(c.name),
+            stop_timeout=stop_timeout,
+            swarm_made=swarm_made,
+        )
 
-    def _run(self, items: list[tuple[str, Mapping[str, Any]]]) -> dict[str, list[Any]]:
-        """Inside one namespace: all TCP probes at once, then DNS and VIPs."""
-        out: dict[str, list[Any]] = {"tcp": [], "dns": [], "vip": []}
-        conns = [(k, p) for k, p in items if k in ("tcp", "vip")]
-        results = tcp_connect_all([(str(p["ip"]), int(p["port"])) for _, p in conns], self.timeout)
-        for (kind, p), r in zip(conns, results, strict=True):
-            out[kind].append(
-                {**_echo(p), "ok": r.ok, "error": r.error, "ms": round(r.seconds * 1000, 2)}
-            )
-        for kind, p in items:
+    def _run(
+        self, plan: ProbePlan, batch: list[Job]
+    ) -> list[tuple[str, int, TcpResult | DnsResult | None]]:
+        """Inside one namespace: all TCP connects at once, then each DNS lookup on its own."""
+        out: list[tuple[str, int, TcpResult | DnsResult | None]] = []
+        conns = [(k, i) for k, i in batch if k != "dns"]
+        addrs = [
+            (plan.tcp[i].ip, plan.tcp[i].port) if k == "tcp" else (plan.vip[i].ip, plan.vip[i].port)
+            for k, i in conns
+        ]
+        for (kind, i), r in zip(conns, tcp_connect_all(addrs, self.timeout), strict=True):
+            ms = round(max(r.seconds, 0.0) * 1000, 2)
+            out.append((kind, i, TcpResult(r.ok, _clip(r.error), ms)))
+        for kind, i in batch:
             if kind != "dns":
                 continue
             try:
-                ips: list[str] | None = resolve_a(str(p.get("name")), self.timeout)
-                err = ""
+                ips = resolve_a(plan.dns[i].name, self.timeout)
+                out.append((kind, i, DnsResult(tuple(ips))))
             except (OSError, ValueError) as exc:
-                ips, err = None, f"{type(exc).__name__}: {exc}"
-            out["dns"].append({**_echo(p), "ips": ips, "error": err})
+                out.append((kind, i, DnsResult(None, _clip(f"{type(exc).__name__}: {exc}"))))
         return out
 
     # --- hands --------------------------------------------------------------------------------
 
-    def act(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        kind = request.get("kind")
-        if kind != REMOVE_TASK_CONTAINER:
-            raise AgentError(f"action {kind!r} is not allowed (allowed: {REMOVE_TASK_CONTAINER})")
-        task, service = _str(request, "task"), _str(request, "service")
+    def act(self, request: ActRequest) -> ActAnswer:
+        if request.kind != REMOVE_TASK_CONTAINER:
+            raise AgentError(
+                f"action {request.kind!r} is not allowed (allowed: {REMOVE_TASK_CONTAINER})"
+            )
+        task, service = request.task, request.service
         mine = [c for c in self.engine.local_containers() if c.task_id == task]
         if not mine:
             raise AgentError(f"no container of task {task} on node {self.node_id}")
@@ -279,14 +295,20 @@ class NodeAgent:
             raise AgentError(
                 f"container {c.id[:12]} is not swarm's container of task {task}: {why}"
             )
+        if self.dry_run:
+            # this node's own --dry-run binds its hand, whatever the brain was started with
+            raise AgentError(
+                f"dry-run: would remove container {c.id[:12]} ({c.name or 'unnamed'}) of task "
+                f"{task} of service {service} on node {self.node_id}; nothing removed"
+            )
         self._retire(detail)
-        return {
-            "ok": True,
-            "container": c.id,
-            "task": task,
-            "node": self.node_id,
-            "stop_timeout": detail.stop_timeout,
-        }
+        return ActAnswer(
+            ok=True,
+            container=c.id,
+            task=task,
+            node=self.node_id,
+            stop_timeout=detail.stop_timeout,
+        )
 
     def _retire(self, d: ContainerDetail) -> None:
         with self._retiring_lock:
@@ -307,7 +329,3 @@ class NodeAgent:
             self._on_retired(d.id, error)
 
         self._spawn(run)
-
-
-def _echo(p: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: p[k] for k in ("net", "task", "service", "ip", "port", "name") if k in p}

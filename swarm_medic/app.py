@@ -45,6 +45,7 @@ class App:
             netns_dir=settings.netns_dir,
             timeout=settings.probe_timeout,
             on_retired=self.journal.hand_retired,
+            dry_run=settings.dry_run,
         )
         verifier = Verifier(settings.secret.encode()) if settings.secret else None
         self.control = NodeEndpoint(self.agent, verifier, self.journal)

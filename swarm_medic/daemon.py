@@ -151,8 +151,8 @@ class Medic:
             self.wake(VERIFY_POLL)
 
     def _probe(self, prober: Prober, snap: Snapshot, now: float) -> None:
-        answers = prober.run(snap, now)
-        self.reach.record(snap, answers, now)
+        answers = prober.run(snap, now, self.reach.suspects())
+        self.reach.record(snap, answers, now, period=prober.period)
         hostnames = {n.id: n.hostname for n in snap.nodes}
         # a node that cannot be asked is said once, and again only when the reason changes
         news = {n: why for n, why in prober.failures.items() if self.state.unprobed.get(n) != why}

@@ -1,19 +1,29 @@
-"""The node side of the brain-to-node channel: authenticate, then probe or act.
+"""The node side of the brain-to-node channel: authenticate, decode, then probe or act.
 
-Refusals (unsigned, forged, stale or replayed requests) change nothing, answer 401 and are
-logged and counted; an action the agent will not take answers 409 with its reason.
+Refusals (unsigned, forged, stale or replayed requests, or requests meant for another node)
+change nothing, answer 401 and are logged and counted; a request that does not decode into
+its protocol message answers 400; an action the agent will not take (its own dry-run
+included) answers 409 with its reason. A 200 answer is sealed (channel.seal) over the
+request's nonce and this node's id, inside the JSON envelope http.py serializes as is.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from swarm_medic.agent import AgentError, NodeAgent
-from swarm_medic.channel import Refused, Verifier
+from swarm_medic.channel import Refused, Verifier, seal
 from swarm_medic.errors import EngineError
 from swarm_medic.journal import Journal
+from swarm_medic.protocol import (
+    MAX_REQUEST,
+    ActRequest,
+    ProbePlan,
+    ProtocolError,
+    decode,
+    encode,
+)
 from swarm_medic.rounds import ACT_PATH, PROBE_PATH
 
 Answer = tuple[int, dict[str, Any]]
@@ -24,36 +34,42 @@ class NodeEndpoint:
         self.agent = agent
         self.verifier = verifier
         self.journal = journal
+        self._secret = verifier.secret if verifier is not None else b""
 
     def handle(self, path: str, headers: Mapping[str, str], body: bytes, peer: str) -> Answer:
         if self.verifier is None:
             return 503, {"error": "channel disabled: no shared secret (--secret)"}
         try:
-            self.verifier.verify("POST", path, headers, body)
+            me = self.agent.node_id
+        except EngineError as exc:
+            return 503, {"error": f"this node's id is not known yet: {exc}"}
+        try:
+            nonce = self.verifier.verify("POST", path, headers, body, node=me)
         except Refused as exc:
             self.journal.channel_refused(peer, path, str(exc))
             return 401, {"error": "refused"}
-        try:
-            request = json.loads(body)
-        except ValueError as exc:
-            return 400, {"error": f"bad request: {exc}"}
-        if not isinstance(request, dict):
-            return 400, {"error": "bad request: not a JSON object"}
-        return self._dispatch(path, request, peer)
+        code, answer = self._dispatch(path, body, peer)
+        if code != 200 or not isinstance(answer, bytes):
+            return code, answer if isinstance(answer, dict) else {"error": "internal"}
+        return 200, seal(self._secret, path, nonce, me, answer)
 
-    def _dispatch(self, path: str, request: dict[str, Any], peer: str) -> Answer:
+    def _dispatch(self, path: str, body: bytes, peer: str) -> tuple[int, bytes | dict[str, Any]]:
         try:
             if path == PROBE_PATH:
-                return 200, self.agent.probe(request)
+                plan = decode(body, ProbePlan, limit=MAX_REQUEST)
+                return 200, encode(self.agent.probe(plan))
             if path == ACT_PATH:
-                answer = self.agent.act(request)
+                request = decode(body, ActRequest, limit=MAX_REQUEST)
+                done = self.agent.act(request)
                 self.journal.log.warning(
                     "hand: retiring a task container at the brain's request (stop, then remove)",
                     peer=peer,
-                    task=answer.get("task"),
-                    container=answer.get("container"),
+                    task=done.task,
+                    container=done.container,
                 )
-                return 200, answer
+                return 200, encode(done)
+        except ProtocolError as exc:
+            return 400, {"error": f"bad request: {exc}"}
         except AgentError as exc:
             self.journal.log.error("hand: refused", peer=peer, path=path, error=str(exc))
             return 409, {"ok": False, "error": str(exc)}

@@ -322,3 +322,4 @@ class LocalContainer:
     service_name: str
     node_id: str
     networks: tuple[tuple[str, str], ...] = ()  # (network id, IPv4)
+    name: str = ""  # Names[0] without "/"; swarm names its own <service>.<slot|node>.<task>

@@ -22,6 +22,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+from swarm_medic.protocol import is_ipv4
+
 T = TypeVar("T")
 CLONE_NEWNET = 0x40000000
 EMBEDDED_DNS = "127.0.0.11"
@@ -80,9 +82,19 @@ def tcp_connect_all(targets: Sequence[tuple[str, int]], timeout: float) -> list[
     results: dict[int, TcpResult] = {}
     pending: dict[int, tuple[socket.socket, str, int]] = {}
     for i, (ip, port) in enumerate(targets):
+        # Checked before connect_ex, which would resolve a name (a DNS query from inside
+        # the namespace) and raises for an IPv6 address: one bad target fails alone.
+        if not is_ipv4(ip) or not 0 < port < 65536:
+            results[i] = TcpResult(ip, port, False, "bad target: not an IPv4 address:port", 0.0)
+            continue
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         s.setblocking(False)
-        code = s.connect_ex((ip, port))
+        try:
+            code = s.connect_ex((ip, port))
+        except OSError as exc:
+            results[i] = TcpResult(ip, port, False, f"bad target: {exc}", 0.0)
+            s.close()
+            continue
         if code in (0, errno.EINPROGRESS):
             pending[i] = (s, ip, port)
             sel.register(s, selectors.EVENT_WRITE, i)

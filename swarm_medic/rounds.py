@@ -3,43 +3,74 @@
 Runs on the leader's instance only. Its own node is asked in-process; every other node over
 the signed channel at the node's underlay address (Node.Status.Addr) and the same port as
 ours. Without a shared secret only the brain's own node probes, and the log says so once.
+
+Whatever a node does — no answer, an HTTP error, bytes that are not HTTP, an answer too big,
+unsigned, signed for another request or that does not decode into the protocol's types — is
+that node's failure, recorded in `failures`, like a failing runbook: the round and the scan
+go on with the other nodes.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 from swarm_medic import reach
 from swarm_medic.agent import AgentError, NodeAgent
 from swarm_medic.channel import ChannelError, NodeRefused, call
 from swarm_medic.model import Snapshot
+from swarm_medic.protocol import (
+    MAX_ANSWER,
+    ActAnswer,
+    ActRequest,
+    ProbeAnswer,
+    ProbePlan,
+    ProtocolError,
+    check_aligned,
+    decode,
+    encode,
+)
 from swarm_medic.settings import Settings
 
 PROBE_PATH = "/v1/probe"
 ACT_PATH = "/v1/act"
 
+Answers = dict[str, tuple[ProbePlan, ProbeAnswer]]
+
 
 class Prober:
     def __init__(
-        self, settings: Settings, agent: NodeAgent, *, clock: Callable[[], float] = time.time
+        self,
+        settings: Settings,
+        agent: NodeAgent,
+        *,
+        clock: Callable[[], float] = time.time,
+        budget: reach.Budget = reach.DEFAULT_BUDGET,
     ) -> None:
         self.settings = settings
         self.agent = agent
         self.clock = clock
+        self.budget = budget
         self.secret = settings.secret.encode() if settings.secret else b""
         self.last_round = 0.0
+        self.round_no = 0  # moves every node's rotation window
+        self.period = 1  # rounds the last plans need to probe every pair
         self.addresses: dict[str, str] = {}  # node id -> underlay address
         self.me = ""
         self.failures: dict[str, str] = {}  # node id -> why it could not be asked last round
         self.answered: set[str] = set()  # nodes that answered the last round
         self.seconds = 0.0
         self.cpu_seconds = 0.0
+        # kept across rounds: starting 32 threads every round is CPU for nothing
+        self._pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="swarm-medic-probe")
 
     def due(self, now: float) -> bool:
         return now - self.last_round >= self.settings.probe_interval
+
+    @property
+    def timeout(self) -> float:
+        return self.settings.probe_timeout * 4 + 5
 
     def _url(self, node_id: str) -> str:
         addr = self.addresses.get(node_id)
@@ -47,43 +78,79 @@ class Prober:
             raise ChannelError(f"node {node_id} has no known address")
         return f"http://{addr}:{self.settings.http_port}"
 
-    def _ask(self, node_id: str, path: str, payload: Mapping[str, Any]) -> dict[str, Any]:
-        if node_id == self.me:
-            try:
-                return (self.agent.probe if path == PROBE_PATH else self.agent.act)(payload)
-            except AgentError as exc:
-                raise NodeRefused(str(exc)) from exc
+    def _remote(self, node_id: str, path: str, body: bytes) -> bytes:
         if not self.secret:
             raise ChannelError("no shared secret (--secret): cannot ask other nodes")
-        timeout = self.settings.probe_timeout * 4 + 5
         return call(
-            self._url(node_id), path, payload, self.secret, timeout=timeout, clock=self.clock
+            self._url(node_id),
+            path,
+            body,
+            self.secret,
+            node=node_id,
+            timeout=self.timeout,
+            clock=self.clock,
         )
 
-    def run(self, snap: Snapshot, now: float) -> dict[str, dict[str, Any]]:
-        """One round: node id -> that node's answer (nodes that failed are in .failures)."""
+    def _probe(self, node_id: str, plan: ProbePlan) -> ProbeAnswer:
+        if node_id == self.me:
+            try:
+                answer = self.agent.probe(plan)
+            except AgentError as exc:
+                raise ChannelError(str(exc)) from exc
+        else:
+            raw = self._remote(node_id, PROBE_PATH, encode(plan))
+            try:
+                answer = decode(raw, ProbeAnswer, limit=MAX_ANSWER)
+            except ProtocolError as exc:
+                raise ChannelError(str(exc)) from None
+        if answer.node != node_id:
+            raise ChannelError(f"answer names node {answer.node[:32]}, not {node_id}")
+        try:
+            check_aligned(plan, answer)
+        except ProtocolError as exc:
+            raise ChannelError(str(exc)) from None
+        return answer
+
+    def run(self, snap: Snapshot, now: float, suspects: reach.Suspects | None = None) -> Answers:
+        """One round: node id -> (plan sent, its answer); nodes that failed are in .failures."""
         started, cpu = time.monotonic(), time.process_time()
         self.last_round = now
         self.me = snap.info.node_id
         self.addresses = {n.id: n.addr for n in snap.nodes if n.addr}
-        plans = reach.plans(snap, self.settings, now)
-        answers: dict[str, dict[str, Any]] = {}
+        planned = reach.plans(
+            snap,
+            self.settings,
+            now,
+            round_no=self.round_no,
+            budget=self.budget,
+            suspects=suspects,
+        )
+        self.round_no += 1
+        self.period = planned.period
+        answers: Answers = {}
         self.failures = {}
-        if plans:
+        if planned.by_node:
             # one request per node at once (bounded): a round costs about one probe timeout,
             # not one per node
-            with ThreadPoolExecutor(
-                max_workers=min(32, len(plans)), thread_name_prefix="swarm-medic-probe"
-            ) as pool:
-                futures = {
-                    nid: pool.submit(self._ask, nid, PROBE_PATH, plan)
-                    for nid, plan in plans.items()
-                }
-                for nid, fut in futures.items():
-                    try:
-                        answers[nid] = fut.result()
-                    except ChannelError as exc:
-                        self.failures[nid] = str(exc)
+            pool = self._pool
+            futures: dict[str, Future[ProbeAnswer]] = {
+                nid: pool.submit(self._probe, nid, plan) for nid, plan in planned.by_node.items()
+            }
+            # 32 at a time, each within its timeout; a node that holds its connection past
+            # that is not waited for (its thread ends with its socket timeout)
+            waves = -(-len(futures) // 32)
+            wait(futures.values(), timeout=self.timeout * waves + 1)
+            for nid, fut in futures.items():
+                if not fut.done():
+                    fut.cancel()  # not started yet: never sent; running: ends by its timeout
+                    self.failures[nid] = f"no answer within {self.timeout * waves + 1:.0f}s"
+                    continue
+                try:
+                    answers[nid] = (planned.by_node[nid], fut.result())
+                except ChannelError as exc:
+                    self.failures[nid] = str(exc)
+                except Exception as exc:  # noqa: BLE001 - one node's failure, never the scan's
+                    self.failures[nid] = f"{type(exc).__name__}: {str(exc)[:200]}"
         self.answered = set(answers)
         self.seconds = time.monotonic() - started
         self.cpu_seconds = time.process_time() - cpu  # this process: brain + its own node
@@ -95,6 +162,15 @@ class Prober:
             return ""
         return self.failures.get(node_id) or "did not answer the last probe round"
 
-    def hands(self, node_id: str, request: Mapping[str, Any]) -> dict[str, Any]:
+    def hands(self, node_id: str, request: ActRequest) -> ActAnswer:
         """Ask the instance on `node_id` to carry out a node-local action."""
-        return self._ask(node_id, ACT_PATH, request)
+        if node_id == self.me:
+            try:
+                return self.agent.act(request)
+            except AgentError as exc:
+                raise NodeRefused(str(exc)) from exc
+        raw = self._remote(node_id, ACT_PATH, encode(request))
+        try:
+            return decode(raw, ActAnswer, limit=MAX_ANSWER)
+        except ProtocolError as exc:
+            raise ChannelError(f"node {node_id}: {exc}") from None

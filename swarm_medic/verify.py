@@ -84,9 +84,9 @@ def answers_everywhere(
 def orphan_gone(p: Pending, reach: Reachability | None) -> tuple[bool, str]:
     if reach is None or reach.round_at <= p.started:
         return False, "waiting for a round after the action"
-    left = [
-        c for c in reach.containers.get(p.action.node_id, []) if c.get("task") == p.action.task_id
-    ]
+    if p.action.node_id not in reach.containers:
+        return False, "its node did not answer the last round"
+    left = [c for c in reach.containers[p.action.node_id] if c.task == p.action.task_id]
     return (not left, "the orphan container is gone" if not left else "still there")
 
 

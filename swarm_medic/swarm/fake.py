@@ -423,14 +423,18 @@ class FakeEngine:
         task = self._tasks.get(task_id, {"ServiceID": "", "NodeID": self.node_id})
         cid = f"ctr{next(self._ids):09d}"
         svc = self._services.get(task["ServiceID"], {"Spec": {"Name": ""}})
+        slot = task.get("Slot") or task.get("NodeID") or self.node_id
+        name = name or f"{svc['Spec']['Name']}.{slot}.{task_id}"
         self._containers[cid] = {
             "Id": cid,
+            "Names": [f"/{name}"],
             "State": state,
             "Labels": {
                 mapping.TASK_LABEL: task_id,
                 "com.docker.swarm.service.id": task["ServiceID"],
                 "com.docker.swarm.service.name": svc["Spec"]["Name"],
                 "com.docker.swarm.node.id": task.get("NodeID") or self.node_id,
+                "com.docker.swarm.task.name": name,
             },
             "NetworkSettings": {
                 "Networks": {
@@ -439,7 +443,6 @@ class FakeEngine:
                 }
             },
             "SandboxKey": sandbox,
-            "Names": ["/" + (name if name is not None else f"{svc['Spec']['Name']}.1.{task_id}")],
             "ImageLabels": dict(image_labels or {}),
             "StopTimeout": stop_timeout,
         }

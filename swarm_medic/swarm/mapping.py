@@ -22,6 +22,7 @@ from swarm_medic.model import (
     Task,
     UpdateStatus,
 )
+from swarm_medic.protocol import is_ipv4
 
 Json = Mapping[str, Any]
 T = TypeVar("T")
@@ -180,7 +181,7 @@ def service_from_api(obj: Json) -> Service:
         vips=tuple(
             (str(v.get("NetworkID") or ""), _ip(v.get("Addr")))
             for v in (obj.get("Endpoint") or {}).get("VirtualIPs") or ()
-            if isinstance(v, Mapping) and v.get("Addr")
+            if isinstance(v, Mapping) and is_ipv4(_ip(v.get("Addr")))
         ),
         stop_grace_period=_nanos(container.get("StopGracePeriod"), 10.0),
     )
@@ -205,7 +206,8 @@ def _attachments(obj: Json) -> tuple[tuple[str, str, str], ...]:
         if spec.get("Ingress") or spec.get("Name") == "ingress":
             continue  # the routing mesh's network is not the service's own overlay
         for addr in att.get("Addresses") or ():
-            if ip := _ip(addr):
+            # the model (and every probe) is IPv4; a dual-stack overlay's IPv6 is left out
+            if is_ipv4(ip := _ip(addr)):
                 out.append((str(net.get("ID") or ""), str(spec.get("Name") or ""), ip))
     return tuple(out)
 
@@ -276,6 +278,8 @@ def container_from_api(obj: Json) -> LocalContainer:
         raise ValueError("container without an Id")
     labels = obj.get("Labels") or {}
     nets = ((obj.get("NetworkSettings") or {}).get("Networks") or {}).values()
+    names = obj.get("Names")
+    first = names[0] if isinstance(names, list) and names and isinstance(names[0], str) else ""
     return LocalContainer(
         id=cid,
         state=str(obj.get("State") or ""),
@@ -286,8 +290,9 @@ def container_from_api(obj: Json) -> LocalContainer:
         networks=tuple(
             (str(n.get("NetworkID") or ""), str(n.get("IPAddress") or ""))
             for n in nets
-            if isinstance(n, Mapping) and n.get("IPAddress")
+            if isinstance(n, Mapping) and is_ipv4(str(n.get("IPAddress") or ""))
         ),
+        name=first.removeprefix("/"),
     )
 
 

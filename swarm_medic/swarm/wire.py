@@ -27,6 +27,7 @@ from typing import Any, Generic, TypeVar
 import msgspec
 
 from swarm_medic.model import EMPTY, Node, Resources, Service, Task, UpdateStatus
+from swarm_medic.protocol import is_ipv4
 from swarm_medic.swarm import mapping
 
 T = TypeVar("T")
@@ -235,7 +236,8 @@ def _attachments(atts: list[_Attachment]) -> tuple[tuple[str, str, str], ...]:
         if spec.Ingress or spec.Name == "ingress":
             continue
         for addr in att.Addresses or ():
-            if ip := _ip(addr):
+            # IPv4 only, as mapping._attachments: the model and every probe are IPv4
+            if is_ipv4(ip := _ip(addr)):
                 out.append((net.ID or "", spec.Name or "", ip))
     return tuple(out)
 
@@ -380,7 +382,7 @@ def service_of(o: _Service) -> Service:
         vips=tuple(
             (v.NetworkID or "", _ip(v.Addr))
             for v in (o.Endpoint.VirtualIPs or () if o.Endpoint else ())
-            if v.Addr
+            if v.Addr and is_ipv4(_ip(v.Addr))
         ),
         stop_grace_period=mapping._nanos(
             template.ContainerSpec.StopGracePeriod if template.ContainerSpec else None, 10.0

@@ -152,7 +152,9 @@ def test_forged_and_replayed_requests_are_refused(
     body = json.dumps(
         {"kind": "remove_task_container", "task": task, "service": service_id}
     ).encode()
-    forged = sign(b"not-the-secret", "POST", "/v1/act", body, time.time())
+    node2 = on_node(2, "info", "-f", "{{.Swarm.NodeID}}").strip()
+    node3 = on_node(3, "info", "-f", "{{.Swarm.NodeID}}").strip()
+    forged = sign(b"not-the-secret", "POST", "/v1/act", body, time.time(), node=node2)
     assert post(url, body, {"Content-Type": "application/json", **forged}) == 401
     assert post(url, body, {"Content-Type": "application/json"}) == 401  # unsigned
 
@@ -160,15 +162,19 @@ def test_forged_and_replayed_requests_are_refused(
         iter(sorted(p.read_bytes() for p in medics[0].log_path.parent.glob("channel-secret")))
     )
     probe_body = b"{}"
-    signed = sign(secret.strip(), "POST", "/v1/probe", probe_body, time.time())
+    signed = sign(secret.strip(), "POST", "/v1/probe", probe_body, time.time(), node=node2)
     probe_url = "http://10.99.0.12:9324/v1/probe"
     assert post(probe_url, probe_body, {"Content-Type": "application/json", **signed}) == 200
     assert post(probe_url, probe_body, {"Content-Type": "application/json", **signed}) == 401
+    # node3's genuine request, replayed to node2: refused (the signature names node3)
+    for_node3 = sign(secret.strip(), "POST", "/v1/probe", probe_body, time.time(), node=node3)
+    assert post(probe_url, probe_body, {"Content-Type": "application/json", **for_node3}) == 401
     refused = medics[1].find("refused brain-to-node request")
-    assert [r["why"] for r in refused][:3] == [
+    assert [r["why"] for r in refused][:4] == [
         "bad signature (wrong secret or altered request)",
         "unsigned request",
         "replayed request (nonce already used)",
+        f"request meant for node {node3[:32]}, not for this node",
     ]
     assert web.running_on().get("node2") == task  # nothing was removed
 

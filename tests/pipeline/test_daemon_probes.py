@@ -1,17 +1,25 @@
-"""The brain's probe rounds inside Medic.scan, on the fake engine with a scripted agent."""
+"""The brain's probe rounds inside Medic.scan, on the fake engine with a scripted agent; and
+a hostile "node" on 127.0.0.1 that the brain must survive and never believe."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+import socketserver
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import pytest
 from prometheus_client import CollectorRegistry
 
 from swarm_medic import registry
 from swarm_medic.agent import NodeAgent
+from swarm_medic.channel import seal
 from swarm_medic.daemon import Medic
 from swarm_medic.journal import Journal
 from swarm_medic.metrics import Metrics
+from swarm_medic.protocol import DnsResult, ProbeAnswer, ProbePlan, TcpResult, encode
 from swarm_medic.rounds import Prober
 from swarm_medic.settings import Settings
 from swarm_medic.swarm.fake import FakeEngine
@@ -28,27 +36,20 @@ class ScriptedAgent(NodeAgent):
     def __init__(self, fake: FakeEngine) -> None:
         super().__init__(fake, "n1")
         self.dead: set[str] = set()
-        self.plans: list[Mapping[str, Any]] = []
+        self.plans: list[ProbePlan] = []
 
-    def probe(self, plan: Mapping[str, Any]) -> dict[str, Any]:
+    def probe(self, plan: ProbePlan) -> ProbeAnswer:
         self.plans.append(plan)
-        tcp = [
-            {
-                **p,
-                "ok": p["task"] not in self.dead,
-                "error": "timeout" if p["task"] in self.dead else "",
-            }
-            for p in plan["tcp"]
-        ]
-        return {
-            "node": "n1",
-            "ipvs": True,
-            "tcp": tcp,
-            "dns": [],
-            "vip": [],
-            "errors": [],
-            "containers": [],
-        }
+        return ProbeAnswer(
+            node="n1",
+            ipvs=True,
+            tcp=tuple(
+                TcpResult(False, "timeout") if p.task in self.dead else TcpResult(True)
+                for p in plan.tcp
+            ),
+            dns=(DnsResult(None, "not asked"),) * len(plan.dns),
+            vip=(TcpResult(True),) * len(plan.vip),
+        )
 
 
 def world() -> tuple[FakeEngine, str, list[str]]:
@@ -69,17 +70,19 @@ def world() -> tuple[FakeEngine, str, list[str]]:
     return fake, sid, tids
 
 
-def medic(fake: FakeEngine) -> tuple[Medic, ScriptedAgent, Logs, CollectorRegistry]:
+def medic(
+    fake: FakeEngine, settings: Settings = SETTINGS
+) -> tuple[Medic, ScriptedAgent, Logs, CollectorRegistry]:
     agent = ScriptedAgent(fake)
     logs, prom = Logs(), CollectorRegistry()
     now = [T0]
     m = Medic(
         fake,
-        SETTINGS,
+        settings,
         registry.load([registry.builtin_dir()]),
         Journal(Metrics(prom), logs.logger),
         clock=lambda: now[0],
-        prober=Prober(SETTINGS, agent, clock=lambda: now[0]),
+        prober=Prober(settings, agent, clock=lambda: now[0]),
     )
     m.clock = lambda: now[0]
     m.now = now  # type: ignore[attr-defined]
@@ -99,7 +102,7 @@ def test_rounds_feed_the_matrix_and_a_dead_task_is_replaced_through_its_node() -
         scan(m, T0 + 2 * i)
 
     # n1 probed every task; n2 could not be asked (no secret) and says so once, not per round
-    assert {p["task"] for p in agent.plans[0]["tcp"]} == {t1, t2, t3}
+    assert {p.task for p in agent.plans[0].tcp} == {t1, t2, t3}
     assert [e["node"] for e in logs.named("node not probed this round")] == ["node2"]
     assert "no shared secret" in logs.named("node not probed this round")[0]["error"]
     assert m.reach.tcp[("n1", t3)].fails == 3
@@ -144,3 +147,114 @@ def test_a_task_on_the_brains_own_node_is_replaced_and_verified() -> None:
         scan(m, T0 + 2 * i)
     (healed,) = logs.named("verified: healed")
     assert "answer from every node" in healed["detail"]
+
+
+# --- a hostile node ---------------------------------------------------------------------------
+
+KEY = "s3cret"
+
+
+class _Server(ThreadingHTTPServer):
+    def server_bind(self) -> None:
+        socketserver.TCPServer.server_bind(self)  # no getfqdn(): no DNS query from a test
+
+
+class Hostile:
+    """Whatever answers on n2's port: never a genuine node. `victim` is the task it claims
+    is unreachable from n2 while everything else answers."""
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.victim = ""
+        self.asked = 0
+        hostile = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                hostile.asked += 1
+                if hostile.mode == "garbage":
+                    self.wfile.write(b"\x00\xff\x13 not HTTP at all\r\n\r\n")
+                    return
+                if hostile.mode == "bad-dns":
+                    self._send(json.dumps({"dns": [{"ips": 1}]}).encode())
+                    return
+                plan = json.loads(body)
+                targets = plan.get("tcp") or []
+                if hostile.mode == "forged-plain":  # the old dict answer, not sealed
+                    tcp = [
+                        {**p, "ok": p["task"] != hostile.victim, "error": "timeout"}
+                        for p in targets
+                    ]
+                    forged = {"node": "n2", "ipvs": True, "tcp": tcp, "containers": []}
+                    self._send(json.dumps(forged).encode())
+                    return
+                # forged-sealed: the protocol's own answer, sealed with a guessed secret
+                answer = ProbeAnswer(
+                    node="n2",
+                    tcp=tuple(TcpResult(p["task"] != hostile.victim, "timeout") for p in targets),
+                    dns=(DnsResult(None),) * len(plan.get("dns") or []),
+                    vip=(TcpResult(True),) * len(plan.get("vip") or []),
+                )
+                nonce = self.headers.get("X-Medic-Nonce") or ""
+                env = seal(b"guessed", self.path, nonce, "n2", encode(answer))
+                self._send(json.dumps(env).encode())
+
+            def _send(self, body: bytes) -> None:
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = _Server(("127.0.0.1", 0), Handler)
+        self.port = int(self.server.server_address[1])
+        threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
+        ).start()
+
+
+@pytest.fixture(params=["garbage", "bad-dns", "forged-plain", "forged-sealed"])
+def hostile(request: pytest.FixtureRequest) -> Iterator[Hostile]:
+    h = Hostile(str(request.param))
+    yield h
+    h.server.shutdown()
+    h.server.server_close()
+
+
+def test_a_hostile_node_is_that_nodes_failure_and_the_scan_goes_on(hostile: Hostile) -> None:
+    fake, _, (t1, _, _) = world()
+    hostile.victim = t1  # on n1: believed, the forgery would get it replaced by n1's hand
+    fake.add_container(t1)
+    paused = fake.add_service("api", labels={"swarm-medic.enable": "true"}, previous_spec=True)
+    fake.pause_update(paused)  # the new spec failed by itself: a rollback is due
+    settings = Settings(
+        probe_interval=1.0,
+        probe_failures=2,
+        probe_grace=0.0,
+        verify_hold=0.0,
+        secret=KEY,
+        http_port=hostile.port,
+    )
+    m, _, logs, _ = medic(fake, settings)
+    for i in range(4):
+        scan(m, T0 + 2 * i)
+
+    assert hostile.asked == 4  # asked every round, never believed
+    assert not logs.named("scan crashed; the next scan runs as scheduled")
+    assert m.state.last_error == ""
+    # the paused update elsewhere is still rolled back
+    assert [(verb, sid) for verb, sid, _ in fake.writes] == [("rollback", paused)]
+    # the hostile node is reported (once) as failing, its answer is no data
+    assert m.prober is not None
+    assert set(m.prober.failures) == {"n2"}
+    (failed,) = logs.named("node not probed this round")
+    assert failed["node"] == "node2"
+    assert "n2" not in m.reach.containers
+    assert not any(node == "n2" for node, _ in m.reach.tcp)
+    # and no task is replaced on the strength of its forgery
+    assert fake.removed == []
+    assert not logs.starting("action: replace_task")
+    assert not [f for f in logs.named("finding") if f["runbook"] == "unreachable-endpoint"]

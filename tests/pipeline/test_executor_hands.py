@@ -7,13 +7,11 @@ open breaker then blocked a real fix (a paused update) on the same service.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from swarm_medic.act import Executor
-from swarm_medic.channel import ChannelError
+from swarm_medic.channel import ChannelError, NodeRefused
 from swarm_medic.ledger import Ledger
 from swarm_medic.model import Action, ActionKind, Result
+from swarm_medic.protocol import ActAnswer, ActRequest
 from swarm_medic.settings import Settings
 from swarm_medic.swarm.fake import FakeEngine
 
@@ -34,7 +32,7 @@ def test_a_hand_that_cannot_be_reached_releases_its_claim() -> None:
     sid = fake.add_service("api")
     asked: list[str] = []
 
-    def dead_hand(node: str, request: Mapping[str, Any]) -> Mapping[str, Any]:
+    def dead_hand(node: str, request: ActRequest) -> ActAnswer:
         asked.append(node)
         raise ChannelError("http://10.0.0.2:9324/v1/act: ConnectionRefusedError")
 
@@ -50,16 +48,29 @@ def test_a_hand_that_cannot_be_reached_releases_its_claim() -> None:
 def test_a_node_known_to_be_down_is_not_even_claimed() -> None:
     fake = FakeEngine(node_id="n1", now=T0)
     sid = fake.add_service("api")
-    ex = Executor(fake, S, lambda n, r: {"ok": True}, lambda node: "did not answer")
+    ex = Executor(fake, S, lambda n, r: ActAnswer(ok=True), lambda node: "did not answer")
     done = ex.execute(replace(sid), "orphan-container", T0)
     assert done.result is Result.UNREACHABLE and "did not answer" in done.error
     assert fake.read_ledger(S.ledger_name) is None  # not a single ledger write
 
 
+def test_a_hand_that_refuses_keeps_the_claim() -> None:
+    # a definitive "no" from the node: cooldown and budget apply, as for any failed action
+    fake = FakeEngine(node_id="n1", now=T0)
+    sid = fake.add_service("api")
+
+    def refusing(node: str, request: ActRequest) -> ActAnswer:
+        raise NodeRefused("container ctr1 is not swarm's container of task t1")
+
+    done = Executor(fake, S, refusing).execute(replace(sid), "orphan-container", T0)
+    assert done.result is Result.FAILED and "refused" in done.error
+    assert history(fake, sid) == 1
+
+
 def test_a_reachable_hand_spends_the_budget_as_before() -> None:
     fake = FakeEngine(node_id="n1", now=T0)
     sid = fake.add_service("api")
-    ex = Executor(fake, S, lambda n, r: {"ok": True, "node": n})
+    ex = Executor(fake, S, lambda n, r: ActAnswer(ok=True, node=n))
     results = [ex.execute(replace(sid), "orphan-container", T0 + i) for i in range(2)]
     assert [d.result for d in results] == [Result.DONE, Result.DONE]
     assert "budget spent" in results[1].circuit_opened

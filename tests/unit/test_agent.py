@@ -15,6 +15,15 @@ import pytest
 from swarm_medic import agent as agent_mod
 from swarm_medic.agent import REMOVE_TASK_CONTAINER, AgentError, NodeAgent
 from swarm_medic.probe import TcpResult
+from swarm_medic.protocol import (
+    ActAnswer,
+    ActRequest,
+    DnsResult,
+    DnsTarget,
+    ProbePlan,
+    TcpTarget,
+    VipTarget,
+)
 from swarm_medic.swarm.fake import FakeEngine
 
 T = TypeVar("T")
@@ -32,13 +41,17 @@ def engine() -> FakeEngine:
     return FakeEngine(node_id=ME)
 
 
+def remove(task: str, service: str, kind: str = REMOVE_TASK_CONTAINER) -> ActRequest:
+    return ActRequest(kind=kind, task=task, service=service)
+
+
 def inline(fn: Callable[[], None]) -> None:
     fn()
 
 
-def hand(engine: FakeEngine, node: str = ME) -> NodeAgent:
+def hand(engine: FakeEngine, node: str = ME, **kw: Any) -> NodeAgent:
     """An agent that retires containers inline, so the test sees the result at once."""
-    return NodeAgent(engine, node, spawn=inline)
+    return NodeAgent(engine, node, spawn=inline, **kw)
 
 
 def test_act_removes_the_container_of_the_task(engine: FakeEngine) -> None:
@@ -46,9 +59,9 @@ def test_act_removes_the_container_of_the_task(engine: FakeEngine) -> None:
     tid = engine.add_task(sid, node_id=ME)
     cid = engine.add_container(tid)
     other = engine.add_container(engine.add_task(sid, node_id=ME))
-    answer = hand(engine).act({"kind": REMOVE_TASK_CONTAINER, "task": tid, "service": sid})
-    assert answer == {"ok": True, "container": cid, "task": tid, "node": ME, "stop_timeout": None}
-    # stopped the way swarm stops a task (its own signal and grace), then removed
+    answer = hand(engine).act(remove(tid, sid))
+    assert answer == ActAnswer(ok=True, container=cid, task=tid, node=ME)
+    # stopped the way swarm stops a task (its own signal and stop timeout), then removed
     assert engine.stopped == [(cid, 10.0)]
     assert engine.removed == [cid]
     assert [c.id for c in engine.local_containers()] == [other]
@@ -58,18 +71,18 @@ def test_act_asks_the_engine_for_its_node_id_when_not_given(engine: FakeEngine) 
     sid = engine.add_service("web")
     tid = engine.add_task(sid, node_id=ME)
     cid = engine.add_container(tid)
-    answer = hand(engine, "").act({"kind": REMOVE_TASK_CONTAINER, "task": tid, "service": sid})
-    assert answer["node"] == ME
+    answer = hand(engine, "").act(remove(tid, sid))
+    assert answer.node == ME
     assert engine.removed == [cid]
 
 
-@pytest.mark.parametrize("kind", ["remove_container", "exec", None, ""])
-def test_act_refuses_any_other_kind(engine: FakeEngine, kind: str | None) -> None:
+@pytest.mark.parametrize("kind", ["remove_container", "exec", ""])
+def test_act_refuses_any_other_kind(engine: FakeEngine, kind: str) -> None:
     sid = engine.add_service("web")
     tid = engine.add_task(sid, node_id=ME)
     engine.add_container(tid)
     with pytest.raises(AgentError, match=f"is not allowed \\(allowed: {REMOVE_TASK_CONTAINER}\\)"):
-        hand(engine).act({"kind": kind, "task": tid, "service": sid})
+        hand(engine).act(remove(tid, sid, kind))
     assert engine.removed == []
 
 
@@ -78,7 +91,7 @@ def test_act_refuses_a_container_of_another_service(engine: FakeEngine) -> None:
     tid = engine.add_task(web, node_id=ME)
     engine.add_container(tid)
     with pytest.raises(AgentError, match=f"belongs to service {web}.*: refusing"):
-        hand(engine).act({"kind": REMOVE_TASK_CONTAINER, "task": tid, "service": api})
+        hand(engine).act(remove(tid, api))
     assert engine.removed == []
     assert len(engine.local_containers()) == 1
 
@@ -88,7 +101,7 @@ def test_act_refuses_a_container_labelled_with_another_node(engine: FakeEngine) 
     tid = engine.add_task(sid, node_id="node-2")
     engine.add_container(tid)
     with pytest.raises(AgentError, match=r"on node node-2, not to service .* on node-1: refusing"):
-        hand(engine).act({"kind": REMOVE_TASK_CONTAINER, "task": tid, "service": sid})
+        hand(engine).act(remove(tid, sid))
     assert engine.removed == []
 
 
@@ -96,37 +109,17 @@ def test_act_without_a_container_for_the_task(engine: FakeEngine) -> None:
     sid = engine.add_service("web")
     engine.add_container(engine.add_task(sid, node_id=ME))
     with pytest.raises(AgentError, match=f"no container of task other-task on node {ME}"):
-        hand(engine).act({"kind": REMOVE_TASK_CONTAINER, "task": "other-task", "service": sid})
+        hand(engine).act(remove("other-task", sid))
     assert engine.removed == []
 
 
-@pytest.mark.parametrize(
-    ("request_", "field"),
-    [
-        ({"service": "svc"}, "task"),
-        ({"task": "", "service": "svc"}, "task"),
-        ({"task": 7, "service": "svc"}, "task"),
-        ({"task": "t"}, "service"),
-        ({"task": "t", "service": ""}, "service"),
-        ({"task": "t", "service": ["svc"]}, "service"),
-    ],
-)
-def test_act_needs_non_empty_fields(
-    engine: FakeEngine, request_: dict[str, Any], field: str
-) -> None:
-    with pytest.raises(AgentError, match=f"field '{field}' must be a non-empty string"):
-        hand(engine).act({"kind": REMOVE_TASK_CONTAINER, **request_})
-    assert engine.removed == []
-
-
-def test_act_stops_with_the_containers_own_grace_period(engine: FakeEngine) -> None:
+def test_act_stops_with_the_containers_own_stop_timeout(engine: FakeEngine) -> None:
     sid = engine.add_service("db")
     tid = engine.add_task(sid, node_id=ME)
     cid = engine.add_container(tid, stop_timeout=300)
     retired: list[tuple[str, str]] = []
-    agent = NodeAgent(engine, ME, spawn=inline, on_retired=lambda c, e: retired.append((c, e)))
-    answer = agent.act({"kind": REMOVE_TASK_CONTAINER, "task": tid, "service": sid})
-    assert answer["stop_timeout"] == 300
+    answer = hand(engine, on_retired=lambda c, e: retired.append((c, e))).act(remove(tid, sid))
+    assert answer.stop_timeout == 300
     assert engine.stopped == [(cid, 300.0)]
     assert retired == [(cid, "")]
 
@@ -138,7 +131,7 @@ def test_act_retires_in_the_background_and_only_once(engine: FakeEngine) -> None
     later: list[Callable[[], None]] = []
     agent = NodeAgent(engine, ME, spawn=later.append)
     for _ in range(3):  # the brain asks again while the container is still stopping
-        assert agent.act({"kind": REMOVE_TASK_CONTAINER, "task": tid, "service": sid})["ok"]
+        assert agent.act(remove(tid, sid)).ok
     assert engine.removed == [] and len(later) == 1  # the answer did not wait for the stop
     later[0]()
     assert engine.removed == [cid]
@@ -151,7 +144,7 @@ def test_act_refuses_a_container_run_from_a_committed_task_image(engine: FakeEng
     tid = engine.add_task(sid, node_id=ME)
     engine.add_container(tid, name="brave_turing", image_labels={"com.docker.swarm.task.id": tid})
     with pytest.raises(AgentError, match="made by `docker commit`"):
-        hand(engine).act({"kind": REMOVE_TASK_CONTAINER, "task": tid, "service": sid})
+        hand(engine).act(remove(tid, sid))
     assert engine.stopped == [] and engine.removed == []
 
 
@@ -160,8 +153,32 @@ def test_act_refuses_a_container_swarm_did_not_name(engine: FakeEngine) -> None:
     tid = engine.add_task(sid, node_id=ME)
     engine.add_container(tid, name="copy-of-web")
     with pytest.raises(AgentError, match="is not the name swarm gives"):
-        hand(engine).act({"kind": REMOVE_TASK_CONTAINER, "task": tid, "service": sid})
+        hand(engine).act(remove(tid, sid))
     assert engine.stopped == [] and engine.removed == []
+
+
+def test_a_node_in_dry_run_removes_nothing_and_says_what_it_would_remove(
+    engine: FakeEngine,
+) -> None:
+    sid = engine.add_service("web")
+    tid = engine.add_task(sid, node_id=ME)
+    cid = engine.add_container(tid)
+    with pytest.raises(AgentError) as refused:
+        NodeAgent(engine, ME, dry_run=True).act(remove(tid, sid))
+    assert str(refused.value).startswith(f"dry-run: would remove container {cid[:12]} (web.")
+    assert str(refused.value).endswith(
+        f"of task {tid} of service {sid} on node {ME}; nothing removed"
+    )
+    assert engine.removed == []
+    assert [c.id for c in engine.local_containers()] == [cid]
+
+
+def test_dry_run_still_checks_the_labels_first(engine: FakeEngine) -> None:
+    web, api = engine.add_service("web"), engine.add_service("api")
+    tid = engine.add_task(web, node_id=ME)
+    engine.add_container(tid)
+    with pytest.raises(AgentError, match="refusing"):
+        NodeAgent(engine, ME, dry_run=True).act(remove(tid, api))
 
 
 # --- probe ----------------------------------------------------------------------------------
@@ -246,45 +263,67 @@ def world(tmp_path: Path) -> World:
     return World(tmp_path)
 
 
-def tcp(task: str, ip: str, *, local: bool, net: str = NET) -> dict[str, Any]:
-    return {"net": net, "task": task, "service": "s", "ip": ip, "port": 80, "local": local}
+def tcp(task: str, ip: str, *, local: bool, net: str = NET) -> TcpTarget:
+    node = ME if local else "node-9"
+    return TcpTarget(net=net, task=task, service="s", node=node, ip=ip, port=80)
+
+
+def plan(*targets: TcpTarget) -> ProbePlan:
+    return ProbePlan(tcp=targets)
+
+
+DNS = DnsTarget(net=NET, service="s", name="tasks.web")
+VIP = VipTarget(net=NET, service="s", ip="10.0.1.100", port=80)
 
 
 def test_local_targets_are_probed_from_the_overlay_namespace(world: World, ns: Netns) -> None:
     tid = world.container("10.0.1.2", "sb-local")
     overlay = world.local_ns()
-    ans = world.agent.probe({"tcp": [tcp(tid, "10.0.1.2", local=True)]})
+    ans = world.agent.probe(plan(tcp(tid, "10.0.1.2", local=True)))
     assert overlay.endswith(f"/1-{NET[:10]}")
     assert ns.where("10.0.1.2") == [overlay]
-    (r,) = ans["tcp"]
-    assert r["ok"] is True
-    assert (r["task"], r["ip"], r["port"], r["net"]) == (tid, "10.0.1.2", 80, NET)
+    (r,) = ans.tcp
+    assert (r.ok, r.error) == (True, "")
 
 
 def test_remote_targets_are_probed_from_a_container_sandbox_in_netns_dir(
     world: World, ns: Netns
 ) -> None:
     world.container("10.0.1.2", "0123abcd")
-    ans = world.agent.probe({"tcp": [tcp("remote", "10.0.1.9", local=False)]})
+    ans = world.agent.probe(plan(tcp("remote", "10.0.1.9", local=False)))
     # SandboxKey is dockerd's path; the agent reads it under its own netns_dir
     assert ns.where("10.0.1.9") == [world.sandbox("0123abcd")]
-    assert ans["tcp"][0]["ok"] is True
-    assert ans["errors"] == []
+    assert ans.tcp[0].ok is True
+    assert ans.errors == ()
 
 
 def test_a_failed_connect_is_reported(world: World, ns: Netns) -> None:
     world.container("10.0.1.2", "sb1")
     ns.refused.add("10.0.1.9")
-    ans = world.agent.probe({"tcp": [tcp("remote", "10.0.1.9", local=False)]})
-    (r,) = ans["tcp"]
-    assert (r["ok"], r["error"]) == (False, "refused")
+    ans = world.agent.probe(plan(tcp("remote", "10.0.1.9", local=False)))
+    (r,) = ans.tcp
+    assert (r.ok, r.error) == (False, "refused")
+
+
+def test_results_are_positional_whatever_namespace_ran_them(world: World, ns: Netns) -> None:
+    tid = world.container("10.0.1.2", "sb1")
+    world.local_ns()
+    ns.refused.add("10.0.1.8")
+    ans = world.agent.probe(
+        plan(
+            tcp("r1", "10.0.1.8", local=False),
+            tcp(tid, "10.0.1.2", local=True),
+            tcp("r2", "10.0.1.9", local=False),
+        )
+    )
+    assert [r.ok for r in ans.tcp] == [False, True, True]
 
 
 def test_a_vantage_whose_interface_is_down_is_skipped(world: World, ns: Netns) -> None:
     world.container("10.0.1.2", "sb-down")
     world.container("10.0.1.3", "sb-up")
     ns.down.add((world.sandbox("sb-down"), "10.0.1.2"))
-    world.agent.probe({"tcp": [tcp("remote", "10.0.1.9", local=False)]})
+    world.agent.probe(plan(tcp("remote", "10.0.1.9", local=False)))
     assert ns.interface_checks == [
         (world.sandbox("sb-down"), "10.0.1.2"),
         (world.sandbox("sb-up"), "10.0.1.3"),
@@ -296,7 +335,7 @@ def test_only_running_containers_on_the_network_are_vantages(world: World, ns: N
     world.container("10.0.1.2", "sb-exited", state="exited")
     world.container("10.0.2.2", "sb-other-net", net=NET2)
     world.container("10.0.1.3", "sb-good")
-    world.agent.probe({"tcp": [tcp("remote", "10.0.1.9", local=False)]})
+    world.agent.probe(plan(tcp("remote", "10.0.1.9", local=False)))
     assert ns.where("10.0.1.9") == [world.sandbox("sb-good")]
 
 
@@ -306,116 +345,94 @@ def test_a_container_that_is_a_probe_target_is_a_last_resort_vantage(
     target = world.container("10.0.1.2", "sb-target")  # listed first by the engine
     world.container("10.0.1.3", "sb-bystander")
     world.local_ns()
-    plan = {"tcp": [tcp(target, "10.0.1.2", local=True), tcp("remote", "10.0.1.9", local=False)]}
-    world.agent.probe(plan)
+    world.agent.probe(
+        plan(tcp(target, "10.0.1.2", local=True), tcp("remote", "10.0.1.9", local=False))
+    )
     assert ns.where("10.0.1.9") == [world.sandbox("sb-bystander")]
 
 
 def test_a_target_container_is_used_when_it_is_the_only_candidate(world: World, ns: Netns) -> None:
     target = world.container("10.0.1.2", "sb-target")
     world.local_ns()
-    plan = {"tcp": [tcp(target, "10.0.1.2", local=True), tcp("remote", "10.0.1.9", local=False)]}
-    world.agent.probe(plan)
+    world.agent.probe(
+        plan(tcp(target, "10.0.1.2", local=True), tcp("remote", "10.0.1.9", local=False))
+    )
     assert ns.where("10.0.1.9") == [world.sandbox("sb-target")]
     assert ns.where("10.0.1.2") == [str(world.tmp / f"1-{NET[:10]}")]
 
 
 def test_no_vantage_point_is_no_opinion(world: World, ns: Netns) -> None:
-    plan = {
-        "tcp": [tcp("remote", "10.0.1.9", local=False), tcp("mine", "10.0.1.2", local=True)],
-        "dns": [{"net": NET, "service": "s", "name": "tasks.web"}],
-        "vip": [{"net": NET, "service": "s", "ip": "10.0.1.100", "port": 80}],
-    }
-    ans = world.agent.probe(plan)  # no container on NET, no 1-<net> file
-    assert [(r["task"], r["ok"], r["error"]) for r in ans["tcp"]] == [
-        ("remote", None, "no vantage point"),
-        ("mine", None, "no vantage point"),
-    ]
-    assert ans["dns"] == []
-    assert ans["vip"] == []
+    ans = world.agent.probe(  # no container on NET, no 1-<net> file
+        ProbePlan(
+            tcp=(tcp("remote", "10.0.1.9", local=False), tcp("mine", "10.0.1.2", local=True)),
+            dns=(DNS,),
+            vip=(VIP,),
+        )
+    )
+    assert [(r.ok, r.error) for r in ans.tcp] == [(None, "no vantage point")] * 2
+    assert ans.dns == (DnsResult(None, "no vantage point"),)
+    assert [(r.ok, r.error) for r in ans.vip] == [(None, "no vantage point")]
     assert ns.connects == []
 
 
 def test_all_vantages_down_is_no_opinion_and_an_error(world: World, ns: Netns) -> None:
     world.container("10.0.1.2", "sb1")
     ns.down.add((world.sandbox("sb1"), "10.0.1.2"))
-    ans = world.agent.probe({"tcp": [tcp("remote", "10.0.1.9", local=False)]})
-    assert ans["tcp"][0]["ok"] is None
-    assert ans["errors"] == [f"no sound vantage point on network {NET[:12]}"]
+    ans = world.agent.probe(plan(tcp("remote", "10.0.1.9", local=False)))
+    assert ans.tcp[0].ok is None
+    assert ans.errors == (f"no sound vantage point on network {NET[:12]}",)
 
 
 def test_a_container_without_a_sandbox_is_skipped_with_an_error(world: World, ns: Netns) -> None:
     tid = world.engine.add_task(world.sid, node_id=ME)
     bad = world.engine.add_container(tid, networks=((NET, "10.0.1.5"),), sandbox="")
     world.container("10.0.1.3", "sb-good")
-    ans = world.agent.probe({"tcp": [tcp("remote", "10.0.1.9", local=False)]})
+    ans = world.agent.probe(plan(tcp("remote", "10.0.1.9", local=False)))
     assert ns.where("10.0.1.9") == [world.sandbox("sb-good")]
-    assert len(ans["errors"]) == 1
-    assert ans["errors"][0].startswith(f"vantage {bad[:12]}: ")
+    assert len(ans.errors) == 1
+    assert ans.errors[0].startswith(f"vantage {bad[:12]}: ")
 
 
 def test_dns_and_vip_run_from_the_vantage(world: World, ns: Netns) -> None:
     world.container("10.0.1.2", "sb1")
-    plan = {
-        "dns": [{"net": NET, "service": "s", "name": "tasks.web"}],
-        "vip": [{"net": NET, "service": "s", "ip": "10.0.1.100", "port": 80}],
-    }
-    ans = world.agent.probe(plan)
+    ans = world.agent.probe(ProbePlan(dns=(DNS,), vip=(VIP,)))
     assert ns.lookups == [(world.sandbox("sb1"), "tasks.web")]
     assert ns.where("10.0.1.100") == [world.sandbox("sb1")]
-    assert ans["dns"] == [
-        {
-            "net": NET,
-            "service": "s",
-            "name": "tasks.web",
-            "ips": ["10.0.1.2", "10.0.1.3"],
-            "error": "",
-        }
-    ]
-    assert [(v["ip"], v["ok"]) for v in ans["vip"]] == [("10.0.1.100", True)]
+    assert ans.dns == (DnsResult(("10.0.1.2", "10.0.1.3"), ""),)
+    assert [v.ok for v in ans.vip] == [True]
 
 
-def test_a_malformed_tcp_probe_is_an_error_not_a_crash(world: World, ns: Netns) -> None:
-    world.container("10.0.1.2", "sb1")
-    ans = world.agent.probe({"tcp": [{**tcp("remote", "", local=False)}, "junk"]})
-    assert ans["tcp"] == []
-    assert ans["errors"] == ["bad tcp probe: field 'ip' must be a non-empty string"]
+def test_a_namespace_that_cannot_be_joined_is_no_opinion_for_its_probes_only(
+    world: World, ns: Netns, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tid = world.container("10.0.1.2", "sb1")
+    overlay = world.local_ns()
+
+    def in_netns(path: str, fn: Callable[[], T], timeout: float = 30.0) -> T:
+        if path == overlay:
+            raise OSError(22, "cannot join netns")
+        return ns.in_netns(path, fn, timeout)
+
+    monkeypatch.setattr(agent_mod, "in_netns", in_netns)
+    ans = world.agent.probe(
+        plan(tcp(tid, "10.0.1.2", local=True), tcp("remote", "10.0.1.9", local=False))
+    )
+    assert [r.ok for r in ans.tcp] == [None, True]
+    assert any("cannot join netns" in e for e in ans.errors)
 
 
 def test_the_answer_names_the_node_ipvs_and_its_containers(world: World, ns: Netns) -> None:
     tid = world.container("10.0.1.2", "sb1")
-    ans = world.agent.probe({})
-    assert ans["node"] == ME
-    assert isinstance(ans["ipvs"], bool)
+    ans = world.agent.probe(ProbePlan())
+    assert ans.node == ME
+    assert isinstance(ans.ipvs, bool)
     (c,) = world.engine.local_containers()
-    assert ans["containers"] == [
-        {
-            "id": c.id,
-            "task": tid,
-            "service": world.sid,
-            "state": "running",
-            "name": f"web.1.{tid}",
-            "stop_timeout": None,  # swarm never sets one: it stops with the service's grace
-            "swarm_made": True,
-        }
-    ]
-    assert (ans["tcp"], ans["dns"], ans["vip"], ans["errors"]) == ([], [], [], [])
-
-
-def test_each_container_is_inspected_once_in_its_life(world: World, ns: Netns) -> None:
-    world.container("10.0.1.2", "sb1")
-    counts = []
-    for _ in range(3):
-        before = world.engine.api_calls
-        world.agent.probe({})
-        counts.append(world.engine.api_calls - before)
-    assert counts == [2, 1, 1]  # list + inspect, then the list alone
-
-
-def test_a_copy_of_a_task_container_is_reported_as_not_swarm_made(world: World, ns: Netns) -> None:
-    tid = world.engine.add_task(world.sid, node_id=ME)
-    world.engine.add_container(
-        tid, name="eager_hopper", image_labels={"com.docker.swarm.task.id": tid}
+    ((listed),) = ans.containers
+    assert (listed.id, listed.task, listed.service, listed.state) == (
+        c.id,
+        tid,
+        world.sid,
+        "running",
     )
-    (c,) = world.agent.probe({})["containers"]
-    assert c["swarm_made"] is False
+    assert listed.name == f"web.{c.name.split('.')[1]}.{tid}" == c.name
+    assert (ans.tcp, ans.dns, ans.vip, ans.errors) == ((), (), (), ())

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from swarm_medic.channel import (
+    H_NODE,
     H_NONCE,
     H_SIG,
     H_TIME,
@@ -22,12 +23,14 @@ from swarm_medic.channel import (
     Refused,
     Verifier,
     call,
+    seal,
     sign,
 )
 from tests.netkit import closed_port
 
 SECRET = b"correct horse battery staple"
 T0 = 1_700_000_000.0
+NODE = "node-a"
 PATH = "/v1/probe"
 BODY = b'{"tcp":[]}'
 
@@ -47,8 +50,9 @@ def signed(
     path: str = PATH,
     body: bytes = BODY,
     at: float = T0,
+    node: str = NODE,
 ) -> dict[str, str]:
-    return sign(secret, method, path, body, at)
+    return sign(secret, method, path, body, at, node=node)
 
 
 def verifier(clock: Clock | None = None, skew: float = 30.0) -> Verifier:
@@ -60,12 +64,12 @@ def verifier(clock: Clock | None = None, skew: float = 30.0) -> Verifier:
 
 def test_a_signed_request_verifies() -> None:
     headers = signed()
-    assert set(headers) == {H_TIME, H_NONCE, H_SIG}
-    verifier().verify("POST", PATH, headers, BODY)  # no exception
+    assert set(headers) == {H_TIME, H_NONCE, H_NODE, H_SIG}
+    verifier().verify("POST", PATH, headers, BODY, node=NODE)  # no exception
 
 
 def test_method_case_does_not_matter() -> None:
-    verifier().verify("post", PATH, signed(method="POST"), BODY)
+    verifier().verify("post", PATH, signed(method="POST"), BODY, node=NODE)
 
 
 def test_each_signature_gets_a_fresh_nonce() -> None:
@@ -74,7 +78,7 @@ def test_each_signature_gets_a_fresh_nonce() -> None:
 
 def test_wrong_secret_is_refused() -> None:
     with pytest.raises(Refused, match=r"^bad signature"):
-        verifier().verify("POST", PATH, signed(secret=b"another secret"), BODY)
+        verifier().verify("POST", PATH, signed(secret=b"another secret"), BODY, node=NODE)
 
 
 @pytest.mark.parametrize(
@@ -88,87 +92,106 @@ def test_wrong_secret_is_refused() -> None:
 )
 def test_an_altered_request_is_refused(method: str, path: str, body: bytes) -> None:
     with pytest.raises(Refused, match=r"^bad signature"):
-        verifier().verify(method, path, signed(), body)
+        verifier().verify(method, path, signed(), body, node=NODE)
 
 
 def test_an_altered_timestamp_is_refused() -> None:
     headers = {**signed(), H_TIME: f"{T0 + 1:.3f}"}
     with pytest.raises(Refused, match=r"^bad signature"):
-        verifier().verify("POST", PATH, headers, BODY)
+        verifier().verify("POST", PATH, headers, BODY, node=NODE)
 
 
-@pytest.mark.parametrize("missing", [H_TIME, H_NONCE, H_SIG])
+@pytest.mark.parametrize("missing", [H_TIME, H_NONCE, H_NODE, H_SIG])
 def test_a_missing_header_is_unsigned(missing: str) -> None:
     headers = {k: v for k, v in signed().items() if k != missing}
     with pytest.raises(Refused, match=r"^unsigned"):
-        verifier().verify("POST", PATH, headers, BODY)
+        verifier().verify("POST", PATH, headers, BODY, node=NODE)
 
 
 def test_an_empty_header_is_unsigned() -> None:
     with pytest.raises(Refused, match=r"^unsigned"):
-        verifier().verify("POST", PATH, {**signed(), H_SIG: ""}, BODY)
+        verifier().verify("POST", PATH, {**signed(), H_SIG: ""}, BODY, node=NODE)
 
 
 def test_no_headers_at_all_is_unsigned() -> None:
     with pytest.raises(Refused, match=r"^unsigned"):
-        verifier().verify("POST", PATH, {}, BODY)
+        verifier().verify("POST", PATH, {}, BODY, node=NODE)
+
+
+def test_a_request_for_another_node_is_refused_after_its_signature() -> None:
+    v = verifier()
+    headers = signed(node="node-b")
+    with pytest.raises(Refused, match=r"^request meant for node node-b, not for this node"):
+        v.verify("POST", PATH, headers, BODY, node=NODE)
+    v.verify("POST", PATH, signed(), BODY, node=NODE)
+
+
+def test_the_node_header_is_signed() -> None:
+    headers = {**signed(node="node-b"), H_NODE: NODE}
+    with pytest.raises(Refused, match=r"^bad signature"):
+        verifier().verify("POST", PATH, headers, BODY, node=NODE)
+
+
+def test_verify_gives_back_the_nonce_the_answer_is_sealed_with() -> None:
+    headers = signed()
+    assert verifier().verify("POST", PATH, headers, BODY, node=NODE) == headers[H_NONCE]
 
 
 @pytest.mark.parametrize("offset", [-31.0, 31.0], ids=["too-old", "from-the-future"])
 def test_a_timestamp_beyond_the_skew_is_refused(offset: float) -> None:
     headers = signed(at=T0 + offset)
     with pytest.raises(Refused, match=r"^timestamp"):
-        verifier(Clock(T0), skew=30.0).verify("POST", PATH, headers, BODY)
+        verifier(Clock(T0), skew=30.0).verify("POST", PATH, headers, BODY, node=NODE)
 
 
 @pytest.mark.parametrize("offset", [-29.0, 29.0])
 def test_a_timestamp_within_the_skew_is_accepted(offset: float) -> None:
-    verifier(Clock(T0), skew=30.0).verify("POST", PATH, signed(at=T0 + offset), BODY)
+    verifier(Clock(T0), skew=30.0).verify("POST", PATH, signed(at=T0 + offset), BODY, node=NODE)
 
 
 def test_the_same_request_twice_is_a_replay() -> None:
     v = verifier()
     headers = signed()
-    v.verify("POST", PATH, headers, BODY)
+    v.verify("POST", PATH, headers, BODY, node=NODE)
     with pytest.raises(Refused, match=r"^replayed"):
-        v.verify("POST", PATH, headers, BODY)
+        v.verify("POST", PATH, headers, BODY, node=NODE)
 
 
 def test_a_replay_is_refused_later_within_the_skew() -> None:
     clock = Clock()
     v = verifier(clock)
     headers = signed()
-    v.verify("POST", PATH, headers, BODY)
+    v.verify("POST", PATH, headers, BODY, node=NODE)
     clock.now = T0 + 20
     with pytest.raises(Refused, match=r"^replayed"):
-        v.verify("POST", PATH, headers, BODY)
+        v.verify("POST", PATH, headers, BODY, node=NODE)
 
 
 def test_a_refused_forgery_does_not_burn_the_nonce() -> None:
     v = verifier()
     headers = signed()
     with pytest.raises(Refused, match=r"^bad signature"):
-        v.verify("POST", PATH, {**headers, H_SIG: "0" * 64}, BODY)
-    v.verify("POST", PATH, headers, BODY)  # the genuine one still goes through
+        v.verify("POST", PATH, {**headers, H_SIG: "0" * 64}, BODY, node=NODE)
+    v.verify("POST", PATH, headers, BODY, node=NODE)  # the genuine one still goes through
 
 
 def test_nonces_older_than_twice_the_skew_are_forgotten() -> None:
     clock = Clock()
     v = verifier(clock, skew=30.0)
     for _ in range(3):
-        v.verify("POST", PATH, signed(at=T0), BODY)
+        v.verify("POST", PATH, signed(at=T0), BODY, node=NODE)
     assert len(v._seen) == 3
 
     clock.now = T0 + 59  # within 2 * skew: all remembered, plus the new one
-    v.verify("POST", PATH, signed(at=clock.now), BODY)
+    v.verify("POST", PATH, signed(at=clock.now), BODY, node=NODE)
     assert len(v._seen) == 4
 
     clock.now = T0 + 61  # the first three are now older than 2 * skew
-    v.verify("POST", PATH, signed(at=clock.now), BODY)
+    v.verify("POST", PATH, signed(at=clock.now), BODY, node=NODE)
     assert len(v._seen) == 2
 
     clock.now = T0 + 200
-    v.verify("POST", PATH, signed(at=clock.now), BODY)
+    v.verify("POST", PATH, signed(at=clock.now), BODY, node=NODE)
     assert len(v._seen) == 1
 
 
@@ -176,11 +199,11 @@ def test_a_forgotten_nonce_cannot_be_replayed_because_its_timestamp_is_stale() -
     clock = Clock()
     v = verifier(clock, skew=30.0)
     headers = signed(at=T0)
-    v.verify("POST", PATH, headers, BODY)
+    v.verify("POST", PATH, headers, BODY, node=NODE)
     clock.now = T0 + 61
-    v.verify("POST", PATH, signed(at=clock.now), BODY)  # sweeps the old nonce
+    v.verify("POST", PATH, signed(at=clock.now), BODY, node=NODE)  # sweeps the old nonce
     with pytest.raises(Refused, match=r"^timestamp"):
-        v.verify("POST", PATH, headers, BODY)
+        v.verify("POST", PATH, headers, BODY, node=NODE)
 
 
 # --- call over loopback --------------------------------------------------------------------
@@ -193,7 +216,8 @@ class _Server(ThreadingHTTPServer):
 
 
 class Node:
-    """A stand-in node on 127.0.0.1: verifies with a real Verifier, then answers by path."""
+    """A stand-in node on 127.0.0.1: verifies with a real Verifier, then answers by path,
+    sealed (or, on the hostile paths, not)."""
 
     def __init__(self) -> None:
         self.verifier = Verifier(SECRET)
@@ -204,17 +228,30 @@ class Node:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 try:
-                    node.verifier.verify("POST", self.path, dict(self.headers.items()), body)
+                    nonce = node.verifier.verify(
+                        "POST", self.path, dict(self.headers.items()), body, node=NODE
+                    )
                 except Exception as exc:  # noqa: BLE001 - the test server answers every error
                     self._send(401, json.dumps({"error": str(exc)}).encode())
                     return
                 node.received.append(json.loads(body))
+                answer = json.dumps({"ok": True, "echo": json.loads(body)}).encode()
                 if self.path == "/text":
                     self._send(200, b"<html>not json</html>")
-                elif self.path == "/list":
-                    self._send(200, b"[1, 2]")
+                elif self.path == "/unsealed":
+                    self._send(200, answer)
+                elif self.path == "/wrong-nonce":
+                    self._send(
+                        200, json.dumps(seal(SECRET, self.path, "0" * 32, NODE, answer)).encode()
+                    )
+                elif self.path == "/huge":
+                    self._send(200, b" " * (3 << 20))
+                elif self.path == "/garbage":
+                    self.wfile.write(b"\x00\xffnot http at all\r\n\r\n")
                 else:
-                    self._send(200, json.dumps({"ok": True, "echo": json.loads(body)}).encode())
+                    self._send(
+                        200, json.dumps(seal(SECRET, self.path, nonce, NODE, answer)).encode()
+                    )
 
             def _send(self, code: int, body: bytes) -> None:
                 self.send_response(code)
@@ -243,32 +280,53 @@ def node() -> Iterator[Node]:
     n.close()
 
 
-def test_call_gets_the_json_answer(node: Node) -> None:
-    answer = call(node.url, "/v1/probe", {"tcp": [], "n": 1}, SECRET, timeout=5)
-    assert answer == {"ok": True, "echo": {"tcp": [], "n": 1}}
+def ask(url: str, path: str, payload: object, key: bytes = SECRET, **kw: Any) -> bytes:
+    return call(url, path, json.dumps(payload).encode(), key, node=NODE, timeout=5, **kw)
+
+
+def test_call_gets_the_sealed_answer(node: Node) -> None:
+    answer = ask(node.url, "/v1/probe", {"tcp": [], "n": 1})
+    assert json.loads(answer) == {"ok": True, "echo": {"tcp": [], "n": 1}}
     assert node.received == [{"tcp": [], "n": 1}]
 
 
 def test_call_signs_with_the_injected_clock(node: Node) -> None:
     with pytest.raises(ChannelError, match=r"HTTP 401.*timestamp"):
-        call(node.url, "/v1/probe", {}, SECRET, timeout=5, clock=lambda: 1000.0)
+        ask(node.url, "/v1/probe", {}, clock=lambda: 1000.0)
     assert node.received == []
 
 
 def test_call_with_the_wrong_secret_is_a_channel_error(node: Node) -> None:
     with pytest.raises(ChannelError, match=r"HTTP 401.*bad signature"):
-        call(node.url, "/v1/probe", {}, b"wrong", timeout=5)
+        ask(node.url, "/v1/probe", {}, b"wrong")
     assert node.received == []
 
 
-@pytest.mark.parametrize("path", ["/text", "/list"])
-def test_an_answer_that_is_not_a_json_object_is_a_channel_error(node: Node, path: str) -> None:
-    with pytest.raises(ChannelError, match=path):
-        call(node.url, path, {}, SECRET, timeout=5)
+def test_call_to_the_wrong_node_is_refused(node: Node) -> None:
+    with pytest.raises(ChannelError, match=r"HTTP 401.*meant for node node-b"):
+        call(node.url, "/v1/probe", b"{}", SECRET, node="node-b", timeout=5)
+    assert node.received == []
+
+
+@pytest.mark.parametrize(
+    ("path", "why"),
+    [
+        ("/text", "Envelope: JSON is malformed"),
+        ("/unsealed", "Envelope: Object missing required field `sig`"),
+        ("/wrong-nonce", "answer signature does not verify"),
+        ("/huge", "answer over"),
+        ("/garbage", "BadStatusLine|RemoteDisconnected"),
+    ],
+)
+def test_an_answer_that_is_not_sealed_for_this_request_is_a_channel_error(
+    node: Node, path: str, why: str
+) -> None:
+    with pytest.raises(ChannelError, match=why):
+        ask(node.url, path, {})
     assert node.received == [{}]  # the node did get (and accept) the request
 
 
 def test_connection_refused_is_a_channel_error() -> None:
     url = f"http://127.0.0.1:{closed_port()}"
-    with pytest.raises(ChannelError, match=f"^{url}/v1/probe: URLError"):
-        call(url, "/v1/probe", {}, SECRET, timeout=5)
+    with pytest.raises(ChannelError, match=f"^{url}/v1/probe: ConnectionRefusedError"):
+        ask(url, "/v1/probe", {})

@@ -1,10 +1,10 @@
-"""swarm_medic.endpoint.NodeEndpoint.handle: authenticate first, then probe or act."""
+"""swarm_medic.endpoint.NodeEndpoint.handle: authenticate first, decode, then probe or act;
+200 answers are sealed for the brain."""
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -13,35 +13,59 @@ from prometheus_client import CollectorRegistry
 from structlog.testing import LogCapture
 
 from swarm_medic.agent import AgentError, NodeAgent
-from swarm_medic.channel import Verifier, sign
+from swarm_medic.channel import H_NONCE, Verifier, open_answer, sign
 from swarm_medic.endpoint import NodeEndpoint
 from swarm_medic.errors import NotFound
 from swarm_medic.journal import Journal
 from swarm_medic.metrics import Metrics
+from swarm_medic.protocol import (
+    ActAnswer,
+    ActRequest,
+    ProbeAnswer,
+    ProbePlan,
+    ProtocolError,
+    TcpResult,
+    decode,
+    encode,
+)
 from swarm_medic.rounds import ACT_PATH, PROBE_PATH
 from swarm_medic.swarm.fake import FakeEngine
 
 SECRET = b"s3cret"
 T0 = 1_700_000_000.0
 PEER = "10.9.0.7"
+ME = "node-1"
 REFUSED = "swarm_medic_channel_refused_total"
+PLAN = {
+    "tcp": [
+        {
+            "task": "t1",
+            "net": "n",
+            "service": "s",
+            "node": "node-2",
+            "ip": "10.0.0.2",
+            "port": 80,
+        }
+    ]
+}
+REMOVE = {"kind": "remove_task_container", "task": "t1", "service": "s"}
 
 
 class FakeAgent(NodeAgent):
     def __init__(self, refuse: Exception | None = None) -> None:
-        super().__init__(FakeEngine(), "node-1")
+        super().__init__(FakeEngine(), ME)
         self.refuse = refuse
-        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.calls: list[tuple[str, ProbePlan | ActRequest]] = []
 
-    def probe(self, plan: Mapping[str, Any]) -> dict[str, Any]:
-        self.calls.append(("probe", dict(plan)))
-        return {"node": "node-1", "tcp": [{"task": "t1", "ok": True}], "seen": dict(plan)}
+    def probe(self, plan: ProbePlan) -> ProbeAnswer:
+        self.calls.append(("probe", plan))
+        return ProbeAnswer(node=ME, tcp=tuple(TcpResult(True) for _ in plan.tcp))
 
-    def act(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        self.calls.append(("act", dict(request)))
+    def act(self, request: ActRequest) -> ActAnswer:
+        self.calls.append(("act", request))
         if self.refuse is not None:
             raise self.refuse
-        return {"ok": True, "container": "ctr1", "task": request.get("task"), "node": "node-1"}
+        return ActAnswer(ok=True, container="ctr1", task=request.task, node=ME)
 
 
 class Setup:
@@ -57,13 +81,25 @@ class Setup:
         self.agent = FakeAgent(refuse)
         self.verifier = Verifier(SECRET, clock=lambda: T0) if secret else None
         self.endpoint = NodeEndpoint(self.agent, self.verifier, self.journal)
+        self.nonce = ""
 
     def post(
-        self, path: str, payload: object = None, *, body: bytes | None = None, key: bytes = SECRET
+        self,
+        path: str,
+        payload: object = None,
+        *,
+        body: bytes | None = None,
+        key: bytes = SECRET,
+        node: str = ME,
     ) -> tuple[int, dict[str, Any]]:
         data = body if body is not None else json.dumps(payload or {}).encode()
-        headers = sign(key, "POST", path, data, T0)
+        headers = sign(key, "POST", path, data, T0, node=node)
+        self.nonce = headers[H_NONCE]
         return self.endpoint.handle(path, headers, data, PEER)
+
+    def opened(self, path: str, answer: dict[str, Any]) -> bytes:
+        """What the brain reads of a 200 answer: the sealed body, once it verifies."""
+        return open_answer(SECRET, path, self.nonce, ME, json.dumps(answer).encode())
 
     def refused(self) -> float:
         value = self.registry.get_sample_value(REFUSED)
@@ -75,7 +111,7 @@ class Setup:
 
 def test_without_a_verifier_the_channel_is_disabled() -> None:
     s = Setup(secret=False)
-    code, answer = s.post(PROBE_PATH, {"tcp": []})
+    code, answer = s.post(PROBE_PATH, PLAN)
     assert code == 503
     assert "no shared secret" in answer["error"]
     assert s.agent.calls == []
@@ -83,7 +119,7 @@ def test_without_a_verifier_the_channel_is_disabled() -> None:
 
 def test_a_forged_request_is_refused_logged_and_counted() -> None:
     s = Setup()
-    code, answer = s.post(ACT_PATH, {"kind": "remove_task_container"}, key=b"guessed")
+    code, answer = s.post(ACT_PATH, REMOVE, key=b"guessed")
     assert (code, answer) == (401, {"error": "refused"})
     assert s.agent.calls == []
     (entry,) = s.events("refused brain-to-node request")
@@ -104,7 +140,7 @@ def test_an_unsigned_request_is_refused() -> None:
 def test_a_replayed_request_is_refused_the_second_time() -> None:
     s = Setup()
     body = b'{"tcp":[]}'
-    headers = sign(SECRET, "POST", PROBE_PATH, body, T0)
+    headers = sign(SECRET, "POST", PROBE_PATH, body, T0, node=ME)
     assert s.endpoint.handle(PROBE_PATH, headers, body, PEER)[0] == 200
     assert s.endpoint.handle(PROBE_PATH, headers, body, PEER) == (401, {"error": "refused"})
     assert len(s.agent.calls) == 1
@@ -112,29 +148,65 @@ def test_a_replayed_request_is_refused_the_second_time() -> None:
     assert s.refused() == 1.0
 
 
+def test_a_request_meant_for_another_node_is_refused() -> None:
+    # node A's genuine request, captured and replayed to node B (this one)
+    s = Setup()
+    code, answer = s.post(ACT_PATH, REMOVE, node="node-2")
+    assert (code, answer) == (401, {"error": "refused"})
+    assert s.agent.calls == []
+    (entry,) = s.events("refused brain-to-node request")
+    assert entry["why"] == "request meant for node node-2, not for this node"
+
+
+def test_the_target_node_cannot_be_changed_in_a_signed_request() -> None:
+    s = Setup()
+    body = json.dumps(REMOVE).encode()
+    headers = sign(SECRET, "POST", ACT_PATH, body, T0, node="node-2")
+    headers["X-Medic-Node"] = ME
+    assert s.endpoint.handle(ACT_PATH, headers, body, PEER)[0] == 401
+    assert s.events("refused brain-to-node request")[0]["why"].startswith("bad signature")
+    assert s.agent.calls == []
+
+
 def test_a_request_signed_for_another_path_is_refused() -> None:
     s = Setup()
     body = b"{}"
-    headers = sign(SECRET, "POST", PROBE_PATH, body, T0)
+    headers = sign(SECRET, "POST", PROBE_PATH, body, T0, node=ME)
     assert s.endpoint.handle(ACT_PATH, headers, body, PEER)[0] == 401
     assert s.agent.calls == []
 
 
-def test_a_valid_probe_gets_the_agents_answer() -> None:
+def test_a_valid_probe_gets_the_agents_answer_sealed() -> None:
     s = Setup()
-    plan = {"tcp": [{"task": "t1", "net": "n", "ip": "10.0.0.2", "port": 80}]}
-    code, answer = s.post(PROBE_PATH, plan)
+    code, answer = s.post(PROBE_PATH, PLAN)
     assert code == 200
-    assert answer == {"node": "node-1", "tcp": [{"task": "t1", "ok": True}], "seen": plan}
-    assert s.agent.calls == [("probe", plan)]
+    assert set(answer) == {"sig", "body"}
+    got = decode(s.opened(PROBE_PATH, answer), ProbeAnswer, limit=1 << 20)
+    assert got == ProbeAnswer(node=ME, tcp=(TcpResult(True),))
+    assert s.agent.calls == [("probe", decode(json.dumps(PLAN), ProbePlan, limit=1 << 20))]
     assert s.refused() == 0.0
+
+
+def test_a_sealed_answer_does_not_open_for_another_request() -> None:
+    s = Setup()
+    _, answer = s.post(PROBE_PATH, PLAN)
+    raw = json.dumps(answer).encode()
+    with pytest.raises(ProtocolError, match="does not verify"):
+        open_answer(SECRET, PROBE_PATH, "0" * 32, ME, raw)  # another nonce
+    with pytest.raises(ProtocolError, match="does not verify"):
+        open_answer(SECRET, PROBE_PATH, s.nonce, "node-2", raw)  # another node
+    with pytest.raises(ProtocolError, match="does not verify"):
+        open_answer(SECRET, ACT_PATH, s.nonce, ME, raw)  # another path
+    altered = {**answer, "body": answer["body"].replace("true", "false")}
+    with pytest.raises(ProtocolError, match="does not verify"):
+        open_answer(SECRET, PROBE_PATH, s.nonce, ME, json.dumps(altered).encode())
 
 
 def test_a_valid_act_is_carried_out_and_logged() -> None:
     s = Setup()
-    code, answer = s.post(ACT_PATH, {"kind": "remove_task_container", "task": "t1"})
+    code, answer = s.post(ACT_PATH, REMOVE)
     assert code == 200
-    assert answer["ok"] is True
+    assert decode(s.opened(ACT_PATH, answer), ActAnswer, limit=1 << 20).ok is True
     (entry,) = s.events(
         "hand: retiring a task container at the brain's request (stop, then remove)"
     )
@@ -143,28 +215,56 @@ def test_a_valid_act_is_carried_out_and_logged() -> None:
 
 def test_an_act_the_agent_refuses_is_409() -> None:
     s = Setup(refuse=AgentError("action 'exec' is not allowed"))
-    code, answer = s.post(ACT_PATH, {"kind": "exec"})
+    code, answer = s.post(ACT_PATH, {**REMOVE, "kind": "exec"})
     assert (code, answer) == (409, {"ok": False, "error": "action 'exec' is not allowed"})
     (entry,) = s.events("hand: refused")
     assert entry["error"] == "action 'exec' is not allowed"
     assert s.refused() == 0.0
 
 
+def test_a_node_in_dry_run_answers_what_it_would_remove_and_removes_nothing() -> None:
+    engine = FakeEngine(node_id=ME)
+    sid = engine.add_service("web")
+    tid = engine.add_task(sid, node_id=ME)
+    cid = engine.add_container(tid)
+    s = Setup()
+    s.endpoint = NodeEndpoint(NodeAgent(engine, ME, dry_run=True), s.verifier, s.journal)
+    code, answer = s.post(ACT_PATH, {**REMOVE, "task": tid, "service": sid})
+    assert code == 409
+    assert answer["ok"] is False
+    assert answer["error"].startswith(f"dry-run: would remove container {cid[:12]}")
+    assert answer["error"].endswith("nothing removed")
+    assert engine.removed == []
+    assert [c.id for c in engine.local_containers()] == [cid]
+
+
 def test_an_engine_error_during_an_act_is_502() -> None:
     s = Setup(refuse=NotFound("remove container c: no such container", status=404))
-    code, answer = s.post(ACT_PATH, {"kind": "remove_task_container"})
+    code, answer = s.post(ACT_PATH, REMOVE)
     assert code == 502
     assert answer["ok"] is False
 
 
 @pytest.mark.parametrize(
-    ("body", "why"),
-    [(b"{not json", "bad request: "), (b"[1, 2]", "bad request: not a JSON object")],
-    ids=["not-json", "not-an-object"],
+    ("path", "body", "why"),
+    [
+        (PROBE_PATH, b"{not json", "bad request: ProbePlan: "),
+        (PROBE_PATH, b"[1, 2]", "bad request: ProbePlan: Expected `object`"),
+        (PROBE_PATH, b'{"tcp":[{"ip":1}]}', "bad request: ProbePlan: "),
+        (
+            PROBE_PATH,
+            json.dumps({"tcp": [{**PLAN["tcp"][0], "ip": "fd00::2"}]}).encode(),
+            "bad request: ProbePlan: Expected `str` matching regex",
+        ),
+        (PROBE_PATH, json.dumps({"tcp": [{**PLAN["tcp"][0], "port": 0}]}).encode(), "bad request"),
+        (ACT_PATH, b'{"kind":"remove_task_container","task":"","service":"s"}', "bad request"),
+        (ACT_PATH, b'{"kind":"remove_task_container"}', "bad request: ActRequest: Object missing"),
+    ],
+    ids=["not-json", "not-an-object", "wrong-type", "ipv6", "port-0", "empty-task", "no-task"],
 )
-def test_a_bad_body_is_400(body: bytes, why: str) -> None:
+def test_a_bad_body_is_400(path: str, body: bytes, why: str) -> None:
     s = Setup()
-    code, answer = s.post(PROBE_PATH, body=body)
+    code, answer = s.post(path, body=body)
     assert code == 400
     assert answer["error"].startswith(why)
     assert s.agent.calls == []
@@ -176,3 +276,9 @@ def test_an_unknown_path_is_404() -> None:
     assert code == 404
     assert "/v1/shell" in answer["error"]
     assert s.agent.calls == []
+
+
+def test_answers_encode_what_the_agent_said() -> None:
+    assert encode(ActAnswer(ok=True, container="c", task="t", node=ME)) == (
+        b'{"ok":true,"container":"c","task":"t","node":"node-1","stop_timeout":null}'
+    )

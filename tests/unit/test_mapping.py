@@ -9,6 +9,7 @@ import pytest
 
 from swarm_medic.model import Resources, UpdateStatus
 from swarm_medic.swarm.mapping import (
+    container_from_api,
     event_from_api,
     info_from_api,
     node_from_api,
@@ -405,3 +406,77 @@ def test_event_attributes_are_stringified() -> None:
 def test_event_from_api_malformed(obj: object, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         event_from_api(obj)
+
+
+# --- IPv4 only where the model says IPv4; container names ---------------------------------
+
+
+def test_task_addresses_keep_ipv4_only() -> None:
+    # a dual-stack overlay lists an IPv6 address next to the IPv4 one; the model (and every
+    # probe plan) is IPv4, and one IPv6 target used to fail every probe of its namespace
+    t = task_from_api(
+        {
+            "ID": "t1",
+            "NetworksAttachments": [
+                {
+                    "Network": {"ID": "net1", "Spec": {"Name": "app"}},
+                    "Addresses": ["10.0.1.5/24", "fd00:1::5/64"],
+                },
+                {"Network": {"ID": "net2", "Spec": {"Name": "v6"}}, "Addresses": ["fd00:2::7/64"]},
+            ],
+        }
+    )
+    assert t.addresses == (("net1", "app", "10.0.1.5"),)
+
+
+def test_service_vips_keep_ipv4_only() -> None:
+    svc = service_from_api(
+        _service_obj(
+            Endpoint={
+                "VirtualIPs": [
+                    {"NetworkID": "net1", "Addr": "10.0.1.2/24"},
+                    {"NetworkID": "net1", "Addr": "fd00:1::2/64"},
+                ]
+            }
+        )
+    )
+    assert svc.vips == (("net1", "10.0.1.2"),)
+
+
+def _container_obj(**over: Any) -> dict[str, Any]:
+    obj: dict[str, Any] = {
+        "Id": "c" * 64,
+        "Names": ["/web.2.tsk0123456789abcdefghijk"],
+        "State": "running",
+        "Labels": {
+            "com.docker.swarm.task.id": "tsk0123456789abcdefghijk",
+            "com.docker.swarm.service.id": "svc1",
+            "com.docker.swarm.service.name": "web",
+            "com.docker.swarm.node.id": "node1",
+        },
+        "NetworkSettings": {
+            "Networks": {
+                "app": {"NetworkID": "net1", "IPAddress": "10.0.1.5"},
+                "v6only": {"NetworkID": "net2", "IPAddress": "", "GlobalIPv6Address": "fd00::5"},
+            }
+        },
+    }
+    obj.update(over)
+    return obj
+
+
+def test_container_from_api_carries_its_name_without_the_slash() -> None:
+    c = container_from_api(_container_obj())
+    assert c.name == "web.2.tsk0123456789abcdefghijk"
+    assert (c.task_id, c.service_id, c.service_name, c.node_id) == (
+        "tsk0123456789abcdefghijk",
+        "svc1",
+        "web",
+        "node1",
+    )
+    assert c.networks == (("net1", "10.0.1.5"),)
+
+
+@pytest.mark.parametrize("names", [None, [], [7], "not-a-list"])
+def test_container_from_api_without_a_readable_name(names: object) -> None:
+    assert container_from_api(_container_obj(Names=names)).name == ""

@@ -16,6 +16,7 @@ import pytest
 
 from runbooks import orphan_container
 from swarm_medic.model import Node, Service, Snapshot, SwarmInfo, Task
+from swarm_medic.protocol import Container
 from swarm_medic.reach import Reachability
 from swarm_medic.runbook import Context, Sightings, TaskClock
 from swarm_medic.settings import Settings
@@ -57,17 +58,17 @@ class World:
         )
         reach = Reachability()
         reach.containers = {
-            "n2": [
-                {
-                    "id": CID,
-                    "task": TID,
-                    "service": SID,
-                    "state": container_state,
-                    "name": f"db.1.{TID}",
-                    "stop_timeout": self.stop_timeout,
-                    "swarm_made": self.swarm_made,
-                }
-            ]
+            "n2": (
+                Container(
+                    id=CID,
+                    task=TID,
+                    service=SID,
+                    state=container_state,
+                    name=f"db.1.{TID}",
+                    stop_timeout=self.stop_timeout,
+                    swarm_made=self.swarm_made,
+                ),
+            )
         }
         seen = {SID: self.remembered} if self.remembered else {}
         ctx = Context(snap, now, self.settings, TaskClock(), reach, self.sightings, seen)

@@ -19,6 +19,7 @@ from swarm_medic.model import (
     SwarmInfo,
     Task,
 )
+from swarm_medic.protocol import DnsResult, DnsTarget, ProbeAnswer, ProbePlan
 from swarm_medic.reach import Cell, Reachability
 from swarm_medic.runbook import Context, Runbook, TaskClock
 from swarm_medic.settings import Settings
@@ -250,10 +251,12 @@ def test_stale_dns_that_now_agrees_with_swarm_is_nothing() -> None:
 
 def test_stale_dns_forgets_a_removed_service() -> None:
     r = Reachability()
-    answers = {"n2": {"dns": [{"net": NET, "service": "s1", "ips": ["10.0.1.2", "10.0.1.9"]}]}}
-    r.record(snapshot(), answers, NOW - 100)  # a disagreement, while the service existed
+    plan = ProbePlan(dns=(DnsTarget(net=NET, service="s1", name="tasks.web"),))
+    said = ProbeAnswer(node="n2", dns=(DnsResult(("10.0.1.2", "10.0.1.9")),))
+    r.record(snapshot(), {"n2": (plan, said)}, NOW - 100)  # a disagreement, while s1 existed
     removed = Snapshot(NOW, SwarmInfo("n1", "", "active", True), tuple(map(node, NODES)), (), ())
-    r.record(removed, {n: {} for n in NODES}, NOW)  # the next rounds: nothing asked about s1
+    nothing = {n: (ProbePlan(), ProbeAnswer(node=n)) for n in NODES}
+    r.record(removed, nothing, NOW)  # the next round: nothing asked about s1
     assert detect(STALE_DNS, ctx(r, removed)) == []
 
 

@@ -96,3 +96,12 @@ def test_resolve_a_against_a_loopback_dns_server() -> None:
     finally:
         t.join(2)
         srv.close()
+
+
+@pytest.mark.parametrize("bad", ["fd00::2", "10.0.1.300", "example.invalid"])
+def test_one_target_that_is_not_ipv4_fails_alone(listener: int, bad: str) -> None:
+    # an IPv6 task address (dual-stack overlay) used to raise out of the whole namespace batch
+    res = tcp_connect_all([(bad, 80), ("127.0.0.1", listener)], timeout=1.0)
+    assert (res[0].ip, res[0].ok) == (bad, False)
+    assert res[0].error.startswith("bad target: ")
+    assert (res[1].port, res[1].ok, res[1].error) == (listener, True, "")

@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any
 
 import pytest
 
 from swarm_medic.model import Node, Service, Snapshot, SwarmInfo, Task
-from swarm_medic.reach import Cell, Reachability, plans, probe_port
+from swarm_medic.protocol import (
+    Container,
+    DnsResult,
+    DnsTarget,
+    ProbeAnswer,
+    ProbePlan,
+    TcpResult,
+    TcpTarget,
+    VipTarget,
+)
+from swarm_medic.reach import (
+    FULL,
+    Budget,
+    Cell,
+    Reachability,
+    Suspects,
+    probe_port,
+)
+from swarm_medic.reach import plans as make_plans
 from swarm_medic.settings import Settings
 
 NOW = 1_700_000_000.0
@@ -81,8 +99,12 @@ def snap(services: list[Service], tasks: list[Task], nodes: list[Node] | None = 
     )
 
 
-def tcp_targets(plan: Mapping[str, Any]) -> list[tuple[str, str, bool]]:
-    return sorted((p["task"], p["net"], p["local"]) for p in plan["tcp"])
+def plans(snapshot: Snapshot, settings: Settings, now: float) -> dict[str, ProbePlan]:
+    return make_plans(snapshot, settings, now).by_node
+
+
+def tcp_targets(plan: ProbePlan, me: str = "n1") -> list[tuple[str, str, bool]]:
+    return sorted((p.task, p.net, p.node == me) for p in plan.tcp)
 
 
 # --- probe_port -----------------------------------------------------------------------------
@@ -119,8 +141,8 @@ def test_only_services_in_scope_with_a_port_are_probed() -> None:
     ]
     tasks = [task(f"t-{s.id}", "n1", sid=s.id) for s in services]
     got = plans(snap(services, tasks), SETTINGS, NOW)
-    assert {p["service"] for p in got["n1"]["tcp"]} == {"in", "label-port"}
-    ports = {p["service"]: p["port"] for p in got["n1"]["tcp"]}
+    assert {p.service for p in got["n1"].tcp} == {"in", "label-port"}
+    ports = {p.service: p.port for p in got["n1"].tcp}
     assert ports == {"in": 80, "label-port": 81}
 
 
@@ -148,29 +170,22 @@ def test_each_node_probes_the_networks_it_has_a_task_on() -> None:
     ]
     got = plans(snap([service()], tasks), SETTINGS, NOW)
     assert tcp_targets(got["n1"]) == [("a1", NET_A, True), ("a2", NET_A, False)]
-    assert tcp_targets(got["n2"]) == [
+    assert tcp_targets(got["n2"], "n2") == [
         ("a1", NET_A, False),
         ("a2", NET_A, True),
         ("a2", NET_B, True),
         ("b3", NET_B, False),
     ]
-    assert tcp_targets(got["n3"]) == [("a2", NET_B, False), ("b3", NET_B, True)]
-    probe = next(p for p in got["n1"]["tcp"] if p["task"] == "a2")
-    assert probe == {
-        "net": NET_A,
-        "task": "a2",
-        "service": "s1",
-        "ip": "10.0.1.3",
-        "port": 80,
-        "local": False,
-    }
+    assert tcp_targets(got["n3"], "n3") == [("a2", NET_B, False), ("b3", NET_B, True)]
+    probe = next(p for p in got["n1"].tcp if p.task == "a2")
+    assert probe == TcpTarget(net=NET_A, task="a2", service="s1", node="n2", ip="10.0.1.3", port=80)
 
 
 def test_a_node_without_a_task_on_a_probed_network_is_asked_with_an_empty_plan() -> None:
     # every ready node answers each round (its task containers), probes or not
     got = plans(snap([service()], [task("a1", "n1"), task("a2", "n2")]), SETTINGS, NOW)
     assert sorted(got) == ["n1", "n2", "n3"]
-    assert got["n3"] == {"tcp": [], "dns": [], "vip": []}
+    assert got["n3"] == ProbePlan()
 
 
 def test_one_dns_entry_per_service_and_network() -> None:
@@ -181,7 +196,7 @@ def test_one_dns_entry_per_service_and_network() -> None:
         task("a1", "n1", sid="s2", nets=((NET_A, "10.0.1.9"),)),
     ]
     got = plans(snap([web, api], tasks), SETTINGS, NOW)
-    dns = sorted((d["service"], d["net"], d["name"]) for d in got["n1"]["dns"])
+    dns = sorted((d.service, d.net, d.name) for d in got["n1"].dns)
     assert dns == [
         ("s1", NET_A, "tasks.web"),
         ("s1", NET_B, "tasks.web"),
@@ -194,7 +209,7 @@ def test_vip_entries_only_for_endpoint_mode_vip_on_the_nodes_networks() -> None:
     rr = service("s2", name="rr", endpoint_mode="dnsrr", vips=((NET_A, "10.0.1.200"),))
     tasks = [task("w1", "n1"), task("r1", "n1", sid="s2", nets=((NET_A, "10.0.1.9"),))]
     got = plans(snap([vip, rr], tasks), SETTINGS, NOW)
-    assert got["n1"]["vip"] == [{"net": NET_A, "service": "s1", "ip": "10.0.1.100", "port": 80}]
+    assert got["n1"].vip == (VipTarget(net=NET_A, service="s1", ip="10.0.1.100", port=80),)
 
 
 def test_down_nodes_get_no_plan_but_their_tasks_are_still_targets() -> None:
@@ -204,15 +219,106 @@ def test_down_nodes_get_no_plan_but_their_tasks_are_still_targets() -> None:
     assert tcp_targets(got["n1"]) == [("a1", NET_A, True), ("a2", NET_A, False)]
 
 
+def test_a_task_address_that_is_not_ipv4_is_not_planned_and_fails_nothing_else() -> None:
+    # the mapping keeps IPv4 only; a Task built elsewhere with an IPv6 address must not
+    # make the whole plan (and so the node's answer) invalid
+    t = task("a1", "n1", nets=((NET_A, "fd00::2"), (NET_B, "10.0.2.2")))
+    got = plans(snap([service()], [t, task("a2", "n1")]), SETTINGS, NOW)
+    assert sorted((p.task, p.ip) for p in got["n1"].tcp) == [
+        ("a1", "10.0.2.2"),
+        ("a2", "10.0.1.2"),
+    ]
+
+
+# --- rotation -------------------------------------------------------------------------------
+
+
+def big(n_nodes: int, n_tasks: int) -> Snapshot:
+    nodes = [node(f"n{i}") for i in range(n_nodes)]
+    tasks = [
+        task(f"t{i:04d}", f"n{i % n_nodes}", nets=((NET_A, f"10.0.{i // 250}.{i % 250 + 2}"),))
+        for i in range(n_tasks)
+    ]
+    return snap([service()], tasks, nodes)
+
+
+def test_at_small_scale_every_node_probes_every_target_every_round() -> None:
+    s = big(3, 9)
+    for r in range(3):
+        got = make_plans(s, SETTINGS, NOW, round_no=r)
+        assert got.period == 1
+        assert all(len(p.tcp) == 9 for p in got.by_node.values())
+
+
+def test_the_rotation_covers_every_pair_within_the_period() -> None:
+    s, budget = big(7, 100), Budget(tcp=16, dns=1, vip=1, suspects=0)
+    period = make_plans(s, SETTINGS, NOW, budget=budget).period
+    assert period == math.ceil(100 / 16) == 7
+    for start in (0, 5):  # any `period` consecutive rounds
+        seen: dict[str, set[str]] = {}
+        for r in range(start, start + period):
+            got = make_plans(s, SETTINGS, NOW, round_no=r, budget=budget)
+            for nid, p in got.by_node.items():
+                assert len(p.tcp) == 16
+                seen.setdefault(nid, set()).update(t.task for t in p.tcp)
+        assert all(len(tasks) == 100 for tasks in seen.values())
+
+
+def test_nodes_start_their_windows_at_different_places() -> None:
+    got = make_plans(big(5, 100), SETTINGS, NOW, budget=Budget(tcp=10)).by_node
+    assert len({p.tcp[0].task for p in got.values()}) > 1
+
+
+def test_suspects_are_probed_every_round_on_top_of_the_window() -> None:
+    s, budget = big(4, 100), Budget(tcp=10, dns=5, vip=5, suspects=3)
+    sus = Suspects(tcp={"n1": {"t0050", "t0051", "t0099", "not-a-target"}})
+    for r in range(5):
+        plan = make_plans(s, SETTINGS, NOW, round_no=r, budget=budget, suspects=sus).by_node["n1"]
+        tasks = [t.task for t in plan.tcp]
+        assert len(tasks) == len(set(tasks)) <= 13
+        # 3 real suspects, cap 3: all of them, every round
+        assert {"t0050", "t0051", "t0099"} <= set(tasks)
+
+
+def test_the_full_budget_is_the_old_every_pair_every_round() -> None:
+    got = make_plans(big(4, 100), SETTINGS, NOW, budget=FULL)
+    assert got.period == 1
+    assert all(len(p.tcp) == 100 for p in got.by_node.values())
+
+
 # --- Reachability.record ----------------------------------------------------------------------
 
+A1 = TcpTarget(net=NET_A, task="a1", service="s1", node="n1", ip="10.0.1.2", port=80)
+DNS_A = DnsTarget(net=NET_A, service="s1", name="tasks.web")
+VIP_A = VipTarget(net=NET_A, service="s1", ip="10.0.1.100", port=80)
+Probe = tuple[str, bool | None, str]
 
-def tcp(t: str, ok: bool | None, error: str = "") -> dict[str, Any]:
-    return {"net": NET_A, "task": t, "service": "s1", "ok": ok, "error": error}
 
-
-def answer(*probes: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    return {"tcp": list(probes), "dns": [], "vip": [], "errors": [], **extra}
+def ans(
+    node_id: str,
+    *tcp: Probe,
+    dns: tuple[tuple[str, ...] | None, ...] = (),
+    vip: tuple[tuple[bool | None, str], ...] = (),
+    ipvs: bool = False,
+    containers: tuple[Container, ...] = (),
+    errors: tuple[str, ...] = (),
+) -> tuple[ProbePlan, ProbeAnswer]:
+    """A plan for `node_id` and its answer, entry for entry."""
+    plan = ProbePlan(
+        tcp=tuple(TcpTarget(NET_A, t, "s1", "n1", "10.0.1.2", 80) for t, _, _ in tcp),
+        dns=(DNS_A,) * len(dns),
+        vip=(VIP_A,) * len(vip),
+    )
+    answer = ProbeAnswer(
+        node=node_id,
+        ipvs=ipvs,
+        tcp=tuple(TcpResult(ok, err) for _, ok, err in tcp),
+        dns=tuple(DnsResult(ips) for ips in dns),
+        vip=tuple(TcpResult(ok, err) for ok, err in vip),
+        errors=errors,
+        containers=containers,
+    )
+    return plan, answer
 
 
 S2 = snap([service()], [task("a1", "n1", nets=((NET_A, "10.0.1.2"),))])
@@ -221,26 +327,36 @@ S2 = snap([service()], [task("a1", "n1", nets=((NET_A, "10.0.1.2"),))])
 def test_consecutive_failures_count_up_and_reset_on_success() -> None:
     r = Reachability()
     for i, ok in enumerate([False, False, False, True, False]):
-        r.record(S2, {"n2": answer(tcp("a1", ok, "timeout"))}, NOW + i)
+        r.record(S2, {"n2": ans("n2", ("a1", ok, "timeout"))}, NOW + i)
         if i == 2:
-            assert r.tcp[("n2", "a1")] == Cell(False, "timeout", 3, NOW + 2)
+            assert r.tcp[("n2", "a1")] == Cell(False, "timeout", 3, NOW + 2, 3)
     assert r.tcp[("n2", "a1")].fails == 1
     assert r.rounds == 5
     assert r.round_at == NOW + 4
 
 
+def test_failures_count_probes_of_the_pair_not_rounds() -> None:
+    # probed every 3rd round (the rotation): 3 failed probes in a row are 3 failures
+    r = Reachability()
+    for i in range(9):
+        probed = i % 3 == 0
+        answer = ans("n2", ("a1", False, "timeout")) if probed else ans("n2")
+        r.record(S2, {"n2": answer}, NOW + i, period=3)
+    assert r.tcp[("n2", "a1")].fails == 3
+
+
 def test_a_success_clears_the_error() -> None:
     r = Reachability()
-    r.record(S2, {"n2": answer(tcp("a1", False, "refused"))}, NOW)
-    r.record(S2, {"n2": answer(tcp("a1", True, ""))}, NOW + 1)
-    assert r.tcp[("n2", "a1")] == Cell(True, "", 0, NOW + 1)
+    r.record(S2, {"n2": ans("n2", ("a1", False, "refused"))}, NOW)
+    r.record(S2, {"n2": ans("n2", ("a1", True, ""))}, NOW + 1)
+    assert r.tcp[("n2", "a1")] == Cell(True, "", 0, NOW + 1, 2)
 
 
 def test_from_nodes_lists_each_vantage_of_a_task() -> None:
     r = Reachability()
     r.record(
         S2,
-        {"n1": answer(tcp("a1", True)), "n2": answer(tcp("a1", False, "timeout"))},
+        {"n1": ans("n1", ("a1", True, "")), "n2": ans("n2", ("a1", False, "timeout"))},
         NOW,
     )
     assert {n: c.ok for n, c in r.from_nodes("a1").items()} == {"n1": True, "n2": False}
@@ -249,29 +365,83 @@ def test_from_nodes_lists_each_vantage_of_a_task() -> None:
 
 def test_an_answer_without_a_vantage_point_is_no_opinion() -> None:
     r = Reachability()
-    r.record(S2, {"n2": answer(tcp("a1", None, "no vantage point"))}, NOW)
+    r.record(S2, {"n2": ans("n2", ("a1", None, "no vantage point"))}, NOW)
     assert r.tcp == {}
     assert r.probes_last_round == 0
 
 
-def test_cells_of_tasks_no_longer_probed_are_dropped() -> None:
+def test_cells_of_tasks_no_longer_running_are_dropped_at_once() -> None:
     r = Reachability()
-    r.record(S2, {"n2": answer(tcp("a1", False), tcp("gone", False))}, NOW)
-    assert set(r.tcp) == {("n2", "a1"), ("n2", "gone")}
-    r.record(S2, {"n2": answer(tcp("a1", False))}, NOW + 1)
-    assert set(r.tcp) == {("n2", "a1")}
-    assert r.tcp[("n2", "a1")].fails == 2
+    r.record(S2, {"n2": ans("n2", ("a1", False, ""), ("gone", False, ""))}, NOW)
+    assert set(r.tcp) == {("n2", "a1")}  # "gone" is not a running task of the snapshot
+    assert r.from_nodes("gone") == {}
 
 
-def test_cells_of_a_node_that_did_not_answer_are_dropped() -> None:
+def test_cells_not_probed_again_expire_after_the_period_plus_one_round() -> None:
     r = Reachability()
-    r.record(S2, {"n2": answer(tcp("a1", False)), "n3": answer(tcp("a1", True))}, NOW)
-    r.record(S2, {"n3": answer(tcp("a1", True))}, NOW + 1)
+    r.record(S2, {"n2": ans("n2", ("a1", False, "")), "n3": ans("n3", ("a1", True, ""))}, NOW)
+    r.record(S2, {"n3": ans("n3", ("a1", True, ""))}, NOW + 1)  # n2 missed one round
+    assert set(r.tcp) == {("n2", "a1"), ("n3", "a1")}
+    r.record(S2, {"n3": ans("n3", ("a1", True, ""))}, NOW + 2)  # and another
     assert set(r.tcp) == {("n3", "a1")}
+    assert set(r.from_nodes("a1")) == {"n3"}
+    assert r.suspects().tcp == {}
 
 
-def dns(ips: list[str] | None) -> dict[str, Any]:
-    return {"net": NET_A, "service": "s1", "name": "tasks.web", "ips": ips, "error": ""}
+def test_with_a_longer_period_cells_live_longer() -> None:
+    r = Reachability()
+    r.record(S2, {"n2": ans("n2", ("a1", False, ""))}, NOW, period=4)
+    for i in range(1, 5):
+        r.record(S2, {}, NOW + i, period=4)
+        assert (("n2", "a1") in r.tcp) == (i <= 4)
+    r.record(S2, {}, NOW + 5, period=4)
+    assert r.tcp == {}
+
+
+def test_suspects_are_the_pairs_whose_last_probe_failed() -> None:
+    r = Reachability()
+    r.record(
+        S2,
+        {
+            "n2": ans("n2", ("a1", False, "timeout"), vip=((False, "timeout"),)),
+            "n3": ans("n3", ("a1", True, ""), dns=(("10.0.1.9",),)),
+        },
+        NOW,
+    )
+    sus = r.suspects()
+    assert sus.tcp == {"n2": {"a1"}}
+    assert sus.vip == {"n2": {("s1", NET_A)}}
+    assert sus.dns == {"n3": {("s1", NET_A)}}
+
+
+CTR = Container(id="c" * 64, task="a1", service="s1", state="running", name="web.1.a1")
+
+
+def test_containers_and_errors_come_from_this_rounds_answers_only() -> None:
+    r = Reachability()
+    r.record(
+        S2,
+        {
+            "n1": ans("n1", ipvs=True, containers=(CTR,), errors=("vantage c1: gone",)),
+            "n2": ans("n2"),
+        },
+        NOW,
+    )
+    assert r.ipvs == {"n1": True, "n2": False}
+    assert r.containers == {"n1": (CTR,), "n2": ()}
+    assert r.errors == {"n1": ("vantage c1: gone",), "n2": ()}
+    # n1 stops answering: no container list of its is kept, so no orphan is seen (or
+    # removed) on the strength of what a dead node said rounds ago
+    r.record(S2, {"n2": ans("n2")}, NOW + 1)
+    assert r.containers == {"n2": ()}
+    assert r.errors == {"n2": ()}
+    assert r.ipvs == {"n1": True, "n2": False}  # a kernel fact: kept while its cells are
+    r.record(S2, {"n2": ans("n2")}, NOW + 2)
+    assert r.ipvs == {"n2": False}
+
+
+def dns_ans(ips: tuple[str, ...] | None) -> dict[str, tuple[ProbePlan, ProbeAnswer]]:
+    return {"n1": ans("n1", dns=(ips,))}
 
 
 DNS_SNAP = snap(
@@ -286,18 +456,18 @@ DNS_SNAP = snap(
 
 def test_dns_that_agrees_with_the_running_tasks_has_no_since() -> None:
     r = Reachability()
-    r.record(DNS_SNAP, {"n1": {"dns": [dns(["10.0.1.3", "10.0.1.2"])]}}, NOW)
+    r.record(DNS_SNAP, dns_ans(("10.0.1.3", "10.0.1.2")), NOW)
     assert r.dns[("n1", "s1", NET_A)] == (("10.0.1.2", "10.0.1.3"), None)
 
 
 def test_dns_disagreement_since_is_set_kept_and_cleared() -> None:
     r = Reachability()
-    stale = {"n1": {"dns": [dns(["10.0.1.2", "10.0.1.4"])]}}  # 10.0.1.4 is a shut-down task
+    stale = dns_ans(("10.0.1.2", "10.0.1.4"))  # 10.0.1.4 is a shut-down task
     r.record(DNS_SNAP, stale, NOW)
     assert r.dns[("n1", "s1", NET_A)] == (("10.0.1.2", "10.0.1.4"), NOW)
-    r.record(DNS_SNAP, {"n1": {"dns": [dns(["10.0.1.2"])]}}, NOW + 15)  # another disagreement
+    r.record(DNS_SNAP, dns_ans(("10.0.1.2",)), NOW + 15)  # another disagreement
     assert r.dns[("n1", "s1", NET_A)] == (("10.0.1.2",), NOW)  # since the first one
-    r.record(DNS_SNAP, {"n1": {"dns": [dns(["10.0.1.2", "10.0.1.3"])]}}, NOW + 30)
+    r.record(DNS_SNAP, dns_ans(("10.0.1.2", "10.0.1.3")), NOW + 30)
     assert r.dns[("n1", "s1", NET_A)] == (("10.0.1.2", "10.0.1.3"), None)
     r.record(DNS_SNAP, stale, NOW + 45)
     assert r.dns[("n1", "s1", NET_A)][1] == NOW + 45  # a new disagreement starts afresh
@@ -305,55 +475,26 @@ def test_dns_disagreement_since_is_set_kept_and_cleared() -> None:
 
 def test_a_failed_dns_lookup_changes_nothing() -> None:
     r = Reachability()
-    r.record(DNS_SNAP, {"n1": {"dns": [dns(["10.0.1.9"])]}}, NOW)
-    r.record(DNS_SNAP, {"n1": {"dns": [dns(None)]}}, NOW + 15)
+    r.record(DNS_SNAP, dns_ans(("10.0.1.9",)), NOW)
+    r.record(DNS_SNAP, dns_ans(None), NOW + 15)
     assert r.dns[("n1", "s1", NET_A)] == (("10.0.1.9",), NOW)
     assert r.probes_last_round == 0
 
 
 def test_vip_cells_count_failures() -> None:
     r = Reachability()
-    vip = {"net": NET_A, "service": "s1", "ip": "10.0.1.100", "port": 80}
     for i in range(3):
-        r.record(S2, {"n1": {"vip": [{**vip, "ok": False, "error": "timeout"}]}}, NOW + i)
-    assert r.vip[("n1", "s1", NET_A)] == Cell(False, "timeout", 3, NOW + 2)
-    r.record(S2, {"n1": {"vip": [{**vip, "ok": True, "error": ""}]}}, NOW + 3)
+        r.record(S2, {"n1": ans("n1", vip=((False, "timeout"),))}, NOW + i)
+    assert r.vip[("n1", "s1", NET_A)] == Cell(False, "timeout", 3, NOW + 2, 3)
+    r.record(S2, {"n1": ans("n1", vip=((True, ""),))}, NOW + 3)
     assert r.vip[("n1", "s1", NET_A)].fails == 0
 
 
-def test_ipvs_containers_and_errors_are_stored_per_node() -> None:
+def test_dns_and_vip_entries_no_longer_probed_are_forgotten() -> None:
     r = Reachability()
-    ctr = {"id": "c1", "task": "a1", "service": "s1", "state": "running"}
-    r.record(
-        S2,
-        {
-            "n1": answer(ipvs=True, containers=[ctr, "junk"], errors=["vantage c1: gone"]),
-            "n2": answer(ipvs=False),
-        },
-        NOW,
-    )
-    assert r.ipvs == {"n1": True, "n2": False}
-    assert r.containers == {"n1": [ctr], "n2": []}
-    assert r.errors == {"n1": ["vantage c1: gone"], "n2": []}
-
-
-def test_malformed_entries_are_skipped() -> None:
-    r = Reachability()
-    r.record(S2, {"n1": {"tcp": ["junk", 3], "dns": [None], "vip": ["x"]}}, NOW)
-    assert (r.tcp, r.dns, r.vip, r.probes_last_round) == ({}, {}, {}, 0)
-
-
-def test_dns_entries_no_longer_probed_are_forgotten() -> None:
-    r = Reachability()
-    r.record(DNS_SNAP, {"n2": {"dns": [dns(["10.0.1.2", "10.0.1.4"])]}}, NOW)
+    r.record(DNS_SNAP, {"n2": ans("n2", dns=(("10.0.1.2",),), vip=((False, "x"),))}, NOW)
     assert ("n2", "s1", NET_A) in r.dns
-    r.record(DNS_SNAP, {"n1": {"dns": [dns(["10.0.1.2", "10.0.1.3"])]}}, NOW + 15)
+    for i in (1, 2):
+        r.record(DNS_SNAP, dns_ans(("10.0.1.2", "10.0.1.3")), NOW + i)
     assert ("n2", "s1", NET_A) not in r.dns
-
-
-def test_vip_cells_no_longer_probed_are_forgotten() -> None:
-    r = Reachability()
-    vip = {"net": NET_A, "service": "s1", "ip": "10.0.1.100", "port": 80}
-    r.record(S2, {"n1": {"vip": [{**vip, "ok": False, "error": "timeout"}]}}, NOW)
-    r.record(S2, {"n1": {"vip": []}}, NOW + 15)
-    assert ("n1", "s1", NET_A) not in r.vip
+    assert ("n2", "s1", NET_A) not in r.vip

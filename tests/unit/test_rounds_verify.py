@@ -7,8 +7,7 @@ port 0, only ever asked from 127.0.0.1.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 import structlog
@@ -21,6 +20,15 @@ from swarm_medic.http import serve
 from swarm_medic.journal import Journal
 from swarm_medic.metrics import Metrics
 from swarm_medic.model import Action, ActionKind, Node, Service, Snapshot, SwarmInfo, Task
+from swarm_medic.protocol import (
+    ActAnswer,
+    ActRequest,
+    DnsResult,
+    DnsTarget,
+    ProbeAnswer,
+    ProbePlan,
+    TcpResult,
+)
 from swarm_medic.reach import Cell, Reachability
 from swarm_medic.rounds import Prober
 from swarm_medic.settings import Settings
@@ -32,24 +40,32 @@ NOW = 1_700_000_000.0
 KEY = "s3cret"  # the shared secret of the test swarm
 WRONG_KEY = "not-the-key"
 NET = "net0123456789abcdef"
+NO_DNS = DnsResult(None, "not looked up")
 
 
 class FakeAgent(NodeAgent):
     def __init__(self, node_id: str, refuse: str = "") -> None:
         super().__init__(FakeEngine(node_id=node_id), node_id)
         self.refuse = refuse
-        self.plans: list[dict[str, Any]] = []
-        self.acts: list[dict[str, Any]] = []
+        self.plans: list[ProbePlan] = []
+        self.acts: list[ActRequest] = []
+        self.short = False  # answer one TCP result less than asked
 
-    def probe(self, plan: Mapping[str, Any]) -> dict[str, Any]:
+    def probe(self, plan: ProbePlan) -> ProbeAnswer:
         if self.refuse:
             raise AgentError(self.refuse)
-        self.plans.append(dict(plan))
-        return {"node": self.node_id, "tcp": [], "ipvs": True}
+        self.plans.append(plan)
+        return ProbeAnswer(
+            node=self.node_id,
+            tcp=(TcpResult(True),) * (len(plan.tcp) - self.short),
+            dns=(NO_DNS,) * len(plan.dns),
+            vip=(TcpResult(True),) * len(plan.vip),
+            ipvs=True,
+        )
 
-    def act(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        self.acts.append(dict(request))
-        return {"ok": True, "task": request.get("task"), "node": self.node_id}
+    def act(self, request: ActRequest) -> ActAnswer:
+        self.acts.append(request)
+        return ActAnswer(ok=True, task=request.task, node=self.node_id)
 
 
 class Remote:
@@ -77,6 +93,7 @@ def server() -> Iterator[Remote]:
 def remote(server: Remote) -> Remote:
     server.agent.plans.clear()
     server.agent.acts.clear()
+    server.agent.short = False
     return server
 
 
@@ -135,16 +152,16 @@ def test_a_round_asks_its_own_node_in_process_and_the_other_over_the_channel(
     prober = Prober(Settings(secret=KEY, http_port=remote.port), mine)
     answers = prober.run(snapshot(), NOW)
     assert prober.failures == {}
+    ((plan1,), (plan2,)) = mine.plans, remote.agent.plans
     assert answers == {
-        "n1": {"node": "n1", "tcp": [], "ipvs": True},
-        "n2": {"node": "n2", "tcp": [], "ipvs": True},
+        n: (p, ProbeAnswer(node=n, tcp=(TcpResult(True),) * 2, dns=(NO_DNS,), ipvs=True))
+        for n, p in (("n1", plan1), ("n2", plan2))
     }
     assert prober.me == "n1"
     assert prober.last_round == NOW
-    ((plan1,), (plan2,)) = mine.plans, remote.agent.plans
-    assert sorted((p["task"], p["local"]) for p in plan1["tcp"]) == [("t1", True), ("t2", False)]
-    assert sorted((p["task"], p["local"]) for p in plan2["tcp"]) == [("t1", False), ("t2", True)]
-    assert plan2["dns"] == [{"net": NET, "service": "s1", "name": "tasks.web"}]
+    assert sorted((p.task, p.node) for p in plan1.tcp) == [("t1", "n1"), ("t2", "n2")]
+    assert plan2.tcp == plan1.tcp  # the same targets; each agent knows which are its own
+    assert plan2.dns == (DnsTarget(net=NET, service="s1", name="tasks.web"),)
 
 
 def test_a_round_is_due_after_the_probe_interval(remote: Remote) -> None:
@@ -192,11 +209,21 @@ def test_the_own_agent_refusing_is_a_failure_of_the_own_node(remote: Remote) -> 
     assert prober.failures == {"n1": "broken"}
 
 
+def test_an_answer_that_does_not_answer_the_plan_entry_for_entry_is_a_failure(
+    remote: Remote,
+) -> None:
+    remote.agent.short = True
+    prober = Prober(Settings(secret=KEY, http_port=remote.port), FakeAgent("n1"))
+    answers = prober.run(snapshot(), NOW)
+    assert sorted(answers) == ["n1"]
+    assert prober.failures == {"n2": "ProbeAnswer: 1 tcp results for 2 tcp targets"}
+
+
 def test_hands_go_to_the_named_node(remote: Remote) -> None:
     prober = Prober(Settings(secret=KEY, http_port=remote.port), FakeAgent("n1"))
     prober.run(snapshot(), NOW)
-    request = {"kind": "remove_task_container", "task": "t2", "service": "s1"}
-    assert prober.hands("n2", request) == {"ok": True, "task": "t2", "node": "n2"}
+    request = ActRequest(kind="remove_task_container", task="t2", service="s1")
+    assert prober.hands("n2", request) == ActAnswer(ok=True, task="t2", node="n2")
     assert remote.agent.acts == [request]
 
 

@@ -1,0 +1,267 @@
+"""Probe-round benchmark: the brain's CPU per round and the answer bytes per node per round at
+100 nodes x 2,000 probed tasks, over the real signed HTTP channel on loopback.
+
+Run: .venv/bin/python -m benchmarks.probe_bench   (a measurement: it always exits 0)
+
+The 100 simulated agents live in one subprocess (`--agents`): one HTTP server
+(swarm_medic.http.serve) on 127.0.0.1, port 0, whose control routes each request to the
+NodeEndpoint of the node named in its signed X-Medic-Node header (every node's address is
+127.0.0.1, so the Prober's own URL logic is used unchanged). Each endpoint verifies the
+request, decodes the plan, answers from a simulated agent (every target answers but one dead
+task, no namespaces) and seals the answer. The brain (this process) only plans, signs, sends,
+verifies, decodes and folds: its CPU is measured alone with time.process_time.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import random
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from swarm_medic import observe, registry
+from swarm_medic.agent import NodeAgent
+from swarm_medic.channel import H_NODE, Verifier
+from swarm_medic.endpoint import NodeEndpoint
+from swarm_medic.journal import Journal
+from swarm_medic.metrics import Metrics
+from swarm_medic.model import Snapshot
+from swarm_medic.protocol import (
+    ActAnswer,
+    ActRequest,
+    Container,
+    DnsResult,
+    ProbeAnswer,
+    ProbePlan,
+    TcpResult,
+)
+from swarm_medic.reach import DEFAULT_BUDGET, FULL, Budget, Reachability
+from swarm_medic.rounds import Prober
+from swarm_medic.runbook import Context, TaskClock
+from swarm_medic.settings import Settings
+from swarm_medic.swarm.fake import FakeEngine
+
+SEED, NOW, NODES, SERVICES, PER_SERVICE, NETS = 20240611, 1_700_000_000.0, 100, 200, 10, 10
+ROUNDS, WARMUP = 9, 2
+SECRET = "probe-bench-secret"  # noqa: S105 - a loopback-only benchmark key
+BRAIN = "brain-manager"  # the brain's node is not one of the 100: every node is asked over HTTP
+TARGET_CPU_MS, TARGET_BYTES = 50.0, 64 * 1024
+INTERVAL = Settings().probe_interval
+
+
+def build() -> tuple[FakeEngine, str]:
+    """100 ready nodes, 200 services x 10 running tasks on 10 overlays (2,000 probed tasks,
+    each with a VIP); returns the engine and one task that is dead from everywhere."""
+    rng = random.Random(SEED)
+    eng = FakeEngine(node_id=BRAIN, now=NOW)
+    nodes = [eng.add_node(f"n{i:03d}", node_id=f"node{i:03d}", role="worker") for i in range(NODES)]
+    labels = {"swarm-medic.enable": "true", "swarm-medic.probe.port": "8080"}
+    dead = ""
+    for s in range(SERVICES):
+        net = f"overlay{s % NETS:02d}aaaaaaaaaaaaaaaaaa"
+        sid = eng.add_service(f"svc-{s:03d}", replicas=PER_SERVICE, labels=labels)
+        eng._services[sid]["Endpoint"] = {
+            "VirtualIPs": [{"NetworkID": net, "Addr": f"10.{s % NETS}.255.{s // NETS + 2}/16"}]
+        }
+        for t in range(PER_SERVICE):
+            tid = eng.add_task(sid, node_id=rng.choice(nodes), slot=t + 1, since=NOW - 3600)
+            ip = f"10.{s % NETS}.{s // NETS}.{t + 2}/16"
+            eng._tasks[tid]["NetworksAttachments"] = [
+                {"Network": {"ID": net, "Spec": {"Name": f"ov{s % NETS}"}}, "Addresses": [ip]}
+            ]
+            dead = dead or tid
+    return eng, dead
+
+
+class SimAgent(NodeAgent):
+    """A node's eyes without namespaces: every target answers but the dead task."""
+
+    def __init__(self, node_id: str, containers: tuple[Container, ...], dead: str) -> None:
+        super().__init__(FakeEngine(node_id=node_id), node_id)
+        self.listed = containers
+        self.dead = dead
+
+    def probe(self, plan: ProbePlan) -> ProbeAnswer:
+        ok, bad = TcpResult(True, "", 0.35), TcpResult(False, "timeout", 1000.0)
+        return ProbeAnswer(
+            node=self.node_id,
+            ipvs=True,
+            tcp=tuple(bad if t.task == self.dead else ok for t in plan.tcp),
+            dns=(DnsResult(("10.0.0.2", "10.0.0.3")),) * len(plan.dns),
+            vip=(ok,) * len(plan.vip),
+            containers=self.listed,
+        )
+
+    def act(self, request: ActRequest) -> ActAnswer:
+        return ActAnswer(ok=False)
+
+
+def serve_agents() -> None:
+    """The subprocess: 100 agents behind one port, routed by the signed node header."""
+    from http.server import ThreadingHTTPServer
+
+    from swarm_medic.http import serve
+
+    # One port takes what 100 nodes' ports would: up to 32 connections at once (the
+    # prober's pool), more than socketserver's default listen backlog of 5.
+    ThreadingHTTPServer.request_queue_size = 256
+
+    eng, dead = build()
+    snap = observe.take_snapshot(eng, NOW)
+    names = {s.id: s.name for s in snap.services}
+    mine: dict[str, list[Container]] = {}
+    for t in snap.tasks:
+        cid = (t.id * 3)[:64]
+        name = f"{names[t.service_id]}.{t.slot}.{t.id}"
+        mine.setdefault(t.node_id, []).append(Container(cid, t.id, t.service_id, "running", name))
+    journal = Journal(Metrics(CollectorRegistry()), _Quiet())
+    endpoints = {
+        n.id: NodeEndpoint(
+            SimAgent(n.id, tuple(mine.get(n.id, ())), dead), Verifier(SECRET.encode()), journal
+        )
+        for n in snap.nodes
+    }
+
+    def control(
+        path: str, headers: Mapping[str, str], body: bytes, peer: str
+    ) -> tuple[int, dict[str, Any]]:
+        node = {k.lower(): v for k, v in headers.items()}.get(H_NODE.lower(), "")
+        ep = endpoints.get(node)
+        if ep is None:
+            return 404, {"error": "no such node"}
+        return ep.handle(path, headers, body, peer)
+
+    server = serve("127.0.0.1", 0, CollectorRegistry(), lambda: (True, {}), control)
+    print(server.server_address[1], flush=True)
+    sys.stdin.read()  # until the parent closes our stdin
+    server.shutdown()
+
+
+class _Quiet:
+    def __getattr__(self, name: str) -> Any:
+        return lambda *a, **k: None
+
+
+class _Measured(Prober):
+    """Keeps each answer body (to size the envelope after the timed part)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.bodies: list[bytes] = []
+
+    def _remote(self, node_id: str, path: str, body: bytes) -> bytes:
+        raw = super()._remote(node_id, path, body)
+        self.bodies.append(raw)
+        return raw
+
+
+def _wire_bytes(body: bytes) -> int:
+    # exactly what http.py sends for the sealed envelope: json.dumps with its defaults
+    return len(json.dumps({"sig": "0" * 64, "body": body.decode()}).encode())
+
+
+def run(snap: Snapshot, port: int, budget: Budget, dead: str) -> dict[str, float]:
+    settings = Settings(secret=SECRET, http_port=port, probe_grace=0.0)
+    prober = _Measured(settings, NodeAgent(FakeEngine(node_id=BRAIN), BRAIN), budget=budget)
+    reach = Reachability()
+    unreachable = registry.load([registry.builtin_dir()]).runbooks["unreachable-endpoint"]
+    cpu: list[float] = []
+    sizes: list[float] = []
+    detected = 0
+    for r in range(WARMUP + ROUNDS):
+        now = NOW + r * INTERVAL
+        prober.bodies.clear()
+        gc.collect()
+        start = time.process_time()
+        answers = prober.run(snap, now, reach.suspects())
+        reach.record(snap, answers, now, period=prober.period)
+        spent = time.process_time() - start
+        if prober.failures:
+            raise RuntimeError(f"round {r}: {sorted(prober.failures.items())[:3]}")
+        if r >= WARMUP:
+            cpu.append(spent * 1000)
+            sizes.append(statistics.mean(_wire_bytes(b) for b in prober.bodies))
+        ctx = Context(snap, now, settings, TaskClock(), reach)
+        if not detected and any(f.task_ids == (dead,) for f in unreachable.detect(ctx)):
+            detected = r + 1
+    return {
+        "cpu_ms": statistics.median(cpu),
+        "bytes": statistics.median(sizes),
+        "period": float(prober.period),
+        "probes": float(reach.probes_last_round),
+        "detect_rounds": float(detected),
+    }
+
+
+def _agents() -> tuple[subprocess.Popen[str], int]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.probe_bench", "--agents"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None  # noqa: S101 - Popen with stdout=PIPE
+    return proc, int(proc.stdout.readline())
+
+
+def measure_all() -> dict[str, dict[str, float]]:
+    eng, dead = build()
+    snap = observe.take_snapshot(eng, NOW)
+    proc, port = _agents()
+    try:
+        return {
+            "rotation": run(snap, port, DEFAULT_BUDGET, dead),
+            "baseline": run(snap, port, FULL, dead),
+        }
+    finally:
+        assert proc.stdin is not None  # noqa: S101 - Popen with stdin=PIPE
+        proc.stdin.close()
+        proc.wait(timeout=30)
+
+
+def measure() -> dict[str, float]:
+    return _figures(measure_all()["rotation"])
+
+
+def main() -> int:
+    got = measure_all()
+    new, old = got["rotation"], got["baseline"]
+    b = DEFAULT_BUDGET
+    cpu_x, bytes_x = old["cpu_ms"] / new["cpu_ms"], old["bytes"] / new["bytes"]
+    print(f"""\
+swarm: {NODES} nodes, {SERVICES} services x {PER_SERVICE} tasks = {SERVICES * PER_SERVICE} probed \
+tasks on {NETS} overlays; agents in a subprocess on 127.0.0.1 (one port, routed by node id)
+budget per node per round: {b.tcp} tcp, {b.dns} dns, {b.vip} vip, + up to {b.suspects} suspects each
+median of {ROUNDS} rounds after {WARMUP} warm-up rounds (brain CPU: time.process_time)
+
+                              rotation     baseline (every pair every round)
+  brain CPU ms per round    {new["cpu_ms"]:10.1f}   {old["cpu_ms"]:10.1f}   ({cpu_x:.1f}x)
+  answer bytes per node     {new["bytes"]:10.0f}   {old["bytes"]:10.0f}   ({bytes_x:.1f}x)
+  probes folded per round   {new["probes"]:10.0f}   {old["probes"]:10.0f}
+  rounds to cover all pairs {new["period"]:10.0f}   {old["period"]:10.0f}
+  rounds to detect a dead task (K={Settings().probe_failures}) {new["detect_rounds"]:4.0f}   \
+{old["detect_rounds"]:10.0f}
+
+target: brain CPU <= {TARGET_CPU_MS:.0f} ms: {"PASS" if new["cpu_ms"] <= TARGET_CPU_MS else "FAIL"}
+target: answer <= {TARGET_BYTES} bytes per node: \
+{"PASS" if new["bytes"] <= TARGET_BYTES else "FAIL"}""")
+    print(json.dumps(_figures(new)))
+    return 0
+
+
+def _figures(new: Mapping[str, float]) -> dict[str, float]:
+    return {"probe_round_cpu_ms_100n": new["cpu_ms"], "probe_bytes_per_node_100n": new["bytes"]}
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--agents"]:
+        serve_agents()
+        raise SystemExit(0)
+    raise SystemExit(main())

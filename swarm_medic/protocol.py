@@ -1,0 +1,213 @@
+"""The brain-to-node protocol: every message that crosses the wire, typed and bounded.
+
+Bytes from the network are decoded here once, at the edge, into these frozen msgspec Structs;
+`agent`, `endpoint`, `rounds` and `reach` only ever see the types. A message that is too big,
+is not JSON, has a field of the wrong type, a list longer than its bound, a string longer than
+its bound, a port outside 1..65535 or an IPv4 field that is not a dotted quad raises
+`ProtocolError` (and nothing else): the caller treats it as that peer's failure.
+
+Wire format (JSON, UTF-8):
+
+- request: the body is a `ProbePlan` (POST /v1/probe) or an `ActRequest` (POST /v1/act),
+  signed in headers by `channel.sign` (the signature covers the node the request is for);
+- answer: the node's 200 body is an `Envelope`: `{"sig": hex, "body": "<JSON text>"}` where
+  `body` is a `ProbeAnswer` or an `ActAnswer` as a JSON string and `sig` its HMAC over the
+  request's nonce and the node id (`channel.seal` / `channel.open_answer`). The answer rides
+  as a string so the signed bytes are exactly the bytes verified, whatever the HTTP server's
+  JSON serializer does to the envelope around it.
+
+Answers are positional: `ProbeAnswer.tcp[i]` answers `ProbePlan.tcp[i]` (same for dns, vip),
+so a node cannot report on a target it was not asked about, and results stay small.
+
+Unknown fields are ignored (not refused) so a newer brain can add optional fields without
+breaking older nodes during a rolling update.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Final, TypeVar
+
+import msgspec
+from msgspec import Meta
+
+# Caps. A probe plan is at most one rotation window plus suspects (see reach.Budget); these
+# bounds are far above what a plan holds, they only stop a hostile peer from making us
+# allocate without limit.
+MAX_REQUEST: Final = 1 << 20  # the HTTP server's own cap (http.MAX_BODY)
+MAX_ANSWER: Final = 1 << 20  # bytes of one answer body (the JSON text inside the envelope)
+MAX_ENVELOPE: Final = 2 * MAX_ANSWER + 512  # the JSON string escaping may double it
+MAX_TARGETS: Final = 8192  # tcp entries of one plan (and of its answer)
+MAX_NAMES: Final = 2048  # dns / vip entries of one plan
+MAX_IPS: Final = 1024  # A records in one answer (a 4 KiB UDP reply holds ~250)
+MAX_CONTAINERS: Final = 4096  # task containers on one node
+MAX_ERRORS: Final = 256
+MAX_ID: Final = 128  # swarm ids are 25 characters, container ids 64
+MAX_TEXT: Final = 512  # error strings, container names
+MAX_DNS_NAME: Final = 255
+
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+# [0-9], not \d (which matches any Unicode digit), and \Z, not $ (which allows a trailing \n)
+IPV4_PATTERN: Final = rf"^(?:{_OCTET}\.){{3}}{_OCTET}\Z"
+_IPV4 = re.compile(IPV4_PATTERN)
+
+
+def is_ipv4(text: str) -> bool:
+    """A dotted-quad IPv4 address, exactly as the protocol accepts one."""
+    return _IPV4.match(text) is not None
+
+
+Id = Annotated[str, Meta(min_length=1, max_length=MAX_ID)]
+OptId = Annotated[str, Meta(max_length=MAX_ID)]
+Text = Annotated[str, Meta(max_length=MAX_TEXT)]
+IPv4 = Annotated[str, Meta(pattern=IPV4_PATTERN)]
+Port = Annotated[int, Meta(ge=1, le=65535)]
+DnsName = Annotated[str, Meta(min_length=1, max_length=MAX_DNS_NAME)]
+Millis = Annotated[float, Meta(ge=0, le=3_600_000)]
+Hex64 = Annotated[str, Meta(pattern=r"^[0-9a-f]{64}\Z")]
+
+
+class ProtocolError(ValueError):
+    """A message that is not a valid protocol message; the text is safe to log."""
+
+
+# --- requests (brain -> node) -----------------------------------------------------------------
+
+
+class TcpTarget(msgspec.Struct, frozen=True):
+    """Connect to ip:port of task `task` on overlay `net`. `node` is the task's node: the
+    agent on that node probes it from the overlay's own namespace, others from a sandbox."""
+
+    net: Id
+    task: Id
+    service: Id
+    node: Id
+    ip: IPv4
+    port: Port
+
+
+class DnsTarget(msgspec.Struct, frozen=True):
+    net: Id
+    service: Id
+    name: DnsName  # tasks.<service name>
+
+
+class VipTarget(msgspec.Struct, frozen=True):
+    net: Id
+    service: Id
+    ip: IPv4
+    port: Port
+
+
+class ProbePlan(msgspec.Struct, frozen=True):
+    tcp: Annotated[tuple[TcpTarget, ...], Meta(max_length=MAX_TARGETS)] = ()
+    dns: Annotated[tuple[DnsTarget, ...], Meta(max_length=MAX_NAMES)] = ()
+    vip: Annotated[tuple[VipTarget, ...], Meta(max_length=MAX_NAMES)] = ()
+
+
+REMOVE_TASK_CONTAINER: Final = "remove_task_container"
+
+
+class ActRequest(msgspec.Struct, frozen=True):
+    """The one node-local action: remove the container of task `task` of service `service`.
+    `kind` is a plain string (checked by the agent) so an unknown kind is refused with its
+    name rather than as an undecodable request."""
+
+    kind: Text
+    task: Id
+    service: Id
+
+
+# --- answers (node -> brain) ------------------------------------------------------------------
+
+
+class TcpResult(msgspec.Struct, frozen=True, array_like=True):
+    """ok None: no opinion (no vantage point on that network this round)."""
+
+    ok: bool | None
+    error: Text = ""
+    ms: Millis = 0.0
+
+
+class DnsResult(msgspec.Struct, frozen=True, array_like=True):
+    """ips None: the lookup failed or could not run; the last answer stands."""
+
+    ips: Annotated[tuple[IPv4, ...], Meta(max_length=MAX_IPS)] | None
+    error: Text = ""
+
+
+class Container(msgspec.Struct, frozen=True):
+    """A task container on the answering node."""
+
+    id: Id
+    task: OptId
+    service: OptId
+    state: Text
+    name: Text = ""  # Names[0] without the leading "/": <service>.<slot|node>.<task>
+    # for a running one: its own stop timeout (None: unset, as on swarm's containers) and
+    # whether swarm made it (its node checked its name and its image's labels); None: unknown
+    stop_timeout: Annotated[float, Meta(ge=0, le=86400)] | None = None
+    swarm_made: bool | None = None
+
+
+class ProbeAnswer(msgspec.Struct, frozen=True):
+    node: Id
+    ipvs: bool = False
+    tcp: Annotated[tuple[TcpResult, ...], Meta(max_length=MAX_TARGETS)] = ()
+    dns: Annotated[tuple[DnsResult, ...], Meta(max_length=MAX_NAMES)] = ()
+    vip: Annotated[tuple[TcpResult, ...], Meta(max_length=MAX_NAMES)] = ()
+    errors: Annotated[tuple[Text, ...], Meta(max_length=MAX_ERRORS)] = ()
+    containers: Annotated[tuple[Container, ...], Meta(max_length=MAX_CONTAINERS)] = ()
+
+
+class ActAnswer(msgspec.Struct, frozen=True):
+    ok: bool
+    container: OptId = ""
+    task: OptId = ""
+    node: OptId = ""
+    stop_timeout: Annotated[float, Meta(ge=0, le=86400)] | None = None
+
+
+class Envelope(msgspec.Struct, frozen=True):
+    sig: Hex64
+    body: Annotated[str, Meta(max_length=MAX_ANSWER)]
+
+
+# --- encode / decode --------------------------------------------------------------------------
+
+M = TypeVar("M", ProbePlan, ActRequest, ProbeAnswer, ActAnswer, Envelope)
+
+_ENCODER = msgspec.json.Encoder()
+_DECODERS: dict[type, msgspec.json.Decoder[object]] = {}
+
+
+def encode(message: msgspec.Struct) -> bytes:
+    return _ENCODER.encode(message)
+
+
+def decode(data: bytes | str, kind: type[M], *, limit: int) -> M:
+    """`data` as a message of type `kind`, or ProtocolError (oversize or invalid)."""
+    if len(data) > limit:
+        raise ProtocolError(f"{kind.__name__}: {len(data)} bytes, over the {limit} limit")
+    dec = _DECODERS.get(kind)
+    if dec is None:
+        dec = _DECODERS[kind] = msgspec.json.Decoder(kind)
+    try:
+        value = dec.decode(data)
+    except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
+        raise ProtocolError(f"{kind.__name__}: {str(exc)[:200]}") from None
+    except UnicodeDecodeError as exc:  # msgspec's own for invalid UTF-8 (found by hypothesis)
+        raise ProtocolError(f"{kind.__name__}: not UTF-8: {exc.reason}") from None
+    assert isinstance(value, kind)  # noqa: S101 - the decoder was built for `kind`
+    return value
+
+
+def check_aligned(plan: ProbePlan, answer: ProbeAnswer) -> None:
+    """Answers are positional: each list must answer its plan list entry for entry."""
+    for what, asked, got in (
+        ("tcp", len(plan.tcp), len(answer.tcp)),
+        ("dns", len(plan.dns), len(answer.dns)),
+        ("vip", len(plan.vip), len(answer.vip)),
+    ):
+        if asked != got:
+            raise ProtocolError(f"ProbeAnswer: {got} {what} results for {asked} {what} targets")
