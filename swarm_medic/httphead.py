@@ -64,7 +64,10 @@ class Reason(StrEnum):
 
 
 class Refusal(Exception):
-    """A request the server will not serve: the status to answer and the reason to count."""
+    """A request the server will not serve: the status to answer and the reason to count.
+
+    Status 0 when there is nobody left to answer (a client that stopped reading).
+    """
 
     def __init__(self, status: int, reason: Reason, detail: str = "") -> None:
         super().__init__(f"{status} {reason}: {detail}" if detail else f"{status} {reason}")
