@@ -43,7 +43,6 @@ from swarm_medic.journal import Journal
 
 Health = Callable[[], tuple[bool, dict[str, Any]]]
 Control = Callable[[str, Mapping[str, str], bytes, str], tuple[int, dict[str, Any]]]
-MAX_BODY = Limits().body_bytes
 _BACKLOG = 128
 
 
