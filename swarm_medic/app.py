@@ -114,6 +114,7 @@ class App:
                 self.prom,
                 self.health,
                 self.control.handle,
+                journal=self.journal,
             )
         self.watcher.start(since_nano=time.time_ns())
         self.schedule.start()

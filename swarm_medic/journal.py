@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from typing import Any, TextIO
 
 import structlog
@@ -62,6 +63,9 @@ class Journal:
     def __init__(self, metrics: Metrics, logger: Any = None) -> None:
         self.metrics = metrics
         self.log = logger if logger is not None else structlog.get_logger("swarm_medic")
+        # reason -> (when its last line was written, refusals not logged since)
+        self._http_refusals: dict[str, tuple[float, int]] = {}
+        self._http_lock = threading.Lock()
 
     # --- scans ------------------------------------------------------------------------------
 
@@ -272,6 +276,40 @@ class Journal:
     def channel_refused(self, peer: str, path: str, why: str) -> None:
         self.metrics.channel_refused.inc()
         self.log.error("refused brain-to-node request", peer=peer, path=path, why=why)
+
+    # --- HTTP port --------------------------------------------------------------------------
+
+    def http_refused(
+        self,
+        reason: str,
+        status: int,
+        peer: str,
+        detail: str,
+        *,
+        now: float,
+        every: float = 60.0,
+    ) -> None:
+        """Counted every time; logged at most once per reason per `every` seconds.
+
+        A port scan or a slowloris sends thousands of these: one line each would bury the
+        remediation log (and cost more than refusing). The line says how many were left out.
+        """
+        self.metrics.http_refused.labels(reason).inc()
+        with self._http_lock:
+            last, suppressed = self._http_refusals.get(reason, (None, 0))
+            if last is not None and now - last < every:
+                self._http_refusals[reason] = (last, suppressed + 1)
+                return
+            self._http_refusals[reason] = (now, 0)
+        self.log.warning(
+            "http: refused",
+            reason=reason,
+            status=status,
+            peer=peer,
+            detail=detail,
+            suppressed=suppressed,
+            suppressed_window_seconds=every,
+        )
 
     # --- event stream -------------------------------------------------------------------------
 

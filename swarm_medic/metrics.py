@@ -10,6 +10,7 @@ from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
+from swarm_medic.httphead import Reason as HttpRefusal
 from swarm_medic.model import ActionKind, Result, Verdict
 from swarm_medic.policy import REASONS
 
@@ -141,6 +142,12 @@ class Metrics:
             "Brain-to-node requests refused (bad signature, stale, replayed)",
             registry=r,
         )
+        self.http_refused = Counter(
+            "swarm_medic_http_refused_total",
+            "HTTP requests and connections refused or cut off, by reason",
+            ["reason"],
+            registry=r,
+        )
         self.events_malformed = Counter(
             "swarm_medic_events_malformed_total", "Engine events that could not be read", registry=r
         )
@@ -151,6 +158,8 @@ class Metrics:
         self.scans.labels("error")
         for t in EVENT_TYPES:
             self.events.labels(t)
+        for why in HttpRefusal:
+            self.http_refused.labels(why.value)
         for rb in runbooks:
             self.incidents_opened.labels(rb)
             self.incidents_open.labels(rb)
