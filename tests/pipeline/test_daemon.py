@@ -856,3 +856,38 @@ def test_api_calls_per_scan_do_not_grow_with_the_swarm(n: int) -> None:
     assert h.metric("swarm_medic_snapshot_objects", kind="service") == n
     assert h.metric("swarm_medic_snapshot_objects", kind="task") == 2 * n
     assert fake.writes == []
+
+
+@pytest.mark.parametrize(
+    ("label", "problem"),
+    [
+        ("[" * 100_000, "bytes long"),
+        ("[" * 5_000, "nested too deeply"),
+        ('{"a":[[NaN,"stuck-task"]]}', "action 0's time is not a plausible time"),
+        ('{"u":Infinity}', "the circuit's end ('u') is not a plausible time"),
+    ],
+)
+def test_a_hostile_ledger_entry_is_said_loudly_and_never_acted_on(label: str, problem: str) -> None:
+    fake = swarm()
+    bad, _ = stuck_service(fake, "bad")
+    good, _ = stuck_service(fake, "good")
+    fake.write_ledger(LEDGER, None, {PREFIX + bad: label})
+    h = Harness(fake)
+
+    h.scan(T0)
+
+    said = "ledger entry unreadable: no action on this service until the label is fixed or removed"
+    (err,) = h.logs.named(said)
+    assert err["log_level"] == "error"
+    assert (err["service"], err["service_id"], err["label"]) == ("bad", bad, PREFIX + bad)
+    assert problem in err["problem"]
+    (skip,) = h.logs.named("decision: skip (ledger_unreadable)")
+    assert skip["service_id"] == bad
+    assert fake.writes == [("force_update", good, 10)]
+    assert h.metric("swarm_medic_scans_total", result="ok") == 1
+
+    h.scan(T0 + 15)  # said again only after REMIND_EVERY, not every scan
+    assert len(h.logs.named(said)) == 1
+    h.scan(T0 + REMIND_EVERY + 1)
+    assert len(h.logs.named(said)) == 2
+    assert fake.writes == [("force_update", good, 10)]
