@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from swarm_medic.constraints import Miss, fitting_nodes, placement_misses, summarise
 from swarm_medic.model import PRE_RUNNING_STATES, Action, ActionKind, Finding, Service, Severity
 from swarm_medic.runbook import Context
-from swarm_medic.settings import parse_duration
+from swarm_medic.settings import STUCK_AFTER
 
 NAME = "stuck-task"
 RESTARTABLE = frozenset({"assigned", "accepted", "preparing", "starting"})
@@ -54,9 +54,9 @@ def classify(err: str, message: str) -> str:
 
 def _label_seconds(service: Service, key: str) -> float | None:
     try:
-        return parse_duration(service.labels[key]) if key in service.labels else None
+        return STUCK_AFTER(service.labels[key]) if key in service.labels else None
     except ValueError:
-        return None  # a bad label keeps the default
+        return None  # a bad or out-of-range label keeps the default
 
 
 def thresholds(service: Service, defaults: dict[str, float]) -> dict[str, float]:

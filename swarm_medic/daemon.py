@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from swarm_medic import ledger as ledger_mod
 from swarm_medic import match, policy, verify
 from swarm_medic.act import NODE_LOCAL, Executor
 from swarm_medic.errors import EngineError, NotAManager
@@ -43,6 +44,7 @@ class State:
         default_factory=dict
     )  # node id -> why, last round  # service id -> breaker end
     pending: dict[str, verify.Pending] = field(default_factory=dict)
+    ledger_problems: dict[str, tuple[str, float]] = field(default_factory=dict)  # sid -> said
 
 
 class Medic:
@@ -182,7 +184,26 @@ class Medic:
         self.state.open_until = {
             sid: h.open_until for sid, h in ledger.services.items() if h.open_until
         }
+        self._say_unreadable(ledger, snap)
         return ledger
+
+    def _say_unreadable(self, ledger: Ledger, snap: Snapshot) -> None:
+        # Said when an entry turns bad or its problem changes, and again every REMIND_EVERY:
+        # loud enough to be seen, not a line per scan.
+        now = snap.taken_at
+        said = self.state.ledger_problems
+        for sid in list(said):
+            if sid not in ledger.problems:
+                del said[sid]
+        for sid, problem in sorted(ledger.problems.items()):
+            before = said.get(sid)
+            if before is not None and before[0] == problem and now - before[1] < REMIND_EVERY:
+                continue
+            said[sid] = (problem, now)
+            svc = snap.service(sid)
+            self.journal.ledger_unreadable(
+                sid, svc.name if svc else "", ledger_mod.PREFIX + sid, problem
+            )
 
     def _act(self, inc: Incident, action: Action, now: float, decided: Ledger) -> None:
         done = self.executor.execute(action, inc.finding.runbook, now, decided)

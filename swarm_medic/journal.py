@@ -113,6 +113,16 @@ class Journal:
                 error=e.message,
             )
 
+    def ledger_unreadable(self, service_id: str, service: str, label: str, problem: str) -> None:
+        self.log.error(
+            "ledger entry unreadable: no action on this service until the label is fixed "
+            "or removed",
+            service=service,
+            service_id=service_id,
+            label=label,
+            problem=problem,
+        )
+
     # --- incidents ----------------------------------------------------------------------------
 
     def opened(self, inc: Incident) -> None:

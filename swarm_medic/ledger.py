@@ -23,6 +23,19 @@ from swarm_medic.model import LedgerDoc
 PREFIX = "swarm-medic.svc."
 WINDOW = 3600.0  # budgets count actions of the last hour
 
+# The labels are input like any other: anyone with access to the swarm can write them. These
+# bounds keep a hostile or broken entry from costing more than a glance (size, nesting) and
+# from switching a safeguard off (a NaN or infinite time makes every comparison false).
+MAX_LABEL_BYTES = 64 * 1024
+MAX_ACTIONS = 256  # above the largest --budget-per-hour: an hour's actions always fit
+MAX_FAILURES = 1_000_000
+MAX_TEXT = 1024  # a runbook name, the reason a circuit opened
+LATEST = 4_102_444_800.0  # 2100-01-01: no plausible time of ours is later
+
+
+class LedgerEntryError(ValueError):
+    """One service's entry in the ledger cannot be trusted; the message says why."""
+
 
 @dataclass(frozen=True)
 class History:
@@ -59,12 +72,59 @@ def encode(h: History) -> str:
     )
 
 
-def decode(text: str) -> History:
-    obj = json.loads(text)
+def _time(value: object, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise LedgerEntryError(f"{what} is not a number: {value!r:.40}")
+    # compared before float(): a 400-digit JSON integer overflows float() but compares fine
+    if not 0 <= value < LATEST:  # also false for NaN
+        raise LedgerEntryError(f"{what} is not a plausible time: {value!r:.40}")
+    return float(value)
+
+
+def _text(value: object, what: str) -> str:
+    if not isinstance(value, str) or len(value) > MAX_TEXT:
+        raise LedgerEntryError(f"{what} is not a string of at most {MAX_TEXT} characters")
+    return value
+
+
+def decode(text: object) -> History:
+    """One label value -> History. Raises LedgerEntryError, and nothing else, for a bad one."""
+    if not isinstance(text, str):
+        raise LedgerEntryError(f"the label is not text but {type(text).__name__}")
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_LABEL_BYTES:
+        raise LedgerEntryError(f"the label is {size} bytes long (at most {MAX_LABEL_BYTES})")
+    try:
+        obj = json.loads(text)
+    except RecursionError:
+        raise LedgerEntryError("the label's JSON is nested too deeply") from None
+    except ValueError as exc:
+        raise LedgerEntryError(f"the label is not JSON: {exc}") from None
     if not isinstance(obj, dict):
-        raise ValueError("not an object")
-    actions = tuple((float(t), str(rb)) for t, rb in obj.get("a", []))
-    return History(actions, int(obj.get("f", 0)), float(obj.get("u", 0.0)), str(obj.get("r", "")))
+        raise LedgerEntryError(f"the label is not a JSON object but {type(obj).__name__}")
+    raw_actions = obj.get("a", [])
+    if not isinstance(raw_actions, list):
+        raise LedgerEntryError("the actions ('a') are not a list")
+    if len(raw_actions) > MAX_ACTIONS:
+        raise LedgerEntryError(f"{len(raw_actions)} actions (at most {MAX_ACTIONS})")
+    actions = []
+    for i, item in enumerate(raw_actions):
+        if not isinstance(item, list) or len(item) != 2:
+            raise LedgerEntryError(f"action {i} is not a [time, runbook] pair")
+        actions.append(
+            (_time(item[0], f"action {i}'s time"), _text(item[1], f"action {i}'s runbook"))
+        )
+    failures = obj.get("f", 0)
+    if isinstance(failures, bool) or not isinstance(failures, int):
+        raise LedgerEntryError("the failure count ('f') is not a whole number")
+    if not 0 <= failures <= MAX_FAILURES:
+        raise LedgerEntryError(f"the failure count ('f') is out of range: {failures}")
+    return History(
+        tuple(actions),
+        failures,
+        _time(obj.get("u", 0.0), "the circuit's end ('u')"),
+        _text(obj.get("r", ""), "the circuit's reason ('r')"),
+    )
 
 
 @dataclass(frozen=True)
@@ -72,20 +132,21 @@ class Ledger:
     doc: LedgerDoc | None = None
     services: Mapping[str, History] = field(default_factory=lambda: MappingProxyType({}))
     unreadable: frozenset[str] = frozenset()  # a corrupt entry: never act on that service
+    problems: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # sid -> why
 
     @classmethod
     def from_doc(cls, doc: LedgerDoc | None) -> Ledger:
         services: dict[str, History] = {}
-        bad: set[str] = set()
+        bad: dict[str, str] = {}
         for key, value in (doc.labels if doc else {}).items():
-            if not key.startswith(PREFIX):
+            if not isinstance(key, str) or not key.startswith(PREFIX):
                 continue
             sid = key[len(PREFIX) :]
             try:
                 services[sid] = decode(value)
-            except (ValueError, TypeError):
-                bad.add(sid)
-        return cls(doc, MappingProxyType(services), frozenset(bad))
+            except LedgerEntryError as exc:
+                bad[sid] = str(exc)
+        return cls(doc, MappingProxyType(services), frozenset(bad), MappingProxyType(bad))
 
     def history(self, service_id: str) -> History:
         return self.services.get(service_id, History())
@@ -98,7 +159,8 @@ class Ledger:
             if not k.startswith(PREFIX) or k[len(PREFIX) :] in self.unreadable
         }
         for sid, h in self.services.items():
-            kept = replace(h, actions=tuple(a for a in h.actions if a[0] >= now - WINDOW))
+            recent = tuple(a for a in h.actions if a[0] >= now - WINDOW)
+            kept = replace(h, actions=recent[-MAX_ACTIONS:])
             if kept.actions or kept.circuit_open(now) or kept.failures_in_row:
                 out[PREFIX + sid] = encode(kept)
         return out

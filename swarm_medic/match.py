@@ -2,6 +2,13 @@
 
 A runbook that raises is isolated: the error is returned next to the findings of the others,
 and whoever records it (journal) logs and counts it.
+
+A plan must act on what its finding is about: the same service, and for a node-local action
+one of the finding's tasks on one of its nodes. This is checked here, not in the policy,
+because every gate of the policy (self, opt-in, history, cooldown, budget) is looked up by the
+finding's service: an action naming another service would pass them all on that service's
+behalf. Such a plan is a fault of the runbook (an operator's file can hold anything), so it is
+refused and reported like a plan() that raised.
 """
 
 from __future__ import annotations
@@ -9,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from swarm_medic.model import Action, Finding
+from swarm_medic.model import Action, ActionKind, Finding
 from swarm_medic.runbook import Context, Runbook
 
 
@@ -38,6 +45,29 @@ def run(runbooks: Iterable[Runbook], ctx: Context) -> MatchResult:
     return MatchResult(tuple(findings), tuple(failures))
 
 
+NODE_LOCAL = frozenset({ActionKind.REPLACE_TASK, ActionKind.REMOVE_ORPHAN})
+
+
+def off_target(finding: Finding, action: object) -> str:
+    """Why this planned action may not be taken for this finding; "" if it may."""
+    if action is None:
+        return ""
+    if not isinstance(action, Action):
+        return f"returned {type(action).__name__}, not an Action or None"
+    if action.service_id != finding.service_id:
+        return (
+            f"its action names service {action.service_id!r:.80} but its finding is about "
+            f"{finding.service_id!r:.80}"
+        )
+    what = action.kind.value
+    if action.kind in NODE_LOCAL:
+        if action.task_id not in finding.task_ids:
+            return f"its {what} names task {action.task_id!r:.80}, not one of its finding's"
+        if action.node_id not in finding.node_ids:
+            return f"its {what} names node {action.node_id!r:.80}, not one of its finding's"
+    return ""
+
+
 def plan_all(
     runbooks: dict[str, Runbook],
     findings: Iterable[Finding],
@@ -54,5 +84,9 @@ def plan_all(
                 action = rb.plan(f, ctx)
             except Exception as exc:  # noqa: BLE001
                 failures.append(RunbookFailure(f.runbook, f"plan: {type(exc).__name__}: {exc}"))
+            why = off_target(f, action)
+            if why:
+                failures.append(RunbookFailure(f.runbook, f"plan refused: {why}"))
+                action = None
         planned.append((f, action))
     return planned, failures

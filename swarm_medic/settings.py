@@ -9,6 +9,7 @@ parse fails at start with a message naming the flag and the variable.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -50,15 +51,42 @@ def parse_bool(text: str) -> bool:
     raise ValueError(f"expected one of {sorted(_TRUE | _FALSE)}")
 
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+# ASCII only: "\\d" would also take other scripts' digits, which nobody means in a duration.
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$", re.ASCII)
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+MINUTE, HOUR, DAY = 60.0, 3600.0, 86400.0
+
+
+def _say(seconds: float) -> str:
+    for unit, size in (("d", DAY), ("h", HOUR), ("m", MINUTE), ("s", 1.0)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds * 1000:g}ms" if seconds else "0"
 
 
 def parse_duration(text: str) -> float:
     m = _DURATION.match(text)
     if not m:
         raise ValueError("expected a duration such as 30, 30s, 5m or 1h")
-    return float(m.group(1)) * _UNIT[m.group(2)]
+    value = float(m.group(1)) * _UNIT[m.group(2)]
+    # 309 digits make float() say inf, and an infinite interval or cooldown switches it off
+    if not math.isfinite(value):
+        raise ValueError("expected a finite duration")
+    return value
+
+
+@dataclass(frozen=True)
+class Duration:
+    """A duration parser bounded to [low, high]: each setting says what makes sense for it."""
+
+    low: float
+    high: float
+
+    def __call__(self, text: str) -> float:
+        value = parse_duration(text)
+        if not self.low <= value <= self.high:
+            raise ValueError(f"expected a duration from {_say(self.low)} to {_say(self.high)}")
+        return value
 
 
 def parse_positive_int(text: str) -> int:
@@ -66,6 +94,19 @@ def parse_positive_int(text: str) -> int:
     if value < 1:
         raise ValueError("expected a whole number of at least 1")
     return value
+
+
+@dataclass(frozen=True)
+class Count:
+    """A whole number from 1 to `high`."""
+
+    high: int
+
+    def __call__(self, text: str) -> int:
+        value = parse_positive_int(text)
+        if value > self.high:
+            raise ValueError(f"expected a whole number from 1 to {self.high}")
+        return value
 
 
 def parse_port(text: str) -> int:
@@ -84,6 +125,46 @@ def choice(*allowed: str) -> Callable[[str], str]:
     return parse
 
 
+# One range per duration setting. Zero would spin a loop or switch a safeguard off, and a
+# month is already longer than anyone means; the lower ends leave room for the lab's fast runs.
+SCAN_INTERVAL = Duration(0.1, DAY)
+SCAN_JITTER = Duration(0.0, HOUR)  # the one duration that may be 0: no jitter
+STUCK_AFTER = Duration(1.0, 30 * DAY)  # also bounds the swarm-medic.stuck-after labels
+REJECTION_WINDOW = Duration(1.0, 30 * DAY)
+VERIFY_TIMEOUT = Duration(1.0, DAY)
+VERIFY_HOLD = Duration(0.1, DAY)
+COOLDOWN = Duration(1.0, 30 * DAY)
+BREAKER_RESET = Duration(1.0, 30 * DAY)
+API_TIMEOUT = Duration(0.1, HOUR)
+PROBE_INTERVAL = Duration(0.1, DAY)
+PROBE_TIMEOUT = Duration(0.01, MINUTE)
+PROBE_GRACE = Duration(0.1, DAY)
+DNS_GRACE = Duration(0.1, DAY)
+ORPHAN_GRACE = Duration(0.1, 30 * DAY)
+
+SECRET_MIN_BYTES = 32  # 256 bits: what an HMAC-SHA256 key should carry at least
+FILE_MAX_BYTES = 64 * 1024  # a *_FILE is one value; /dev/zero by mistake must not hang the start
+
+
+def parse_secret(text: str) -> str:
+    # The value itself never appears in a message: only its length.
+    if not text:
+        raise ValueError(
+            "the secret is empty; give at least "
+            f"{SECRET_MIN_BYTES} bytes, or leave the setting unset for no channel"
+        )
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise ValueError("the secret is not valid UTF-8 text") from None
+    if size < SECRET_MIN_BYTES:
+        raise ValueError(
+            f"the secret is {size} byte(s) long; it must be at least {SECRET_MIN_BYTES} "
+            "(e.g. openssl rand -hex 32)"
+        )
+    return text
+
+
 def parse_stuck_after(text: str) -> Mapping[str, float]:
     """ "pending=30s,starting=2m" -> overrides of DEFAULT_STUCK_AFTER."""
     out = dict(DEFAULT_STUCK_AFTER)
@@ -93,7 +174,7 @@ def parse_stuck_after(text: str) -> Mapping[str, float]:
             raise ValueError(
                 f"expected STATE=DURATION pairs with STATE in {', '.join(PRE_RUNNING_STATES)}"
             )
-        out[state.strip()] = parse_duration(value)
+        out[state.strip()] = STUCK_AFTER(value)
     return MappingProxyType(out)
 
 
@@ -142,6 +223,7 @@ class Spec:
     parse: Callable[[str], Any]
     help: str
     metavar: str = "VALUE"
+    hidden: bool = False  # never echoed in an error message
 
 
 SPECS: tuple[Spec, ...] = (
@@ -155,11 +237,11 @@ SPECS: tuple[Spec, ...] = (
     ),
     Spec(
         "scan_interval",
-        parse_duration,
+        SCAN_INTERVAL,
         "time between scans (events trigger earlier ones)",
         "DURATION",
     ),
-    Spec("scan_jitter", parse_duration, "random delay added to each scheduled scan", "DURATION"),
+    Spec("scan_jitter", SCAN_JITTER, "random delay added to each scheduled scan", "DURATION"),
     Spec(
         "stuck_after",
         parse_stuck_after,
@@ -176,32 +258,32 @@ SPECS: tuple[Spec, ...] = (
     ),
     Spec(
         "rejection_threshold",
-        parse_positive_int,
+        Count(1000),
         "rejections with the same error that make an incident",
         "N",
     ),
-    Spec("rejection_window", parse_duration, "how far back rejections count", "DURATION"),
-    Spec("verify_timeout", parse_duration, "how long a fix has to take effect", "DURATION"),
-    Spec("verify_hold", parse_duration, "how long a fix must hold to count as healed", "DURATION"),
+    Spec("rejection_window", REJECTION_WINDOW, "how far back rejections count", "DURATION"),
+    Spec("verify_timeout", VERIFY_TIMEOUT, "how long a fix has to take effect", "DURATION"),
+    Spec("verify_hold", VERIFY_HOLD, "how long a fix must hold to count as healed", "DURATION"),
     Spec(
         "cooldown",
-        parse_duration,
+        COOLDOWN,
         "minimum time between actions of one runbook on one service",
         "DURATION",
     ),
     Spec(
         "budget_per_hour",
-        parse_positive_int,
+        Count(100),
         "actions per service per hour before the circuit breaker opens",
         "N",
     ),
     Spec(
         "breaker_failures",
-        parse_positive_int,
+        Count(100),
         "fixes in a row that did not hold before the circuit breaker opens",
         "N",
     ),
-    Spec("breaker_reset", parse_duration, "how long an open circuit stays open", "DURATION"),
+    Spec("breaker_reset", BREAKER_RESET, "how long an open circuit stays open", "DURATION"),
     Spec(
         "self_services",
         parse_names,
@@ -222,38 +304,39 @@ SPECS: tuple[Spec, ...] = (
         "auto|json|console",
     ),
     Spec("log_level", choice("debug", "info", "warning", "error"), "log level", "LEVEL"),
-    Spec("api_timeout", parse_duration, "timeout of one Engine API request", "DURATION"),
+    Spec("api_timeout", API_TIMEOUT, "timeout of one Engine API request", "DURATION"),
     Spec("docker_host", str, "Engine address (default: DOCKER_HOST, else the local socket)", "URL"),
     Spec(
         "secret",
-        str,
+        parse_secret,
         "shared secret of the brain-to-node channel (use SWARM_MEDIC_SECRET_FILE "
         "with a docker secret); without it each instance probes from its own node only",
         "TEXT",
+        hidden=True,
     ),
-    Spec("probe_interval", parse_duration, "time between overlay probe rounds", "DURATION"),
-    Spec("probe_timeout", parse_duration, "TCP connect / DNS timeout of one probe", "DURATION"),
+    Spec("probe_interval", PROBE_INTERVAL, "time between overlay probe rounds", "DURATION"),
+    Spec("probe_timeout", PROBE_TIMEOUT, "TCP connect / DNS timeout of one probe", "DURATION"),
     Spec(
         "probe_failures",
-        parse_positive_int,
+        Count(100),
         "failed rounds in a row before a task counts as unreachable",
         "N",
     ),
     Spec(
         "probe_grace",
-        parse_duration,
+        PROBE_GRACE,
         "how long a task must have run before it is probed",
         "DURATION",
     ),
     Spec(
         "dns_grace",
-        parse_duration,
+        DNS_GRACE,
         "how long DNS may disagree with swarm before it counts",
         "DURATION",
     ),
     Spec(
         "orphan_grace",
-        parse_duration,
+        ORPHAN_GRACE,
         "how long a task container may outlive its task (desired shutdown) before it "
         "counts as an orphan",
         "DURATION",
@@ -288,17 +371,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         )
 
 
-def _raw_from_env(spec: Spec, env: Mapping[str, str]) -> str | None:
+def _read_file(spec: Spec, file_var: str, path: str) -> str:
+    def wrong(why: str) -> SettingsError:
+        return SettingsError(
+            f"{file_var}: {path!r} {why} ({flag_name(spec)} / {env_name(spec)} / {file_var})"
+        )
+
+    try:
+        with Path(path).open("rb") as f:
+            data = f.read(FILE_MAX_BYTES + 1)
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
+        raise wrong(f"cannot be read: {exc}") from None
+    if len(data) > FILE_MAX_BYTES:
+        raise wrong(f"is larger than {FILE_MAX_BYTES} bytes; it should hold one value")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise wrong(
+            f"is not UTF-8 text (a binary file? byte {exc.start} is 0x{data[exc.start]:02x}); "
+            "write the value as text, e.g. openssl rand -hex 32 for a secret"
+        ) from None
+    return text.strip()
+
+
+def _raw_from_env(spec: Spec, env: Mapping[str, str]) -> tuple[str | None, str]:
+    """-> (the raw value or None, where it came from)."""
     name = env_name(spec)
     file_var = name + "_FILE"
     if file_var in env:
         if name in env:
             raise SettingsError(f"{name} and {file_var} are both set; set one of them")
-        try:
-            return Path(env[file_var]).read_text().strip()
-        except OSError as exc:
-            raise SettingsError(f"{file_var}: cannot read {env[file_var]!r}: {exc}") from exc
-    return env.get(name)
+        return _read_file(spec, file_var, env[file_var]), file_var
+    return env.get(name), name
 
 
 def load(
@@ -318,15 +422,15 @@ def load(
         raw = flags.get(spec.name)
         source = flag_name(spec)
         if raw is None:
-            raw = _raw_from_env(spec, env)
-            source = env_name(spec)
+            raw, source = _raw_from_env(spec, env)
         if raw is None:
             continue
         try:
             values[spec.name] = spec.parse(raw)
         except ValueError as exc:
+            shown = "<hidden>" if spec.hidden else repr(raw)
             raise SettingsError(
-                f"{source}={raw!r} is not valid ({flag_name(spec)} / {env_name(spec)}): {exc}"
+                f"{source}={shown} is not valid ({flag_name(spec)} / {env_name(spec)}): {exc}"
             ) from None
     return Settings(**values)
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable
 
 import tenacity
@@ -27,6 +29,12 @@ RELEVANT = {
 }
 
 
+# An event stamped further ahead than this (clock skew, a buggy or hostile engine) is handled
+# but does not move the resume point: it would make every later real event look already seen.
+MAX_SKEW = 60.0
+FUTURE_REMEMBERED = 1024  # such events are handled once, even when `since` replays them
+
+
 def relevant(ev: Event) -> bool:
     return ev.action in RELEVANT.get(ev.type, set()) or (
         ev.type == "container" and ev.action.startswith("health_status")
@@ -42,6 +50,8 @@ class Watcher:
         *,
         sleep: Callable[[float], bool] | None = None,
         backoff_max: float = 30.0,
+        clock: Callable[[], float] = time.time,
+        max_skew: float = MAX_SKEW,
     ) -> None:
         self._engine = engine
         self._journal = journal
@@ -57,6 +67,9 @@ class Watcher:
         self._thread: threading.Thread | None = None
         self.last_nano: int | None = None
         self._same_instant: set[tuple[int, str, str, str]] = set()
+        self._clock = clock
+        self._max_skew = max_skew
+        self._future: OrderedDict[tuple[int, str, str, str], None] = OrderedDict()
         self.connected = False
         self.handled = 0
 
@@ -83,12 +96,17 @@ class Watcher:
             return
         if self.last_nano is not None and ev.time_nano < self.last_nano:
             return
-        if ev.identity in self._same_instant:
+        if ev.identity in self._same_instant or ev.identity in self._future:
             return  # replayed by `since` after a reconnect
-        if self.last_nano is None or ev.time_nano > self.last_nano:
-            self.last_nano = ev.time_nano
-            self._same_instant = set()
-        self._same_instant.add(ev.identity)
+        if ev.time_nano > (self._clock() + self._max_skew) * 1e9:
+            self._future[ev.identity] = None
+            if len(self._future) > FUTURE_REMEMBERED:
+                self._future.popitem(last=False)
+        else:
+            if self.last_nano is None or ev.time_nano > self.last_nano:
+                self.last_nano = ev.time_nano
+                self._same_instant = set()
+            self._same_instant.add(ev.identity)
         self.handled += 1
         self._journal.event(ev.type)
         if relevant(ev):

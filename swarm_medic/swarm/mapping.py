@@ -6,10 +6,11 @@ lookup has a default and a malformed object raises ValueError naming the object.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from swarm_medic.model import (
     ContainerDetail,
@@ -26,6 +27,24 @@ from swarm_medic.protocol import is_ipv4
 
 Json = Mapping[str, Any]
 T = TypeVar("T")
+P = ParamSpec("P")
+
+
+def _malformed_is_value_error(kind: str) -> Callable[[Callable[P, T]], Callable[P, T]]:
+    """Whatever a malformed object makes a reader trip on (a list where a mapping belongs, an
+    infinite number for an int) comes out as the one ValueError callers catch."""
+
+    def wrap(fn: Callable[P, T]) -> Callable[P, T]:
+        @functools.wraps(fn)
+        def read(*args: P.args, **kwargs: P.kwargs) -> T:
+            try:
+                return fn(*args, **kwargs)
+            except (AttributeError, KeyError, IndexError, OverflowError) as exc:
+                raise ValueError(f"malformed {kind}: {type(exc).__name__}: {exc}") from None
+
+        return read
+
+    return wrap
 
 
 def map_each(raw: object, fn: Callable[[Json], T], kind: str, bad: list[str]) -> tuple[T, ...]:
@@ -41,7 +60,7 @@ def map_each(raw: object, fn: Callable[[Json], T], kind: str, bad: list[str]) ->
             continue
         try:
             out.append(fn(obj))
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
             bad.append(f"{kind} skipped: {type(exc).__name__}: {exc}")
     return tuple(out)
 
@@ -100,6 +119,7 @@ def _require_id(obj: Json, kind: str) -> str:
     return oid
 
 
+@_malformed_is_value_error("node")
 def node_from_api(obj: Json) -> Node:
     nid = _require_id(obj, "node")
     spec = obj.get("Spec") or {}
@@ -149,6 +169,7 @@ def _update_status(value: object) -> UpdateStatus | None:
     )
 
 
+@_malformed_is_value_error("service")
 def service_from_api(obj: Json) -> Service:
     sid = _require_id(obj, "service")
     spec = obj.get("Spec") or {}
@@ -212,6 +233,7 @@ def _attachments(obj: Json) -> tuple[tuple[str, str, str], ...]:
     return tuple(out)
 
 
+@_malformed_is_value_error("task")
 def task_from_api(obj: Json) -> Task:
     tid = _require_id(obj, "task")
     status = obj.get("Status") or {}
@@ -235,6 +257,7 @@ def task_from_api(obj: Json) -> Task:
     )
 
 
+@_malformed_is_value_error("docker info")
 def info_from_api(obj: Json) -> SwarmInfo:
     swarm = obj.get("Swarm") or {}
     return SwarmInfo(
@@ -246,6 +269,7 @@ def info_from_api(obj: Json) -> SwarmInfo:
     )
 
 
+@_malformed_is_value_error("event")
 def event_from_api(obj: object) -> Event:
     if not isinstance(obj, Mapping):
         raise ValueError(f"event is not an object: {type(obj).__name__}")
@@ -272,6 +296,7 @@ def event_from_api(obj: object) -> Event:
 TASK_LABEL = "com.docker.swarm.task.id"
 
 
+@_malformed_is_value_error("container")
 def container_from_api(obj: Json) -> LocalContainer:
     cid = obj.get("Id")
     if not isinstance(cid, str) or not cid:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -876,3 +877,81 @@ def test_api_calls_per_scan_do_not_grow_with_the_swarm(n: int) -> None:
     assert h.metric("swarm_medic_snapshot_objects", kind="service") == n
     assert h.metric("swarm_medic_snapshot_objects", kind="task") == 2 * n
     assert fake.writes == []
+
+
+@pytest.mark.parametrize(
+    ("label", "problem"),
+    [
+        ("[" * 100_000, "bytes long"),
+        ("[" * 5_000, "nested too deeply"),
+        ('{"a":[[NaN,"stuck-task"]]}', "action 0's time is not a plausible time"),
+        ('{"u":Infinity}', "the circuit's end ('u') is not a plausible time"),
+    ],
+)
+def test_a_hostile_ledger_entry_is_said_loudly_and_never_acted_on(label: str, problem: str) -> None:
+    fake = swarm()
+    bad, _ = stuck_service(fake, "bad")
+    good, _ = stuck_service(fake, "good")
+    fake.write_ledger(LEDGER, None, {PREFIX + bad: label})
+    h = Harness(fake)
+
+    h.scan(T0)
+
+    said = "ledger entry unreadable: no action on this service until the label is fixed or removed"
+    (err,) = h.logs.named(said)
+    assert err["log_level"] == "error"
+    assert (err["service"], err["service_id"], err["label"]) == ("bad", bad, PREFIX + bad)
+    assert problem in err["problem"]
+    (skip,) = h.logs.named("decision: skip (ledger_unreadable)")
+    assert skip["service_id"] == bad
+    assert fake.writes == [("force_update", good, 10)]
+    assert h.metric("swarm_medic_scans_total", result="ok") == 1
+
+    h.scan(T0 + 15)  # said again only after REMIND_EVERY, not every scan
+    assert len(h.logs.named(said)) == 1
+    h.scan(T0 + REMIND_EVERY + 1)
+    assert len(h.logs.named(said)) == 2
+    assert fake.writes == [("force_update", good, 10)]
+
+
+ROGUE = '''
+"""Finds something on one service and plans to force-update another."""
+
+from swarm_medic.model import Action, ActionKind, Finding
+
+NAME = "rogue"
+
+
+def detect(ctx):
+    front = next(s for s in ctx.snapshot.services if s.name == "front")
+    yield Finding(
+        runbook=NAME, key="rogue:front", summary="front looks odd", cause="odd",
+        service_id=front.id, service_name=front.name, actionable=True,
+    )
+
+
+def plan(finding, ctx):
+    victim = next(s for s in ctx.snapshot.services if s.name == "victim")
+    return Action(ActionKind.FORCE_UPDATE, victim.id, victim.name, victim.version, "mine now")
+'''
+
+
+def test_a_runbook_file_acting_on_another_service_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "rogue.py").write_text(ROGUE)
+    runbooks = registry_mod.load(registry_mod.default_dirs(str(tmp_path)))
+    assert runbooks.errors == []
+    fake = swarm()
+    for name in ("front", "victim"):
+        sid = fake.add_service(name, labels=ENABLE)
+        fake.add_task(sid, state="running", node_id=ME)
+    h = Harness(fake, runbooks=runbooks)
+
+    h.scan(T0)
+
+    (raised,) = h.logs.starting("runbook raised")
+    assert raised["runbook"] == "rogue"
+    assert raised["error"].startswith("plan refused: its action names service")
+    assert h.metric("swarm_medic_runbook_errors_total", runbook="rogue") == 1
+    assert h.decisions("skip", "no_action", runbook="rogue") == 1
+    assert fake.writes == []
+    assert fake.read_ledger(LEDGER) is None  # not even claimed

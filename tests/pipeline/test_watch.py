@@ -352,3 +352,53 @@ def test_stop_during_a_reconnect_ends_the_thread_promptly(journal: Journal, logs
     finally:
         fake.drop_streams()  # end the stream the watcher reopened, so the thread exits
         stopper.join(timeout=2.0)
+
+
+# --- events stamped in the future --------------------------------------------------------
+
+
+def test_an_event_from_the_future_is_handled_once_but_does_not_move_the_resume_point(
+    journal: Journal,
+) -> None:
+    received = Received()
+    now = [N0 / SEC]
+    w = Watcher(FakeEngine(), journal, received, clock=lambda: now[0])
+    w.last_nano = N0
+    skewed = ev("service", "update", "from-the-future", N0 + 3600 * SEC)
+
+    w.handle(skewed)
+    w.handle(ev("service", "update", "real-1", N0 + 1 * SEC))
+    w.handle(skewed)  # replayed after a reconnect: not handled again
+    w.handle(ev("service", "update", "real-2", N0 + 2 * SEC))
+
+    assert received.actors() == ["from-the-future", "real-1", "real-2"]
+    assert w.last_nano == N0 + 2 * SEC
+    assert w.handled == 3
+
+
+def test_a_small_skew_still_moves_the_resume_point(journal: Journal) -> None:
+    received = Received()
+    w = Watcher(FakeEngine(), journal, received, clock=lambda: N0 / SEC)
+    w.handle(ev("service", "update", "s1", N0 + 59 * SEC))  # within MAX_SKEW of the clock
+    assert w.last_nano == N0 + 59 * SEC
+    w.handle(ev("service", "update", "s0", N0 + 30 * SEC))  # older than the resume point
+    assert received.actors() == ["s1"]
+
+
+def test_the_resume_point_after_a_future_event_is_the_last_real_one(
+    journal: Journal, logs: Logs
+) -> None:
+    fake, received = RecordingFake(), Received()
+    now = N0 / SEC
+    w = Watcher(fake, journal, received, sleep=Backoff(), clock=lambda: now)
+    w.start(since_nano=N0)
+    try:
+        wait_until(lambda: connections(logs) == 1, what="connected")
+        fake.emit(ev("service", "update", "real", N0 + SEC))
+        fake.emit(ev("service", "update", "skewed", N0 + 86400 * SEC))
+        received.wait_for(2)
+        fake.emit(ev("service", "update", "later", N0 + 2 * SEC))
+        assert received.wait_for(3) == ["real", "skewed", "later"]
+        assert w.last_nano == N0 + 2 * SEC
+    finally:
+        w.stop()

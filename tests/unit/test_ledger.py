@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import json
+import re
 from types import MappingProxyType
 
 import pytest
 
-from swarm_medic.ledger import PREFIX, WINDOW, History, Ledger, decode, encode
+from swarm_medic.ledger import (
+    MAX_ACTIONS,
+    PREFIX,
+    WINDOW,
+    History,
+    Ledger,
+    LedgerEntryError,
+    decode,
+    encode,
+)
 from swarm_medic.model import LedgerDoc
 
 NOW = 1_700_000_000.0
@@ -206,3 +216,65 @@ def test_circuit_can_open_again_after_it_reset() -> None:
     ledger, opened = ledger.record_action("svc1", "rb", NOW + 100, budget=2, reset=60)
     assert opened is True  # the budget is still spent and the old circuit has closed
     assert ledger.history("svc1").open_until == NOW + 160
+
+
+# --- hostile or broken entries: refused, never raised, never half-believed ------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("[" * 100_000, "bytes long"),  # over the size bound: not even parsed
+        ("[" * 5_000, "nested too deeply"),  # under it, but deeper than the parser's recursion
+        ('{"a": [[NaN, "stuck-task"]]}', "plausible time"),
+        ('{"a": [[Infinity, "stuck-task"]]}', "plausible time"),
+        ('{"a": [[-Infinity, "stuck-task"]]}', "plausible time"),
+        ('{"a": [[1e400, "stuck-task"]]}', "plausible time"),
+        ('{"a": [[' + "9" * 400 + ', "stuck-task"]]}', "plausible time"),
+        ('{"a": [[-5, "stuck-task"]]}', "plausible time"),
+        ('{"a": [[4102444800, "stuck-task"]]}', "plausible time"),
+        ('{"a": [[true, "stuck-task"]]}', "not a number"),
+        ('{"a": [["1700000000", "stuck-task"]]}', "not a number"),
+        ('{"a": [[1700000000, 7]]}', "runbook"),
+        ('{"a": [[1700000000, "x", "extra"]]}', "pair"),
+        ('{"a": {"t": 1}}', "not a list"),
+        ('{"u": NaN}', "plausible time"),
+        ('{"u": Infinity}', "plausible time"),
+        ('{"f": 1.5}', "whole number"),
+        ('{"f": true}', "whole number"),
+        ('{"f": -1}', "out of range"),
+        ('{"r": ' + json.dumps("x" * 2000) + "}", "at most 1024"),
+        ('{"a": [' + ",".join(['[1700000000,"rb"]'] * 300) + "]}", "300 actions"),
+        ("1" * 5000, "not JSON"),
+    ],
+)
+def test_decode_refuses_a_hostile_entry_with_its_own_error(text: str, why: str) -> None:
+    with pytest.raises(LedgerEntryError, match=re.escape(why)):
+        decode(text)
+
+
+def test_a_deeply_nested_label_does_not_stop_the_ledger() -> None:
+    good = History(actions=((NOW - 60, "stuck-task"),))
+    ledger = Ledger.from_doc(
+        doc({PREFIX + "svc-deep": "[" * 100_000, PREFIX + "svc-ok": encode(good)})
+    )
+    assert ledger.unreadable == frozenset({"svc-deep"})
+    assert ledger.history("svc-ok") == good
+    assert "bytes long" in ledger.problems["svc-deep"]
+
+
+@pytest.mark.parametrize("when", ["NaN", "Infinity", "-Infinity"])
+def test_non_finite_action_times_do_not_switch_cooldown_and_budget_off(when: str) -> None:
+    ledger = Ledger.from_doc(doc({PREFIX + "svc1": '{"a":[[' + when + ',"stuck-task"]]}'}))
+    assert ledger.unreadable == frozenset({"svc1"})  # the policy's ledger_unreadable skip
+    assert "action 0's time is not a plausible time" in ledger.problems["svc1"]
+    assert "svc1" not in ledger.services
+
+
+def test_labels_keep_at_most_max_actions() -> None:
+    ledger = Ledger()
+    for i in range(MAX_ACTIONS + 10):
+        ledger, _ = ledger.record_action("svc1", "rb", NOW + i, budget=10**6, reset=60)
+    kept = decode(ledger.labels(NOW + MAX_ACTIONS + 10)[PREFIX + "svc1"]).actions
+    assert len(kept) == MAX_ACTIONS
+    assert kept[-1] == (NOW + MAX_ACTIONS + 9, "rb")  # the newest are the ones kept

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from swarm_medic.model import Resources, UpdateStatus
+from swarm_medic.swarm import mapping
 from swarm_medic.swarm.mapping import (
     container_from_api,
     event_from_api,
@@ -480,3 +482,31 @@ def test_container_from_api_carries_its_name_without_the_slash() -> None:
 @pytest.mark.parametrize("names", [None, [], [7], "not-a-list"])
 def test_container_from_api_without_a_readable_name(names: object) -> None:
     assert container_from_api(_container_obj(Names=names)).name == ""
+
+
+# --- found by tests/unit/test_properties.py: what a malformed object tripped on ------------
+
+
+@pytest.mark.parametrize(
+    ("reader", "raw"),
+    [
+        (mapping.node_from_api, None),
+        (mapping.node_from_api, {"ID": "n1", "Spec": ["not", "a", "mapping"]}),
+        (mapping.service_from_api, {"ID": "s1", "Spec": {"Mode": "Replicated"}}),
+        (
+            mapping.service_from_api,
+            {
+                "ID": "s1",
+                "Spec": {
+                    "TaskTemplate": {"Resources": {"Reservations": {"NanoCPUs": float("inf")}}}
+                },
+            },
+        ),
+        (mapping.task_from_api, {"ID": "t1", "NetworksAttachments": [1]}),
+        (mapping.info_from_api, {"Swarm": "inactive"}),
+        (mapping.container_from_api, {"Id": "c1", "Labels": ["x"]}),
+    ],
+)
+def test_a_malformed_object_is_a_value_error(reader: Callable[[Any], object], raw: Any) -> None:
+    with pytest.raises(ValueError, match="malformed"):
+        reader(raw)

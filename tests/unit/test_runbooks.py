@@ -295,6 +295,13 @@ def test_settings_thresholds() -> None:
         ({"swarm-medic.stuck-after": "soon"}, []),  # a bad label keeps the defaults
         ({"swarm-medic.stuck-after.zombie": "5s"}, []),
         ({"swarm-medic.stuck-after": "5s", "swarm-medic.stuck-after.pending": "1h"}, ["s"]),
+        # out of range (zero, or infinite from 309 digits) is as bad as unreadable
+        ({"swarm-medic.stuck-after": "0s"}, []),
+        (
+            {"swarm-medic.stuck-after": "5s", "swarm-medic.stuck-after.pending": "9" * 309},
+            ["p", "s"],
+        ),
+        ({"swarm-medic.stuck-after": "5s", "swarm-medic.stuck-after.pending": "0"}, ["p", "s"]),
     ],
 )
 def test_label_thresholds(labels: dict[str, str], stuck: list[str]) -> None:

@@ -8,7 +8,16 @@ from pathlib import Path
 import pytest
 
 from swarm_medic.errors import SettingsError
-from swarm_medic.settings import DEFAULT_STUCK_AFTER, Settings, describe, load
+from swarm_medic.settings import (
+    DEFAULT_STUCK_AFTER,
+    FILE_MAX_BYTES,
+    SPECS,
+    STUCK_AFTER,
+    Duration,
+    Settings,
+    describe,
+    load,
+)
 
 
 def test_defaults_with_empty_env() -> None:
@@ -172,3 +181,155 @@ def test_env_defaults_to_os_environ(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
     monkeypatch.setenv("SWARM_MEDIC_VERIFY_HOLD", "3s")
     assert load({}).verify_hold == 3.0
+
+
+# --- hostile or broken values: each one stops the start with a message naming the setting ---
+
+SECRET = "s3cr3t-" + "x" * 25  # 32 bytes: the shortest secret accepted
+
+
+def settings_error(flags: dict[str, str | None], env: dict[str, str]) -> str:
+    with pytest.raises(SettingsError) as err:
+        load(flags, env)
+    return str(err.value)
+
+
+def test_a_duration_of_309_digits_is_not_infinity() -> None:
+    message = settings_error({}, {"SWARM_MEDIC_COOLDOWN": "9" * 309})
+    assert "SWARM_MEDIC_COOLDOWN" in message
+    assert "--cooldown" in message
+    assert "finite" in message
+
+
+@pytest.mark.parametrize(
+    ("flag", "env_var"),
+    [
+        ("--scan-interval", "SWARM_MEDIC_SCAN_INTERVAL"),
+        ("--verify-timeout", "SWARM_MEDIC_VERIFY_TIMEOUT"),
+        ("--verify-hold", "SWARM_MEDIC_VERIFY_HOLD"),
+        ("--cooldown", "SWARM_MEDIC_COOLDOWN"),
+        ("--breaker-reset", "SWARM_MEDIC_BREAKER_RESET"),
+        ("--rejection-window", "SWARM_MEDIC_REJECTION_WINDOW"),
+        ("--api-timeout", "SWARM_MEDIC_API_TIMEOUT"),
+        ("--probe-interval", "SWARM_MEDIC_PROBE_INTERVAL"),
+        ("--probe-timeout", "SWARM_MEDIC_PROBE_TIMEOUT"),
+        ("--probe-grace", "SWARM_MEDIC_PROBE_GRACE"),
+        ("--dns-grace", "SWARM_MEDIC_DNS_GRACE"),
+        ("--orphan-grace", "SWARM_MEDIC_ORPHAN_GRACE"),
+    ],
+)
+@pytest.mark.parametrize("value", ["0", "0s", "0ms", "800h"])
+def test_intervals_and_timeouts_must_be_in_their_range(flag: str, env_var: str, value: str) -> None:
+    message = settings_error({}, {env_var: value})
+    assert message.startswith(f"{env_var}={value!r} is not valid ({flag} / {env_var})")
+
+
+def test_a_zero_stuck_after_threshold_is_refused() -> None:
+    message = settings_error({}, {"SWARM_MEDIC_STUCK_AFTER": "pending=0s"})
+    assert "--stuck-after" in message
+    assert "SWARM_MEDIC_STUCK_AFTER" in message
+
+
+def test_scan_jitter_may_be_zero_but_not_more_than_an_hour() -> None:
+    assert load({}, {"SWARM_MEDIC_SCAN_JITTER": "0"}).scan_jitter == 0.0
+    assert "--scan-jitter" in settings_error({}, {"SWARM_MEDIC_SCAN_JITTER": "61m"})
+
+
+def test_the_range_is_in_the_message() -> None:
+    message = settings_error({"verify_timeout": "0"}, {})
+    assert "expected a duration from 1s to 1d" in message
+
+
+def test_every_default_is_inside_its_own_range() -> None:
+    defaults = Settings()
+    for spec in SPECS:
+        if isinstance(spec.parse, Duration):
+            value = getattr(defaults, spec.name)
+            assert spec.parse.low <= value <= spec.parse.high, spec.name
+    for state, limit in DEFAULT_STUCK_AFTER.items():
+        assert STUCK_AFTER.low <= limit <= STUCK_AFTER.high, state
+
+
+@pytest.mark.parametrize(
+    ("env_var", "value"),
+    [
+        ("SWARM_MEDIC_BUDGET_PER_HOUR", "101"),
+        ("SWARM_MEDIC_PROBE_FAILURES", "1" * 400),
+        ("SWARM_MEDIC_REJECTION_THRESHOLD", "1001"),
+    ],
+)
+def test_counts_have_an_upper_bound(env_var: str, value: str) -> None:
+    assert env_var in settings_error({}, {env_var: value})
+
+
+def test_a_binary_secret_file_is_refused_clearly(tmp_path: Path) -> None:
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(b"\xff\xfe\x00\x01" + bytes(range(128, 200)))
+    message = settings_error({}, {"SWARM_MEDIC_SECRET_FILE": str(secret)})
+    assert "SWARM_MEDIC_SECRET_FILE" in message
+    assert "--secret" in message
+    assert "not UTF-8 text (a binary file?" in message
+    assert str(secret) in message
+
+
+def test_a_binary_file_of_any_setting_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "scope"
+    path.write_bytes(b"\x80all")
+    message = settings_error({}, {"SWARM_MEDIC_SCOPE_FILE": str(path)})
+    assert "SWARM_MEDIC_SCOPE_FILE" in message
+    assert "--scope" in message
+
+
+def test_an_empty_secret_file_does_not_turn_the_channel_off(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("\n")
+    message = settings_error({}, {"SWARM_MEDIC_SECRET_FILE": str(secret)})
+    assert "SWARM_MEDIC_SECRET_FILE" in message
+    assert "--secret / SWARM_MEDIC_SECRET" in message
+    assert "empty" in message
+
+
+@pytest.mark.parametrize(
+    ("flags", "env"),
+    [
+        ({"secret": "x"}, {}),
+        ({}, {"SWARM_MEDIC_SECRET": "x"}),
+        ({}, {"SWARM_MEDIC_SECRET": SECRET[:-1]}),
+        ({}, {"SWARM_MEDIC_SECRET": ""}),
+        ({"secret": ""}, {}),
+    ],
+)
+def test_a_short_or_empty_secret_is_refused_and_not_echoed(
+    flags: dict[str, str | None], env: dict[str, str]
+) -> None:
+    message = settings_error(flags, env)
+    assert "--secret" in message
+    assert "SWARM_MEDIC_SECRET" in message
+    assert "<hidden>" in message
+    assert "xxxx" not in message  # the value itself is never printed
+
+
+def test_a_secret_from_a_file_keeps_today_s_stripping(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text(SECRET + "\n")
+    assert load({}, {"SWARM_MEDIC_SECRET_FILE": str(secret)}).secret == SECRET
+    assert load({"secret": SECRET}, {}).secret == SECRET
+    assert load({}, {"SWARM_MEDIC_SECRET": "é" * 16}).secret == "é" * 16  # 32 bytes in UTF-8
+
+
+def test_an_env_secret_that_is_not_utf8_is_refused() -> None:
+    # os.environ carries undecodable bytes as lone surrogates
+    message = settings_error({}, {"SWARM_MEDIC_SECRET": "\udcff" * 40})
+    assert "not valid UTF-8" in message
+
+
+def test_a_file_path_with_a_nul_byte_names_the_variable() -> None:
+    message = settings_error({}, {"SWARM_MEDIC_COOLDOWN_FILE": "/tmp/x\x00y"})
+    assert "SWARM_MEDIC_COOLDOWN_FILE" in message
+
+
+def test_a_huge_file_is_not_read_whole(tmp_path: Path) -> None:
+    path = tmp_path / "big"
+    path.write_bytes(b"1" * (FILE_MAX_BYTES + 1))
+    message = settings_error({}, {"SWARM_MEDIC_COOLDOWN_FILE": str(path)})
+    assert "larger than" in message
