@@ -1,0 +1,313 @@
+"""Property tests: hostile or broken input never crashes the medic (hypothesis, profile "ci").
+
+Every reader of outside input is fed arbitrary JSON-like values: engine objects and events,
+the ledger's labels, settings from flags, variables and files, service labels. Each answers
+with a value or its own error, never anything else. The profile (tests/conftest.py) is fixed
+and derandomised, so a run that passes here passes everywhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry
+
+from runbooks import stuck_task
+from swarm_medic import ledger, policy, reach
+from swarm_medic.errors import SettingsError
+from swarm_medic.journal import Journal
+from swarm_medic.metrics import Metrics
+from swarm_medic.model import Event, LedgerDoc, Service
+from swarm_medic.settings import DEFAULT_STUCK_AFTER, SPECS, Count, Duration, Settings, env_name
+from swarm_medic.settings import load as load_settings
+from swarm_medic.swarm import mapping
+from swarm_medic.swarm.fake import FakeEngine
+from swarm_medic.watch import Watcher
+
+# Keys the mapping reads, so generated objects reach deep into its branches.
+API_KEYS = [
+    "ID",
+    "Id",
+    "Spec",
+    "Description",
+    "Status",
+    "ManagerStatus",
+    "Version",
+    "Index",
+    "UpdateStatus",
+    "Endpoint",
+    "PreviousSpec",
+    "UpdatedAt",
+    "Labels",
+    "Role",
+    "Availability",
+    "Mode",
+    "Replicated",
+    "Replicas",
+    "Global",
+    "ReplicatedJob",
+    "GlobalJob",
+    "TaskTemplate",
+    "ContainerSpec",
+    "Image",
+    "Placement",
+    "Constraints",
+    "MaxReplicas",
+    "Resources",
+    "Reservations",
+    "NanoCPUs",
+    "MemoryBytes",
+    "EndpointSpec",
+    "Ports",
+    "TargetPort",
+    "VirtualIPs",
+    "Addr",
+    "NetworkID",
+    "NetworksAttachments",
+    "Network",
+    "Addresses",
+    "Ingress",
+    "Name",
+    "ContainerStatus",
+    "ExitCode",
+    "ContainerID",
+    "Slot",
+    "NodeID",
+    "ServiceID",
+    "State",
+    "Timestamp",
+    "CreatedAt",
+    "DesiredState",
+    "Message",
+    "Err",
+    "Swarm",
+    "LocalNodeState",
+    "ControlAvailable",
+    "ServerVersion",
+    "NetworkSettings",
+    "Networks",
+    "IPAddress",
+    "Type",
+    "Action",
+    "Actor",
+    "Attributes",
+    "timeNano",
+    "time",
+    "Hostname",
+    "Platform",
+    "Engine",
+    "OS",
+    "Architecture",
+    "Leader",
+    "StartedAt",
+    "CompletedAt",
+    "ForceUpdate",
+]
+
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=-(2**64), max_value=2**64)
+    | st.floats()  # NaN and infinities included
+    | st.text(max_size=20)
+    | st.sampled_from(
+        [
+            "2024-01-02T03:04:05.123456789Z",
+            "0001-01-01T00:00:00Z",
+            "2024-13-45T99:99:99+25:00",
+            "9999-12-31T23:59:59-14:00",
+            "10.0.0.1/24",
+        ]
+    )
+)
+keys = st.sampled_from(API_KEYS) | st.text(max_size=8)
+json_like = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(keys, inner, max_size=6),
+    max_leaves=12,
+)
+api_objects = st.dictionaries(keys, json_like, max_size=6)
+anything = json_like | api_objects
+
+READERS: list[Callable[[Any], object]] = [
+    mapping.node_from_api,
+    mapping.service_from_api,
+    mapping.task_from_api,
+    mapping.info_from_api,
+    mapping.container_from_api,
+    mapping.event_from_api,
+]
+
+
+# --- engine objects ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("reader", READERS, ids=lambda f: f.__name__)
+@given(raw=anything)
+def test_an_engine_object_maps_to_a_value_or_a_value_error(
+    reader: Callable[[Any], object], raw: object
+) -> None:
+    with contextlib.suppress(ValueError, TypeError):
+        reader(raw)
+
+
+@pytest.mark.parametrize("reader", READERS[:3] + READERS[4:5], ids=lambda f: f.__name__)
+@given(raw=json_like | st.lists(anything, max_size=3))
+def test_map_each_never_raises(reader: Callable[[Any], Any], raw: object) -> None:
+    bad: list[str] = []
+    out = mapping.map_each(raw, reader, "object", bad)
+    assert isinstance(out, tuple)
+    assert len(out) + len(bad) == (len(raw) if isinstance(raw, list) else 1)
+
+
+# --- events -------------------------------------------------------------------------------
+
+
+@given(raw=anything)
+def test_the_watcher_handles_anything(raw: object) -> None:
+    seen: list[Event] = []
+    journal = Journal(Metrics(CollectorRegistry()))
+    w = Watcher(FakeEngine(), journal, seen.append, clock=lambda: 1_700_000_000.0)
+    w.last_nano = 1_700_000_000 * 10**9
+    w.handle(raw)
+    w.handle(raw)  # the same event twice (a replay) is never handled twice
+    assert len(seen) <= 1
+
+
+# --- the ledger ---------------------------------------------------------------------------
+
+times = st.floats() | st.integers() | st.integers(min_value=0, max_value=4_200_000_000)
+entry_like = st.fixed_dictionaries(
+    {},
+    optional={
+        "a": st.lists(st.lists(times | st.text(max_size=10), max_size=3), max_size=5) | json_like,
+        "f": st.integers() | json_like,
+        "u": times | json_like,
+        "r": st.text(max_size=30) | json_like,
+    },
+)
+label_values = (
+    st.text(max_size=200)
+    | st.builds(ledger.encode, st.builds(ledger.History))
+    | entry_like.map(json.dumps)  # NaN and infinities come out as NaN, Infinity
+)
+
+
+def _finite(h: ledger.History) -> None:
+    assert all(math.isfinite(t) for t, _ in h.actions)
+    assert math.isfinite(h.open_until)
+    assert h.failures_in_row >= 0
+
+
+@given(text=label_values | json_like)
+def test_ledger_decode_is_a_finite_history_or_its_own_error(text: object) -> None:
+    try:
+        h = ledger.decode(text)
+    except ledger.LedgerEntryError:
+        return
+    _finite(h)
+
+
+@given(
+    labels=st.dictionaries(
+        st.builds(lambda s: ledger.PREFIX + s, st.text(max_size=8)) | st.text(max_size=20),
+        label_values,
+        max_size=6,
+    )
+)
+def test_ledger_from_doc_never_raises_and_never_holds_a_non_finite_number(
+    labels: dict[str, str],
+) -> None:
+    led = ledger.Ledger.from_doc(LedgerDoc("cfg", 1, MappingProxyType(labels)))
+    for h in led.services.values():
+        _finite(h)
+    assert set(led.problems) == led.unreadable
+    assert not set(led.services) & led.unreadable
+    led.labels(1_700_000_000.0)  # writing back never raises either
+
+
+# --- settings -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+@given(text=st.text(max_size=40) | st.from_regex(r"\A\s*\d{1,400}(\.\d{1,400})?\s*(ms|s|m|h)?\Z"))
+def test_every_setting_parses_to_a_value_in_range_or_a_value_error(spec: Any, text: str) -> None:
+    try:
+        value = spec.parse(text)
+    except ValueError:
+        return
+    if isinstance(spec.parse, Duration):
+        assert spec.parse.low <= value <= spec.parse.high
+    if isinstance(spec.parse, Count):
+        assert 1 <= value <= spec.parse.high
+    if spec.name == "stuck_after":
+        assert all(1.0 <= v <= 30 * 86400 for v in value.values())
+        assert set(value) == set(DEFAULT_STUCK_AFTER)
+
+
+ENV_NAMES = [env_name(s) for s in SPECS]
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(
+    env=st.dictionaries(
+        st.sampled_from(ENV_NAMES) | st.builds(lambda s: "SWARM_MEDIC_" + s, st.text(max_size=6)),
+        st.text(max_size=30),
+        max_size=6,
+    ),
+    flags=st.dictionaries(st.sampled_from([s.name for s in SPECS]), st.text(max_size=30)),
+    files=st.dictionaries(st.sampled_from(ENV_NAMES), st.binary(max_size=60), max_size=3),
+)
+def test_settings_load_is_settings_or_a_settings_error(
+    tmp_path: Path, env: dict[str, str], flags: dict[str, str], files: dict[str, bytes]
+) -> None:
+    env = dict(env)
+    for i, (name, data) in enumerate(files.items()):
+        path = tmp_path / f"value-{i}"
+        path.write_bytes(data)
+        env[name + "_FILE"] = str(path)
+    flags_in: dict[str, str | None] = dict(flags)
+    try:
+        s = load_settings(flags_in, env)
+    except SettingsError as exc:
+        assert str(exc)
+        return
+    assert isinstance(s, Settings)
+
+
+# --- service labels -----------------------------------------------------------------------
+
+LABEL_KEYS = [
+    policy.ENABLE_LABEL,
+    policy.SELF_LABEL,
+    reach.PORT_LABEL,
+    "swarm-medic.stuck-after",
+    *(f"swarm-medic.stuck-after.{s}" for s in DEFAULT_STUCK_AFTER),
+]
+
+
+@given(
+    labels=st.dictionaries(
+        st.sampled_from(LABEL_KEYS) | st.text(max_size=10),
+        st.text(max_size=30) | st.from_regex(r"\A\s*\d{1,400}\s*(ms|s|m|h)?\Z"),
+        max_size=6,
+    ),
+    scope=st.sampled_from(["opt-in", "all"]),
+)
+def test_service_labels_never_raise(labels: Mapping[str, str], scope: str) -> None:
+    svc = Service("svc1", "web", 1, labels=MappingProxyType(dict(labels)), target_ports=(80,))
+    policy.scope_reason(svc, Settings(scope=scope))
+    port = reach.probe_port(svc)
+    assert port is None or 0 < port < 65536
+    limits = stuck_task.thresholds(svc, dict(DEFAULT_STUCK_AFTER))
+    assert all(1.0 <= v <= 30 * 86400 for v in limits.values())
