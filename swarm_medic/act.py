@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from swarm_medic.channel import ChannelError, NodeRefused
 from swarm_medic.errors import Conflict, EngineError
-from swarm_medic.ledger import Ledger
+from swarm_medic.ledger import Ledger, Verifying
 from swarm_medic.model import Action, ActionKind, Result
 from swarm_medic.protocol import REMOVE_TASK_CONTAINER, ActAnswer, ActRequest
 from swarm_medic.settings import Settings
@@ -56,8 +56,11 @@ class Executor:
         settings: Settings,
         hands: Hands | None = None,
         hands_down: HandsDown = lambda node_id: "",
+        failpoint: Callable[[str], None] = lambda point: None,
     ) -> None:
         self._engine = engine
+        # fault-injection tests stop the process here (swarm_medic.failpoints); a no-op otherwise
+        self.failpoint = failpoint
         self._settings = settings
         self.hands = hands  # asks the instance on a node to act there (rounds.Prober.hands)
         self.hands_down = hands_down
@@ -69,26 +72,45 @@ class Executor:
         return self.hands_down(node_id)
 
     def execute(
-        self, action: Action, runbook: str, now: float, decided: Ledger | None = None
+        self,
+        action: Action,
+        runbook: str,
+        now: float,
+        decided: Ledger | None = None,
+        incident: str = "",
     ) -> Done:
-        """`decided`: the ledger the decision was made on (None: judge on the fresh read)."""
+        """`decided`: the ledger the decision was made on (None: judge on the fresh read).
+        `incident`: recorded with the claim, so a verification outlives this process."""
         # the policy skips these already; this covers a node lost between decision and act
         down = self.why_no_hands(action.node_id) if action.kind in NODE_LOCAL else ""
         if down:
             return Done(Result.UNREACHABLE, f"node {action.node_id}: {down}")
-        claim = self._claim(action.service_id, runbook, now, decided)
+        pending = Verifying(
+            incident=incident,
+            runbook=runbook,
+            kind=action.kind.value,
+            version=action.service_version,
+            at=now,
+            deadline=now + self._settings.verify_timeout,
+            task=action.task_id,
+            node=action.node_id,
+        )
+        claim = self._claim(action.service_id, runbook, now, decided, pending)
         if isinstance(claim, Done):
             return claim
         fresh, claimed, why = claim
+        self.failpoint("after-claim")
         if action.kind in NODE_LOCAL:
             done = self._replace_task(action, why)
             if done.result is Result.UNREACHABLE:
                 self._release(action.service_id, fresh, claimed, now)
             return done
-        return self._update_service(action, why)
+        done = self._update_service(action, why)
+        self.failpoint("after-act")
+        return done
 
     def _claim(
-        self, sid: str, runbook: str, now: float, decided: Ledger | None
+        self, sid: str, runbook: str, now: float, decided: Ledger | None, pending: Verifying
     ) -> Done | tuple[Ledger, Ledger, str]:
         """The ledger write that is the lock -> (ledger before, ledger claimed, why the circuit
         opened) or the Done that says why we stand down."""
@@ -101,7 +123,7 @@ class Executor:
                     "another instance acted on this service since the decision (ledger moved)",
                 )
             claimed, opened = fresh.record_action(
-                sid, runbook, now, s.budget_per_hour, s.breaker_reset
+                sid, runbook, now, s.budget_per_hour, s.breaker_reset, pending=pending
             )
             self._engine.write_ledger(s.ledger_name, fresh.doc, claimed.labels(now))
         except Conflict as exc:

@@ -11,7 +11,7 @@ from typing import Any
 import structlog
 from prometheus_client import CollectorRegistry
 
-from swarm_medic import __version__, registry
+from swarm_medic import __version__, failpoints, registry
 from swarm_medic.agent import NodeAgent
 from swarm_medic.channel import Verifier
 from swarm_medic.daemon import Medic
@@ -50,7 +50,12 @@ class App:
         verifier = Verifier(settings.secret.encode()) if settings.secret else None
         self.control = NodeEndpoint(self.agent, verifier, self.journal)
         self.medic = Medic(
-            self.engine, settings, self.runbooks, self.journal, prober=Prober(settings, self.agent)
+            self.engine,
+            settings,
+            self.runbooks,
+            self.journal,
+            prober=Prober(settings, self.agent),
+            failpoint=failpoints.from_env(self.journal.failpoint),
         )
         self.schedule = Schedule(self._scan, settings.scan_interval, settings.scan_jitter)
         self.medic.wake = self.schedule.wake

@@ -19,7 +19,7 @@ from swarm_medic.errors import EngineError, NotAManager
 from swarm_medic.incidents import Incident, Incidents, new_id
 from swarm_medic.journal import Journal
 from swarm_medic.ledger import Ledger
-from swarm_medic.model import Action, Result, Snapshot, Verdict
+from swarm_medic.model import Action, ActionKind, Result, Snapshot, Verdict
 from swarm_medic.observe import take_snapshot
 from swarm_medic.reach import Reachability
 from swarm_medic.registry import Registry
@@ -58,6 +58,7 @@ class Medic:
         clock: Callable[[], float] = time.time,
         make_id: Callable[[], str] = new_id,
         prober: Prober | None = None,
+        failpoint: Callable[[str], None] = lambda point: None,
     ) -> None:
         self.engine = engine
         self.settings = settings
@@ -67,9 +68,9 @@ class Medic:
         self.prober = prober
         self.reach = Reachability()
         self.executor = (
-            Executor(engine, settings, prober.hands, prober.hands_down)
+            Executor(engine, settings, prober.hands, prober.hands_down, failpoint)
             if prober
-            else Executor(engine, settings)
+            else Executor(engine, settings, failpoint=failpoint)
         )
         self.incidents = Incidents(make_id)
         self.task_clock = TaskClock()
@@ -78,14 +79,14 @@ class Medic:
         self.state = State()
         self.wake: Callable[[float], None] = lambda delay: None
         self._lock = threading.Lock()
+        self._resume_due = False  # pending fixes in the ledger not yet taken over
 
     def scan(self) -> None:
         with self._lock:
             self._scan()
 
-    def _scan(self) -> None:
-        now = self.clock()
-        before = self.engine.api_calls
+    def _observe(self, now: float, before: int) -> Snapshot | None:
+        """A snapshot, and this instance's role from it (None: nothing to observe now)."""
         try:
             snap = take_snapshot(self.engine, now)
         except NotAManager as exc:
@@ -94,12 +95,24 @@ class Medic:
                     "not a manager: nothing to observe from here", error=str(exc)
                 )
             self.state.role, self.state.last_ok = "worker", now
-            return
+            return None
         except EngineError as exc:
             self.state.role, self.state.last_error = "unreachable", str(exc)
             self.journal.scan_failed(exc, self.engine.api_calls - before)
-            return
+            return None
+        if snap.is_leader and self.state.role != "leader":
+            self._resume_due = True  # a new leader takes over the fixes left unjudged
         self.state.role = "leader" if snap.is_leader else "manager"
+        if snap.is_leader and self._resume_due:
+            self._resume_due = not self._resume_pending(snap, now)
+        return snap
+
+    def _scan(self) -> None:
+        now = self.clock()
+        before = self.engine.api_calls
+        snap = self._observe(now, before)
+        if snap is None:
+            return
         for problem in snap.malformed:
             self.journal.malformed_object(problem)
         self.state.snapshot = snap
@@ -175,11 +188,13 @@ class Medic:
         # Only an actionable finding on the leader needs the history: no extra call otherwise.
         if not snap.is_leader or all(a is None for _, a in planned):
             return Ledger()
+        ids = frozenset(a.service_id for _, a in planned if a is not None)
+        if self._resume_due:  # fixes an earlier instance left may be under way: act blind? no.
+            return Ledger(unreadable=ids)
         try:
             ledger = Ledger.from_doc(self.engine.read_ledger(self.settings.ledger_name))
         except EngineError as exc:
             self.journal.log.error("cannot read the ledger; not acting this scan", error=str(exc))
-            ids = frozenset(a.service_id for _, a in planned if a is not None)
             return Ledger(unreadable=ids)
         self.state.open_until = {
             sid: h.open_until for sid, h in ledger.services.items() if h.open_until
@@ -206,7 +221,7 @@ class Medic:
             )
 
     def _act(self, inc: Incident, action: Action, now: float, decided: Ledger) -> None:
-        done = self.executor.execute(action, inc.finding.runbook, now, decided)
+        done = self.executor.execute(action, inc.finding.runbook, now, decided, inc.id)
         self.journal.action(inc, action, done.result, done.error)
         if done.circuit_opened:
             self.state.open_until[action.service_id] = now + self.settings.breaker_reset
@@ -245,3 +260,71 @@ class Medic:
             if why:
                 self.state.open_until[sid] = now + self.settings.breaker_reset
                 self.journal.circuit_opened(p.runbook, p.action.service_name, sid, why)
+
+    def _resume_pending(self, snap: Snapshot, now: float) -> bool:
+        """On becoming the leader: take over the fixes an earlier instance claimed and left
+        unjudged (it was killed, or lost the leadership). -> False if the ledger was unreadable.
+
+        A service update carries the version it was decided on, so a service still at that
+        version never received it: the claim is released and the incident judged afresh. A
+        node-local action leaves no such trace, so it is verified like any other."""
+        try:
+            ledger = Ledger.from_doc(self.engine.read_ledger(self.settings.ledger_name))
+        except EngineError as exc:
+            self.journal.log.error(
+                "cannot read the ledger to take over pending fixes; not acting until it can",
+                error=str(exc),
+            )
+            return False
+        changed = ledger
+        for sid, h in sorted(ledger.services.items()):
+            p = h.pending
+            if p is None or sid in self.state.pending:
+                continue
+            svc = snap.service(sid)
+            name = svc.name if svc else ""
+            kind = ActionKind(p.kind)
+            fields = {"incident": p.incident, "runbook": p.runbook, "action": p.kind}
+            if svc is None:
+                changed = changed.forget_pending(sid)
+                self.journal.pending_fix(
+                    "pending fix dropped: the service was removed", name, sid, **fields
+                )
+            elif kind not in NODE_LOCAL and svc.version == p.version:
+                changed = changed.release(sid)
+                self.journal.pending_fix(
+                    "pending fix released: it never reached the engine (the service is still "
+                    "at the version it was decided on); the incident is judged again",
+                    name,
+                    sid,
+                    **fields,
+                )
+            elif now >= p.deadline:
+                changed = changed.forget_pending(sid)
+                self.journal.pending_fix(
+                    "pending fix dropped: its verification deadline passed while no instance "
+                    "watched; the incident is judged again",
+                    name,
+                    sid,
+                    **fields,
+                )
+            else:
+                action = Action(
+                    kind, sid, name, p.version, "resumed from the ledger", p.task, p.node
+                )
+                self.state.pending[sid] = verify.Pending(
+                    p.incident, p.runbook, action, p.at, p.deadline
+                )
+                self.journal.pending_fix(
+                    "verifying a fix claimed by an earlier instance (resumed from the ledger)",
+                    name,
+                    sid,
+                    **fields,
+                )
+        if changed is not ledger:
+            try:
+                self.engine.write_ledger(self.settings.ledger_name, ledger.doc, changed.labels(now))
+            except EngineError as exc:  # Conflict included: another instance moved it; retry
+                self.journal.log.error("cannot write the resumed ledger", error=str(exc))
+                return False
+        return True

@@ -113,6 +113,13 @@ class Journal:
                 error=e.message,
             )
 
+    def failpoint(self, point: str) -> None:
+        self.log.error("failpoint reached: waiting to be killed", failpoint=point)
+
+    def pending_fix(self, what: str, service: str, service_id: str, **fields: object) -> None:
+        """What a new leader did with a fix an earlier instance claimed and left unjudged."""
+        self.log.warning(what, service=service, service_id=service_id, **fields)
+
     def ledger_unreadable(self, service_id: str, service: str, label: str, problem: str) -> None:
         self.log.error(
             "ledger entry unreadable: no action on this service until the label is fixed "

@@ -6,6 +6,13 @@ survives a restart of swarm-medic, is the same whichever manager leads, and ever
 compare-and-swap on the config's Version.Index: the write that claims an action is also the
 lock that stops a second instance from taking it.
 
+Each claim also records the fix it starts as *pending* (incident, action, the service version
+it was decided on, deadline) until its outcome is written. An instance killed between claiming
+and acting, or between acting and verifying, loses only its memory: the instance that leads
+next reads the pending fix back, releases the claim if the action never reached the engine
+(the service is still at the version it was decided on), or resumes the verification under the
+same incident id. No fix is done twice and none goes unjudged.
+
 Why not the service's own labels: a label change is a service update, which would replace the
 PreviousSpec a rollback needs and reset UpdateStatus; a rollback request ignores the spec sent
 with it, so labels cannot ride along with it either.
@@ -37,12 +44,33 @@ class LedgerEntryError(ValueError):
     """One service's entry in the ledger cannot be trusted; the message says why."""
 
 
+MAX_VERSION = 2**63 - 1
+ACTION_KINDS = frozenset(
+    {"force_update", "rollback", "retry_update", "resume_update", "replace_task", "remove_orphan"}
+)
+
+
+@dataclass(frozen=True)
+class Verifying:
+    """A fix claimed (and perhaps carried out) whose outcome is not written yet."""
+
+    incident: str
+    runbook: str
+    kind: str  # an ActionKind value
+    version: int  # the service's Version.Index the decision was made on
+    at: float  # when it was claimed: the time of its entry in `actions`
+    deadline: float
+    task: str = ""
+    node: str = ""
+
+
 @dataclass(frozen=True)
 class History:
     actions: tuple[tuple[float, str], ...] = ()  # (when, runbook)
     failures_in_row: int = 0
     open_until: float = 0.0
     open_reason: str = ""
+    pending: Verifying | None = None
 
     def circuit_open(self, now: float) -> bool:
         return now < self.open_until
@@ -60,15 +88,46 @@ def _gated(h: History, now: float) -> History:
 
 
 def encode(h: History) -> str:
-    return json.dumps(
-        {
-            "a": [[round(t, 3), rb] for t, rb in h.actions],
-            "f": h.failures_in_row,
-            "u": round(h.open_until, 3),
-            "r": h.open_reason,
-        },
-        separators=(",", ":"),
-        sort_keys=True,
+    obj: dict[str, object] = {
+        "a": [[round(t, 3), rb] for t, rb in h.actions],
+        "f": h.failures_in_row,
+        "u": round(h.open_until, 3),
+        "r": h.open_reason,
+    }
+    if (p := h.pending) is not None:
+        obj["p"] = {
+            "i": p.incident,
+            "rb": p.runbook,
+            "k": p.kind,
+            "v": p.version,
+            "t": round(p.at, 3),
+            "d": round(p.deadline, 3),
+            "task": p.task,
+            "node": p.node,
+        }
+    return json.dumps(obj, separators=(",", ":"), sort_keys=True)
+
+
+def _pending(value: object) -> Verifying | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise LedgerEntryError("the pending fix ('p') is not an object")
+    kind = _text(value.get("k"), "the pending fix's action")
+    if kind not in ACTION_KINDS:
+        raise LedgerEntryError(f"the pending fix's action is unknown: {kind[:40]!r}")
+    version = value.get("v")
+    if isinstance(version, bool) or not isinstance(version, int) or not 0 <= version <= MAX_VERSION:
+        raise LedgerEntryError("the pending fix's service version is not a whole number")
+    return Verifying(
+        incident=_text(value.get("i"), "the pending fix's incident"),
+        runbook=_text(value.get("rb"), "the pending fix's runbook"),
+        kind=kind,
+        version=version,
+        at=_time(value.get("t"), "the pending fix's time"),
+        deadline=_time(value.get("d"), "the pending fix's deadline"),
+        task=_text(value.get("task", ""), "the pending fix's task"),
+        node=_text(value.get("node", ""), "the pending fix's node"),
     )
 
 
@@ -124,6 +183,7 @@ def decode(text: object) -> History:
         failures,
         _time(obj.get("u", 0.0), "the circuit's end ('u')"),
         _text(obj.get("r", ""), "the circuit's reason ('r')"),
+        _pending(obj.get("p")),
     )
 
 
@@ -161,7 +221,7 @@ class Ledger:
         for sid, h in self.services.items():
             recent = tuple(a for a in h.actions if a[0] >= now - WINDOW)
             kept = replace(h, actions=recent[-MAX_ACTIONS:])
-            if kept.actions or kept.circuit_open(now) or kept.failures_in_row:
+            if kept.actions or kept.circuit_open(now) or kept.failures_in_row or kept.pending:
                 out[PREFIX + sid] = encode(kept)
         return out
 
@@ -183,11 +243,19 @@ class Ledger:
         return replace(self, services=MappingProxyType(services))
 
     def record_action(
-        self, service_id: str, runbook: str, now: float, budget: int, reset: float
+        self,
+        service_id: str,
+        runbook: str,
+        now: float,
+        budget: int,
+        reset: float,
+        *,
+        pending: Verifying | None = None,
     ) -> tuple[Ledger, bool]:
-        """Adds an action; opens the circuit if it spends the budget. -> (ledger, opened)."""
+        """Adds an action (and the fix it starts, to verify); opens the circuit if it spends
+        the budget. -> (ledger, opened)."""
         h = self.history(service_id)
-        h = replace(h, actions=(*h.actions, (now, runbook)))
+        h = replace(h, actions=(*h.actions, (now, runbook)), pending=pending)
         opened = h.actions_since(now - WINDOW) >= budget and not h.circuit_open(now)
         if opened:
             h = replace(
@@ -201,7 +269,7 @@ class Ledger:
         self, service_id: str, healed: bool, now: float, failures: int, reset: float
     ) -> tuple[Ledger, bool]:
         """A verified outcome; opens the circuit after `failures` fixes in a row did not hold."""
-        h = self.history(service_id)
+        h = replace(self.history(service_id), pending=None)
         if healed:
             return self._with(service_id, replace(h, failures_in_row=0)), False
         h = replace(h, failures_in_row=h.failures_in_row + 1)
@@ -213,3 +281,21 @@ class Ledger:
                 open_reason=f"{h.failures_in_row} fix(es) in a row did not hold",
             )
         return self._with(service_id, h), opened
+
+    def release(self, service_id: str) -> Ledger:
+        """Undo the claim of the pending fix: it never reached the engine."""
+        h = self.history(service_id)
+        p = h.pending
+        if p is None:
+            return self
+        actions = list(h.actions)
+        if (p.at, p.runbook) in actions:
+            actions.remove((p.at, p.runbook))
+        opened_by_it = h.open_reason.startswith("action budget spent") and h.open_until > p.at
+        h = replace(h, actions=tuple(actions), pending=None)
+        if opened_by_it:
+            h = replace(h, open_until=0.0, open_reason="")
+        return self._with(service_id, h)
+
+    def forget_pending(self, service_id: str) -> Ledger:
+        return self._with(service_id, replace(self.history(service_id), pending=None))

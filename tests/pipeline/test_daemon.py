@@ -161,8 +161,9 @@ def test_stuck_task_is_found_acted_on_verified_and_recorded() -> None:
     assert list(h.medic.state.pending) == [sid]
     assert h.medic.state.pending[sid].incident_id == "inc-1"
     assert h.wakes == [VERIFY_POLL]
-    # 4 snapshot calls + the ledger read of decide + (ledger read, ledger write, update) of act
-    assert calls == CALLS_PER_SCAN + 1 + 3
+    # 4 snapshot calls + the first leader scan's ledger read (pending fixes to take over) +
+    # the ledger read of decide + (ledger read, ledger write, update) of act
+    assert calls == CALLS_PER_SCAN + 1 + 1 + 3
     assert h.actions("done") == 1
     assert h.decisions("act", "ok") == 1
     assert h.metric("swarm_medic_incidents_total", runbook="stuck-task") == 1
@@ -543,20 +544,20 @@ def test_the_ledger_survives_a_restart_circuit_open() -> None:
     assert fake.writes == [("force_update", sid, 10)]
 
 
-def test_the_ledger_survives_a_restart_cooldown() -> None:
+def test_a_restart_takes_over_the_pending_verification_from_the_ledger() -> None:
     fake = swarm()
     sid, _ = stuck_service(fake)
     old = Harness(fake)
     old.scan(T0)
     assert len(fake.writes) == 1
 
-    new = Harness(fake)  # restarted 30 s later: the pending verification is gone
+    new = Harness(fake)  # restarted 30 s later: its memory is gone, the ledger is not
     new.scan(T0 + 30)
 
-    (cooling,) = new.logs.named("decision: skip (cooldown)")
-    assert cooling["explanation"] == "acted 30s ago; cooldown 300s"
+    (resumed,) = new.logs.starting("verifying a fix claimed by an earlier instance")
+    assert resumed["incident"] == "inc-1" and resumed["action"] == "force_update"
+    assert list(new.medic.state.pending) == [sid]
     assert fake.writes == [("force_update", sid, 10)]
-    assert new.medic.state.pending == {}
 
 
 # --- paused updates ------------------------------------------------------------------------
@@ -688,7 +689,7 @@ def test_an_unreadable_ledger_means_no_action_this_scan(monkeypatch: pytest.Monk
     monkeypatch.setattr(fake, "read_ledger", flaky)
     h.scan(T0)
 
-    (err,) = h.logs.named("cannot read the ledger; not acting this scan")
+    (err,) = h.logs.starting("cannot read the ledger to take over pending fixes")
     assert err["error"] == "ledger read timed out"
     assert len(h.logs.named("decision: skip (ledger_unreadable)")) == 1
     assert fake.writes == []
@@ -862,8 +863,8 @@ def test_api_calls_per_scan_do_not_grow_with_the_swarm(n: int) -> None:
         tasks.append((sid, fake.add_task(sid, state="running", node_id=ME)))
     h = Harness(fake, Settings(dry_run=True))
 
-    # healthy: the snapshot only
-    assert h.scan(T0) == CALLS_PER_SCAN
+    # healthy: the snapshot only (and, on becoming the leader, one look for pending fixes)
+    assert h.scan(T0) == CALLS_PER_SCAN + 1
     assert h.scan(T0 + 15) == CALLS_PER_SCAN
 
     # every service stuck and actionable: one more call, the ledger read, whatever n is
@@ -873,7 +874,7 @@ def test_api_calls_per_scan_do_not_grow_with_the_swarm(n: int) -> None:
     assert h.scan(T0 + 30) == CALLS_PER_SCAN + 1
     assert h.scan(T0 + 45) == CALLS_PER_SCAN + 1
     assert len(h.logs.named("finding")) == n
-    assert h.metric("swarm_medic_engine_api_calls_total") == 4 * CALLS_PER_SCAN + 2
+    assert h.metric("swarm_medic_engine_api_calls_total") == 4 * CALLS_PER_SCAN + 3
     assert h.metric("swarm_medic_snapshot_objects", kind="service") == n
     assert h.metric("swarm_medic_snapshot_objects", kind="task") == 2 * n
     assert fake.writes == []
