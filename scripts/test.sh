@@ -35,7 +35,7 @@ phase "pytest: 3-node lab" .venv/bin/pytest tests/multilab "$@"
 echo "== measured on the lab (from build/lab-timings.jsonl)"
 cat build/lab-timings.jsonl 2>/dev/null || echo "(no lab timings recorded)"
 
-phase "benchmark (fake engine, 10k tasks)" .venv/bin/python -m benchmarks.scan_bench
+phase "benchmarks (python -m benchmarks)" .venv/bin/python -m benchmarks
 
 echo "== time per phase"
 printf '%s\n' "${PHASES[@]}"

@@ -113,7 +113,8 @@ def test_orphan_container_is_removed(web: Web, node_medics: NodeMedics) -> None:
     cid = on_node(3, "run", "-d", *args, image_id(), "sleep", "3600")
     time.sleep(SWARM_ALONE)
     assert on_node(3, "inspect", "-f", "{{.State.Running}}", cid) == "true"  # swarm: no idea
-    medics = node_medics()
+    # grace: 2 s of ours plus the service's 1 s stop grace period, from the first sighting
+    medics = node_medics(orphan_grace="2s")
     brain, finding = first_finding(medics, "orphan-container", 30)
     assert cid[:12] in str(finding["summary"]) and "no longer exists" in str(finding["summary"])
     action = brain.wait_for("action: remove_orphan done", 15)
