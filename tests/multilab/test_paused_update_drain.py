@@ -29,6 +29,11 @@ def update_state(name: str) -> str:
     )
 
 
+def replicas(name: str) -> str:
+    """ "3/3", or "3/3 (max 2 per node)" with a per-node limit."""
+    return on_node(1, "service", "ls", "--filter", f"name={name}", "--format", "{{.Replicas}}")
+
+
 def new_spec_running(name: str) -> tuple[str, str] | None:
     """(task id, node hostname) of a running task of the new spec (env V=2), if any."""
     out = on_node(1, "service", "ps", name, "--no-trunc", "--format", "{{json .}}")
@@ -53,7 +58,7 @@ def test_an_update_paused_by_a_drain_is_resumed(node_medics: NodeMedics) -> None
         name,
         "--replicas",
         "3",
-        "--max-replicas",
+        "--replicas-max-per-node",
         "2",
         "--no-resolve-image",
         "--stop-grace-period",
@@ -76,14 +81,7 @@ def test_an_update_paused_by_a_drain_is_resumed(node_medics: NodeMedics) -> None
     )
     drained = ""
     try:
-        wait_until(
-            "3 tasks running",
-            lambda: (
-                on_node(1, "service", "ls", "--filter", f"name={name}", "--format", "{{.Replicas}}")
-                == "3/3"
-            ),
-            60,
-        )
+        wait_until("3 tasks running", lambda: replicas(name).startswith("3/3"), 60)
         on_node(1, "service", "update", "-d", "--no-resolve-image", "--env-add", "V=2", name)
         task, drained = wait_until(
             "a task of the new spec running", lambda: new_spec_running(name), 30, 0.2
