@@ -222,7 +222,7 @@ def test_circuit_breaker_stops_after_budget(lab: Lab, medic: Medic, tmp_path: Pa
         stuck_after="starting=3s",
         budget_per_hour="2",
         breaker_failures="5",
-        cooldown="0s",
+        cooldown="1s",  # 0 would switch the safeguard off: refused at start
         verify_timeout="6s",
     )
     opened = m.wait_for("circuit breaker OPENED", 60, service=name)
