@@ -105,13 +105,13 @@ class SimAgent(NodeAgent):
 
 def serve_agents() -> None:
     """The subprocess: 100 agents behind one port, routed by the signed node header."""
-    from http.server import ThreadingHTTPServer
-
     from swarm_medic.http import serve
+    from swarm_medic.httphead import Limits
 
-    # One port takes what 100 nodes' ports would: up to 32 connections at once (the
-    # prober's pool), more than socketserver's default listen backlog of 5.
-    ThreadingHTTPServer.request_queue_size = 256
+    # One port takes what 100 nodes' ports would: up to 32 requests at once (the prober's
+    # pool), where each real node sees one at a time. With a real node's 4 control workers
+    # the other 28 would be refused as busy, which measures nothing about the brain.
+    limits = Limits(control_workers=32, connections=4 * NODES)
 
     eng, dead = build()
     snap = observe.take_snapshot(eng, NOW)
@@ -138,7 +138,7 @@ def serve_agents() -> None:
             return 404, {"error": "no such node"}
         return ep.handle(path, headers, body, peer)
 
-    server = serve("127.0.0.1", 0, CollectorRegistry(), lambda: (True, {}), control)
+    server = serve("127.0.0.1", 0, CollectorRegistry(), lambda: (True, {}), control, limits=limits)
     print(server.server_address[1], flush=True)
     sys.stdin.read()  # until the parent closes our stdin
     server.shutdown()
