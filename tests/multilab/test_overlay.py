@@ -241,7 +241,7 @@ def test_stale_dns_on_a_gossip_partitioned_node(web: Web, node_medics: NodeMedic
         )
         time.sleep(SWARM_ALONE)  # swarm alone: node3's answer stays wrong
         # K so large that unreachable-endpoint stays quiet: this test is about DNS
-        medics = node_medics(dns_grace="4s", probe_failures="1000")
+        medics = node_medics(dns_grace="4s", probe_failures="100")
         brain, finding = first_finding(medics, "stale-dns", 60, service=web.name)
         # Both sides go stale: the others drop node3's records when memberlist declares it
         # dead, node3 never learns the new task. Which node's answer is checked first varies.
