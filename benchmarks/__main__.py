@@ -319,7 +319,12 @@ def main(argv: list[str]) -> int:
     }
     for key, (op, target) in TARGETS.items():
         value = figures.get(key)
-        shown = "n/a" if value is None else f"{value:,}"
+        if value is None:
+            shown = "n/a"
+        elif isinstance(value, float):
+            shown = f"{value:,.1f}"
+        else:
+            shown = f"{value:,}"
         print(f"  {key:<26} {shown:>12} {op + f'{target:,.0f}':>12}   {baselines.get(key, '')}")
     if rss:
         print(

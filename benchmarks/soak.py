@@ -227,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
         "operations": dict(soak.ops),
         "findings_warning_or_more": findings,
         "actions": actions,
-        "paused_by_drain_and_resumed": len(resumed),
+        # one incident each: its finding and its resume_update action
+        "paused_by_drain_and_resumed": len({line.get("incident") for _, line in resumed}),
         "medics_alive_at_end": all(alive),
         "wall_seconds": round(time.monotonic() - t0, 1),
     }

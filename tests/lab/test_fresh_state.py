@@ -25,6 +25,8 @@ done
 ip link set lo up
 [ ! -e /run/netns ] || { echo "sandbox is not empty"; exit 9; }
 export MULTILAB_CGROUP=medic-fresh
+# whatever fails below, the sandbox's own engines must not outlive it (nobody could reach them)
+trap 'bash scripts/multilab.sh down >/dev/null 2>&1; bash scripts/lab.sh down >/dev/null 2>&1' EXIT
 for s in lab multilab; do
   bash scripts/$s.sh down
   bash scripts/$s.sh status
