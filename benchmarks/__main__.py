@@ -27,15 +27,15 @@ import structlog
 from prometheus_client import CollectorRegistry
 
 from benchmarks.scan_bench import LEADER, NOW, build, naive_scan
-from swarm_medic import match, observe, registry
-from swarm_medic.journal import Journal
-from swarm_medic.metrics import Metrics
-from swarm_medic.model import Snapshot
-from swarm_medic.runbook import Context, TaskClock
-from swarm_medic.settings import Settings
+from swarm_medic.core.model import Snapshot
+from swarm_medic.core.runbook import Context, TaskClock
+from swarm_medic.core.settings import Settings
+from swarm_medic.pipeline import match, observe, registry
+from swarm_medic.pipeline.watch import Watcher
 from swarm_medic.swarm import mapping
 from swarm_medic.swarm.fake import FakeEngine
-from swarm_medic.watch import Watcher
+from swarm_medic.telemetry.journal import Journal
+from swarm_medic.telemetry.metrics import Metrics
 
 REPS, CHURN, EVENTS = 11, 100, 50_000
 TARGETS: dict[str, tuple[str, float]] = {  # key -> (<= or >=, target)

@@ -4,7 +4,7 @@
 Run: .venv/bin/python -m benchmarks.probe_bench   (a measurement: it always exits 0)
 
 The 100 simulated agents live in one subprocess (`--agents`): one HTTP server
-(swarm_medic.http.serve) on 127.0.0.1, port 0, whose control routes each request to the
+(swarm_medic.telemetry.http.serve) on 127.0.0.1, port 0, whose control routes each request to the
 NodeEndpoint of the node named in its signed X-Medic-Node header (every node's address is
 127.0.0.1, so the Prober's own URL logic is used unchanged). Each endpoint verifies the
 request, decodes the plan, answers from a simulated agent (every target answers but one dead
@@ -26,14 +26,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from swarm_medic import observe, registry
-from swarm_medic.agent import NodeAgent
-from swarm_medic.channel import H_NODE, Verifier
-from swarm_medic.endpoint import NodeEndpoint
-from swarm_medic.journal import Journal
-from swarm_medic.metrics import Metrics
-from swarm_medic.model import Snapshot
-from swarm_medic.protocol import (
+from swarm_medic.core.model import Snapshot
+from swarm_medic.core.protocol import (
     ActAnswer,
     ActRequest,
     Container,
@@ -42,11 +36,17 @@ from swarm_medic.protocol import (
     ProbePlan,
     TcpResult,
 )
-from swarm_medic.reach import DEFAULT_BUDGET, FULL, Budget, Reachability
-from swarm_medic.rounds import Prober
-from swarm_medic.runbook import Context, TaskClock
-from swarm_medic.settings import Settings
+from swarm_medic.core.reach import DEFAULT_BUDGET, FULL, Budget, Reachability
+from swarm_medic.core.runbook import Context, TaskClock
+from swarm_medic.core.settings import Settings
+from swarm_medic.nodes.agent import NodeAgent
+from swarm_medic.nodes.channel import H_NODE, Verifier
+from swarm_medic.nodes.endpoint import NodeEndpoint
+from swarm_medic.nodes.rounds import Prober
+from swarm_medic.pipeline import observe, registry
 from swarm_medic.swarm.fake import FakeEngine
+from swarm_medic.telemetry.journal import Journal
+from swarm_medic.telemetry.metrics import Metrics
 
 SEED, NOW, NODES, SERVICES, PER_SERVICE, NETS = 20240611, 1_700_000_000.0, 100, 200, 10, 10
 ROUNDS, WARMUP = 9, 2
@@ -105,8 +105,8 @@ class SimAgent(NodeAgent):
 
 def serve_agents() -> None:
     """The subprocess: 100 agents behind one port, routed by the signed node header."""
-    from swarm_medic.http import serve
-    from swarm_medic.httphead import Limits
+    from swarm_medic.telemetry.http import serve
+    from swarm_medic.telemetry.httphead import Limits
 
     # One port takes what 100 nodes' ports would: up to 32 requests at once (the prober's
     # pool), where each real node sees one at a time. With a real node's 4 control workers

@@ -31,12 +31,12 @@ def main(argv: list[str]) -> int:
 
     import swarm_medic.app
     import swarm_medic.swarm.engine  # `swarm-medic run` imports it: count it
-    from swarm_medic import registry
-    from swarm_medic.daemon import Medic
-    from swarm_medic.journal import Journal
-    from swarm_medic.metrics import Metrics
-    from swarm_medic.settings import Settings
+    from swarm_medic.core.settings import Settings
+    from swarm_medic.pipeline import registry
+    from swarm_medic.pipeline.scan import Medic
     from swarm_medic.swarm.fake import FakeEngine
+    from swarm_medic.telemetry.journal import Journal
+    from swarm_medic.telemetry.metrics import Metrics
 
     gc.collect()
     imports = rss_mib()

@@ -12,10 +12,10 @@ import time
 import tracemalloc
 from collections.abc import Callable
 
-from swarm_medic import match, observe, registry
-from swarm_medic.model import Task
-from swarm_medic.runbook import Context, TaskClock
-from swarm_medic.settings import Settings
+from swarm_medic.core.model import Task
+from swarm_medic.core.runbook import Context, TaskClock
+from swarm_medic.core.settings import Settings
+from swarm_medic.pipeline import match, observe, registry
 from swarm_medic.swarm.fake import FakeEngine
 
 SEED, REPS, NODES, PER_SERVICE, NOW, TARGET_MS = 20240601, 9, 100, 10, 1_700_000_000.0, 50.0

@@ -1,1 +1,1 @@
-"""swarm-medic's built-in runbooks: one module each, loaded by file (swarm_medic.registry)."""
+"""swarm-medic's built-in runbooks: one module each, loaded by file (pipeline.registry)."""

@@ -33,9 +33,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from swarm_medic.model import Action, ActionKind, Finding, Severity
-from swarm_medic.protocol import Container
-from swarm_medic.runbook import Context
+from swarm_medic.core.model import Action, ActionKind, Finding, Severity
+from swarm_medic.core.protocol import Container
+from swarm_medic.core.runbook import Context
 
 NAME = "orphan-container"
 # A service removed before the medic ever saw it: its stop grace period is unknown (swarm does

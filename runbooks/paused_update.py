@@ -34,8 +34,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from swarm_medic.model import Action, ActionKind, Finding, Severity, Snapshot, Task
-from swarm_medic.runbook import Context
+from swarm_medic.core.model import Action, ActionKind, Finding, Severity, Snapshot, Task
+from swarm_medic.core.runbook import Context
 
 NAME = "paused-update"
 _TASK = re.compile(r"\btask ([\w-]{1,64})\s*$")

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from swarm_medic.model import Finding, Severity
-from swarm_medic.runbook import Context
+from swarm_medic.core.model import Finding, Severity
+from swarm_medic.core.runbook import Context
 
 NAME = "repeated-rejection"
 

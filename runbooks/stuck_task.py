@@ -27,10 +27,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from swarm_medic.constraints import Miss, fitting_nodes, placement_misses, summarise
-from swarm_medic.model import PRE_RUNNING_STATES, Action, ActionKind, Finding, Service, Severity
-from swarm_medic.runbook import Context
-from swarm_medic.settings import STUCK_AFTER
+from swarm_medic.core.constraints import Miss, fitting_nodes, placement_misses, summarise
+from swarm_medic.core.model import (
+    PRE_RUNNING_STATES,
+    Action,
+    ActionKind,
+    Finding,
+    Service,
+    Severity,
+)
+from swarm_medic.core.runbook import Context
+from swarm_medic.core.settings import STUCK_AFTER
 
 NAME = "stuck-task"
 RESTARTABLE = frozenset({"assigned", "accepted", "preparing", "starting"})

@@ -27,9 +27,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from swarm_medic.model import Action, ActionKind, Finding, Severity, Task
-from swarm_medic.reach import Reachability, probed_services, running
-from swarm_medic.runbook import Context
+from swarm_medic.core.model import Action, ActionKind, Finding, Severity, Task
+from swarm_medic.core.reach import Reachability, probed_services, running
+from swarm_medic.core.runbook import Context
 
 NAME = "unreachable-endpoint"
 ADVICE = {

@@ -11,19 +11,21 @@ from typing import Any
 import structlog
 from prometheus_client import CollectorRegistry
 
-from swarm_medic import __version__, failpoints, registry
-from swarm_medic.agent import NodeAgent
-from swarm_medic.channel import Verifier
-from swarm_medic.daemon import Medic
-from swarm_medic.endpoint import NodeEndpoint
-from swarm_medic.journal import Journal
-from swarm_medic.metrics import Metrics
-from swarm_medic.model import Event
-from swarm_medic.observe import Schedule
-from swarm_medic.rounds import Prober
-from swarm_medic.settings import Settings, describe
+from swarm_medic import __version__
+from swarm_medic.core import failpoints
+from swarm_medic.core.model import Event
+from swarm_medic.core.settings import Settings, describe
+from swarm_medic.nodes.agent import NodeAgent
+from swarm_medic.nodes.channel import Verifier
+from swarm_medic.nodes.endpoint import NodeEndpoint
+from swarm_medic.nodes.rounds import Prober
+from swarm_medic.pipeline import registry
+from swarm_medic.pipeline.observe import Schedule
+from swarm_medic.pipeline.scan import Medic
+from swarm_medic.pipeline.watch import Watcher
 from swarm_medic.swarm import Engine
-from swarm_medic.watch import Watcher
+from swarm_medic.telemetry.journal import Journal
+from swarm_medic.telemetry.metrics import Metrics
 
 
 class App:
@@ -111,7 +113,7 @@ class App:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: self.stopping.set())
         if self.settings.http_port:
-            from swarm_medic.http import serve
+            from swarm_medic.telemetry.http import serve
 
             self.http = serve(
                 self.settings.http_addr,

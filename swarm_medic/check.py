@@ -11,13 +11,13 @@ import textwrap
 from dataclasses import dataclass, replace
 from typing import TextIO
 
-from swarm_medic import match, policy
-from swarm_medic.ledger import Ledger
-from swarm_medic.model import Decision, Snapshot, Verdict
-from swarm_medic.observe import take_snapshot
-from swarm_medic.registry import Registry
-from swarm_medic.runbook import Context, TaskClock
-from swarm_medic.settings import Settings
+from swarm_medic.core.ledger import Ledger
+from swarm_medic.core.model import Decision, Snapshot, Verdict
+from swarm_medic.core.runbook import Context, TaskClock
+from swarm_medic.core.settings import Settings
+from swarm_medic.pipeline import match, policy
+from swarm_medic.pipeline.observe import take_snapshot
+from swarm_medic.pipeline.registry import Registry
 from swarm_medic.swarm import Engine
 
 

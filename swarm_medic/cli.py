@@ -7,9 +7,10 @@ import sys
 import time
 from collections.abc import Sequence
 
-from swarm_medic import __version__, registry
-from swarm_medic.errors import SettingsError, SwarmMedicError
-from swarm_medic.settings import Settings, add_arguments, load
+from swarm_medic import __version__
+from swarm_medic.core.errors import SettingsError, SwarmMedicError
+from swarm_medic.core.settings import Settings, add_arguments, load
+from swarm_medic.pipeline import registry
 
 
 def _engine_factory(settings: Settings):  # type: ignore[no-untyped-def]
@@ -45,7 +46,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from swarm_medic.app import App
-    from swarm_medic.journal import configure_logging
+    from swarm_medic.telemetry.journal import configure_logging
 
     settings = _settings(args)
     configure_logging(settings.log_format, settings.log_level)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
-from swarm_medic.model import (
+from swarm_medic.core.model import (
     ContainerDetail,
     LedgerDoc,
     LocalContainer,

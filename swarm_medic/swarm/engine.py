@@ -17,7 +17,7 @@ import requests.exceptions
 import tenacity
 from docker.utils import kwargs_from_env
 
-from swarm_medic.errors import (
+from swarm_medic.core.errors import (
     Conflict,
     EngineError,
     EngineUnavailable,
@@ -25,7 +25,7 @@ from swarm_medic.errors import (
     NotFound,
     SettingsError,
 )
-from swarm_medic.model import (
+from swarm_medic.core.model import (
     ContainerDetail,
     LedgerDoc,
     LocalContainer,

@@ -21,8 +21,8 @@ from typing import Any
 
 import msgspec
 
-from swarm_medic.errors import Conflict, EngineError, EngineUnavailable, NotAManager, NotFound
-from swarm_medic.model import (
+from swarm_medic.core.errors import Conflict, EngineError, EngineUnavailable, NotAManager, NotFound
+from swarm_medic.core.model import (
     ContainerDetail,
     LedgerDoc,
     LocalContainer,

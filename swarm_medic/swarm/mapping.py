@@ -12,7 +12,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any, ParamSpec, TypeVar
 
-from swarm_medic.model import (
+from swarm_medic.core.model import (
     ContainerDetail,
     Event,
     LocalContainer,
@@ -23,7 +23,7 @@ from swarm_medic.model import (
     Task,
     UpdateStatus,
 )
-from swarm_medic.protocol import is_ipv4
+from swarm_medic.core.protocol import is_ipv4
 
 Json = Mapping[str, Any]
 T = TypeVar("T")

@@ -26,8 +26,8 @@ from typing import Any, Generic, TypeVar
 
 import msgspec
 
-from swarm_medic.model import EMPTY, Node, Resources, Service, Task, UpdateStatus
-from swarm_medic.protocol import is_ipv4
+from swarm_medic.core.model import EMPTY, Node, Resources, Service, Task, UpdateStatus
+from swarm_medic.core.protocol import is_ipv4
 from swarm_medic.swarm import mapping
 
 T = TypeVar("T")
@@ -261,7 +261,7 @@ _TASK_FIELDS = (
     "addresses",
 )
 if tuple(f.name for f in fields(Task)) != _TASK_FIELDS or hasattr(Task, "__post_init__"):
-    raise ImportError("swarm_medic.model.Task changed: update wire._new_task")
+    raise ImportError("swarm_medic.core.model.Task changed: update wire._new_task")
 (
     _set_id,
     _set_service,

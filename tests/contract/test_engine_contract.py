@@ -14,9 +14,9 @@ from typing import Protocol
 
 import pytest
 
-from swarm_medic.errors import Conflict, EngineError, NotFound
-from swarm_medic.model import Service
-from swarm_medic.observe import CALLS_PER_SCAN, take_snapshot
+from swarm_medic.core.errors import Conflict, EngineError, NotFound
+from swarm_medic.core.model import Service
+from swarm_medic.pipeline.observe import CALLS_PER_SCAN, take_snapshot
 from swarm_medic.swarm import Engine
 from swarm_medic.swarm.fake import FakeEngine
 from swarm_medic.swarm.mapping import event_from_api

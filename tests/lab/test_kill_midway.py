@@ -1,6 +1,6 @@
 """swarm-medic SIGKILLed mid-fix on the real swarm, then started again: no fix done twice.
 
-A failpoint (MEDIC_FAILPOINT, swarm_medic/failpoints.py) stops the first instance dead right
+A failpoint (MEDIC_FAILPOINT, swarm_medic/core/failpoints.py) stops the first instance dead right
 after it claimed a rollback in the ledger, or right after it rolled back; the test SIGKILLs it
 there and starts a second instance on the same ledger. Killed after the claim: the second
 releases the claim (the service is still at the version it was decided on) and rolls back

@@ -26,11 +26,11 @@ import pytest
 import structlog
 from prometheus_client import CollectorRegistry
 
-from swarm_medic.journal import Journal
-from swarm_medic.metrics import Metrics
-from swarm_medic.model import Event
+from swarm_medic.core.model import Event
+from swarm_medic.pipeline.watch import Watcher
 from swarm_medic.swarm.engine import DockerEngine
-from swarm_medic.watch import Watcher
+from swarm_medic.telemetry.journal import Journal
+from swarm_medic.telemetry.metrics import Metrics
 from tests.labkit import LAB, Lab, record_timing, wait_until
 
 pytestmark = pytest.mark.lab

@@ -17,7 +17,7 @@ import uuid
 
 import pytest
 
-from swarm_medic.channel import sign
+from swarm_medic.nodes.channel import sign
 from tests.labkit import image_id, node_pid, on_node, record_timing, ts, wait_until
 from tests.multilab.kit import (
     SWARM_ALONE,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from prometheus_client import CollectorRegistry
 
-from swarm_medic.journal import Journal
-from swarm_medic.metrics import Metrics
+from swarm_medic.telemetry.journal import Journal
+from swarm_medic.telemetry.metrics import Metrics
 from tests.pipeline.support import Logs
 
 

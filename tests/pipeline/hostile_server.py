@@ -14,9 +14,9 @@ from typing import Any
 import structlog
 from prometheus_client import CollectorRegistry
 
-from swarm_medic.httphead import Limits
-from swarm_medic.journal import Journal, configure_logging
-from swarm_medic.metrics import Metrics
+from swarm_medic.telemetry.httphead import Limits
+from swarm_medic.telemetry.journal import Journal, configure_logging
+from swarm_medic.telemetry.metrics import Metrics
 
 
 def control(
@@ -26,7 +26,7 @@ def control(
 
 
 def main(argv: list[str]) -> int:
-    from swarm_medic.http import serve
+    from swarm_medic.telemetry.http import serve
 
     configure_logging("json", stream=sys.stderr)
     registry = CollectorRegistry()

@@ -16,18 +16,18 @@ import pytest
 from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
-from swarm_medic import registry as registry_mod
-from swarm_medic.daemon import REMIND_EVERY, VERIFY_POLL, Medic
-from swarm_medic.errors import Conflict, EngineUnavailable
-from swarm_medic.journal import Journal
-from swarm_medic.ledger import PREFIX, History, Ledger
-from swarm_medic.metrics import Metrics
-from swarm_medic.model import Action, Finding, LedgerDoc, Severity
-from swarm_medic.observe import CALLS_PER_SCAN
-from swarm_medic.registry import Registry
-from swarm_medic.runbook import Context, Runbook
-from swarm_medic.settings import Settings
+from swarm_medic.core.errors import Conflict, EngineUnavailable
+from swarm_medic.core.ledger import PREFIX, History, Ledger
+from swarm_medic.core.model import Action, Finding, LedgerDoc, Severity
+from swarm_medic.core.runbook import Context, Runbook
+from swarm_medic.core.settings import Settings
+from swarm_medic.pipeline import registry as registry_mod
+from swarm_medic.pipeline.observe import CALLS_PER_SCAN
+from swarm_medic.pipeline.registry import Registry
+from swarm_medic.pipeline.scan import REMIND_EVERY, VERIFY_POLL, Medic
 from swarm_medic.swarm.fake import FakeEngine
+from swarm_medic.telemetry.journal import Journal
+from swarm_medic.telemetry.metrics import Metrics
 from tests.pipeline.support import Logs, sample
 
 T0 = 1_700_000_000.0
@@ -918,7 +918,7 @@ def test_a_hostile_ledger_entry_is_said_loudly_and_never_acted_on(label: str, pr
 ROGUE = '''
 """Finds something on one service and plans to force-update another."""
 
-from swarm_medic.model import Action, ActionKind, Finding
+from swarm_medic.core.model import Action, ActionKind, Finding
 
 NAME = "rogue"
 

@@ -13,16 +13,16 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from swarm_medic import registry
-from swarm_medic.agent import NodeAgent
-from swarm_medic.channel import seal
-from swarm_medic.daemon import Medic
-from swarm_medic.journal import Journal
-from swarm_medic.metrics import Metrics
-from swarm_medic.protocol import DnsResult, ProbeAnswer, ProbePlan, TcpResult, encode
-from swarm_medic.rounds import Prober
-from swarm_medic.settings import Settings
+from swarm_medic.core.protocol import DnsResult, ProbeAnswer, ProbePlan, TcpResult, encode
+from swarm_medic.core.settings import Settings
+from swarm_medic.nodes.agent import NodeAgent
+from swarm_medic.nodes.channel import seal
+from swarm_medic.nodes.rounds import Prober
+from swarm_medic.pipeline import registry
+from swarm_medic.pipeline.scan import Medic
 from swarm_medic.swarm.fake import FakeEngine
+from swarm_medic.telemetry.journal import Journal
+from swarm_medic.telemetry.metrics import Metrics
 from tests.pipeline.support import Logs
 
 T0 = 1_700_000_000.0

@@ -15,14 +15,14 @@ import docker.errors
 import pytest
 import requests
 
-from swarm_medic.errors import (
+from swarm_medic.core.errors import (
     Conflict,
     EngineError,
     EngineUnavailable,
     NotAManager,
     NotFound,
 )
-from swarm_medic.model import LedgerDoc
+from swarm_medic.core.model import LedgerDoc
 from swarm_medic.swarm.engine import DockerEngine, translate
 
 NOWHERE = "unix:///nonexistent.sock"

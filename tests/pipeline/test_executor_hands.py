@@ -7,12 +7,12 @@ open breaker then blocked a real fix (a paused update) on the same service.
 
 from __future__ import annotations
 
-from swarm_medic.act import Executor
-from swarm_medic.channel import ChannelError, NodeRefused
-from swarm_medic.ledger import Ledger
-from swarm_medic.model import Action, ActionKind, Result
-from swarm_medic.protocol import ActAnswer, ActRequest
-from swarm_medic.settings import Settings
+from swarm_medic.core.ledger import Ledger
+from swarm_medic.core.model import Action, ActionKind, Result
+from swarm_medic.core.protocol import ActAnswer, ActRequest
+from swarm_medic.core.settings import Settings
+from swarm_medic.nodes.channel import ChannelError, NodeRefused
+from swarm_medic.pipeline.act import Executor
 from swarm_medic.swarm.fake import FakeEngine
 
 T0 = 1_700_000_000.0

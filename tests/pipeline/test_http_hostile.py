@@ -27,8 +27,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
-from swarm_medic.http import serve
-from swarm_medic.httphead import (
+from swarm_medic.telemetry.http import serve
+from swarm_medic.telemetry.httphead import (
     METHODS,
     Limits,
     Reason,
@@ -37,8 +37,8 @@ from swarm_medic.httphead import (
     parse_head,
     split_head,
 )
-from swarm_medic.journal import Journal
-from swarm_medic.metrics import Metrics
+from swarm_medic.telemetry.journal import Journal
+from swarm_medic.telemetry.metrics import Metrics
 from tests.pipeline.support import Logs, sample
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,13 +14,13 @@ from collections.abc import Callable
 import pytest
 from prometheus_client import CollectorRegistry
 
-from swarm_medic import registry as registry_mod
-from swarm_medic.daemon import Medic
-from swarm_medic.journal import Journal
-from swarm_medic.ledger import Ledger
-from swarm_medic.metrics import Metrics
-from swarm_medic.settings import Settings
+from swarm_medic.core.ledger import Ledger
+from swarm_medic.core.settings import Settings
+from swarm_medic.pipeline import registry as registry_mod
+from swarm_medic.pipeline.scan import Medic
 from swarm_medic.swarm.fake import FakeEngine
+from swarm_medic.telemetry.journal import Journal
+from swarm_medic.telemetry.metrics import Metrics
 from tests.pipeline.support import Logs
 
 T0 = 1_700_000_000.0

@@ -16,10 +16,10 @@ from typing import Any, cast
 import pytest
 from prometheus_client import CollectorRegistry
 
-from swarm_medic.journal import Journal
-from swarm_medic.model import Event
+from swarm_medic.core.model import Event
+from swarm_medic.pipeline.watch import Watcher, relevant
 from swarm_medic.swarm.fake import FakeEngine, _Stream
-from swarm_medic.watch import Watcher, relevant
+from swarm_medic.telemetry.journal import Journal
 from tests.pipeline.support import Logs, sample, wait_until
 
 SEC = 10**9

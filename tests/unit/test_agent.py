@@ -1,4 +1,4 @@
-"""swarm_medic.agent.NodeAgent on a FakeEngine: the one hand action, and where probes run from.
+"""nodes.agent.NodeAgent on a FakeEngine: the one hand action, and where probes run from.
 
 Namespaces are not joined: `in_netns` is replaced by a direct call that remembers which
 namespace path it was given, and the probe primitives answer from a table.
@@ -12,10 +12,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from swarm_medic import agent as agent_mod
-from swarm_medic.agent import REMOVE_TASK_CONTAINER, AgentError, NodeAgent
-from swarm_medic.probe import TcpResult
-from swarm_medic.protocol import (
+from swarm_medic.core.protocol import (
     ActAnswer,
     ActRequest,
     DnsResult,
@@ -24,6 +21,9 @@ from swarm_medic.protocol import (
     TcpTarget,
     VipTarget,
 )
+from swarm_medic.nodes import agent as agent_mod
+from swarm_medic.nodes.agent import REMOVE_TASK_CONTAINER, AgentError, NodeAgent
+from swarm_medic.nodes.probe import TcpResult
 from swarm_medic.swarm.fake import FakeEngine
 
 T = TypeVar("T")

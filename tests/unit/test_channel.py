@@ -1,4 +1,4 @@
-"""swarm_medic.channel: signed brain-to-node requests, the Verifier, and `call` over loopback.
+"""swarm_medic.nodes.channel: signed brain-to-node requests, the Verifier, and `call` over loopback.
 
 The HTTP server listens on 127.0.0.1 port 0 and is only ever asked from 127.0.0.1.
 """
@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from swarm_medic.channel import (
+from swarm_medic.nodes.channel import (
     H_NODE,
     H_NONCE,
     H_SIG,

@@ -1,4 +1,4 @@
-"""swarm_medic.constraints: placement constraints and capacity, as swarmkit evaluates them."""
+"""swarm_medic.core.constraints: placement constraints and capacity, as swarmkit evaluates them."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from types import MappingProxyType
 
 import pytest
 
-from swarm_medic.constraints import check, fitting_nodes, free_resources, placement_misses
-from swarm_medic.model import Node, Resources, Service, Snapshot, SwarmInfo, Task
+from swarm_medic.core.constraints import check, fitting_nodes, free_resources, placement_misses
+from swarm_medic.core.model import Node, Resources, Service, Snapshot, SwarmInfo, Task
 
 GIB = 1 << 30
 CPU = 1_000_000_000  # NanoCPUs of one CPU

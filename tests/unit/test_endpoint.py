@@ -1,4 +1,4 @@
-"""swarm_medic.endpoint.NodeEndpoint.handle: authenticate first, decode, then probe or act;
+"""swarm_medic.nodes.endpoint.NodeEndpoint.handle: authenticate first, decode, then probe or act;
 200 answers are sealed for the brain."""
 
 from __future__ import annotations
@@ -12,13 +12,10 @@ import structlog
 from prometheus_client import CollectorRegistry
 from structlog.testing import LogCapture
 
-from swarm_medic.agent import AgentError, NodeAgent
-from swarm_medic.channel import H_NONCE, Verifier, open_answer, sign
-from swarm_medic.endpoint import NodeEndpoint
-from swarm_medic.errors import NotFound
-from swarm_medic.journal import Journal
-from swarm_medic.metrics import Metrics
-from swarm_medic.protocol import (
+from swarm_medic.core.errors import NotFound
+from swarm_medic.core.protocol import (
+    ACT_PATH,
+    PROBE_PATH,
     ActAnswer,
     ActRequest,
     ProbeAnswer,
@@ -28,8 +25,12 @@ from swarm_medic.protocol import (
     decode,
     encode,
 )
-from swarm_medic.rounds import ACT_PATH, PROBE_PATH
+from swarm_medic.nodes.agent import AgentError, NodeAgent
+from swarm_medic.nodes.channel import H_NONCE, Verifier, open_answer, sign
+from swarm_medic.nodes.endpoint import NodeEndpoint
 from swarm_medic.swarm.fake import FakeEngine
+from swarm_medic.telemetry.journal import Journal
+from swarm_medic.telemetry.metrics import Metrics
 
 SECRET = b"s3cret"
 T0 = 1_700_000_000.0

@@ -1,4 +1,4 @@
-"""swarm_medic.ledger: the durable history kept in a swarm config's labels."""
+"""swarm_medic.core.ledger: the durable history kept in a swarm config's labels."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from types import MappingProxyType
 
 import pytest
 
-from swarm_medic.ledger import (
+from swarm_medic.core.ledger import (
     MAX_ACTIONS,
     PREFIX,
     WINDOW,
@@ -18,7 +18,7 @@ from swarm_medic.ledger import (
     decode,
     encode,
 )
-from swarm_medic.model import LedgerDoc
+from swarm_medic.core.model import LedgerDoc
 
 NOW = 1_700_000_000.0
 

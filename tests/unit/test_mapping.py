@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from swarm_medic.model import Resources, UpdateStatus
+from swarm_medic.core.model import Resources, UpdateStatus
 from swarm_medic.swarm import mapping
 from swarm_medic.swarm.mapping import (
     container_from_api,

@@ -11,17 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from swarm_medic import match, registry
-from swarm_medic.model import Action, Node, Service, Snapshot, SwarmInfo, Task
-from swarm_medic.runbook import Context, TaskClock
-from swarm_medic.settings import Settings
+from swarm_medic.core.model import Action, Node, Service, Snapshot, SwarmInfo, Task
+from swarm_medic.core.runbook import Context, RunbookFailure, TaskClock
+from swarm_medic.core.settings import Settings
+from swarm_medic.pipeline import match, registry
 
 NOW = 1_700_000_000.0
 
 HEADER = '''
 """An operator's runbook that plans something else than what it found."""
 
-from swarm_medic.model import Action, ActionKind, Finding
+from swarm_medic.core.model import Action, ActionKind, Finding
 
 NAME = "rogue"
 
@@ -65,7 +65,7 @@ def context() -> Context:
     return Context(snap, NOW, Settings(), TaskClock())
 
 
-def plan(reg: registry.Registry) -> tuple[Action | None, list[match.RunbookFailure]]:
+def plan(reg: registry.Registry) -> tuple[Action | None, list[RunbookFailure]]:
     ctx = context()
     found = match.run(reg, ctx)
     planned, failures = match.plan_all(reg.runbooks, found.findings, ctx)
@@ -100,7 +100,7 @@ def test_a_plan_off_its_finding_is_refused_as_the_runbook_s_failure(
     action, failures = plan(load_rogue(tmp_path, body))
 
     assert action is None
-    assert failures == [match.RunbookFailure("rogue", why)]
+    assert failures == [RunbookFailure("rogue", why)]
 
 
 @pytest.mark.parametrize(

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 import pytest
 
 from runbooks import orphan_container
-from swarm_medic.model import Node, Service, Snapshot, SwarmInfo, Task
-from swarm_medic.protocol import Container
-from swarm_medic.reach import Reachability
-from swarm_medic.runbook import Context, Sightings, TaskClock
-from swarm_medic.settings import Settings
+from swarm_medic.core.model import Node, Service, Snapshot, SwarmInfo, Task
+from swarm_medic.core.protocol import Container
+from swarm_medic.core.reach import Reachability
+from swarm_medic.core.runbook import Context, Sightings, TaskClock
+from swarm_medic.core.settings import Settings
 
 T0 = 1_700_000_000.0
 DAYS_AGO = T0 - 3 * 86400

@@ -8,8 +8,7 @@ from types import MappingProxyType
 
 import pytest
 
-from swarm_medic import registry
-from swarm_medic.model import (
+from swarm_medic.core.model import (
     ActionKind,
     Finding,
     Node,
@@ -19,10 +18,11 @@ from swarm_medic.model import (
     SwarmInfo,
     Task,
 )
-from swarm_medic.protocol import DnsResult, DnsTarget, ProbeAnswer, ProbePlan
-from swarm_medic.reach import Cell, Reachability
-from swarm_medic.runbook import Context, Runbook, TaskClock
-from swarm_medic.settings import Settings
+from swarm_medic.core.protocol import DnsResult, DnsTarget, ProbeAnswer, ProbePlan
+from swarm_medic.core.reach import Cell, Reachability
+from swarm_medic.core.runbook import Context, Runbook, TaskClock
+from swarm_medic.core.settings import Settings
+from swarm_medic.pipeline import registry
 
 NOW = 1_700_000_000.0
 NET = "net0123456789abcdef"

@@ -1,4 +1,4 @@
-"""swarm_medic.policy.decide: the safety gates, in their documented order."""
+"""swarm_medic.pipeline.policy.decide: the safety gates, in their documented order."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from types import MappingProxyType
 
 import pytest
 
-from swarm_medic import policy
-from swarm_medic.ledger import PREFIX, History, Ledger
-from swarm_medic.model import (
+from swarm_medic.core.ledger import PREFIX, History, Ledger
+from swarm_medic.core.model import (
+    REASONS,
     Action,
     ActionKind,
     Decision,
@@ -18,7 +18,9 @@ from swarm_medic.model import (
     Service,
     Verdict,
 )
-from swarm_medic.settings import Settings
+from swarm_medic.core.scope import scope_reason
+from swarm_medic.core.settings import Settings
+from swarm_medic.pipeline import policy
 
 NOW = 1_700_000_000.0
 SID = "svc1"
@@ -190,7 +192,7 @@ def test_decide(case: Case) -> None:
 
 def test_table_covers_every_reason() -> None:
     covered = {c.reason for c in CASES.values()}
-    assert covered | {"busy"} == set(policy.REASONS)  # busy needs two findings: below
+    assert covered | {"busy"} == set(REASONS)  # busy needs two findings: below
 
 
 def test_busy_second_finding_on_the_same_service() -> None:
@@ -285,11 +287,11 @@ def test_ledger_unreadable_explanation() -> None:
     ],
 )
 def test_scope_reason(labels: dict[str, str], scope: str, expected: str | None) -> None:
-    assert policy.scope_reason(svc(labels), Settings(scope=scope)) == expected
+    assert scope_reason(svc(labels), Settings(scope=scope)) == expected
 
 
 def test_scope_reason_of_a_missing_service() -> None:
-    assert policy.scope_reason(None, Settings(scope="all")) == "no_action"
+    assert scope_reason(None, Settings(scope="all")) == "no_action"
 
 
 def test_busy_comes_after_verifying_and_before_cooldown() -> None:

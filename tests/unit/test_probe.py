@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from swarm_medic.probe import (
+from swarm_medic.nodes.probe import (
     NamespaceError,
     _query,
     in_netns,

@@ -22,16 +22,24 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
 from runbooks import stuck_task
-from swarm_medic import ledger, policy, reach
-from swarm_medic.errors import SettingsError
-from swarm_medic.journal import Journal
-from swarm_medic.metrics import Metrics
-from swarm_medic.model import Event, LedgerDoc, Service
-from swarm_medic.settings import DEFAULT_STUCK_AFTER, SPECS, Count, Duration, Settings, env_name
-from swarm_medic.settings import load as load_settings
+from swarm_medic.core import ledger, reach
+from swarm_medic.core.errors import SettingsError
+from swarm_medic.core.model import Event, LedgerDoc, Service
+from swarm_medic.core.scope import ENABLE_LABEL, SELF_LABEL, scope_reason
+from swarm_medic.core.settings import (
+    DEFAULT_STUCK_AFTER,
+    SPECS,
+    Count,
+    Duration,
+    Settings,
+    env_name,
+)
+from swarm_medic.core.settings import load as load_settings
+from swarm_medic.pipeline.watch import Watcher
 from swarm_medic.swarm import mapping
 from swarm_medic.swarm.fake import FakeEngine
-from swarm_medic.watch import Watcher
+from swarm_medic.telemetry.journal import Journal
+from swarm_medic.telemetry.metrics import Metrics
 
 # Keys the mapping reads, so generated objects reach deep into its branches.
 API_KEYS = [
@@ -288,8 +296,8 @@ def test_settings_load_is_settings_or_a_settings_error(
 # --- service labels -----------------------------------------------------------------------
 
 LABEL_KEYS = [
-    policy.ENABLE_LABEL,
-    policy.SELF_LABEL,
+    ENABLE_LABEL,
+    SELF_LABEL,
     reach.PORT_LABEL,
     "swarm-medic.stuck-after",
     *(f"swarm-medic.stuck-after.{s}" for s in DEFAULT_STUCK_AFTER),
@@ -306,7 +314,7 @@ LABEL_KEYS = [
 )
 def test_service_labels_never_raise(labels: Mapping[str, str], scope: str) -> None:
     svc = Service("svc1", "web", 1, labels=MappingProxyType(dict(labels)), target_ports=(80,))
-    policy.scope_reason(svc, Settings(scope=scope))
+    scope_reason(svc, Settings(scope=scope))
     port = reach.probe_port(svc)
     assert port is None or 0 < port < 65536
     limits = stuck_task.thresholds(svc, dict(DEFAULT_STUCK_AFTER))

@@ -1,4 +1,4 @@
-"""swarm_medic.protocol: every message decodes into its type or raises ProtocolError, nothing
+"""swarm_medic.core.protocol: every message decodes into its type or raises ProtocolError, nothing
 else, whatever the bytes (property tests, the 1,000-example profile of tests/conftest.py)."""
 
 from __future__ import annotations
@@ -10,8 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from swarm_medic.channel import open_answer, seal
-from swarm_medic.protocol import (
+from swarm_medic.core.protocol import (
     MAX_ANSWER,
     MAX_ERRORS,
     MAX_REQUEST,
@@ -32,6 +31,7 @@ from swarm_medic.protocol import (
     encode,
     is_ipv4,
 )
+from swarm_medic.nodes.channel import open_answer, seal
 
 KINDS: list[type[Any]] = [ProbePlan, ActRequest, ProbeAnswer, ActAnswer, Envelope]
 TARGET = TcpTarget(net="n1", task="t1", service="s1", node="node1", ip="10.0.1.2", port=80)

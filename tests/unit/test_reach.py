@@ -1,4 +1,4 @@
-"""swarm_medic.reach: probe plans from a snapshot, and the Reachability history."""
+"""swarm_medic.core.reach: probe plans from a snapshot, and the Reachability history."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from types import MappingProxyType
 
 import pytest
 
-from swarm_medic.model import Node, Service, Snapshot, SwarmInfo, Task
-from swarm_medic.protocol import (
+from swarm_medic.core.model import Node, Service, Snapshot, SwarmInfo, Task
+from swarm_medic.core.protocol import (
     Container,
     DnsResult,
     DnsTarget,
@@ -19,7 +19,7 @@ from swarm_medic.protocol import (
     TcpTarget,
     VipTarget,
 )
-from swarm_medic.reach import (
+from swarm_medic.core.reach import (
     FULL,
     Budget,
     Cell,
@@ -27,8 +27,8 @@ from swarm_medic.reach import (
     Suspects,
     probe_port,
 )
-from swarm_medic.reach import plans as make_plans
-from swarm_medic.settings import Settings
+from swarm_medic.core.reach import plans as make_plans
+from swarm_medic.core.settings import Settings
 
 NOW = 1_700_000_000.0
 NET_A = "neta0123456789abcdef"

@@ -1,7 +1,7 @@
-"""swarm_medic.rounds.Prober (own node in-process, another node over the signed channel) and
-swarm_medic.verify.answers_everywhere (did a replaced task's service answer everywhere?).
+"""swarm_medic.nodes.rounds.Prober (own node in-process, another node over the signed channel) and
+swarm_medic.pipeline.verify.answers_everywhere (did a replaced task's service answer everywhere?).
 
-The other node is a real HTTP server (swarm_medic.http.serve + NodeEndpoint) on 127.0.0.1
+The other node is a real HTTP server (swarm_medic.telemetry.http.serve + NodeEndpoint) on 127.0.0.1
 port 0, only ever asked from 127.0.0.1.
 """
 
@@ -13,14 +13,8 @@ import pytest
 import structlog
 from prometheus_client import CollectorRegistry
 
-from swarm_medic.agent import AgentError, NodeAgent
-from swarm_medic.channel import Verifier
-from swarm_medic.endpoint import NodeEndpoint
-from swarm_medic.http import serve
-from swarm_medic.journal import Journal
-from swarm_medic.metrics import Metrics
-from swarm_medic.model import Action, ActionKind, Node, Service, Snapshot, SwarmInfo, Task
-from swarm_medic.protocol import (
+from swarm_medic.core.model import Action, ActionKind, Node, Service, Snapshot, SwarmInfo, Task
+from swarm_medic.core.protocol import (
     ActAnswer,
     ActRequest,
     DnsResult,
@@ -29,11 +23,17 @@ from swarm_medic.protocol import (
     ProbePlan,
     TcpResult,
 )
-from swarm_medic.reach import Cell, Reachability
-from swarm_medic.rounds import Prober
-from swarm_medic.settings import Settings
+from swarm_medic.core.reach import Cell, Reachability
+from swarm_medic.core.settings import Settings
+from swarm_medic.nodes.agent import AgentError, NodeAgent
+from swarm_medic.nodes.channel import Verifier
+from swarm_medic.nodes.endpoint import NodeEndpoint
+from swarm_medic.nodes.rounds import Prober
+from swarm_medic.pipeline.verify import Pending, answers_everywhere
 from swarm_medic.swarm.fake import FakeEngine
-from swarm_medic.verify import Pending, answers_everywhere
+from swarm_medic.telemetry.http import serve
+from swarm_medic.telemetry.journal import Journal
+from swarm_medic.telemetry.metrics import Metrics
 from tests.netkit import closed_port
 
 NOW = 1_700_000_000.0

@@ -7,8 +7,7 @@ from types import MappingProxyType
 
 import pytest
 
-from swarm_medic import registry
-from swarm_medic.model import (
+from swarm_medic.core.model import (
     Action,
     ActionKind,
     Finding,
@@ -21,8 +20,9 @@ from swarm_medic.model import (
     Task,
     UpdateStatus,
 )
-from swarm_medic.runbook import Context, Runbook, TaskClock
-from swarm_medic.settings import Settings
+from swarm_medic.core.runbook import Context, Runbook, TaskClock
+from swarm_medic.core.settings import Settings
+from swarm_medic.pipeline import registry
 
 NOW = 1_700_000_000.0
 CPU = 1_000_000_000

@@ -1,4 +1,4 @@
-"""swarm_medic.settings.load: flags, then SWARM_MEDIC_* env (or *_FILE), then defaults."""
+"""swarm_medic.core.settings.load: flags, then SWARM_MEDIC_* env (or *_FILE), then defaults."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from swarm_medic.errors import SettingsError
-from swarm_medic.settings import (
+from swarm_medic.core.errors import SettingsError
+from swarm_medic.core.settings import (
     DEFAULT_STUCK_AFTER,
     FILE_MAX_BYTES,
     SPECS,

@@ -1,10 +1,10 @@
-"""swarm_medic.verify: a fix is healed once the service converged and stayed so for the hold."""
+"""pipeline.verify: a fix is healed once the service converged and stayed so for the hold."""
 
 from __future__ import annotations
 
 import pytest
 
-from swarm_medic.model import (
+from swarm_medic.core.model import (
     Action,
     ActionKind,
     Result,
@@ -14,7 +14,7 @@ from swarm_medic.model import (
     Task,
     UpdateStatus,
 )
-from swarm_medic.verify import Pending, Verdict, check, converged
+from swarm_medic.pipeline.verify import Pending, Verdict, check, converged
 
 T0 = 1_700_000_000.0
 SID = "svc1"

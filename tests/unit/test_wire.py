@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from swarm_medic.model import Node, Service, Task
+from swarm_medic.core.model import Node, Service, Task
 from swarm_medic.swarm import mapping, wire
 from swarm_medic.swarm.mapping import _parse_time_general, parse_time
 

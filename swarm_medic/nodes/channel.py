@@ -27,7 +27,7 @@ import urllib.parse
 from collections.abc import Callable, Mapping
 from http.client import HTTPConnection, HTTPException, HTTPResponse
 
-from swarm_medic.protocol import MAX_ANSWER, MAX_ENVELOPE, Envelope, ProtocolError, decode
+from swarm_medic.core.protocol import MAX_ANSWER, MAX_ENVELOPE, Envelope, ProtocolError, decode
 
 H_TIME = "X-Medic-Timestamp"
 H_NONCE = "X-Medic-Nonce"

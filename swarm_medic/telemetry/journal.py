@@ -14,12 +14,11 @@ from typing import Any, TextIO
 
 import structlog
 
-from swarm_medic.incidents import Incident
-from swarm_medic.match import RunbookFailure
-from swarm_medic.metrics import Metrics
-from swarm_medic.model import Action, Decision, Result, Snapshot, Verdict
-from swarm_medic.reach import Reachability
-from swarm_medic.registry import LoadError
+from swarm_medic.core.incidents import Incident
+from swarm_medic.core.model import Action, Decision, Result, Snapshot, Verdict
+from swarm_medic.core.reach import Reachability
+from swarm_medic.core.runbook import LoadError, RunbookFailure
+from swarm_medic.telemetry.metrics import Metrics
 
 
 def configure_logging(fmt: str = "auto", level: str = "info", stream: TextIO | None = None) -> None:

@@ -10,9 +10,8 @@ from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
-from swarm_medic.httphead import Reason as HttpRefusal
-from swarm_medic.model import ActionKind, Result, Verdict
-from swarm_medic.policy import REASONS
+from swarm_medic.core.model import REASONS, ActionKind, Result, Verdict
+from swarm_medic.telemetry.httphead import Reason as HttpRefusal
 
 ACTION_RESULTS = (Result.DONE, Result.CONFLICT, Result.FAILED, Result.UNREACHABLE)
 VERIFY_RESULTS = (Result.HEALED, Result.NOT_HEALED)

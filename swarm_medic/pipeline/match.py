@@ -16,14 +16,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from swarm_medic.model import Action, ActionKind, Finding
-from swarm_medic.runbook import Context, Runbook
-
-
-@dataclass(frozen=True)
-class RunbookFailure:
-    runbook: str
-    error: str
+from swarm_medic.core.model import Action, ActionKind, Finding
+from swarm_medic.core.runbook import Context, Runbook, RunbookFailure
 
 
 @dataclass(frozen=True)

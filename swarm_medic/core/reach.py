@@ -28,9 +28,8 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from swarm_medic.model import Service, Snapshot, Task
-from swarm_medic.policy import scope_reason
-from swarm_medic.protocol import (
+from swarm_medic.core.model import Service, Snapshot, Task
+from swarm_medic.core.protocol import (
     MAX_NAMES,
     MAX_TARGETS,
     Container,
@@ -41,7 +40,8 @@ from swarm_medic.protocol import (
     VipTarget,
     is_ipv4,
 )
-from swarm_medic.settings import Settings
+from swarm_medic.core.scope import scope_reason
+from swarm_medic.core.settings import Settings
 
 T = TypeVar("T")
 

@@ -23,53 +23,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from swarm_medic.ledger import WINDOW, Ledger
-from swarm_medic.model import Action, ActionKind, Decision, Finding, Service, Verdict
-from swarm_medic.settings import Settings
-
-ENABLE_LABEL = "swarm-medic.enable"
-SELF_LABEL = "swarm-medic.self"
-REASONS = (
-    "no_action",
-    "self",
-    "opted_out",
-    "not_opted_in",
-    "not_leader",
-    "ledger_unreadable",
-    "circuit_open",
-    "verifying",
-    "busy",
-    "cooldown",
-    "budget_spent",
-    "node_unreachable",
-    "dry_run",
-    "ok",
-)
-
-
-def _label_true(labels: Mapping[str, str], key: str) -> bool | None:
-    value = labels.get(key)
-    if value is None:
-        return None
-    return value.strip().lower() in ("1", "true", "yes", "on")
-
-
-def scope_reason(service: Service | None, settings: Settings) -> str | None:
-    """Why this service is out of scope for actions, or None if it is in scope."""
-    if service is None:
-        return "no_action"
-    if (
-        service.name in settings.self_services
-        or service.id in settings.self_services
-        or _label_true(service.labels, SELF_LABEL)
-    ):
-        return "self"
-    enabled = _label_true(service.labels, ENABLE_LABEL)
-    if enabled is False:
-        return "opted_out"
-    if settings.scope == "opt-in" and not enabled:
-        return "not_opted_in"
-    return None
+from swarm_medic.core.ledger import WINDOW, Ledger
+from swarm_medic.core.model import Action, ActionKind, Decision, Finding, Service, Verdict
+from swarm_medic.core.scope import scope_reason
+from swarm_medic.core.settings import Settings
 
 
 def _action_scope(action: Action | None, svc: Service | None, settings: Settings) -> str | None:

@@ -16,12 +16,12 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
-from swarm_medic import reach
-from swarm_medic.agent import AgentError, NodeAgent
-from swarm_medic.channel import ChannelError, NodeRefused, call
-from swarm_medic.model import Snapshot
-from swarm_medic.protocol import (
+from swarm_medic.core import reach
+from swarm_medic.core.model import Snapshot
+from swarm_medic.core.protocol import (
+    ACT_PATH,
     MAX_ANSWER,
+    PROBE_PATH,
     ActAnswer,
     ActRequest,
     ProbeAnswer,
@@ -31,10 +31,9 @@ from swarm_medic.protocol import (
     decode,
     encode,
 )
-from swarm_medic.settings import Settings
-
-PROBE_PATH = "/v1/probe"
-ACT_PATH = "/v1/act"
+from swarm_medic.core.settings import Settings
+from swarm_medic.nodes.agent import AgentError, NodeAgent
+from swarm_medic.nodes.channel import ChannelError, NodeRefused, call
 
 Answers = dict[str, tuple[ProbePlan, ProbeAnswer]]
 

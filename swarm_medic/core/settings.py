@@ -18,8 +18,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from swarm_medic.errors import SettingsError
-from swarm_medic.model import PRE_RUNNING_STATES
+from swarm_medic.core.errors import SettingsError
+from swarm_medic.core.model import PRE_RUNNING_STATES
 
 ENV_PREFIX = "SWARM_MEDIC_"
 

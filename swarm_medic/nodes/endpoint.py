@@ -12,19 +12,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from swarm_medic.agent import AgentError, NodeAgent
-from swarm_medic.channel import Refused, Verifier, seal
-from swarm_medic.errors import EngineError
-from swarm_medic.journal import Journal
-from swarm_medic.protocol import (
+from swarm_medic.core.errors import EngineError
+from swarm_medic.core.protocol import (
+    ACT_PATH,
     MAX_REQUEST,
+    PROBE_PATH,
     ActRequest,
     ProbePlan,
     ProtocolError,
     decode,
     encode,
 )
-from swarm_medic.rounds import ACT_PATH, PROBE_PATH
+from swarm_medic.nodes.agent import AgentError, NodeAgent
+from swarm_medic.nodes.channel import Refused, Verifier, seal
+from swarm_medic.telemetry.journal import Journal
 
 Answer = tuple[int, dict[str, Any]]
 

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from swarm_medic.protocol import is_ipv4
+from swarm_medic.core.protocol import is_ipv4
 
 T = TypeVar("T")
 CLONE_NEWNET = 0x40000000

@@ -21,12 +21,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from swarm_medic.channel import ChannelError, NodeRefused
-from swarm_medic.errors import Conflict, EngineError
-from swarm_medic.ledger import Ledger, Verifying
-from swarm_medic.model import Action, ActionKind, Result
-from swarm_medic.protocol import REMOVE_TASK_CONTAINER, ActAnswer, ActRequest
-from swarm_medic.settings import Settings
+from swarm_medic.core.errors import Conflict, EngineError
+from swarm_medic.core.ledger import Ledger, Verifying
+from swarm_medic.core.model import Action, ActionKind, Result
+from swarm_medic.core.protocol import REMOVE_TASK_CONTAINER, ActAnswer, ActRequest
+from swarm_medic.core.settings import Settings
+from swarm_medic.nodes.channel import ChannelError, NodeRefused
 from swarm_medic.swarm import Engine
 
 
@@ -59,7 +59,7 @@ class Executor:
         failpoint: Callable[[str], None] = lambda point: None,
     ) -> None:
         self._engine = engine
-        # fault-injection tests stop the process here (swarm_medic.failpoints); a no-op otherwise
+        # fault-injection tests stop the process here (core.failpoints); a no-op otherwise
         self.failpoint = failpoint
         self._settings = settings
         self.hands = hands  # asks the instance on a node to act there (rounds.Prober.hands)

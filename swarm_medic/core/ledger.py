@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
-from swarm_medic.model import LedgerDoc
+from swarm_medic.core.model import LedgerDoc
 
 PREFIX = "swarm-medic.svc."
 WINDOW = 3600.0  # budgets count actions of the last hour

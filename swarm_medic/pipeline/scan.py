@@ -12,21 +12,21 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from swarm_medic import ledger as ledger_mod
-from swarm_medic import match, policy, verify
-from swarm_medic.act import NODE_LOCAL, Executor
-from swarm_medic.errors import EngineError, NotAManager
-from swarm_medic.incidents import Incident, Incidents, new_id
-from swarm_medic.journal import Journal
-from swarm_medic.ledger import Ledger
-from swarm_medic.model import Action, ActionKind, Result, Snapshot, Verdict
-from swarm_medic.observe import take_snapshot
-from swarm_medic.reach import Reachability
-from swarm_medic.registry import Registry
-from swarm_medic.rounds import Prober
-from swarm_medic.runbook import Context, ServiceMemory, Sightings, TaskClock
-from swarm_medic.settings import Settings
+from swarm_medic.core import ledger as ledger_mod
+from swarm_medic.core.errors import EngineError, NotAManager
+from swarm_medic.core.incidents import Incident, Incidents, new_id
+from swarm_medic.core.ledger import Ledger
+from swarm_medic.core.model import Action, ActionKind, Result, Snapshot, Verdict
+from swarm_medic.core.reach import Reachability
+from swarm_medic.core.runbook import Context, ServiceMemory, Sightings, TaskClock
+from swarm_medic.core.settings import Settings
+from swarm_medic.nodes.rounds import Prober
+from swarm_medic.pipeline import match, policy, verify
+from swarm_medic.pipeline.act import NODE_LOCAL, Executor
+from swarm_medic.pipeline.observe import take_snapshot
+from swarm_medic.pipeline.registry import Registry
 from swarm_medic.swarm import Engine
+from swarm_medic.telemetry.journal import Journal
 
 REMIND_EVERY = 300.0  # an unchanged skip (e.g. circuit open) is logged again this often
 VERIFY_POLL = 2.0

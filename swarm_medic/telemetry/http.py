@@ -38,8 +38,8 @@ from typing import Any, cast
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
-from swarm_medic.httphead import Limits, Reason, Refusal, Request, parse_head, split_head
-from swarm_medic.journal import Journal
+from swarm_medic.telemetry.httphead import Limits, Reason, Refusal, Request, parse_head, split_head
+from swarm_medic.telemetry.journal import Journal
 
 Health = Callable[[], tuple[bool, dict[str, Any]]]
 Control = Callable[[str, Mapping[str, str], bytes, str], tuple[int, dict[str, Any]]]

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from swarm_medic.model import PRE_RUNNING_STATES, Action, ActionKind, Result, Snapshot
-from swarm_medic.reach import Reachability, running
+from swarm_medic.core.model import PRE_RUNNING_STATES, Action, ActionKind, Result, Snapshot
+from swarm_medic.core.reach import Reachability, running
 
 SETTLED = {None, "completed", "rollback_completed"}
 

@@ -14,13 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import runbooks as builtin_runbooks
-from swarm_medic.runbook import Runbook
-
-
-@dataclass(frozen=True)
-class LoadError:
-    path: str
-    message: str
+from swarm_medic.core.runbook import LoadError, Runbook
 
 
 @dataclass

@@ -13,8 +13,8 @@ from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from swarm_medic.errors import NotAManager
-from swarm_medic.model import Snapshot
+from swarm_medic.core.errors import NotAManager
+from swarm_medic.core.model import Snapshot
 from swarm_medic.swarm import Engine
 
 CALLS_PER_SCAN = 4

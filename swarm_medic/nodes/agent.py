@@ -30,10 +30,9 @@ import threading
 from collections.abc import Callable, Sequence
 from functools import partial
 
-from swarm_medic.errors import EngineError
-from swarm_medic.model import ContainerDetail, LocalContainer
-from swarm_medic.probe import in_netns, interface_up, resolve_a, tcp_connect_all
-from swarm_medic.protocol import (
+from swarm_medic.core.errors import EngineError
+from swarm_medic.core.model import ContainerDetail, LocalContainer
+from swarm_medic.core.protocol import (
     MAX_CONTAINERS,
     MAX_ERRORS,
     MAX_ID,
@@ -47,6 +46,7 @@ from swarm_medic.protocol import (
     ProbePlan,
     TcpResult,
 )
+from swarm_medic.nodes.probe import in_netns, interface_up, resolve_a, tcp_connect_all
 from swarm_medic.swarm import Engine
 
 DOCKER_NETNS = "/var/run/docker/netns"

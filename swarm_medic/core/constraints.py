@@ -10,7 +10,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
-from swarm_medic.model import Node, Service, Snapshot
+from swarm_medic.core.model import Node, Service, Snapshot
 
 _EXPR = re.compile(r"^\s*([\w.\-/]+)\s*(==|!=)\s*(.*?)\s*$")
 

@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from swarm_medic.model import Action, Finding, Service, Snapshot, Task
-from swarm_medic.reach import Reachability
-from swarm_medic.settings import Settings
+from swarm_medic.core.model import Action, Finding, Service, Snapshot, Task
+from swarm_medic.core.reach import Reachability
+from swarm_medic.core.settings import Settings
 
 EMPTY_SERVICES: Mapping[str, Service] = MappingProxyType({})
 Detect = Callable[["Context"], Iterable[Finding]]
@@ -117,3 +117,19 @@ class Runbook:
     @property
     def summary(self) -> str:
         return self.doc.strip().splitlines()[0] if self.doc.strip() else self.name
+
+
+@dataclass(frozen=True)
+class RunbookFailure:
+    """A runbook that raised while detecting or planning: the others still run."""
+
+    runbook: str
+    error: str
+
+
+@dataclass(frozen=True)
+class LoadError:
+    """A runbook file that could not be loaded, and why."""
+
+    path: str
+    message: str

@@ -323,3 +323,22 @@ class LocalContainer:
     node_id: str
     networks: tuple[tuple[str, str], ...] = ()  # (network id, IPv4)
     name: str = ""  # Names[0] without "/"; swarm names its own <service>.<slot|node>.<task>
+
+
+# Why the policy let an action through or not, in the order the gates are tried.
+REASONS = (
+    "no_action",
+    "self",
+    "opted_out",
+    "not_opted_in",
+    "not_leader",
+    "ledger_unreadable",
+    "circuit_open",
+    "verifying",
+    "busy",
+    "cooldown",
+    "budget_spent",
+    "node_unreachable",
+    "dry_run",
+    "ok",
+)

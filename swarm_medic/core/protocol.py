@@ -107,6 +107,10 @@ class ProbePlan(msgspec.Struct, frozen=True):
 
 REMOVE_TASK_CONTAINER: Final = "remove_task_container"
 
+# where a node's endpoint answers the brain
+PROBE_PATH: Final = "/v1/probe"
+ACT_PATH: Final = "/v1/act"
+
 
 class ActRequest(msgspec.Struct, frozen=True):
     """The one node-local action: remove the container of task `task` of service `service`.

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from swarm_medic.model import Finding
+from swarm_medic.core.model import Finding
 
 
 @dataclass

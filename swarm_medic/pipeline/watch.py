@@ -15,10 +15,10 @@ from collections.abc import Callable
 
 import tenacity
 
-from swarm_medic.journal import Journal
-from swarm_medic.model import Event
+from swarm_medic.core.model import Event
 from swarm_medic.swarm import Engine, EventStream
 from swarm_medic.swarm.mapping import event_from_api
+from swarm_medic.telemetry.journal import Journal
 
 # Service and node changes can start or end a fault; container die/start/health changes are
 # what a stuck or crash-looping task looks like from this node.
