@@ -254,13 +254,71 @@ class Verdict(enum.StrEnum):
     SKIP = "skip"
 
 
+class Reason(enum.StrEnum):
+    """Why the policy let an action through or not: a metric label and a journal field.
+
+    Each value has a one-line `wording` for operators (the journal's decision line, `check`).
+    The members are listed in the order the policy's gates are tried (`policy.GATES` is checked
+    against it); DRY_RUN and OK are what a finding that passed every gate becomes.
+    """
+
+    wording: str
+
+    def __new__(cls, value: str, wording: str) -> Reason:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.wording = wording
+        return member
+
+    NO_ACTION = "no_action", "the runbook only reports this fault, or its service is gone"
+    SELF = "self", "swarm-medic's own service"
+    OPTED_OUT = "opted_out", "labelled swarm-medic.enable=false"
+    NOT_OPTED_IN = (
+        "not_opted_in",
+        "scope is opt-in and the service is not labelled swarm-medic.enable=true",
+    )
+    NOT_LEADER = "not_leader", "only the instance on the leader manager acts on services"
+    LEDGER_UNREADABLE = (
+        "ledger_unreadable",
+        "the service's history in the ledger could not be read: no acting blind",
+    )
+    CIRCUIT_OPEN = (
+        "circuit_open",
+        "the circuit breaker is open (budget spent or fixes did not hold) until it resets",
+    )
+    VERIFYING = "verifying", "an earlier fix on this service is still being verified"
+    BUSY = "busy", "another finding already acts on this service in this scan"
+    COOLDOWN = "cooldown", "the same runbook acted on this service less than --cooldown ago"
+    BUDGET_SPENT = "budget_spent", "--budget-per-hour actions on this service in the last hour"
+    NODE_UNREACHABLE = (
+        "node_unreachable",
+        "the node of this node-local action could not be asked in the last probe round: "
+        "nothing is claimed or spent until it answers",
+    )
+    DRY_RUN = "dry_run", "every gate passed; dry-run only says what would be done"
+    OK = "ok", "every gate passed: act"
+
+    @property
+    def verdict(self) -> Verdict:
+        """The verdict a decision with this reason carries."""
+        if self is Reason.OK:
+            return Verdict.ACT
+        return Verdict.WOULD_ACT if self is Reason.DRY_RUN else Verdict.SKIP
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     finding: Finding
     verdict: Verdict
-    reason: str  # low-cardinality: a metric label
+    reason: Reason  # low-cardinality: a metric label
     action: Action | None = None
-    explanation: str = ""
+    explanation: str = ""  # what this case adds to the reason's wording (times, causes)
+
+    @property
+    def why(self) -> str:
+        """The reason in words, with this case's explanation: one line for an operator."""
+        w = self.reason.wording
+        return f"{w} ({self.explanation})" if self.explanation else w
 
 
 class Result(enum.StrEnum):
@@ -323,22 +381,3 @@ class LocalContainer:
     node_id: str
     networks: tuple[tuple[str, str], ...] = ()  # (network id, IPv4)
     name: str = ""  # Names[0] without "/"; swarm names its own <service>.<slot|node>.<task>
-
-
-# Why the policy let an action through or not, in the order the gates are tried.
-REASONS = (
-    "no_action",
-    "self",
-    "opted_out",
-    "not_opted_in",
-    "not_leader",
-    "ledger_unreadable",
-    "circuit_open",
-    "verifying",
-    "busy",
-    "cooldown",
-    "budget_spent",
-    "node_unreachable",
-    "dry_run",
-    "ok",
-)

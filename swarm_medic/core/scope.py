@@ -1,14 +1,14 @@
 """Which services the medic may act on: opt-in or all, minus its own and the opted out.
 
-Pure and shared: the policy gates actions with it, and the probe planner (reach) uses it to probe
-only services an action could follow.
+Pure and shared: the policy's scope gates are built from `is_self` and `enabled`, and the probe
+planner (reach) uses `scope_reason` to probe only services an action could follow.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from swarm_medic.core.model import Service
+from swarm_medic.core.model import Reason, Service
 from swarm_medic.core.settings import Settings
 
 ENABLE_LABEL = "swarm-medic.enable"
@@ -22,19 +22,30 @@ def _label_true(labels: Mapping[str, str], key: str) -> bool | None:
     return value.strip().lower() in ("1", "true", "yes", "on")
 
 
-def scope_reason(service: Service | None, settings: Settings) -> str | None:
-    """Why this service is out of scope for actions, or None if it is in scope."""
-    if service is None:
-        return "no_action"
-    if (
+def is_self(service: Service, settings: Settings) -> bool:
+    """swarm-medic's own service: named by --self-services (name or id) or labelled self."""
+    return (
         service.name in settings.self_services
         or service.id in settings.self_services
-        or _label_true(service.labels, SELF_LABEL)
-    ):
-        return "self"
-    enabled = _label_true(service.labels, ENABLE_LABEL)
-    if enabled is False:
-        return "opted_out"
-    if settings.scope == "opt-in" and not enabled:
-        return "not_opted_in"
+        or _label_true(service.labels, SELF_LABEL) is True
+    )
+
+
+def enabled(service: Service) -> bool | None:
+    """The service's swarm-medic.enable label: True, False, or None when it has none."""
+    return _label_true(service.labels, ENABLE_LABEL)
+
+
+def scope_reason(service: Service | None, settings: Settings) -> Reason | None:
+    """Why this service is out of scope for actions, or None if it is in scope (the policy's
+    scope gates, in their order, for a service that exists)."""
+    if service is None:
+        return Reason.NO_ACTION
+    if is_self(service, settings):
+        return Reason.SELF
+    on = enabled(service)
+    if on is False:
+        return Reason.OPTED_OUT
+    if settings.scope == "opt-in" and not on:
+        return Reason.NOT_OPTED_IN
     return None

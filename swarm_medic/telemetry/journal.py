@@ -15,7 +15,7 @@ from typing import Any, TextIO
 import structlog
 
 from swarm_medic.core.incidents import Incident
-from swarm_medic.core.model import Action, Decision, Result, Snapshot, Verdict
+from swarm_medic.core.model import Action, Decision, Reason, Result, Snapshot, Verdict
 from swarm_medic.core.reach import Reachability
 from swarm_medic.core.runbook import LoadError, RunbookFailure
 from swarm_medic.telemetry.metrics import Metrics
@@ -158,13 +158,13 @@ class Journal:
 
     def decision(self, inc: Incident, d: Decision, now: float, remind_every: float) -> None:
         """Counted and logged when an incident's decision changes; re-logged as a reminder."""
-        key = (d.verdict.value, d.reason)
+        key = (d.verdict.value, d.reason.value)
         again = inc.last_decision == key
         # Every act is its own event; skips repeat every scan and are logged when they change.
         if again and d.verdict is not Verdict.ACT and now - inc.last_logged_at < remind_every:
             return
         if not again or d.verdict is Verdict.ACT:
-            self.metrics.decisions.labels(d.finding.runbook, d.verdict.value, d.reason).inc()
+            self.metrics.decisions.labels(d.finding.runbook, d.verdict.value, d.reason.value).inc()
         inc.last_decision, inc.last_logged_at = key, now
         fields = _incident_fields(inc)
         what = d.action.kind.value if d.action else None
@@ -176,18 +176,23 @@ class Journal:
             self.log.warning(
                 f"decision: would {what} (dry-run: nothing changed)", **fields, action=what
             )
-        elif d.reason == "circuit_open":
+        elif d.reason is Reason.CIRCUIT_OPEN:
             self.log.error(
                 "decision: circuit breaker OPEN, not acting",
                 **fields,
                 would=what,
+                gate=d.reason.wording,
                 explanation=d.explanation,
             )
-        elif d.reason == "no_action":
+        elif d.reason is Reason.NO_ACTION:
             self.log.info("decision: report only", **fields, advice=d.finding.advice)
         else:
             self.log.info(
-                f"decision: skip ({d.reason})", **fields, would=what, explanation=d.explanation
+                f"decision: skip ({d.reason.value})",
+                **fields,
+                would=what,
+                gate=d.reason.wording,
+                explanation=d.explanation,
             )
 
     # --- actions and outcomes -----------------------------------------------------------------

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
-from swarm_medic.core.model import REASONS, ActionKind, Result, Verdict
+from swarm_medic.core.model import ActionKind, Reason, Result
 from swarm_medic.telemetry.httphead import Reason as HttpRefusal
 
 ACTION_RESULTS = (Result.DONE, Result.CONFLICT, Result.FAILED, Result.UNREACHABLE)
@@ -166,11 +166,8 @@ class Metrics:
             self.circuits_opened.labels(rb)
             for res in VERIFY_RESULTS:
                 self.remediations.labels(rb, res.value)
-            for reason in REASONS:
-                verdict = {"ok": Verdict.ACT, "dry_run": Verdict.WOULD_ACT}.get(
-                    reason, Verdict.SKIP
-                )
-                self.decisions.labels(rb, verdict.value, reason)
+            for reason in Reason:  # the policy's gates in order (policy.GATES), then ok
+                self.decisions.labels(rb, reason.verdict.value, reason.value)
             for kind in ActionKind:
                 for res in ACTION_RESULTS:
                     self.actions.labels(rb, kind.value, res.value)

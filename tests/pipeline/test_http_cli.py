@@ -24,7 +24,7 @@ from swarm_medic import __version__, cli
 from swarm_medic.app import App
 from swarm_medic.check import Report, diagnose, render_json, render_table
 from swarm_medic.core.ledger import PREFIX, History, encode
-from swarm_medic.core.model import REASONS, ActionKind
+from swarm_medic.core.model import ActionKind, Reason
 from swarm_medic.core.settings import Settings
 from swarm_medic.pipeline import registry as registry_mod
 from swarm_medic.swarm import Engine
@@ -173,7 +173,7 @@ def test_every_label_combination_is_preinitialised_at_zero() -> None:
         )
         == 0
     )
-    skips = [r for r in REASONS if r not in ("ok", "dry_run")]
+    skips = [r.value for r in Reason if r not in ("ok", "dry_run")]
     for reason in skips:
         labels = {"runbook": "stuck-task", "verdict": "skip", "reason": reason}
         assert value("swarm_medic_decisions_total", **labels) == 0, reason

@@ -1,4 +1,4 @@
-"""swarm_medic.pipeline.policy.decide: the safety gates, in their documented order."""
+"""swarm_medic.pipeline.policy: the safety gates as data, tried in their documented order."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import pytest
 
 from swarm_medic.core.ledger import PREFIX, History, Ledger
 from swarm_medic.core.model import (
-    REASONS,
     Action,
     ActionKind,
     Decision,
     Finding,
     LedgerDoc,
+    Reason,
     Service,
     Verdict,
 )
@@ -192,7 +192,61 @@ def test_decide(case: Case) -> None:
 
 def test_table_covers_every_reason() -> None:
     covered = {c.reason for c in CASES.values()}
-    assert covered | {"busy"} == set(REASONS)  # busy needs two findings: below
+    assert covered | {"busy"} == set(Reason)  # busy needs two findings: below
+
+
+def test_the_reasons_are_the_gates_in_order_then_ok() -> None:
+    # Reason lists what the metric pre-creates and the journal words: the gates' own order
+    assert [g.reason for g in policy.GATES] + [policy.PASSED] == list(Reason)
+    assert len({g.reason for g in policy.GATES}) == len(policy.GATES)
+
+
+def test_the_reason_values_are_the_published_label_values() -> None:
+    # metric labels and journal fields: renaming one breaks dashboards and alerts
+    assert [r.value for r in Reason] == [
+        "no_action",
+        "self",
+        "opted_out",
+        "not_opted_in",
+        "not_leader",
+        "ledger_unreadable",
+        "circuit_open",
+        "verifying",
+        "busy",
+        "cooldown",
+        "budget_spent",
+        "node_unreachable",
+        "dry_run",
+        "ok",
+    ]
+
+
+def test_every_gate_has_one_line_of_wording() -> None:
+    for gate in policy.GATES:
+        assert gate.wording == gate.reason.wording
+        assert gate.wording.strip() == gate.wording != ""
+        assert "\n" not in gate.wording
+
+
+def test_the_module_docstring_lists_the_gates_as_they_are() -> None:
+    assert policy.__doc__ is not None
+    assert policy.describe() in policy.__doc__
+
+
+def test_only_dry_run_and_ok_let_an_action_through() -> None:
+    assert {r: r.verdict for r in Reason if r.verdict is not Verdict.SKIP} == {
+        Reason.DRY_RUN: Verdict.WOULD_ACT,
+        Reason.OK: Verdict.ACT,
+    }
+
+
+def test_the_decision_says_why_in_words() -> None:
+    d = run(Case("cooldown", ledger=RECENT))
+    assert d.why == (
+        "the same runbook acted on this service less than --cooldown ago "
+        "(acted 100s ago; cooldown 300s)"
+    )
+    assert run(Case("not_leader", leader=False)).why == Reason.NOT_LEADER.wording
 
 
 def test_busy_second_finding_on_the_same_service() -> None:
