@@ -1,7 +1,17 @@
 """`swarm-medic check`: one snapshot, every runbook, a table a person reads in ten seconds.
 
-Nothing is changed: the safety policy runs in dry-run so the table says what the daemon would
-do. Exit status: 0 healthy, 1 findings, 2 could not check.
+Nothing is changed: the daemon's own evaluation (`policy.evaluate`, the ledger read when
+`policy.history_wanted` says) runs in dry-run, so the table says what the daemon on this node
+would decide now. What `check` cannot know is taken from the durable record or left out:
+
+- the fixes being verified are those the ledger holds as pending and a new leader would take
+  over (`verify.take_over`, in memory: nothing is written);
+- an unreadable ledger skips every action (`ledger_unreadable`) and is listed as an error;
+- on a manager that is not the leader every action is `not_leader`: run it on the leader;
+- nodes are not asked (no probe round), so `node_unreachable` never shows, and runbooks that
+  count sightings across scans see this one snapshot only.
+
+Exit status: 0 healthy, 1 findings, 2 could not check.
 """
 
 from __future__ import annotations
@@ -11,11 +21,12 @@ import textwrap
 from dataclasses import dataclass, replace
 from typing import TextIO
 
+from swarm_medic.core.errors import EngineError
 from swarm_medic.core.ledger import Ledger
-from swarm_medic.core.model import Decision, Snapshot, Verdict
+from swarm_medic.core.model import Decision, Reason, Snapshot, Verdict
 from swarm_medic.core.runbook import Context, TaskClock
 from swarm_medic.core.settings import Settings
-from swarm_medic.pipeline import match, policy
+from swarm_medic.pipeline import match, policy, verify
 from swarm_medic.pipeline.observe import take_snapshot
 from swarm_medic.pipeline.registry import Registry
 from swarm_medic.swarm import Engine
@@ -33,29 +44,39 @@ def diagnose(engine: Engine, settings: Settings, registry: Registry, now: float)
     ctx = Context(snap, now, settings, TaskClock())
     matched = match.run(registry, ctx)
     planned, plan_failures = match.plan_all(registry.runbooks, matched.findings, ctx)
-    ledger = Ledger()
-    if snap.is_leader and any(a for _, a in planned):
-        ledger = Ledger.from_doc(engine.read_ledger(settings.ledger_name))
-    dry = replace(settings, dry_run=True)
-    decisions = policy.decide(
-        planned,
-        services={s.id: s for s in snap.services},
-        ledger=ledger,
-        settings=dry,
-        now=now,
-        leader=True,
-    )
     errors = [f"runbook {f.runbook} failed: {f.error}" for f in (*matched.failures, *plan_failures)]
     errors += [f"runbook file {e.path} not loaded: {e.message}" for e in registry.errors]
+    ledger, verifying = Ledger(), frozenset[str]()
+    if ids := policy.history_wanted(planned, snap):
+        try:
+            ledger = Ledger.from_doc(engine.read_ledger(settings.ledger_name))
+        except EngineError as exc:  # the daemon does not act blind: neither does its check
+            ledger = Ledger(unreadable=ids)
+            errors.append(f"cannot read the ledger: {exc}")
+        ledger, taken = verify.take_over(ledger, snap, now)
+        verifying = frozenset(t.service_id for t in taken if t.outcome is verify.TakeOver.RESUMED)
+    decisions = policy.evaluate(
+        planned,
+        snap,
+        ledger=ledger,
+        settings=replace(settings, dry_run=True),
+        now=now,
+        verifying=verifying,
+    )
     return Report(snap, decisions, errors)
 
 
 def _would(d: Decision) -> str:
     if d.verdict is Verdict.WOULD_ACT and d.action:
         return d.action.kind.value
-    if d.reason == "no_action":
+    if d.reason is Reason.NO_ACTION:
         return "report only"
-    return f"{d.action.kind.value if d.action else '-'} (skip: {d.reason})"
+    return f"{d.action.kind.value if d.action else '-'} (skip: {d.reason.value})"
+
+
+def _held_back(d: Decision) -> str | None:
+    """The gate that held an action back, in words: the daemon's journal says the same."""
+    return d.why if d.verdict is Verdict.SKIP and d.reason is not Reason.NO_ACTION else None
 
 
 def render_table(report: Report, out: TextIO) -> None:
@@ -91,6 +112,14 @@ def render_table(report: Report, out: TextIO) -> None:
                 d.finding.advice, width=96, initial_indent="    ", subsequent_indent="    "
             )
             out.write(f"  {d.finding.runbook} / {d.finding.service_name or '-'}:\n{wrapped}\n")
+            if (why := _held_back(d)) is not None:
+                held = textwrap.fill(
+                    f"not acted on: {why}",
+                    width=96,
+                    initial_indent="    ",
+                    subsequent_indent="      ",
+                )
+                out.write(f"{held}\n")
     for e in report.errors:
         out.write(f"error: {e}\n")
 
@@ -116,7 +145,8 @@ def render_json(report: Report, out: TextIO) -> None:
                 "would_do": d.action.kind.value
                 if d.verdict is Verdict.WOULD_ACT and d.action
                 else None,
-                "skip_reason": None if d.verdict is Verdict.WOULD_ACT else d.reason,
+                "skip_reason": None if d.verdict is Verdict.WOULD_ACT else d.reason.value,
+                "skip_why": _held_back(d),
             }
             for d in report.decisions
         ],

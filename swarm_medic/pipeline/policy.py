@@ -207,7 +207,7 @@ def decide(
 
 
 def history_wanted(
-    planned: Iterable[tuple[Finding, Action | None]], snap: Snapshot
+    planned: Iterable[tuple[object, Action | None]], snap: Snapshot
 ) -> frozenset[str]:
     """The services whose history in the ledger the decision needs; empty: read no ledger.
 

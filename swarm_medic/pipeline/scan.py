@@ -16,7 +16,7 @@ from swarm_medic.core import ledger as ledger_mod
 from swarm_medic.core.errors import EngineError, NotAManager
 from swarm_medic.core.incidents import Incident, Incidents, new_id
 from swarm_medic.core.ledger import Ledger
-from swarm_medic.core.model import Action, ActionKind, Result, Snapshot, Verdict
+from swarm_medic.core.model import Action, Result, Snapshot, Verdict
 from swarm_medic.core.reach import Reachability
 from swarm_medic.core.runbook import Context, ServiceMemory, Sightings, TaskClock
 from swarm_medic.core.settings import Settings
@@ -138,13 +138,12 @@ class Medic:
         self._verify(snap, now)
 
         ledger = self._read_ledger(planned, snap)
-        decisions = policy.decide(
+        decisions = policy.evaluate(
             planned,
-            services={s.id: s for s in snap.services},
+            snap,
             ledger=ledger,
             settings=self.settings,
             now=now,
-            leader=snap.is_leader,
             verifying=frozenset(self.state.pending),
             hands_down=self._hands_down(planned),
         )
@@ -185,10 +184,9 @@ class Medic:
         planned: Sequence[tuple[object, Action | None]],
         snap: Snapshot,
     ) -> Ledger:
-        # Only an actionable finding on the leader needs the history: no extra call otherwise.
-        if not snap.is_leader or all(a is None for _, a in planned):
+        ids = policy.history_wanted(planned, snap)  # the same condition `check` reads it on
+        if not ids:
             return Ledger()
-        ids = frozenset(a.service_id for _, a in planned if a is not None)
         if self._resume_due:  # fixes an earlier instance left may be under way: act blind? no.
             return Ledger(unreadable=ids)
         try:
@@ -263,11 +261,8 @@ class Medic:
 
     def _resume_pending(self, snap: Snapshot, now: float) -> bool:
         """On becoming the leader: take over the fixes an earlier instance claimed and left
-        unjudged (it was killed, or lost the leadership). -> False if the ledger was unreadable.
-
-        A service update carries the version it was decided on, so a service still at that
-        version never received it: the claim is released and the incident judged afresh. A
-        node-local action leaves no such trace, so it is verified like any other."""
+        unjudged (it was killed, or lost the leadership), as `verify.take_over` judges them.
+        -> False if the ledger was unreadable."""
         try:
             ledger = Ledger.from_doc(self.engine.read_ledger(self.settings.ledger_name))
         except EngineError as exc:
@@ -276,51 +271,12 @@ class Medic:
                 error=str(exc),
             )
             return False
-        changed = ledger
-        for sid, h in sorted(ledger.services.items()):
-            p = h.pending
-            if p is None or sid in self.state.pending:
-                continue
-            svc = snap.service(sid)
-            name = svc.name if svc else ""
-            kind = ActionKind(p.kind)
-            fields = {"incident": p.incident, "runbook": p.runbook, "action": p.kind}
-            if svc is None:
-                changed = changed.forget_pending(sid)
-                self.journal.pending_fix(
-                    "pending fix dropped: the service was removed", name, sid, **fields
-                )
-            elif kind not in NODE_LOCAL and svc.version == p.version:
-                changed = changed.release(sid)
-                self.journal.pending_fix(
-                    "pending fix released: it never reached the engine (the service is still "
-                    "at the version it was decided on); the incident is judged again",
-                    name,
-                    sid,
-                    **fields,
-                )
-            elif now >= p.deadline:
-                changed = changed.forget_pending(sid)
-                self.journal.pending_fix(
-                    "pending fix dropped: its verification deadline passed while no instance "
-                    "watched; the incident is judged again",
-                    name,
-                    sid,
-                    **fields,
-                )
-            else:
-                action = Action(
-                    kind, sid, name, p.version, "resumed from the ledger", p.task, p.node
-                )
-                self.state.pending[sid] = verify.Pending(
-                    p.incident, p.runbook, action, p.at, p.deadline
-                )
-                self.journal.pending_fix(
-                    "verifying a fix claimed by an earlier instance (resumed from the ledger)",
-                    name,
-                    sid,
-                    **fields,
-                )
+        changed, taken = verify.take_over(ledger, snap, now, known=frozenset(self.state.pending))
+        for t in taken:
+            if t.outcome is verify.TakeOver.RESUMED:
+                self.state.pending[t.service_id] = t.pending()
+            fields = {"incident": t.fix.incident, "runbook": t.fix.runbook, "action": t.fix.kind}
+            self.journal.pending_fix(t.outcome.value, t.service_name, t.service_id, **fields)
         if changed is not ledger:
             try:
                 self.engine.write_ledger(self.settings.ledger_name, ledger.doc, changed.labels(now))

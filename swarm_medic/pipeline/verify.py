@@ -7,10 +7,14 @@ It is not healed if that has not happened by --verify-timeout after the action.
 
 from __future__ import annotations
 
+import enum
+from collections.abc import Set
 from dataclasses import dataclass, replace
 
+from swarm_medic.core.ledger import Ledger, Verifying
 from swarm_medic.core.model import PRE_RUNNING_STATES, Action, ActionKind, Result, Snapshot
 from swarm_medic.core.reach import Reachability, running
+from swarm_medic.pipeline.match import NODE_LOCAL
 
 SETTLED = {None, "completed", "rollback_completed"}
 
@@ -108,3 +112,70 @@ def check(
     if now >= p.deadline:
         return Verdict(p, Result.NOT_HEALED, now - p.started, detail)
     return p
+
+
+class TakeOver(enum.StrEnum):
+    """What a new leader does with a fix an earlier instance claimed and left unjudged (the
+    value is the journal's line)."""
+
+    REMOVED = "pending fix dropped: the service was removed"
+    RELEASED = (
+        "pending fix released: it never reached the engine (the service is still at the "
+        "version it was decided on); the incident is judged again"
+    )
+    LATE = (
+        "pending fix dropped: its verification deadline passed while no instance watched; "
+        "the incident is judged again"
+    )
+    RESUMED = "verifying a fix claimed by an earlier instance (resumed from the ledger)"
+
+
+@dataclass(frozen=True)
+class TakenOver:
+    service_id: str
+    service_name: str  # "" when the service is gone
+    fix: Verifying
+    outcome: TakeOver
+
+    def pending(self) -> Pending:
+        """The fix to verify (RESUMED), under the incident id that claimed it."""
+        p = self.fix
+        action = Action(
+            ActionKind(p.kind),
+            self.service_id,
+            self.service_name,
+            p.version,
+            "resumed from the ledger",
+            p.task,
+            p.node,
+        )
+        return Pending(p.incident, p.runbook, action, p.at, p.deadline)
+
+
+def take_over(
+    ledger: Ledger, snap: Snapshot, now: float, known: Set[str] = frozenset()
+) -> tuple[Ledger, list[TakenOver]]:
+    """The fixes left pending in the ledger (but those in `known`), judged on `snap`, and the
+    ledger as it should be written back. The daemon does this on becoming the leader; `check`
+    does it in memory, to know which services the daemon is verifying.
+
+    A service update carries the version it was decided on, so a service still at that version
+    never received it: the claim is released and the incident judged afresh. A node-local
+    action leaves no such trace, so it is verified like any other."""
+    changed = ledger
+    taken: list[TakenOver] = []
+    for sid, h in sorted(ledger.services.items()):
+        p = h.pending
+        if p is None or sid in known:
+            continue
+        svc = snap.service(sid)
+        if svc is None:
+            changed, outcome = changed.forget_pending(sid), TakeOver.REMOVED
+        elif ActionKind(p.kind) not in NODE_LOCAL and svc.version == p.version:
+            changed, outcome = changed.release(sid), TakeOver.RELEASED
+        elif now >= p.deadline:
+            changed, outcome = changed.forget_pending(sid), TakeOver.LATE
+        else:
+            outcome = TakeOver.RESUMED
+        taken.append(TakenOver(sid, svc.name if svc else "", p, outcome))
+    return changed, taken

@@ -339,6 +339,7 @@ def test_cooldown_holds_back_a_second_action_on_the_same_service() -> None:
     (cooling,) = h.logs.named("decision: skip (cooldown)")
     assert cooling["incident"] == "inc-1"
     assert cooling["explanation"] == "acted 10s ago; cooldown 300s"
+    assert cooling["gate"] == "the same runbook acted on this service less than --cooldown ago"
     assert h.decisions("skip", "cooldown") == 1
     assert fake.writes == [("force_update", sid, 10)]
 

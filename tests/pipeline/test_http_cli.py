@@ -373,6 +373,9 @@ def test_check_table_says_what_would_be_done_and_changes_nothing() -> None:
     assert rows["api"][:4] == ["repeated-rejection", "api", "critical", "report only"]
     assert rows["batch"][3] == "force_update (skip: not_opted_in)"
     assert "  repeated-rejection / api:\n    the image cannot be found on the node" in text
+    held = f"    not acted on: {Reason.NOT_OPTED_IN.wording}\n"
+    assert text.endswith(held)  # batch's paragraph comes last; the others were not held back
+    assert text.count("not acted on:") == 1
     assert "healthy" not in text
     assert fake.writes == []
     assert fake.read_ledger(Settings().ledger_name) is None
@@ -406,6 +409,9 @@ def test_check_json_is_valid_and_complete() -> None:
     )
     assert (by_service["api"]["would_do"], by_service["api"]["skip_reason"]) == (None, "no_action")
     assert by_service["batch"]["skip_reason"] == "not_opted_in"
+    assert by_service["batch"]["skip_why"] == Reason.NOT_OPTED_IN.wording
+    assert by_service["web"]["skip_why"] is None
+    assert by_service["api"]["skip_why"] is None  # report only: nothing was held back
     assert by_service["api"]["runbook"] == "repeated-rejection"
     assert len(by_service["api"]["tasks"]) == 3
     assert by_service["web"]["nodes"] == [ME]
