@@ -3,9 +3,9 @@
 Every setting is declared once, as a field of `Settings` made by `setting(...)`: name, type,
 parser, default, help, metavar, group and environment variable. `SPECS` lists them; the CLI
 flags, the environment variables, `swarm-medic run --help` (one group per GROUPS entry) and
-the README table are generated from it. Any setting X may also be given as
-SWARM_MEDIC_X_FILE=path (docker secrets); a value that does not parse fails at start with a
-message naming the flag and the variable.
+the README table (`python -m swarm_medic.core.settings --readme README.md`) are generated from
+it. Any setting X may also be given as SWARM_MEDIC_X_FILE=path (docker secrets); a value that
+does not parse fails at start with a message naming the flag and the variable.
 """
 
 from __future__ import annotations
@@ -244,8 +244,8 @@ def setting(
 class Settings:
     """Every setting, declared once: name, parser, default, help, metavar, group, env name.
 
-    The CLI flags, the environment variables and `--help` are all generated from these
-    declarations, through `SPECS`.
+    The CLI flags, the environment variables, `--help` and the README table (see `markdown`)
+    are all generated from these declarations, through `SPECS`.
     """
 
     # --- safety
@@ -595,6 +595,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         )
 
 
+README_BEGIN = "<!-- settings:begin -->"
+README_END = "<!-- settings:end -->"
+REGENERATE = "python -m swarm_medic.core.settings --readme README.md"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def markdown() -> str:
+    """The README's settings table: flag, env, default, group, meaning (one row per setting)."""
+    rows = [
+        "| flag | env | default | group | meaning |",
+        "|---|---|---|---|---|",
+    ]
+    for spec in SPECS:
+        default = show_default(spec)
+        meaning = spec.help + (f"; range {r}" if (r := show_range(spec)) else "")
+        rows.append(
+            f"| `{flag_name(spec)}` | `{env_name(spec)}` | "
+            + (f"`{_cell(default)}`" if default else "—")
+            + f" | {spec.group} | {_cell(meaning)} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
+def with_table(readme: str) -> str:
+    """`readme` with the text between the settings markers replaced by `markdown()`."""
+    begin, end = readme.find(README_BEGIN), readme.find(README_END)
+    if begin < 0 or end < begin:
+        raise ValueError(f"no {README_BEGIN} ... {README_END} block")
+    note = f"<!-- generated from swarm_medic/core/settings.py by `{REGENERATE}` -->"
+    return f"{readme[:begin]}{README_BEGIN}\n{note}\n\n{markdown()}\n{readme[end:]}"
+
+
 def _read_file(spec: Spec[Any], file_var: str, path: str) -> str:
     def wrong(why: str) -> SettingsError:
         return SettingsError(
@@ -668,3 +703,25 @@ def describe(settings: Settings) -> str:
         else "all services except those labelled swarm-medic.enable=false"
     )
     return f"mode={mode}; scope={scope}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`--markdown`: print the README's settings table; `--readme PATH`: rewrite it in place."""
+    p = argparse.ArgumentParser(prog="python -m swarm_medic.core.settings")
+    how = p.add_mutually_exclusive_group(required=True)
+    how.add_argument("--markdown", action="store_true", help="print the settings table")
+    how.add_argument("--readme", metavar="PATH", help="rewrite the table between the markers")
+    args = p.parse_args(argv)
+    if args.markdown:
+        print(markdown(), end="")
+        return 0
+    path = Path(args.readme)
+    try:
+        path.write_text(with_table(path.read_text(encoding="utf-8")), encoding="utf-8")
+    except (OSError, ValueError) as exc:
+        p.error(f"{path}: {exc}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

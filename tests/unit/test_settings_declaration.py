@@ -1,25 +1,39 @@
-"""Each setting declared once: `Settings`, `SPECS` and `--help` agree."""
+"""Each setting declared once: `Settings`, `SPECS`, `--help` and the README table agree."""
 
 from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from swarm_medic.core.settings import (
     GROUPS,
+    README_BEGIN,
+    README_END,
+    REGENERATE,
     SPECS,
     Settings,
     add_arguments,
     env_name,
     flag_name,
+    markdown,
     parse_bool,
     setting,
     show_default,
     specs_of,
+    with_table,
 )
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_the_readme_table_is_the_generated_one() -> None:
+    text = README.read_text(encoding="utf-8")
+    assert README_BEGIN in text and README_END in text, f"README.md lost its {README_BEGIN} block"
+    assert with_table(text) == text, f"README.md's settings table is out of date: run {REGENERATE}"
 
 
 def test_settings_and_specs_agree_one_to_one() -> None:
@@ -77,6 +91,29 @@ def test_help_names_range_default_and_variable() -> None:
     assert "[range 100ms to 1d; default 15s; env SWARM_MEDIC_SCAN_INTERVAL]" in text
     assert "[env SWARM_MEDIC_SECRET]" in text  # a hidden setting: no default shown
     assert "[env DOCKER_HOST]" in text
+
+
+def test_the_table_has_a_row_per_setting() -> None:
+    rows = markdown().splitlines()
+    assert rows[0] == "| flag | env | default | group | meaning |"
+    assert len(rows) == 2 + len(SPECS)
+    for row, spec in zip(rows[2:], SPECS, strict=True):
+        assert row.startswith(f"| `{flag_name(spec)}` | `{env_name(spec)}` | ")
+        assert f" | {spec.group} | " in row
+
+
+def test_with_table_replaces_only_the_block() -> None:
+    text = f"intro\n\n{README_BEGIN}\nstale\n{README_END}\n\nafter\n"
+    out = with_table(text)
+    assert out.startswith(f"intro\n\n{README_BEGIN}\n")
+    assert out.endswith(f"{README_END}\n\nafter\n")
+    assert "stale" not in out
+    assert with_table(out) == out
+    with pytest.raises(ValueError, match="settings:begin"):
+        with_table("no markers here")
+
+
+# --- a declaration that is wrong fails when the module is imported -----------------------
 
 
 def test_a_field_without_setting_is_refused() -> None:
