@@ -1,9 +1,11 @@
 """Settings: one frozen object, read from flags, then SWARM_MEDIC_* env, then defaults.
 
-Every setting is declared once in `SPECS` (name, parser, default, help); the CLI flags, the
-environment variables and `swarm-medic run --help` are all generated from that table. Any
-setting X may also be given as SWARM_MEDIC_X_FILE=path (docker secrets); a value that does not
-parse fails at start with a message naming the flag and the variable.
+Every setting is declared once, as a field of `Settings` made by `setting(...)`: name, type,
+parser, default, help, metavar, group and environment variable. `SPECS` lists them; the CLI
+flags, the environment variables, `swarm-medic run --help` (one group per GROUPS entry) and
+the README table (`python -m swarm_medic.core.settings --readme README.md`) are generated from
+it. Any setting X may also be given as SWARM_MEDIC_X_FILE=path (docker secrets); a value that
+does not parse fails at start with a message naming the flag and the variable.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from swarm_medic.core.errors import SettingsError
 from swarm_medic.core.model import PRE_RUNNING_STATES
@@ -182,196 +184,453 @@ def parse_names(text: str) -> tuple[str, ...]:
     return tuple(sorted({n.strip() for n in text.split(",") if n.strip()}))
 
 
+# The groups, in the order of `--help` and of the README table. Settings are declared group by
+# group in this order (checked when the module is imported).
+GROUPS: Mapping[str, str] = MappingProxyType(
+    {
+        "safety": "what may be touched, and how much: dry run, scope, cooldowns, budgets, breakers",
+        "scan": "how often the swarm is looked at",
+        "runbooks": "what the runbooks judge by and do",
+        "probes": "overlay probes and the brain-to-node channel",
+        "http": "the /metrics and /healthz server",
+        "log": "logging",
+        "engine": "the Docker Engine API",
+    }
+)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Spec(Generic[T]):
+    """Everything about one setting but its Python type, which is its `Settings` field's."""
+
+    name: str
+    parse: Callable[[str], T]
+    default: T
+    help: str
+    metavar: str
+    group: str
+    env: str
+    hidden: bool = False  # a secret: never echoed in an error message, its default never shown
+
+
+def setting(
+    name: str,
+    parse: Callable[[str], T],
+    default: T,
+    help: str,
+    metavar: str = "VALUE",
+    *,
+    group: str,
+    env: str = "",
+    hidden: bool = False,
+) -> T:
+    """The one declaration of a setting: a `Settings` field that carries its `Spec`.
+
+    Typed as the default, so mypy checks the parser and the default against the field's type.
+    The environment variable is SWARM_MEDIC_<NAME> unless `env` names another.
+    """
+    spec = Spec(
+        name, parse, default, help, metavar, group, env or ENV_PREFIX + name.upper(), hidden
+    )
+    meta = {"spec": spec}
+    if type(default).__hash__ is None:  # a mapping: dataclasses refuse it as a plain default
+        return field(default_factory=lambda: default, repr=not hidden, metadata=meta)
+    return field(default=default, repr=not hidden, metadata=meta)
+
+
 @dataclass(frozen=True)
 class Settings:
-    dry_run: bool = False
-    scope: str = "opt-in"
-    scan_interval: float = 15.0
-    scan_jitter: float = 2.0
-    stuck_after: Mapping[str, float] = field(default_factory=lambda: DEFAULT_STUCK_AFTER)
-    paused_update_action: str = "rollback"
-    rejection_threshold: int = 3
-    rejection_window: float = 600.0
-    verify_timeout: float = 120.0
-    verify_hold: float = 10.0
-    cooldown: float = 300.0
-    budget_per_hour: int = 3
-    breaker_failures: int = 1
-    breaker_reset: float = 3600.0
-    self_services: tuple[str, ...] = ()
-    ledger_name: str = "swarm-medic-ledger"
-    runbooks_dir: str = ""
-    http_addr: str = "0.0.0.0"  # noqa: S104 - scraped by Prometheus from other hosts
-    http_port: int = 9324
-    log_format: str = "auto"
-    log_level: str = "info"
-    api_timeout: float = 10.0
-    docker_host: str = field(default="", metadata={"env": "DOCKER_HOST"})
-    secret: str = field(default="", repr=False)
-    probe_interval: float = 15.0
-    probe_timeout: float = 1.0
-    probe_failures: int = 3
-    probe_grace: float = 20.0
-    dns_grace: float = 30.0
-    netns_dir: str = "/var/run/docker/netns"
-    orphan_grace: float = 60.0
+    """Every setting, declared once: name, parser, default, help, metavar, group, env name.
 
+    The CLI flags, the environment variables, `--help` and the README table (see `markdown`)
+    are all generated from these declarations, through `SPECS`.
+    """
 
-@dataclass(frozen=True)
-class Spec:
-    name: str
-    parse: Callable[[str], Any]
-    help: str
-    metavar: str = "VALUE"
-    hidden: bool = False  # never echoed in an error message
-
-
-SPECS: tuple[Spec, ...] = (
-    Spec("dry_run", parse_bool, "observe and say what would be done; change nothing", "BOOL"),
-    Spec(
+    # --- safety
+    dry_run: bool = setting(
+        "dry_run",
+        parse_bool,
+        False,
+        "observe and say what would be done; change nothing",
+        "BOOL",
+        group="safety",
+    )
+    scope: str = setting(
         "scope",
         choice("opt-in", "all"),
+        "opt-in",
         "act on services labelled swarm-medic.enable=true (opt-in) or on every service "
         "not labelled swarm-medic.enable=false (all)",
         "opt-in|all",
-    ),
-    Spec(
-        "scan_interval",
-        SCAN_INTERVAL,
-        "time between scans (events trigger earlier ones)",
-        "DURATION",
-    ),
-    Spec("scan_jitter", SCAN_JITTER, "random delay added to each scheduled scan", "DURATION"),
-    Spec(
-        "stuck_after",
-        parse_stuck_after,
-        "per-state thresholds, e.g. pending=30s,starting=2m (defaults: "
-        + ", ".join(f"{k}={int(v)}s" for k, v in DEFAULT_STUCK_AFTER.items())
-        + ")",
-        "STATE=DURATION,...",
-    ),
-    Spec(
-        "paused_update_action",
-        choice("rollback", "retry"),
-        "what to do with a paused service update",
-        "rollback|retry",
-    ),
-    Spec(
-        "rejection_threshold",
-        Count(1000),
-        "rejections with the same error that make an incident",
-        "N",
-    ),
-    Spec("rejection_window", REJECTION_WINDOW, "how far back rejections count", "DURATION"),
-    Spec("verify_timeout", VERIFY_TIMEOUT, "how long a fix has to take effect", "DURATION"),
-    Spec("verify_hold", VERIFY_HOLD, "how long a fix must hold to count as healed", "DURATION"),
-    Spec(
-        "cooldown",
-        COOLDOWN,
-        "minimum time between actions of one runbook on one service",
-        "DURATION",
-    ),
-    Spec(
-        "budget_per_hour",
-        Count(100),
-        "actions per service per hour before the circuit breaker opens",
-        "N",
-    ),
-    Spec(
-        "breaker_failures",
-        Count(100),
-        "fixes in a row that did not hold before the circuit breaker opens",
-        "N",
-    ),
-    Spec("breaker_reset", BREAKER_RESET, "how long an open circuit stays open", "DURATION"),
-    Spec(
+        group="safety",
+    )
+    self_services: tuple[str, ...] = setting(
         "self_services",
         parse_names,
+        (),
         "names of swarm-medic's own services (never acted on; "
         "services labelled swarm-medic.self=true are excluded too)",
         "NAME,...",
-    ),
-    Spec(
-        "ledger_name", str, "name of the swarm config whose labels keep the durable history", "NAME"
-    ),
-    Spec("runbooks_dir", str, "an extra directory of runbook files to load", "PATH"),
-    Spec("http_addr", str, "address of the /metrics and /healthz server", "ADDR"),
-    Spec("http_port", parse_port, "port of the /metrics and /healthz server (0: off)", "PORT"),
-    Spec(
-        "log_format",
-        choice("auto", "json", "console"),
-        "auto: console on a terminal, JSON lines otherwise",
-        "auto|json|console",
-    ),
-    Spec("log_level", choice("debug", "info", "warning", "error"), "log level", "LEVEL"),
-    Spec("api_timeout", API_TIMEOUT, "timeout of one Engine API request", "DURATION"),
-    Spec("docker_host", str, "Engine address (default: DOCKER_HOST, else the local socket)", "URL"),
-    Spec(
+        group="safety",
+    )
+    verify_timeout: float = setting(
+        "verify_timeout",
+        VERIFY_TIMEOUT,
+        120.0,
+        "how long a fix has to take effect",
+        "DURATION",
+        group="safety",
+    )
+    verify_hold: float = setting(
+        "verify_hold",
+        VERIFY_HOLD,
+        10.0,
+        "how long a fix must hold to count as healed",
+        "DURATION",
+        group="safety",
+    )
+    cooldown: float = setting(
+        "cooldown",
+        COOLDOWN,
+        300.0,
+        "minimum time between actions of one runbook on one service",
+        "DURATION",
+        group="safety",
+    )
+    budget_per_hour: int = setting(
+        "budget_per_hour",
+        Count(100),
+        3,
+        "actions per service per hour before the circuit breaker opens",
+        "N",
+        group="safety",
+    )
+    breaker_failures: int = setting(
+        "breaker_failures",
+        Count(100),
+        1,
+        "fixes in a row that did not hold before the circuit breaker opens",
+        "N",
+        group="safety",
+    )
+    breaker_reset: float = setting(
+        "breaker_reset",
+        BREAKER_RESET,
+        3600.0,
+        "how long an open circuit stays open",
+        "DURATION",
+        group="safety",
+    )
+    ledger_name: str = setting(
+        "ledger_name",
+        str,
+        "swarm-medic-ledger",
+        "name of the swarm config whose labels keep the durable history",
+        "NAME",
+        group="safety",
+    )
+    # --- scan
+    scan_interval: float = setting(
+        "scan_interval",
+        SCAN_INTERVAL,
+        15.0,
+        "time between scans (events trigger earlier ones)",
+        "DURATION",
+        group="scan",
+    )
+    scan_jitter: float = setting(
+        "scan_jitter",
+        SCAN_JITTER,
+        2.0,
+        "random delay added to each scheduled scan",
+        "DURATION",
+        group="scan",
+    )
+    # --- runbooks
+    runbooks_dir: str = setting(
+        "runbooks_dir",
+        str,
+        "",
+        "an extra directory of runbook files to load",
+        "PATH",
+        group="runbooks",
+    )
+    paused_update_action: str = setting(
+        "paused_update_action",
+        choice("rollback", "retry"),
+        "rollback",
+        "what to do with a paused update whose new spec failed by itself: roll back, or "
+        "retry (force update of the new spec)",
+        "rollback|retry",
+        group="runbooks",
+    )
+    stuck_after: Mapping[str, float] = setting(
+        "stuck_after",
+        parse_stuck_after,
+        DEFAULT_STUCK_AFTER,
+        "per-state thresholds, e.g. pending=30s,starting=2m; per service: label "
+        "swarm-medic.stuck-after[.STATE]=DURATION",
+        "STATE=DURATION,...",
+        group="runbooks",
+    )
+    rejection_threshold: int = setting(
+        "rejection_threshold",
+        Count(1000),
+        3,
+        "rejections with the same error that make an incident",
+        "N",
+        group="runbooks",
+    )
+    rejection_window: float = setting(
+        "rejection_window",
+        REJECTION_WINDOW,
+        600.0,
+        "how far back rejections count",
+        "DURATION",
+        group="runbooks",
+    )
+    dns_grace: float = setting(
+        "dns_grace",
+        DNS_GRACE,
+        30.0,
+        "how long DNS may disagree with swarm before it counts",
+        "DURATION",
+        group="runbooks",
+    )
+    orphan_grace: float = setting(
+        "orphan_grace",
+        ORPHAN_GRACE,
+        60.0,
+        "added to a task's stop grace period before a container of a task no longer meant "
+        "to run counts as an orphan (counted from the medic's first sighting)",
+        "DURATION",
+        group="runbooks",
+    )
+    # --- probes
+    secret: str = setting(
         "secret",
         parse_secret,
+        "",
         "shared secret of the brain-to-node channel (use SWARM_MEDIC_SECRET_FILE "
         "with a docker secret); without it each instance probes from its own node only",
         "TEXT",
+        group="probes",
         hidden=True,
-    ),
-    Spec("probe_interval", PROBE_INTERVAL, "time between overlay probe rounds", "DURATION"),
-    Spec("probe_timeout", PROBE_TIMEOUT, "TCP connect / DNS timeout of one probe", "DURATION"),
-    Spec(
+    )
+    probe_interval: float = setting(
+        "probe_interval",
+        PROBE_INTERVAL,
+        15.0,
+        "time between overlay probe rounds",
+        "DURATION",
+        group="probes",
+    )
+    probe_timeout: float = setting(
+        "probe_timeout",
+        PROBE_TIMEOUT,
+        1.0,
+        "TCP connect / DNS timeout of one probe",
+        "DURATION",
+        group="probes",
+    )
+    probe_failures: int = setting(
         "probe_failures",
         Count(100),
+        3,
         "failed rounds in a row before a task counts as unreachable",
         "N",
-    ),
-    Spec(
+        group="probes",
+    )
+    probe_grace: float = setting(
         "probe_grace",
         PROBE_GRACE,
+        20.0,
         "how long a task must have run before it is probed",
         "DURATION",
-    ),
-    Spec(
-        "dns_grace",
-        DNS_GRACE,
-        "how long DNS may disagree with swarm before it counts",
-        "DURATION",
-    ),
-    Spec(
-        "orphan_grace",
-        ORPHAN_GRACE,
-        "how long a task container may outlive its task (desired shutdown) before it "
-        "counts as an orphan",
-        "DURATION",
-    ),
-    Spec(
+        group="probes",
+    )
+    netns_dir: str = setting(
         "netns_dir",
         str,
+        "/var/run/docker/netns",
         "where this node's sandbox namespaces are (the host's "
         "/var/run/docker/netns, mounted into the container)",
         "PATH",
-    ),
-)
+        group="probes",
+    )
+    # --- http
+    http_addr: str = setting(
+        "http_addr",
+        str,
+        "0.0.0.0",  # noqa: S104 - scraped by Prometheus from other hosts
+        "address of the /metrics and /healthz server",
+        "ADDR",
+        group="http",
+    )
+    http_port: int = setting(
+        "http_port",
+        parse_port,
+        9324,
+        "port of the /metrics and /healthz server (0: off)",
+        "PORT",
+        group="http",
+    )
+    # --- log
+    log_format: str = setting(
+        "log_format",
+        choice("auto", "json", "console"),
+        "auto",
+        "auto: console on a terminal, JSON lines otherwise",
+        "auto|json|console",
+        group="log",
+    )
+    log_level: str = setting(
+        "log_level",
+        choice("debug", "info", "warning", "error"),
+        "info",
+        "log level",
+        "LEVEL",
+        group="log",
+    )
+    # --- engine
+    docker_host: str = setting(
+        "docker_host",
+        str,
+        "",
+        "Engine address (unset: the local socket)",
+        "URL",
+        group="engine",
+        env="DOCKER_HOST",
+    )
+    api_timeout: float = setting(
+        "api_timeout",
+        API_TIMEOUT,
+        10.0,
+        "timeout of one Engine API request",
+        "DURATION",
+        group="engine",
+    )
 
 
-def env_name(spec: Spec) -> str:
-    meta = {f.name: f.metadata for f in fields(Settings)}
-    return str(meta[spec.name].get("env", ENV_PREFIX + spec.name.upper()))
+def specs_of(cls: type[Any]) -> tuple[Spec[Any], ...]:
+    """The specs of a settings class, in declaration order; TypeError if one is declared wrong:
+    a field without `setting(...)`, a name that is not the field's, an unknown group, or a
+    group out of the order of GROUPS (which keeps `--help` and the README table grouped)."""
+    out: list[Spec[Any]] = []
+    order = list(GROUPS)
+    for f in fields(cls):
+        spec = f.metadata.get("spec")
+        if not isinstance(spec, Spec):
+            raise TypeError(f"{cls.__name__}.{f.name} is not declared with setting(...)")
+        if spec.name != f.name:
+            raise TypeError(f"{cls.__name__}.{f.name} is declared as setting({spec.name!r}, ...)")
+        if spec.group not in GROUPS:
+            raise TypeError(f"{cls.__name__}.{f.name}: unknown group {spec.group!r}")
+        if out and order.index(spec.group) < order.index(out[-1].group):
+            raise TypeError(
+                f"{cls.__name__}.{f.name}: group {spec.group!r} after {out[-1].group!r}; "
+                f"declare the settings group by group, in the order {', '.join(order)}"
+            )
+        out.append(spec)
+    return tuple(out)
 
 
-def flag_name(spec: Spec) -> str:
+SPECS: tuple[Spec[Any], ...] = specs_of(Settings)
+
+
+def env_name(spec: Spec[Any]) -> str:
+    return spec.env
+
+
+def flag_name(spec: Spec[Any]) -> str:
     return "--" + spec.name.replace("_", "-")
 
 
+def show_value(value: object) -> str:
+    """A value as one would write it in a flag or a variable ("" for nothing).
+
+    Every float setting is a duration; the README test parses each shown default back."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return _say(value)
+    if isinstance(value, Mapping):
+        return ",".join(f"{k}={show_value(v)}" for k, v in value.items())
+    if isinstance(value, tuple):
+        return ",".join(show_value(v) for v in value)
+    return str(value)
+
+
+def show_default(spec: Spec[Any]) -> str:
+    """The default as it would be written; "" for none, and always "" for a hidden setting."""
+    return "" if spec.hidden else show_value(spec.default)
+
+
+def show_range(spec: Spec[Any]) -> str:
+    """ "100ms to 1d" for a bounded duration or count, else ""."""
+    if isinstance(spec.parse, Duration):
+        return f"{_say(spec.parse.low)} to {_say(spec.parse.high)}"
+    if isinstance(spec.parse, Count):
+        return f"1 to {spec.parse.high}"
+    return ""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """One argparse group per settings group; each flag's help names range, default, variable."""
+    groups = {
+        name: parser.add_argument_group(f"{name} settings", about) for name, about in GROUPS.items()
+    }
     for spec in SPECS:
-        parser.add_argument(
+        notes = [f"range {r}" for r in (show_range(spec),) if r]
+        notes += [f"default {d}" for d in (show_default(spec),) if d]
+        notes.append(f"env {env_name(spec)}")
+        groups[spec.group].add_argument(
             flag_name(spec),
             dest=spec.name,
             default=None,
             metavar=spec.metavar,
-            help=f"{spec.help} [env {env_name(spec)}]",
+            help=f"{spec.help} [{'; '.join(notes)}]".replace("%", "%%"),
         )
 
 
-def _read_file(spec: Spec, file_var: str, path: str) -> str:
+README_BEGIN = "<!-- settings:begin -->"
+README_END = "<!-- settings:end -->"
+REGENERATE = "python -m swarm_medic.core.settings --readme README.md"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def markdown() -> str:
+    """The README's settings table: flag, env, default, group, meaning (one row per setting)."""
+    rows = [
+        "| flag | env | default | group | meaning |",
+        "|---|---|---|---|---|",
+    ]
+    for spec in SPECS:
+        default = show_default(spec)
+        meaning = spec.help + (f"; range {r}" if (r := show_range(spec)) else "")
+        rows.append(
+            f"| `{flag_name(spec)}` | `{env_name(spec)}` | "
+            + (f"`{_cell(default)}`" if default else "—")
+            + f" | {spec.group} | {_cell(meaning)} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
+def with_table(readme: str) -> str:
+    """`readme` with the text between the settings markers replaced by `markdown()`."""
+    begin, end = readme.find(README_BEGIN), readme.find(README_END)
+    if begin < 0 or end < begin:
+        raise ValueError(f"no {README_BEGIN} ... {README_END} block")
+    note = f"<!-- generated from swarm_medic/core/settings.py by `{REGENERATE}` -->"
+    return f"{readme[:begin]}{README_BEGIN}\n{note}\n\n{markdown()}\n{readme[end:]}"
+
+
+def _read_file(spec: Spec[Any], file_var: str, path: str) -> str:
     def wrong(why: str) -> SettingsError:
         return SettingsError(
             f"{file_var}: {path!r} {why} ({flag_name(spec)} / {env_name(spec)} / {file_var})"
@@ -394,7 +653,7 @@ def _read_file(spec: Spec, file_var: str, path: str) -> str:
     return text.strip()
 
 
-def _raw_from_env(spec: Spec, env: Mapping[str, str]) -> tuple[str | None, str]:
+def _raw_from_env(spec: Spec[Any], env: Mapping[str, str]) -> tuple[str | None, str]:
     """-> (the raw value or None, where it came from)."""
     name = env_name(spec)
     file_var = name + "_FILE"
@@ -444,3 +703,25 @@ def describe(settings: Settings) -> str:
         else "all services except those labelled swarm-medic.enable=false"
     )
     return f"mode={mode}; scope={scope}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`--markdown`: print the README's settings table; `--readme PATH`: rewrite it in place."""
+    p = argparse.ArgumentParser(prog="python -m swarm_medic.core.settings")
+    how = p.add_mutually_exclusive_group(required=True)
+    how.add_argument("--markdown", action="store_true", help="print the settings table")
+    how.add_argument("--readme", metavar="PATH", help="rewrite the table between the markers")
+    args = p.parse_args(argv)
+    if args.markdown:
+        print(markdown(), end="")
+        return 0
+    path = Path(args.readme)
+    try:
+        path.write_text(with_table(path.read_text(encoding="utf-8")), encoding="utf-8")
+    except (OSError, ValueError) as exc:
+        p.error(f"{path}: {exc}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

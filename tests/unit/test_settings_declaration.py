@@ -1,0 +1,153 @@
+"""Each setting declared once: `Settings`, `SPECS`, `--help` and the README table agree."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from swarm_medic.core.settings import (
+    GROUPS,
+    README_BEGIN,
+    README_END,
+    REGENERATE,
+    SPECS,
+    Settings,
+    add_arguments,
+    env_name,
+    flag_name,
+    markdown,
+    parse_bool,
+    setting,
+    show_default,
+    specs_of,
+    with_table,
+)
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_the_readme_table_is_the_generated_one() -> None:
+    text = README.read_text(encoding="utf-8")
+    assert README_BEGIN in text and README_END in text, f"README.md lost its {README_BEGIN} block"
+    assert with_table(text) == text, f"README.md's settings table is out of date: run {REGENERATE}"
+
+
+def test_settings_and_specs_agree_one_to_one() -> None:
+    defaults = Settings()
+    assert [f.name for f in fields(Settings)] == [s.name for s in SPECS]
+    for spec in SPECS:
+        assert getattr(defaults, spec.name) == spec.default, spec.name
+        assert spec.group in GROUPS, spec.name
+
+
+def test_names_are_unique_across_flags_and_variables() -> None:
+    assert len({flag_name(s) for s in SPECS}) == len(SPECS)
+    assert len({env_name(s) for s in SPECS}) == len(SPECS)
+
+
+@pytest.mark.parametrize("spec", [s for s in SPECS if not s.hidden], ids=lambda s: s.name)
+def test_the_shown_default_parses_back_to_the_default(spec: Any) -> None:
+    # what README and --help print is what one could type, and it means the default
+    assert spec.parse(show_default(spec)) == spec.default
+
+
+def test_a_hidden_setting_never_shows_its_default() -> None:
+    hidden = [s for s in SPECS if s.hidden]
+    assert [s.name for s in hidden] == ["secret"]
+
+    @dataclass(frozen=True)
+    class WithDefault:
+        token: str = setting(
+            "token", str, "0123456789abcdef" * 2, "a token", group="probes", hidden=True
+        )
+
+    (spec,) = specs_of(WithDefault)
+    assert show_default(spec) == ""
+    assert "0123456789abcdef" not in repr(WithDefault())
+    assert "secret=" not in repr(Settings(secret="s" * 40))
+
+
+def help_of() -> str:
+    parser = argparse.ArgumentParser(prog="swarm-medic run")
+    add_arguments(parser)
+    return parser.format_help()
+
+
+def test_help_has_one_group_per_settings_group_in_order() -> None:
+    text = help_of()
+    headers = {text.index(f"\n{name} settings:\n"): name for name in GROUPS}
+    assert list(headers) == sorted(headers)  # in the order of GROUPS
+    for spec in SPECS:
+        flag_at = text.index(f"  {flag_name(spec)} ")
+        assert headers[max(at for at in headers if at < flag_at)] == spec.group, spec.name
+
+
+def test_help_names_range_default_and_variable() -> None:
+    text = " ".join(help_of().split())
+    assert "[range 100ms to 1d; default 15s; env SWARM_MEDIC_SCAN_INTERVAL]" in text
+    assert "[env SWARM_MEDIC_SECRET]" in text  # a hidden setting: no default shown
+    assert "[env DOCKER_HOST]" in text
+
+
+def test_the_table_has_a_row_per_setting() -> None:
+    rows = markdown().splitlines()
+    assert rows[0] == "| flag | env | default | group | meaning |"
+    assert len(rows) == 2 + len(SPECS)
+    for row, spec in zip(rows[2:], SPECS, strict=True):
+        assert row.startswith(f"| `{flag_name(spec)}` | `{env_name(spec)}` | ")
+        assert f" | {spec.group} | " in row
+
+
+def test_with_table_replaces_only_the_block() -> None:
+    text = f"intro\n\n{README_BEGIN}\nstale\n{README_END}\n\nafter\n"
+    out = with_table(text)
+    assert out.startswith(f"intro\n\n{README_BEGIN}\n")
+    assert out.endswith(f"{README_END}\n\nafter\n")
+    assert "stale" not in out
+    assert with_table(out) == out
+    with pytest.raises(ValueError, match="settings:begin"):
+        with_table("no markers here")
+
+
+# --- a declaration that is wrong fails when the module is imported -----------------------
+
+
+def test_a_field_without_setting_is_refused() -> None:
+    @dataclass(frozen=True)
+    class Plain:
+        dry_run: bool = False
+
+    with pytest.raises(TypeError, match=r"Plain\.dry_run is not declared with setting"):
+        specs_of(Plain)
+
+
+def test_a_name_that_is_not_the_field_s_is_refused() -> None:
+    @dataclass(frozen=True)
+    class Misnamed:
+        dry_run: bool = setting("dryrun", parse_bool, False, "x", group="safety")
+
+    with pytest.raises(TypeError, match=r"declared as setting\('dryrun'"):
+        specs_of(Misnamed)
+
+
+def test_an_unknown_group_is_refused() -> None:
+    @dataclass(frozen=True)
+    class Ungrouped:
+        dry_run: bool = setting("dry_run", parse_bool, False, "x", group="misc")
+
+    with pytest.raises(TypeError, match="unknown group 'misc'"):
+        specs_of(Ungrouped)
+
+
+def test_groups_out_of_order_are_refused() -> None:
+    @dataclass(frozen=True)
+    class Shuffled:
+        a: bool = setting("a", parse_bool, False, "x", group="scan")
+        b: bool = setting("b", parse_bool, False, "x", group="safety")
+
+    with pytest.raises(TypeError, match="group 'safety' after 'scan'"):
+        specs_of(Shuffled)
