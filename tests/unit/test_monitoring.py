@@ -137,3 +137,19 @@ def test_every_dashboard_expression_parses(tmp_path: Path) -> None:
     out = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
     assert f"SUCCESS: {len(rules)} rules found" in out.stdout
+
+
+def test_the_monitoring_stack_mounts_files_that_exist_under_defined_configs() -> None:
+    """The offline half of `docker stack config -c deploy/monitoring.yml` (run by the lab)."""
+    stack = load(DEPLOY / "monitoring.yml")
+    assert stack["version"] == "3.8"
+    for name, c in stack["configs"].items():
+        assert (DEPLOY / c["file"]).is_file(), name
+    used = {c["source"] for s in stack["services"].values() for c in s.get("configs", [])}
+    assert used == set(stack["configs"])
+    for s in stack["services"].values():
+        assert ":" in s["image"] and not s["image"].endswith(":latest"), s["image"]
+    provider = load(DEPLOY / "grafana" / "provisioning" / "dashboards" / "swarm-medic.yml")
+    path = provider["providers"][0]["options"]["path"]
+    targets = [c["target"] for c in stack["services"]["grafana"]["configs"]]
+    assert f"{path}/swarm-medic.json" in targets
