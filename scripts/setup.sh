@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Makes .venv with swarm-medic (editable) and, with --dev, the test and lint tools.
+# Makes .venv with swarm-medic (editable) and, with --dev, the test and lint tools, and
+# promtool and amtool (Debian's prometheus and prometheus-alertmanager, services not started).
 # On a fresh Debian 12 it first installs python3 and venv support from Debian's packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,4 +38,9 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   fi
   .venv/bin/python -c 'import swarm_medic, docker, apscheduler, prometheus_client, structlog, tenacity'
   touch "$stamp"
+fi
+
+# The checks of deploy/prometheus and deploy/alertmanager.yml need promtool and amtool.
+if [ "${1:-}" = "--dev" ]; then
+  bash scripts/monitoring.sh install
 fi

@@ -24,10 +24,18 @@ lint() {
   .venv/bin/lint-imports --no-cache >/dev/null && echo "import contracts kept"
 }
 
+monitoring_checks() {
+  promtool check config deploy/prometheus.yml   # also checks the rule files it names
+  promtool check rules deploy/prometheus/recording.yml deploy/prometheus/alerts.yml
+  promtool test rules deploy/prometheus/tests/*.yml
+  amtool check-config deploy/alertmanager.yml
+}
+
 phase "set-up (.venv, Debian packages)" bash scripts/setup.sh --dev
 phase "lab up (dockerd, swarm, test image)" bash scripts/lab.sh up
 phase "ruff, mypy, import-linter" lint
 rm -f build/lab-timings.jsonl
+phase "promtool, amtool: rules, their tests, configs" monitoring_checks
 phase "pytest: unit, pipeline, contract" .venv/bin/pytest tests/unit tests/pipeline tests/contract "$@"
 phase "pytest: single-node lab" .venv/bin/pytest tests/lab "$@"
 phase "pytest: 3-node lab" .venv/bin/pytest tests/multilab "$@"

@@ -64,3 +64,11 @@ class Incidents:
         for inc in self._open.values():
             counts[inc.finding.runbook] = counts.get(inc.finding.runbook, 0) + 1
         return counts
+
+    def oldest_open_age(self, now: float) -> dict[str, float]:
+        """Per runbook, how long its oldest open incident has been open (absent: none open)."""
+        ages: dict[str, float] = {}
+        for inc in self._open.values():
+            rb = inc.finding.runbook
+            ages[rb] = max(ages.get(rb, 0.0), now - inc.opened_at)
+        return ages

@@ -133,7 +133,11 @@ class Medic:
             self.journal.opened(inc)
         for inc in changes.closed:
             self.journal.closed(inc, now, verifying=inc.finding.service_id in self.state.pending)
-        self.journal.open_incidents(self.incidents.open_count(), list(self.registry.runbooks))
+        self.journal.open_incidents(
+            self.incidents.open_count(),
+            list(self.registry.runbooks),
+            self.incidents.oldest_open_age(now),
+        )
 
         self._verify(snap, now)
 

@@ -152,9 +152,13 @@ class Journal:
             lasted_seconds=round(now - inc.opened_at, 1),
         )
 
-    def open_incidents(self, counts: dict[str, int], runbooks: list[str]) -> None:
+    def open_incidents(
+        self, counts: dict[str, int], runbooks: list[str], oldest: dict[str, float] | None = None
+    ) -> None:
+        ages = oldest or {}
         for rb in runbooks:
             self.metrics.incidents_open.labels(rb).set(counts.get(rb, 0))
+            self.metrics.incident_oldest.labels(rb).set(round(ages.get(rb, 0.0), 1))
 
     def decision(self, inc: Incident, d: Decision, now: float, remind_every: float) -> None:
         """Counted and logged when an incident's decision changes; re-logged as a reminder."""

@@ -56,6 +56,12 @@ class Metrics:
         self.incidents_open = Gauge(
             "swarm_medic_incidents_open", "Incidents open now", ["runbook"], registry=r
         )
+        self.incident_oldest = Gauge(
+            "swarm_medic_incident_oldest_open_seconds",
+            "Age of the oldest incident open now (0: none open); alerts on a fault left open",
+            ["runbook"],
+            registry=r,
+        )
         self.decisions = Counter(
             "swarm_medic_decisions_total",
             "Decisions on incidents, counted when an incident's decision changes",
@@ -162,6 +168,7 @@ class Metrics:
         for rb in runbooks:
             self.incidents_opened.labels(rb)
             self.incidents_open.labels(rb)
+            self.incident_oldest.labels(rb)
             self.runbook_errors.labels(rb)
             self.circuits_opened.labels(rb)
             for res in VERIFY_RESULTS:

@@ -179,6 +179,7 @@ def test_stuck_task_is_found_acted_on_verified_and_recorded() -> None:
     assert h.logs.named("verified: healed") == []
     assert h.decisions("skip", "verifying") == 1
     assert len(fake.writes) == 1
+    assert h.metric("swarm_medic_incident_oldest_open_seconds", runbook="stuck-task") == 1
 
     # swarm replaced the task; the fix must hold for verify_hold (10 s) over two scans
     fix(fake, sid, tid)
@@ -190,6 +191,7 @@ def test_stuck_task_is_found_acted_on_verified_and_recorded() -> None:
     assert h.logs.named("verified: healed") == []
     assert sid in h.medic.state.pending
     assert h.metric("swarm_medic_incidents_open", runbook="stuck-task") == 0
+    assert h.metric("swarm_medic_incident_oldest_open_seconds", runbook="stuck-task") == 0
 
     h.scan(T0 + 5 + h.settings.verify_hold + 1)
     (healed,) = h.logs.named("verified: healed")

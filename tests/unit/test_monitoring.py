@@ -1,0 +1,156 @@
+"""deploy/prometheus, deploy/grafana: the alerts' metadata, their runbook anchors, the rule
+tests' coverage, the dashboard's JSON and PromQL. (promtool check/test of the rules themselves:
+the "promtool, amtool" phase of scripts/test.sh.)"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.dashboard import generator, queries
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+RUNBOOK_BASE = "https://github.com/swarm-medic/swarm-medic/blob/main/"
+SEVERITIES = {"critical", "warning", "info"}
+
+
+def load(path: Path) -> Any:
+    return yaml.safe_load(path.read_text())
+
+
+def alerts() -> list[dict[str, Any]]:
+    doc = load(DEPLOY / "prometheus" / "alerts.yml")
+    return [r for g in doc["groups"] for r in g["rules"] if "alert" in r]
+
+
+def github_anchors(markdown: str) -> set[str]:
+    """The anchors GitHub gives a file's headings: lower case, punctuation dropped, spaces -."""
+    out: set[str] = set()
+    for line in markdown.splitlines():
+        m = re.match(r"#{1,6}\s+(.*)", line)
+        if m:
+            text = re.sub(r"[^\w\- ]", "", m.group(1).strip().lower())
+            out.add(text.replace(" ", "-"))
+    return out
+
+
+ALERT_NAMES = [a["alert"] for a in alerts()]
+
+
+def test_there_are_alerts_and_names_are_unique() -> None:
+    assert len(ALERT_NAMES) >= 10
+    assert len(set(ALERT_NAMES)) == len(ALERT_NAMES)
+
+
+@pytest.mark.parametrize("rule", alerts(), ids=ALERT_NAMES)
+def test_every_alert_follows_the_mixin_conventions(rule: dict[str, Any]) -> None:
+    assert re.fullmatch(r"SwarmMedic[A-Z][A-Za-z]+", rule["alert"])
+    assert rule["labels"]["severity"] in SEVERITIES
+    ann = rule["annotations"]
+    for key in ("summary", "description", "runbook_url"):
+        assert ann.get(key, "").strip(), f"{rule['alert']}: no {key}"
+    # one stable scheme: deploy/README.md#<alert name in lower case>
+    assert ann["runbook_url"] == f"{RUNBOOK_BASE}deploy/README.md#{rule['alert'].lower()}"
+    # every selector is for the job deploy/prometheus.yml scrapes
+    assert 'job="swarm-medic"' in rule["expr"]
+
+
+@pytest.mark.parametrize("rule", alerts(), ids=ALERT_NAMES)
+def test_every_runbook_url_anchor_exists_in_the_doc_it_points_to(rule: dict[str, Any]) -> None:
+    url = rule["annotations"]["runbook_url"]
+    path, _, anchor = url.removeprefix(RUNBOOK_BASE).partition("#")
+    doc = ROOT / path
+    assert doc.is_file(), url
+    assert anchor in github_anchors(doc.read_text()), f"{url}: no heading with that anchor"
+
+
+def test_the_rules_name_the_job_prometheus_yml_scrapes() -> None:
+    config = load(DEPLOY / "prometheus.yml")
+    jobs = {j["job_name"] for j in config["scrape_configs"]}
+    assert "swarm-medic" in jobs
+    assert set(config["rule_files"]) == {"prometheus/recording.yml", "prometheus/alerts.yml"}
+
+
+def test_every_alert_has_a_rule_test_that_fires_and_one_that_stays_quiet() -> None:
+    fires: set[str] = set()
+    quiet: set[str] = set()
+    for path in (DEPLOY / "prometheus" / "tests").glob("*.yml"):
+        for t in load(path)["tests"]:
+            for case in t.get("alert_rule_test", []):
+                (fires if case.get("exp_alerts") else quiet).add(case["alertname"])
+                for exp in case.get("exp_alerts") or []:
+                    assert set(exp["exp_annotations"]) >= {"summary", "description", "runbook_url"}
+                    assert "severity" in exp["exp_labels"]
+    assert set(ALERT_NAMES) - fires == set(), "alerts with no firing test"
+    assert set(ALERT_NAMES) - quiet == set(), "alerts with no quiet test"
+
+
+# --- the Grafana dashboard -------------------------------------------------------------------
+
+
+def test_the_committed_dashboard_is_the_generated_one() -> None:
+    committed = (DEPLOY / "grafana" / "swarm-medic.json").read_text()
+    assert committed == generator().render(), "run: python deploy/grafana/dashboard.py"
+
+
+def test_the_dashboard_asks_for_its_datasource_never_names_one() -> None:
+    d = json.loads((DEPLOY / "grafana" / "swarm-medic.json").read_text())
+    (var,) = [v for v in d["templating"]["list"] if v["name"] == "datasource"]
+    assert var["type"] == "datasource"
+    assert var["query"] == "prometheus"
+    for p in d["panels"]:
+        for obj in (p, *p.get("targets", [])):
+            if "datasource" in obj:
+                assert obj["datasource"]["uid"] == "${datasource}", p["title"]
+
+
+def test_every_panel_has_queries_and_they_have_no_grafana_variables_left() -> None:
+    q = queries()
+    d = json.loads((DEPLOY / "grafana" / "swarm-medic.json").read_text())
+    assert set(q) == {p["title"] for p in d["panels"] if p["type"] != "row"}
+    for title, exprs in q.items():
+        for e in exprs:
+            assert "$" not in e, f"{title}: {e}"
+
+
+def test_every_dashboard_expression_parses(tmp_path: Path) -> None:
+    """promtool 2.42 has no PromQL parse command (`promtool query` needs a server): each
+    expression becomes a recording rule and `promtool check rules` parses it. Whether each
+    returns data is for the lab, against a real Prometheus (tests.dashboard.queries)."""
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool missing: scripts/monitoring.sh install (scripts/setup.sh --dev does)"
+    rules = [
+        {"record": f"dashboard:check_{i}_{j}", "expr": e}
+        for i, exprs in enumerate(queries().values())
+        for j, e in enumerate(exprs)
+    ]
+    path = tmp_path / "dashboard-rules.yml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
+    cmd = [promtool, "check", "rules", str(path)]
+    out = subprocess.run(cmd, check=False, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"SUCCESS: {len(rules)} rules found" in out.stdout
+
+
+def test_the_monitoring_stack_mounts_files_that_exist_under_defined_configs() -> None:
+    """The offline half of `docker stack config -c deploy/monitoring.yml` (run by the lab)."""
+    stack = load(DEPLOY / "monitoring.yml")
+    assert stack["version"] == "3.8"
+    for name, c in stack["configs"].items():
+        assert (DEPLOY / c["file"]).is_file(), name
+    used = {c["source"] for s in stack["services"].values() for c in s.get("configs", [])}
+    assert used == set(stack["configs"])
+    for s in stack["services"].values():
+        assert ":" in s["image"] and not s["image"].endswith(":latest"), s["image"]
+    provider = load(DEPLOY / "grafana" / "provisioning" / "dashboards" / "swarm-medic.yml")
+    path = provider["providers"][0]["options"]["path"]
+    targets = [c["target"] for c in stack["services"]["grafana"]["configs"]]
+    assert f"{path}/swarm-medic.json" in targets
