@@ -58,7 +58,9 @@ class NodeEndpoint:
         try:
             if path == PROBE_PATH:
                 plan = decode(body, ProbePlan, limit=MAX_REQUEST)
-                return 200, encode(self.agent.probe(plan))
+                answer = encode(self.agent.probe(plan))
+                self.journal.probe_plan_served()
+                return 200, answer
             if path == ACT_PATH:
                 request = decode(body, ActRequest, limit=MAX_REQUEST)
                 done = self.agent.act(request)

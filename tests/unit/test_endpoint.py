@@ -186,6 +186,7 @@ def test_a_valid_probe_gets_the_agents_answer_sealed() -> None:
     assert got == ProbeAnswer(node=ME, tcp=(TcpResult(True),))
     assert s.agent.calls == [("probe", decode(json.dumps(PLAN), ProbePlan, limit=1 << 20))]
     assert s.refused() == 0.0
+    assert s.registry.get_sample_value("swarm_medic_probe_plans_served_total") == 1.0
 
 
 def test_a_sealed_answer_does_not_open_for_another_request() -> None:
