@@ -6,6 +6,7 @@
 #   scripts/multilab.sh status
 #   scripts/multilab.sh kill-node I   SIGKILL node I's dockerd (a node that dies)
 #   scripts/multilab.sh start-node I  start node I's dockerd again
+#   scripts/multilab.sh load-image IMG  the host engine's image IMG onto every node
 #
 # Node I is a dockerd in its own network namespace medic-nI (address 10.99.0.1I on the host
 # bridge medbr0), its own mount and UTS namespace (hostname nodeI) and its own /run, so its
@@ -136,6 +137,23 @@ load_images() {
   rm -f $DATA/images.tar
 }
 
+# load_image IMAGE: the host engine's IMAGE onto every node, saved once, loaded in parallel
+# (the swarm-medic image for the deployed-stack tests; no registry here).
+load_image() {
+  local image=$1 tar pids=() i
+  docker image inspect "$image" >/dev/null
+  mkdir -p $DATA
+  tar=$(mktemp -p $DATA image.XXXXXX.tar)
+  docker save "$image" -o "$tar"
+  for i in $(seq 1 "$N"); do
+    D "$i" load -q -i "$tar" >/dev/null & pids+=($!)
+  done
+  local rc=0 p; for p in "${pids[@]}"; do wait "$p" || rc=1; done
+  rm -f "$tar"
+  [ $rc = 0 ] || { say "loading $image failed on a node"; return 1; }
+  say "$image loaded on $N node(s)"
+}
+
 kill_wait() {  # kill_wait SECONDS PID...: TERM, wait, then KILL what is left
   local t=$1; shift; [ $# -eq 0 ] && return 0
   kill -TERM "$@" 2>/dev/null || true
@@ -215,5 +233,6 @@ case "${1:-}" in
   status) cmd_status ;;
   kill-node) cmd_kill_node "$2" ;;
   start-node) write_node_init; start_node "$2" ;;
-  *) echo "usage: $0 up|down|status|kill-node I|start-node I" >&2; exit 2 ;;
+  load-image) load_image "$2" ;;
+  *) echo "usage: $0 up|down|status|kill-node I|start-node I|load-image IMAGE" >&2; exit 2 ;;
 esac

@@ -170,6 +170,10 @@ class ActAnswer(msgspec.Struct, frozen=True):
     task: OptId = ""
     node: OptId = ""
     stop_timeout: Annotated[float, Meta(ge=0, le=86400)] | None = None
+    # The node's own instance runs in dry-run: it checked the container and removed nothing.
+    # Signed like any answer, so the brain may trust it and retry later instead of counting a
+    # failure (a rolling update from dry-run to acting has brains and hands in both modes).
+    dry_run: bool = False
 
 
 class Envelope(msgspec.Struct, frozen=True):

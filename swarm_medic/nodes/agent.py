@@ -297,10 +297,7 @@ class NodeAgent:
             )
         if self.dry_run:
             # this node's own --dry-run binds its hand, whatever the brain was started with
-            raise AgentError(
-                f"dry-run: would remove container {c.id[:12]} ({c.name or 'unnamed'}) of task "
-                f"{task} of service {service} on node {self.node_id}; nothing removed"
-            )
+            return ActAnswer(ok=False, container=c.id, task=task, node=self.node_id, dry_run=True)
         self._retire(detail)
         return ActAnswer(
             ok=True,

@@ -30,6 +30,10 @@ from swarm_medic.telemetry.journal import Journal
 Answer = tuple[int, dict[str, Any]]
 
 
+RETIRING = "hand: retiring a task container at the brain's request (stop, then remove)"
+WOULD_RETIRE = "hand: dry-run, would retire a task container; nothing removed"
+
+
 class NodeEndpoint:
     def __init__(self, agent: NodeAgent, verifier: Verifier | None, journal: Journal) -> None:
         self.agent = agent
@@ -58,16 +62,18 @@ class NodeEndpoint:
         try:
             if path == PROBE_PATH:
                 plan = decode(body, ProbePlan, limit=MAX_REQUEST)
-                return 200, encode(self.agent.probe(plan))
+                answer = encode(self.agent.probe(plan))
+                self.journal.probe_plan_served()
+                return 200, answer
             if path == ACT_PATH:
                 request = decode(body, ActRequest, limit=MAX_REQUEST)
                 done = self.agent.act(request)
-                self.journal.log.warning(
-                    "hand: retiring a task container at the brain's request (stop, then remove)",
-                    peer=peer,
-                    task=done.task,
-                    container=done.container,
+                say, what = (
+                    (self.journal.log.info, WOULD_RETIRE)
+                    if done.dry_run
+                    else (self.journal.log.warning, RETIRING)
                 )
+                say(what, peer=peer, task=done.task, container=done.container)
                 return 200, encode(done)
         except ProtocolError as exc:
             return 400, {"error": f"bad request: {exc}"}

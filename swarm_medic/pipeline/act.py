@@ -160,6 +160,13 @@ class Executor:
             # The action is idempotent (a second request for a container already gone is
             # refused by the node), so a request that may or may not have arrived is released.
             return Done(Result.UNREACHABLE, f"node {action.node_id}: {exc}")
+        if answer.dry_run:
+            # not a no to this action: that node's instance observes only (for instance halfway
+            # through a rolling update out of dry-run). Nothing spent; asked again next scan.
+            return Done(
+                Result.UNREACHABLE,
+                f"node {action.node_id}: its instance runs in dry-run; nothing removed",
+            )
         if not answer.ok:
             return Done(Result.FAILED, f"node {action.node_id}: {answer}", why)
         return Done(Result.DONE, "", why)

@@ -268,6 +268,13 @@ class Journal:
         m.probe_round_seconds.observe(seconds)
         failing = sum(1 for c in reach.tcp.values() if not c.ok)
         m.probes_failing.set(failing)
+        pairs: dict[tuple[str, str], int] = {}
+        for (node, _task), cell in reach.tcp.items():
+            key = (hostnames.get(node, node), "ok" if cell.ok else "failing")
+            pairs[key] = pairs.get(key, 0) + 1
+        m.probe_pairs.clear()  # a node that left the swarm must not keep its last figures
+        for (node, state), count in pairs.items():
+            m.probe_pairs.labels(node=node, state=state).set(count)
         for node, why in failures.items():
             self.log.warning(
                 "node not probed this round",
@@ -297,6 +304,9 @@ class Journal:
             )
         else:
             self.log.warning("hand: task container stopped and removed", container=container_id)
+
+    def probe_plan_served(self) -> None:
+        self.metrics.probe_plans_served.inc()
 
     def channel_refused(self, peer: str, path: str, why: str) -> None:
         self.metrics.channel_refused.inc()

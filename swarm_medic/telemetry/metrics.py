@@ -142,6 +142,19 @@ class Metrics:
             buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=r,
         )
+        # Per vantage node, so a dashboard shows reachability node by node (the brain's view).
+        self.probe_pairs = Gauge(
+            "swarm_medic_probe_pairs",
+            "Node-to-task probe pairs by vantage node and the state of their last probe",
+            ["node", "state"],
+            registry=r,
+        )
+        # Counted on the node that answers: proves the brain reaches this node's instance.
+        self.probe_plans_served = Counter(
+            "swarm_medic_probe_plans_served_total",
+            "Probe plans from the brain that this node's instance answered",
+            registry=r,
+        )
         self.channel_refused = Counter(
             "swarm_medic_channel_refused_total",
             "Brain-to-node requests refused (bad signature, stale, replayed)",

@@ -123,6 +123,10 @@ def test_rounds_feed_the_matrix_and_a_dead_task_is_replaced_through_its_node() -
         == 1
     )
     assert prom.get_sample_value("swarm_medic_probe_rounds_total") == 3
+    # per vantage node: n1 probed the three tasks, one of them (t3) failing
+    pairs = {"node": "node1"}
+    assert prom.get_sample_value("swarm_medic_probe_pairs", {**pairs, "state": "ok"}) == 2
+    assert prom.get_sample_value("swarm_medic_probe_pairs", {**pairs, "state": "failing"}) == 1
 
 
 def test_a_task_on_the_brains_own_node_is_replaced_and_verified() -> None:

@@ -75,3 +75,22 @@ def test_a_reachable_hand_spends_the_budget_as_before() -> None:
     assert [d.result for d in results] == [Result.DONE, Result.DONE]
     assert "budget spent" in results[1].circuit_opened
     assert history(fake, sid) == 2
+
+
+def test_a_hand_in_dry_run_releases_the_claim_and_is_asked_again() -> None:
+    # halfway through a rolling update out of dry-run, the brain acts and a node's instance
+    # still observes only: not a failure of the fix (no cooldown, no budget, no breaker)
+    fake = FakeEngine(node_id="n1", now=T0)
+    sid = fake.add_service("api")
+    bound = lambda n, r: ActAnswer(ok=False, container="c1", task=r.task, node=n, dry_run=True)  # noqa: E731
+    ex = Executor(fake, S, bound)
+    for i in range(3):
+        done = ex.execute(replace(sid), "orphan-container", T0 + i)
+        assert done.result is Result.UNREACHABLE and "dry-run" in done.error
+        assert done.circuit_opened == ""
+    assert history(fake, sid) == 0
+    # once the node's instance acts, the same action goes through and is counted
+    done = Executor(fake, S, lambda n, r: ActAnswer(ok=True, node=n)).execute(
+        replace(sid), "orphan-container", T0 + 5
+    )
+    assert done.result is Result.DONE and history(fake, sid) == 1

@@ -1,0 +1,112 @@
+"""The image as a global stack on the 3-node lab: what an operator deploys, tested.
+
+deploy/swarm-medic.yml is deployed unchanged (only its documented variables set) by image ID.
+The tests run in order on one deployment: healthy everywhere with one brain; an overlay fault
+only reported in dry-run; a rolling update of the medic itself (new image ID, dry-run off) that
+completes by its own update_config and heals the fault exactly once across the update; a medic
+task killed on a node is replaced and its node is probed again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.labkit import on_node, record_timing, ts, wait_until
+from tests.multilab import stack
+from tests.multilab.kit import SWARM_ALONE, Web, container_pid, in_container_netns
+
+pytestmark = pytest.mark.lab
+
+
+@pytest.fixture(scope="module")
+def deployed(multilab_up: None) -> Iterator[str]:
+    stack.remove()  # an interrupted earlier run
+    stack.load_image(stack.IMAGE)
+    image = stack.image_id()
+    stack.create_secret()
+    t0 = time.monotonic()
+    stack.deploy(image, dry_run=True)
+    wait_until("one healthy medic task per node", lambda: stack.healthy_everywhere(image), 120, 1)
+    record_timing(stack="deploy", healthy_on_3_nodes=round(time.monotonic() - t0, 1))
+    yield image
+    stack.remove()
+
+
+def test_one_healthy_task_per_node_and_exactly_one_brain(deployed: str) -> None:
+    nodes = sorted(t.node for t in stack.tasks())
+    assert nodes == ["node1", "node2", "node3"]
+    for i in stack.NODES:
+        code, body = stack.http_get(i, "/healthz")
+        assert code == 200, body
+    leaders = [stack.metric(i, "swarm_medic_leader") for i in stack.NODES]
+    assert sum(v or 0 for v in leaders) == 1, leaders
+    # the log an operator reads: JSON lines from every node's task, each saying its mode
+    starts = stack.find(stack.logs(), "swarm-medic ")
+    assert len(starts) >= 3 and all("DRY-RUN" in str(s["event"]) for s in starts)
+
+
+def test_dry_run_reports_then_an_update_of_the_medic_heals_the_fault_once(
+    deployed: str, web: Web
+) -> None:
+    task = web.running_on()["node3"]
+    t_fault = time.time()
+    in_container_netns(container_pid(3, task), "ip", "link", "set", "eth0", "down")
+
+    # dry-run: a finding and a "would" decision, nothing done
+    finding = stack.wait_for_line("finding", 90, runbook="unreachable-endpoint", service=web.name)
+    assert finding["tasks"] == [task]
+    stack.wait_for_line("decision: would replace_task", 30, service=web.name)
+    time.sleep(SWARM_ALONE)
+    assert web.running_on().get("node3") == task, "replaced in dry-run, or by swarm itself"
+    assert not stack.find(stack.logs(), "action:")
+
+    # a release: a new image ID with dry-run off, rolled out by the stack's own update_config
+    new = stack.next_image()
+    assert new != deployed
+    t_update = time.time()
+    stack.deploy(new, dry_run=False)
+
+    healed = stack.wait_for_line("verified: healed", 300, service=web.name)
+    assert task not in web.running_on().values()
+    wait_until("the update rolled to every node", lambda: stack.healthy_everywhere(new), 240, 2)
+    lines = stack.logs()
+    # acted on once, by one instance, across old and new tasks
+    acts = [a for a in stack.find(lines, "action: replace_task") if task in (a.get("tasks") or [])]
+    assert len(acts) == 1, acts
+    # one story, one incident id: finding -> decision -> action -> verified
+    inc = acts[0]["incident"]
+    story = [ln for ln in lines if ln.get("incident") == inc]
+    events = [str(ln["event"]) for ln in story]
+    assert events[0] == "finding", events
+    assert any(e.startswith("decision: act") for e in events), events
+    assert healed["incident"] == inc
+    record_timing(
+        runbook="unreachable-endpoint",
+        fault="eth0 down in a task (deployed stack)",
+        swarm_alone=f">{SWARM_ALONE:.0f}s broken",
+        detect_dry_run=round(ts(finding) - t_fault, 1),
+        update_to_healed=round(ts(healed) - t_update, 1),
+    )
+
+
+def test_a_killed_medic_task_is_replaced_and_its_node_probed_again(deployed: str) -> None:
+    before = {t.node: t.id for t in stack.tasks()}
+    on_node(3, "kill", stack.container_on(3))
+    t0 = time.monotonic()
+
+    def replaced() -> bool:
+        now = {t.node: t.id for t in stack.tasks()}
+        return now.get("node3") not in (None, before["node3"]) and stack.healthy_everywhere()
+
+    wait_until("a new medic task on node3, healthy", replaced, 120, 1)
+    # the new process's counter starts at 0: > 0 means the brain probes this node again
+    wait_until(
+        "the brain probing node3 again",
+        lambda: (stack.metric(3, "swarm_medic_probe_plans_served_total") or 0) > 0,
+        60,
+        1,
+    )
+    record_timing(stack="medic task killed", replaced_and_probed=round(time.monotonic() - t0, 1))
