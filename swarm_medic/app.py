@@ -69,8 +69,8 @@ class App:
     def _scan(self) -> None:
         try:
             self.medic.scan()
-        except Exception:
-            self.journal.log.exception("scan crashed; the next scan runs as scheduled")
+        except Exception as exc:  # noqa: BLE001 - the journal logs it with its traceback
+            self.journal.scan_crashed(exc)
 
     def _on_event(self, ev: Event) -> None:
         self.schedule.wake(0.5)
@@ -97,8 +97,9 @@ class App:
         self.metrics.info.info(
             {"version": __version__, "mode": "dry_run" if s.dry_run else "act", "scope": s.scope}
         )
-        self.journal.log.warning(
-            f"swarm-medic {__version__} starting: {describe(s)}",
+        self.journal.starting(
+            __version__,
+            describe(s),
             engine=getattr(self.engine, "base_url", "?"),
             runbooks=sorted(self.runbooks.runbooks),
             scan_interval=s.scan_interval,
@@ -126,7 +127,7 @@ class App:
         self.watcher.start(since_nano=time.time_ns())
         self.schedule.start()
         self.stopping.wait()
-        self.journal.log.warning("stopping")
+        self.journal.stopping()
         self.watcher.stop()
         self.schedule.stop()
         if self.http is not None:

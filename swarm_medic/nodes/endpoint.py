@@ -30,10 +30,6 @@ from swarm_medic.telemetry.journal import Journal
 Answer = tuple[int, dict[str, Any]]
 
 
-RETIRING = "hand: retiring a task container at the brain's request (stop, then remove)"
-WOULD_RETIRE = "hand: dry-run, would retire a task container; nothing removed"
-
-
 class NodeEndpoint:
     def __init__(self, agent: NodeAgent, verifier: Verifier | None, journal: Journal) -> None:
         self.agent = agent
@@ -68,17 +64,12 @@ class NodeEndpoint:
             if path == ACT_PATH:
                 request = decode(body, ActRequest, limit=MAX_REQUEST)
                 done = self.agent.act(request)
-                say, what = (
-                    (self.journal.log.info, WOULD_RETIRE)
-                    if done.dry_run
-                    else (self.journal.log.warning, RETIRING)
-                )
-                say(what, peer=peer, task=done.task, container=done.container)
+                self.journal.hand_retiring(peer, done.task, done.container, dry_run=done.dry_run)
                 return 200, encode(done)
         except ProtocolError as exc:
             return 400, {"error": f"bad request: {exc}"}
         except AgentError as exc:
-            self.journal.log.error("hand: refused", peer=peer, path=path, error=str(exc))
+            self.journal.hand_refused(peer, path, str(exc))
             return 409, {"ok": False, "error": str(exc)}
         except EngineError as exc:
             return 502, {"ok": False, "error": str(exc)}

@@ -91,9 +91,7 @@ class Medic:
             snap = take_snapshot(self.engine, now)
         except NotAManager as exc:
             if self.state.role != "worker":
-                self.journal.log.warning(
-                    "not a manager: nothing to observe from here", error=str(exc)
-                )
+                self.journal.not_a_manager(str(exc))
             self.state.role, self.state.last_ok = "worker", now
             return None
         except EngineError as exc:
@@ -196,7 +194,7 @@ class Medic:
         try:
             ledger = Ledger.from_doc(self.engine.read_ledger(self.settings.ledger_name))
         except EngineError as exc:
-            self.journal.log.error("cannot read the ledger; not acting this scan", error=str(exc))
+            self.journal.ledger_read_failed(str(exc))
             return Ledger(unreadable=ids)
         self.state.open_until = {
             sid: h.open_until for sid, h in ledger.services.items() if h.open_until
@@ -253,11 +251,7 @@ class Medic:
             try:
                 why = self.executor.record_outcome(sid, checked.result is Result.HEALED, now)
             except EngineError as exc:
-                self.journal.log.error(
-                    "could not record the outcome in the ledger",
-                    incident=p.incident_id,
-                    error=str(exc),
-                )
+                self.journal.outcome_not_recorded(p.incident_id, str(exc))
                 continue
             if why:
                 self.state.open_until[sid] = now + self.settings.breaker_reset
@@ -270,10 +264,7 @@ class Medic:
         try:
             ledger = Ledger.from_doc(self.engine.read_ledger(self.settings.ledger_name))
         except EngineError as exc:
-            self.journal.log.error(
-                "cannot read the ledger to take over pending fixes; not acting until it can",
-                error=str(exc),
-            )
+            self.journal.ledger_resume_read_failed(str(exc))
             return False
         changed, taken = verify.take_over(ledger, snap, now, known=frozenset(self.state.pending))
         for t in taken:
@@ -285,6 +276,6 @@ class Medic:
             try:
                 self.engine.write_ledger(self.settings.ledger_name, ledger.doc, changed.labels(now))
             except EngineError as exc:  # Conflict included: another instance moved it; retry
-                self.journal.log.error("cannot write the resumed ledger", error=str(exc))
+                self.journal.ledger_resume_write_failed(str(exc))
                 return False
         return True

@@ -61,10 +61,25 @@ def _incident_fields(inc: Incident) -> dict[str, Any]:
 class Journal:
     def __init__(self, metrics: Metrics, logger: Any = None) -> None:
         self.metrics = metrics
-        self.log = logger if logger is not None else structlog.get_logger("swarm_medic")
+        self._log = logger if logger is not None else structlog.get_logger("swarm_medic")
         # reason -> (when its last line was written, refusals not logged since)
         self._http_refusals: dict[str, tuple[float, int]] = {}
         self._http_lock = threading.Lock()
+
+    # --- the daemon -------------------------------------------------------------------------
+
+    def starting(self, version: str, description: str, **fields: object) -> None:
+        self._log.warning(f"swarm-medic {version} starting: {description}", **fields)
+
+    def stopping(self) -> None:
+        self._log.warning("stopping")
+
+    def scan_crashed(self, error: BaseException) -> None:
+        """A bug, not an engine error: the line carries the traceback."""
+        self._log.exception("scan crashed; the next scan runs as scheduled", exc_info=error)
+
+    def not_a_manager(self, error: str) -> None:
+        self._log.warning("not a manager: nothing to observe from here", error=error)
 
     # --- scans ------------------------------------------------------------------------------
 
@@ -81,7 +96,7 @@ class Journal:
             ("task", len(snap.tasks)),
         ):
             m.snapshot_objects.labels(kind).set(n)
-        self.log.debug(
+        self._log.debug(
             "scan",
             seconds=round(seconds, 4),
             api_calls=api_calls,
@@ -93,11 +108,11 @@ class Journal:
     def scan_failed(self, error: Exception, api_calls: int) -> None:
         self.metrics.scans.labels("error").inc()
         self.metrics.api_calls.inc(api_calls)
-        self.log.error("scan failed", error=str(error), error_type=type(error).__name__)
+        self._log.error("scan failed", error=str(error), error_type=type(error).__name__)
 
     def runbook_failed(self, failure: RunbookFailure) -> None:
         self.metrics.runbook_errors.labels(failure.runbook).inc()
-        self.log.error(
+        self._log.error(
             "runbook raised; the other runbooks still ran",
             runbook=failure.runbook,
             error=failure.error,
@@ -106,21 +121,38 @@ class Journal:
     def load_errors(self, errors: list[LoadError]) -> None:
         self.metrics.runbook_load_errors.set(len(errors))
         for e in errors:
-            self.log.error(
+            self._log.error(
                 "runbook file not loaded; the other runbooks still run",
                 path=e.path,
                 error=e.message,
             )
 
     def failpoint(self, point: str) -> None:
-        self.log.error("failpoint reached: waiting to be killed", failpoint=point)
+        self._log.error("failpoint reached: waiting to be killed", failpoint=point)
 
     def pending_fix(self, what: str, service: str, service_id: str, **fields: object) -> None:
         """What a new leader did with a fix an earlier instance claimed and left unjudged."""
-        self.log.warning(what, service=service, service_id=service_id, **fields)
+        self._log.warning(what, service=service, service_id=service_id, **fields)
+
+    def ledger_read_failed(self, error: str) -> None:
+        self._log.error("cannot read the ledger; not acting this scan", error=error)
+
+    def ledger_resume_read_failed(self, error: str) -> None:
+        self._log.error(
+            "cannot read the ledger to take over pending fixes; not acting until it can",
+            error=error,
+        )
+
+    def ledger_resume_write_failed(self, error: str) -> None:
+        self._log.error("cannot write the resumed ledger", error=error)
+
+    def outcome_not_recorded(self, incident: str, error: str) -> None:
+        self._log.error(
+            "could not record the outcome in the ledger", incident=incident, error=error
+        )
 
     def ledger_unreadable(self, service_id: str, service: str, label: str, problem: str) -> None:
-        self.log.error(
+        self._log.error(
             "ledger entry unreadable: no action on this service until the label is fixed "
             "or removed",
             service=service,
@@ -134,7 +166,7 @@ class Journal:
     def opened(self, inc: Incident) -> None:
         f = inc.finding
         self.metrics.incidents_opened.labels(f.runbook).inc()
-        self.log.warning(
+        self._log.warning(
             "finding",
             **_incident_fields(inc),
             summary=f.summary,
@@ -145,7 +177,7 @@ class Journal:
 
     def closed(self, inc: Incident, now: float, *, verifying: bool = False) -> None:
         # After an action the finding usually clears at once; healed is the verifier's word.
-        self.log.info(
+        self._log.info(
             "cleared; verifying the fix holds" if verifying else "resolved",
             **_incident_fields(inc),
             summary=inc.finding.summary,
@@ -173,15 +205,15 @@ class Journal:
         fields = _incident_fields(inc)
         what = d.action.kind.value if d.action else None
         if d.verdict is Verdict.ACT:
-            self.log.warning(
+            self._log.warning(
                 "decision: act", **fields, action=what, why=d.action.reason if d.action else ""
             )
         elif d.verdict is Verdict.WOULD_ACT:
-            self.log.warning(
+            self._log.warning(
                 f"decision: would {what} (dry-run: nothing changed)", **fields, action=what
             )
         elif d.reason is Reason.CIRCUIT_OPEN:
-            self.log.error(
+            self._log.error(
                 "decision: circuit breaker OPEN, not acting",
                 **fields,
                 would=what,
@@ -189,9 +221,9 @@ class Journal:
                 explanation=d.explanation,
             )
         elif d.reason is Reason.NO_ACTION:
-            self.log.info("decision: report only", **fields, advice=d.finding.advice)
+            self._log.info("decision: report only", **fields, advice=d.finding.advice)
         else:
-            self.log.info(
+            self._log.info(
                 f"decision: skip ({d.reason.value})",
                 **fields,
                 would=what,
@@ -208,9 +240,9 @@ class Journal:
             "service_version": action.service_version,
         }
         if result is Result.DONE:
-            self.log.warning(f"action: {action.kind.value} done", **fields, why=action.reason)
+            self._log.warning(f"action: {action.kind.value} done", **fields, why=action.reason)
         else:
-            self.log.error(f"action: {action.kind.value} {result.value}", **fields, error=error)
+            self._log.error(f"action: {action.kind.value} {result.value}", **fields, error=error)
 
     def outcome(
         self,
@@ -234,13 +266,13 @@ class Journal:
         }
         if result is Result.HEALED:
             self.metrics.time_to_heal.labels(runbook).observe(elapsed)
-            self.log.warning("verified: healed", **fields)
+            self._log.warning("verified: healed", **fields)
         else:
-            self.log.error("verified: NOT healed", **fields)
+            self._log.error("verified: NOT healed", **fields)
 
     def circuit_opened(self, runbook: str, service: str, service_id: str, why: str) -> None:
         self.metrics.circuits_opened.labels(runbook).inc()
-        self.log.error(
+        self._log.error(
             "circuit breaker OPENED: no more actions on this service until it resets",
             runbook=runbook,
             service=service,
@@ -276,7 +308,7 @@ class Journal:
         for (node, state), count in pairs.items():
             m.probe_pairs.labels(node=node, state=state).set(count)
         for node, why in failures.items():
-            self.log.warning(
+            self._log.warning(
                 "node not probed this round",
                 node=hostnames.get(node, node),
                 node_id=node,
@@ -284,10 +316,10 @@ class Journal:
             )
         for node, errors in reach.errors.items():
             for e in errors:
-                self.log.warning(
+                self._log.warning(
                     "probe problem on node", node=hostnames.get(node, node), node_id=node, error=e
                 )
-        self.log.debug(
+        self._log.debug(
             "probe round",
             probes=reach.probes_last_round,
             failing=failing,
@@ -299,18 +331,38 @@ class Journal:
     def hand_retired(self, container_id: str, error: str) -> None:
         """A retirement the brain asked for (stop with the container's own grace, remove)."""
         if error:
-            self.log.error(
+            self._log.error(
                 "hand: could not retire the container", container=container_id, error=error
             )
         else:
-            self.log.warning("hand: task container stopped and removed", container=container_id)
+            self._log.warning("hand: task container stopped and removed", container=container_id)
+
+    def hand_retiring(self, peer: str, task: str, container: str, *, dry_run: bool) -> None:
+        """A retirement the brain asked for, as it starts (or what a dry-run node would do)."""
+        if dry_run:
+            self._log.info(
+                "hand: dry-run, would retire a task container; nothing removed",
+                peer=peer,
+                task=task,
+                container=container,
+            )
+        else:
+            self._log.warning(
+                "hand: retiring a task container at the brain's request (stop, then remove)",
+                peer=peer,
+                task=task,
+                container=container,
+            )
+
+    def hand_refused(self, peer: str, path: str, error: str) -> None:
+        self._log.error("hand: refused", peer=peer, path=path, error=error)
 
     def probe_plan_served(self) -> None:
         self.metrics.probe_plans_served.inc()
 
     def channel_refused(self, peer: str, path: str, why: str) -> None:
         self.metrics.channel_refused.inc()
-        self.log.error("refused brain-to-node request", peer=peer, path=path, why=why)
+        self._log.error("refused brain-to-node request", peer=peer, path=path, why=why)
 
     # --- HTTP port --------------------------------------------------------------------------
 
@@ -336,7 +388,7 @@ class Journal:
                 self._http_refusals[reason] = (last, suppressed + 1)
                 return
             self._http_refusals[reason] = (now, 0)
-        self.log.warning(
+        self._log.warning(
             "http: refused",
             reason=reason,
             status=status,
@@ -352,11 +404,11 @@ class Journal:
         self.metrics.stream_connected.set(1)
         if reconnect:
             self.metrics.stream_reconnects.inc()
-        self.log.info("event stream connected", resumed_from=since_nano, reconnect=reconnect)
+        self._log.info("event stream connected", resumed_from=since_nano, reconnect=reconnect)
 
     def stream_lost(self, error: str, retry_in: float) -> None:
         self.metrics.stream_connected.set(0)
-        self.log.warning(
+        self._log.warning(
             "event stream lost; reconnecting", error=error, retry_in_seconds=round(retry_in, 2)
         )
 
@@ -365,8 +417,8 @@ class Journal:
 
     def malformed_object(self, problem: str) -> None:
         self.metrics.objects_malformed.inc()
-        self.log.error("engine object skipped: it could not be read", problem=problem)
+        self._log.error("engine object skipped: it could not be read", problem=problem)
 
     def event_malformed(self, error: str, raw: object) -> None:
         self.metrics.events_malformed.inc()
-        self.log.error("malformed event skipped", error=error, raw=repr(raw)[:300])
+        self._log.error("malformed event skipped", error=error, raw=repr(raw)[:300])
