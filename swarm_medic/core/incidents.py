@@ -10,8 +10,15 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Literal
 
 from swarm_medic.core.model import Finding
+
+REMIND_EVERY = 300.0  # an unchanged skip (e.g. circuit open) is said again this often
+
+# What to do with a decision on an incident: "new" (it changed, or it acts: count it and log
+# it), "reminder" (unchanged, but not said for REMIND_EVERY: log it again) or None (say nothing)
+Telling = Literal["new", "reminder"] | None
 
 
 @dataclass
@@ -19,8 +26,26 @@ class Incident:
     id: str
     finding: Finding
     opened_at: float
-    last_decision: tuple[str, str] | None = None  # (verdict, reason) last logged
-    last_logged_at: float = 0.0
+    last_decision: tuple[str, str] | None = None  # (verdict, reason) last said
+    last_said_at: float = 0.0
+
+    def decided(
+        self,
+        verdict: str,
+        reason: str,
+        now: float,
+        *,
+        every_time: bool = False,
+        remind_every: float = REMIND_EVERY,
+    ) -> Telling:
+        """Whether a decision is news. A skip repeats every scan and is said when it changes,
+        and again every `remind_every` while it lasts; `every_time` (an act) is always news."""
+        key = (verdict, reason)
+        again = self.last_decision == key
+        if again and not every_time and now - self.last_said_at < remind_every:
+            return None
+        self.last_decision, self.last_said_at = key, now
+        return "reminder" if again and not every_time else "new"
 
 
 @dataclass

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from swarm_medic.core import ledger as ledger_mod
 from swarm_medic.core.errors import EngineError, NotAManager
-from swarm_medic.core.incidents import Incident, Incidents, new_id
+from swarm_medic.core.incidents import REMIND_EVERY, Incident, Incidents, new_id
 from swarm_medic.core.ledger import Ledger
 from swarm_medic.core.model import Action, Result, Snapshot, Verdict
 from swarm_medic.core.reach import Reachability
@@ -28,7 +28,6 @@ from swarm_medic.pipeline.registry import Registry
 from swarm_medic.swarm import Engine
 from swarm_medic.telemetry.journal import Journal
 
-REMIND_EVERY = 300.0  # an unchanged skip (e.g. circuit open) is logged again this often
 VERIFY_POLL = 2.0
 
 
@@ -153,7 +152,11 @@ class Medic:
             incident = self.incidents.get(d.finding.key)
             if incident is None:
                 continue
-            self.journal.decision(incident, d, now, REMIND_EVERY)
+            telling = incident.decided(
+                d.verdict.value, d.reason.value, now, every_time=d.verdict is Verdict.ACT
+            )
+            if telling is not None:
+                self.journal.decision(incident, d, reminder=telling == "reminder")
             if d.verdict is Verdict.ACT and d.action is not None:
                 self._act(incident, d.action, now, ledger)
 

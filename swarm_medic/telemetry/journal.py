@@ -192,16 +192,11 @@ class Journal:
             self.metrics.incidents_open.labels(rb).set(counts.get(rb, 0))
             self.metrics.incident_oldest.labels(rb).set(round(ages.get(rb, 0.0), 1))
 
-    def decision(self, inc: Incident, d: Decision, now: float, remind_every: float) -> None:
-        """Counted and logged when an incident's decision changes; re-logged as a reminder."""
-        key = (d.verdict.value, d.reason.value)
-        again = inc.last_decision == key
-        # Every act is its own event; skips repeat every scan and are logged when they change.
-        if again and d.verdict is not Verdict.ACT and now - inc.last_logged_at < remind_every:
-            return
-        if not again or d.verdict is Verdict.ACT:
+    def decision(self, inc: Incident, d: Decision, *, reminder: bool = False) -> None:
+        """A decision that is news (the incident says when: Incident.decided); a reminder is
+        logged again but not counted again."""
+        if not reminder:
             self.metrics.decisions.labels(d.finding.runbook, d.verdict.value, d.reason.value).inc()
-        inc.last_decision, inc.last_logged_at = key, now
         fields = _incident_fields(inc)
         what = d.action.kind.value if d.action else None
         if d.verdict is Verdict.ACT:

@@ -36,9 +36,9 @@ class Recording(Journal):
         super().__init__(Metrics(CollectorRegistry()), Logs().logger)
         self.seen: list[Decision] = []
 
-    def decision(self, inc: Incident, d: Decision, now: float, remind_every: float) -> None:
+    def decision(self, inc: Incident, d: Decision, *, reminder: bool = False) -> None:
         self.seen.append(d)
-        super().decision(inc, d, now, remind_every)
+        super().decision(inc, d, reminder=reminder)
 
 
 def seen(decisions: list[Decision]) -> list[Seen]:

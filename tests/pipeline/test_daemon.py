@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
 from swarm_medic.core.errors import Conflict, EngineUnavailable
+from swarm_medic.core.incidents import REMIND_EVERY
 from swarm_medic.core.ledger import PREFIX, History, Ledger
 from swarm_medic.core.model import Action, Finding, LedgerDoc, Severity
 from swarm_medic.core.runbook import Context, Runbook
@@ -24,7 +25,7 @@ from swarm_medic.core.settings import Settings
 from swarm_medic.pipeline import registry as registry_mod
 from swarm_medic.pipeline.observe import CALLS_PER_SCAN
 from swarm_medic.pipeline.registry import Registry
-from swarm_medic.pipeline.scan import REMIND_EVERY, VERIFY_POLL, Medic
+from swarm_medic.pipeline.scan import VERIFY_POLL, Medic
 from swarm_medic.swarm.fake import FakeEngine
 from swarm_medic.telemetry.journal import Journal
 from swarm_medic.telemetry.metrics import Metrics

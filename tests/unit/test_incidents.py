@@ -1,9 +1,37 @@
-"""Incidents' open-age gauge input: the oldest open incident per runbook."""
+"""swarm_medic.core.incidents: one incident per fault, its age, and when a decision on it is
+news."""
 
 from __future__ import annotations
 
-from swarm_medic.core.incidents import Incidents
+from swarm_medic.core.incidents import REMIND_EVERY, Incidents
 from swarm_medic.core.model import Finding
+
+T0 = 1_000.0
+FAULT = Finding(runbook="stuck-task", key="stuck-task:svc:hang", summary="stuck", cause="hang")
+
+
+def test_a_fault_opens_once_and_closes_when_no_longer_seen() -> None:
+    ids = iter(["a", "b"])
+    incidents = Incidents(lambda: next(ids))
+    assert [i.id for i in incidents.update([FAULT], T0).opened] == ["a"]
+    assert not incidents.update([FAULT], T0 + 1).opened
+    assert [i.id for i in incidents.update([], T0 + 2).closed] == ["a"]
+    assert [i.id for i in incidents.update([FAULT], T0 + 3).opened] == ["b"]
+
+
+def test_an_unchanged_skip_is_said_once_then_reminded() -> None:
+    (inc,) = Incidents().update([FAULT], T0).opened
+    assert inc.decided("skip", "cooldown", T0) == "new"
+    assert inc.decided("skip", "cooldown", T0 + 10) is None
+    assert inc.decided("skip", "cooldown", T0 + REMIND_EVERY) == "reminder"
+    assert inc.decided("skip", "cooldown", T0 + REMIND_EVERY + 10) is None
+    assert inc.decided("skip", "budget", T0 + REMIND_EVERY + 20) == "new"
+
+
+def test_every_act_is_news() -> None:
+    (inc,) = Incidents().update([FAULT], T0).opened
+    assert inc.decided("act", "ok", T0, every_time=True) == "new"
+    assert inc.decided("act", "ok", T0 + 1, every_time=True) == "new"
 
 
 def finding(runbook: str, key: str) -> Finding:
