@@ -40,7 +40,7 @@ from swarm_medic.core.reach import DEFAULT_BUDGET, FULL, Budget, Reachability
 from swarm_medic.core.runbook import Context, TaskClock
 from swarm_medic.core.settings import Settings
 from swarm_medic.nodes.agent import NodeAgent
-from swarm_medic.nodes.channel import H_NODE, Verifier
+from swarm_medic.nodes.channel import H_NODE, RequestAuth
 from swarm_medic.nodes.endpoint import NodeEndpoint
 from swarm_medic.nodes.rounds import Prober
 from swarm_medic.pipeline import observe, registry
@@ -124,7 +124,7 @@ def serve_agents() -> None:
     journal = Journal(Metrics(CollectorRegistry()), _Quiet())
     endpoints = {
         n.id: NodeEndpoint(
-            SimAgent(n.id, tuple(mine.get(n.id, ())), dead), Verifier(SECRET.encode()), journal
+            SimAgent(n.id, tuple(mine.get(n.id, ())), dead), RequestAuth(SECRET.encode()), journal
         )
         for n in snap.nodes
     }

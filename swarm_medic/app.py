@@ -16,7 +16,7 @@ from swarm_medic.core import failpoints
 from swarm_medic.core.model import Event
 from swarm_medic.core.settings import Settings, describe
 from swarm_medic.nodes.agent import NodeAgent
-from swarm_medic.nodes.channel import Verifier
+from swarm_medic.nodes.channel import RequestAuth
 from swarm_medic.nodes.endpoint import NodeEndpoint
 from swarm_medic.nodes.rounds import Prober
 from swarm_medic.pipeline import registry
@@ -49,8 +49,8 @@ class App:
             on_retired=self.journal.hand_retired,
             dry_run=settings.dry_run,
         )
-        verifier = Verifier(settings.secret.encode()) if settings.secret else None
-        self.control = NodeEndpoint(self.agent, verifier, self.journal)
+        auth = RequestAuth(settings.secret.encode()) if settings.secret else None
+        self.control = NodeEndpoint(self.agent, auth, self.journal)
         self.medic = Medic(
             self.engine,
             settings,

@@ -52,7 +52,7 @@ def _ip_matches(addr: str, want: str) -> bool:
         return False
 
 
-def check(constraint: str, node: Node) -> str | None:
+def violation(constraint: str, node: Node) -> str | None:
     """None if `node` satisfies `constraint`, else why not, in words."""
     m = _EXPR.match(constraint)
     if not m:
@@ -95,7 +95,7 @@ def _ruled_out(snapshot: Snapshot, constraints: tuple[str, ...]) -> list[tuple[N
             elif node.availability != "active":
                 why = f"node availability is {node.availability}"
             if why is None:
-                why = next((w for c in constraints if (w := check(c, node))), None)
+                why = next((w for c in constraints if (w := violation(c, node))), None)
             found.append((node, why))
         snapshot.derived[key] = found
     return found

@@ -84,7 +84,7 @@ def open_answer(secret: bytes, path: str, nonce: str, node: str, raw: bytes) -> 
     return body
 
 
-class Verifier:
+class RequestAuth:
     """Checks signatures and remembers nonces for the whole window a timestamp is accepted."""
 
     def __init__(
@@ -96,7 +96,7 @@ class Verifier:
         self._seen: dict[str, float] = {}
         self._lock = threading.Lock()
 
-    def verify(
+    def authenticate(
         self, method: str, path: str, headers: Mapping[str, str], body: bytes, *, node: str
     ) -> str:
         """Checks a request meant for `node` (this node); returns its nonce."""

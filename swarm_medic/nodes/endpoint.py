@@ -24,28 +24,28 @@ from swarm_medic.core.protocol import (
     encode,
 )
 from swarm_medic.nodes.agent import AgentError, NodeAgent
-from swarm_medic.nodes.channel import Refused, Verifier, seal
+from swarm_medic.nodes.channel import Refused, RequestAuth, seal
 from swarm_medic.telemetry.journal import Journal
 
 Answer = tuple[int, dict[str, Any]]
 
 
 class NodeEndpoint:
-    def __init__(self, agent: NodeAgent, verifier: Verifier | None, journal: Journal) -> None:
+    def __init__(self, agent: NodeAgent, auth: RequestAuth | None, journal: Journal) -> None:
         self.agent = agent
-        self.verifier = verifier
+        self.auth = auth
         self.journal = journal
-        self._secret = verifier.secret if verifier is not None else b""
+        self._secret = auth.secret if auth is not None else b""
 
     def handle(self, path: str, headers: Mapping[str, str], body: bytes, peer: str) -> Answer:
-        if self.verifier is None:
+        if self.auth is None:
             return 503, {"error": "channel disabled: no shared secret (--secret)"}
         try:
             me = self.agent.node_id
         except EngineError as exc:
             return 503, {"error": f"this node's id is not known yet: {exc}"}
         try:
-            nonce = self.verifier.verify("POST", path, headers, body, node=me)
+            nonce = self.auth.authenticate("POST", path, headers, body, node=me)
         except Refused as exc:
             self.journal.channel_refused(peer, path, str(exc))
             return 401, {"error": "refused"}

@@ -238,7 +238,7 @@ class Medic:
 
     def _verify(self, snap: Snapshot, now: float) -> None:
         for sid, p in list(self.state.pending.items()):
-            checked = verify.check(p, snap, now, self.settings.verify_hold, self.reach)
+            checked = verify.judge(p, snap, now, self.settings.verify_hold, self.reach)
             if isinstance(checked, verify.Pending):
                 self.state.pending[sid] = checked
                 continue

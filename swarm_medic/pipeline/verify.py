@@ -30,7 +30,7 @@ class Pending:
 
 
 @dataclass(frozen=True)
-class Verdict:
+class Outcome:
     pending: Pending
     result: Result
     elapsed: float
@@ -94,9 +94,9 @@ def orphan_gone(p: Pending, reach: Reachability | None) -> tuple[bool, str]:
     return (not left, "the orphan container is gone" if not left else "still there")
 
 
-def check(
+def judge(
     p: Pending, snapshot: Snapshot, now: float, hold: float, reach: Reachability | None = None
-) -> Pending | Verdict:
+) -> Pending | Outcome:
     ok, detail = converged(snapshot, p.action.service_id, MUST_COMPLETE.get(p.action.kind))
     if ok and p.action.kind is ActionKind.REPLACE_TASK:
         ok, detail = answers_everywhere(p, snapshot, reach)
@@ -105,12 +105,12 @@ def check(
     if ok:
         since = p.healthy_since if p.healthy_since is not None else now
         if now - since >= hold:
-            return Verdict(p, Result.HEALED, now - p.started, detail)
+            return Outcome(p, Result.HEALED, now - p.started, detail)
         p = replace(p, healthy_since=since)
     else:
         p = replace(p, healthy_since=None)
     if now >= p.deadline:
-        return Verdict(p, Result.NOT_HEALED, now - p.started, detail)
+        return Outcome(p, Result.NOT_HEALED, now - p.started, detail)
     return p
 
 

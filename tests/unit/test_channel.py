@@ -1,4 +1,4 @@
-"""swarm_medic.nodes.channel: signed brain-to-node requests, the Verifier, and `call` over loopback.
+"""swarm_medic.nodes.channel: signed brain-to-node requests, RequestAuth, and `call` over loopback.
 
 The HTTP server listens on 127.0.0.1 port 0 and is only ever asked from 127.0.0.1.
 """
@@ -21,7 +21,7 @@ from swarm_medic.nodes.channel import (
     H_TIME,
     ChannelError,
     Refused,
-    Verifier,
+    RequestAuth,
     call,
     seal,
     sign,
@@ -55,8 +55,8 @@ def signed(
     return sign(secret, method, path, body, at, node=node)
 
 
-def verifier(clock: Clock | None = None, skew: float = 30.0) -> Verifier:
-    return Verifier(SECRET, skew=skew, clock=clock or Clock())
+def auth(clock: Clock | None = None, skew: float = 30.0) -> RequestAuth:
+    return RequestAuth(SECRET, skew=skew, clock=clock or Clock())
 
 
 # --- sign / verify -----------------------------------------------------------------------------
@@ -65,11 +65,11 @@ def verifier(clock: Clock | None = None, skew: float = 30.0) -> Verifier:
 def test_a_signed_request_verifies() -> None:
     headers = signed()
     assert set(headers) == {H_TIME, H_NONCE, H_NODE, H_SIG}
-    verifier().verify("POST", PATH, headers, BODY, node=NODE)  # no exception
+    auth().authenticate("POST", PATH, headers, BODY, node=NODE)  # no exception
 
 
 def test_method_case_does_not_matter() -> None:
-    verifier().verify("post", PATH, signed(method="POST"), BODY, node=NODE)
+    auth().authenticate("post", PATH, signed(method="POST"), BODY, node=NODE)
 
 
 def test_each_signature_gets_a_fresh_nonce() -> None:
@@ -78,7 +78,7 @@ def test_each_signature_gets_a_fresh_nonce() -> None:
 
 def test_wrong_secret_is_refused() -> None:
     with pytest.raises(Refused, match=r"^bad signature"):
-        verifier().verify("POST", PATH, signed(secret=b"another secret"), BODY, node=NODE)
+        auth().authenticate("POST", PATH, signed(secret=b"another secret"), BODY, node=NODE)
 
 
 @pytest.mark.parametrize(
@@ -92,118 +92,118 @@ def test_wrong_secret_is_refused() -> None:
 )
 def test_an_altered_request_is_refused(method: str, path: str, body: bytes) -> None:
     with pytest.raises(Refused, match=r"^bad signature"):
-        verifier().verify(method, path, signed(), body, node=NODE)
+        auth().authenticate(method, path, signed(), body, node=NODE)
 
 
 def test_an_altered_timestamp_is_refused() -> None:
     headers = {**signed(), H_TIME: f"{T0 + 1:.3f}"}
     with pytest.raises(Refused, match=r"^bad signature"):
-        verifier().verify("POST", PATH, headers, BODY, node=NODE)
+        auth().authenticate("POST", PATH, headers, BODY, node=NODE)
 
 
 @pytest.mark.parametrize("missing", [H_TIME, H_NONCE, H_NODE, H_SIG])
 def test_a_missing_header_is_unsigned(missing: str) -> None:
     headers = {k: v for k, v in signed().items() if k != missing}
     with pytest.raises(Refused, match=r"^unsigned"):
-        verifier().verify("POST", PATH, headers, BODY, node=NODE)
+        auth().authenticate("POST", PATH, headers, BODY, node=NODE)
 
 
 def test_an_empty_header_is_unsigned() -> None:
     with pytest.raises(Refused, match=r"^unsigned"):
-        verifier().verify("POST", PATH, {**signed(), H_SIG: ""}, BODY, node=NODE)
+        auth().authenticate("POST", PATH, {**signed(), H_SIG: ""}, BODY, node=NODE)
 
 
 def test_no_headers_at_all_is_unsigned() -> None:
     with pytest.raises(Refused, match=r"^unsigned"):
-        verifier().verify("POST", PATH, {}, BODY, node=NODE)
+        auth().authenticate("POST", PATH, {}, BODY, node=NODE)
 
 
 def test_a_request_for_another_node_is_refused_after_its_signature() -> None:
-    v = verifier()
+    v = auth()
     headers = signed(node="node-b")
     with pytest.raises(Refused, match=r"^request meant for node node-b, not for this node"):
-        v.verify("POST", PATH, headers, BODY, node=NODE)
-    v.verify("POST", PATH, signed(), BODY, node=NODE)
+        v.authenticate("POST", PATH, headers, BODY, node=NODE)
+    v.authenticate("POST", PATH, signed(), BODY, node=NODE)
 
 
 def test_the_node_header_is_signed() -> None:
     headers = {**signed(node="node-b"), H_NODE: NODE}
     with pytest.raises(Refused, match=r"^bad signature"):
-        verifier().verify("POST", PATH, headers, BODY, node=NODE)
+        auth().authenticate("POST", PATH, headers, BODY, node=NODE)
 
 
 def test_verify_gives_back_the_nonce_the_answer_is_sealed_with() -> None:
     headers = signed()
-    assert verifier().verify("POST", PATH, headers, BODY, node=NODE) == headers[H_NONCE]
+    assert auth().authenticate("POST", PATH, headers, BODY, node=NODE) == headers[H_NONCE]
 
 
 @pytest.mark.parametrize("offset", [-31.0, 31.0], ids=["too-old", "from-the-future"])
 def test_a_timestamp_beyond_the_skew_is_refused(offset: float) -> None:
     headers = signed(at=T0 + offset)
     with pytest.raises(Refused, match=r"^timestamp"):
-        verifier(Clock(T0), skew=30.0).verify("POST", PATH, headers, BODY, node=NODE)
+        auth(Clock(T0), skew=30.0).authenticate("POST", PATH, headers, BODY, node=NODE)
 
 
 @pytest.mark.parametrize("offset", [-29.0, 29.0])
 def test_a_timestamp_within_the_skew_is_accepted(offset: float) -> None:
-    verifier(Clock(T0), skew=30.0).verify("POST", PATH, signed(at=T0 + offset), BODY, node=NODE)
+    auth(Clock(T0), skew=30.0).authenticate("POST", PATH, signed(at=T0 + offset), BODY, node=NODE)
 
 
 def test_the_same_request_twice_is_a_replay() -> None:
-    v = verifier()
+    v = auth()
     headers = signed()
-    v.verify("POST", PATH, headers, BODY, node=NODE)
+    v.authenticate("POST", PATH, headers, BODY, node=NODE)
     with pytest.raises(Refused, match=r"^replayed"):
-        v.verify("POST", PATH, headers, BODY, node=NODE)
+        v.authenticate("POST", PATH, headers, BODY, node=NODE)
 
 
 def test_a_replay_is_refused_later_within_the_skew() -> None:
     clock = Clock()
-    v = verifier(clock)
+    v = auth(clock)
     headers = signed()
-    v.verify("POST", PATH, headers, BODY, node=NODE)
+    v.authenticate("POST", PATH, headers, BODY, node=NODE)
     clock.now = T0 + 20
     with pytest.raises(Refused, match=r"^replayed"):
-        v.verify("POST", PATH, headers, BODY, node=NODE)
+        v.authenticate("POST", PATH, headers, BODY, node=NODE)
 
 
 def test_a_refused_forgery_does_not_burn_the_nonce() -> None:
-    v = verifier()
+    v = auth()
     headers = signed()
     with pytest.raises(Refused, match=r"^bad signature"):
-        v.verify("POST", PATH, {**headers, H_SIG: "0" * 64}, BODY, node=NODE)
-    v.verify("POST", PATH, headers, BODY, node=NODE)  # the genuine one still goes through
+        v.authenticate("POST", PATH, {**headers, H_SIG: "0" * 64}, BODY, node=NODE)
+    v.authenticate("POST", PATH, headers, BODY, node=NODE)  # the genuine one still goes through
 
 
 def test_nonces_older_than_twice_the_skew_are_forgotten() -> None:
     clock = Clock()
-    v = verifier(clock, skew=30.0)
+    v = auth(clock, skew=30.0)
     for _ in range(3):
-        v.verify("POST", PATH, signed(at=T0), BODY, node=NODE)
+        v.authenticate("POST", PATH, signed(at=T0), BODY, node=NODE)
     assert len(v._seen) == 3
 
     clock.now = T0 + 59  # within 2 * skew: all remembered, plus the new one
-    v.verify("POST", PATH, signed(at=clock.now), BODY, node=NODE)
+    v.authenticate("POST", PATH, signed(at=clock.now), BODY, node=NODE)
     assert len(v._seen) == 4
 
     clock.now = T0 + 61  # the first three are now older than 2 * skew
-    v.verify("POST", PATH, signed(at=clock.now), BODY, node=NODE)
+    v.authenticate("POST", PATH, signed(at=clock.now), BODY, node=NODE)
     assert len(v._seen) == 2
 
     clock.now = T0 + 200
-    v.verify("POST", PATH, signed(at=clock.now), BODY, node=NODE)
+    v.authenticate("POST", PATH, signed(at=clock.now), BODY, node=NODE)
     assert len(v._seen) == 1
 
 
 def test_a_forgotten_nonce_cannot_be_replayed_because_its_timestamp_is_stale() -> None:
     clock = Clock()
-    v = verifier(clock, skew=30.0)
+    v = auth(clock, skew=30.0)
     headers = signed(at=T0)
-    v.verify("POST", PATH, headers, BODY, node=NODE)
+    v.authenticate("POST", PATH, headers, BODY, node=NODE)
     clock.now = T0 + 61
-    v.verify("POST", PATH, signed(at=clock.now), BODY, node=NODE)  # sweeps the old nonce
+    v.authenticate("POST", PATH, signed(at=clock.now), BODY, node=NODE)  # sweeps the old nonce
     with pytest.raises(Refused, match=r"^timestamp"):
-        v.verify("POST", PATH, headers, BODY, node=NODE)
+        v.authenticate("POST", PATH, headers, BODY, node=NODE)
 
 
 # --- call over loopback --------------------------------------------------------------------
@@ -216,11 +216,11 @@ class _Server(ThreadingHTTPServer):
 
 
 class Node:
-    """A stand-in node on 127.0.0.1: verifies with a real Verifier, then answers by path,
+    """A stand-in node on 127.0.0.1: verifies with a real RequestAuth, then answers by path,
     sealed (or, on the hostile paths, not)."""
 
     def __init__(self) -> None:
-        self.verifier = Verifier(SECRET)
+        self.verifier = RequestAuth(SECRET)
         self.received: list[dict[str, Any]] = []
         node = self
 
@@ -228,7 +228,7 @@ class Node:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 try:
-                    nonce = node.verifier.verify(
+                    nonce = node.verifier.authenticate(
                         "POST", self.path, dict(self.headers.items()), body, node=NODE
                     )
                 except Exception as exc:  # noqa: BLE001 - the test server answers every error

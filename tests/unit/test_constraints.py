@@ -6,7 +6,12 @@ from types import MappingProxyType
 
 import pytest
 
-from swarm_medic.core.constraints import check, fitting_nodes, free_resources, placement_misses
+from swarm_medic.core.constraints import (
+    fitting_nodes,
+    free_resources,
+    placement_misses,
+    violation,
+)
 from swarm_medic.core.model import Node, Resources, Service, Snapshot, SwarmInfo, Task
 
 GIB = 1 << 30
@@ -77,7 +82,7 @@ def snapshot(
     )
 
 
-# --- check() -------------------------------------------------------------------------------
+# --- violation() ---------------------------------------------------------------------------
 
 EU = node(
     "n1",
@@ -129,15 +134,15 @@ EU = node(
     ],
 )
 def test_check(constraint: str, why: str | None) -> None:
-    assert check(constraint, EU) == why
+    assert violation(constraint, EU) == why
 
 
 def test_label_values_compare_case_insensitively_like_swarmkit() -> None:
-    assert check("node.labels.zone==EU", EU) is None
+    assert violation("node.labels.zone==EU", EU) is None
 
 
 def test_node_ip_constraint() -> None:
-    assert check("node.ip==10.0.0.1", EU) is None
+    assert violation("node.ip==10.0.0.1", EU) is None
 
 
 # --- placement_misses / fitting_nodes ------------------------------------------------------
@@ -263,6 +268,6 @@ def test_unknown_constraint_key_never_matches() -> None:
     # swarmkit refuses a service with an unknown key; we must not call such a node a fit
     n = Node(id="n1", hostname="h", role="worker", availability="active", state="ready")
     assert (
-        check("node.colour!=red", n)
+        violation("node.colour!=red", n)
         == "unknown constraint key 'node.colour' (swarm rejects it too)"
     )

@@ -26,7 +26,7 @@ from swarm_medic.core.protocol import (
     encode,
 )
 from swarm_medic.nodes.agent import AgentError, NodeAgent
-from swarm_medic.nodes.channel import H_NONCE, Verifier, open_answer, sign
+from swarm_medic.nodes.channel import H_NONCE, RequestAuth, open_answer, sign
 from swarm_medic.nodes.endpoint import NodeEndpoint
 from swarm_medic.swarm.fake import FakeEngine
 from swarm_medic.telemetry.journal import Journal
@@ -80,8 +80,8 @@ class Setup:
         )
         self.journal = Journal(Metrics(self.registry), logger)
         self.agent = FakeAgent(refuse)
-        self.verifier = Verifier(SECRET, clock=lambda: T0) if secret else None
-        self.endpoint = NodeEndpoint(self.agent, self.verifier, self.journal)
+        self.auth = RequestAuth(SECRET, clock=lambda: T0) if secret else None
+        self.endpoint = NodeEndpoint(self.agent, self.auth, self.journal)
         self.nonce = ""
 
     def post(
@@ -110,7 +110,7 @@ class Setup:
         return [dict(e) for e in self.logs.entries if e["event"] == name]
 
 
-def test_without_a_verifier_the_channel_is_disabled() -> None:
+def test_without_request_auth_the_channel_is_disabled() -> None:
     s = Setup(secret=False)
     code, answer = s.post(PROBE_PATH, PLAN)
     assert code == 503
@@ -230,7 +230,7 @@ def test_a_node_in_dry_run_answers_what_it_would_remove_and_removes_nothing() ->
     tid = engine.add_task(sid, node_id=ME)
     cid = engine.add_container(tid)
     s = Setup()
-    s.endpoint = NodeEndpoint(NodeAgent(engine, ME, dry_run=True), s.verifier, s.journal)
+    s.endpoint = NodeEndpoint(NodeAgent(engine, ME, dry_run=True), s.auth, s.journal)
     code, answer = s.post(ACT_PATH, {**REMOVE, "task": tid, "service": sid})
     # a signed answer, not a refusal: the brain may trust it and ask again later
     assert code == 200

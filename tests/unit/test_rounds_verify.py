@@ -26,7 +26,7 @@ from swarm_medic.core.protocol import (
 from swarm_medic.core.reach import Cell, Reachability
 from swarm_medic.core.settings import Settings
 from swarm_medic.nodes.agent import AgentError, NodeAgent
-from swarm_medic.nodes.channel import Verifier
+from swarm_medic.nodes.channel import RequestAuth
 from swarm_medic.nodes.endpoint import NodeEndpoint
 from swarm_medic.nodes.rounds import Prober
 from swarm_medic.pipeline.verify import Pending, answers_everywhere
@@ -74,7 +74,7 @@ class Remote:
     def __init__(self) -> None:
         self.agent = FakeAgent("n2")
         journal = Journal(Metrics(CollectorRegistry()), structlog.get_logger("test"))
-        endpoint = NodeEndpoint(self.agent, Verifier(KEY.encode()), journal)
+        endpoint = NodeEndpoint(self.agent, RequestAuth(KEY.encode()), journal)
         self.server = serve(
             "127.0.0.1", 0, CollectorRegistry(), lambda: (True, {}), endpoint.handle
         )

@@ -14,7 +14,7 @@ from swarm_medic.core.model import (
     Task,
     UpdateStatus,
 )
-from swarm_medic.pipeline.verify import Pending, Verdict, check, converged
+from swarm_medic.pipeline.verify import Outcome, Pending, converged, judge
 
 T0 = 1_700_000_000.0
 SID = "svc1"
@@ -173,57 +173,57 @@ def test_converged(snapshot: Snapshot, after_rollback: bool, expected: tuple[boo
 
 def test_healed_only_after_hold_of_continuous_convergence() -> None:
     p = pending()
-    first = check(p, HEALTHY, T0 + 1, HOLD)
+    first = judge(p, HEALTHY, T0 + 1, HOLD)
     assert isinstance(first, Pending)
     assert first.healthy_since == T0 + 1
-    mid = check(first, HEALTHY, T0 + 10.9, HOLD)
+    mid = judge(first, HEALTHY, T0 + 10.9, HOLD)
     assert isinstance(mid, Pending)
     assert mid.healthy_since == T0 + 1
-    done = check(mid, HEALTHY, T0 + 11, HOLD)
-    assert isinstance(done, Verdict)
+    done = judge(mid, HEALTHY, T0 + 11, HOLD)
+    assert isinstance(done, Outcome)
     assert done.result is Result.HEALED
     assert done.elapsed == 11.0
     assert done.detail == "2 task(s) running"
 
 
 def test_a_flap_resets_healthy_since() -> None:
-    p = check(pending(), HEALTHY, T0 + 1, HOLD)
+    p = judge(pending(), HEALTHY, T0 + 1, HOLD)
     assert isinstance(p, Pending)
-    p = check(p, ONE_DOWN, T0 + 6, HOLD)  # flap
+    p = judge(p, ONE_DOWN, T0 + 6, HOLD)  # flap
     assert isinstance(p, Pending)
     assert p.healthy_since is None
-    p = check(p, HEALTHY, T0 + 8, HOLD)
+    p = judge(p, HEALTHY, T0 + 8, HOLD)
     assert isinstance(p, Pending)
     assert p.healthy_since == T0 + 8
-    still = check(p, HEALTHY, T0 + 12, HOLD)  # 11 s after the first sighting, 4 s after the flap
+    still = judge(p, HEALTHY, T0 + 12, HOLD)  # 11 s after the first sighting, 4 s after the flap
     assert isinstance(still, Pending)
-    healed = check(still, HEALTHY, T0 + 18, HOLD)
-    assert isinstance(healed, Verdict)
+    healed = judge(still, HEALTHY, T0 + 18, HOLD)
+    assert isinstance(healed, Outcome)
     assert healed.result is Result.HEALED
 
 
 def test_zero_hold_heals_at_first_convergence() -> None:
-    v = check(pending(), HEALTHY, T0 + 3, 0.0)
-    assert isinstance(v, Verdict)
+    v = judge(pending(), HEALTHY, T0 + 3, 0.0)
+    assert isinstance(v, Outcome)
     assert (v.result, v.elapsed) == (Result.HEALED, 3.0)
 
 
 def test_not_healed_at_the_deadline() -> None:
     p = pending(timeout=60)
-    before = check(p, ONE_DOWN, T0 + 59, HOLD)
+    before = judge(p, ONE_DOWN, T0 + 59, HOLD)
     assert isinstance(before, Pending)
-    v = check(before, ONE_DOWN, T0 + 60, HOLD)
-    assert isinstance(v, Verdict)
+    v = judge(before, ONE_DOWN, T0 + 60, HOLD)
+    assert isinstance(v, Outcome)
     assert v.result is Result.NOT_HEALED
     assert v.elapsed == 60.0
     assert v.detail == "1/2 tasks running, 1 not yet"
 
 
 def test_converged_but_hold_not_met_at_deadline_is_not_healed() -> None:
-    p = check(pending(timeout=60), HEALTHY, T0 + 55, HOLD)
+    p = judge(pending(timeout=60), HEALTHY, T0 + 55, HOLD)
     assert isinstance(p, Pending)
-    v = check(p, HEALTHY, T0 + 60, HOLD)
-    assert isinstance(v, Verdict)
+    v = judge(p, HEALTHY, T0 + 60, HOLD)
+    assert isinstance(v, Outcome)
     assert v.result is Result.NOT_HEALED
 
 
@@ -231,22 +231,22 @@ def test_rollback_needs_rollback_completed() -> None:
     p = pending(ActionKind.ROLLBACK, timeout=60)
     plain = snap([task("a", "running"), task("b", "running")], update="completed")
     rolled = snap([task("a", "running"), task("b", "running")], update="rollback_completed")
-    p1 = check(p, plain, T0 + 1, 0.0)
+    p1 = judge(p, plain, T0 + 1, 0.0)
     assert isinstance(p1, Pending)  # converged for a force update, not for a rollback
-    v = check(p1, rolled, T0 + 2, 0.0)
-    assert isinstance(v, Verdict)
+    v = judge(p1, rolled, T0 + 2, 0.0)
+    assert isinstance(v, Outcome)
     assert v.result is Result.HEALED
     # the same "completed" snapshot heals a force update
-    forced = check(pending(ActionKind.FORCE_UPDATE), plain, T0 + 1, 0.0)
-    assert isinstance(forced, Verdict)
+    forced = judge(pending(ActionKind.FORCE_UPDATE), plain, T0 + 1, 0.0)
+    assert isinstance(forced, Outcome)
     assert forced.result is Result.HEALED
 
 
 def test_removed_service_is_not_healed() -> None:
     gone = snap([], removed=True)
-    p = check(pending(timeout=30), gone, T0 + 5, 0.0)
+    p = judge(pending(timeout=30), gone, T0 + 5, 0.0)
     assert isinstance(p, Pending)
-    v = check(p, gone, T0 + 30, 0.0)
-    assert isinstance(v, Verdict)
+    v = judge(p, gone, T0 + 30, 0.0)
+    assert isinstance(v, Outcome)
     assert v.result is Result.NOT_HEALED
     assert v.detail == "service was removed"
