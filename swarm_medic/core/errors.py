@@ -33,7 +33,3 @@ class NotFound(EngineError):
 
 class Conflict(EngineError):
     """Compare-and-swap lost: the object changed since we read its Version.Index."""
-
-
-class RunbookLoadError(SwarmMedicError):
-    """A runbook file could not be loaded; the other runbooks still run."""

@@ -51,7 +51,6 @@ class Incident:
 @dataclass
 class Changes:
     opened: list[Incident] = field(default_factory=list)
-    ongoing: list[Incident] = field(default_factory=list)
     closed: list[Incident] = field(default_factory=list)
 
 
@@ -76,7 +75,6 @@ class Incidents:
                 changes.opened.append(inc)
             else:
                 inc.finding = f
-                changes.ongoing.append(inc)
         for key in [k for k in self._open if k not in seen]:
             changes.closed.append(self._open.pop(key))
         return changes

@@ -31,7 +31,6 @@ PRE_RUNNING_STATES = (
     "ready",
     "starting",
 )
-TERMINAL_STATES = frozenset({"complete", "shutdown", "failed", "rejected", "remove", "orphaned"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,10 +36,6 @@ class Done:
     error: str = ""
     circuit_opened: str = ""  # why, if this action spent the service's budget
 
-    @property
-    def ok(self) -> bool:
-        return not self.error
-
 
 Hands = Callable[[str, ActRequest], ActAnswer]
 # node id -> why that node's instance cannot be asked now ("" when it can)
