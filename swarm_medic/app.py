@@ -29,6 +29,10 @@ from swarm_medic.telemetry.metrics import Metrics
 
 
 class App:
+    """The wiring of `swarm-medic run`: builds every part from the settings and owns the
+    threads, so the parts themselves take their collaborators as arguments and stay testable
+    without a process, a signal or a port."""
+
     def __init__(
         self,
         settings: Settings,

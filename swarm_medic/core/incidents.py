@@ -59,6 +59,9 @@ def new_id() -> str:
 
 
 class Incidents:
+    """The open incidents by finding key: turns each scan's findings into opened and closed
+    incidents, so a fault seen on every scan is reported once, with one id, while it lasts."""
+
     def __init__(self, make_id: Callable[[], str] = new_id) -> None:
         self._open: dict[str, Incident] = {}
         self._make_id = make_id

@@ -92,6 +92,10 @@ Job = tuple[str, int]  # ("tcp" | "dns" | "vip", index in the plan list)
 
 
 class NodeAgent:
+    """This node's eyes and hands, behind the channel: the brain cannot see into another
+    node's namespaces or touch its containers, so every instance answers probe plans and the
+    one allow-listed action for its own node, checked here and not trusted from the request."""
+
     def __init__(
         self,
         engine: Engine,

@@ -31,6 +31,9 @@ Answer = tuple[int, dict[str, Any]]
 
 
 class NodeEndpoint:
+    """The node's door for the brain: authenticates before anything is decoded, so that an
+    unsigned request never reaches the agent, and maps each failure to its HTTP status."""
+
     def __init__(self, agent: NodeAgent, auth: RequestAuth | None, journal: Journal) -> None:
         self.agent = agent
         self.auth = auth

@@ -39,6 +39,10 @@ Answers = dict[str, tuple[ProbePlan, ProbeAnswer]]
 
 
 class Prober:
+    """The brain's side of the probe rounds: decides when a round is due, asks every node
+    (itself in-process) and keeps what each node failed to answer, so that one dead or hostile
+    node costs the scan a recorded failure, never the round."""
+
     def __init__(
         self,
         settings: Settings,

@@ -44,7 +44,10 @@ NODE_LOCAL = (ActionKind.REPLACE_TASK, ActionKind.REMOVE_ORPHAN)
 
 
 class Executor:
-    """Carries out decided actions: claim in the ledger, act, say what happened (a `Done`)."""
+    """Carries out decided actions: claim in the ledger, act, say what happened (a `Done`).
+
+    The only code that changes the swarm, so that the claim-then-act order (the ledger lock
+    between instances) cannot be skipped by a caller."""
 
     def __init__(
         self,

@@ -47,6 +47,10 @@ class State:
 
 
 class Medic:
+    """The leader's loop, one scan at a time: the only place that carries state from one scan
+    to the next (incidents, task clocks, probe results, fixes being verified), so that every
+    step it calls (match, policy, act, verify) can stay a function of what it is given."""
+
     def __init__(
         self,
         engine: Engine,

@@ -42,6 +42,10 @@ def relevant(ev: Event) -> bool:
 
 
 class Watcher:
+    """The event stream's thread: a scan on a timer alone would see a fault up to a scan
+    interval late, so relevant events bring the next scan forward; it owns reconnecting so
+    that a lost stream never stops the timed scans."""
+
     def __init__(
         self,
         engine: Engine,

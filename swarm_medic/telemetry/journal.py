@@ -59,6 +59,11 @@ def _incident_fields(inc: Incident) -> dict[str, Any]:
 
 
 class Journal:
+    """The daemon's one voice: every log line and every metric increment goes through a named
+    method here, so an event's name and fields are written in one place (operators and tests
+    grep them) and nothing else holds the logger. It writes what it is told; when something
+    is worth saying again (a reminder) is decided by its caller (Incident.decided)."""
+
     def __init__(self, metrics: Metrics, logger: Any = None) -> None:
         self.metrics = metrics
         self._log = logger if logger is not None else structlog.get_logger("swarm_medic")
