@@ -16,7 +16,8 @@ from functools import partial
 
 import pytest
 
-from tests.labkit import Lab, MedicProcess, docker, record_timing, wait_until
+from tests.labkit import Lab, MedicProcess, docker, record_timing
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.lab
 

@@ -17,7 +17,8 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.labkit import Lab, MedicProcess, docker, record_timing, ts, wait_until
+from tests.labkit import Lab, MedicProcess, docker, record_timing, ts
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.lab
 Medic = Callable[..., MedicProcess]

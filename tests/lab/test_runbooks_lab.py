@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.labkit import Lab, MedicProcess, docker, record_timing, ts, wait_until
+from tests.labkit import Lab, MedicProcess, docker, record_timing, ts
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.lab
 

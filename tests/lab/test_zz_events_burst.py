@@ -31,7 +31,8 @@ from swarm_medic.pipeline.watch import Watcher
 from swarm_medic.swarm.engine import DockerEngine
 from swarm_medic.telemetry.journal import Journal
 from swarm_medic.telemetry.metrics import Metrics
-from tests.labkit import LAB, Lab, record_timing, wait_until
+from tests.labkit import LAB, Lab, record_timing
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.lab
 PID_FILE = Path("/run/swarm-medic-lab/dockerd.pid")  # written by scripts/lab.sh up

@@ -8,8 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.labkit import image_id, on_node, wait_until
+from tests.labkit import image_id, on_node
 from tests.multilab.kit import Web
+from tests.waiting import wait_until
 
 
 @pytest.fixture

@@ -9,7 +9,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tests.labkit import MedicProcess, on_node, record_timing, ts, wait_until
+from tests.labkit import MedicProcess, on_node, record_timing, ts
+from tests.waiting import wait_until
 
 NodeMedics = Callable[..., list[MedicProcess]]
 SWARM_ALONE = 8.0  # seconds we watch swarm do nothing about the fault

@@ -13,7 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from tests.labkit import MULTILAB, ROOT, docker, node_sock, on_node, wait_until
+from tests.labkit import MULTILAB, ROOT, docker, node_sock, on_node
+from tests.waiting import wait_until
 
 STACK = "medic"
 SERVICE = f"{STACK}_swarm-medic"

@@ -16,8 +16,8 @@ from tests.labkit import (
     on_node,
     record_timing,
     ts,
-    wait_until,
 )
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.lab
 

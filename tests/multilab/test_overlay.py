@@ -18,7 +18,7 @@ import uuid
 import pytest
 
 from swarm_medic.nodes.channel import sign
-from tests.labkit import image_id, node_pid, on_node, record_timing, ts, wait_until
+from tests.labkit import image_id, node_pid, on_node, record_timing, ts
 from tests.multilab.kit import (
     SWARM_ALONE,
     NodeMedics,
@@ -30,6 +30,7 @@ from tests.multilab.kit import (
     overlay_ips,
     swarm_alone,
 )
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.lab
 

@@ -17,8 +17,9 @@ import uuid
 
 import pytest
 
-from tests.labkit import image_id, on_node, record_timing, ts, wait_until
+from tests.labkit import image_id, on_node, record_timing, ts
 from tests.multilab.kit import SWARM_ALONE, NodeMedics, first_finding
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.lab
 

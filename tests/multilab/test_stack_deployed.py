@@ -14,9 +14,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.labkit import on_node, record_timing, ts, wait_until
+from tests.labkit import on_node, record_timing, ts
 from tests.multilab import stack
 from tests.multilab.kit import SWARM_ALONE, Web, container_pid, in_container_netns
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.lab
 

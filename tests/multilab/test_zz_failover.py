@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.labkit import multilab, on_node, record_timing, ts, wait_until
+from tests.labkit import multilab, on_node, record_timing, ts
 from tests.multilab.kit import (
     NodeMedics,
     Web,
@@ -19,6 +19,7 @@ from tests.multilab.kit import (
     first_finding,
     in_container_netns,
 )
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.lab
 

@@ -1,10 +1,8 @@
-"""Helpers shared by the pipeline tests: captured logs, metric samples, polling."""
+"""Helpers shared by the pipeline tests: captured logs, metric samples (polling: tests.waiting)."""
 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -45,11 +43,3 @@ def sample(registry: CollectorRegistry, name: str, **labels: str) -> float:
     """A sample's value; a labelled sample that was never touched reads as 0."""
     value = registry.get_sample_value(name, labels)
     return 0.0 if value is None else value
-
-
-def wait_until(cond: Callable[[], object], timeout: float = 1.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.002)

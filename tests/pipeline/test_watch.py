@@ -20,7 +20,8 @@ from swarm_medic.core.model import Event
 from swarm_medic.pipeline.watch import Watcher, relevant
 from swarm_medic.swarm.fake import FakeEngine, _Stream
 from swarm_medic.telemetry.journal import Journal
-from tests.pipeline.support import Logs, sample, wait_until
+from tests.pipeline.support import Logs, sample
+from tests.waiting import wait_until
 
 SEC = 10**9
 N0 = 1_700_000_100 * SEC  # where the watcher starts reading
@@ -155,7 +156,7 @@ def test_only_relevant_events_reach_on_event(
 ) -> None:
     fake, received = FakeEngine(), Received()
     with watching(fake, journal, received) as w:
-        wait_until(lambda: connections(logs) == 1, what="connected")
+        wait_until("connected", lambda: connections(logs) == 1)
         for raw in [
             ev("service", "update", "s1", N0 + 1),
             ev("container", "exec_start: sh", "c1", N0 + 2),
@@ -191,7 +192,7 @@ def test_malformed_events_are_logged_counted_and_skipped(
         {"Type": "service", "Action": "update", "timeNano": "soon"},  # no usable time
     ]
     with watching(fake, journal, received) as w:
-        wait_until(lambda: connections(logs) == 1, what="connected")
+        wait_until("connected", lambda: connections(logs) == 1)
         for raw in bad:
             emit_raw(fake, raw)
         fake.emit(ev("service", "update", "good", N0 + 1))
@@ -223,13 +224,13 @@ def test_a_lost_stream_resumes_from_the_last_event_and_loses_and_repeats_nothing
     fake, received, backoff = RecordingFake(), Received(), Backoff(auto=False)
     t1, t2, t3 = N0 + 5 * SEC, N0 + 6 * SEC, N0 + 7 * SEC
     with watching(fake, journal, received, backoff) as w:
-        wait_until(lambda: connections(logs) == 1, what="connected")
+        wait_until("connected", lambda: connections(logs) == 1)
         fake.emit(ev("service", "update", "a", t1))
         fake.emit(ev("service", "update", "b", t1))  # same instant, another service
         assert received.wait_for(2) == ["a", "b"]
 
         fake.drop_streams()  # dockerd restarts
-        wait_until(lambda: backoff.delays, what="back-off")
+        wait_until("back-off", lambda: backoff.delays)
         assert not w.connected
         assert sample(prom, "swarm_medic_event_stream_connected") == 0
         (lost,) = logs.starting("event stream lost")
@@ -261,7 +262,7 @@ def test_engine_down_backs_off_longer_each_time_then_reconnects(
     fake, received, backoff = RecordingFake(), Received(), Backoff()
     fake.unavailable(3)
     with watching(fake, journal, received, backoff) as w:
-        wait_until(lambda: w.connected, what="connected after 3 failures")
+        wait_until("connected after 3 failures", lambda: w.connected)
         lost = logs.starting("event stream lost")
         assert [e["error"] for e in lost] == ["EngineUnavailable: fake engine is down"] * 3
         # exponential (0.5 s, 1 s, 2 s) plus up to 0.5 s of jitter
@@ -275,9 +276,9 @@ def test_engine_down_backs_off_longer_each_time_then_reconnects(
 
         # a connection that worked resets the back-off
         fake.drop_streams()
-        wait_until(lambda: len(backoff.delays) == 4, what="a fourth back-off")
+        wait_until("a fourth back-off", lambda: len(backoff.delays) == 4)
         assert 0.5 <= backoff.delays[3] <= 1.0
-        wait_until(lambda: connections(logs) == 2, what="reconnected")
+        wait_until("reconnected", lambda: connections(logs) == 2)
     assert sample(prom, "swarm_medic_event_stream_reconnects_total") == 2
     assert fake.since == [N0] * 4 + [N0 + 1]
 
@@ -293,7 +294,7 @@ def test_start_resumes_from_since_and_none_means_from_now(journal: Journal, logs
     fresh, received2 = Logs(), Received()
     other = Journal(journal.metrics, fresh.logger)
     with watching(fake, other, received2, since=None):
-        wait_until(lambda: connections(fresh) == 1, what="connected")
+        wait_until("connected", lambda: connections(fresh) == 1)
         fake.emit(ev("service", "update", "live", N0 + 2))
         assert received2.wait_for(1) == ["live"]  # nothing from the backlog
 
@@ -305,7 +306,7 @@ def test_stop_ends_a_connected_watcher_promptly(journal: Journal, logs: Logs) ->
     fake = FakeEngine()
     w = Watcher(fake, journal, Received(), sleep=Backoff())
     w.start(since_nano=N0)
-    wait_until(lambda: w.connected, what="connected")
+    wait_until("connected", lambda: w.connected)
 
     started = time.monotonic()
     w.stop()
@@ -322,7 +323,7 @@ def test_stop_interrupts_the_default_back_off(journal: Journal, logs: Logs) -> N
     fake.unavailable(5)
     w = Watcher(fake, journal, Received())  # the real, interruptible back-off (0.5 s and up)
     w.start(since_nano=N0)
-    wait_until(lambda: logs.starting("event stream lost"), what="the first back-off")
+    wait_until("the first back-off", lambda: logs.starting("event stream lost"))
 
     started = time.monotonic()
     w.stop()
@@ -337,13 +338,13 @@ def test_stop_during_a_reconnect_ends_the_thread_promptly(journal: Journal, logs
     fake = RecordingFake(hold_reconnect=True)
     w = Watcher(fake, journal, Received(), sleep=Backoff())
     w.start(since_nano=N0)
-    wait_until(lambda: w.connected, what="connected")
+    wait_until("connected", lambda: w.connected)
     fake.drop_streams()
     assert fake.reconnecting.wait(1.0)  # the watcher is inside events(), reconnecting
 
     stopper = threading.Thread(target=w.stop)
     stopper.start()
-    wait_until(w._stop.is_set, what="stop requested")
+    wait_until("stop requested", w._stop.is_set)
     fake.proceed.set()  # the reconnect completes just after stop() was called
     try:
         stopper.join(timeout=0.5)
@@ -393,7 +394,7 @@ def test_the_resume_point_after_a_future_event_is_the_last_real_one(
     w = Watcher(fake, journal, received, sleep=Backoff(), clock=lambda: now)
     w.start(since_nano=N0)
     try:
-        wait_until(lambda: connections(logs) == 1, what="connected")
+        wait_until("connected", lambda: connections(logs) == 1)
         fake.emit(ev("service", "update", "real", N0 + SEC))
         fake.emit(ev("service", "update", "skewed", N0 + 86400 * SEC))
         received.wait_for(2)
