@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from types import MappingProxyType
-
 import pytest
 
 from swarm_medic.core.constraints import (
@@ -12,74 +10,15 @@ from swarm_medic.core.constraints import (
     placement_misses,
     violation,
 )
-from swarm_medic.core.model import Node, Resources, Service, Snapshot, SwarmInfo, Task
-
-GIB = 1 << 30
-CPU = 1_000_000_000  # NanoCPUs of one CPU
-
-
-def node(
-    nid: str,
-    *,
-    hostname: str = "",
-    role: str = "worker",
-    availability: str = "active",
-    state: str = "ready",
-    labels: dict[str, str] | None = None,
-    engine_labels: dict[str, str] | None = None,
-    cpus: float = 2,
-    mem_gib: int = 4,
-) -> Node:
-    return Node(
-        id=nid,
-        hostname=hostname or f"host-{nid}",
-        role=role,
-        availability=availability,
-        state=state,
-        addr="10.0.0.1",
-        labels=MappingProxyType(labels or {}),
-        engine_labels=MappingProxyType(engine_labels or {}),
-        platform_os="linux",
-        platform_arch="x86_64",
-        resources=Resources(int(cpus * CPU), mem_gib * GIB),
-    )
-
-
-def service(
-    sid: str = "svc",
-    *,
-    constraints: tuple[str, ...] = (),
-    cpus: float = 0,
-    mem_gib: float = 0,
-    max_per_node: int = 0,
-) -> Service:
-    return Service(
-        id=sid,
-        name=f"name-{sid}",
-        version=1,
-        replicas=1,
-        constraints=constraints,
-        max_replicas_per_node=max_per_node,
-        reservations=Resources(int(cpus * CPU), int(mem_gib * GIB)),
-    )
-
-
-def task(
-    tid: str, sid: str, node_id: str, *, state: str = "running", desired: str = "running"
-) -> Task:
-    return Task(id=tid, service_id=sid, slot=1, node_id=node_id, state=state, desired_state=desired)
+from swarm_medic.core.model import Node, Service, Snapshot, Task
+from tests import builders as build
+from tests.builders import GIB, node, service
 
 
 def snapshot(
     nodes: list[Node], services: list[Service], tasks: list[Task] | None = None
 ) -> Snapshot:
-    return Snapshot(
-        taken_at=1000.0,
-        info=SwarmInfo("n1", "10.0.0.1", "active", True),
-        nodes=tuple(nodes),
-        services=tuple(services),
-        tasks=tuple(tasks or ()),
-    )
+    return build.snapshot(nodes=nodes, services=services, tasks=tasks or (), taken_at=1000.0)
 
 
 # --- violation() ---------------------------------------------------------------------------
@@ -200,12 +139,14 @@ def test_free_resources_subtract_running_tasks_reservations() -> None:
     small = service("small", cpus=0.25, mem_gib=0.5)
     n1 = node("n1", cpus=2, mem_gib=4)
     tasks = [
-        task("t1", "big", "n1"),
-        task("t2", "small", "n1"),
-        task("t3", "small", "n1"),
-        task("t4", "small", "n1", state="shutdown", desired="shutdown"),  # not counted
-        task("t5", "small", "n2"),  # other node
-        task("t6", "gone", "n1"),  # service no longer exists: nothing to subtract
+        build.task("t1", sid="big", node_id="n1"),
+        build.task("t2", sid="small", node_id="n1"),
+        build.task("t3", sid="small", node_id="n1"),
+        build.task(
+            "t4", sid="small", node_id="n1", state="shutdown", desired="shutdown"
+        ),  # not counted
+        build.task("t5", sid="small", node_id="n2"),  # other node
+        build.task("t6", sid="gone", node_id="n1"),  # service no longer exists: nothing to subtract
     ]
     snap = snapshot([n1, node("n2")], [big, small], tasks)
     assert free_resources(snap, n1) == (0, 2 * GIB)
@@ -224,7 +165,9 @@ def test_free_resources_subtract_running_tasks_reservations() -> None:
 def test_reservations(want_cpus: float, want_mem_gib: float, why: str | None) -> None:
     used = service("used", cpus=1.5, mem_gib=2)
     svc = service("new", cpus=want_cpus, mem_gib=want_mem_gib)
-    snap = snapshot([node("n1", cpus=2, mem_gib=4)], [used, svc], [task("t1", "used", "n1")])
+    snap = snapshot(
+        [node("n1", cpus=2, mem_gib=4)], [used, svc], [build.task("t1", sid="used", node_id="n1")]
+    )
     assert _misses(snap, svc) == ({} if why is None else {"n1": why})
 
 
@@ -232,19 +175,19 @@ def test_reservation_fits_on_the_emptier_node() -> None:
     used = service("used", cpus=1.5)
     svc = service("new", cpus=1)
     nodes = [node("n1", cpus=2), node("n2", cpus=2)]
-    snap = snapshot(nodes, [used, svc], [task("t1", "used", "n1")])
+    snap = snapshot(nodes, [used, svc], [build.task("t1", sid="used", node_id="n1")])
     assert [n.id for n in fitting_nodes(snap, svc)] == ["n2"]
 
 
 def test_max_replicas_per_node() -> None:
     svc = service("web", max_per_node=2)
     tasks = [
-        task("t1", "web", "n1"),
-        task("t2", "web", "n1"),
-        task("t3", "web", "n2"),
-        task("t4", "web", "n2", state="shutdown", desired="shutdown"),
-        task("t5", "web", "n3", state="failed", desired="shutdown"),
-        task("t6", "web", "n3", state="failed", desired="shutdown"),
+        build.task("t1", sid="web", node_id="n1"),
+        build.task("t2", sid="web", node_id="n1"),
+        build.task("t3", sid="web", node_id="n2"),
+        build.task("t4", sid="web", node_id="n2", state="shutdown", desired="shutdown"),
+        build.task("t5", sid="web", node_id="n3", state="failed", desired="shutdown"),
+        build.task("t6", sid="web", node_id="n3", state="failed", desired="shutdown"),
     ]
     snap = snapshot([node("n1"), node("n2"), node("n3")], [svc], tasks)
     assert _misses(snap, svc) == {"n1": "already runs 2 (max 2 per node)"}
@@ -253,7 +196,9 @@ def test_max_replicas_per_node() -> None:
 
 def test_max_replicas_counts_tasks_not_yet_running() -> None:
     svc = service("web", max_per_node=1)
-    snap = snapshot([node("n1")], [svc], [task("t1", "web", "n1", state="starting")])
+    snap = snapshot(
+        [node("n1")], [svc], [build.task("t1", sid="web", node_id="n1", state="starting")]
+    )
     assert _misses(snap, svc) == {"n1": "already runs 1 (max 1 per node)"}
 
 

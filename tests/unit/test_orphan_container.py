@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 import pytest
 
 from runbooks import orphan_container
-from swarm_medic.core.model import Node, Service, Snapshot, SwarmInfo, Task
+from swarm_medic.core.model import Service, Task
 from swarm_medic.core.protocol import Container
 from swarm_medic.core.reach import Reachability
 from swarm_medic.core.runbook import Context, Sightings, TaskClock
 from swarm_medic.core.settings import Settings
+from tests import builders as build
 
 T0 = 1_700_000_000.0
 DAYS_AGO = T0 - 3 * 86400
@@ -27,12 +28,10 @@ GRACE = 60.0  # --orphan-grace default
 SID, TID, CID = "svc1", "task1", "ctr1"
 
 
-def node(nid: str) -> Node:
-    return Node(nid, nid, "worker", "active", "ready")
-
-
 def task(desired: str = "running", node_id: str = "n2", state: str = "running") -> Task:
-    return Task(TID, SID, 1, node_id, state, desired, timestamp=DAYS_AGO)
+    return build.task(
+        TID, sid=SID, node_id=node_id, state=state, desired=desired, timestamp=DAYS_AGO
+    )
 
 
 @dataclass
@@ -49,12 +48,11 @@ class World:
     remembered: Service | None = None  # the service as the medic saw it before its removal
 
     def scan(self, now: float, *, container_state: str = "running") -> list[str]:
-        snap = Snapshot(
-            now,
-            SwarmInfo("n1", "", "active", True),
-            (node("n1"), node("n2")),
-            (self.service,) if self.service else (),
-            tuple(self.tasks),
+        snap = build.snapshot(
+            nodes=(build.node("n1"), build.node("n2")),
+            services=(self.service,) if self.service else (),
+            tasks=self.tasks,
+            taken_at=now,
         )
         reach = Reachability()
         reach.containers = {

@@ -8,13 +8,11 @@ from swarm_medic.core.model import (
     Action,
     ActionKind,
     Result,
-    Service,
     Snapshot,
-    SwarmInfo,
     Task,
-    UpdateStatus,
 )
 from swarm_medic.pipeline.verify import Outcome, Pending, converged, judge
+from tests import builders as build
 
 T0 = 1_700_000_000.0
 SID = "svc1"
@@ -22,7 +20,7 @@ HOLD = 10.0
 
 
 def task(tid: str, state: str, desired: str = "running") -> Task:
-    return Task(id=tid, service_id=SID, slot=1, node_id="n1", state=state, desired_state=desired)
+    return build.task(tid, sid=SID, state=state, desired=desired)
 
 
 def snap(
@@ -33,21 +31,8 @@ def snap(
     update: str | None = None,
     removed: bool = False,
 ) -> Snapshot:
-    svc = Service(
-        id=SID,
-        name="web",
-        version=5,
-        mode=mode,
-        replicas=replicas,
-        update_status=UpdateStatus(update) if update else None,
-    )
-    return Snapshot(
-        taken_at=T0,
-        info=SwarmInfo("n1", "10.0.0.1", "active", True),
-        nodes=(),
-        services=() if removed else (svc,),
-        tasks=tuple(tasks),
-    )
+    svc = build.service(SID, name="web", version=5, mode=mode, replicas=replicas, update=update)
+    return build.snapshot(services=() if removed else (svc,), tasks=tasks, taken_at=T0)
 
 
 HEALTHY = snap([task("a", "running"), task("b", "running")])
