@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from types import MappingProxyType
 
 import pytest
 
-from swarm_medic.core.model import Node, Service, Snapshot, SwarmInfo, Task
+from swarm_medic.core.model import Node, Service, Snapshot, Task
 from swarm_medic.core.protocol import (
     Container,
     DnsResult,
@@ -29,6 +28,7 @@ from swarm_medic.core.reach import (
 )
 from swarm_medic.core.reach import plans as make_plans
 from swarm_medic.core.settings import Settings
+from tests import builders as build
 
 NOW = 1_700_000_000.0
 NET_A = "neta0123456789abcdef"
@@ -38,14 +38,7 @@ SETTINGS = Settings()  # scope opt-in, probe_grace 20 s
 
 
 def node(nid: str, state: str = "ready") -> Node:
-    return Node(
-        id=nid,
-        hostname=f"host-{nid}",
-        role="worker",
-        availability="active",
-        state=state,
-        addr=f"10.9.0.{nid[-1]}",
-    )
+    return build.node(nid, state=state, addr=f"10.9.0.{nid[-1]}")
 
 
 def service(
@@ -57,14 +50,14 @@ def service(
     endpoint_mode: str = "vip",
     vips: tuple[tuple[str, str], ...] = (),
 ) -> Service:
-    return Service(
-        id=sid,
+    return build.service(
+        sid,
         name=name,
-        version=1,
-        labels=MappingProxyType(dict(ENABLE if labels is None else labels)),
+        labels=ENABLE if labels is None else labels,
         endpoint_mode=endpoint_mode,
-        target_ports=ports,
+        ports=ports,
         vips=vips,
+        replicas=None,
     )
 
 
@@ -77,25 +70,23 @@ def task(
     state: str = "running",
     age: float = 100.0,
 ) -> Task:
-    return Task(
-        id=tid,
-        service_id=sid,
-        slot=1,
+    return build.task(
+        tid,
+        sid=sid,
         node_id=node_id,
         state=state,
-        desired_state="running",
         timestamp=NOW - age,
         addresses=tuple((net, f"name-{net[:4]}", ip) for net, ip in nets),
     )
 
 
 def snap(services: list[Service], tasks: list[Task], nodes: list[Node] | None = None) -> Snapshot:
-    return Snapshot(
+    return build.snapshot(
+        nodes=nodes if nodes is not None else [node("n1"), node("n2"), node("n3")],
+        services=services,
+        tasks=tasks,
         taken_at=NOW,
-        info=SwarmInfo("n1", "10.9.0.1", "active", True),
-        nodes=tuple(nodes if nodes is not None else [node("n1"), node("n2"), node("n3")]),
-        services=tuple(services),
-        tasks=tuple(tasks),
+        addr="10.9.0.1",
     )
 
 

@@ -13,7 +13,7 @@ import pytest
 import structlog
 from prometheus_client import CollectorRegistry
 
-from swarm_medic.core.model import Action, ActionKind, Node, Service, Snapshot, SwarmInfo, Task
+from swarm_medic.core.model import Action, ActionKind, Node, Snapshot, Task
 from swarm_medic.core.protocol import (
     ActAnswer,
     ActRequest,
@@ -34,6 +34,7 @@ from swarm_medic.swarm.fake import FakeEngine
 from swarm_medic.telemetry.http import serve
 from swarm_medic.telemetry.journal import Journal
 from swarm_medic.telemetry.metrics import Metrics
+from tests import builders as build
 from tests.netkit import closed_port
 
 NOW = 1_700_000_000.0
@@ -98,47 +99,32 @@ def remote(server: Remote) -> Remote:
 
 
 def node(nid: str, addr: str = "127.0.0.1") -> Node:
-    return Node(
-        id=nid,
-        hostname=f"host-{nid}",
-        role="manager",
-        availability="active",
-        state="ready",
-        addr=addr,
-    )
+    return build.node(nid, role="manager", addr=addr)
 
 
 def task(tid: str, node_id: str, ip: str, state: str = "running") -> Task:
-    return Task(
-        id=tid,
-        service_id="s1",
-        slot=1,
+    return build.task(
+        tid,
+        sid="s1",
         node_id=node_id,
         state=state,
-        desired_state="running",
         timestamp=NOW - 1000,
         addresses=((NET, "app", ip),),
     )
 
 
 def snapshot(nodes: list[Node] | None = None, tasks: list[Task] | None = None) -> Snapshot:
-    svc = Service(
-        id="s1",
-        name="web",
-        version=3,
-        labels={"swarm-medic.enable": "true"},
-        target_ports=(80,),
+    svc = build.service(
+        "s1", name="web", version=3, labels={"swarm-medic.enable": "true"}, ports=(80,)
     )
-    return Snapshot(
+    return build.snapshot(
+        nodes=nodes if nodes is not None else [node("n1"), node("n2")],
+        services=[svc],
+        tasks=tasks
+        if tasks is not None
+        else [task("t1", "n1", "10.0.1.2"), task("t2", "n2", "10.0.1.3")],
         taken_at=NOW,
-        info=SwarmInfo("n1", "127.0.0.1", "active", True),
-        nodes=tuple(nodes if nodes is not None else [node("n1"), node("n2")]),
-        services=(svc,),
-        tasks=tuple(
-            tasks
-            if tasks is not None
-            else [task("t1", "n1", "10.0.1.2"), task("t2", "n2", "10.0.1.3")]
-        ),
+        addr="127.0.0.1",
     )
 
 
