@@ -90,7 +90,9 @@ umount -l $cg
 mount --bind /run/medic/n$i/run /run
 # like a systemd host: a shared /run lets a container bind /var/run/docker/netns with rslave
 mount --make-rshared /run
+# the engine's own metrics (job dockerd of deploy/prometheus.yml), on the lab address only
 exec dockerd --data-root /var/lib/medic/n$i --cgroup-parent /$cg_parent-n$i \
+     --metrics-addr 10.99.0.1$i:9323 \
      -H unix:///var/run/docker.sock --pidfile /var/run/docker.pid
 EOF
   chmod +x $RUNDIR/node-init.sh

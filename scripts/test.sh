@@ -38,6 +38,8 @@ rm -f build/lab-timings.jsonl
 phase "promtool, amtool: rules, their tests, configs" monitoring_checks
 phase "pytest: unit, pipeline, contract" .venv/bin/pytest tests/unit tests/pipeline tests/contract "$@"
 phase "pytest: single-node lab" .venv/bin/pytest tests/lab "$@"
+# the deployed-stack tests run the image of this very tree (scripts/image.sh: offline, base cached)
+phase "image: swarm-medic:dev from this tree" bash scripts/image.sh
 phase "pytest: 3-node lab" .venv/bin/pytest tests/multilab "$@"
 # healthy churn on the 3-node lab: any warning finding or any action fails the run
 phase "soak: 2 min of healthy churn, 3 acting medics" .venv/bin/python -m benchmarks.soak --minutes 2

@@ -5,6 +5,11 @@ The tests run in order on one deployment: healthy everywhere with one brain; an 
 only reported in dry-run; a rolling update of the medic itself (new image ID, dry-run off) that
 completes by its own update_config and heals the fault exactly once across the update; a medic
 task killed on a node is replaced and its node is probed again.
+
+A real Prometheus and Alertmanager watch it all (tests/multilab/monitoring.py): the medics and
+the engines are discovered with the shipped prometheus.yml, the heal shows in the metrics,
+every dashboard panel's query returns data, and the killed task fires its alert, delivered by
+Alertmanager to a webhook in this test.
 """
 
 from __future__ import annotations
@@ -14,8 +19,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests import dashboard
 from tests.labkit import on_node, record_timing, ts
-from tests.multilab import stack
+from tests.multilab import monitoring, stack
 from tests.multilab.kit import SWARM_ALONE, Web, container_pid, in_container_netns
 from tests.waiting import wait_until
 
@@ -36,7 +42,17 @@ def deployed(multilab_up: None) -> Iterator[str]:
     stack.remove()
 
 
-def test_one_healthy_task_per_node_and_exactly_one_brain(deployed: str) -> None:
+@pytest.fixture(scope="module")
+def watched(
+    deployed: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[monitoring.Webhook]:
+    with monitoring.running(tmp_path_factory.mktemp("monitoring")) as hook:
+        yield hook
+
+
+def test_one_healthy_task_per_node_and_exactly_one_brain(
+    deployed: str, watched: monitoring.Webhook
+) -> None:
     nodes = sorted(t.node for t in stack.tasks())
     assert nodes == ["node1", "node2", "node3"]
     for i in stack.NODES:
@@ -47,6 +63,17 @@ def test_one_healthy_task_per_node_and_exactly_one_brain(deployed: str) -> None:
     # the log an operator reads: JSON lines from every node's task, each saying its mode
     starts = stack.find(stack.logs(), "swarm-medic ")
     assert len(starts) >= 3 and all("DRY-RUN" in str(s["event"]) for s in starts)
+
+
+def test_prometheus_discovers_every_medic_and_engine_by_hostname(
+    watched: monitoring.Webhook,
+) -> None:
+    every = {"node1": "up", "node2": "up", "node3": "up"}
+    wait_until("3 medic targets up", lambda: monitoring.targets("swarm-medic") == every, 60, 1)
+    wait_until("3 engine targets up", lambda: monitoring.targets("dockerd") == every, 60, 1)
+    wait_until("one brain", lambda: monitoring.value("swarm_medic_leader") == 1, 30, 1)
+    # the engines' own metrics join on the same instance label
+    assert monitoring.query('engine_daemon_engine_info{job="dockerd"}')
 
 
 def test_dry_run_reports_then_an_update_of_the_medic_heals_the_fault_once(
@@ -93,7 +120,26 @@ def test_dry_run_reports_then_an_update_of_the_medic_heals_the_fault_once(
     )
 
 
-def test_a_killed_medic_task_is_replaced_and_its_node_probed_again(deployed: str) -> None:
+def test_prometheus_shows_the_heal_and_every_dashboard_panel_has_data(
+    watched: monitoring.Webhook,
+) -> None:
+    healed = 'swarm_medic_remediations_total{runbook="unreachable-endpoint", result="healed"}'
+    wait_until("the heal scraped", lambda: (monitoring.value(healed) or 0) >= 1, 30, 1)
+    count = 'swarm_medic_time_to_heal_seconds_count{runbook="unreachable-endpoint"}'
+    assert (monitoring.value(count) or 0) >= 1
+    # a 10-minute window holds the whole test so far; each panel's query must return data
+    empty = {
+        title: expr
+        for title, exprs in dashboard.queries({"$__rate_interval": "10m"}).items()
+        for expr in exprs
+        if not monitoring.query(expr)
+    }
+    assert not empty, f"dashboard queries without data: {empty}"
+
+
+def test_a_killed_medic_task_is_replaced_and_its_node_probed_again(
+    deployed: str, watched: monitoring.Webhook
+) -> None:
     before = {t.node: t.id for t in stack.tasks()}
     on_node(3, "kill", stack.container_on(3))
     t0 = time.monotonic()
@@ -110,4 +156,16 @@ def test_a_killed_medic_task_is_replaced_and_its_node_probed_again(deployed: str
         60,
         1,
     )
+
+    # ... and while it was gone, its alert fired and reached the webhook through Alertmanager
+    def alerted() -> list[dict[str, object]]:
+        return [
+            a
+            for a in watched.alerts("firing")
+            if a["labels"].get("alertname") == "SwarmMedicMissingOnNode"
+            and a["labels"].get("instance") == "node3"
+        ]
+
+    (alert, *_) = wait_until("SwarmMedicMissingOnNode for node3 delivered", alerted, 30, 1)
+    assert alert["annotations"]["runbook_url"].endswith("#swarmmedicmissingonnode")
     record_timing(stack="medic task killed", replaced_and_probed=round(time.monotonic() - t0, 1))

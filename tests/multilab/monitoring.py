@@ -1,0 +1,154 @@
+"""A real Prometheus and Alertmanager (Debian packages, scripts/monitoring.sh) watching the
+deployed stack on the 3-node lab, with the repository's own configuration files.
+
+What differs from deploy/ and why, nothing else:
+- discovery talks to node1's Engine socket as the host sees it (/run/medic/n1/...);
+- scrapes, rule evaluation and discovery every 2-3 s instead of 15-30 s, and every alert's
+  `for` shortened to 2 s: a test cannot wait the minutes production alerts wait (the `for`
+  durations themselves are tested by promtool, deploy/prometheus/tests);
+- Alertmanager's waits are 1-2 s and its receivers are this test's webhook on loopback.
+Prometheus and Alertmanager listen on 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.labkit import ROOT, node_sock
+
+PROM = "127.0.0.1:19090"
+AM = "127.0.0.1:19093"
+SCRIPT = ROOT / "scripts" / "monitoring.sh"
+
+
+class Webhook:
+    """Alertmanager's webhook receiver: keeps every payload it is sent."""
+
+    def __init__(self) -> None:
+        self.payloads: list[dict[str, Any]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                size = int(self.headers.get("Content-Length", "0"))
+                outer.payloads.append(json.loads(self.rfile.read(size)))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def alerts(self, status: str = "firing") -> list[dict[str, Any]]:
+        return [a for p in self.payloads for a in p.get("alerts", []) if a["status"] == status]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _lab_prometheus_config(work: Path) -> Path:
+    doc = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
+    doc["global"].update(scrape_interval="2s", evaluation_interval="2s")
+    for job in doc["scrape_configs"]:
+        for sd in job.get("dockerswarm_sd_configs", []):
+            sd.update(host=node_sock(1), refresh_interval="3s")
+    doc["alerting"]["alertmanagers"] = [{"static_configs": [{"targets": [AM]}]}]
+    rules = []
+    for name in doc["rule_files"]:
+        group_doc = yaml.safe_load((ROOT / "deploy" / name).read_text())
+        for group in group_doc["groups"]:
+            for rule in group["rules"]:
+                if "for" in rule:
+                    rule["for"] = "2s"
+        out = work / Path(name).name
+        out.write_text(yaml.safe_dump(group_doc, sort_keys=False))
+        rules.append(str(out))
+    doc["rule_files"] = rules
+    path = work / "prometheus.yml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def _lab_alertmanager_config(work: Path, webhook: str) -> Path:
+    doc = yaml.safe_load((ROOT / "deploy" / "alertmanager.yml").read_text())
+    doc["route"].update(group_wait="1s", group_interval="2s")
+    for receiver in doc["receivers"]:
+        for hook in receiver.get("webhook_configs", []):
+            hook["url"] = webhook + urllib.parse.urlsplit(hook["url"]).path
+    path = work / "alertmanager.yml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def _script(*args: str) -> None:
+    done = subprocess.run(
+        ["bash", str(SCRIPT), *args], capture_output=True, text=True, check=False, timeout=180
+    )
+    assert done.returncode == 0, f"monitoring.sh {args[0]}: {done.stdout}\n{done.stderr}"
+
+
+@contextmanager
+def running(work: Path) -> Iterator[Webhook]:
+    hook = Webhook()
+    _script("down")
+    try:
+        _script(
+            "up",
+            "--listen",
+            PROM,
+            "--am-listen",
+            AM,
+            "--config",
+            str(_lab_prometheus_config(work)),
+            "--am-config",
+            str(_lab_alertmanager_config(work, hook.url)),
+            "--storage",
+            str(work / "data"),
+        )
+        yield hook
+    finally:
+        _script("down")
+        hook.close()
+
+
+def api(path: str, **params: str) -> Any:
+    url = f"http://{PROM}/api/v1/{path}"
+    if params:
+        url += "?" + urllib.parse.urlencode(params)
+    with urllib.request.urlopen(url, timeout=10) as r:  # noqa: S310 - loopback
+        body = json.loads(r.read())
+    assert body["status"] == "success", body
+    return body["data"]
+
+
+def query(expr: str) -> list[dict[str, Any]]:
+    data = api("query", query=expr)
+    result: list[dict[str, Any]] = data["result"] if data["resultType"] == "vector" else []
+    return result
+
+
+def value(expr: str) -> float | None:
+    """The single value of an expression that sums to one sample, or None when it has none."""
+    rows = query(f"sum({expr})")
+    return float(rows[0]["value"][1]) if rows else None
+
+
+def targets(job: str) -> dict[str, str]:
+    """instance -> health of the job's active targets."""
+    active = api("targets", state="active")["activeTargets"]
+    return {t["labels"]["instance"]: t["health"] for t in active if t["labels"]["job"] == job}
