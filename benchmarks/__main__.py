@@ -28,7 +28,7 @@ from prometheus_client import CollectorRegistry
 
 from benchmarks.scan_bench import LEADER, NOW, build, naive_scan
 from swarm_medic.core.model import Snapshot
-from swarm_medic.core.runbook import Context, TaskClock
+from swarm_medic.core.runbook import TaskClock, context
 from swarm_medic.core.settings import Settings
 from swarm_medic.pipeline import match, observe, registry
 from swarm_medic.pipeline.watch import Watcher
@@ -97,7 +97,7 @@ def measure_scan() -> dict[str, Any]:
         def run() -> None:
             snap = take()
             clock.observe(snap.tasks, NOW)
-            match.run(reg, Context(snap, NOW, settings, clock))
+            match.run(reg, context(snap, NOW, settings, clock))
 
         return run
 
@@ -118,7 +118,7 @@ def measure_scan() -> dict[str, Any]:
         "observe (bytes -> model), cold": cpu_ms(new_snap, cold),
         "observe, dicts -> mapping.py (before)": cpu_ms(old_snap),
         "match (all runbooks)": cpu_ms(
-            lambda: match.run(reg, Context(fresh[0], NOW, settings, clock)), fresh_snapshot
+            lambda: match.run(reg, context(fresh[0], NOW, settings, clock)), fresh_snapshot
         ),
         "scan: observe + clock + match, steady": cpu_ms(scan(new_snap), churn),
         "scan: observe + clock + match, cold": cpu_ms(scan(new_snap), cold),

@@ -37,7 +37,7 @@ from swarm_medic.core.protocol import (
     TcpResult,
 )
 from swarm_medic.core.reach import DEFAULT_BUDGET, FULL, Budget, Reachability
-from swarm_medic.core.runbook import Context, TaskClock
+from swarm_medic.core.runbook import TaskClock, context
 from swarm_medic.core.settings import Settings
 from swarm_medic.nodes.agent import NodeAgent
 from swarm_medic.nodes.channel import H_NODE, RequestAuth
@@ -188,7 +188,7 @@ def run(snap: Snapshot, port: int, budget: Budget, dead: str) -> dict[str, float
         if r >= WARMUP:
             cpu.append(spent * 1000)
             sizes.append(statistics.mean(_wire_bytes(b) for b in prober.bodies))
-        ctx = Context(snap, now, settings, TaskClock(), reach)
+        ctx = context(snap, now, settings, TaskClock(), reach=reach)
         if not detected and any(f.task_ids == (dead,) for f in unreachable.detect(ctx)):
             detected = r + 1
     return {

@@ -13,7 +13,7 @@ import tracemalloc
 from collections.abc import Callable
 
 from swarm_medic.core.model import Task
-from swarm_medic.core.runbook import Context, TaskClock
+from swarm_medic.core.runbook import TaskClock, context
 from swarm_medic.core.settings import Settings
 from swarm_medic.pipeline import match, observe, registry
 from swarm_medic.swarm.fake import FakeEngine
@@ -155,7 +155,7 @@ def match_runs(eng: FakeEngine, reg: registry.Registry) -> tuple[list[float], ma
         snap[0] = observe.take_snapshot(eng, NOW)
 
     def one() -> match.MatchResult:
-        return match.run(reg, Context(snap[0], NOW, Settings(), TaskClock()))
+        return match.run(reg, context(snap[0], NOW, Settings(), TaskClock()))
 
     return cpu_ms(one, fresh), one()
 
@@ -167,7 +167,7 @@ def main() -> int:
     def scan() -> None:  # what Medic._scan does before planning and policy
         snap = observe.take_snapshot(eng, NOW)
         clock.observe(snap.tasks, NOW)
-        match.run(reg, Context(snap, NOW, Settings(), clock))
+        match.run(reg, context(snap, NOW, Settings(), clock))
 
     before = eng.api_calls
     observe.take_snapshot(eng, NOW)

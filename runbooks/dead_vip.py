@@ -20,21 +20,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from swarm_medic.core.model import Finding, Severity
-from swarm_medic.core.reach import running
-from swarm_medic.core.runbook import Context
+from swarm_medic.runbook import PROBES, Context, Finding, Severity, Target, running
 
 NAME = "dead-vip"
+NEEDS = (PROBES,)
 
 
 def detect(ctx: Context) -> Iterator[Finding]:
-    reach, snap = ctx.reach, ctx.snapshot
-    if reach is None:
-        return
+    reach, snap = ctx.probes.reach, ctx.snapshot
     names = {n.id: n.hostname or n.id for n in snap.nodes}
     dead: dict[tuple[str, str], list[str]] = {}
     for (node, sid, net), cell in sorted(reach.vip.items()):
-        if cell.fails < ctx.settings.probe_failures:
+        if cell.fails < ctx.probes.failures:
             continue
         tasks_ok = any(
             reach.tcp.get((node, t.id)) is not None and reach.tcp[(node, t.id)].ok
@@ -65,10 +62,7 @@ def detect(ctx: Context) -> Iterator[Finding]:
             service_id=sid,
             service_name=name,
             node_ids=tuple(sorted(nodes)),
+            target=Target.for_service(sid),
             advice=kernel + "Not automatic.",
             actionable=False,
         )
-
-
-def plan(finding: Finding, ctx: Context) -> None:
-    return None

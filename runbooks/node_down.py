@@ -21,8 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from swarm_medic.core.model import Finding, Severity
-from swarm_medic.core.runbook import Context
+from swarm_medic.runbook import Context, Finding, Severity, Target
 
 NAME = "node-down"
 NOT_READY = frozenset({"down", "unknown", "disconnected"})
@@ -55,6 +54,7 @@ def detect(ctx: Context) -> Iterator[Finding]:
             cause=node.state,
             severity=Severity.CRITICAL if node.role == "manager" else Severity.WARNING,
             node_ids=(node.id,),
+            target=Target.for_node(node.id),
             advice=(f"tasks still assigned to it: {shown}. " if tasks else "")
             + "Its containers may still run if only the network is cut. Replicated tasks move "
             "to other nodes when a node fits; global ones do not. If the node is gone for good, "
@@ -62,7 +62,3 @@ def detect(ctx: Context) -> Iterator[Finding]:
             actionable=False,
             details={"hostname": node.hostname, "addr": node.addr, "tasks": str(len(tasks))},
         )
-
-
-def plan(finding: Finding, ctx: Context) -> None:
-    return None

@@ -13,7 +13,7 @@ the service was removed meanwhile), or an agent bug.
 Not an orphan: the old task of a rolling update, a scale-down or a `docker service rm` while
 swarm stops it. So the grace period counts from when the medic first saw the container in that
 state (not from the task's own timestamp, which says when it started running) and is
---orphan-grace plus the longest stop grace that applies: the service's stop_grace_period
+the setting `grace` plus the longest stop grace that applies: the service's stop_grace_period
 (remembered for an hour after the service is removed), the container's own stop timeout, or
 5 minutes for a service removed before the medic ever saw it. A
 container swarm did not make (its name is not the one swarm gives a task container, or its
@@ -33,11 +33,32 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from swarm_medic.core.model import Action, ActionKind, Finding, Severity
-from swarm_medic.core.protocol import Container
-from swarm_medic.core.runbook import Context
+from swarm_medic.runbook import (
+    DAY,
+    PROBES,
+    Action,
+    Container,
+    Context,
+    Duration,
+    Finding,
+    Setting,
+    Severity,
+    Target,
+    remove_orphan,
+)
 
 NAME = "orphan-container"
+NEEDS = (PROBES,)  # the containers each node lists come with the probe rounds
+SETTINGS = (
+    Setting(
+        "grace",
+        Duration(0.1, 30 * DAY),
+        "60s",
+        "how long a task container may outlive its task (desired shutdown), on top of its "
+        "stop grace period, before it counts as an orphan",
+        "DURATION",
+    ),
+)
 # A service removed before the medic ever saw it: its stop grace period is unknown (swarm does
 # not copy it into the container), so assume a long one rather than cut a shutdown short.
 UNKNOWN_STOP_GRACE = 300.0
@@ -58,9 +79,7 @@ def stop_grace(ctx: Context, container: Container) -> float:
 
 
 def detect(ctx: Context) -> Iterator[Finding]:
-    reach, snap = ctx.reach, ctx.snapshot
-    if reach is None:
-        return
+    reach, snap = ctx.probes.reach, ctx.snapshot
     names = {n.id: n.hostname or n.id for n in snap.nodes}
     for node, containers in sorted(reach.containers.items()):
         for c in containers:
@@ -79,7 +98,7 @@ def detect(ctx: Context) -> Iterator[Finding]:
             cid = c.id
             svc = snap.service(c.service)
             # swarm may still be stopping it: give it the longest stop grace we can know of
-            grace = ctx.settings.orphan_grace + stop_grace(ctx, c)
+            grace = ctx.settings.grace + stop_grace(ctx, c)
             seen_for = ctx.now - ctx.since(f"{NAME}:{node}:{cid}")
             if seen_for < grace:
                 continue
@@ -99,18 +118,16 @@ def detect(ctx: Context) -> Iterator[Finding]:
                 advice=f"stop and remove it on {names.get(node, node)}: "
                 f"docker stop {cid[:12]} && docker rm {cid[:12]}",
                 actionable=True,
-                details={"node": node, "container": cid},
+                target=Target.for_container(cid, node, c.task),
             )
 
 
 def plan(finding: Finding, ctx: Context) -> Action | None:
-    svc = ctx.snapshot.service(finding.service_id)
-    return Action(
-        ActionKind.REMOVE_ORPHAN,
+    if finding.target is None:
+        return None
+    return remove_orphan(
         finding.service_id,
-        svc.name if svc else finding.service_id,
-        svc.version if svc else 0,
-        f"remove orphan container {finding.details.get('container', '')[:12]}",
-        task_id=finding.task_ids[0],
-        node_id=finding.details.get("node", ""),
+        ctx.snapshot.service(finding.service_id),
+        finding.target,
+        f"remove orphan container {finding.target.id[:12]}",
     )

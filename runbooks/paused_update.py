@@ -14,7 +14,7 @@ unavailable). Swarm pauses on both; only the first says anything about the new s
 What the medic does: it reads the task the pause names, then
 - the new spec failed by itself: rolls the service back to its previous spec
   (`rollback=previous`, as `docker service rollback`) and verifies the rollback completed with
-  every task running; with --paused-update-action retry it re-runs the update instead (a force
+  every task running; with the setting `action` = retry it re-runs the update instead (a force
   update of the new spec), for updates that fail on transient causes;
 - the task was stopped by its node or the orchestrator: resumes the operator's update (posts
   the same spec again, as `docker service update SVC` does) and verifies it completed; a good
@@ -34,8 +34,20 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from swarm_medic.core.model import Action, ActionKind, Finding, Severity, Snapshot, Task
-from swarm_medic.core.runbook import Context
+from swarm_medic.runbook import (
+    Action,
+    Context,
+    Finding,
+    Setting,
+    Severity,
+    Snapshot,
+    Target,
+    Task,
+    choice,
+    resume_update,
+    retry_update,
+    rollback,
+)
 
 NAME = "paused-update"
 _TASK = re.compile(r"\btask ([\w-]{1,64})\s*$")
@@ -43,6 +55,17 @@ OWN_FAILURE = frozenset({"failed", "rejected", "complete"})
 STOPPED_BY_SWARM = frozenset({"shutdown", "remove", "orphaned"})
 # Finding.cause for a pause, by what ended the task it names
 FAILED, STOPPED, UNKNOWN = "new-spec-failed", "stopped-by-node", "cause-unknown"
+
+SETTINGS = (
+    Setting(
+        "action",
+        choice("rollback", "retry"),
+        "rollback",
+        "what to do when the new spec failed: roll back to the previous spec, or retry the "
+        "update (a force update of the new spec, for updates that fail on transient causes)",
+        "rollback|retry",
+    ),
+)
 
 
 def judge(snap: Snapshot, message: str) -> tuple[str, str, Task | None]:
@@ -96,7 +119,7 @@ def detect(ctx: Context) -> Iterator[Finding]:
                     "look at `docker service ps` and choose: `docker service rollback "
                     f"{svc.name}` or resume with `docker service update {svc.name}`"
                 )
-            elif ctx.settings.paused_update_action == "retry":
+            elif ctx.settings.action == "retry":
                 advice = "retry the update (force update of the new spec)"
             elif svc.has_previous_spec:
                 advice = "roll back to the previous spec"
@@ -113,6 +136,7 @@ def detect(ctx: Context) -> Iterator[Finding]:
             advice=advice,
             actionable=actionable,
             details=details,
+            target=Target.for_service(svc.id),
         )
 
 
@@ -121,22 +145,11 @@ def plan(finding: Finding, ctx: Context) -> Action | None:
     if svc is None or not finding.actionable:
         return None
     if finding.cause == STOPPED:
-        return Action(
-            ActionKind.RESUME_UPDATE,
-            svc.id,
-            svc.name,
-            svc.version,
+        return resume_update(
+            svc,
             "update paused because its node stopped a task, not because the new spec failed: "
             "resume it",
         )
-    if ctx.settings.paused_update_action == "retry":
-        return Action(
-            ActionKind.RETRY_UPDATE, svc.id, svc.name, svc.version, "update paused: retry it"
-        )
-    return Action(
-        ActionKind.ROLLBACK,
-        svc.id,
-        svc.name,
-        svc.version,
-        "update paused: the new spec failed; roll back to the previous spec",
-    )
+    if ctx.settings.action == "retry":
+        return retry_update(svc, "update paused: retry it")
+    return rollback(svc, "update paused: the new spec failed; roll back to the previous spec")

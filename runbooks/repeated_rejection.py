@@ -1,8 +1,9 @@
 """A service whose tasks are rejected again and again with the same error.
 
-Symptom: several tasks of one service in state `rejected` with the same Status.Err within the
-rejection window (default: 3 within 10 minutes) and none running since, e.g. "No such image:
-app:1.2" — swarm makes a new task every few seconds, forever, each one rejected the same way.
+Symptom: several tasks of one service in state `rejected` with the same Status.Err within a
+window (settings `threshold` and `window`; default: 3 within 10 minutes) and none running
+since, e.g. "No such image: app:1.2" — swarm makes a new task every few seconds, forever, each
+one rejected the same way.
 
 Cause: something a restart cannot change: an image that does not exist on the node or in the
 registry (or missing registry credentials: deploy with --with-registry-auth), a bad mount
@@ -18,10 +19,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from swarm_medic.core.model import Finding, Severity
-from swarm_medic.core.runbook import Context
+from swarm_medic.runbook import DAY, Context, Count, Duration, Finding, Setting, Severity, Target
 
 NAME = "repeated-rejection"
+SETTINGS = (
+    Setting(
+        "threshold", Count(1000), "3", "rejections with the same error that make an incident", "N"
+    ),
+    Setting("window", Duration(1.0, 30 * DAY), "10m", "how far back rejections count", "DURATION"),
+)
 
 
 def advice_for(err: str) -> str:
@@ -39,7 +45,7 @@ def advice_for(err: str) -> str:
 
 
 def detect(ctx: Context) -> Iterator[Finding]:
-    window, threshold = ctx.settings.rejection_window, ctx.settings.rejection_threshold
+    window, threshold = ctx.settings.window, ctx.settings.threshold
     for svc in ctx.snapshot.services:
         history = ctx.snapshot.tasks_of(svc.id)
         # A task that reached running after the rejections means the cause was fixed: the
@@ -70,8 +76,5 @@ def detect(ctx: Context) -> Iterator[Finding]:
                 advice=advice_for(err),
                 actionable=False,
                 details={"error": err},
+                target=Target.for_service(svc.id),
             )
-
-
-def plan(finding: Finding, ctx: Context) -> None:
-    return None

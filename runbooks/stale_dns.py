@@ -2,7 +2,7 @@
 
 Symptom: on some node, `tasks.<svc>` (asked of 127.0.0.11 from a container on the service's
 overlay) lists an IP no running task has, or misses a running task's IP, for longer than
---dns-grace (discovery lags Running by a few seconds, so short gaps are normal).
+the setting `grace` (discovery lags Running by a few seconds, so short gaps are normal).
 moby#33790, moby#26772.
 
 Cause: the node's copy of the service discovery records (gossiped between nodes) is stale:
@@ -19,21 +19,37 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from swarm_medic.core.model import Finding, Severity
-from swarm_medic.core.reach import running_ips
-from swarm_medic.core.runbook import Context
+from swarm_medic.runbook import (
+    DAY,
+    PROBES,
+    Context,
+    Duration,
+    Finding,
+    Setting,
+    Severity,
+    Target,
+    running_ips,
+)
 
 NAME = "stale-dns"
+NEEDS = (PROBES,)
+SETTINGS = (
+    Setting(
+        "grace",
+        Duration(0.1, DAY),
+        "30s",
+        "how long DNS may disagree with swarm before it counts",
+        "DURATION",
+    ),
+)
 
 
 def detect(ctx: Context) -> Iterator[Finding]:
-    reach, snap = ctx.reach, ctx.snapshot
-    if reach is None:
-        return
+    reach, snap = ctx.probes.reach, ctx.snapshot
     names = {n.id: n.hostname or n.id for n in snap.nodes}
     per_service: dict[tuple[str, str], list[str]] = {}
     for (node, sid, net), (ips, since) in sorted(reach.dns.items()):
-        if since is None or ctx.now - since < ctx.settings.dns_grace:
+        if since is None or ctx.now - since < ctx.settings.grace:
             continue
         want = set(running_ips(snap, sid, net))
         extra, missing = sorted(set(ips) - want), sorted(want - set(ips))
@@ -51,16 +67,13 @@ def detect(ctx: Context) -> Iterator[Finding]:
             runbook=NAME,
             key=f"{NAME}:{sid}:{net}",
             summary=f"tasks.{name} disagrees with swarm's running tasks on "
-            f"{len(lines)} node(s) for over {ctx.settings.dns_grace:.0f}s",
+            f"{len(lines)} node(s) for over {ctx.settings.grace:.0f}s",
             cause="stale-records",
             severity=Severity.WARNING,
             service_id=sid,
             service_name=name,
+            target=Target.for_service(sid),
             advice="; ".join(lines) + ". A force update of the service usually refreshes "
             "the records (not automatic).",
             actionable=False,
         )
-
-
-def plan(finding: Finding, ctx: Context) -> None:
-    return None

@@ -1,7 +1,7 @@
 """Tasks stuck before running (new, allocated, pending, assigned, ... preparing, starting).
 
 Symptom: a task whose desired state is running sits in a pre-running state longer than its
-threshold (defaults per state; `--stuck-after`; per service with the labels
+threshold (defaults per state; the setting `after`; per service with the labels
 `swarm-medic.stuck-after=DURATION` or `swarm-medic.stuck-after.<state>=DURATION`).
 
 Cause, read from the task's Status.Err / Status.Message:
@@ -25,23 +25,70 @@ that comes back is caught by the verifier and opens the circuit breaker for the 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from types import MappingProxyType
 
-from swarm_medic.core.constraints import Miss, fitting_nodes, placement_misses, summarise
-from swarm_medic.core.model import (
+from swarm_medic.runbook import (
+    DAY,
     PRE_RUNNING_STATES,
     Action,
-    ActionKind,
+    Context,
+    Duration,
     Finding,
+    Miss,
     Service,
+    Setting,
     Severity,
+    Target,
+    fitting_nodes,
+    force_update,
+    placement_misses,
+    summarise,
 )
-from swarm_medic.core.runbook import Context
-from swarm_medic.core.settings import STUCK_AFTER
 
 NAME = "stuck-task"
 RESTARTABLE = frozenset({"assigned", "accepted", "preparing", "starting"})
 SCHEDULING = {"constraints", "resources", "max-replicas"}
+
+# How long a task may sit in a state before it counts as stuck. Pulls and health start periods
+# make preparing/starting legitimately slow; the scheduler's states should be near instant.
+DEFAULT_STUCK_AFTER: Mapping[str, float] = MappingProxyType(
+    {
+        "new": 60.0,
+        "allocated": 60.0,
+        "pending": 60.0,
+        "assigned": 120.0,
+        "accepted": 120.0,
+        "preparing": 300.0,
+        "ready": 120.0,
+        "starting": 300.0,
+    }
+)
+STUCK_AFTER = Duration(1.0, 30 * DAY)  # also bounds the swarm-medic.stuck-after labels
+
+
+def parse_stuck_after(text: str) -> Mapping[str, float]:
+    """ "pending=30s,starting=2m" -> overrides of DEFAULT_STUCK_AFTER."""
+    out = dict(DEFAULT_STUCK_AFTER)
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        state, sep, value = part.partition("=")
+        if not sep or state.strip() not in PRE_RUNNING_STATES:
+            raise ValueError(
+                f"expected STATE=DURATION pairs with STATE in {', '.join(PRE_RUNNING_STATES)}"
+            )
+        out[state.strip()] = STUCK_AFTER(value)
+    return MappingProxyType(out)
+
+
+SETTINGS = (
+    Setting(
+        "after",
+        parse_stuck_after,
+        ",".join(f"{k}={v:.0f}s" for k, v in DEFAULT_STUCK_AFTER.items()),
+        "per-state thresholds; give only those to change, e.g. pending=30s,starting=2m",
+        "STATE=DURATION,...",
+    ),
+)
 
 
 def classify(err: str, message: str) -> str:
@@ -92,7 +139,7 @@ def _explain(
 
 
 def detect(ctx: Context) -> Iterator[Finding]:
-    defaults = dict(ctx.settings.stuck_after)
+    defaults = dict(ctx.settings.after)
     for svc in ctx.snapshot.services:
         limits: dict[str, float] | None = None
         groups: dict[str, list[tuple[str, str, str, float]]] = {}
@@ -128,10 +175,18 @@ def detect(ctx: Context) -> Iterator[Finding]:
                 service_name=svc.name,
                 task_ids=tuple(sorted(i for i, _, _, _ in stuck)),
                 node_ids=tuple(sorted({n for _, _, n, _ in stuck if n})),
+                target=Target.for_service(svc.id),
                 advice=_explain(cause, states, misses, svc, err),
                 actionable=actionable,
                 details={"states": ",".join(sorted(states)), "oldest_seconds": f"{oldest:.0f}"},
             )
+
+
+def _states(finding: Finding, ctx: Context) -> str:
+    ids = set(finding.task_ids)
+    return ",".join(
+        sorted({t.state for t in ctx.snapshot.tasks_of(finding.service_id) if t.id in ids})
+    )
 
 
 def plan(finding: Finding, ctx: Context) -> Action | None:
@@ -141,6 +196,6 @@ def plan(finding: Finding, ctx: Context) -> Action | None:
     why = (
         "a node can take the pending task now: nudge the scheduler"
         if finding.cause in SCHEDULING
-        else f"tasks hang in {finding.details.get('states')} with no error: replace them"
+        else f"tasks hang in {_states(finding, ctx)} with no error: replace them"
     )
-    return Action(ActionKind.FORCE_UPDATE, svc.id, svc.name, svc.version, why)
+    return force_update(svc, why)

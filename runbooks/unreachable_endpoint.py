@@ -27,11 +27,21 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from swarm_medic.core.model import Action, ActionKind, Finding, Severity, Task
-from swarm_medic.core.reach import Reachability, probed_services, running
-from swarm_medic.core.runbook import Context
+from swarm_medic.runbook import (
+    PROBES,
+    Action,
+    Context,
+    Finding,
+    Reachability,
+    Severity,
+    Target,
+    Task,
+    replace_task,
+    running,
+)
 
 NAME = "unreachable-endpoint"
+NEEDS = (PROBES,)
 ADVICE = {
     "some-nodes": "stale overlay peer/forwarding entries on {bad}; if it recurs, drain and "
     "restart the engine of {bad} (not automatic)",
@@ -50,11 +60,11 @@ def _others_answer(reach: Reachability, node: str, tasks: list[Task], t: Task) -
 
 
 def detect(ctx: Context) -> Iterator[Finding]:
-    reach, snap = ctx.reach, ctx.snapshot
-    if reach is None or not reach.rounds:
+    reach, snap = ctx.probes.reach, ctx.snapshot
+    if not reach.rounds:
         return
-    k = ctx.settings.probe_failures
-    for svc, port in probed_services(snap, ctx.settings):
+    k = ctx.probes.failures
+    for svc, port in ctx.probes.services:
         tasks = [t for t in snap.tasks_of(svc.id) if running(t)]
         for t in tasks:
             cells = reach.from_nodes(t.id)
@@ -96,20 +106,13 @@ def detect(ctx: Context) -> Iterator[Finding]:
                 node_ids=tuple(sorted({t.node_id, *bad})),
                 advice=ADVICE[cause].format(bad=bad_names, home=names.get(t.node_id, t.node_id)),
                 actionable=True,
-                details={"task_node": t.node_id, "from": ",".join(sorted(bad))},
+                details={"from": ",".join(sorted(bad))},
+                target=Target.for_task(t.id, t.node_id),
             )
 
 
 def plan(finding: Finding, ctx: Context) -> Action | None:
     svc = ctx.snapshot.service(finding.service_id)
-    if svc is None or not finding.task_ids:
+    if svc is None or finding.target is None:
         return None
-    return Action(
-        ActionKind.REPLACE_TASK,
-        svc.id,
-        svc.name,
-        svc.version,
-        f"replace task {finding.task_ids[0]}: {finding.cause}",
-        task_id=finding.task_ids[0],
-        node_id=finding.details.get("task_node", ""),
-    )
+    return replace_task(svc, finding.target, f"replace task {finding.target.task}: {finding.cause}")

@@ -62,7 +62,7 @@ TXT
 
 say "4/4 swarm-medic run (thresholds shortened for the demo: Starting 15 s, Pending 10 s)"
 export SWARM_MEDIC_SCAN_INTERVAL=${SWARM_MEDIC_SCAN_INTERVAL:-5s}
-export SWARM_MEDIC_STUCK_AFTER=${SWARM_MEDIC_STUCK_AFTER:-starting=15s,pending=10s}
+export SWARM_MEDIC_RUNBOOK_STUCK_TASK_AFTER=${SWARM_MEDIC_RUNBOOK_STUCK_TASK_AFTER:-starting=15s,pending=10s}
 export SWARM_MEDIC_VERIFY_HOLD=${SWARM_MEDIC_VERIFY_HOLD:-5s}
 export SWARM_MEDIC_LEDGER_NAME=${SWARM_MEDIC_LEDGER_NAME:-swarm-medic-demo-ledger}
 export SWARM_MEDIC_LOG_FORMAT=${SWARM_MEDIC_LOG_FORMAT:-console}

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -38,12 +39,16 @@ class App:
         settings: Settings,
         make_engine: Callable[[], Engine],
         metrics_registry: CollectorRegistry | None = None,
+        runbook_settings: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.settings = settings
         self.prom = metrics_registry or CollectorRegistry()
         self.metrics = Metrics(self.prom)
         self.journal = Journal(self.metrics, structlog.get_logger("swarm_medic"))
         self.runbooks = registry.load(registry.default_dirs(settings.runbooks_dir))
+        # --runbook-setting and SWARM_MEDIC_RUNBOOK_*: a wrong one stops the start here
+        self.runbooks.configure(runbook_settings, os.environ if env is None else env)
         self.metrics.preinitialise(self.runbooks.runbooks)
         self.engine = make_engine()
         self.agent = NodeAgent(

@@ -24,7 +24,7 @@ from typing import TextIO
 from swarm_medic.core.errors import EngineError
 from swarm_medic.core.ledger import Ledger
 from swarm_medic.core.model import Decision, Reason, Snapshot, Verdict
-from swarm_medic.core.runbook import Context, TaskClock
+from swarm_medic.core.runbook import context
 from swarm_medic.core.settings import Settings
 from swarm_medic.pipeline import match, policy, verify
 from swarm_medic.pipeline.observe import take_snapshot
@@ -41,7 +41,7 @@ class Report:
 
 def diagnose(engine: Engine, settings: Settings, registry: Registry, now: float) -> Report:
     snap = take_snapshot(engine, now)
-    ctx = Context(snap, now, settings, TaskClock())
+    ctx = context(snap, now, settings)  # no probe results: runbooks that need them wait
     matched = match.run(registry, ctx)
     planned, plan_failures = match.plan_all(registry.runbooks, matched.findings, ctx)
     errors = [f"runbook {f.runbook} failed: {f.error}" for f in (*matched.failures, *plan_failures)]

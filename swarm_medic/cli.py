@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
 
 from swarm_medic import __version__
 from swarm_medic.core.errors import SettingsError, SwarmMedicError
+from swarm_medic.core.runbook import RUNBOOK_FLAG, Runbook, env_name, flag_form
 from swarm_medic.core.settings import Settings, add_arguments, load
 from swarm_medic.pipeline import registry
 
@@ -17,6 +19,18 @@ def _engine_factory(settings: Settings):  # type: ignore[no-untyped-def]
     from swarm_medic.swarm.engine import DockerEngine
 
     return lambda: DockerEngine(settings.docker_host or None, timeout=settings.api_timeout)
+
+
+def _add_runbook_setting(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        RUNBOOK_FLAG,
+        dest="runbook_setting",
+        action="append",
+        default=[],
+        metavar="NAME.KEY=VALUE",
+        help="a runbook's own setting, e.g. orphan-container.grace=2m (repeatable; "
+        "`swarm-medic runbooks NAME` lists them) [env SWARM_MEDIC_RUNBOOK_<NAME>_<KEY>]",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -28,15 +42,18 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="the daemon: watch, scan, heal, record")
     add_arguments(run)
+    _add_runbook_setting(run)
     check = sub.add_parser(
         "check",
         help="one-shot diagnosis (exit 0 healthy, 1 findings, 2 could not check); changes nothing",
     )
     check.add_argument("--json", action="store_true", help="machine-readable output")
     add_arguments(check)
+    _add_runbook_setting(check)
     rbs = sub.add_parser("runbooks", help="list the runbooks, or explain one")
     rbs.add_argument("name", nargs="?", help="a runbook to explain")
     rbs.add_argument("--runbooks-dir", default=None, help="an extra directory of runbooks")
+    _add_runbook_setting(rbs)
     return p
 
 
@@ -50,7 +67,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     configure_logging(settings.log_format, settings.log_level)
-    return App(settings, _engine_factory(settings)).run()
+    return App(settings, _engine_factory(settings), runbook_settings=args.runbook_setting).run()
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -58,6 +75,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     runbooks = registry.load(registry.default_dirs(settings.runbooks_dir))
+    runbooks.configure(args.runbook_setting, os.environ)
     try:
         engine = _engine_factory(settings)()
         report = diagnose(engine, settings, runbooks, time.time())
@@ -70,8 +88,28 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 2 if report.errors else 0  # a runbook that failed means the check is incomplete
 
 
+def _explain(rb: Runbook) -> str:
+    out = f"{rb.name}  ({rb.source})\n\n{rb.doc.strip()}\n"
+    if rb.needs:
+        out += f"\nNeeds: {', '.join(sorted(rb.needs))} (not run where there are none)\n"
+    if rb.plan_fn is None:
+        out += "\nReport only: this runbook plans no action.\n"
+    if not rb.settings:
+        return out + "\nSettings: none.\n"
+    out += f"\nSettings ({flag_form(rb.name, 'KEY')}, or the variable shown):\n"
+    for s in rb.settings:
+        source, text = rb.given.get(s.name, ("default", s.default))
+        out += (
+            f"\n  {s.name}={s.metavar}  [env {env_name(rb.name, s.name)}]\n"
+            f"      {s.help}\n"
+            f"      default: {s.default}\n      current: {text}  ({source})\n"
+        )
+    return out
+
+
 def cmd_runbooks(args: argparse.Namespace) -> int:
     runbooks = registry.load(registry.default_dirs(args.runbooks_dir or ""))
+    runbooks.configure(args.runbook_setting, os.environ)
     if args.name:
         rb = runbooks.runbooks.get(args.name)
         if rb is None:
@@ -80,7 +118,7 @@ def cmd_runbooks(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-        print(f"{rb.name}  ({rb.source})\n\n{rb.doc.strip()}")
+        print(_explain(rb), end="")
         return 0
     width = max((len(n) for n in runbooks.runbooks), default=0)
     for rb in sorted(runbooks.runbooks.values(), key=lambda r: r.name):

@@ -229,9 +229,49 @@ class Action:
     node_id: str = ""
 
 
+class TargetKind(enum.StrEnum):
+    SERVICE = "service"
+    TASK = "task"
+    NODE = "node"
+    CONTAINER = "container"
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What a finding is about, typed, so that `plan` reads ids instead of parsing strings.
+
+    `id` is the service, task, node or container id (as `kind` says); `node` is the node a
+    task or container is on (and the node itself for a node); `task` is a container's task.
+    Build one with `Target.for_service(...)`, `.for_task(...)`, `.for_node(...)` or
+    `.for_container(...)`. It is not part of the incident's identity: that is `Finding.key`.
+    """
+
+    kind: TargetKind
+    id: str
+    node: str = ""
+    task: str = ""
+
+    @classmethod
+    def for_service(cls, service_id: str) -> Target:
+        return cls(TargetKind.SERVICE, service_id)
+
+    @classmethod
+    def for_task(cls, task_id: str, node_id: str = "") -> Target:
+        return cls(TargetKind.TASK, task_id, node=node_id, task=task_id)
+
+    @classmethod
+    def for_node(cls, node_id: str) -> Target:
+        return cls(TargetKind.NODE, node_id, node=node_id)
+
+    @classmethod
+    def for_container(cls, container_id: str, node_id: str, task_id: str = "") -> Target:
+        return cls(TargetKind.CONTAINER, container_id, node=node_id, task=task_id)
+
+
 @dataclass(frozen=True, slots=True)
 class Finding:
-    """One fault a runbook saw. `key` identifies the incident across scans."""
+    """One fault a runbook saw. `key` identifies the incident across scans; `target` says
+    what the fault is about (None: the service, or nothing more precise)."""
 
     runbook: str
     key: str
@@ -244,7 +284,8 @@ class Finding:
     node_ids: tuple[str, ...] = ()
     advice: str = ""
     actionable: bool = False  # the runbook believes an action can help
-    details: Mapping[str, str] = field(default_factory=dict)
+    details: Mapping[str, str] = field(default_factory=dict)  # for people, never read back
+    target: Target | None = None
 
 
 class Verdict(enum.StrEnum):

@@ -1,27 +1,35 @@
-"""What a runbook is, and what it is given.
+"""What a runbook is, and what it is given (the machinery behind `swarm_medic.runbook`).
 
-A runbook is a module in runbooks/ with a docstring (what the operator reads: symptom, cause,
-what the medic does, risks), a NAME, and two pure functions:
-
-    detect(ctx: Context) -> Iterable[Finding]       what is wrong, in plain words
-    plan(finding: Finding, ctx: Context) -> Action | None   what would fix it, as data
-
-Neither may do I/O: everything they need is in the Context.
+A runbook is a module with a docstring (what the operator reads: symptom, cause, what the
+medic does, risks), a NAME, `detect(ctx)`, and optionally `plan(finding, ctx)`, `NEEDS` and
+`SETTINGS`; `swarm_medic.runbook` is the public reference. Here: the Context a runbook is
+given, the Runbook the registry makes of a module, and how a runbook's own settings are read
+(`configure`). Neither detect nor plan may do I/O: everything they need is in the Context.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+import keyword
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
+from typing import Any
 
-from swarm_medic.core.model import Action, Finding, Service, Snapshot, Task
-from swarm_medic.core.reach import Reachability
-from swarm_medic.core.settings import Settings
+from swarm_medic.core.errors import SettingsError
+from swarm_medic.core.model import Action, ActionKind, Finding, Service, Snapshot, Target, Task
+from swarm_medic.core.reach import Reachability, probed_services
+from swarm_medic.core.settings import RUNBOOK_ENV_PREFIX, Settings
 
 EMPTY_SERVICES: Mapping[str, Service] = MappingProxyType({})
 Detect = Callable[["Context"], Iterable[Finding]]
 Plan = Callable[[Finding, "Context"], Action | None]
+
+# What a runbook may declare in NEEDS. PROBES: the overlay probe results, which exist only on
+# the instance that probes (the brain: the leader, with the channel or on a one-node swarm).
+PROBES = "probes"
+KNOWN_NEEDS = frozenset({PROBES})
+
+RUNBOOK_FLAG = "--runbook-setting"
 
 
 class TaskClock:
@@ -88,15 +96,69 @@ class ServiceMemory:
 
 
 @dataclass(frozen=True)
+class Probes:
+    """What the overlay probes said, for a runbook that declares NEEDS = (PROBES,).
+
+    `reach` is the matrix (reach.tcp: (from node, task id) -> Cell; reach.vip, reach.dns,
+    reach.ipvs, reach.containers: see core.reach); `failures` is --probe-failures, the failed
+    rounds in a row that make a fault; `services` the services probed, with their port.
+    """
+
+    reach: Reachability
+    failures: int
+    services: tuple[tuple[Service, int], ...] = ()
+
+
+class Values(Mapping[str, Any]):
+    """A runbook's own settings, parsed: `ctx.settings.grace`. Read-only."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: Mapping[str, Any] | None = None) -> None:
+        object.__setattr__(self, "_values", MappingProxyType(dict(values or {})))
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            declared = ", ".join(sorted(self._values)) or "none"
+            raise AttributeError(
+                f"no runbook setting {name!r} (declared in SETTINGS: {declared})"
+            ) from None
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("a runbook's settings are read-only")
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"Values({dict(self._values)!r})"
+
+
+@dataclass(frozen=True)
 class Context:
+    """What one runbook is given for one scan.
+
+    `settings` holds that runbook's own settings only (never the daemon's, so never the
+    secret); `probes` are there for a runbook that declared NEEDS = (PROBES,): a runbook whose
+    needs this instance does not meet is not run at all.
+    """
+
     snapshot: Snapshot
     now: float
-    settings: Settings
-    clock: TaskClock
-    reach: Reachability | None = None  # the overlay probe matrix, on the brain only
+    clock: TaskClock = field(default_factory=TaskClock)
+    probe_results: Probes | None = None
     sightings: Sightings = field(default_factory=Sightings)
     # every service seen in the last hour, by id, removed ones included
     services_seen: Mapping[str, Service] = field(default_factory=lambda: EMPTY_SERVICES)
+    settings: Values = field(default_factory=Values)
 
     def age(self, task: Task) -> float:
         return self.clock.age(task, self.now)
@@ -105,18 +167,246 @@ class Context:
         """When the medic first saw the condition `key` names (now, the first time asked)."""
         return self.sightings.since(key, self.now)
 
+    @property
+    def probes(self) -> Probes:
+        """The probe results; only a runbook that declares NEEDS = (PROBES,) may ask."""
+        if self.probe_results is None:
+            raise LookupError("no probe results here: a runbook that reads them declares NEEDS")
+        return self.probe_results
+
+    def has(self, need: str) -> bool:
+        return need == PROBES and self.probe_results is not None
+
+
+def context(
+    snapshot: Snapshot,
+    now: float,
+    settings: Settings,
+    clock: TaskClock | None = None,
+    *,
+    reach: Reachability | None = None,
+    sightings: Sightings | None = None,
+    services_seen: Mapping[str, Service] | None = None,
+) -> Context:
+    """The scan's Context, before each runbook gets its own settings (Runbook.bind): the
+    daemon's settings are read here, and go no further."""
+    probes = (
+        None
+        if reach is None
+        else Probes(reach, settings.probe_failures, tuple(probed_services(snapshot, settings)))
+    )
+    return Context(
+        snapshot,
+        now,
+        clock or TaskClock(),
+        probes,
+        sightings or Sightings(),
+        EMPTY_SERVICES if services_seen is None else services_seen,
+    )
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting a runbook declares in SETTINGS.
+
+    `name` is a Python identifier (read as ctx.settings.<name>); `parse` turns the text into
+    the value and raises ValueError with a message for a bad one (Duration(low, high),
+    Count(high), choice(...) are ready-made); `default` is text, parsed like an operator's.
+    """
+
+    name: str
+    parse: Callable[[str], Any]
+    default: str
+    help: str
+    metavar: str = "VALUE"
+
+
+def env_name(runbook: str, key: str) -> str:
+    """SWARM_MEDIC_RUNBOOK_<NAME>_<KEY>, upper case, dashes as underscores."""
+    return (RUNBOOK_ENV_PREFIX + f"{runbook}_{key}").upper().replace("-", "_")
+
+
+def flag_form(runbook: str, key: str, value: str = "VALUE") -> str:
+    return f"{RUNBOOK_FLAG} {runbook}.{key}={value}"
+
+
+def check_settings(settings: Sequence[Setting]) -> Values:
+    """A runbook's declared settings are sound -> their defaults, parsed. ValueError if not."""
+    values: dict[str, Any] = {}
+    for s in settings:
+        if not isinstance(s, Setting):
+            raise TypeError(f"SETTINGS holds {type(s).__name__}, not Setting")
+        if not s.name.isidentifier() or keyword.iskeyword(s.name) or s.name.startswith("_"):
+            raise ValueError(f"setting name {s.name!r} is not a plain Python identifier")
+        if hasattr(Values, s.name):
+            raise ValueError(f"setting name {s.name!r} is taken (a method of the settings)")
+        if s.name in values:
+            raise ValueError(f"setting {s.name!r} is declared twice")
+        try:
+            values[s.name] = s.parse(s.default)
+        except ValueError as exc:
+            raise ValueError(
+                f"setting {s.name!r}: default {s.default!r} is not valid: {exc}"
+            ) from None
+    return Values(values)
+
 
 @dataclass(frozen=True)
 class Runbook:
+    """A loaded runbook. Call `detect` and `plan` on it (not on the module's functions): they
+    give the module's functions the Context with this runbook's own settings."""
+
     name: str
     doc: str
-    detect: Detect
-    plan: Plan
+    detect_fn: Detect
+    plan_fn: Plan | None = None  # None: report only
     source: str = ""
+    needs: frozenset[str] = frozenset()
+    settings: tuple[Setting, ...] = ()
+    # the settings' values: defaults, then the operator's
+    values: Values = field(default_factory=Values)
+    # the operator's values as given: key -> (where from, text)
+    given: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
     @property
     def summary(self) -> str:
         return self.doc.strip().splitlines()[0] if self.doc.strip() else self.name
+
+    def missing(self, ctx: Context) -> tuple[str, ...]:
+        """What this runbook needs that this scan does not have (then it is not run)."""
+        return tuple(sorted(n for n in self.needs if not ctx.has(n)))
+
+    def bind(self, ctx: Context) -> Context:
+        return replace(ctx, settings=self.values)
+
+    def detect(self, ctx: Context) -> Iterable[Finding]:
+        return self.detect_fn(self.bind(ctx))
+
+    def plan(self, finding: Finding, ctx: Context) -> Action | None:
+        return None if self.plan_fn is None else self.plan_fn(finding, self.bind(ctx))
+
+    def configure(self, raw: Mapping[str, tuple[str, str]]) -> Runbook:
+        """-> this runbook with the operator's values: key -> (where it came from, text)."""
+        values = dict(self.values)
+        by_name = {s.name: s for s in self.settings}
+        for key, (source, text) in raw.items():
+            spec = by_name[key]
+            try:
+                values[key] = spec.parse(text)
+            except ValueError as exc:
+                raise SettingsError(
+                    f"{source}={text!r} is not valid for runbook {self.name!r}, setting "
+                    f"{key!r} ({flag_form(self.name, key, spec.metavar)} / "
+                    f"{env_name(self.name, key)}): {exc}"
+                ) from None
+        given = MappingProxyType({**self.given, **raw})
+        return replace(self, values=Values(values), given=given)
+
+    def with_settings(self, **texts: str) -> Runbook:
+        """This runbook with some settings given as text, as an operator would (tests)."""
+        unknown = sorted(set(texts) - {s.name for s in self.settings})
+        if unknown:
+            raise SettingsError(_unknown_key(self, unknown[0]))
+        return self.configure({k: ("test", v) for k, v in texts.items()})
+
+
+def _unknown_key(rb: Runbook, key: str) -> str:
+    has = ", ".join(s.name for s in rb.settings)
+    return f"runbook {rb.name!r} has no setting {key!r} " + (
+        f"(its settings: {has})" if has else "(it declares no settings)"
+    )
+
+
+def configure(
+    runbooks: Mapping[str, Runbook],
+    flags: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+) -> dict[str, Runbook]:
+    """The runbooks with the operator's settings, from `--runbook-setting NAME.KEY=VALUE`
+    (repeatable; the last one wins) and SWARM_MEDIC_RUNBOOK_<NAME>_<KEY>; a flag wins over
+    the environment, the environment over the default. An unknown runbook or key, or a value
+    that does not parse, is a SettingsError that names the runbook and the key."""
+    env = env or {}
+    by_env = {
+        env_name(rb.name, s.name): (rb.name, s.name)
+        for rb in runbooks.values()
+        for s in rb.settings
+    }
+    raw: dict[str, dict[str, tuple[str, str]]] = {}
+    for var in sorted(env):
+        if not var.startswith(RUNBOOK_ENV_PREFIX):
+            continue
+        if var not in by_env:
+            known = ", ".join(sorted(by_env)) or "none"
+            raise SettingsError(f"unknown runbook setting {var} (known: {known})")
+        name, key = by_env[var]
+        raw.setdefault(name, {})[key] = (var, env[var])
+    for item in flags:
+        where, sep, text = item.partition("=")
+        name, dot, key = where.strip().partition(".")
+        if not sep or not dot or not name or not key:
+            raise SettingsError(
+                f"{RUNBOOK_FLAG} {item!r}: expected NAME.KEY=VALUE, e.g. orphan-container.grace=2m"
+            )
+        rb = runbooks.get(name)
+        if rb is None:
+            raise SettingsError(
+                f"{RUNBOOK_FLAG} {item!r}: no runbook named {name!r} "
+                f"(known: {', '.join(sorted(runbooks))})"
+            )
+        if key not in {s.name for s in rb.settings}:
+            raise SettingsError(f"{RUNBOOK_FLAG} {item!r}: {_unknown_key(rb, key)}")
+        raw.setdefault(name, {})[key] = (f"{RUNBOOK_FLAG} {name}.{key}", text)
+    return {n: rb.configure(raw.get(n, {})) if n in raw else rb for n, rb in runbooks.items()}
+
+
+# --- the action constructors: what a plan returns ---------------------------------------------
+
+
+def force_update(service: Service, why: str) -> Action:
+    """Replace every task of the service, one at a time by its update config."""
+    return Action(ActionKind.FORCE_UPDATE, service.id, service.name, service.version, why)
+
+
+def rollback(service: Service, why: str) -> Action:
+    """Roll the service back to its previous spec (as `docker service rollback`)."""
+    return Action(ActionKind.ROLLBACK, service.id, service.name, service.version, why)
+
+
+def retry_update(service: Service, why: str) -> Action:
+    """Run the paused update of the new spec again (a force update)."""
+    return Action(ActionKind.RETRY_UPDATE, service.id, service.name, service.version, why)
+
+
+def resume_update(service: Service, why: str) -> Action:
+    """Post the same spec again: swarm resumes a paused update."""
+    return Action(ActionKind.RESUME_UPDATE, service.id, service.name, service.version, why)
+
+
+def replace_task(service: Service, target: Target, why: str) -> Action:
+    """The task's node removes its container; swarm schedules a new task."""
+    return Action(
+        ActionKind.REPLACE_TASK,
+        service.id,
+        service.name,
+        service.version,
+        why,
+        task_id=target.task,
+        node_id=target.node,
+    )
+
+
+def remove_orphan(service_id: str, service: Service | None, target: Target, why: str) -> Action:
+    """The node retires a task container swarm no longer knows (target: a container)."""
+    return Action(
+        ActionKind.REMOVE_ORPHAN,
+        service_id,
+        service.name if service else service_id,
+        service.version if service else 0,
+        why,
+        task_id=target.task,
+        node_id=target.node,
+    )
 
 
 @dataclass(frozen=True)

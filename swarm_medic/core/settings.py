@@ -21,24 +21,8 @@ from types import MappingProxyType
 from typing import Any, Generic, TypeVar
 
 from swarm_medic.core.errors import SettingsError
-from swarm_medic.core.model import PRE_RUNNING_STATES
 
 ENV_PREFIX = "SWARM_MEDIC_"
-
-# How long a task may sit in a state before it counts as stuck. Pulls and health start periods
-# make preparing/starting legitimately slow; the scheduler's states should be near instant.
-DEFAULT_STUCK_AFTER: Mapping[str, float] = MappingProxyType(
-    {
-        "new": 60.0,
-        "allocated": 60.0,
-        "pending": 60.0,
-        "assigned": 120.0,
-        "accepted": 120.0,
-        "preparing": 300.0,
-        "ready": 120.0,
-        "starting": 300.0,
-    }
-)
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -131,8 +115,6 @@ def choice(*allowed: str) -> Callable[[str], str]:
 # month is already longer than anyone means; the lower ends leave room for the lab's fast runs.
 SCAN_INTERVAL = Duration(0.1, DAY)
 SCAN_JITTER = Duration(0.0, HOUR)  # the one duration that may be 0: no jitter
-STUCK_AFTER = Duration(1.0, 30 * DAY)  # also bounds the swarm-medic.stuck-after labels
-REJECTION_WINDOW = Duration(1.0, 30 * DAY)
 VERIFY_TIMEOUT = Duration(1.0, DAY)
 VERIFY_HOLD = Duration(0.1, DAY)
 COOLDOWN = Duration(1.0, 30 * DAY)
@@ -141,8 +123,6 @@ API_TIMEOUT = Duration(0.1, HOUR)
 PROBE_INTERVAL = Duration(0.1, DAY)
 PROBE_TIMEOUT = Duration(0.01, MINUTE)
 PROBE_GRACE = Duration(0.1, DAY)
-DNS_GRACE = Duration(0.1, DAY)
-ORPHAN_GRACE = Duration(0.1, 30 * DAY)
 
 SECRET_MIN_BYTES = 32  # 256 bits: what an HMAC-SHA256 key should carry at least
 FILE_MAX_BYTES = 64 * 1024  # a *_FILE is one value; /dev/zero by mistake must not hang the start
@@ -167,19 +147,6 @@ def parse_secret(text: str) -> str:
     return text
 
 
-def parse_stuck_after(text: str) -> Mapping[str, float]:
-    """ "pending=30s,starting=2m" -> overrides of DEFAULT_STUCK_AFTER."""
-    out = dict(DEFAULT_STUCK_AFTER)
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        state, sep, value = part.partition("=")
-        if not sep or state.strip() not in PRE_RUNNING_STATES:
-            raise ValueError(
-                f"expected STATE=DURATION pairs with STATE in {', '.join(PRE_RUNNING_STATES)}"
-            )
-        out[state.strip()] = STUCK_AFTER(value)
-    return MappingProxyType(out)
-
-
 def parse_names(text: str) -> tuple[str, ...]:
     return tuple(sorted({n.strip() for n in text.split(",") if n.strip()}))
 
@@ -190,7 +157,8 @@ GROUPS: Mapping[str, str] = MappingProxyType(
     {
         "safety": "what may be touched, and how much: dry run, scope, cooldowns, budgets, breakers",
         "scan": "how often the swarm is looked at",
-        "runbooks": "what the runbooks judge by and do",
+        "runbooks": "where the runbooks come from (each declares its own settings: "
+        "--runbook-setting NAME.KEY=VALUE, `swarm-medic runbooks NAME`)",
         "probes": "overlay probes and the brain-to-node channel",
         "http": "the /metrics and /healthz server",
         "log": "logging",
@@ -355,57 +323,6 @@ class Settings:
         "",
         "an extra directory of runbook files to load",
         "PATH",
-        group="runbooks",
-    )
-    paused_update_action: str = setting(
-        "paused_update_action",
-        choice("rollback", "retry"),
-        "rollback",
-        "what to do with a paused update whose new spec failed by itself: roll back, or "
-        "retry (force update of the new spec)",
-        "rollback|retry",
-        group="runbooks",
-    )
-    stuck_after: Mapping[str, float] = setting(
-        "stuck_after",
-        parse_stuck_after,
-        DEFAULT_STUCK_AFTER,
-        "per-state thresholds, e.g. pending=30s,starting=2m; per service: label "
-        "swarm-medic.stuck-after[.STATE]=DURATION",
-        "STATE=DURATION,...",
-        group="runbooks",
-    )
-    rejection_threshold: int = setting(
-        "rejection_threshold",
-        Count(1000),
-        3,
-        "rejections with the same error that make an incident",
-        "N",
-        group="runbooks",
-    )
-    rejection_window: float = setting(
-        "rejection_window",
-        REJECTION_WINDOW,
-        600.0,
-        "how far back rejections count",
-        "DURATION",
-        group="runbooks",
-    )
-    dns_grace: float = setting(
-        "dns_grace",
-        DNS_GRACE,
-        30.0,
-        "how long DNS may disagree with swarm before it counts",
-        "DURATION",
-        group="runbooks",
-    )
-    orphan_grace: float = setting(
-        "orphan_grace",
-        ORPHAN_GRACE,
-        60.0,
-        "added to a task's stop grace period before a container of a task no longer meant "
-        "to run counts as an orphan (counted from the medic's first sighting)",
-        "DURATION",
         group="runbooks",
     )
     # --- probes
@@ -664,6 +581,26 @@ def _raw_from_env(spec: Spec[Any], env: Mapping[str, str]) -> tuple[str | None, 
     return env.get(name), name
 
 
+# Runbooks' own settings (core.runbook.configure reads them once the runbooks are loaded).
+RUNBOOK_ENV_PREFIX = ENV_PREFIX + "RUNBOOK_"
+
+# Settings that became a runbook's own: the old variable says where it went.
+MOVED: Mapping[str, str] = MappingProxyType(
+    {
+        ENV_PREFIX + old: f"{RUNBOOK_ENV_PREFIX}{name.upper().replace('-', '_')}_{key.upper()}"
+        f" or --runbook-setting {name}.{key}=..."
+        for old, name, key in (
+            ("STUCK_AFTER", "stuck-task", "after"),
+            ("PAUSED_UPDATE_ACTION", "paused-update", "action"),
+            ("REJECTION_THRESHOLD", "repeated-rejection", "threshold"),
+            ("REJECTION_WINDOW", "repeated-rejection", "window"),
+            ("DNS_GRACE", "stale-dns", "grace"),
+            ("ORPHAN_GRACE", "orphan-container", "grace"),
+        )
+    }
+)
+
+
 def load(
     flags: Mapping[str, str | None] | None = None, env: Mapping[str, str] | None = None
 ) -> Settings:
@@ -671,7 +608,16 @@ def load(
     flags = flags or {}
     env = os.environ if env is None else env
     known = {env_name(s) for s in SPECS} | {env_name(s) + "_FILE" for s in SPECS}
-    unknown = sorted(k for k in env if k.startswith(ENV_PREFIX) and k not in known)
+    unknown = sorted(
+        k
+        for k in env
+        if k.startswith(ENV_PREFIX) and k not in known and not k.startswith(RUNBOOK_ENV_PREFIX)
+    )
+    if unknown and unknown[0] in MOVED:
+        raise SettingsError(
+            f"{unknown[0]} is now a runbook's own setting: {MOVED[unknown[0]]} "
+            "(see CHANGELOG.md and `swarm-medic runbooks NAME`)"
+        )
     if unknown:
         raise SettingsError(
             f"unknown setting {unknown[0]} (known: {', '.join(sorted(env_name(s) for s in SPECS))})"

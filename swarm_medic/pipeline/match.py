@@ -1,7 +1,9 @@
 """match: snapshot + runbooks + now -> findings. Pure.
 
-A runbook that raises is isolated: the error is returned next to the findings of the others,
-and whoever records it (journal) logs and counts it.
+Each runbook is given the scan's Context with its own settings (Runbook.detect / plan bind
+them). A runbook whose NEEDS this scan does not meet (no probe results on this instance) is
+not run: that is not a failure. A runbook that raises is isolated: the error is returned next
+to the findings of the others, and whoever records it (journal) logs and counts it.
 
 A plan must act on what its finding is about: the same service, and for a node-local action
 one of the finding's tasks on one of its nodes. This is checked here, not in the policy,
@@ -30,6 +32,8 @@ def run(runbooks: Iterable[Runbook], ctx: Context) -> MatchResult:
     findings: list[Finding] = []
     failures: list[RunbookFailure] = []
     for rb in runbooks:
+        if rb.missing(ctx):
+            continue
         try:
             found = list(rb.detect(ctx))
         except Exception as exc:  # noqa: BLE001 - one broken runbook must not blind the others

@@ -2,19 +2,23 @@
 
 A runbook file is loaded by path (importlib), so an operator can drop a file into
 --runbooks-dir without packaging it. What a broken file did wrong is kept as a LoadError with
-a message that names the file, the line and the problem.
+a message that names the file, the line and the problem. What a runbook file holds is
+described in `swarm_medic.runbook`; `configure` then gives each runbook the operator's values
+of its own settings (a wrong one stops the start: see core.runbook.configure).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import traceback
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import runbooks as builtin_runbooks
-from swarm_medic.core.runbook import LoadError, Runbook
+from swarm_medic.core import runbook as core
+from swarm_medic.core.errors import SettingsError
+from swarm_medic.core.runbook import KNOWN_NEEDS, LoadError, Runbook, check_settings
 
 
 @dataclass
@@ -29,6 +33,16 @@ class Registry:
                 f"runbook {runbook.name!r} is defined twice: {other} and {runbook.source}"
             )
         self.runbooks[runbook.name] = runbook
+
+    def configure(self, flags: Sequence[str] = (), env: Mapping[str, str] | None = None) -> None:
+        """Gives each runbook the operator's values of its settings; SettingsError if wrong."""
+        try:
+            self.runbooks = core.configure(self.runbooks, flags, env)
+        except SettingsError as exc:
+            if not self.errors:
+                raise
+            broken = "; ".join(f"{e.path}: {e.message}" for e in self.errors)
+            raise SettingsError(f"{exc} (runbook files that did not load: {broken})") from None
 
     def __iter__(self):  # type: ignore[no-untyped-def]
         return iter(self.runbooks.values())
@@ -47,21 +61,32 @@ def load_file(path: Path) -> Runbook:
         raise ImportError(f"cannot import {path}")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    missing = [n for n in ("NAME", "detect", "plan") if not hasattr(module, n)]
+    missing = [n for n in ("NAME", "detect") if not hasattr(module, n)]
     if missing:
         raise AttributeError(
-            f"defines no {', '.join(missing)} (a runbook needs NAME, detect, plan and a docstring)"
+            f"defines no {', '.join(missing)} (a runbook needs NAME, detect and a docstring)"
         )
     if not (module.__doc__ or "").strip():
         raise AttributeError("has no docstring: the docstring is what the operator reads")
-    if not callable(module.detect) or not callable(module.plan):
+    plan = getattr(module, "plan", None)
+    if not callable(module.detect) or (plan is not None and not callable(plan)):
         raise TypeError("detect and plan must be functions")
+    needs = getattr(module, "NEEDS", ())
+    if isinstance(needs, str) or not all(isinstance(n, str) for n in needs):
+        raise TypeError("NEEDS must be a tuple of names, e.g. NEEDS = (PROBES,)")
+    unknown = sorted(set(needs) - KNOWN_NEEDS)
+    if unknown:
+        raise ValueError(f"NEEDS {unknown[0]!r}: known are {', '.join(sorted(KNOWN_NEEDS))}")
+    settings = tuple(getattr(module, "SETTINGS", ()))
     return Runbook(
         name=str(module.NAME),
         doc=module.__doc__ or "",
-        detect=module.detect,
-        plan=module.plan,
+        detect_fn=module.detect,
+        plan_fn=plan,
         source=str(path),
+        needs=frozenset(needs),
+        settings=settings,
+        values=check_settings(settings),
     )
 
 

@@ -18,7 +18,7 @@ from swarm_medic.core.incidents import REMIND_EVERY, Incident, Incidents, new_id
 from swarm_medic.core.ledger import Ledger
 from swarm_medic.core.model import Action, Result, Snapshot, Verdict
 from swarm_medic.core.reach import Reachability
-from swarm_medic.core.runbook import Context, ServiceMemory, Sightings, TaskClock
+from swarm_medic.core.runbook import ServiceMemory, Sightings, TaskClock, context
 from swarm_medic.core.settings import Settings
 from swarm_medic.nodes.rounds import Prober
 from swarm_medic.pipeline import match, policy, verify
@@ -121,7 +121,17 @@ class Medic:
         if self.prober is not None and snap.is_leader and self.prober.due(now):
             self._probe(self.prober, snap, now)
         seen = self.service_memory.observe(snap.services, now)
-        ctx = Context(snap, now, self.settings, self.task_clock, self.reach, self.sightings, seen)
+        ctx = context(
+            snap,
+            now,
+            self.settings,
+            self.task_clock,
+            # probe results exist once this instance has probed (the brain): until then the
+            # runbooks that need them are not run
+            reach=self.reach if self.reach.rounds else None,
+            sightings=self.sightings,
+            services_seen=seen,
+        )
 
         matched = match.run(self.registry, ctx)
         planned, plan_failures = match.plan_all(self.registry.runbooks, matched.findings, ctx)

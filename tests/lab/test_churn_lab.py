@@ -69,7 +69,11 @@ def test_rolling_update_scale_down_and_removal_are_left_to_swarm(lab: Lab, medic
     copy = docker("run", "-d", "--label", "medic.lab=1", image, "sleep", "3600")
     try:
         m = medic(
-            scope="all", orphan_grace="5s", probe_interval="2s", probe_grace="1s", log_level="debug"
+            scope="all",
+            runbook_orphan_container_grace="5s",
+            probe_interval="2s",
+            probe_grace="1s",
+            log_level="debug",
         )
         m.wait_for("probe round", 20)
         before = set(containers(tag)) - {copy}

@@ -66,7 +66,7 @@ def test_stuck_task_hang_is_healed(lab: Lab, medic: Medic, tmp_path: Path) -> No
     wait_until("task in Starting", lambda: lab.current_states(name) == ["Starting"], 30)
     t_fault = time.time()
     version = lab.version(name)
-    m = medic(stuck_after=f"starting={threshold:.0f}s")
+    m = medic(runbook_stuck_task_after=f"starting={threshold:.0f}s")
 
     # Swarm alone, for the whole threshold window: the task never leaves Starting.
     def found() -> bool:
@@ -100,7 +100,7 @@ def test_dry_run_and_not_opted_in_only_report(lab: Lab, medic: Medic, tmp_path: 
     for n in (opted, other):
         wait_until(f"{n} Starting", partial(lambda s: lab.current_states(s) == ["Starting"], n), 30)
     versions = {n: lab.version(n) for n in (opted, other)}
-    m = medic(stuck_after="starting=3s", dry_run="true")
+    m = medic(runbook_stuck_task_after="starting=3s", dry_run="true")
 
     would = m.wait_for("decision: would force_update", 20, service=opted)
     assert "dry-run" in would["event"]
@@ -116,7 +116,7 @@ def test_pending_constraint_is_diagnosed_and_swarm_recovers_alone(lab: Lab, medi
     label = f"medic-zone-{int(time.time())}"
     name = lab.create("pend", "--constraint", f"node.labels.{label}==a")
     wait_until("task Pending", lambda: lab.current_states(name) == ["Pending"], 20)
-    m = medic(stuck_after="pending=3s")
+    m = medic(runbook_stuck_task_after="pending=3s")
     finding = m.wait_for("finding", 20, runbook="stuck-task", service=name)
     assert finding["cause"] == "constraints"
     hostname = docker("info", "--format", "{{.Name}}")
@@ -184,7 +184,7 @@ def test_repeated_rejection_reported_once_broken_runbook_isolated(
     )
     (extra / "incomplete.py").write_text('"""No functions."""\nNAME = "incomplete"\n')
     name = lab.create("noimg", image=f"medic/nope:{int(time.time())}")
-    m = medic(runbooks_dir=str(extra), rejection_threshold="3")
+    m = medic(runbooks_dir=str(extra), runbook_repeated_rejection_threshold="3")
 
     errors = {
         ln["path"]: ln["error"]
@@ -220,7 +220,7 @@ def test_circuit_breaker_stops_after_budget(lab: Lab, medic: Medic, tmp_path: Pa
     name = hang_service(lab, tmp_path, "breaker", once=False)
     wait_until("task Starting", lambda: lab.current_states(name) == ["Starting"], 30)
     m = medic(
-        stuck_after="starting=3s",
+        runbook_stuck_task_after="starting=3s",
         budget_per_hour="2",
         breaker_failures="5",
         cooldown="1s",  # 0 would switch the safeguard off: refused at start

@@ -69,7 +69,7 @@ def test_node_down_is_reported_once_and_resolves(
     name = spread_service
     wait_until("one task per node", lambda: running_nodes(name) == ["node1", "node2", "node3"], 30)
     node3 = on_node(3, "info", "--format", "{{.Swarm.NodeID}}")
-    m = medic(docker_host=node_sock(1), stuck_after="pending=4s")
+    m = medic(docker_host=node_sock(1), runbook_stuck_task_after="pending=4s")
     m.wait_for("scan", 15) if m.find("scan") else m.wait_for("event stream connected", 15)
 
     t_kill = time.time()

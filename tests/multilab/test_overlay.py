@@ -115,7 +115,7 @@ def test_orphan_container_is_removed(web: Web, node_medics: NodeMedics) -> None:
     time.sleep(SWARM_ALONE)
     assert on_node(3, "inspect", "-f", "{{.State.Running}}", cid) == "true"  # swarm: no idea
     # grace: 2 s of ours plus the service's 1 s stop grace period, from the first sighting
-    medics = node_medics(orphan_grace="2s")
+    medics = node_medics(runbook_orphan_container_grace="2s")
     brain, finding = first_finding(medics, "orphan-container", 30)
     assert cid[:12] in str(finding["summary"]) and "no longer exists" in str(finding["summary"])
     action = brain.wait_for("action: remove_orphan done", 15)
@@ -242,7 +242,7 @@ def test_stale_dns_on_a_gossip_partitioned_node(web: Web, node_medics: NodeMedic
         )
         time.sleep(SWARM_ALONE)  # swarm alone: node3's answer stays wrong
         # K so large that unreachable-endpoint stays quiet: this test is about DNS
-        medics = node_medics(dns_grace="4s", probe_failures="100")
+        medics = node_medics(runbook_stale_dns_grace="4s", probe_failures="100")
         brain, finding = first_finding(medics, "stale-dns", 60, service=web.name)
         # Both sides go stale: the others drop node3's records when memberlist declares it
         # dead, node3 never learns the new task. Which node's answer is checked first varies.

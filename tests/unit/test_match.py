@@ -13,6 +13,7 @@ import pytest
 
 from swarm_medic.core.model import Action, Node, Service, Snapshot, SwarmInfo, Task
 from swarm_medic.core.runbook import Context, RunbookFailure, TaskClock
+from swarm_medic.core.runbook import context as scan_context
 from swarm_medic.core.settings import Settings
 from swarm_medic.pipeline import match, registry
 
@@ -21,7 +22,7 @@ NOW = 1_700_000_000.0
 HEADER = '''
 """An operator's runbook that plans something else than what it found."""
 
-from swarm_medic.core.model import Action, ActionKind, Finding
+from swarm_medic.runbook import Action, ActionKind, Finding
 
 NAME = "rogue"
 
@@ -62,7 +63,7 @@ def context() -> Context:
             Task("task-victim", "svc-victim", 1, "node-1", "running", "running"),
         ),
     )
-    return Context(snap, NOW, Settings(), TaskClock())
+    return scan_context(snap, NOW, Settings(), TaskClock())
 
 
 def plan(reg: registry.Registry) -> tuple[Action | None, list[RunbookFailure]]:

@@ -14,17 +14,18 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from runbooks import orphan_container
 from swarm_medic.core.model import Service, Task
 from swarm_medic.core.protocol import Container
 from swarm_medic.core.reach import Reachability
-from swarm_medic.core.runbook import Context, Sightings, TaskClock
+from swarm_medic.core.runbook import Runbook, Sightings, TaskClock, context
 from swarm_medic.core.settings import Settings
+from swarm_medic.pipeline import registry
 from tests import builders as build
 
 T0 = 1_700_000_000.0
 DAYS_AGO = T0 - 3 * 86400
-GRACE = 60.0  # --orphan-grace default
+GRACE = 60.0  # the runbook's setting `grace`, by default
+ORPHANS: Runbook = registry.load([registry.builtin_dir()]).runbooks["orphan-container"]
 SID, TID, CID = "svc1", "task1", "ctr1"
 
 
@@ -69,8 +70,16 @@ class World:
             )
         }
         seen = {SID: self.remembered} if self.remembered else {}
-        ctx = Context(snap, now, self.settings, TaskClock(), reach, self.sightings, seen)
-        found = [f.summary for f in orphan_container.detect(ctx)]
+        ctx = context(
+            snap,
+            now,
+            self.settings,
+            TaskClock(),
+            reach=reach,
+            sightings=self.sightings,
+            services_seen=seen,
+        )
+        found = [f.summary for f in ORPHANS.detect(ctx)]
         self.sightings.end_scan()
         return found
 

@@ -16,11 +16,12 @@ from swarm_medic.core.model import (
     Severity,
     Snapshot,
     SwarmInfo,
+    Target,
     Task,
 )
 from swarm_medic.core.protocol import DnsResult, DnsTarget, ProbeAnswer, ProbePlan
 from swarm_medic.core.reach import Cell, Reachability
-from swarm_medic.core.runbook import Context, Runbook, TaskClock
+from swarm_medic.core.runbook import Context, Runbook, TaskClock, context
 from swarm_medic.core.settings import Settings
 from swarm_medic.pipeline import registry
 
@@ -28,7 +29,8 @@ NOW = 1_700_000_000.0
 NET = "net0123456789abcdef"
 VIP = "10.0.1.100"
 ENABLE = {"swarm-medic.enable": "true"}
-SETTINGS = Settings()  # probe_failures 3, dns_grace 30 s, scope opt-in
+SETTINGS = Settings()  # probe_failures 3, scope opt-in
+DNS_GRACE = 30.0  # stale-dns.grace, by default
 K = SETTINGS.probe_failures
 
 REGISTRY = registry.load([registry.builtin_dir()])
@@ -98,11 +100,12 @@ def matrix(fails: Mapping[tuple[str, str], int] | None = None) -> Reachability:
 
 
 def ctx(reach: Reachability | None, snap: Snapshot | None = None) -> Context:
-    return Context(snap or snapshot(), NOW, SETTINGS, TaskClock(), reach)
+    return context(snap or snapshot(), NOW, SETTINGS, TaskClock(), reach=reach)
 
 
 def detect(rb: Runbook, c: Context) -> list[Finding]:
-    return list(rb.detect(c))
+    """As match.run does: a runbook whose needs are not met is not run."""
+    return [] if rb.missing(c) else list(rb.detect(c))
 
 
 # --- unreachable-endpoint ----------------------------------------------------------------------
@@ -125,7 +128,8 @@ def test_unreachable_endpoint_cause_from_the_matrix(
     assert f.cause == cause
     assert f.key == "unreachable-endpoint:t1"
     assert f.task_ids == ("t1",)
-    assert f.details == {"task_node": "n1", "from": from_nodes}
+    assert f.details == {"from": from_nodes}
+    assert f.target == Target.for_task("t1", "n1")
     assert set(f.node_ids) == {"n1", *from_nodes.split(",")}
     assert f.actionable
     assert f.severity is Severity.CRITICAL
@@ -212,7 +216,7 @@ RIGHT = ("10.0.1.2", "10.0.1.3", "10.0.1.4")
 
 
 def test_stale_dns_older_than_the_grace_is_one_finding_per_service_and_net() -> None:
-    old = NOW - SETTINGS.dns_grace - 1
+    old = NOW - DNS_GRACE - 1
     r = dns_reach(
         {
             "n1": (RIGHT, None),
@@ -239,7 +243,7 @@ def test_stale_dns_with_both_extra_and_missing_ips() -> None:
 
 
 def test_stale_dns_younger_than_the_grace_is_nothing() -> None:
-    r = dns_reach({"n2": (("10.0.1.9",), NOW - SETTINGS.dns_grace + 1)})
+    r = dns_reach({"n2": (("10.0.1.9",), NOW - DNS_GRACE + 1)})
     assert detect(STALE_DNS, ctx(r)) == []
 
 

@@ -22,12 +22,12 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
 from runbooks import stuck_task
+from runbooks.stuck_task import DEFAULT_STUCK_AFTER
 from swarm_medic.core import ledger, reach
 from swarm_medic.core.errors import SettingsError
 from swarm_medic.core.model import Event, LedgerDoc, Service
 from swarm_medic.core.scope import ENABLE_LABEL, SELF_LABEL, scope_reason
 from swarm_medic.core.settings import (
-    DEFAULT_STUCK_AFTER,
     SPECS,
     Count,
     Duration,
@@ -35,6 +35,7 @@ from swarm_medic.core.settings import (
     env_name,
 )
 from swarm_medic.core.settings import load as load_settings
+from swarm_medic.pipeline import registry
 from swarm_medic.pipeline.watch import Watcher
 from swarm_medic.swarm import mapping
 from swarm_medic.swarm.fake import FakeEngine
@@ -258,7 +259,27 @@ def test_every_setting_parses_to_a_value_in_range_or_a_value_error(spec: Any, te
         assert spec.parse.low <= value <= spec.parse.high
     if isinstance(spec.parse, Count):
         assert 1 <= value <= spec.parse.high
-    if spec.name == "stuck_after":
+
+
+RUNBOOK_SETTINGS = [
+    (rb.name, s) for rb in registry.load([registry.builtin_dir()]) for s in rb.settings
+]
+
+
+@pytest.mark.parametrize(("runbook", "spec"), RUNBOOK_SETTINGS, ids=lambda x: getattr(x, "name", x))
+@given(text=st.text(max_size=40) | st.from_regex(r"\A\s*\d{1,400}(\.\d{1,400})?\s*(ms|s|m|h)?\Z"))
+def test_every_runbook_setting_parses_to_a_value_in_range_or_a_value_error(
+    runbook: str, spec: Any, text: str
+) -> None:
+    try:
+        value = spec.parse(text)
+    except ValueError:
+        return
+    if isinstance(spec.parse, Duration):
+        assert spec.parse.low <= value <= spec.parse.high
+    if isinstance(spec.parse, Count):
+        assert 1 <= value <= spec.parse.high
+    if (runbook, spec.name) == ("stuck-task", "after"):
         assert all(1.0 <= v <= 30 * 86400 for v in value.values())
         assert set(value) == set(DEFAULT_STUCK_AFTER)
 

@@ -20,7 +20,7 @@ from swarm_medic.core.model import (
     Task,
     UpdateStatus,
 )
-from swarm_medic.core.runbook import Context, Runbook, TaskClock
+from swarm_medic.core.runbook import Context, Runbook, TaskClock, context
 from swarm_medic.core.settings import Settings
 from swarm_medic.pipeline import registry
 
@@ -114,7 +114,6 @@ def ctx(
     services: list[Service],
     tasks: list[Task],
     nodes: list[Node] | None = None,
-    settings: Settings | None = None,
     clock: TaskClock | None = None,
 ) -> Context:
     snap = Snapshot(
@@ -124,7 +123,7 @@ def ctx(
         services=tuple(services),
         tasks=tuple(tasks),
     )
-    return Context(snap, NOW, settings or Settings(), clock or TaskClock())
+    return context(snap, NOW, Settings(), clock or TaskClock())
 
 
 def detect(rb: Runbook, c: Context) -> list[Finding]:
@@ -279,9 +278,9 @@ def test_default_thresholds(state: str, age: float, found: bool) -> None:
 
 
 def test_settings_thresholds() -> None:
-    settings = Settings(stuck_after=MappingProxyType({**Settings().stuck_after, "pending": 5.0}))
-    c = ctx([service()], [task("t1", "pending", age=6)], settings=settings)
-    assert [f.task_ids for f in detect(STUCK, c)] == [("t1",)]
+    c = ctx([service()], [task("t1", "pending", age=6)])
+    assert detect(STUCK, c) == []
+    assert [f.task_ids for f in detect(STUCK.with_settings(after="pending=5s"), c)] == [("t1",)]
 
 
 @pytest.mark.parametrize(
@@ -484,13 +483,12 @@ def test_paused_update_is_resumed_when_its_node_stopped_the_task(
     paused_task: Task, nodes: list[Node], why: str
 ) -> None:
     for action in ("rollback", "retry"):  # the setting is about failed specs only
-        c = ctx(
-            [paused_service()], [paused_task], nodes, settings=Settings(paused_update_action=action)
-        )
-        (f,) = detect(PAUSED, c)
+        c = ctx([paused_service()], [paused_task], nodes)
+        rb = PAUSED.with_settings(action=action)
+        (f,) = detect(rb, c)
         assert f.cause == "stopped-by-node" and why in f.summary and f.actionable
         assert f.advice == "resume the update: `docker service update web`"
-        planned = PAUSED.plan(f, c)
+        planned = rb.plan(f, c)
         assert planned is not None and planned.kind is ActionKind.RESUME_UPDATE
         assert planned.service_version == 42
 
@@ -518,26 +516,24 @@ def test_paused_update_without_previous_spec_is_report_only() -> None:
 
 @pytest.mark.parametrize("previous", [True, False])
 def test_paused_update_retry_setting(previous: bool) -> None:
-    c = ctx(
-        [paused_service(previous=previous)],
-        [FAILED_T9],
-        settings=Settings(paused_update_action="retry"),
-    )
-    (f,) = detect(PAUSED, c)
+    c = ctx([paused_service(previous=previous)], [FAILED_T9])
+    rb = PAUSED.with_settings(action="retry")
+    (f,) = detect(rb, c)
     assert f.actionable is True
-    assert PAUSED.plan(f, c) == Action(
+    assert rb.plan(f, c) == Action(
         ActionKind.RETRY_UPDATE, "svc1", "web", 42, "update paused: retry it"
     )
 
 
 @pytest.mark.parametrize("action", ["rollback", "retry"])
 def test_rollback_paused_is_report_only(action: str) -> None:
-    c = ctx([paused_service("rollback_paused")], [], settings=Settings(paused_update_action=action))
-    (f,) = detect(PAUSED, c)
+    c = ctx([paused_service("rollback_paused")], [])
+    rb = PAUSED.with_settings(action=action)
+    (f,) = detect(rb, c)
     assert f.cause == "rollback_paused"
     assert f.summary == f"update of web is rollback paused: {PAUSED_MSG}"
     assert f.actionable is False
-    assert PAUSED.plan(f, c) is None
+    assert rb.plan(f, c) is None
 
 
 @pytest.mark.parametrize(
@@ -624,8 +620,9 @@ def test_repeated_rejection_settings_and_two_errors() -> None:
         rejected("b1", 10, mount),
         rejected("b2", 900, mount),
     ]
-    settings = Settings(rejection_threshold=2, rejection_window=1000)
-    findings = detect(REJECTED, ctx([service()], tasks, settings=settings))
+    assert detect(REJECTED, ctx([service()], tasks)) == []  # 3 within 10 minutes, by default
+    rb = REJECTED.with_settings(threshold="2", window="1000")
+    findings = detect(rb, ctx([service()], tasks))
     assert [(f.details["error"], f.task_ids) for f in findings] == [
         (ERR_IMAGE, ("a1", "a2")),
         (mount, ("b1", "b2")),

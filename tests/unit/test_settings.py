@@ -9,10 +9,8 @@ import pytest
 
 from swarm_medic.core.errors import SettingsError
 from swarm_medic.core.settings import (
-    DEFAULT_STUCK_AFTER,
     FILE_MAX_BYTES,
     SPECS,
-    STUCK_AFTER,
     Duration,
     Settings,
     describe,
@@ -28,7 +26,6 @@ def test_defaults_with_empty_env() -> None:
     assert s.scan_interval == 15.0
     assert s.budget_per_hour == 3
     assert s.http_port == 9324
-    assert dict(s.stuck_after) == dict(DEFAULT_STUCK_AFTER)
     assert s.docker_host == ""
 
 
@@ -53,7 +50,6 @@ def test_scan_interval_durations(text: str, seconds: float) -> None:
         ({"SWARM_MEDIC_BUDGET_PER_HOUR": "5"}, "budget_per_hour", 5),
         ({"SWARM_MEDIC_HTTP_PORT": "0"}, "http_port", 0),
         ({"SWARM_MEDIC_SELF_SERVICES": "b, a,,a"}, "self_services", ("a", "b")),
-        ({"SWARM_MEDIC_PAUSED_UPDATE_ACTION": "retry"}, "paused_update_action", "retry"),
         ({"DOCKER_HOST": "tcp://10.0.0.1:2376"}, "docker_host", "tcp://10.0.0.1:2376"),
     ],
 )
@@ -131,9 +127,6 @@ def test_docker_host_is_not_a_swarm_medic_variable() -> None:
         ("SWARM_MEDIC_DRY_RUN", "--dry-run", "maybe"),
         ("SWARM_MEDIC_HTTP_PORT", "--http-port", "70000"),
         ("SWARM_MEDIC_HTTP_PORT", "--http-port", "eighty"),
-        ("SWARM_MEDIC_STUCK_AFTER", "--stuck-after", "zombie=3s"),
-        ("SWARM_MEDIC_STUCK_AFTER", "--stuck-after", "pending"),
-        ("SWARM_MEDIC_STUCK_AFTER", "--stuck-after", "pending=soon"),
         ("SWARM_MEDIC_BUDGET_PER_HOUR", "--budget-per-hour", "0"),
         ("SWARM_MEDIC_SCAN_INTERVAL", "--scan-interval", "5 minutes"),
         ("SWARM_MEDIC_LOG_LEVEL", "--log-level", "trace"),
@@ -154,15 +147,6 @@ def test_bad_flag_value_names_flag_and_variable() -> None:
     message = str(err.value)
     assert message.startswith("--budget-per-hour='-1' is not valid")
     assert "SWARM_MEDIC_BUDGET_PER_HOUR" in message
-
-
-def test_stuck_after_override_merges_with_defaults() -> None:
-    s = load({}, {"SWARM_MEDIC_STUCK_AFTER": "pending=30s, starting=2m"})
-    expected = dict(DEFAULT_STUCK_AFTER)
-    expected.update(pending=30.0, starting=120.0)
-    assert dict(s.stuck_after) == expected
-    assert s.stuck_after["preparing"] == 300.0  # untouched default
-    assert DEFAULT_STUCK_AFTER["pending"] == 60.0  # the defaults themselves are not changed
 
 
 def test_describe() -> None:
@@ -209,25 +193,16 @@ def test_a_duration_of_309_digits_is_not_infinity() -> None:
         ("--verify-hold", "SWARM_MEDIC_VERIFY_HOLD"),
         ("--cooldown", "SWARM_MEDIC_COOLDOWN"),
         ("--breaker-reset", "SWARM_MEDIC_BREAKER_RESET"),
-        ("--rejection-window", "SWARM_MEDIC_REJECTION_WINDOW"),
         ("--api-timeout", "SWARM_MEDIC_API_TIMEOUT"),
         ("--probe-interval", "SWARM_MEDIC_PROBE_INTERVAL"),
         ("--probe-timeout", "SWARM_MEDIC_PROBE_TIMEOUT"),
         ("--probe-grace", "SWARM_MEDIC_PROBE_GRACE"),
-        ("--dns-grace", "SWARM_MEDIC_DNS_GRACE"),
-        ("--orphan-grace", "SWARM_MEDIC_ORPHAN_GRACE"),
     ],
 )
 @pytest.mark.parametrize("value", ["0", "0s", "0ms", "800h"])
 def test_intervals_and_timeouts_must_be_in_their_range(flag: str, env_var: str, value: str) -> None:
     message = settings_error({}, {env_var: value})
     assert message.startswith(f"{env_var}={value!r} is not valid ({flag} / {env_var})")
-
-
-def test_a_zero_stuck_after_threshold_is_refused() -> None:
-    message = settings_error({}, {"SWARM_MEDIC_STUCK_AFTER": "pending=0s"})
-    assert "--stuck-after" in message
-    assert "SWARM_MEDIC_STUCK_AFTER" in message
 
 
 def test_scan_jitter_may_be_zero_but_not_more_than_an_hour() -> None:
@@ -246,8 +221,6 @@ def test_every_default_is_inside_its_own_range() -> None:
         if isinstance(spec.parse, Duration):
             value = getattr(defaults, spec.name)
             assert spec.parse.low <= value <= spec.parse.high, spec.name
-    for state, limit in DEFAULT_STUCK_AFTER.items():
-        assert STUCK_AFTER.low <= limit <= STUCK_AFTER.high, state
 
 
 @pytest.mark.parametrize(
@@ -255,7 +228,6 @@ def test_every_default_is_inside_its_own_range() -> None:
     [
         ("SWARM_MEDIC_BUDGET_PER_HOUR", "101"),
         ("SWARM_MEDIC_PROBE_FAILURES", "1" * 400),
-        ("SWARM_MEDIC_REJECTION_THRESHOLD", "1001"),
     ],
 )
 def test_counts_have_an_upper_bound(env_var: str, value: str) -> None:

@@ -1,0 +1,130 @@
+"""The runbook API: the one module a runbook imports (built-in, or an operator's file).
+
+A runbook is a Python file: the built-in ones in runbooks/, an operator's in --runbooks-dir
+(loaded by path; a file whose name starts with "_" is skipped). It defines:
+
+    a module docstring                       required: its first line is the summary, then
+                                             symptom, cause, what the medic does, risks
+    NAME = "replicas-zero"                   required, unique
+    detect(ctx) -> Iterable[Finding]         required: what is wrong
+    plan(finding, ctx) -> Action | None      optional: absent = report only
+    NEEDS = (PROBES,)                        optional: what it reads beyond the snapshot
+    SETTINGS = (Setting(...), ...)           optional: its own settings, with defaults
+
+Both functions are pure: no I/O, no clock, no randomness; everything is in `ctx`:
+
+    ctx.snapshot        the swarm as observed this scan (Snapshot: nodes, services, tasks;
+                        .service(id), .task(id), .node(id), .tasks_of(service_id))
+    ctx.now             the scan's time (seconds since the epoch)
+    ctx.age(task)       how long the task has been in its current state
+    ctx.since(key)      when the medic first saw the condition `key` (held on every scan since)
+    ctx.services_seen   services seen in the last hour, removed ones included
+    ctx.settings        this runbook's own settings, parsed: ctx.settings.grace
+    ctx.probes          the overlay probe results (Probes); only with NEEDS = (PROBES,)
+
+A Finding says what is wrong: `key` names the incident (the same fault must give the same key
+on every scan: it is reported once and acted on under one cooldown), `target` what it is about
+(Target.for_task / for_node / for_container / for_service), `actionable` whether `plan` may
+help. `plan` reads `finding.target` (never strings in `details`, which are for people) and
+returns an Action from the constructors below, or None. Whatever it returns, the safety policy
+decides: opt-in scope, cooldown, budget, circuit breaker, dry-run. An action must name the
+finding's service (and, node-local, one of its tasks and nodes) or it is refused.
+
+NEEDS. A runbook that reads probe results declares NEEDS = (PROBES,): where there are none
+(an instance that is not the brain, `swarm-medic check`) it is not run, which is not an error.
+
+SETTINGS. A runbook declares its own settings as Setting(name, parser, default text, help):
+ready-made parsers are Duration(low, high), Count(high) and choice(...). The operator sets them
+with `--runbook-setting NAME.KEY=VALUE` (repeatable) or SWARM_MEDIC_RUNBOOK_<NAME>_<KEY> (upper
+case, dashes as underscores; the flag wins); each value is checked at start, and an unknown
+runbook or key, or a bad value, stops the start with a message naming both. A runbook sees
+its own settings only, never the daemon's (so never the channel's secret).
+`swarm-medic runbooks NAME` shows the text and the settings with their current values.
+
+Anything not in `__all__` is not part of the API and may change.
+"""
+
+from swarm_medic.core.constraints import Miss, fitting_nodes, placement_misses, summarise
+from swarm_medic.core.model import (
+    PRE_RUNNING_STATES,
+    Action,
+    ActionKind,
+    Finding,
+    Node,
+    Service,
+    Severity,
+    Snapshot,
+    Target,
+    TargetKind,
+    Task,
+    UpdateStatus,
+)
+from swarm_medic.core.protocol import Container
+from swarm_medic.core.reach import Cell, Reachability, probe_port, running, running_ips
+from swarm_medic.core.runbook import (
+    PROBES,
+    Context,
+    Probes,
+    Setting,
+    Values,
+    force_update,
+    remove_orphan,
+    replace_task,
+    resume_update,
+    retry_update,
+    rollback,
+)
+from swarm_medic.core.settings import (
+    DAY,
+    HOUR,
+    MINUTE,
+    Count,
+    Duration,
+    choice,
+    parse_bool,
+    parse_duration,
+)
+
+__all__ = [
+    "DAY",
+    "HOUR",
+    "MINUTE",
+    "PRE_RUNNING_STATES",
+    "PROBES",
+    "Action",
+    "ActionKind",
+    "Cell",
+    "Container",
+    "Context",
+    "Count",
+    "Duration",
+    "Finding",
+    "Miss",
+    "Node",
+    "Probes",
+    "Reachability",
+    "Service",
+    "Setting",
+    "Severity",
+    "Snapshot",
+    "Target",
+    "TargetKind",
+    "Task",
+    "UpdateStatus",
+    "Values",
+    "choice",
+    "fitting_nodes",
+    "force_update",
+    "parse_bool",
+    "parse_duration",
+    "placement_misses",
+    "probe_port",
+    "remove_orphan",
+    "replace_task",
+    "resume_update",
+    "retry_update",
+    "rollback",
+    "running",
+    "running_ips",
+    "summarise",
+]

@@ -1,0 +1,333 @@
+"""The public runbook API (swarm_medic.runbook): what a runbook file declares and is given."""
+
+from __future__ import annotations
+
+import ast
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import swarm_medic.runbook as api
+from runbooks.stuck_task import DEFAULT_STUCK_AFTER, STUCK_AFTER
+from swarm_medic.cli import main
+from swarm_medic.core.errors import SettingsError
+from swarm_medic.core.model import Node, Service, Snapshot, SwarmInfo
+from swarm_medic.core.reach import Reachability
+from swarm_medic.core.runbook import Context, Runbook, context
+from swarm_medic.core.settings import Settings
+from swarm_medic.core.settings import load as load_settings
+from swarm_medic.pipeline import match, registry
+
+NOW = 1_700_000_000.0
+ROOT = Path(__file__).resolve().parents[2]
+BUILTIN = registry.load([registry.builtin_dir()])
+SECRET = "s3cr3t-" + "x" * 40
+
+
+def snap(*services: Service) -> Snapshot:
+    return Snapshot(
+        NOW,
+        SwarmInfo("n1", "10.0.0.1", "active", True),
+        (Node("n1", "manager-1", "manager", "active", "ready", leader=True),),
+        services,
+        (),
+    )
+
+
+def write(tmp_path: Path, name: str, body: str) -> registry.Registry:
+    (tmp_path / f"{name}.py").write_text(textwrap.dedent(body))
+    return registry.load([tmp_path])
+
+
+# --- built-in runbooks use only the public API ------------------------------------------------
+
+
+def _swarm_medic_imports(text: str) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+        elif isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+    return {n for n in names if n.split(".")[0] == "swarm_medic"}
+
+
+@pytest.mark.parametrize("path", sorted(registry.builtin_dir().glob("*.py")), ids=lambda p: p.name)
+def test_builtin_runbooks_import_only_the_public_api(path: Path) -> None:
+    assert _swarm_medic_imports(path.read_text()) <= {"swarm_medic.runbook"}
+
+
+def test_everything_in_all_exists() -> None:
+    assert all(hasattr(api, name) for name in api.__all__)
+    assert len(set(api.__all__)) == len(api.__all__)
+
+
+def test_the_report_only_builtins_have_no_plan() -> None:
+    report_only = {rb.name for rb in BUILTIN if rb.plan_fn is None}
+    assert report_only == {"dead-vip", "node-down", "repeated-rejection", "stale-dns"}
+
+
+# --- plan absent, needs not met ---------------------------------------------------------------
+
+FINDS_EVERY_SERVICE = '''
+    """Finds every service."""
+
+    from swarm_medic.runbook import PROBES, Finding
+
+    NAME = "{name}"
+    {needs}
+
+    def detect(ctx):
+        {touch}
+        for s in ctx.snapshot.services:
+            yield Finding(NAME, f"{{NAME}}:{{s.id}}", "seen", "seen", service_id=s.id,
+                          actionable=True)
+'''
+
+
+def test_a_runbook_without_plan_is_report_only(tmp_path: Path) -> None:
+    reg = write(tmp_path, "seer", FINDS_EVERY_SERVICE.format(name="seer", needs="", touch=""))
+    assert reg.errors == []
+    ctx = context(snap(Service("s1", "web", 1)), NOW, Settings())
+    found = match.run(reg, ctx)
+    planned, failures = match.plan_all(reg.runbooks, found.findings, ctx)
+    assert [a for _, a in planned] == [None] and failures == []
+
+
+def test_a_runbook_whose_needs_are_not_met_is_skipped_not_failed(tmp_path: Path) -> None:
+    body = FINDS_EVERY_SERVICE.format(
+        name="prober", needs="NEEDS = (PROBES,)", touch="assert ctx.probes.reach is not None"
+    )
+    reg = write(tmp_path, "prober", body)
+    assert reg.errors == []
+    assert reg.runbooks["prober"].needs == {"probes"}
+    s = snap(Service("s1", "web", 1))
+    without = match.run(reg, context(s, NOW, Settings()))  # as `check`, or not the brain
+    assert without.findings == () and without.failures == ()
+    with_probes = match.run(reg, context(s, NOW, Settings(), reach=Reachability()))
+    assert [f.key for f in with_probes.findings] == ["prober:s1"]
+
+
+def test_asking_for_probes_without_declaring_them_fails_clearly() -> None:
+    with pytest.raises(LookupError, match="NEEDS"):
+        _ = context(snap(), NOW, Settings()).probes
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ('NEEDS = ("telepathy",)', "NEEDS 'telepathy': known are probes"),
+        ('NEEDS = "probes"', "NEEDS must be a tuple"),
+        ('SETTINGS = (Setting("grace", Duration(1, 10), "1h", "h"),)', "default '1h' is not valid"),
+        ('SETTINGS = (Setting("get", Duration(1, 10), "5", "h"),)', "setting name 'get' is taken"),
+        ('SETTINGS = (Setting("my-key", Duration(1, 10), "5", "h"),)', "not a plain Python"),
+        ("SETTINGS = ({'name': 'grace'},)", "SETTINGS holds dict"),
+    ],
+)
+def test_a_bad_declaration_is_a_load_error_naming_it(
+    tmp_path: Path, extra: str, message: str
+) -> None:
+    body = (
+        '"""Bad."""\nfrom swarm_medic.runbook import Duration, Setting\nNAME = "bad"\n'
+        f"{extra}\ndef detect(ctx):\n    return []\n"
+    )
+    (tmp_path / "bad.py").write_text(body)
+    reg = registry.load([tmp_path])
+    (err,) = reg.errors
+    assert message in err.message and "bad" not in reg.runbooks
+
+
+# --- runbook settings: declared, set, checked, isolated ----------------------------------------
+
+
+def test_defaults_come_from_the_declaration() -> None:
+    values = {rb.name: dict(rb.values) for rb in BUILTIN if rb.settings}
+    assert values == {
+        "orphan-container": {"grace": 60.0},
+        "paused-update": {"action": "rollback"},
+        "repeated-rejection": {"threshold": 3, "window": 600.0},
+        "stale-dns": {"grace": 30.0},
+        "stuck-task": {"after": DEFAULT_STUCK_AFTER},
+    }
+
+
+def configured(flags: list[str], env: dict[str, str]) -> dict[str, Runbook]:
+    reg = registry.load([registry.builtin_dir()])
+    reg.configure(flags, env)
+    return reg.runbooks
+
+
+def test_env_form_and_flag_form() -> None:
+    env = {
+        "SWARM_MEDIC_RUNBOOK_STALE_DNS_GRACE": "2m",
+        "SWARM_MEDIC_RUNBOOK_REPEATED_REJECTION_THRESHOLD": "5",
+        "SWARM_MEDIC_SCAN_INTERVAL": "1s",  # the daemon's own: not a runbook's business
+    }
+    rbs = configured(["orphan-container.grace=5m", "stale-dns.grace=3m"], env)
+    assert rbs["stale-dns"].values.grace == 180.0  # the flag wins over the environment
+    assert rbs["repeated-rejection"].values.threshold == 5
+    assert rbs["repeated-rejection"].values.window == 600.0  # untouched default
+    assert rbs["orphan-container"].values.grace == 300.0
+    assert rbs["stale-dns"].given["grace"] == ("--runbook-setting stale-dns.grace", "3m")
+
+
+def test_the_last_flag_wins() -> None:
+    rbs = configured(["paused-update.action=retry", "paused-update.action=rollback"], {})
+    assert rbs["paused-update"].values.action == "rollback"
+
+
+def test_stuck_after_merges_with_the_defaults() -> None:
+    rbs = configured([], {"SWARM_MEDIC_RUNBOOK_STUCK_TASK_AFTER": "pending=30s, starting=2m"})
+    expected = dict(DEFAULT_STUCK_AFTER) | {"pending": 30.0, "starting": 120.0}
+    assert dict(rbs["stuck-task"].values.after) == expected
+    assert DEFAULT_STUCK_AFTER["pending"] == 60.0  # the defaults themselves are not changed
+    for state, limit in DEFAULT_STUCK_AFTER.items():
+        assert STUCK_AFTER.low <= limit <= STUCK_AFTER.high, state
+
+
+@pytest.mark.parametrize(
+    ("flags", "env", "words"),
+    [
+        (["nosuch.grace=1m"], {}, ["no runbook named 'nosuch'", "stale-dns"]),
+        (["stale-dns.grac=1m"], {}, ["'stale-dns' has no setting 'grac'", "its settings: grace"]),
+        (["node-down.grace=1m"], {}, ["'node-down' has no setting", "declares no settings"]),
+        (["stale-dns=1m"], {}, ["expected NAME.KEY=VALUE"]),
+        (["stale-dns.grace"], {}, ["expected NAME.KEY=VALUE"]),
+        ([], {"SWARM_MEDIC_RUNBOOK_STALE_DNS_GRAC": "1m"}, ["SWARM_MEDIC_RUNBOOK_STALE_DNS_GRAC"]),
+        (
+            ["stale-dns.grace=0"],
+            {},
+            [
+                "stale-dns.grace='0'",
+                "'stale-dns'",
+                "'grace'",
+                "SWARM_MEDIC_RUNBOOK_STALE_DNS_GRACE",
+            ],
+        ),
+        (
+            [],
+            {"SWARM_MEDIC_RUNBOOK_STUCK_TASK_AFTER": "pending=0s"},
+            ["SWARM_MEDIC_RUNBOOK_STUCK_TASK_AFTER='pending=0s'", "--runbook-setting stuck-task"],
+        ),
+        (
+            [],
+            {"SWARM_MEDIC_RUNBOOK_REPEATED_REJECTION_THRESHOLD": "1001"},
+            ["'repeated-rejection'", "from 1 to 1000"],
+        ),
+        (["paused-update.action=undo"], {}, ["expected one of rollback, retry"]),
+    ],
+)
+def test_a_wrong_runbook_setting_is_refused_naming_runbook_and_key(
+    flags: list[str], env: dict[str, str], words: list[str]
+) -> None:
+    with pytest.raises(SettingsError) as err:
+        configured(flags, env)
+    for w in words:
+        assert w in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("SWARM_MEDIC_STUCK_AFTER", "SWARM_MEDIC_RUNBOOK_STUCK_TASK_AFTER"),
+        ("SWARM_MEDIC_PAUSED_UPDATE_ACTION", "SWARM_MEDIC_RUNBOOK_PAUSED_UPDATE_ACTION"),
+        ("SWARM_MEDIC_REJECTION_THRESHOLD", "SWARM_MEDIC_RUNBOOK_REPEATED_REJECTION_THRESHOLD"),
+        ("SWARM_MEDIC_REJECTION_WINDOW", "SWARM_MEDIC_RUNBOOK_REPEATED_REJECTION_WINDOW"),
+        ("SWARM_MEDIC_DNS_GRACE", "SWARM_MEDIC_RUNBOOK_STALE_DNS_GRACE"),
+        ("SWARM_MEDIC_ORPHAN_GRACE", "SWARM_MEDIC_RUNBOOK_ORPHAN_CONTAINER_GRACE"),
+    ],
+)
+def test_a_moved_variable_says_where_it_went(old: str, new: str) -> None:
+    with pytest.raises(SettingsError) as err:
+        load_settings({}, {old: "1"})
+    assert new in str(err.value)
+    good = {"ACTION": "retry", "AFTER": "pending=1m"}.get(new.rsplit("_", 1)[1], "60")
+    configured([], {new: good})  # and the new one is known
+
+
+def test_runbook_variables_are_not_the_daemons_settings() -> None:
+    env = {"SWARM_MEDIC_RUNBOOK_STALE_DNS_GRACE": "2m"}
+    assert load_settings({}, env) == Settings()
+
+
+def test_a_runbook_sees_its_own_settings_and_never_the_daemons(tmp_path: Path) -> None:
+    seen: list[Context] = []
+    reg = write(
+        tmp_path,
+        "spy",
+        '''
+        """Keeps what it was given."""
+        from swarm_medic.runbook import Count, Setting
+        NAME = "spy"
+        SETTINGS = (Setting("limit", Count(9), "4", "a number"),)
+        SEEN = []
+        def detect(ctx):
+            SEEN.append(ctx)
+            return []
+        ''',
+    )
+    reg.runbooks = {**reg.runbooks, **BUILTIN.runbooks}
+    module_seen = reg.runbooks["spy"].detect_fn.__globals__["SEEN"]
+    daemon = Settings(secret=SECRET, probe_failures=7)
+    ctx = context(snap(Service("s1", "web", 1)), NOW, daemon, reach=Reachability())
+    assert match.run(reg, ctx).failures == ()
+    seen.extend(module_seen)
+    (given,) = seen
+    assert dict(given.settings) == {"limit": 4}
+    assert not any(isinstance(v, Settings) for v in vars(given).values())
+    assert SECRET not in repr(given) and SECRET not in repr(vars(given))
+    assert given.probes.failures == 7  # what the probes mean travels with them
+    with pytest.raises(AttributeError, match="no runbook setting 'secret'"):
+        _ = given.settings.secret
+    with pytest.raises(AttributeError, match="read-only"):
+        given.settings.limit = 5
+
+
+# --- `swarm-medic runbooks NAME` ---------------------------------------------------------------
+
+
+def test_runbooks_name_shows_the_settings_with_current_values(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SWARM_MEDIC_RUNBOOK_REPEATED_REJECTION_WINDOW", "30m")
+    code = main(
+        ["runbooks", "repeated-rejection", "--runbook-setting", "repeated-rejection.threshold=5"]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    assert out.startswith("repeated-rejection  (")
+    assert "Report only" in out
+    assert "threshold=N  [env SWARM_MEDIC_RUNBOOK_REPEATED_REJECTION_THRESHOLD]" in out
+    assert "default: 3\n      current: 5  (--runbook-setting repeated-rejection.threshold)" in out
+    assert "current: 30m  (SWARM_MEDIC_RUNBOOK_REPEATED_REJECTION_WINDOW)" in out
+    assert "how far back rejections count" in out
+
+
+def test_runbooks_name_of_one_that_needs_probes_and_has_no_settings(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["runbooks", "dead-vip"]) == 0
+    out = capsys.readouterr().out
+    assert "Needs: probes" in out and "Settings: none." in out
+
+
+def test_a_wrong_runbook_setting_stops_the_cli(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["runbooks", "--runbook-setting", "stale-dns.grac=1m"]) == 2
+    assert "has no setting 'grac'" in capsys.readouterr().err
+
+
+def test_a_setting_for_a_runbook_file_that_did_not_load_says_why(tmp_path: Path) -> None:
+    (tmp_path / "mine.py").write_text('"""Mine."""\nNAME = "mine"\ndef detect(ctx:\n')
+    reg = registry.load([tmp_path])
+    with pytest.raises(SettingsError) as err:
+        reg.configure(["mine.grace=1m"], {})
+    assert "no runbook named 'mine'" in str(err.value)
+    assert "mine.py: syntax error at line 3" in str(err.value)
+
+
+def test_the_readme_lists_every_builtin_runbook_setting() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    for rb in BUILTIN:
+        for s in rb.settings:
+            assert f"| `{rb.name}.{s.name}` |" in readme, (rb.name, s.name)
