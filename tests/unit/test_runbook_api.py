@@ -1,4 +1,8 @@
-"""The public runbook API (swarm_medic.runbook): what a runbook file declares and is given."""
+"""The public runbook API (swarm_medic.runbook): what a runbook file declares and is given.
+
+The example of the README's guide (examples/runbooks/) is loaded from its folder, as an
+operator's --runbooks-dir would be, and run against snapshots built here.
+"""
 
 from __future__ import annotations
 
@@ -12,15 +16,16 @@ import swarm_medic.runbook as api
 from runbooks.stuck_task import DEFAULT_STUCK_AFTER, STUCK_AFTER
 from swarm_medic.cli import main
 from swarm_medic.core.errors import SettingsError
-from swarm_medic.core.model import Node, Service, Snapshot, SwarmInfo
+from swarm_medic.core.model import Node, Service, Snapshot, SwarmInfo, Target
 from swarm_medic.core.reach import Reachability
-from swarm_medic.core.runbook import Context, Runbook, context
+from swarm_medic.core.runbook import Context, Runbook, Sightings, context
 from swarm_medic.core.settings import Settings
 from swarm_medic.core.settings import load as load_settings
 from swarm_medic.pipeline import match, registry
 
 NOW = 1_700_000_000.0
 ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples" / "runbooks"
 BUILTIN = registry.load([registry.builtin_dir()])
 SECRET = "s3cr3t-" + "x" * 40
 
@@ -38,6 +43,48 @@ def snap(*services: Service) -> Snapshot:
 def write(tmp_path: Path, name: str, body: str) -> registry.Registry:
     (tmp_path / f"{name}.py").write_text(textwrap.dedent(body))
     return registry.load([tmp_path])
+
+
+# --- the README's example, loaded from its folder ----------------------------------------------
+
+
+def test_the_example_runbook_loads_and_finds_a_service_left_at_zero() -> None:
+    reg = registry.load([EXAMPLES])
+    assert reg.errors == []
+    rb = reg.runbooks["replicas-zero"]
+    assert rb.plan_fn is None and not rb.needs
+    assert rb.values.grace == 3600.0
+    zero, one = Service("s0", "batch", 3, replicas=0), Service("s1", "web", 4, replicas=1)
+    sightings = Sightings()
+
+    def scan(at: float, registry_: registry.Registry = reg) -> match.MatchResult:
+        ctx = context(snap(zero, one), at, Settings(), sightings=sightings)
+        found = match.run(registry_, ctx)
+        sightings.end_scan()
+        return found
+
+    assert scan(NOW).findings == ()  # the clock starts at the first sighting
+    (f,) = scan(NOW + 3600).findings
+    assert (f.key, f.service_name, f.target) == (
+        "replicas-zero:s0",
+        "batch",
+        Target.for_service("s0"),
+    )
+    assert f.summary == "batch has been scaled to 0 for 3600s"
+    # plan is absent: report only
+    planned, failures = match.plan_all(reg.runbooks, [f], context(snap(zero), NOW, Settings()))
+    assert planned == [(f, None)] and failures == []
+
+    reg.configure(["replicas-zero.grace=2h"], {})
+    assert scan(NOW + 3700).findings == ()
+
+
+def test_the_example_is_a_short_file_that_imports_only_the_api() -> None:
+    text = (EXAMPLES / "replicas_zero.py").read_text()
+    assert len(text.splitlines()) <= 40
+    assert _swarm_medic_imports(text) == {"swarm_medic.runbook"}
+    code = text.split('"""\n\n', 1)[1]  # the README shows it all, but a shorter docstring
+    assert code in (ROOT / "README.md").read_text()
 
 
 # --- built-in runbooks use only the public API ------------------------------------------------
