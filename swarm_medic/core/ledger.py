@@ -146,6 +146,12 @@ def _text(value: object, what: str) -> str:
     return value
 
 
+def as_written(h: History) -> History:
+    """`h` as it reads back from the labels: times keep 3 decimals there, so a history just
+    built compares equal to its own write only in this form."""
+    return decode(encode(h))
+
+
 def decode(text: object) -> History:
     """One label value -> History. Raises LedgerEntryError, and nothing else, for a bad one."""
     if not isinstance(text, str):

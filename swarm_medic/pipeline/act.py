@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from swarm_medic.core.errors import Conflict, EngineError
-from swarm_medic.core.ledger import Ledger, Verifying
+from swarm_medic.core.ledger import Ledger, Verifying, as_written
 from swarm_medic.core.model import Action, ActionKind, Result
 from swarm_medic.core.protocol import REMOVE_TASK_CONTAINER, ActAnswer, ActRequest
 from swarm_medic.core.settings import Settings
@@ -175,7 +175,7 @@ class Executor:
         name = self._settings.ledger_name
         try:
             cur = Ledger.from_doc(self._engine.read_ledger(name))
-            if cur.history(service_id) != claimed.history(service_id):
+            if cur.history(service_id) != as_written(claimed.history(service_id)):
                 return
             restored = cur.with_history(service_id, before.history(service_id))
             self._engine.write_ledger(name, cur.doc, restored.labels(now))

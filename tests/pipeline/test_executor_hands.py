@@ -15,7 +15,9 @@ from swarm_medic.nodes.channel import ChannelError, NodeRefused
 from swarm_medic.pipeline.act import Executor
 from swarm_medic.swarm.fake import FakeEngine
 
-T0 = 1_700_000_000.0
+# fractional, as time.time() is: the ledger keeps 3 decimals, and a claim must still be
+# recognised as our own when it is released
+T0 = 1_700_000_000.1234567
 S = Settings(budget_per_hour=2, cooldown=0)
 
 
