@@ -274,7 +274,7 @@ def panels() -> list[Panel]:
             "timeseries",
             "Probes: answered and failing",
             "Overlay probes answered by the nodes per second, and task probes that failed in "
-            "the brain's last round. Per-node reachability is in the logs (no per-node metric).",
+            "the brain's last round.",
             [
                 target(
                     f"sum by (instance) (rate(swarm_medic_probes_total{{{SEL}}}[{rate}]))",
@@ -284,6 +284,20 @@ def panels() -> list[Panel]:
                     f"max by (instance) (swarm_medic_probes_failing{{{SEL}}})",
                     "failing {{instance}}",
                 ),
+            ],
+        ),
+        panel(
+            "bargauge",
+            "Reachability per vantage node",
+            "The brain's view, node by node: node-to-task probe pairs whose last probe "
+            "answered (ok) or failed, by the node that probed. A node with many failing pairs "
+            "has a broken overlay side; a task failing from every node is the task's own fault.",
+            [
+                target(
+                    "sum by (node, state) (swarm_medic_probe_pairs{job=\"$job\"})",
+                    "{{node}} {{state}}",
+                    instant=True,
+                )
             ],
         ),
         panel(
