@@ -294,7 +294,7 @@ def panels() -> list[Panel]:
             "has a broken overlay side; a task failing from every node is the task's own fault.",
             [
                 target(
-                    "sum by (node, state) (swarm_medic_probe_pairs{job=\"$job\"})",
+                    'sum by (node, state) (swarm_medic_probe_pairs{job="$job"})',
                     "{{node}} {{state}}",
                     instant=True,
                 )
