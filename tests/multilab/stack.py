@@ -225,6 +225,11 @@ def wait_for_line(event: str, timeout: float, **match: Any) -> LogLine:
     try:
         hit: LogLine = wait_until(f"log line {event!r} {match}", found, timeout, every=1.0)
     except AssertionError as exc:
-        tail = "\n".join(json.dumps(ln) for ln in logs()[-25:])
-        raise AssertionError(f"{exc}\n--- service logs tail ---\n{tail}") from None
+        tail = "\n".join(json.dumps(ln) for ln in logs()[-40:])
+        status = on_node(1, "service", "inspect", "-f", "{{json .UpdateStatus}}", SERVICE)
+        ps = on_node(1, "service", "ps", "--no-trunc", SERVICE)
+        raise AssertionError(
+            f"{exc}\n--- update status: {status}\n--- tasks:\n{ps}"
+            f"\n--- service logs tail ---\n{tail}"
+        ) from None
     return hit
