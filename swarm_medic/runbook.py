@@ -21,6 +21,9 @@ Both functions are pure: no I/O, no clock, no randomness; everything is in `ctx`
     ctx.services_seen   services seen in the last hour, removed ones included
     ctx.settings        this runbook's own settings, parsed: ctx.settings.grace
     ctx.probes          the overlay probe results (Probes); only with NEEDS = (PROBES,)
+    ctx.alerts          the alerts Alertmanager says fire (Alerts: .firing, a tuple of Alert
+                        with name, service, labels, annotations, summary; .firing_for(name,
+                        service name, service id)); only with NEEDS = (ALERTS,)
 
 A Finding says what is wrong: `key` names the incident (the same fault must give the same key
 on every scan: it is reported once and acted on under one cooldown), `target` what it is about
@@ -32,6 +35,9 @@ finding's service (and, node-local, one of its tasks and nodes) or it is refused
 
 NEEDS. A runbook that reads probe results declares NEEDS = (PROBES,): where there are none
 (an instance that is not the brain, `swarm-medic check`) it is not run, which is not an error.
+One that reads alerts declares NEEDS = (ALERTS,): it runs where alerts are taken in
+(--alerts-token set), not in `swarm-medic check`. A fix planned for a finding whose target
+is `Target.for_alert(name)` is healed only once that alert has resolved too.
 
 SETTINGS. A runbook declares its own settings as Setting(name, parser, default text, help):
 ready-made parsers are Duration(low, high), Count(high) and choice(...). The operator sets them
@@ -44,6 +50,7 @@ its own settings only, never the daemon's (so never the channel's secret).
 Anything not in `__all__` is not part of the API and may change.
 """
 
+from swarm_medic.core.alerts import Alert, Alerts
 from swarm_medic.core.constraints import Miss, fitting_nodes, placement_misses, summarise
 from swarm_medic.core.model import (
     PRE_RUNNING_STATES,
@@ -62,6 +69,7 @@ from swarm_medic.core.model import (
 from swarm_medic.core.protocol import Container
 from swarm_medic.core.reach import Cell, Reachability, probe_port, running, running_ips
 from swarm_medic.core.runbook import (
+    ALERTS,
     PROBES,
     Context,
     Probes,
@@ -86,6 +94,7 @@ from swarm_medic.core.settings import (
 )
 
 __all__ = [
+    "ALERTS",
     "DAY",
     "HOUR",
     "MINUTE",
@@ -93,6 +102,8 @@ __all__ = [
     "PROBES",
     "Action",
     "ActionKind",
+    "Alert",
+    "Alerts",
     "Cell",
     "Container",
     "Context",

@@ -234,6 +234,7 @@ class TargetKind(enum.StrEnum):
     TASK = "task"
     NODE = "node"
     CONTAINER = "container"
+    ALERT = "alert"
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,8 +243,10 @@ class Target:
 
     `id` is the service, task, node or container id (as `kind` says); `node` is the node a
     task or container is on (and the node itself for a node); `task` is a container's task.
-    Build one with `Target.for_service(...)`, `.for_task(...)`, `.for_node(...)` or
-    `.for_container(...)`. It is not part of the incident's identity: that is `Finding.key`.
+    Build one with `Target.for_service(...)`, `.for_task(...)`, `.for_node(...)`,
+    `.for_container(...)` or `.for_alert(...)` (`id` is the alert's name; a fix planned for
+    it is healed only once the alert resolved). It is not part of the incident's identity:
+    that is `Finding.key`.
     """
 
     kind: TargetKind
@@ -266,6 +269,10 @@ class Target:
     @classmethod
     def for_container(cls, container_id: str, node_id: str, task_id: str = "") -> Target:
         return cls(TargetKind.CONTAINER, container_id, node=node_id, task=task_id)
+
+    @classmethod
+    def for_alert(cls, alert_name: str) -> Target:
+        return cls(TargetKind.ALERT, alert_name)
 
 
 @dataclass(frozen=True, slots=True)

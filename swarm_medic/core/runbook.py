@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
+from swarm_medic.core.alerts import Alerts
 from swarm_medic.core.errors import SettingsError
 from swarm_medic.core.model import Action, ActionKind, Finding, Service, Snapshot, Target, Task
 from swarm_medic.core.reach import Reachability, probed_services
@@ -27,7 +28,10 @@ Plan = Callable[[Finding, "Context"], Action | None]
 # What a runbook may declare in NEEDS. PROBES: the overlay probe results, which exist only on
 # the instance that probes (the brain: the leader, with the channel or on a one-node swarm).
 PROBES = "probes"
-KNOWN_NEEDS = frozenset({PROBES})
+# ALERTS: the alerts Alertmanager says fire (POST /v1/alerts), on an instance that takes them
+# (--alerts-token set).
+ALERTS = "alerts"
+KNOWN_NEEDS = frozenset({PROBES, ALERTS})
 
 RUNBOOK_FLAG = "--runbook-setting"
 
@@ -159,6 +163,7 @@ class Context:
     # every service seen in the last hour, by id, removed ones included
     services_seen: Mapping[str, Service] = field(default_factory=lambda: EMPTY_SERVICES)
     settings: Values = field(default_factory=Values)
+    alert_state: Alerts | None = None
 
     def age(self, task: Task) -> float:
         return self.clock.age(task, self.now)
@@ -174,7 +179,16 @@ class Context:
             raise LookupError("no probe results here: a runbook that reads them declares NEEDS")
         return self.probe_results
 
+    @property
+    def alerts(self) -> Alerts:
+        """The alerts firing; only a runbook that declares NEEDS = (ALERTS,) may ask."""
+        if self.alert_state is None:
+            raise LookupError("no alerts here: a runbook that reads them declares NEEDS")
+        return self.alert_state
+
     def has(self, need: str) -> bool:
+        if need == ALERTS:
+            return self.alert_state is not None
         return need == PROBES and self.probe_results is not None
 
 
@@ -187,6 +201,7 @@ def context(
     reach: Reachability | None = None,
     sightings: Sightings | None = None,
     services_seen: Mapping[str, Service] | None = None,
+    alerts: Alerts | None = None,
 ) -> Context:
     """The scan's Context, before each runbook gets its own settings (Runbook.bind): the
     daemon's settings are read here, and go no further."""
@@ -202,6 +217,7 @@ def context(
         probes,
         sightings or Sightings(),
         EMPTY_SERVICES if services_seen is None else services_seen,
+        alert_state=alerts,
     )
 
 

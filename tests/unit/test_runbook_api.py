@@ -164,7 +164,7 @@ def test_asking_for_probes_without_declaring_them_fails_clearly() -> None:
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        ('NEEDS = ("telepathy",)', "NEEDS 'telepathy': known are probes"),
+        ('NEEDS = ("telepathy",)', "NEEDS 'telepathy': known are alerts, probes"),
         ('NEEDS = "probes"', "NEEDS must be a tuple"),
         ('SETTINGS = (Setting("grace", Duration(1, 10), "1h", "h"),)', "default '1h' is not valid"),
         ('SETTINGS = (Setting("get", Duration(1, 10), "5", "h"),)', "setting name 'get' is taken"),
