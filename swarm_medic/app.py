@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 
 from swarm_medic import __version__
 from swarm_medic.core import failpoints
+from swarm_medic.core.alerts import AlertBook
 from swarm_medic.core.model import Event
 from swarm_medic.core.settings import Settings, describe
 from swarm_medic.nodes.agent import NodeAgent
@@ -21,6 +22,7 @@ from swarm_medic.nodes.channel import RequestAuth
 from swarm_medic.nodes.endpoint import NodeEndpoint
 from swarm_medic.nodes.rounds import Prober
 from swarm_medic.pipeline import registry
+from swarm_medic.pipeline.alerts import AlertsEndpoint, route
 from swarm_medic.pipeline.observe import Schedule
 from swarm_medic.pipeline.scan import Medic
 from swarm_medic.pipeline.watch import Watcher
@@ -60,6 +62,8 @@ class App:
         )
         auth = RequestAuth(settings.secret.encode()) if settings.secret else None
         self.control = NodeEndpoint(self.agent, auth, self.journal)
+        # alerts in (POST /v1/alerts): kept on every instance, acted on by the leader
+        self.alert_book = AlertBook(settings.alerts_max_age) if settings.alerts_token else None
         self.medic = Medic(
             self.engine,
             settings,
@@ -67,9 +71,13 @@ class App:
             self.journal,
             prober=Prober(settings, self.agent),
             failpoint=failpoints.from_env(self.journal.failpoint),
+            alerts=self.alert_book,
         )
         self.schedule = Schedule(self._scan, settings.scan_interval, settings.scan_jitter)
         self.medic.wake = self.schedule.wake
+        self.alerts_in = AlertsEndpoint(
+            settings.alerts_token, self.alert_book, self.journal, time.time, self.schedule.wake
+        )
         # The stream gets its own client: it holds a connection open for as long as it lives.
         self.watcher = Watcher(make_engine(), self.journal, self._on_event)
         self.stopping = threading.Event()
@@ -130,7 +138,7 @@ class App:
                 self.settings.http_port,
                 self.prom,
                 self.health,
-                self.control.handle,
+                route(self.alerts_in, self.control.handle),
                 journal=self.journal,
             )
         self.watcher.start(since_nano=time.time_ns())

@@ -147,6 +147,14 @@ def parse_secret(text: str) -> str:
     return text
 
 
+def parse_token(text: str) -> str:
+    """The bearer token Alertmanager sends to POST /v1/alerts: as long as a secret."""
+    try:
+        return parse_secret(text)
+    except ValueError as exc:
+        raise ValueError(str(exc).replace("the secret", "the token")) from None
+
+
 def parse_names(text: str) -> tuple[str, ...]:
     return tuple(sorted({n.strip() for n in text.split(",") if n.strip()}))
 
@@ -392,6 +400,25 @@ class Settings:
         9324,
         "port of the /metrics and /healthz server (0: off)",
         "PORT",
+        group="http",
+    )
+    alerts_token: str = setting(
+        "alerts_token",
+        parse_token,
+        "",
+        "bearer token Alertmanager must send to POST /v1/alerts (its http_config."
+        "authorization.credentials_file; use SWARM_MEDIC_ALERTS_TOKEN_FILE); unset: alerts off",
+        "TEXT",
+        group="http",
+        hidden=True,
+    )
+    alerts_max_age: float = setting(
+        "alerts_max_age",
+        Duration(MINUTE, 7 * DAY),
+        5 * HOUR,
+        "a firing alert not heard of again for this long is forgotten (longer than "
+        "Alertmanager's repeat_interval)",
+        "DURATION",
         group="http",
     )
     # --- log

@@ -13,10 +13,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from swarm_medic.core import ledger as ledger_mod
+from swarm_medic.core.alerts import AlertBook, Alerts
 from swarm_medic.core.errors import EngineError, NotAManager
 from swarm_medic.core.incidents import REMIND_EVERY, Incident, Incidents, new_id
 from swarm_medic.core.ledger import Ledger
-from swarm_medic.core.model import Action, Result, Snapshot, Verdict
+from swarm_medic.core.model import Action, Result, Snapshot, TargetKind, Verdict
 from swarm_medic.core.reach import Reachability
 from swarm_medic.core.runbook import ServiceMemory, Sightings, TaskClock, context
 from swarm_medic.core.settings import Settings
@@ -62,8 +63,10 @@ class Medic:
         make_id: Callable[[], str] = new_id,
         prober: Prober | None = None,
         failpoint: Callable[[str], None] = lambda point: None,
+        alerts: AlertBook | None = None,
     ) -> None:
         self.engine = engine
+        self.alerts = alerts  # None: alerts are not taken in (no --alerts-token)
         self.settings = settings
         self.registry = registry
         self.journal = journal
@@ -121,6 +124,7 @@ class Medic:
         if self.prober is not None and snap.is_leader and self.prober.due(now):
             self._probe(self.prober, snap, now)
         seen = self.service_memory.observe(snap.services, now)
+        alerts = self.alerts.view(now) if self.alerts is not None else None
         ctx = context(
             snap,
             now,
@@ -131,6 +135,7 @@ class Medic:
             reach=self.reach if self.reach.rounds else None,
             sightings=self.sightings,
             services_seen=seen,
+            alerts=alerts,
         )
 
         matched = match.run(self.registry, ctx)
@@ -150,7 +155,7 @@ class Medic:
             self.incidents.oldest_open_age(now),
         )
 
-        self._verify(snap, now)
+        self._verify(snap, now, alerts)
 
         ledger = self._read_ledger(planned, snap)
         decisions = policy.evaluate(
@@ -246,13 +251,21 @@ class Medic:
                 inc.finding.runbook, action.service_name, action.service_id, done.circuit_opened
             )
         if done.result is Result.DONE:
+            target = inc.finding.target
             self.state.pending[action.service_id] = verify.Pending(
-                inc.id, inc.finding.runbook, action, now, now + self.settings.verify_timeout
+                inc.id,
+                inc.finding.runbook,
+                action,
+                now,
+                now + self.settings.verify_timeout,
+                alert=target.id if target is not None and target.kind is TargetKind.ALERT else "",
             )
 
-    def _verify(self, snap: Snapshot, now: float) -> None:
+    def _verify(self, snap: Snapshot, now: float, alerts: Alerts | None = None) -> None:
         for sid, p in list(self.state.pending.items()):
-            checked = verify.judge(p, snap, now, self.settings.verify_hold, self.reach)
+            checked = verify.judge(
+                p, snap, now, self.settings.verify_hold, self.reach, alerts=alerts
+            )
             if isinstance(checked, verify.Pending):
                 self.state.pending[sid] = checked
                 continue

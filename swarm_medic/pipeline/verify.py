@@ -3,6 +3,8 @@
 A fix is healed once the service has converged (every desired task running, no update in
 flight or paused; after a rollback, the rollback completed) and stayed so for --verify-hold.
 It is not healed if that has not happened by --verify-timeout after the action.
+A fix for an alert (its finding's target is an alert: `Pending.alert`) is healed only when,
+besides, no alert of that name fires for the service any more (Alertmanager said it resolved).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import enum
 from collections.abc import Set
 from dataclasses import dataclass, replace
 
+from swarm_medic.core.alerts import Alerts
 from swarm_medic.core.ledger import Ledger, Verifying
 from swarm_medic.core.model import PRE_RUNNING_STATES, Action, ActionKind, Result, Snapshot
 from swarm_medic.core.reach import Reachability, running
@@ -27,6 +30,7 @@ class Pending:
     started: float
     deadline: float
     healthy_since: float | None = None
+    alert: str = ""  # the alert that must have resolved too ("" : none)
 
 
 @dataclass(frozen=True)
@@ -94,10 +98,29 @@ def orphan_gone(p: Pending, reach: Reachability | None) -> tuple[bool, str]:
     return (not left, "the orphan container is gone" if not left else "still there")
 
 
+def resolved(p: Pending, alerts: Alerts | None) -> tuple[bool, str]:
+    """The alert the fix was for no longer fires for its service."""
+    if alerts is None:
+        return False, f"alert {p.alert}: no alerts are taken in here"
+    firing = alerts.firing_for(p.alert, p.action.service_name, p.action.service_id)
+    if firing:
+        return False, f"alert {p.alert} still firing ({len(firing)})"
+    return True, f"alert {p.alert} resolved"
+
+
 def judge(
-    p: Pending, snapshot: Snapshot, now: float, hold: float, reach: Reachability | None = None
+    p: Pending,
+    snapshot: Snapshot,
+    now: float,
+    hold: float,
+    reach: Reachability | None = None,
+    *,
+    alerts: Alerts | None = None,
 ) -> Pending | Outcome:
     ok, detail = converged(snapshot, p.action.service_id, MUST_COMPLETE.get(p.action.kind))
+    if ok and p.alert:
+        ok, also = resolved(p, alerts)
+        detail = f"{detail}, {also}" if ok else also
     if ok and p.action.kind is ActionKind.REPLACE_TASK:
         ok, detail = answers_everywhere(p, snapshot, reach)
     if p.action.kind is ActionKind.REMOVE_ORPHAN:

@@ -14,6 +14,7 @@ from typing import Any, TextIO
 
 import structlog
 
+from swarm_medic.core.alerts import Received
 from swarm_medic.core.incidents import Incident
 from swarm_medic.core.model import Action, Decision, Reason, Result, Snapshot, Verdict
 from swarm_medic.core.reach import Reachability
@@ -396,6 +397,38 @@ class Journal:
             detail=detail,
             suppressed=suppressed,
             suppressed_window_seconds=every,
+        )
+
+    # --- alerts in ---------------------------------------------------------------------------
+
+    def alerts_received(
+        self, peer: str, receiver: str, status: str, received: Received, firing_now: int
+    ) -> None:
+        self.metrics.alerts_received.labels("accepted").inc()
+        self.metrics.alerts_firing.set(firing_now)
+        self._log.info(
+            "alerts: received",
+            peer=peer,
+            receiver=receiver,
+            status=status,
+            firing=received.firing,
+            resolved=received.resolved,
+            stale=received.stale,
+            no_service=received.no_service,
+            firing_now=firing_now,
+        )
+
+    def alerts_refused(self, result: str, peer: str, why: str, *, now: float) -> None:
+        """Counted every time; logged at most once a minute per result (as http_refused)."""
+        self.metrics.alerts_received.labels(result).inc()
+        with self._http_lock:
+            last, suppressed = self._http_refusals.get("alerts:" + result, (None, 0))
+            if last is not None and now - last < 60.0:
+                self._http_refusals["alerts:" + result] = (last, suppressed + 1)
+                return
+            self._http_refusals["alerts:" + result] = (now, 0)
+        self._log.warning(
+            "alerts: refused", result=result, peer=peer, why=why, suppressed=suppressed
         )
 
     # --- event stream -------------------------------------------------------------------------

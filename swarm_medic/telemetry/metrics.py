@@ -16,6 +16,8 @@ from swarm_medic.telemetry.httphead import Reason as HttpRefusal
 ACTION_RESULTS = (Result.DONE, Result.CONFLICT, Result.FAILED, Result.UNREACHABLE)
 VERIFY_RESULTS = (Result.HEALED, Result.NOT_HEALED)
 EVENT_TYPES = ("service", "node", "container")
+# POST /v1/alerts: taken in, wrong or missing token, not a webhook payload, alerts off
+ALERT_RESULTS = ("accepted", "unauthorized", "bad_request", "disabled")
 
 
 class Metrics:
@@ -169,6 +171,17 @@ class Metrics:
         self.events_malformed = Counter(
             "swarm_medic_events_malformed_total", "Engine events that could not be read", registry=r
         )
+        self.alerts_received = Counter(
+            "swarm_medic_alerts_received_total",
+            "Alertmanager notifications on POST /v1/alerts, by result",
+            ["result"],
+            registry=r,
+        )
+        self.alerts_firing = Gauge(
+            "swarm_medic_alerts_firing",
+            "Alerts this instance holds as firing (Alertmanager's word, by POST /v1/alerts)",
+            registry=r,
+        )
 
     def preinitialise(self, runbooks: Iterable[str]) -> None:
         """Every known label combination exists at 0, so rate() and alerts work from start."""
@@ -178,6 +191,8 @@ class Metrics:
             self.events.labels(t)
         for why in HttpRefusal:
             self.http_refused.labels(why.value)
+        for res in ALERT_RESULTS:
+            self.alerts_received.labels(res)
         for rb in runbooks:
             self.incidents_opened.labels(rb)
             self.incidents_open.labels(rb)
