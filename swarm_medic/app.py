@@ -21,7 +21,7 @@ from swarm_medic.nodes.agent import NodeAgent
 from swarm_medic.nodes.channel import RequestAuth
 from swarm_medic.nodes.endpoint import NodeEndpoint
 from swarm_medic.nodes.rounds import Prober
-from swarm_medic.pipeline import registry
+from swarm_medic.pipeline import registry, view
 from swarm_medic.pipeline.alerts import AlertsEndpoint, route
 from swarm_medic.pipeline.observe import Schedule
 from swarm_medic.pipeline.scan import Medic
@@ -29,6 +29,7 @@ from swarm_medic.pipeline.watch import Watcher
 from swarm_medic.swarm import Engine
 from swarm_medic.telemetry.journal import Journal
 from swarm_medic.telemetry.metrics import Metrics
+from swarm_medic.telemetry.status import Page, StatusView
 
 
 class App:
@@ -82,6 +83,7 @@ class App:
         self.watcher = Watcher(make_engine(), self.journal, self._on_event)
         self.stopping = threading.Event()
         self.http: Any = None
+        self.status_page = Page(self.status)
 
     def _scan(self) -> None:
         try:
@@ -108,6 +110,10 @@ class App:
             "verifying": len(st.pending),
             "circuit_breakers_open": st.circuits_open,
         }
+
+    def status(self) -> StatusView:
+        """What GET / shows: built from the state the scan publishes, never waiting on it."""
+        return view.build(self.medic, time.time(), version=__version__)
 
     def banner(self) -> None:
         s = self.settings
@@ -140,6 +146,7 @@ class App:
                 self.health,
                 route(self.alerts_in, self.control.handle),
                 journal=self.journal,
+                status=self.status_page,
             )
         self.watcher.start(since_nano=time.time_ns())
         self.schedule.start()

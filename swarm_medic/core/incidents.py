@@ -82,6 +82,9 @@ class Incidents:
             changes.closed.append(self._open.pop(key))
         return changes
 
+    def all(self) -> tuple[Incident, ...]:
+        return tuple(self._open.values())
+
     def get(self, key: str) -> Incident | None:
         return self._open.get(key)
 

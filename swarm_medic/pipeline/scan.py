@@ -28,6 +28,7 @@ from swarm_medic.pipeline.observe import take_snapshot
 from swarm_medic.pipeline.registry import Registry
 from swarm_medic.swarm import Engine
 from swarm_medic.telemetry.journal import Journal
+from swarm_medic.telemetry.status import Recent, Remediation
 
 VERIFY_POLL = 2.0
 
@@ -45,6 +46,7 @@ class State:
     )  # node id -> why, last round  # service id -> breaker end
     pending: dict[str, verify.Pending] = field(default_factory=dict)
     ledger_problems: dict[str, tuple[str, float]] = field(default_factory=dict)  # sid -> said
+    breaker_why: dict[str, str] = field(default_factory=dict)  # service id -> why it opened
 
 
 class Medic:
@@ -86,6 +88,12 @@ class Medic:
         self.wake: Callable[[float], None] = lambda delay: None
         self._lock = threading.Lock()
         self._resume_due = False  # pending fixes in the ledger not yet taken over
+        # For the status page (pipeline/view.py), read from the HTTP thread without the scan
+        # lock: the open incidents as a tuple replaced whole, the last outcomes, and the
+        # probe matrix, which a probe round changes only while holding reach_lock.
+        self.open_incidents: tuple[Incident, ...] = ()
+        self.recent = Recent()
+        self.reach_lock = threading.Lock()
 
     def scan(self) -> None:
         with self._lock:
@@ -145,6 +153,7 @@ class Medic:
             self.journal.runbook_failed(failure)
 
         changes = self.incidents.update(matched.findings, now)
+        self.open_incidents = self.incidents.all()
         for inc in changes.opened:
             self.journal.opened(inc)
         for inc in changes.closed:
@@ -190,7 +199,8 @@ class Medic:
 
     def _probe(self, prober: Prober, snap: Snapshot, now: float) -> None:
         answers = prober.run(snap, now, self.reach.suspects())
-        self.reach.record(snap, answers, now, period=prober.period)
+        with self.reach_lock:
+            self.reach.record(snap, answers, now, period=prober.period)
         hostnames = {n.id: n.hostname for n in snap.nodes}
         # a node that cannot be asked is said once, and again only when the reason changes
         news = {n: why for n, why in prober.failures.items() if self.state.unprobed.get(n) != why}
@@ -221,6 +231,9 @@ class Medic:
         self.state.open_until = {
             sid: h.open_until for sid, h in ledger.services.items() if h.open_until
         }
+        self.state.breaker_why = {
+            sid: h.open_reason for sid, h in ledger.services.items() if h.open_until
+        }
         self._say_unreadable(ledger, snap)
         return ledger
 
@@ -245,8 +258,21 @@ class Medic:
     def _act(self, inc: Incident, action: Action, now: float, decided: Ledger) -> None:
         done = self.executor.execute(action, inc.finding.runbook, now, decided, inc.id)
         self.journal.action(inc, action, done.result, done.error)
+        if done.result is not Result.DONE:
+            self.recent.add(
+                Remediation(
+                    now,
+                    inc.id,
+                    inc.finding.runbook,
+                    action.service_name,
+                    action.kind.value,
+                    done.result.value,
+                    detail=done.error,
+                )
+            )
         if done.circuit_opened:
             self.state.open_until[action.service_id] = now + self.settings.breaker_reset
+            self.state.breaker_why[action.service_id] = done.circuit_opened
             self.journal.circuit_opened(
                 inc.finding.runbook, action.service_name, action.service_id, done.circuit_opened
             )
@@ -278,6 +304,18 @@ class Medic:
                 elapsed=checked.elapsed,
                 detail=checked.detail,
             )
+            self.recent.add(
+                Remediation(
+                    now,
+                    p.incident_id,
+                    p.runbook,
+                    p.action.service_name,
+                    p.action.kind.value,
+                    checked.result.value,
+                    checked.elapsed,
+                    checked.detail,
+                )
+            )
             try:
                 why = self.executor.record_outcome(sid, checked.result is Result.HEALED, now)
             except EngineError as exc:
@@ -285,6 +323,7 @@ class Medic:
                 continue
             if why:
                 self.state.open_until[sid] = now + self.settings.breaker_reset
+                self.state.breaker_why[sid] = why
                 self.journal.circuit_opened(p.runbook, p.action.service_name, sid, why)
 
     def _resume_pending(self, snap: Snapshot, now: float) -> bool:

@@ -1,5 +1,5 @@
-"""One HTTP port: GET /metrics (Prometheus), GET /healthz (JSON, 200 or 503), POST /v1/* (the
-signed brain-to-node channel).
+"""One HTTP port: GET / (the status page, telemetry/status.py), GET /metrics (Prometheus),
+GET /healthz (JSON, 200 or 503), POST /v1/* (the signed brain-to-node channel).
 
 The port is published on every node of a production swarm, so it must stay up, small and
 answering while anything on the network misbehaves against it. Design:
@@ -14,7 +14,7 @@ answering while anything on the network misbehaves against it. Design:
 * At most `Limits.connections` connections are held. A new one, when full, evicts the oldest
   connection that has not finished sending its head (the shape of a slowloris); only when every
   held connection is past its head is the new one refused with 503.
-* /metrics and /healthz are answered on the loop itself: quick, and never queued behind the
+* /, /metrics and /healthz are answered on the loop itself: quick, and never queued behind the
   channel. Control handlers (which may block for seconds while they probe) run on a pool of
   `Limits.control_workers` threads; a request that finds them all busy, or whose body would
   take the bodies held at once past `Limits.body_budget_bytes`, gets 503 at once. Nothing queues.
@@ -38,11 +38,13 @@ from typing import Any, cast
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
+from swarm_medic.telemetry import status as status_mod
 from swarm_medic.telemetry.httphead import Limits, Reason, Refusal, Request, parse_head, split_head
 from swarm_medic.telemetry.journal import Journal
 
 Health = Callable[[], tuple[bool, dict[str, Any]]]
 Control = Callable[[str, Mapping[str, str], bytes, str], tuple[int, dict[str, Any]]]
+StatusPage = Callable[[], bytes]  # the rendered HTML of GET / (status.Page)
 _BACKLOG = 128
 
 
@@ -93,12 +95,14 @@ class Server:
         limits: Limits,
         journal: Journal | None,
         clock: Callable[[], float],
+        status: StatusPage | None = None,
     ) -> None:
         self.server_address: tuple[str, int] = sock.getsockname()[:2]
         self.limits = limits
         self._registry = registry
         self._health = health
         self._control = control
+        self._status = status
         self._journal = journal
         self._clock = clock
         # Only the loop thread touches these three: no lock.
@@ -272,6 +276,11 @@ class Server:
             ok, detail = self._health()
             body = json.dumps({"ok": ok, **detail}, sort_keys=True).encode()
             return _response(200 if ok else 503, "application/json", body)
+        if request.path == "/" and self._status is not None:
+            return _response(200, status_mod.CONTENT_TYPE, self._status(), status_mod.HEADERS)
+        if request.path == "/favicon.ico" and self._status is not None:
+            # every browser asks; a 404 would be a console error on the status page
+            return _response(204, "image/x-icon", b"", {"Cache-Control": "max-age=86400"})
         return _response(404, "text/plain", b"not found: try /metrics or /healthz\n")
 
     def _busy(self, length: int) -> bool:
@@ -358,11 +367,12 @@ def serve(
     journal: Journal | None = None,
     limits: Limits | None = None,
     clock: Callable[[], float] = time.monotonic,
+    status: StatusPage | None = None,
 ) -> Server:
     """Listen on addr:port (bind errors raise here) and serve from a daemon thread.
 
     `journal` counts and logs refusals (None: not recorded); `clock` times the rate limit of
-    those log lines.
+    those log lines; `status` renders GET / (None: 404).
     """
     # Bound here, in the caller's thread, so "address in use" is the caller's exception.
     family = socket.AF_INET6 if ":" in addr else socket.AF_INET
@@ -375,4 +385,5 @@ def serve(
         limits=limits or Limits(),
         journal=journal,
         clock=clock,
+        status=status,
     )
