@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Makes .venv with swarm-medic (editable) and, with --dev, the test and lint tools, and
-# promtool and amtool (Debian's prometheus and prometheus-alertmanager, services not started).
+# promtool and amtool (Debian's prometheus and prometheus-alertmanager, services not started),
+# and Debian's chromium and chromium-driver for the status page's browser test.
 # On a fresh Debian 12 it first installs python3 and venv support from Debian's packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,4 +44,11 @@ fi
 # The checks of deploy/prometheus and deploy/alertmanager.yml need promtool and amtool.
 if [ "${1:-}" = "--dev" ]; then
   bash scripts/monitoring.sh install
+  # tests/pipeline/test_status_browser.py: a real headless browser (about 15 s to install)
+  if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+    say "installing chromium and chromium-driver (Debian packages)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      chromium chromium-driver >/dev/null
+  fi
 fi
