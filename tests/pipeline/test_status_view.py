@@ -1,0 +1,91 @@
+"""The status page's data from a real Medic (pipeline/view.py): the brain's page is complete,
+another node's page says where the brain is, and building it never waits on a scan."""
+
+from __future__ import annotations
+
+import threading
+
+from prometheus_client import CollectorRegistry
+
+from swarm_medic.core.settings import Settings
+from swarm_medic.pipeline import registry, view
+from swarm_medic.pipeline.scan import Medic
+from swarm_medic.swarm.fake import FakeEngine
+from swarm_medic.telemetry.journal import Journal
+from swarm_medic.telemetry.metrics import Metrics
+from swarm_medic.telemetry.status import render
+from tests.pipeline.support import Logs
+
+T0 = 1_700_000_000.0
+SETTINGS = Settings(http_port=9100, dry_run=True)
+
+
+def medic(fake: FakeEngine) -> Medic:
+    return Medic(
+        fake,
+        SETTINGS,
+        registry.load([registry.builtin_dir()]),
+        Journal(Metrics(CollectorRegistry()), Logs().logger),
+        clock=lambda: T0,
+    )
+
+
+def two_managers(me_leads: bool) -> FakeEngine:
+    fake = FakeEngine(node_id="m2", now=T0)
+    fake.add_node("manager-1", node_id="m1", leader=not me_leads)
+    fake.add_node("manager-2", node_id="m2", leader=me_leads)
+    sid = fake.add_service("web", labels={"swarm-medic.enable": "true"})
+    fake.add_task(sid, state="starting", node_id="m2", since=T0 - 400)
+    return fake
+
+
+def test_the_brain_sees_its_incidents() -> None:
+    m = medic(two_managers(me_leads=True))
+    m.scan()
+    v = view.build(m, T0 + 1, version="x", pause="paused by ops")
+    assert (v.role, v.node, v.brain, v.mode, v.pause) == (
+        "leader",
+        "manager-2",
+        "manager-2",
+        "dry-run",
+        "paused by ops",
+    )
+    (inc,) = v.incidents
+    assert (inc.runbook, inc.service) == ("stuck-task", "web")
+    assert "starting" in inc.diagnosis
+    assert v.brain_url == ""  # no link to itself
+
+
+def test_a_manager_that_does_not_lead_points_to_the_brain() -> None:
+    m = medic(two_managers(me_leads=False))
+    m.scan()
+    v = view.build(m, T0 + 1, version="x")
+    assert (v.role, v.node, v.brain) == ("manager", "manager-2", "manager-1")
+    assert v.brain_url == "http://127.0.0.1:9100/"
+    assert v.incidents == ()  # the brain's page has them
+    page = render(v)
+    assert "The brain is <b>manager-1</b>" in page
+
+
+def test_a_worker_says_the_brain_is_on_the_leader() -> None:
+    fake = two_managers(me_leads=False)
+    fake.manager = False
+    m = medic(fake)
+    m.scan()
+    v = view.build(m, T0 + 1, version="x")
+    assert (v.role, v.brain) == ("worker", "")
+    assert "This node is a worker" in render(v)
+
+
+def test_the_view_is_built_while_a_scan_holds_its_lock() -> None:
+    m = medic(two_managers(me_leads=True))
+    m.scan()
+    with m._lock:  # a scan waiting on the engine
+        done = threading.Event()
+
+        def build() -> None:
+            view.build(m, T0 + 1, version="x")
+            done.set()
+
+        threading.Thread(target=build, daemon=True).start()
+        assert done.wait(5)
