@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
+import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -139,6 +140,14 @@ def api(path: str, **params: str) -> Any:
 def query(expr: str) -> list[dict[str, Any]]:
     data = api("query", query=expr)
     result: list[dict[str, Any]] = data["result"] if data["resultType"] == "vector" else []
+    return result
+
+
+def query_range(expr: str, seconds: float, step: str = "5s") -> list[dict[str, Any]]:
+    """The series `expr` had over the last `seconds`, as Grafana's time-series panels ask."""
+    now = time.time()
+    data = api("query_range", query=expr, start=f"{now - seconds:.3f}", end=f"{now:.3f}", step=step)
+    result: list[dict[str, Any]] = data["result"]
     return result
 
 
