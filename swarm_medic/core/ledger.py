@@ -13,6 +13,14 @@ next reads the pending fix back, releases the claim if the action never reached 
 (the service is still at the version it was decided on), or resumes the verification under the
 same incident id. No fix is done twice and none goes unjudged.
 
+One more label, `swarm-medic.pause` (PAUSE_LABEL), is the swarm-wide pause switch that
+`swarm-medic pause` and `resume` write (with the same compare-and-swap): JSON
+{"until": time or null, "reason", "by", "at"}. It is read as strictly as the rest, but a pause
+label that cannot be read is the opposite of a service entry that cannot be read: it reads as
+PAUSED, with no end, until someone resumes or pauses again (an operator meant to stop the
+medic; a typo must not switch it back on). A pause past its `until` is over; the next write
+drops it.
+
 Why not the service's own labels: a label change is a service update, which would replace the
 PreviousSpec a rollback needs and reset UpdateStatus; a rollback request ignores the spec sent
 with it, so labels cannot ride along with it either.
@@ -23,11 +31,13 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from types import MappingProxyType
 
 from swarm_medic.core.model import LedgerDoc
 
 PREFIX = "swarm-medic.svc."
+PAUSE_LABEL = "swarm-medic.pause"
 WINDOW = 3600.0  # budgets count actions of the last hour
 
 # The labels are input like any other: anyone with access to the swarm can write them. These
@@ -81,6 +91,68 @@ class History:
     def last_action(self, runbook: str) -> float | None:
         times = [t for t, rb in self.actions if rb == runbook]
         return max(times) if times else None
+
+
+@dataclass(frozen=True)
+class Pause:
+    """The swarm-wide pause switch: no action anywhere while it is on."""
+
+    reason: str
+    at: float  # when it was written
+    by: str = ""  # who wrote it (user@host of `swarm-medic pause`)
+    until: float | None = None  # None: until `swarm-medic resume`
+    problem: str = ""  # the label could not be read: paused all the same, with no end
+
+    def active(self, now: float) -> bool:
+        return self.until is None or now < self.until
+
+    def describe(self) -> str:
+        """One line for a person: since when, until when, why, by whom."""
+        if self.problem:
+            return f"paused: the pause label is unreadable ({self.problem}); treated as paused"
+        until = "resume" if self.until is None else _iso(self.until)
+        by = f", by {self.by}" if self.by else ""
+        return f"paused since {_iso(self.at)} until {until}{by}, reason: {self.reason}"
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+PAUSE_KEYS = frozenset({"until", "reason", "by", "at"})
+
+
+def encode_pause(p: Pause) -> str:
+    obj = {
+        "until": None if p.until is None else round(p.until, 3),
+        "reason": p.reason,
+        "by": p.by,
+        "at": round(p.at, 3),
+    }
+    return json.dumps(obj, separators=(",", ":"), sort_keys=True)
+
+
+def decode_pause(text: object) -> Pause:
+    """The pause label -> Pause. Raises LedgerEntryError, and nothing else, for a bad one."""
+    obj = _json_object(text)
+    if extra := sorted(set(obj) - PAUSE_KEYS):
+        raise LedgerEntryError(f"unknown key(s) in the pause: {', '.join(extra)[:80]}")
+    until = obj.get("until")
+    return Pause(
+        reason=_text(obj.get("reason"), "the pause's reason"),
+        at=_time(obj.get("at"), "the pause's time ('at')"),
+        by=_text(obj.get("by", ""), "who paused ('by')"),
+        until=None if until is None else _time(until, "the pause's end ('until')"),
+    )
+
+
+def _pause_of(labels: Mapping[str, str]) -> Pause | None:
+    if PAUSE_LABEL not in labels:
+        return None
+    try:
+        return decode_pause(labels[PAUSE_LABEL])
+    except LedgerEntryError as exc:
+        return Pause(reason="", at=0.0, problem=str(exc))
 
 
 def _gated(h: History, now: float) -> History:
@@ -152,8 +224,7 @@ def as_written(h: History) -> History:
     return decode(encode(h))
 
 
-def decode(text: object) -> History:
-    """One label value -> History. Raises LedgerEntryError, and nothing else, for a bad one."""
+def _json_object(text: object) -> dict[str, object]:
     if not isinstance(text, str):
         raise LedgerEntryError(f"the label is not text but {type(text).__name__}")
     size = len(text.encode("utf-8", "surrogatepass"))
@@ -167,6 +238,12 @@ def decode(text: object) -> History:
         raise LedgerEntryError(f"the label is not JSON: {exc}") from None
     if not isinstance(obj, dict):
         raise LedgerEntryError(f"the label is not a JSON object but {type(obj).__name__}")
+    return obj
+
+
+def decode(text: object) -> History:
+    """One label value -> History. Raises LedgerEntryError, and nothing else, for a bad one."""
+    obj = _json_object(text)
     raw_actions = obj.get("a", [])
     if not isinstance(raw_actions, list):
         raise LedgerEntryError("the actions ('a') are not a list")
@@ -199,6 +276,7 @@ class Ledger:
     services: Mapping[str, History] = field(default_factory=lambda: MappingProxyType({}))
     unreadable: frozenset[str] = frozenset()  # a corrupt entry: never act on that service
     problems: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # sid -> why
+    pause: Pause | None = None  # the pause switch as written (perhaps over: see `paused`)
 
     @classmethod
     def from_doc(cls, doc: LedgerDoc | None) -> Ledger:
@@ -212,18 +290,39 @@ class Ledger:
                 services[sid] = decode(value)
             except LedgerEntryError as exc:
                 bad[sid] = str(exc)
-        return cls(doc, MappingProxyType(services), frozenset(bad), MappingProxyType(bad))
+        pause = _pause_of(doc.labels) if doc else None
+        return cls(doc, MappingProxyType(services), frozenset(bad), MappingProxyType(bad), pause)
+
+    def paused(self, now: float) -> Pause | None:
+        """The pause in force at `now` (an unreadable pause label is in force), or None."""
+        return self.pause if self.pause is not None and self.pause.active(now) else None
+
+    def with_pause(self, pause: Pause | None) -> Ledger:
+        """This ledger with the switch set (None: resumed); `labels` writes it."""
+        return replace(self, pause=pause)
+
+    def in_progress(self, now: float) -> frozenset[str]:
+        """Services with a fix claimed and not judged yet, its deadline not passed: the
+        remediations under way in the swarm, whichever instance claimed them."""
+        return frozenset(
+            sid for sid, h in self.services.items() if h.pending and now <= h.pending.deadline
+        )
 
     def history(self, service_id: str) -> History:
         return self.services.get(service_id, History())
 
     def labels(self, now: float) -> dict[str, str]:
         """Labels to write back: untouched entries of others kept, stale ones pruned."""
+        before = self.doc.labels if self.doc else {}
         out = {
             k: v
-            for k, v in (self.doc.labels if self.doc else {}).items()
-            if not k.startswith(PREFIX) or k[len(PREFIX) :] in self.unreadable
+            for k, v in before.items()
+            if k != PAUSE_LABEL
+            and (not k.startswith(PREFIX) or k[len(PREFIX) :] in self.unreadable)
         }
+        if (p := self.paused(now)) is not None:
+            # an unreadable pause is kept as it is: only resume or a new pause replaces it
+            out[PAUSE_LABEL] = before.get(PAUSE_LABEL, "") if p.problem else encode_pause(p)
         for sid, h in self.services.items():
             recent = tuple(a for a in h.actions if a[0] >= now - WINDOW)
             kept = replace(h, actions=recent[-MAX_ACTIONS:])
