@@ -84,14 +84,15 @@ def parse_positive_int(text: str) -> int:
 
 @dataclass(frozen=True)
 class Count:
-    """A whole number from 1 to `high`."""
+    """A whole number from `low` (1 unless told) to `high`."""
 
     high: int
+    low: int = 1
 
     def __call__(self, text: str) -> int:
-        value = parse_positive_int(text)
-        if value > self.high:
-            raise ValueError(f"expected a whole number from 1 to {self.high}")
+        value = int(text)
+        if not self.low <= value <= self.high:
+            raise ValueError(f"expected a whole number from {self.low} to {self.high}")
         return value
 
 
@@ -157,6 +158,27 @@ def parse_token(text: str) -> str:
 
 def parse_names(text: str) -> tuple[str, ...]:
     return tuple(sorted({n.strip() for n in text.split(",") if n.strip()}))
+
+
+_ALERT_NAME = re.compile(r"^[A-Za-z_:][A-Za-z0-9_:]*$", re.ASCII)  # a Prometheus alert name
+
+
+def parse_alerts_hold(text: str) -> tuple[str, ...]:
+    """ "URL,NAME,..." -> (URL, NAME, ...): Prometheus's base URL, then the alert names.
+
+    Only http and https: the URL is fetched each scan, and urllib would also read file://.
+    Empty: no hold."""
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not parts:
+        return ()
+    url, names = parts[0].rstrip("/"), sorted(set(parts[1:]))
+    if not re.match(r"^https?://[^/?#\s]+", url, re.ASCII):
+        raise ValueError("expected Prometheus's http:// or https:// URL first, then alert names")
+    if not names:
+        raise ValueError("expected at least one alert name after the URL")
+    if bad := [n for n in names if not _ALERT_NAME.match(n)]:
+        raise ValueError(f"not an alert name: {bad[0][:60]!r}")
+    return (url, *names)
 
 
 # The groups, in the order of `--help` and of the README table. Settings are declared group by
@@ -297,6 +319,24 @@ class Settings:
         3600.0,
         "how long an open circuit stays open",
         "DURATION",
+        group="safety",
+    )
+    max_concurrent_actions: int = setting(
+        "max_concurrent_actions",
+        Count(1000, low=0),
+        0,
+        "remediations under way at once across the swarm, those still being verified "
+        "included (0: no limit)",
+        "N",
+        group="safety",
+    )
+    hold_while_alerts: tuple[str, ...] = setting(
+        "hold_while_alerts",
+        parse_alerts_hold,
+        (),
+        "no action while any of these Prometheus alerts fires; Prometheus unreachable also "
+        "holds (e.g. http://prometheus:9090,NodeDown,HighErrorRate)",
+        "URL,NAME,...",
         group="safety",
     )
     ledger_name: str = setting(
@@ -517,7 +557,7 @@ def show_range(spec: Spec[Any]) -> str:
     if isinstance(spec.parse, Duration):
         return f"{_say(spec.parse.low)} to {_say(spec.parse.high)}"
     if isinstance(spec.parse, Count):
-        return f"1 to {spec.parse.high}"
+        return f"{spec.parse.low} to {spec.parse.high}"
     return ""
 
 

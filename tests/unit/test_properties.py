@@ -258,7 +258,7 @@ def test_every_setting_parses_to_a_value_in_range_or_a_value_error(spec: Any, te
     if isinstance(spec.parse, Duration):
         assert spec.parse.low <= value <= spec.parse.high
     if isinstance(spec.parse, Count):
-        assert 1 <= value <= spec.parse.high
+        assert spec.parse.low <= value <= spec.parse.high
 
 
 RUNBOOK_SETTINGS = [
