@@ -109,6 +109,19 @@ class App:
             "last_error": st.last_error,
             "verifying": len(st.pending),
             "circuit_breakers_open": st.circuits_open,
+            # paused is healthy (an operator's choice); None: the ledger could not be read
+            "paused": (st.pause is not None) if st.pause_known else None,
+            "pause": None
+            if st.pause is None
+            else {
+                "since": st.pause.at,
+                "until": st.pause.until,
+                "reason": st.pause.reason,
+                "by": st.pause.by,
+                "problem": st.pause.problem,
+            },
+            "remediations_in_progress": st.in_progress,
+            "alerts_hold": st.hold or None,
         }
 
     def status(self) -> StatusView:

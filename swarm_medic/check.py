@@ -8,6 +8,8 @@ would decide now. What `check` cannot know is taken from the durable record or l
   over (`verify.take_over`, in memory: nothing is written);
 - an unreadable ledger skips every action (`ledger_unreadable`) and is listed as an error;
 - on a manager that is not the leader every action is `not_leader`: run it on the leader;
+- the pause switch is read from the ledger (always: one request) and shown first; the alerts
+  hold (`--hold-while-alerts`) is asked when an action could follow, as the daemon does;
 - nodes are not asked (no probe round), so `node_unreachable` never shows, and runbooks that
   count sightings across scans see this one snapshot only.
 
@@ -22,11 +24,12 @@ from dataclasses import dataclass, replace
 from typing import TextIO
 
 from swarm_medic.core.errors import EngineError
-from swarm_medic.core.ledger import Ledger
+from swarm_medic.core.ledger import Ledger, Pause
 from swarm_medic.core.model import Decision, Reason, Snapshot, Verdict
 from swarm_medic.core.runbook import context
 from swarm_medic.core.settings import Settings
 from swarm_medic.pipeline import match, policy, verify
+from swarm_medic.pipeline.hold import AlertsHold
 from swarm_medic.pipeline.observe import take_snapshot
 from swarm_medic.pipeline.registry import Registry
 from swarm_medic.swarm import Engine
@@ -37,6 +40,9 @@ class Report:
     snapshot: Snapshot
     decisions: list[Decision]
     errors: list[str]
+    pause: Pause | None = None  # the pause in force
+    pause_unknown: str = ""  # why the pause could not be read ("" : it was)
+    hold: str = ""  # why the alerts hold holds ("" : no hold, or not asked)
 
 
 def diagnose(engine: Engine, settings: Settings, registry: Registry, now: float) -> Report:
@@ -46,13 +52,19 @@ def diagnose(engine: Engine, settings: Settings, registry: Registry, now: float)
     planned, plan_failures = match.plan_all(registry.runbooks, matched.findings, ctx)
     errors = [f"runbook {f.runbook} failed: {f.error}" for f in (*matched.failures, *plan_failures)]
     errors += [f"runbook file {e.path} not loaded: {e.message}" for e in registry.errors]
-    ledger, verifying = Ledger(), frozenset[str]()
-    if ids := policy.history_wanted(planned, snap):
-        try:
-            ledger = Ledger.from_doc(engine.read_ledger(settings.ledger_name))
-        except EngineError as exc:  # the daemon does not act blind: neither does its check
-            ledger = Ledger(unreadable=ids)
-            errors.append(f"cannot read the ledger: {exc}")
+    verifying = frozenset[str]()
+    ids = policy.history_wanted(planned, snap)
+    unknown = ""
+    try:  # read always, as the daemon does: the pause switch is in it
+        ledger = Ledger.from_doc(engine.read_ledger(settings.ledger_name))
+    except EngineError as exc:  # the daemon does not act blind: neither does its check
+        ledger, unknown = Ledger(unreadable=ids), f"cannot read the ledger: {exc}"
+        if ids:
+            errors.append(unknown)
+    pause, hold = ledger.paused(now), ""
+    if ids:
+        alerts = AlertsHold.from_setting(settings.hold_while_alerts)
+        hold = alerts.check() if alerts is not None and pause is None else ""
         ledger, taken = verify.take_over(ledger, snap, now)
         verifying = frozenset(t.service_id for t in taken if t.outcome is verify.TakeOver.RESUMED)
     decisions = policy.evaluate(
@@ -62,8 +74,9 @@ def diagnose(engine: Engine, settings: Settings, registry: Registry, now: float)
         settings=replace(settings, dry_run=True),
         now=now,
         verifying=verifying,
+        hold=hold,
     )
-    return Report(snap, decisions, errors)
+    return Report(snap, decisions, errors, pause, unknown, hold)
 
 
 def _would(d: Decision) -> str:
@@ -84,6 +97,12 @@ def render_table(report: Report, out: TextIO) -> None:
     out.write(
         f"swarm: {len(s.nodes)} node(s), {len(s.services)} service(s), {len(s.tasks)} task(s)\n"
     )
+    if report.pause is not None:
+        out.write(f"PAUSED: {report.pause.describe()} (`swarm-medic resume` ends it)\n")
+    elif report.pause_unknown:
+        out.write(f"paused: unknown ({report.pause_unknown})\n")
+    if report.hold:
+        out.write(f"holding: {report.hold}\n")
     if not report.decisions:
         out.write("healthy: no findings\n")
     else:
@@ -130,6 +149,18 @@ def render_json(report: Report, out: TextIO) -> None:
         "nodes": len(report.snapshot.nodes),
         "services": len(report.snapshot.services),
         "tasks": len(report.snapshot.tasks),
+        "paused": None if report.pause_unknown else report.pause is not None,
+        "pause": None
+        if report.pause is None
+        else {
+            "since": report.pause.at,
+            "until": report.pause.until,
+            "reason": report.pause.reason,
+            "by": report.pause.by,
+            "problem": report.pause.problem,
+            "describe": report.pause.describe(),
+        },
+        "alerts_hold": report.hold or None,
         "findings": [
             {
                 "runbook": d.finding.runbook,

@@ -1,17 +1,20 @@
-"""Command line: `swarm-medic run | check | runbooks`, `--version`."""
+"""Command line: `swarm-medic run | check | pause | resume | runbooks`, `--version`."""
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import os
+import socket
 import sys
 import time
 from collections.abc import Sequence
 
 from swarm_medic import __version__
 from swarm_medic.core.errors import SettingsError, SwarmMedicError
+from swarm_medic.core.ledger import MAX_TEXT, Pause
 from swarm_medic.core.runbook import RUNBOOK_FLAG, Runbook, env_name, flag_form
-from swarm_medic.core.settings import Settings, add_arguments, load
+from swarm_medic.core.settings import DAY, Duration, Settings, add_arguments, load
 from swarm_medic.pipeline import registry
 
 
@@ -50,11 +53,48 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="machine-readable output")
     add_arguments(check)
     _add_runbook_setting(check)
+    pause = sub.add_parser(
+        "pause",
+        help="stop every instance from acting, swarm-wide, until resume (or --for); "
+        "findings are still reported",
+    )
+    pause.add_argument(
+        "--for",
+        dest="pause_for",
+        type=PAUSE_FOR,
+        default=None,
+        metavar="DURATION",
+        help="end the pause by itself after this long, e.g. 30m or 2h (default: until resume)",
+    )
+    pause.add_argument(
+        "--reason", required=True, type=_reason, help="why: shown in logs, /healthz and check"
+    )
+    add_arguments(pause)
+    resume = sub.add_parser("resume", help="end the pause: every instance acts again")
+    add_arguments(resume)
     rbs = sub.add_parser("runbooks", help="list the runbooks, or explain one")
     rbs.add_argument("name", nargs="?", help="a runbook to explain")
     rbs.add_argument("--runbooks-dir", default=None, help="an extra directory of runbooks")
     _add_runbook_setting(rbs)
     return p
+
+
+PAUSE_FOR = Duration(1.0, 90 * DAY)
+
+
+def _reason(text: str) -> str:
+    text = text.strip()
+    if not text or len(text) > MAX_TEXT:
+        raise argparse.ArgumentTypeError(f"give a reason of 1 to {MAX_TEXT} characters")
+    return text
+
+
+def _who() -> str:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no USER and no passwd entry (a container)
+        user = f"uid {os.getuid()}"
+    return f"{user}@{socket.gethostname()}"
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -86,6 +126,41 @@ def cmd_check(args: argparse.Namespace) -> int:
     if report.decisions:
         return 1
     return 2 if report.errors else 0  # a runbook that failed means the check is incomplete
+
+
+def cmd_pause(args: argparse.Namespace) -> int:
+    from swarm_medic.pipeline.pause import set_pause
+
+    settings = _settings(args)
+    now = time.time()
+    until = None if args.pause_for is None else now + args.pause_for
+    pause = Pause(reason=args.reason, at=now, by=_who(), until=until)
+    try:
+        switched = set_pause(_engine_factory(settings)(), settings.ledger_name, pause, now)
+    except SwarmMedicError as exc:
+        print(f"swarm-medic pause: not paused: {exc}", file=sys.stderr)
+        return 2
+    if switched.before is not None:
+        print(f"replaces: {switched.before.describe()}")
+    print(f"{pause.describe()}\nevery instance stops acting at its next scan")
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from swarm_medic.pipeline.pause import set_pause
+
+    settings = _settings(args)
+    now = time.time()
+    try:
+        switched = set_pause(_engine_factory(settings)(), settings.ledger_name, None, now)
+    except SwarmMedicError as exc:
+        print(f"swarm-medic resume: not resumed: {exc}", file=sys.stderr)
+        return 2
+    if switched.before is None:
+        print("not paused: nothing to resume")
+    else:
+        print(f"resumed; was {switched.before.describe()}")
+    return 0
 
 
 def _explain(rb: Runbook) -> str:
@@ -131,7 +206,13 @@ def cmd_runbooks(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return {"run": cmd_run, "check": cmd_check, "runbooks": cmd_runbooks}[args.command](args)
+        return {
+            "run": cmd_run,
+            "check": cmd_check,
+            "pause": cmd_pause,
+            "resume": cmd_resume,
+            "runbooks": cmd_runbooks,
+        }[args.command](args)
     except SettingsError as exc:
         print(f"swarm-medic: wrong setting: {exc}", file=sys.stderr)
         return 2

@@ -324,6 +324,15 @@ class Reason(enum.StrEnum):
         "not_opted_in",
         "scope is opt-in and the service is not labelled swarm-medic.enable=true",
     )
+    REPORT_LABEL = (
+        "report_label",
+        "labelled swarm-medic.action=report: findings are reported, never acted on",
+    )
+    PAUSED = (
+        "paused",
+        "swarm-medic is paused swarm-wide (`swarm-medic pause`) until it is resumed or the "
+        "pause expires",
+    )
     NOT_LEADER = "not_leader", "only the instance on the leader manager acts on services"
     LEDGER_UNREADABLE = (
         "ledger_unreadable",
@@ -341,6 +350,15 @@ class Reason(enum.StrEnum):
         "node_unreachable",
         "the node of this node-local action could not be asked in the last probe round: "
         "nothing is claimed or spent until it answers",
+    )
+    ALERTS_HOLD = (
+        "alerts_hold",
+        "a --hold-while-alerts alert is firing, or Prometheus could not say: no action meanwhile",
+    )
+    MAX_CONCURRENT = (
+        "max_concurrent",
+        "--max-concurrent-actions remediations are already under way in the swarm (being "
+        "verified, or decided this scan)",
     )
     DRY_RUN = "dry_run", "every gate passed; dry-run only says what would be done"
     OK = "ok", "every gate passed: act"

@@ -13,6 +13,7 @@ from swarm_medic.core.settings import Settings
 
 ENABLE_LABEL = "swarm-medic.enable"
 SELF_LABEL = "swarm-medic.self"
+ACTION_LABEL = "swarm-medic.action"  # "report": findings, never actions
 
 
 def _label_true(labels: Mapping[str, str], key: str) -> bool | None:
@@ -49,3 +50,8 @@ def scope_reason(service: Service | None, settings: Settings) -> Reason | None:
     if settings.scope == "opt-in" and not on:
         return Reason.NOT_OPTED_IN
     return None
+
+
+def report_only(service: Service) -> bool:
+    """Labelled swarm-medic.action=report: its findings are reported, never acted on."""
+    return service.labels.get(ACTION_LABEL, "").strip().lower() == "report"

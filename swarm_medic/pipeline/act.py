@@ -13,6 +13,10 @@ A node-local action needs that node's instance: if the node could not be asked i
 probe round, nothing is claimed (Result.UNREACHABLE); if the request to it fails, the claim is
 released, so a dead node never spends a service's budget or opens its circuit breaker.
 
+The claim also reads the pause switch (`swarm-medic pause`): a pause written after the
+decision stands the executor down, and one written after its read makes its compare-and-swap
+fail. Once `pause` has returned, nothing new is claimed.
+
 Dry-run never reaches this module: the policy turns every action into `would_act`.
 """
 
@@ -116,6 +120,8 @@ class Executor:
         s = self._settings
         try:
             fresh = Ledger.from_doc(self._engine.read_ledger(s.ledger_name))
+            if (pause := fresh.paused(now)) is not None:  # paused since the decision
+                return Done(Result.CONFLICT, f"swarm-medic was paused: {pause.describe()}")
             if decided is not None and not fresh.same_history(decided, sid, now):
                 return Done(
                     Result.CONFLICT,

@@ -10,6 +10,9 @@ on. A finding that passes every gate that skips (dry-run included) claims its se
   self               swarm-medic's own service
   opted_out          labelled swarm-medic.enable=false
   not_opted_in       scope is opt-in and the service is not labelled swarm-medic.enable=true
+  report_label       labelled swarm-medic.action=report: findings are reported, never acted on
+  paused             swarm-medic is paused swarm-wide (`swarm-medic pause`) until it is resumed
+                     or the pause expires
   not_leader         only the instance on the leader manager acts on services
   ledger_unreadable  the service's history in the ledger could not be read: no acting blind
   circuit_open       the circuit breaker is open (budget spent or fixes did not hold) until it
@@ -20,10 +23,20 @@ on. A finding that passes every gate that skips (dry-run included) claims its se
   budget_spent       --budget-per-hour actions on this service in the last hour
   node_unreachable   the node of this node-local action could not be asked in the last probe
                      round: nothing is claimed or spent until it answers
+  alerts_hold        a --hold-while-alerts alert is firing, or Prometheus could not say: no
+                     action meanwhile
+  max_concurrent     --max-concurrent-actions remediations are already under way in the swarm
+                     (being verified, or decided this scan)
   dry_run            every gate passed; dry-run only says what would be done
   ok                 every gate passed: act
 
 (The table is `describe()`; a unit test keeps this docstring equal to it.)
+
+The swarm-wide facts are inputs like the rest: the pause is the ledger's (`Ledger.paused`),
+the alerts hold is what `pipeline.hold` found this scan (a string: why it holds, "" for no
+hold), and the remediations in progress are the services with a fix being verified, by this
+instance or any other (`Ledger.in_progress`); findings decided to act earlier in the same scan
+count against `--max-concurrent-actions` too.
 
 `evaluate` is the one evaluation both the daemon's scan and `swarm-medic check` run, and
 `history_wanted` says when it needs the ledger, so `check` shows what the daemon would decide.
@@ -35,7 +48,7 @@ import textwrap
 from collections.abc import Callable, Iterable, Mapping, Set
 from dataclasses import dataclass
 
-from swarm_medic.core.ledger import WINDOW, History, Ledger
+from swarm_medic.core.ledger import WINDOW, History, Ledger, Pause
 from swarm_medic.core.model import (
     Action,
     ActionKind,
@@ -46,7 +59,7 @@ from swarm_medic.core.model import (
     Snapshot,
     Verdict,
 )
-from swarm_medic.core.scope import enabled, is_self
+from swarm_medic.core.scope import enabled, is_self, report_only
 from swarm_medic.core.settings import Settings
 
 
@@ -65,6 +78,9 @@ class Candidate:
     verifying: Set[str]  # services whose earlier fix is being verified
     claimed: Set[str]  # services an earlier finding of this scan acts on
     hands_down: Mapping[str, str]  # node id -> why its instance cannot be asked now
+    pause: Pause | None = None  # the pause in force now
+    hold: str = ""  # why the alerts hold holds ("" : no hold)
+    in_progress: Set[str] = frozenset()  # services with a fix under way anywhere in the swarm
 
 
 def _nothing(c: Candidate) -> str:
@@ -121,11 +137,32 @@ def _hands_down(c: Candidate) -> str:
     return c.hands_down.get(c.action.node_id, "") if c.action is not None else ""
 
 
+def _pause(c: Candidate) -> str:
+    return c.pause.describe() if c.pause is not None else ""
+
+
+def _under_way(c: Candidate) -> int:
+    return len(c.in_progress | c.claimed)
+
+
+def _at_limit(c: Candidate) -> bool:
+    limit = c.settings.max_concurrent_actions
+    return limit > 0 and _under_way(c) >= limit
+
+
+def _limit(c: Candidate) -> str:
+    n, limit = _under_way(c), c.settings.max_concurrent_actions
+    return f"{n} under way or decided this scan; limit {limit}"
+
+
 GATES: tuple[Gate, ...] = (
     Gate(Reason.NO_ACTION, _no_action),
     Gate(Reason.SELF, lambda c: c.service is not None and is_self(c.service, c.settings)),
     Gate(Reason.OPTED_OUT, lambda c: c.service is not None and enabled(c.service) is False),
     Gate(Reason.NOT_OPTED_IN, _not_opted_in),
+    Gate(Reason.REPORT_LABEL, lambda c: c.service is not None and report_only(c.service)),
+    # the switch an operator pulls: before any gate that could let an action through
+    Gate(Reason.PAUSED, lambda c: c.pause is not None, _pause),
     Gate(Reason.NOT_LEADER, lambda c: not c.leader),
     Gate(
         Reason.LEDGER_UNREADABLE,
@@ -141,6 +178,9 @@ GATES: tuple[Gate, ...] = (
         lambda c: c.history.actions_since(c.now - WINDOW) >= c.settings.budget_per_hour,
     ),
     Gate(Reason.NODE_UNREACHABLE, lambda c: bool(_hands_down(c)), _hands_down),
+    Gate(Reason.ALERTS_HOLD, lambda c: bool(c.hold), lambda c: c.hold),
+    # last of the gates that skip: only an action every other gate lets through takes a slot
+    Gate(Reason.MAX_CONCURRENT, _at_limit, _limit),
     # the last gate does not skip: it says what would be done instead of doing it
     Gate(Reason.DRY_RUN, lambda c: c.settings.dry_run),
 )
@@ -178,11 +218,17 @@ def decide(
     leader: bool,
     verifying: Set[str] = frozenset(),
     hands_down: Mapping[str, str] | None = None,
+    hold: str = "",
+    in_progress: Set[str] = frozenset(),
 ) -> list[Decision]:
-    """`hands_down`: node id -> why its instance cannot be asked now (node-local actions)."""
+    """`hands_down`: node id -> why its instance cannot be asked now (node-local actions).
+    `hold`: why the alerts hold holds ("" none); `in_progress`: services with a fix under way
+    (this instance's `verifying` are added); the pause is the ledger's."""
     hands_down = hands_down or {}
     decisions: list[Decision] = []
     claimed: set[str] = set()
+    pause = ledger.paused(now)
+    under_way = frozenset(in_progress) | frozenset(verifying)
     for finding, action in planned:
         c = Candidate(
             finding,
@@ -196,6 +242,9 @@ def decide(
             verifying,
             claimed,
             hands_down,
+            pause,
+            hold,
+            under_way,
         )
         gate = first_stop(c)
         reason = gate.reason if gate is not None else PASSED
@@ -228,6 +277,7 @@ def evaluate(
     now: float,
     verifying: Set[str] = frozenset(),
     hands_down: Mapping[str, str] | None = None,
+    hold: str = "",
 ) -> list[Decision]:
     """The decisions on one scan's planned actions: what the daemon's scan and `check` both run.
 
@@ -242,4 +292,6 @@ def evaluate(
         leader=snap.is_leader,
         verifying=verifying,
         hands_down=hands_down,
+        hold=hold,
+        in_progress=ledger.in_progress(now),
     )

@@ -10,13 +10,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from swarm_medic.core import ledger as ledger_mod
 from swarm_medic.core.alerts import AlertBook, Alerts
 from swarm_medic.core.errors import EngineError, NotAManager
 from swarm_medic.core.incidents import REMIND_EVERY, Incident, Incidents, new_id
-from swarm_medic.core.ledger import Ledger
+from swarm_medic.core.ledger import Ledger, Pause
 from swarm_medic.core.model import Action, Result, Snapshot, TargetKind, Verdict
 from swarm_medic.core.reach import Reachability
 from swarm_medic.core.runbook import ServiceMemory, Sightings, TaskClock, context
@@ -24,6 +24,7 @@ from swarm_medic.core.settings import Settings
 from swarm_medic.nodes.rounds import Prober
 from swarm_medic.pipeline import match, policy, verify
 from swarm_medic.pipeline.act import NODE_LOCAL, Executor
+from swarm_medic.pipeline.hold import AlertsHold
 from swarm_medic.pipeline.observe import take_snapshot
 from swarm_medic.pipeline.registry import Registry
 from swarm_medic.swarm import Engine
@@ -47,6 +48,10 @@ class State:
     pending: dict[str, verify.Pending] = field(default_factory=dict)
     ledger_problems: dict[str, tuple[str, float]] = field(default_factory=dict)  # sid -> said
     breaker_why: dict[str, str] = field(default_factory=dict)  # service id -> why it opened
+    pause: Pause | None = None  # the pause in force at the last ledger read
+    pause_known: bool = False  # False until the ledger is read, and while it cannot be
+    hold: str = ""  # why the alerts hold held at the last check ("" : no hold)
+    in_progress: int = 0  # remediations under way in the swarm (being verified)
 
 
 class Medic:
@@ -94,6 +99,7 @@ class Medic:
         self.open_incidents: tuple[Incident, ...] = ()
         self.recent = Recent()
         self.reach_lock = threading.Lock()
+        self.hold = AlertsHold.from_setting(settings.hold_while_alerts)  # --hold-while-alerts
 
     def scan(self) -> None:
         with self._lock:
@@ -167,6 +173,7 @@ class Medic:
         self._verify(snap, now, alerts)
 
         ledger = self._read_ledger(planned, snap)
+        hold = self._alerts_hold(planned, snap, ledger, now)
         decisions = policy.evaluate(
             planned,
             snap,
@@ -175,6 +182,7 @@ class Medic:
             now=now,
             verifying=frozenset(self.state.pending),
             hands_down=self._hands_down(planned),
+            hold=hold,
         )
         for d in decisions:
             incident = self.incidents.get(d.finding.key)
@@ -190,6 +198,8 @@ class Medic:
 
         self.state.circuits_open = sum(1 for u in self.state.open_until.values() if u > now)
         self.journal.circuits_open(self.state.circuits_open)
+        self.state.in_progress = len(ledger.in_progress(now) | set(self.state.pending))
+        self.journal.remediations_in_progress(self.state.in_progress)
         self.state.last_ok, self.state.last_error = now, ""
         self.journal.scan_ok(
             snap, self.clock() - now, self.engine.api_calls - before, len(matched.findings)
@@ -218,16 +228,22 @@ class Medic:
         planned: Sequence[tuple[object, Action | None]],
         snap: Snapshot,
     ) -> Ledger:
-        ids = policy.history_wanted(planned, snap)  # the same condition `check` reads it on
-        if not ids:
-            return Ledger()
-        if self._resume_due:  # fixes an earlier instance left may be under way: act blind? no.
-            return Ledger(unreadable=ids)
+        # Read on every scan of every manager (one small request): the pause switch in it is
+        # obeyed, and shown, within one scan. The services' histories matter where the
+        # policy says (`history_wanted`, the condition `check` reads them on too).
+        ids = policy.history_wanted(planned, snap)
         try:
             ledger = Ledger.from_doc(self.engine.read_ledger(self.settings.ledger_name))
         except EngineError as exc:
-            self.journal.ledger_read_failed(str(exc))
+            self.state.pause_known = False
+            if ids:
+                self.journal.ledger_read_failed(str(exc))
             return Ledger(unreadable=ids)
+        self._note_pause(ledger, snap.taken_at)
+        if not ids:
+            return ledger
+        if self._resume_due:  # fixes an earlier instance left may be under way: act blind? no.
+            return replace(Ledger(unreadable=ids), pause=ledger.pause)
         self.state.open_until = {
             sid: h.open_until for sid, h in ledger.services.items() if h.open_until
         }
@@ -236,6 +252,39 @@ class Medic:
         }
         self._say_unreadable(ledger, snap)
         return ledger
+
+    def _note_pause(self, ledger: Ledger, now: float) -> None:
+        """The pause switch as just read: said when it turns on, changes, ends or expires, and
+        at the first read after start-up if it is on."""
+        pause, said = ledger.paused(now), self.state.pause
+        if pause is not None and (pause != said or not self.state.pause_known):
+            self.journal.paused(pause)
+        elif pause is None and said is not None:
+            if said.until is not None and said.until <= now:
+                self.journal.pause_expired(said)
+            else:
+                self.journal.resumed(said)
+        self.state.pause, self.state.pause_known = pause, True
+        self.journal.pause_state(pause is not None)
+
+    def _alerts_hold(
+        self,
+        planned: Sequence[tuple[object, Action | None]],
+        snap: Snapshot,
+        ledger: Ledger,
+        now: float,
+    ) -> str:
+        """Prometheus asked on a scan that could act (as the ledger's histories are read):
+        why the hold holds, or ""."""
+        if self.hold is None or ledger.paused(now) is not None:
+            return ""
+        if not policy.history_wanted(planned, snap):
+            return self.state.hold  # not asked: nothing could act; the last answer is shown
+        hold = self.hold.check()
+        if hold != self.state.hold:
+            self.journal.alerts_hold(hold, self.state.hold)
+        self.state.hold = hold
+        return hold
 
     def _say_unreadable(self, ledger: Ledger, snap: Snapshot) -> None:
         # Said when an entry turns bad or its problem changes, and again every REMIND_EVERY:

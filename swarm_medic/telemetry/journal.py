@@ -16,6 +16,7 @@ import structlog
 
 from swarm_medic.core.alerts import Received
 from swarm_medic.core.incidents import Incident
+from swarm_medic.core.ledger import Pause
 from swarm_medic.core.model import Action, Decision, Reason, Result, Snapshot, Verdict
 from swarm_medic.core.reach import Reachability
 from swarm_medic.core.runbook import LoadError, RunbookFailure
@@ -166,6 +167,39 @@ class Journal:
             label=label,
             problem=problem,
         )
+
+    # --- the pause switch and swarm-wide limits ----------------------------------------------
+
+    def paused(self, pause: Pause) -> None:
+        """The pause in force, as first read (at start-up too) or as it changed."""
+        self._log.warning(
+            pause.describe(),
+            paused_since=pause.at,
+            paused_until=pause.until,
+            reason=pause.reason,
+            by=pause.by,
+            problem=pause.problem or None,
+        )
+
+    def pause_expired(self, pause: Pause) -> None:
+        self._log.warning("pause expired: acting again", reason=pause.reason, by=pause.by)
+
+    def resumed(self, pause: Pause) -> None:
+        self._log.warning("resumed: acting again", reason=pause.reason, by=pause.by)
+
+    def pause_state(self, paused: bool) -> None:
+        self.metrics.paused.set(1 if paused else 0)
+
+    def remediations_in_progress(self, n: int) -> None:
+        self.metrics.remediations_in_progress.set(n)
+
+    def alerts_hold(self, why: str, before: str) -> None:
+        """The alerts hold as it starts, changes or ends."""
+        self.metrics.alerts_hold.set(1 if why else 0)
+        if why:
+            self._log.warning("holding: no action while alerts fire", why=why)
+        else:
+            self._log.warning("alerts hold lifted: acting again", was=before)
 
     # --- incidents ----------------------------------------------------------------------------
 

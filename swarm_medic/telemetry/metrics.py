@@ -168,6 +168,22 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.paused = Gauge(
+            "swarm_medic_paused",
+            "1 while swarm-medic is paused swarm-wide (`swarm-medic pause`): no action anywhere",
+            registry=r,
+        )
+        self.remediations_in_progress = Gauge(
+            "swarm_medic_remediations_in_progress",
+            "Remediations under way in the swarm (acted on, being verified): alerts elsewhere "
+            "may be silenced meanwhile",
+            registry=r,
+        )
+        self.alerts_hold = Gauge(
+            "swarm_medic_alerts_hold",
+            "1 while a --hold-while-alerts alert fires or Prometheus could not say: no action",
+            registry=r,
+        )
         self.events_malformed = Counter(
             "swarm_medic_events_malformed_total", "Engine events that could not be read", registry=r
         )

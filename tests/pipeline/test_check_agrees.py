@@ -16,7 +16,15 @@ from prometheus_client import CollectorRegistry
 from swarm_medic.check import diagnose
 from swarm_medic.core.errors import EngineUnavailable
 from swarm_medic.core.incidents import Incident
-from swarm_medic.core.ledger import PREFIX, History, Verifying, encode
+from swarm_medic.core.ledger import (
+    PAUSE_LABEL,
+    PREFIX,
+    History,
+    Pause,
+    Verifying,
+    encode,
+    encode_pause,
+)
 from swarm_medic.core.model import Decision, LedgerDoc, Reason, Verdict
 from swarm_medic.core.settings import Settings
 from swarm_medic.pipeline import registry as registry_mod
@@ -101,6 +109,23 @@ def with_an_unreadable_ledger(fake: FakeEngine) -> None:
     fake.read_ledger = down  # type: ignore[method-assign]
 
 
+def paused(fake: FakeEngine) -> None:
+    pause = Pause("maintenance", T0 - 60, "ops@host", T0 + 3600)
+    fake.write_ledger(LEDGER, None, {PAUSE_LABEL: encode_pause(pause)})
+
+
+def sick_cache_report_only() -> FakeEngine:
+    """sick(), but cache is labelled swarm-medic.action=report: its findings, never actions."""
+    fake = swarm()
+    for name in ("web", "api", "db"):
+        stuck_service(fake, name)
+    stuck_service(
+        fake, "cache", labels={"swarm-medic.enable": "true", "swarm-medic.action": "report"}
+    )
+    stuck_service(fake, "batch", labels={})
+    return fake
+
+
 @dataclass(frozen=True)
 class World:
     make: Callable[[], FakeEngine]
@@ -118,6 +143,16 @@ WORLDS = {
     "the ledger cannot be read": World(sick, with_an_unreadable_ledger),
     "not the leader": World(lambda: sick(leader=False), with_histories),
     "scope all": World(sick, settings=Settings(dry_run=True, scope="all")),
+    "paused": World(sick, paused),
+    "paused, not the leader": World(lambda: sick(leader=False), paused),
+    "a report-only service": World(sick_cache_report_only),
+    "max concurrent actions": World(
+        sick, with_pending_fixes, Settings(dry_run=True, max_concurrent_actions=2)
+    ),
+    # nothing listens on port 9 of the loopback: Prometheus unreachable holds
+    "alerts hold, Prometheus unreachable": World(
+        sick, settings=Settings(dry_run=True, hold_while_alerts=("http://127.0.0.1:9", "Down"))
+    ),
 }
 
 

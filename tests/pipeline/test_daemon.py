@@ -310,7 +310,7 @@ def test_services_out_of_scope_are_reported_not_touched(
     assert fake.raw_service(sid)["Spec"]["TaskTemplate"]["ForceUpdate"] == 0
 
 
-def test_only_the_leader_acts_and_a_follower_does_not_read_the_ledger() -> None:
+def test_only_the_leader_acts_and_a_follower_reads_only_the_pause_switch() -> None:
     fake = swarm(leader=False)
     fake.add_node("manager-2", role="manager", leader=True)
     stuck_service(fake)
@@ -322,7 +322,8 @@ def test_only_the_leader_acts_and_a_follower_does_not_read_the_ledger() -> None:
     assert skip["incident"] == "inc-1"
     assert h.decisions("skip", "not_leader") == 1
     assert fake.writes == []
-    assert calls == CALLS_PER_SCAN  # no ledger read: nothing can be acted on from here
+    # one ledger read, for the pause switch only: nothing can be acted on from here
+    assert calls == CALLS_PER_SCAN + 1
     assert h.medic.state.role == "manager"
     assert h.metric("swarm_medic_leader") == 0
 
@@ -867,18 +868,19 @@ def test_api_calls_per_scan_do_not_grow_with_the_swarm(n: int) -> None:
         tasks.append((sid, fake.add_task(sid, state="running", node_id=ME)))
     h = Harness(fake, Settings(dry_run=True))
 
-    # healthy: the snapshot only (and, on becoming the leader, one look for pending fixes)
-    assert h.scan(T0) == CALLS_PER_SCAN + 1
-    assert h.scan(T0 + 15) == CALLS_PER_SCAN
+    # healthy: the snapshot and the ledger (its pause switch), and, on becoming the leader,
+    # one look for pending fixes
+    assert h.scan(T0) == CALLS_PER_SCAN + 2
+    assert h.scan(T0 + 15) == CALLS_PER_SCAN + 1
 
-    # every service stuck and actionable: one more call, the ledger read, whatever n is
+    # every service stuck and actionable: the same one ledger read, whatever n is
     for sid, tid in tasks:
         fake.set_task_state(tid, "shutdown", desired="shutdown")
         fake.add_task(sid, state="starting", node_id=ME, since=T0 - STUCK_FOR)
     assert h.scan(T0 + 30) == CALLS_PER_SCAN + 1
     assert h.scan(T0 + 45) == CALLS_PER_SCAN + 1
     assert len(h.logs.named("finding")) == n
-    assert h.metric("swarm_medic_engine_api_calls_total") == 4 * CALLS_PER_SCAN + 3
+    assert h.metric("swarm_medic_engine_api_calls_total") == 4 * CALLS_PER_SCAN + 5
     assert h.metric("swarm_medic_snapshot_objects", kind="service") == n
     assert h.metric("swarm_medic_snapshot_objects", kind="task") == 2 * n
     assert fake.writes == []

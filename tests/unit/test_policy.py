@@ -7,7 +7,7 @@ from types import MappingProxyType
 
 import pytest
 
-from swarm_medic.core.ledger import PREFIX, History, Ledger
+from swarm_medic.core.ledger import PAUSE_LABEL, PREFIX, History, Ledger, Pause, Verifying
 from swarm_medic.core.model import (
     Action,
     ActionKind,
@@ -21,6 +21,7 @@ from swarm_medic.core.model import (
 from swarm_medic.core.scope import scope_reason
 from swarm_medic.core.settings import Settings
 from swarm_medic.pipeline import policy
+from tests.builders import node, snapshot
 
 NOW = 1_700_000_000.0
 SID = "svc1"
@@ -59,6 +60,23 @@ RECENT_OTHER_RB = ledger_with(History(actions=((NOW - 100, "paused-update"),)))
 OLD = ledger_with(History(actions=((NOW - 400, RB),)))  # outside the cooldown
 # budget (3) spent in the last hour, circuit already reset, last action outside the cooldown
 SPENT = ledger_with(History(actions=((NOW - 3000, RB), (NOW - 2000, RB), (NOW - 1000, RB))))
+PAUSED = Ledger(pause=Pause(reason="maintenance", at=NOW - 60, by="ops@host"))
+PAUSE_OVER = Ledger(pause=Pause(reason="maintenance", at=NOW - 600, until=NOW - 1))
+PAUSE_CORRUPT = Ledger.from_doc(LedgerDoc("cfg", 1, MappingProxyType({PAUSE_LABEL: "{oops"})))
+REPORT = {**OPT_IN, "swarm-medic.action": " Report "}
+LIMIT_1 = Settings(max_concurrent_actions=1)
+
+
+def pending(sid: str, deadline: float = NOW + 60) -> History:
+    return History(
+        actions=((NOW - 30, RB),),
+        pending=Verifying("inc-x", RB, "force_update", 3, NOW - 30, deadline),
+    )
+
+
+# another service's fix is being verified (by whichever instance): one remediation under way
+OTHER_VERIFYING = Ledger(services=MappingProxyType({"svc9": pending("svc9")}))
+OTHER_VERIFYING_LATE = Ledger(services=MappingProxyType({"svc9": pending("svc9", NOW - 1)}))
 SPENT_LONG_AGO = ledger_with(
     History(actions=((NOW - 5000, RB), (NOW - 4000, RB), (NOW - 3700, RB)))
 )
@@ -78,6 +96,7 @@ class Case:
     service_exists: bool = True
     node_local: bool = False  # a REPLACE_TASK on node "n2" instead of a force update
     hands_down: dict[str, str] = field(default_factory=dict)
+    hold: str = ""
 
 
 CASES: dict[str, Case] = {
@@ -110,6 +129,43 @@ CASES: dict[str, Case] = {
     "budget of the last hour only": Case("ok", Verdict.ACT, ledger=SPENT_LONG_AGO),
     "dry run": Case("dry_run", Verdict.WOULD_ACT, settings=Settings(dry_run=True)),
     "ok": Case("ok", Verdict.ACT),
+    "report label": Case("report_label", labels=REPORT),
+    "report label under scope all": Case(
+        "report_label", labels={"swarm-medic.action": "report"}, settings=Settings(scope="all")
+    ),
+    "another action label acts": Case(
+        "ok", Verdict.ACT, labels={**OPT_IN, "swarm-medic.action": "act"}
+    ),
+    "paused": Case("paused", ledger=PAUSED),
+    "a corrupt pause label is a pause": Case("paused", ledger=PAUSE_CORRUPT),
+    "an expired pause is over": Case("ok", Verdict.ACT, ledger=PAUSE_OVER),
+    "alerts hold": Case("alerts_hold", hold="alert(s) firing: NodeDown"),
+    "max concurrent: another fix being verified": Case(
+        "max_concurrent", ledger=OTHER_VERIFYING, settings=LIMIT_1
+    ),
+    "max concurrent: this instance verifying another": Case(
+        "max_concurrent", verifying=frozenset({"svc9"}), settings=LIMIT_1
+    ),
+    "max concurrent: room for one more": Case(
+        "ok", Verdict.ACT, ledger=OTHER_VERIFYING, settings=Settings(max_concurrent_actions=2)
+    ),
+    "max concurrent: a fix past its deadline is not under way": Case(
+        "ok", Verdict.ACT, ledger=OTHER_VERIFYING_LATE, settings=LIMIT_1
+    ),
+    "max concurrent 0 is no limit": Case("ok", Verdict.ACT, ledger=OTHER_VERIFYING),
+    "report_label before paused": Case("report_label", labels=REPORT, ledger=PAUSED),
+    "not_opted_in before paused": Case("not_opted_in", labels={}, ledger=PAUSED),
+    "paused before not_leader": Case("paused", leader=False, ledger=PAUSED),
+    "paused before dry_run": Case("paused", ledger=PAUSED, settings=Settings(dry_run=True)),
+    "circuit_open before alerts_hold": Case("circuit_open", ledger=CIRCUIT_OPEN, hold="x"),
+    "alerts_hold before max_concurrent": Case(
+        "alerts_hold", ledger=OTHER_VERIFYING, settings=LIMIT_1, hold="x"
+    ),
+    "max_concurrent before dry_run": Case(
+        "max_concurrent",
+        ledger=OTHER_VERIFYING,
+        settings=Settings(max_concurrent_actions=1, dry_run=True),
+    ),
     # gate order: the first gate that says no names the reason
     "no_action before self": Case(
         "no_action", planned=False, settings=Settings(self_services=("web",))
@@ -177,6 +233,8 @@ def run(case: Case) -> Decision:
         leader=case.leader,
         verifying=case.verifying,
         hands_down=case.hands_down,
+        hold=case.hold,
+        in_progress=case.ledger.in_progress(NOW),
     )
     assert len(decisions) == 1
     return decisions[0]
@@ -208,6 +266,8 @@ def test_the_reason_values_are_the_published_label_values() -> None:
         "self",
         "opted_out",
         "not_opted_in",
+        "report_label",
+        "paused",
         "not_leader",
         "ledger_unreadable",
         "circuit_open",
@@ -216,6 +276,8 @@ def test_the_reason_values_are_the_published_label_values() -> None:
         "cooldown",
         "budget_spent",
         "node_unreachable",
+        "alerts_hold",
+        "max_concurrent",
         "dry_run",
         "ok",
     ]
@@ -363,3 +425,50 @@ def test_busy_comes_after_verifying_and_before_cooldown() -> None:
 
     assert reasons(frozenset()) == ["ok", "busy"]
     assert reasons(frozenset({SID})) == ["verifying", "verifying"]
+
+
+def test_max_concurrent_counts_the_actions_decided_earlier_in_the_scan() -> None:
+    services = {sid: svc(OPT_IN, sid=sid) for sid in ("s1", "s2", "s3")}
+    decisions = policy.decide(
+        [(finding(sid), action(sid)) for sid in services],
+        services=services,
+        ledger=Ledger(),
+        settings=Settings(max_concurrent_actions=2),
+        now=NOW,
+        leader=True,
+    )
+    assert [d.reason for d in decisions] == [Reason.OK, Reason.OK, Reason.MAX_CONCURRENT]
+    assert decisions[2].explanation == "2 under way or decided this scan; limit 2"
+
+
+def test_a_skipped_finding_takes_no_slot_of_max_concurrent() -> None:
+    services = {"s1": svc({}, sid="s1"), "s2": svc(OPT_IN, sid="s2")}
+    decisions = policy.decide(
+        [(finding(sid), action(sid)) for sid in services],
+        services=services,
+        ledger=Ledger(),
+        settings=LIMIT_1,
+        now=NOW,
+        leader=True,
+    )
+    assert [d.reason for d in decisions] == [Reason.NOT_OPTED_IN, Reason.OK]
+
+
+def test_the_pause_explains_itself() -> None:
+    d = run(Case("paused", ledger=PAUSED))
+    assert d.explanation.startswith("paused since 2023-11-14T22:12:20Z until resume, by ops@host")
+    assert d.explanation.endswith("reason: maintenance")
+    corrupt = run(Case("paused", ledger=PAUSE_CORRUPT))
+    assert "unreadable" in corrupt.explanation
+
+
+def test_evaluate_counts_the_ledger_s_fixes_under_way() -> None:
+    snap = snapshot(nodes=[node(role="manager", leader=True)], services=[svc(OPT_IN)])
+    (d,) = policy.evaluate(
+        [(finding(), action())],
+        snap,
+        ledger=OTHER_VERIFYING,
+        settings=LIMIT_1,
+        now=NOW,
+    )
+    assert d.reason is Reason.MAX_CONCURRENT
