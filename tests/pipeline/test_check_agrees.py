@@ -187,13 +187,14 @@ def test_the_worlds_cover_the_gates_check_can_see() -> None:
     }
 
 
-def test_check_on_a_follower_says_not_leader_and_reads_no_ledger() -> None:
+def test_check_on_a_follower_says_not_leader_and_needs_no_history() -> None:
     fake = sick(leader=False)
-    with_an_unreadable_ledger(fake)  # would be an error, were it read
+    with_an_unreadable_ledger(fake)  # read for the pause switch only: not an error here
 
     report = diagnose(fake, Settings(), registry_mod.load([registry_mod.builtin_dir()]), T0)
 
     assert report.errors == []
+    assert report.pause_unknown.startswith("cannot read the ledger")
     opted_in = [d for d in report.decisions if d.finding.service_name != "batch"]
     assert {d.reason for d in opted_in} == {Reason.NOT_LEADER}
 
