@@ -126,7 +126,12 @@ class App:
 
     def status(self) -> StatusView:
         """What GET / shows: built from the state the scan publishes, never waiting on it."""
-        return view.build(self.medic, time.time(), version=__version__)
+        st = self.medic.state
+        if not st.pause_known:
+            pause = None  # not read yet (or unreadable): /healthz says which; no banner guessed
+        else:
+            pause = st.pause.describe() if st.pause is not None else None
+        return view.build(self.medic, time.time(), version=__version__, pause=pause)
 
     def banner(self) -> None:
         s = self.settings

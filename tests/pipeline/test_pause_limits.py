@@ -299,6 +299,11 @@ def test_healthz_details_say_paused_until_and_why() -> None:
     assert detail["pause"]["reason"] == "upgrade"
     assert detail["remediations_in_progress"] == 0
     assert detail["alerts_hold"] is None
+    # and the status page says it too, in words a person reads
+    assert app.status().pause == Pause("upgrade", now, "ops@x", now + 600).describe()
+    from swarm_medic.telemetry.status import render
+
+    assert "reason: upgrade" in render(app.status())
 
 
 def test_check_shows_the_pause_first_and_every_action_held_back() -> None:
