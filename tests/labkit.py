@@ -119,6 +119,7 @@ class MedicProcess:
         prefix: tuple[str, ...] = (),
     ) -> None:
         self.log_path = log_path
+        self.env = env  # what an operator's CLI next to it needs (same ledger, same engine)
         self._log = log_path.open("w")
         self.started = time.time()
         self.proc = subprocess.Popen(
