@@ -37,7 +37,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     say "pip install failed (log above, also in .venv/pip.log)"
     exit 1
   fi
-  .venv/bin/python -c 'import swarm_medic, docker, apscheduler, prometheus_client, structlog, tenacity'
+  .venv/bin/python -c 'import swarm_medic, docker, apscheduler, prometheus_client, structlog, tenacity, apprise'
   touch "$stamp"
 fi
 
