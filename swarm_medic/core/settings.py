@@ -124,6 +124,7 @@ API_TIMEOUT = Duration(0.1, HOUR)
 PROBE_INTERVAL = Duration(0.1, DAY)
 PROBE_TIMEOUT = Duration(0.01, MINUTE)
 PROBE_GRACE = Duration(0.1, DAY)
+NOTIFY_REMIND = Duration(1.0, 30 * DAY)
 
 SECRET_MIN_BYTES = 32  # 256 bits: what an HMAC-SHA256 key should carry at least
 FILE_MAX_BYTES = 64 * 1024  # a *_FILE is one value; /dev/zero by mistake must not hang the start
@@ -181,6 +182,20 @@ def parse_alerts_hold(text: str) -> tuple[str, ...]:
     return (url, *names)
 
 
+def parse_urls(text: str) -> tuple[str, ...]:
+    """Notification URLs, separated by commas or white space, in order, each once. Only the
+    form is checked here (Apprise checks the rest when the daemon starts); a message never
+    repeats a URL: they carry tokens."""
+    urls = tuple(dict.fromkeys(u for u in re.split(r"[,\s]+", text) if u))
+    for i, url in enumerate(urls, 1):
+        if "://" not in url:
+            raise ValueError(
+                f"URL #{i} has no scheme; expected e.g. slack://..., json://host/path "
+                "(Apprise URLs)"
+            )
+    return urls
+
+
 # The groups, in the order of `--help` and of the README table. Settings are declared group by
 # group in this order (checked when the module is imported).
 GROUPS: Mapping[str, str] = MappingProxyType(
@@ -191,6 +206,8 @@ GROUPS: Mapping[str, str] = MappingProxyType(
         "--runbook-setting NAME.KEY=VALUE, `swarm-medic runbooks NAME`)",
         "probes": "overlay probes and the brain-to-node channel",
         "http": "the /metrics and /healthz server",
+        "notify": "notifications of each step of an incident (Apprise URLs: Slack, Teams, "
+        "Matrix, Discord, email, JSON webhooks, ...)",
         "log": "logging",
         "engine": "the Docker Engine API",
     }
@@ -460,6 +477,34 @@ class Settings:
         "Alertmanager's repeat_interval)",
         "DURATION",
         group="http",
+    )
+    # --- notify
+    notify: tuple[str, ...] = setting(
+        "notify",
+        parse_urls,
+        (),
+        "where to send notifications: Apprise URLs separated by commas (they carry tokens: "
+        "use SWARM_MEDIC_NOTIFY_FILE with a docker secret); sent only by the leader",
+        "URL,...",
+        group="notify",
+        hidden=True,
+    )
+    notify_min_severity: str = setting(
+        "notify_min_severity",
+        choice("info", "warning", "critical"),
+        "info",
+        "incidents below this severity are not notified (services labelled "
+        "swarm-medic.notify=false never are)",
+        "info|warning|critical",
+        group="notify",
+    )
+    notify_remind: float = setting(
+        "notify_remind",
+        NOTIFY_REMIND,
+        3600.0,
+        "how often an incident still open is notified again",
+        "DURATION",
+        group="notify",
     )
     # --- log
     log_format: str = setting(

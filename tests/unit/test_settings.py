@@ -305,3 +305,23 @@ def test_a_huge_file_is_not_read_whole(tmp_path: Path) -> None:
     path.write_bytes(b"1" * (FILE_MAX_BYTES + 1))
     message = settings_error({}, {"SWARM_MEDIC_COOLDOWN_FILE": str(path)})
     assert "larger than" in message
+
+
+def test_notify_urls_from_a_secret_file_in_order_each_once(tmp_path: Path) -> None:
+    urls = tmp_path / "notify"
+    urls.write_text("slack://a/b/c,\n json://127.0.0.1:8080/hook  slack://a/b/c\n")
+    s = load({}, {"SWARM_MEDIC_NOTIFY_FILE": str(urls)})
+    assert s.notify == ("slack://a/b/c", "json://127.0.0.1:8080/hook")
+    assert "slack://" not in repr(s)  # hidden: the URLs carry tokens
+    assert load({"notify": "json://h/p"}, {}).notify == ("json://h/p",)
+    assert load({}, {}).notify == ()
+    s = load({}, {"SWARM_MEDIC_NOTIFY_MIN_SEVERITY": "critical", "SWARM_MEDIC_NOTIFY_REMIND": "5m"})
+    assert (s.notify_min_severity, s.notify_remind) == ("critical", 300.0)
+
+
+def test_a_notify_url_without_a_scheme_is_refused_and_not_echoed() -> None:
+    message = settings_error({}, {"SWARM_MEDIC_NOTIFY": "json://ok/x,xoxb-secret-token"})
+    assert "URL #2 has no scheme" in message
+    assert "<hidden>" in message
+    assert "xoxb" not in message
+    assert "critical" in settings_error({}, {"SWARM_MEDIC_NOTIFY_MIN_SEVERITY": "loud"})
