@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 from swarm_medic import __version__
 from swarm_medic.core import failpoints
 from swarm_medic.core.alerts import AlertBook
+from swarm_medic.core.errors import SettingsError
 from swarm_medic.core.model import Event
 from swarm_medic.core.settings import Settings, describe
 from swarm_medic.nodes.agent import NodeAgent
@@ -29,6 +30,7 @@ from swarm_medic.pipeline.watch import Watcher
 from swarm_medic.swarm import Engine
 from swarm_medic.telemetry.journal import Journal
 from swarm_medic.telemetry.metrics import Metrics
+from swarm_medic.telemetry.notify import Notifier
 from swarm_medic.telemetry.status import Page, StatusView
 
 
@@ -49,6 +51,11 @@ class App:
         self.prom = metrics_registry or CollectorRegistry()
         self.metrics = Metrics(self.prom)
         self.journal = Journal(self.metrics, structlog.get_logger("swarm_medic"))
+        if settings.notify:
+            try:
+                self.journal.notifier = Notifier(settings.notify, self.journal.notification)
+            except ValueError as exc:  # the URL is not repeated: it carries tokens
+                raise SettingsError(f"--notify / SWARM_MEDIC_NOTIFY: {exc}") from None
         self.runbooks = registry.load(registry.default_dirs(settings.runbooks_dir))
         # --runbook-setting and SWARM_MEDIC_RUNBOOK_*: a wrong one stops the start here
         self.runbooks.configure(runbook_settings, os.environ if env is None else env)
@@ -147,6 +154,7 @@ class App:
             cooldown=s.cooldown,
             budget_per_hour=s.budget_per_hour,
             http=f"{s.http_addr}:{s.http_port}" if s.http_port else "off",
+            notify=self.journal.notifier.receivers if self.journal.notifier else "off",
         )
         self.journal.load_errors(self.runbooks.errors)
 
@@ -166,12 +174,16 @@ class App:
                 journal=self.journal,
                 status=self.status_page,
             )
+        if self.journal.notifier is not None:
+            self.journal.notifier.start()
         self.watcher.start(since_nano=time.time_ns())
         self.schedule.start()
         self.stopping.wait()
         self.journal.stopping()
         self.watcher.stop()
         self.schedule.stop()
+        if self.journal.notifier is not None:
+            self.journal.notifier.stop()  # a moment to deliver what is queued, no more
         if self.http is not None:
             self.http.shutdown()
         self.engine.close()

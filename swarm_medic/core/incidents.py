@@ -28,6 +28,12 @@ class Incident:
     opened_at: float
     last_decision: tuple[str, str] | None = None  # (verdict, reason) last said
     last_said_at: float = 0.0
+    acted: bool = False  # an action was carried out on it (its end is then not "on its own")
+    told_at: float | None = None  # when people were last notified of it (None: never)
+
+    def remind_due(self, now: float, every: float) -> bool:
+        """Whether to notify people of it again (or at last: opened before this instance led)."""
+        return self.told_at is None or now - self.told_at >= every
 
     def decided(
         self,

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from swarm_medic.core.model import Reason, Service
+from swarm_medic.core.model import Finding, Reason, Service, Severity
 from swarm_medic.core.settings import Settings
 
 ENABLE_LABEL = "swarm-medic.enable"
 SELF_LABEL = "swarm-medic.self"
 ACTION_LABEL = "swarm-medic.action"  # "report": findings, never actions
+NOTIFY_LABEL = "swarm-medic.notify"  # false: the service's incidents are never notified
 
 
 def _label_true(labels: Mapping[str, str], key: str) -> bool | None:
@@ -55,3 +56,17 @@ def scope_reason(service: Service | None, settings: Settings) -> Reason | None:
 def report_only(service: Service) -> bool:
     """Labelled swarm-medic.action=report: its findings are reported, never acted on."""
     return service.labels.get(ACTION_LABEL, "").strip().lower() == "report"
+
+
+def notify_wanted(finding: Finding, service: Service | None, min_severity: str) -> bool:
+    """Whether people are told of this finding's incident: severe enough, and its service not
+    labelled swarm-medic.notify=false. (Who tells, the leader only, is the caller's part.)"""
+    order = list(Severity)
+    if order.index(finding.severity) < order.index(Severity(min_severity)):
+        return False
+    return service is None or not notify_muted(service)
+
+
+def notify_muted(service: Service) -> bool:
+    """The service is labelled swarm-medic.notify=false."""
+    return _label_true(service.labels, NOTIFY_LABEL) is False

@@ -17,9 +17,10 @@ from swarm_medic.core.alerts import AlertBook, Alerts
 from swarm_medic.core.errors import EngineError, NotAManager
 from swarm_medic.core.incidents import REMIND_EVERY, Incident, Incidents, new_id
 from swarm_medic.core.ledger import Ledger, Pause
-from swarm_medic.core.model import Action, Result, Snapshot, TargetKind, Verdict
+from swarm_medic.core.model import Action, Finding, Result, Snapshot, TargetKind, Verdict
 from swarm_medic.core.reach import Reachability
 from swarm_medic.core.runbook import ServiceMemory, Sightings, TaskClock, context
+from swarm_medic.core.scope import notify_muted, notify_wanted
 from swarm_medic.core.settings import Settings
 from swarm_medic.nodes.rounds import Prober
 from swarm_medic.pipeline import match, policy, verify
@@ -100,6 +101,7 @@ class Medic:
         self.recent = Recent()
         self.reach_lock = threading.Lock()
         self.hold = AlertsHold.from_setting(settings.hold_while_alerts)  # --hold-while-alerts
+        self._told_fixes: dict[str, bool] = {}  # incident id of a fix verified -> notify its end
 
     def scan(self) -> None:
         with self._lock:
@@ -161,9 +163,18 @@ class Medic:
         changes = self.incidents.update(matched.findings, now)
         self.open_incidents = self.incidents.all()
         for inc in changes.opened:
-            self.journal.opened(inc)
+            tell = self._tells(inc.finding, snap)
+            self.journal.opened(inc, notify=tell)
+            if tell:
+                inc.told_at = now
         for inc in changes.closed:
-            self.journal.closed(inc, now, verifying=inc.finding.service_id in self.state.pending)
+            self.journal.closed(
+                inc,
+                now,
+                verifying=inc.finding.service_id in self.state.pending,
+                notify=self._tells(inc.finding, snap),
+            )
+        self._remind(snap, now)
         self.journal.open_incidents(
             self.incidents.open_count(),
             list(self.registry.runbooks),
@@ -192,7 +203,12 @@ class Medic:
                 d.verdict.value, d.reason.value, now, every_time=d.verdict is Verdict.ACT
             )
             if telling is not None:
-                self.journal.decision(incident, d, reminder=telling == "reminder")
+                self.journal.decision(
+                    incident,
+                    d,
+                    reminder=telling == "reminder",
+                    notify=self._tells(incident.finding, snap),
+                )
             if d.verdict is Verdict.ACT and d.action is not None:
                 self._act(incident, d.action, now, ledger)
 
@@ -206,6 +222,28 @@ class Medic:
         )
         if self.state.pending:
             self.wake(VERIFY_POLL)
+
+    def _tells(self, finding: Finding, snap: Snapshot) -> bool:
+        """Whether people are notified of this incident's steps: only by the leader (the brain;
+        the other managers see the same incidents and keep quiet), and only of a service not
+        muted with swarm-medic.notify=false and severe enough."""
+        return (
+            bool(self.settings.notify)
+            and snap.is_leader
+            and notify_wanted(
+                finding, snap.service(finding.service_id), self.settings.notify_min_severity
+            )
+        )
+
+    def _remind(self, snap: Snapshot, now: float) -> None:
+        """Incidents still open are notified again every --notify-remind (and, on a new leader,
+        at once those it never told: they opened before it led)."""
+        if not (self.settings.notify and snap.is_leader):
+            return
+        for inc in self.incidents.all():
+            if inc.remind_due(now, self.settings.notify_remind) and self._tells(inc.finding, snap):
+                self.journal.still_open(inc, now, notify=True)
+                inc.told_at = now
 
     def _probe(self, prober: Prober, snap: Snapshot, now: float) -> None:
         answers = prober.run(snap, now, self.reach.suspects())
@@ -306,7 +344,10 @@ class Medic:
 
     def _act(self, inc: Incident, action: Action, now: float, decided: Ledger) -> None:
         done = self.executor.execute(action, inc.finding.runbook, now, decided, inc.id)
-        self.journal.action(inc, action, done.result, done.error)
+        # A node-local hand action too: its node's instance does it, the brain tells it.
+        snap = self.state.snapshot
+        tell = snap is not None and self._tells(inc.finding, snap)
+        self.journal.action(inc, action, done.result, done.error, notify=tell)
         if done.result is not Result.DONE:
             self.recent.add(
                 Remediation(
@@ -323,10 +364,18 @@ class Medic:
             self.state.open_until[action.service_id] = now + self.settings.breaker_reset
             self.state.breaker_why[action.service_id] = done.circuit_opened
             self.journal.circuit_opened(
-                inc.finding.runbook, action.service_name, action.service_id, done.circuit_opened
+                inc.finding.runbook,
+                action.service_name,
+                action.service_id,
+                done.circuit_opened,
+                incident=inc.id,
+                resets_in=self.settings.breaker_reset,
+                notify=tell,
             )
         if done.result is Result.DONE:
             target = inc.finding.target
+            inc.acted = True
+            self._told_fixes[inc.id] = tell
             self.state.pending[action.service_id] = verify.Pending(
                 inc.id,
                 inc.finding.runbook,
@@ -345,6 +394,10 @@ class Medic:
                 self.state.pending[sid] = checked
                 continue
             del self.state.pending[sid]
+            tell = self._told_fixes.pop(p.incident_id, None)
+            if tell is None:  # a fix taken over from an earlier leader: told unless muted
+                svc = snap.service(sid)
+                tell = bool(self.settings.notify) and (svc is None or not notify_muted(svc))
             self.journal.outcome(
                 p.incident_id,
                 p.runbook,
@@ -352,6 +405,7 @@ class Medic:
                 result=checked.result,
                 elapsed=checked.elapsed,
                 detail=checked.detail,
+                notify=tell and snap.is_leader,
             )
             self.recent.add(
                 Remediation(
@@ -373,7 +427,15 @@ class Medic:
             if why:
                 self.state.open_until[sid] = now + self.settings.breaker_reset
                 self.state.breaker_why[sid] = why
-                self.journal.circuit_opened(p.runbook, p.action.service_name, sid, why)
+                self.journal.circuit_opened(
+                    p.runbook,
+                    p.action.service_name,
+                    sid,
+                    why,
+                    incident=p.incident_id,
+                    resets_in=self.settings.breaker_reset,
+                    notify=tell and snap.is_leader,
+                )
 
     def _resume_pending(self, snap: Snapshot, now: float) -> bool:
         """On becoming the leader: take over the fixes an earlier instance claimed and left

@@ -17,10 +17,11 @@ import structlog
 from swarm_medic.core.alerts import Received
 from swarm_medic.core.incidents import Incident
 from swarm_medic.core.ledger import Pause
-from swarm_medic.core.model import Action, Decision, Reason, Result, Snapshot, Verdict
+from swarm_medic.core.model import Action, Decision, Reason, Result, Severity, Snapshot, Verdict
 from swarm_medic.core.reach import Reachability
 from swarm_medic.core.runbook import LoadError, RunbookFailure
 from swarm_medic.telemetry.metrics import Metrics
+from swarm_medic.telemetry.notify import Message, Notifier
 
 
 def configure_logging(fmt: str = "auto", level: str = "info", stream: TextIO | None = None) -> None:
@@ -60,15 +61,36 @@ def _incident_fields(inc: Incident) -> dict[str, Any]:
     return out
 
 
+_SEVERITY_KIND = {Severity.INFO: "info", Severity.WARNING: "warning", Severity.CRITICAL: "failure"}
+
+
+def _message(inc: Incident, step: str, headline: str, kind: str, **fields: str) -> Message:
+    f = inc.finding
+    return Message(step, headline, inc.id, f.runbook, f.service_name, tuple(fields.items()), kind)
+
+
+def _took(seconds: float) -> str:
+    s = round(seconds)
+    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{seconds:.1f}s"
+
+
 class Journal:
     """The daemon's one voice: every log line and every metric increment goes through a named
     method here, so an event's name and fields are written in one place (operators and tests
     grep them) and nothing else holds the logger. It writes what it is told; when something
     is worth saying again (a reminder) is decided by its caller (Incident.decided)."""
 
-    def __init__(self, metrics: Metrics, logger: Any = None) -> None:
+    def __init__(
+        self, metrics: Metrics, logger: Any = None, notifier: Notifier | None = None
+    ) -> None:
         self.metrics = metrics
         self._log = logger if logger is not None else structlog.get_logger("swarm_medic")
+        # Told the steps of an incident its caller says to notify (`notify=True`): the same
+        # words as the log line, handed to the notifier's queue (never waited for).
+        self.notifier = notifier
+        self._notify_lock = threading.Lock()
+        self._dropped = 0  # messages dropped since the queue last took one
+        self._failing: dict[str, int] = {}  # receiver -> failures since its last delivery
         # reason -> (when its last line was written, refusals not logged since)
         self._http_refusals: dict[str, tuple[float, int]] = {}
         self._http_lock = threading.Lock()
@@ -203,7 +225,7 @@ class Journal:
 
     # --- incidents ----------------------------------------------------------------------------
 
-    def opened(self, inc: Incident) -> None:
+    def opened(self, inc: Incident, *, notify: bool = False) -> None:
         f = inc.finding
         self.metrics.incidents_opened.labels(f.runbook).inc()
         self._log.warning(
@@ -214,15 +236,61 @@ class Journal:
             severity=f.severity.value,
             diagnosis=f.advice,
         )
+        if notify:
+            self._tell(
+                _message(
+                    inc,
+                    "finding",
+                    f"finding ({f.severity.value})",
+                    _SEVERITY_KIND[f.severity],
+                    summary=f.summary,
+                    cause=f.cause,
+                    diagnosis=f.advice,
+                )
+            )
 
-    def closed(self, inc: Incident, now: float, *, verifying: bool = False) -> None:
+    def closed(
+        self, inc: Incident, now: float, *, verifying: bool = False, notify: bool = False
+    ) -> None:
         # After an action the finding usually clears at once; healed is the verifier's word.
+        lasted = round(now - inc.opened_at, 1)
         self._log.info(
             "cleared; verifying the fix holds" if verifying else "resolved",
             **_incident_fields(inc),
             summary=inc.finding.summary,
-            lasted_seconds=round(now - inc.opened_at, 1),
+            lasted_seconds=lasted,
         )
+        if notify and not verifying:
+            self._tell(
+                _message(
+                    inc,
+                    "resolved",
+                    "resolved" if inc.acted else "resolved on its own",
+                    "success",
+                    summary=inc.finding.summary,
+                    lasted=_took(lasted),
+                )
+            )
+
+    def still_open(self, inc: Incident, now: float, *, notify: bool = False) -> None:
+        """A reminder of an incident still open (every --notify-remind, by the leader)."""
+        f = inc.finding
+        lasted = round(now - inc.opened_at, 1)
+        self._log.warning(
+            "still open", **_incident_fields(inc), summary=f.summary, lasted_seconds=lasted
+        )
+        if notify:
+            self._tell(
+                _message(
+                    inc,
+                    "reminder",
+                    f"still open after {_took(lasted)}",
+                    _SEVERITY_KIND[f.severity],
+                    summary=f.summary,
+                    cause=f.cause,
+                    diagnosis=f.advice,
+                )
+            )
 
     def open_incidents(
         self, counts: dict[str, int], runbooks: list[str], oldest: dict[str, float] | None = None
@@ -232,9 +300,12 @@ class Journal:
             self.metrics.incidents_open.labels(rb).set(counts.get(rb, 0))
             self.metrics.incident_oldest.labels(rb).set(round(ages.get(rb, 0.0), 1))
 
-    def decision(self, inc: Incident, d: Decision, *, reminder: bool = False) -> None:
+    def decision(
+        self, inc: Incident, d: Decision, *, reminder: bool = False, notify: bool = False
+    ) -> None:
         """A decision that is news (the incident says when: Incident.decided); a reminder is
-        logged again but not counted again."""
+        logged again but not counted again. Notified: what a dry run would do (once); an act
+        is told by `action`, a skip is the finding's story already told."""
         if not reminder:
             self.metrics.decisions.labels(d.finding.runbook, d.verdict.value, d.reason.value).inc()
         fields = _incident_fields(inc)
@@ -247,6 +318,13 @@ class Journal:
             self._log.warning(
                 f"decision: would {what} (dry-run: nothing changed)", **fields, action=what
             )
+            if notify and not reminder:
+                why = d.action.reason if d.action else ""
+                self._tell(
+                    _message(
+                        inc, "would", f"would {what} (dry-run: nothing changed)", "info", why=why
+                    )
+                )
         elif d.reason is Reason.CIRCUIT_OPEN:
             self._log.error(
                 "decision: circuit breaker OPEN, not acting",
@@ -268,7 +346,9 @@ class Journal:
 
     # --- actions and outcomes -----------------------------------------------------------------
 
-    def action(self, inc: Incident, action: Action, result: Result, error: str) -> None:
+    def action(
+        self, inc: Incident, action: Action, result: Result, error: str, *, notify: bool = False
+    ) -> None:
         self.metrics.actions.labels(inc.finding.runbook, action.kind.value, result.value).inc()
         fields = _incident_fields(inc) | {
             "action": action.kind.value,
@@ -278,6 +358,19 @@ class Journal:
             self._log.warning(f"action: {action.kind.value} done", **fields, why=action.reason)
         else:
             self._log.error(f"action: {action.kind.value} {result.value}", **fields, error=error)
+        if notify:
+            done = result is Result.DONE
+            self._tell(
+                _message(
+                    inc,
+                    "action",
+                    f"action: {action.kind.value} {result.value}",
+                    "info" if done else "failure",
+                    why=action.reason,
+                    error=error,
+                    next="verifying that the fix holds" if done else "",
+                )
+            )
 
     def outcome(
         self,
@@ -288,6 +381,7 @@ class Journal:
         result: Result,
         elapsed: float,
         detail: str,
+        notify: bool = False,
     ) -> None:
         self.metrics.remediations.labels(runbook, result.value).inc()
         fields = {
@@ -299,21 +393,115 @@ class Journal:
             "elapsed_seconds": round(elapsed, 1),
             "detail": detail,
         }
-        if result is Result.HEALED:
+        healed = result is Result.HEALED
+        if healed:
             self.metrics.time_to_heal.labels(runbook).observe(elapsed)
             self._log.warning("verified: healed", **fields)
         else:
             self._log.error("verified: NOT healed", **fields)
+        if notify:
+            took = _took(elapsed)
+            self._tell(
+                Message(
+                    "healed" if healed else "not-healed",
+                    "verified: healed" if healed else "verified: NOT healed",
+                    inc_id,
+                    runbook,
+                    action.service_name,
+                    (
+                        ("action", action.kind.value),
+                        ("time to heal" if healed else "waited", took),
+                        ("detail", detail),
+                    ),
+                    "success" if healed else "failure",
+                )
+            )
 
-    def circuit_opened(self, runbook: str, service: str, service_id: str, why: str) -> None:
+    def circuit_opened(
+        self,
+        runbook: str,
+        service: str,
+        service_id: str,
+        why: str,
+        *,
+        incident: str = "",
+        resets_in: float = 0.0,
+        notify: bool = False,
+    ) -> None:
         self.metrics.circuits_opened.labels(runbook).inc()
+        headline = "circuit breaker OPENED: no more actions on this service until it resets"
         self._log.error(
-            "circuit breaker OPENED: no more actions on this service until it resets",
+            headline,
+            incident=incident,
             runbook=runbook,
             service=service,
             service_id=service_id,
             why=why,
         )
+        if notify:
+            self._tell(
+                Message(
+                    "circuit",
+                    headline,
+                    incident,
+                    runbook,
+                    service,
+                    (("why", why), ("resets in", _took(resets_in) if resets_in else "")),
+                    "failure",
+                )
+            )
+
+    # --- notifications ------------------------------------------------------------------------
+
+    def _tell(self, msg: Message) -> None:
+        """Hand a message to the notifier's queue, never waiting: a full queue drops it, counted
+        every time and logged once per burst: until the worker has caught up (the queue held
+        nothing else), when the number dropped is said."""
+        if self.notifier is None:
+            return
+        queued = self.notifier.offer(msg)
+        caught_up = queued and self.notifier.pending() <= 1
+        with self._notify_lock:
+            dropped = self._dropped
+            if not queued:
+                self._dropped += 1
+            elif caught_up:
+                self._dropped = 0
+        if queued:
+            if dropped and caught_up:
+                self._log.warning("notifications caught up after dropping some", dropped=dropped)
+            return
+        self.metrics.notifications.labels("dropped").inc()
+        if dropped == 0:
+            self._log.error(
+                "notification dropped: the queue is full (a slow or dead receiver); "
+                "further drops are counted, not logged, until the queue is caught up",
+                incident=msg.incident,
+                step=msg.step,
+            )
+
+    def notification(self, receiver: str, error: str, attempts: int) -> None:
+        """What the notifier's worker achieved with one message for one receiver (its URL
+        with the tokens masked). A failure is logged once until that receiver takes one."""
+        if not error:
+            self.metrics.notifications.labels("sent").inc()
+            with self._notify_lock:
+                failed = self._failing.pop(receiver, 0)
+            if failed:
+                self._log.warning("notifications delivered again", receiver=receiver, failed=failed)
+            return
+        self.metrics.notifications.labels("failed").inc()
+        with self._notify_lock:
+            failed = self._failing.get(receiver, 0)
+            self._failing[receiver] = failed + 1
+        if failed == 0:
+            self._log.error(
+                "notification not delivered; further failures to this receiver are counted, "
+                "not logged, until one is delivered",
+                receiver=receiver,
+                attempts=attempts,
+                error=error,
+            )
 
     def circuits_open(self, n: int) -> None:
         self.metrics.circuits_open.set(n)

@@ -18,6 +18,7 @@ VERIFY_RESULTS = (Result.HEALED, Result.NOT_HEALED)
 EVENT_TYPES = ("service", "node", "container")
 # POST /v1/alerts: taken in, wrong or missing token, not a webhook payload, alerts off
 ALERT_RESULTS = ("accepted", "unauthorized", "bad_request", "disabled")
+NOTIFY_RESULTS = ("sent", "failed", "dropped")
 
 
 class Metrics:
@@ -198,6 +199,13 @@ class Metrics:
             "Alerts this instance holds as firing (Alertmanager's word, by POST /v1/alerts)",
             registry=r,
         )
+        self.notifications = Counter(
+            "swarm_medic_notifications_total",
+            "Notification deliveries (message x receiver): sent, failed after retries, or "
+            "dropped because the queue was full",
+            ["result"],
+            registry=r,
+        )
 
     def preinitialise(self, runbooks: Iterable[str]) -> None:
         """Every known label combination exists at 0, so rate() and alerts work from start."""
@@ -205,6 +213,8 @@ class Metrics:
         self.scans.labels("error")
         for t in EVENT_TYPES:
             self.events.labels(t)
+        for res in NOTIFY_RESULTS:
+            self.notifications.labels(res)
         for why in HttpRefusal:
             self.http_refused.labels(why.value)
         for res in ALERT_RESULTS:

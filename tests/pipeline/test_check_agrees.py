@@ -44,9 +44,11 @@ class Recording(Journal):
         super().__init__(Metrics(CollectorRegistry()), Logs().logger)
         self.seen: list[Decision] = []
 
-    def decision(self, inc: Incident, d: Decision, *, reminder: bool = False) -> None:
+    def decision(
+        self, inc: Incident, d: Decision, *, reminder: bool = False, notify: bool = False
+    ) -> None:
         self.seen.append(d)
-        super().decision(inc, d, reminder=reminder)
+        super().decision(inc, d, reminder=reminder, notify=notify)
 
 
 def seen(decisions: list[Decision]) -> list[Seen]:

@@ -1,0 +1,191 @@
+"""Notifications: each step of an incident told to people through Apprise, off the scan's path.
+
+One Apprise URL per receiver (slack://, msteams://, matrix://, discord://, mailto://, json://
+and ~100 more). The Journal hands a `Message` to `Notifier.offer`, which never blocks: the
+message goes into a bounded queue (a full queue refuses it, and the Journal counts and says
+the drop) and one daemon thread delivers it to every receiver, retrying each a few times with
+a short bounded back-off. A slow or dead receiver therefore costs the worker its time, never
+the scan. What the worker achieved is reported back through `on_result` (the Journal counts
+and logs it: this module holds no logger and no metric).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import apprise
+from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_exponential
+
+QUEUE_SIZE = 100  # messages waiting for the worker; more are dropped (and counted)
+ATTEMPTS = 3  # per message and receiver
+WAIT_FIRST = 0.5  # seconds before the second attempt; doubled, at most WAIT_MAX
+WAIT_MAX = 4.0
+ERROR_MAX = 200  # characters of a receiver's error kept for the log line
+
+# A step's kind, as Apprise shows it (colour, icon)
+KINDS = {
+    "info": apprise.NotifyType.INFO,
+    "success": apprise.NotifyType.SUCCESS,
+    "warning": apprise.NotifyType.WARNING,
+    "failure": apprise.NotifyType.FAILURE,
+}
+
+
+@dataclass(frozen=True)
+class Message:
+    """One step of an incident, as people read it: a title and plain-text lines."""
+
+    step: str  # finding | action | would | healed | not-healed | circuit | resolved | reminder
+    headline: str  # what happened, e.g. "finding", "verified: healed"
+    incident: str
+    runbook: str
+    service: str
+    fields: tuple[tuple[str, str], ...] = ()  # (name, text), said in this order; empty: left out
+    kind: str = "info"  # info | success | warning | failure
+
+    @property
+    def title(self) -> str:
+        on = f" on {self.service}" if self.service else ""
+        return f"swarm-medic: {self.headline}{on} [{self.runbook}, incident {self.incident}]"
+
+    @property
+    def body(self) -> str:
+        lines = [
+            f"incident: {self.incident}",
+            f"step: {self.step}",
+            f"service: {self.service or '-'}",
+            f"runbook: {self.runbook}",
+        ]
+        lines += [f"{name}: {text}" for name, text in self.fields if text]
+        return "\n".join(lines)
+
+
+def _capture() -> Any:
+    """Apprise's log lines, kept from stderr: the daemon has one voice (the Journal)."""
+    return apprise.LogCapture(level=logging.WARNING, fmt="%(message)s")  # type: ignore[no-untyped-call]
+
+
+def _masked(receiver: Any) -> str:
+    """A receiver's URL as it may be shown: its tokens masked."""
+    return str(receiver.url(privacy=True))
+
+
+# (receiver as it may be shown, its error or "" when delivered, attempts made)
+OnResult = Callable[[str, str, int], None]
+
+
+class Notifier:
+    """The receivers, a bounded queue and the one worker thread that empties it."""
+
+    def __init__(
+        self,
+        urls: Sequence[str],
+        on_result: OnResult,
+        *,
+        maxsize: int = QUEUE_SIZE,
+        attempts: int = ATTEMPTS,
+        wait_first: float = WAIT_FIRST,
+        wait_max: float = WAIT_MAX,
+    ) -> None:
+        """ValueError if a URL is not one Apprise knows (the URL itself is never repeated:
+        it carries tokens)."""
+        self._receivers: list[apprise.plugins.NotifyBase] = []
+        with _capture():  # apprise's own lines: said by us, once, or not at all
+            for i, url in enumerate(urls, 1):
+                one = apprise.Apprise()
+                if not one.add(url):
+                    raise ValueError(
+                        f"notification URL #{i} of {len(urls)} is not one Apprise can use "
+                        "(its scheme names the service: slack://, msteams://, json://, ...; "
+                        "see https://github.com/caronc/apprise/wiki)"
+                    )
+                self._receivers.extend(one)
+        self._on_result = on_result
+        self._attempts = attempts
+        self._wait = wait_exponential(multiplier=wait_first, min=wait_first, max=wait_max)
+        self._queue: queue.Queue[Message | None] = queue.Queue(maxsize=maxsize)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="notify", daemon=True)
+        self._started = False
+
+    @property
+    def receivers(self) -> list[str]:
+        """The receivers as they may be shown: scheme, host and path, tokens masked."""
+        return [_masked(r) for r in self._receivers]
+
+    def start(self) -> None:
+        if not self._started:
+            self._started = True
+            self._thread.start()
+
+    def offer(self, msg: Message) -> bool:
+        """Queue a message for the worker; False (at once) when the queue is full."""
+        try:
+            self._queue.put_nowait(msg)
+        except queue.Full:
+            return False
+        return True
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Give the worker `timeout` seconds to deliver what is queued, then leave it (a
+        daemon thread: a hung receiver does not hold the exit)."""
+        if not self._started:
+            return
+        with contextlib.suppress(queue.Full):
+            self._queue.put(None, timeout=timeout)
+        self._thread.join(timeout)
+        self._stop.set()  # cut a back-off short; what is still queued is left
+        with contextlib.suppress(queue.Full):
+            self._queue.put_nowait(None)
+        self._thread.join(0.5)
+
+    def _sleep(self, seconds: float) -> None:
+        self._stop.wait(seconds)
+
+    def pending(self) -> int:
+        return self._queue.qsize()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            msg = self._queue.get()
+            if msg is None:
+                return
+            for receiver in self._receivers:
+                if self._stop.is_set():  # stopped while a receiver hung: the rest is left
+                    return
+                error, attempts = self._deliver(receiver, msg)
+                self._on_result(_masked(receiver), error, attempts)
+
+    def _deliver(self, receiver: apprise.plugins.NotifyBase, msg: Message) -> tuple[str, int]:
+        """-> (error, or "" when delivered; attempts made)."""
+        errors: list[str] = []
+
+        def once() -> bool:
+            with _capture() as said:
+                try:
+                    ok = bool(
+                        receiver.notify(body=msg.body, title=msg.title, notify_type=KINDS[msg.kind])
+                    )
+                except Exception as exc:  # noqa: BLE001 - a plugin's bug must not kill the worker
+                    errors.append(f"{type(exc).__name__}: {exc}")
+                    return False
+                if not ok:
+                    lines = [ln for ln in said.getvalue().splitlines() if ln.strip()]
+                    errors.append(lines[-1] if lines else "the receiver did not accept it")
+                return ok
+
+        retrying = Retrying(
+            stop=stop_after_attempt(self._attempts),
+            wait=self._wait,
+            retry=retry_if_result(lambda ok: not ok),
+            retry_error_callback=lambda state: False,
+            sleep=self._sleep,
+        )
+        ok = retrying(once)
+        return ("" if ok else errors[-1][:ERROR_MAX]), max(1, len(errors) + (1 if ok else 0))

@@ -1,0 +1,307 @@
+"""Notifications: the story of an incident told to a real JSON webhook on 127.0.0.1, in order,
+once; never at the cost of a scan.
+
+A real Medic on the FakeEngine (the harness of test_daemon), a real Journal and a real
+Notifier (Apprise, its json:// plugin, the worker thread) posting to a receiver in this test.
+The filters (leader only, mute label, minimum severity) are checked against a notifier that
+keeps what it is offered: what they decide is what reaches the queue.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from swarm_medic.app import App
+from swarm_medic.core.errors import SettingsError
+from swarm_medic.core.settings import Settings
+from swarm_medic.swarm.fake import FakeEngine
+from swarm_medic.telemetry.journal import Journal
+from swarm_medic.telemetry.metrics import Metrics
+from swarm_medic.telemetry.notify import Message, Notifier
+from tests.netkit import Hanging, Receiver, closed_port
+from tests.pipeline.support import Logs, sample
+from tests.pipeline.test_daemon import ENABLE, ME, T0, Harness, fix, stuck_service, swarm
+from tests.waiting import wait_until
+
+DROPPED = (
+    "notification dropped: the queue is full (a slow or dead receiver); further drops are "
+    "counted, not logged, until the queue is caught up"
+)
+
+
+class Kept(Notifier):
+    """A notifier that keeps what it is offered (no thread, no network)."""
+
+    def __init__(self) -> None:
+        super().__init__([], lambda receiver, error, attempts: None)
+        self.kept: list[Message] = []
+
+    def offer(self, msg: Message) -> bool:
+        self.kept.append(msg)
+        return True
+
+    def steps(self) -> list[tuple[str, str]]:
+        return [(m.step, m.incident) for m in self.kept]
+
+
+class Told:
+    """A Harness whose journal notifies through `notifier`, with its own metrics and logs."""
+
+    def __init__(self, fake: FakeEngine, notifier: Notifier, **settings: object) -> None:
+        self.prom = CollectorRegistry()
+        self.logs = Logs()
+        metrics = Metrics(self.prom)
+        metrics.preinitialise([])
+        self.journal = Journal(metrics, self.logs.logger, notifier)
+        s = Settings(notify=("json://127.0.0.1:9/unused",), **settings)  # type: ignore[arg-type]
+        self.h = Harness(fake, s, journal=self.journal)
+
+    def scan(self, at: float) -> None:
+        self.h.scan(at)
+
+    def notifications(self, result: str) -> float:
+        return sample(self.prom, "swarm_medic_notifications_total", result=result)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with Receiver() as r:
+        yield r
+
+
+def started(
+    urls: list[str],
+    journal_holder: list[Journal],
+    *,
+    maxsize: int = 100,
+    attempts: int = 3,
+    wait_first: float = 0.5,
+    wait_max: float = 4.0,
+) -> Notifier:
+    """A started Notifier reporting to the journal put in `journal_holder` (once it exists)."""
+
+    def report(receiver: str, error: str, attempts: int) -> None:
+        journal_holder[0].notification(receiver, error, attempts)
+
+    n = Notifier(
+        urls,
+        report,
+        maxsize=maxsize,
+        attempts=attempts,
+        wait_first=wait_first,
+        wait_max=wait_max,
+    )
+    n.start()
+    return n
+
+
+# --- the story, over HTTP ------------------------------------------------------------------
+
+
+def test_the_story_of_a_fault_arrives_in_order_once(receiver: Receiver) -> None:
+    holder: list[Journal] = []
+    notifier = started([receiver.url()], holder)
+    fake = swarm()
+    sid, tid = stuck_service(fake)
+    t = Told(fake, notifier)
+    holder.append(t.journal)
+    try:
+        t.scan(T0)  # found, acted on
+        t.scan(T0 + 1)  # still stuck, being verified: nothing to tell
+        fix(fake, sid, tid)
+        t.scan(T0 + 5)  # cleared while verifying: not "resolved", healed is the verifier's word
+        t.scan(T0 + 16)  # held for verify_hold: healed
+        wait_until("3 messages", lambda: len(receiver.payloads) >= 3, timeout=10)
+        t.scan(T0 + 30)
+        time.sleep(0.3)  # anything more would have arrived by now
+    finally:
+        notifier.stop()
+
+    got = receiver.messages()
+    assert [m["step"] for m in got] == ["finding", "action", "healed"]
+    assert {m["incident"] for m in got} == {"inc-1"}
+    assert all(m["service"] == "web" and m["runbook"] == "stuck-task" for m in got)
+    finding, action, healed = got
+    assert finding["title"] == "swarm-medic: finding (warning) on web [stuck-task, incident inc-1]"
+    assert finding["type"] == "warning"
+    assert "starting" in finding["summary"]
+    assert finding["diagnosis"]  # the runbook's advice, in words
+    assert action["title"].startswith("swarm-medic: action: force_update done on web")
+    assert action["next"] == "verifying that the fix holds"
+    assert healed["title"].startswith("swarm-medic: verified: healed on web")
+    assert healed["time to heal"] == "16.0s"
+    assert healed["type"] == "success"
+    assert {p["path"] for p in receiver.payloads} == {"/hook"}
+    # the log says the same steps
+    assert [e["incident"] for e in t.logs.named("finding")] == ["inc-1"]
+    assert t.notifications("sent") == 3
+    assert t.notifications("failed") == 0
+    assert t.notifications("dropped") == 0
+
+
+def twenty_scans(t: Told, fake: FakeEngine) -> float:
+    """20 scans, a new fault each (not opted in: found, never acted on): a message or more per
+    scan. -> the time the scans took."""
+    took = 0.0
+    for i in range(20):
+        sid = fake.add_service(f"svc-{i}")
+        fake.add_task(sid, state="starting", node_id=ME, since=T0 - 400)
+        t0 = time.perf_counter()
+        t.scan(T0 + i)
+        took += time.perf_counter() - t0
+    return took
+
+
+def test_a_hanging_receiver_never_slows_a_scan_and_the_drops_are_counted() -> None:
+    fake = swarm()
+    t = Told(fake, Kept())
+    t.journal.notifier = None  # the same scans, notifying nobody
+    baseline = twenty_scans(t, fake)
+
+    with Hanging() as hang:
+        holder: list[Journal] = []
+        # a receiver that holds every attempt for 30 s: a scan waiting for it would show
+        notifier = started([hang.url("rto=30&cto=30")], holder, maxsize=3)
+        fake = swarm()
+        t = Told(fake, notifier)
+        holder.append(t.journal)
+        try:
+            took = twenty_scans(t, fake)
+        finally:
+            notifier.stop(timeout=0.1)
+
+    assert took < max(10 * baseline, 2.0), (took, baseline)
+    # 20 findings: one taken by the worker (hung), 3 queued, the rest dropped and counted
+    assert t.notifications("dropped") >= 20 - 1 - 3
+    assert t.notifications("sent") == 0
+    (said,) = t.logs.named(DROPPED)  # logged once for the whole burst
+    assert said["step"] == "finding"
+
+
+def test_a_dead_receiver_is_retried_then_counted_failed_and_logged_once() -> None:
+    holder: list[Journal] = []
+    dead = f"json://127.0.0.1:{closed_port()}/hook?cto=1&rto=1"
+    notifier = started([dead], holder, attempts=2, wait_first=0.01, wait_max=0.02)
+    fake = swarm()
+    stuck_service(fake, name="a", labels={})
+    stuck_service(fake, name="b", labels={})
+    t = Told(fake, notifier)
+    holder.append(t.journal)
+    try:
+        t.scan(T0)  # two findings
+        wait_until("2 failures", lambda: t.notifications("failed") >= 2, timeout=20)
+    finally:
+        notifier.stop()
+    (said,) = t.logs.starting("notification not delivered")
+    assert said["attempts"] == 2
+    assert said["receiver"].startswith("json://127.0.0.1:")
+    assert t.notifications("sent") == 0
+
+
+# --- what is told, and by whom -------------------------------------------------------------
+
+
+def test_dry_run_tells_what_would_be_done() -> None:
+    kept = Kept()
+    fake = swarm()
+    stuck_service(fake)
+    t = Told(fake, kept, dry_run=True)
+    t.scan(T0)
+    t.scan(T0 + 15)
+    assert kept.steps() == [("finding", "inc-1"), ("would", "inc-1")]
+    would = kept.kept[1]
+    assert would.headline == "would force_update (dry-run: nothing changed)"
+    assert "would force_update" in would.title
+    assert fake.writes == []
+
+
+def test_only_the_leader_tells() -> None:
+    kept = Kept()
+    fake = swarm(leader=False)
+    stuck_service(fake)
+    t = Told(fake, kept)
+    t.scan(T0)
+    t.scan(T0 + 400)
+    assert len(t.logs.named("finding")) == 1  # seen and logged by every manager
+    assert kept.kept == []  # told by the brain only
+
+
+def test_a_muted_service_is_never_told() -> None:
+    kept = Kept()
+    fake = swarm()
+    stuck_service(fake, labels={**ENABLE, "swarm-medic.notify": "false"})
+    t = Told(fake, kept)
+    t.scan(T0)
+    assert len(t.logs.named("action: force_update done")) == 1  # acted on all the same
+    assert kept.kept == []
+
+
+def test_below_the_minimum_severity_nothing_is_told() -> None:
+    fake = swarm()
+    stuck_service(fake)  # a hang: severity warning
+    kept = Kept()
+    Told(fake, kept, notify_min_severity="critical").scan(T0)
+    assert kept.kept == []
+    assert len(fake.writes) == 1  # acted on all the same
+    fake = swarm()
+    stuck_service(fake)
+    kept = Kept()
+    Told(fake, kept, notify_min_severity="warning").scan(T0)
+    assert [s for s, _ in kept.steps()] == ["finding", "action"]
+
+
+def test_an_open_incident_is_recalled_at_most_every_remind_and_resolved_on_its_own() -> None:
+    kept = Kept()
+    fake = swarm()
+    sid, tid = stuck_service(fake, labels={})  # not opted in: never acted on
+    t = Told(fake, kept, notify_remind=60.0)
+    for at in (0, 30, 59, 61, 90, 120, 125):
+        t.scan(T0 + at)
+    assert [s for s, _ in kept.steps()] == ["finding", "reminder", "reminder"]
+    assert kept.kept[1].headline == "still open after 1m01s"
+    fix(fake, sid, tid)
+    t.scan(T0 + 130)
+    last = kept.kept[-1]
+    assert (last.step, last.headline, last.incident) == ("resolved", "resolved on its own", "inc-1")
+
+
+def test_a_fix_that_does_not_hold_tells_not_healed_and_the_breaker() -> None:
+    kept = Kept()
+    fake = swarm()
+    stuck_service(fake)
+    t = Told(fake, kept)
+    t.scan(T0)
+    t.scan(T0 + t.h.settings.verify_timeout + 1)  # still stuck past the deadline
+    steps = kept.steps()
+    assert steps[:4] == [
+        ("finding", "inc-1"),
+        ("action", "inc-1"),
+        ("not-healed", "inc-1"),
+        ("circuit", "inc-1"),
+    ]
+    assert kept.kept[3].kind == "failure"
+    assert dict(kept.kept[3].fields)["resets in"] == "60m00s"
+
+
+def test_a_new_leader_tells_at_once_the_incidents_it_never_told() -> None:
+    kept = Kept()
+    fake = swarm(leader=False)
+    stuck_service(fake, labels={})
+    t = Told(fake, kept)
+    t.scan(T0)
+    assert kept.kept == []
+    fake.add_node("manager-1", node_id=ME, leader=True)  # this manager now leads
+    t.scan(T0 + 15)
+    assert [s for s, _ in kept.steps()] == ["reminder"]
+
+
+def test_a_notify_url_apprise_does_not_know_stops_the_start_without_repeating_it() -> None:
+    settings = Settings(notify=("nosuchscheme://secret-token@host",))
+    with pytest.raises(SettingsError) as err:
+        App(settings, FakeEngine, metrics_registry=CollectorRegistry())
+    assert "secret-token" not in str(err.value)
+    assert "#1" in str(err.value)
