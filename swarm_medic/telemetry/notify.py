@@ -17,9 +17,8 @@ import queue
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import apprise
 from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_exponential
 
 QUEUE_SIZE = 100  # messages waiting for the worker; more are dropped (and counted)
@@ -28,13 +27,12 @@ WAIT_FIRST = 0.5  # seconds before the second attempt; doubled, at most WAIT_MAX
 WAIT_MAX = 4.0
 ERROR_MAX = 200  # characters of a receiver's error kept for the log line
 
-# A step's kind, as Apprise shows it (colour, icon)
-KINDS = {
-    "info": apprise.NotifyType.INFO,
-    "success": apprise.NotifyType.SUCCESS,
-    "warning": apprise.NotifyType.WARNING,
-    "failure": apprise.NotifyType.FAILURE,
-}
+if TYPE_CHECKING:
+    import apprise
+
+# A step's kind is one of Apprise's notification types (its colour, its icon):
+# info | success | warning | failure. Apprise itself is imported when a Notifier is made: half
+# a second that a daemon without --notify (and `check`) need not spend.
 
 
 @dataclass(frozen=True)
@@ -68,6 +66,8 @@ class Message:
 
 def _capture() -> Any:
     """Apprise's log lines, kept from stderr: the daemon has one voice (the Journal)."""
+    import apprise
+
     return apprise.LogCapture(level=logging.WARNING, fmt="%(message)s")  # type: ignore[no-untyped-call]
 
 
@@ -95,6 +95,8 @@ class Notifier:
     ) -> None:
         """ValueError if a URL is not one Apprise knows (the URL itself is never repeated:
         it carries tokens)."""
+        import apprise
+
         self._receivers: list[apprise.plugins.NotifyBase] = []
         with _capture():  # apprise's own lines: said by us, once, or not at all
             for i, url in enumerate(urls, 1):
@@ -169,9 +171,7 @@ class Notifier:
         def once() -> bool:
             with _capture() as said:
                 try:
-                    ok = bool(
-                        receiver.notify(body=msg.body, title=msg.title, notify_type=KINDS[msg.kind])
-                    )
+                    ok = bool(receiver.notify(body=msg.body, title=msg.title, notify_type=msg.kind))
                 except Exception as exc:  # noqa: BLE001 - a plugin's bug must not kill the worker
                     errors.append(f"{type(exc).__name__}: {exc}")
                     return False
