@@ -1,6 +1,6 @@
 """Soak: healthy churn on the 3-node lab must bring no finding of warning or more, no action.
 
-Run: .venv/bin/python -m benchmarks.soak --minutes 2     (root; brings the 3-node lab up and
+Run: .venv/bin/python -m benchmarks.soak --minutes 1     (root; brings the 3-node lab up and
      tears it down again; scripts/test.sh runs the 2-minute form, benchmarks/README.md keeps the
      30-minute figure)
 

@@ -42,7 +42,7 @@ phase "pytest: single-node lab" .venv/bin/pytest tests/lab "$@"
 phase "image: swarm-medic:dev from this tree" bash scripts/image.sh
 phase "pytest: 3-node lab" .venv/bin/pytest tests/multilab "$@"
 # healthy churn on the 3-node lab: any warning finding or any action fails the run
-phase "soak: 2 min of healthy churn, 3 acting medics" .venv/bin/python -m benchmarks.soak --minutes 2
+phase "soak: 1 min of healthy churn, 3 acting medics" .venv/bin/python -m benchmarks.soak --minutes 1
 
 echo "== measured on the lab (from build/lab-timings.jsonl)"
 cat build/lab-timings.jsonl 2>/dev/null || echo "(no lab timings recorded)"
