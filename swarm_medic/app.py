@@ -118,15 +118,7 @@ class App:
             "circuit_breakers_open": st.circuits_open,
             # paused is healthy (an operator's choice); None: the ledger could not be read
             "paused": (st.pause is not None) if st.pause_known else None,
-            "pause": None
-            if st.pause is None
-            else {
-                "since": st.pause.at,
-                "until": st.pause.until,
-                "reason": st.pause.reason,
-                "by": st.pause.by,
-                "problem": st.pause.problem,
-            },
+            "pause": None if st.pause is None else st.pause.fields(),
             "remediations_in_progress": st.in_progress,
             "alerts_hold": st.hold or None,
         }

@@ -152,14 +152,7 @@ def render_json(report: Report, out: TextIO) -> None:
         "paused": None if report.pause_unknown else report.pause is not None,
         "pause": None
         if report.pause is None
-        else {
-            "since": report.pause.at,
-            "until": report.pause.until,
-            "reason": report.pause.reason,
-            "by": report.pause.by,
-            "problem": report.pause.problem,
-            "describe": report.pause.describe(),
-        },
+        else {**report.pause.fields(), "describe": report.pause.describe()},
         "alerts_hold": report.hold or None,
         "findings": [
             {

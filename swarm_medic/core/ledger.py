@@ -106,6 +106,16 @@ class Pause:
     def active(self, now: float) -> bool:
         return self.until is None or now < self.until
 
+    def fields(self) -> dict[str, object]:
+        """For JSON answers (/healthz, `check --json`): the same names everywhere."""
+        return {
+            "since": self.at,
+            "until": self.until,
+            "reason": self.reason,
+            "by": self.by,
+            "problem": self.problem,
+        }
+
     def describe(self) -> str:
         """One line for a person: since when, until when, why, by whom."""
         if self.problem:
