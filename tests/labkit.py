@@ -15,6 +15,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -25,6 +27,7 @@ from tests.waiting import wait_until
 ROOT = Path(__file__).resolve().parents[1]
 LAB = ROOT / "scripts" / "lab.sh"
 MULTILAB = ROOT / "scripts" / "multilab.sh"
+MONITORING = ROOT / "scripts" / "monitoring.sh"
 IMAGE = "medic/busybox:test"
 TIMINGS = Path(os.environ.get("SWARM_MEDIC_TIMINGS", ROOT / "build" / "lab-timings.jsonl"))
 
@@ -212,3 +215,36 @@ def in_node(i: int) -> tuple[str, ...]:
     """argv prefix that runs a command inside node I (its mount, network and UTS namespaces),
     as a global service's task with the socket and netns folder mounted would see the node."""
     return ("nsenter", "-t", node_pid(i), "-m", "-n", "-u", "--")
+
+
+def _monitoring(*args: str) -> None:
+    done = subprocess.run(
+        ["bash", str(MONITORING), *args], capture_output=True, text=True, check=False, timeout=180
+    )
+    assert done.returncode == 0, f"monitoring.sh {args[0]}: {done.stdout}\n{done.stderr}"
+
+
+@contextmanager
+def prometheus_and_alertmanager(
+    *, listen: str, am_listen: str, config: Path, am_config: Path, storage: Path
+) -> Iterator[None]:
+    """A real Prometheus and Alertmanager (scripts/monitoring.sh, loopback), down afterwards;
+    one pair at a time on this machine (the script's state folder is shared)."""
+    _monitoring("down")
+    try:
+        _monitoring(
+            "up",
+            "--listen",
+            listen,
+            "--am-listen",
+            am_listen,
+            "--config",
+            str(config),
+            "--am-config",
+            str(am_config),
+            "--storage",
+            str(storage),
+        )
+        yield
+    finally:
+        _monitoring("down")

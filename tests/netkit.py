@@ -6,7 +6,7 @@ import json
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 
 def closed_port() -> int:
@@ -16,6 +16,11 @@ def closed_port() -> int:
     port: int = s.getsockname()[1]
     s.close()
     return port
+
+
+def free_port() -> int:
+    """A loopback TCP port free a moment ago, for a server the test starts there."""
+    return closed_port()
 
 
 class Receiver:
@@ -43,6 +48,11 @@ class Receiver:
         self.port = self.server.server_address[1]
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
+    @property
+    def base(self) -> str:
+        """Its plain HTTP address (Alertmanager's webhook_configs), any path accepted."""
+        return f"http://127.0.0.1:{self.port}"
+
     def url(self, query: str = "") -> str:
         """Its Apprise URL."""
         return f"json://127.0.0.1:{self.port}{self.path}" + (f"?{query}" if query else "")
@@ -59,7 +69,7 @@ class Receiver:
             out.append({"title": str(p.get("title", "")), "type": str(p.get("type", "")), **lines})
         return out
 
-    def __enter__(self) -> Receiver:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 

@@ -11,8 +11,6 @@ the medic's port too.
 
 from __future__ import annotations
 
-import socket
-import subprocess
 import time
 import urllib.request
 import uuid
@@ -23,14 +21,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.labkit import ROOT, Lab, MedicProcess, record_timing, ts
+from tests.labkit import Lab, MedicProcess, prometheus_and_alertmanager, record_timing, ts
+from tests.netkit import free_port
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.lab
 
 PROM = "127.0.0.1:19190"
 AM = "127.0.0.1:19193"
-SCRIPT = ROOT / "scripts" / "monitoring.sh"
 STALE_AFTER = 20
 ALERT = "LabStale"
 SERVE_METRICS = (
@@ -44,12 +42,6 @@ SERVE_METRICS = (
 Medic = Callable[..., MedicProcess]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def answers(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=1):  # noqa: S310 - loopback only
@@ -58,15 +50,8 @@ def answers(url: str) -> bool:
         return False
 
 
-def monitoring(*args: str) -> None:
-    done = subprocess.run(
-        ["bash", str(SCRIPT), *args], capture_output=True, text=True, check=False, timeout=180
-    )
-    assert done.returncode == 0, f"monitoring.sh {args[0]}: {done.stdout}\n{done.stderr}"
-
-
 @contextmanager
-def prometheus_and_alertmanager(
+def lab_monitoring(
     work: Path, service: str, metrics_port: int, medic_port: int, token_file: Path
 ) -> Iterator[None]:
     rules = work / "lab-rules.yml"
@@ -133,24 +118,10 @@ def prometheus_and_alertmanager(
             }
         )
     )
-    monitoring("down")
-    try:
-        monitoring(
-            "up",
-            "--listen",
-            PROM,
-            "--am-listen",
-            AM,
-            "--config",
-            str(prom),
-            "--am-config",
-            str(am),
-            "--storage",
-            str(work / "data"),
-        )
+    with prometheus_and_alertmanager(
+        listen=PROM, am_listen=AM, config=prom, am_config=am, storage=work / "data"
+    ):
         yield
-    finally:
-        monitoring("down")
 
 
 def test_an_alert_fires_the_service_is_force_updated_and_healed_when_it_resolves(
@@ -178,7 +149,7 @@ def test_an_alert_fires_the_service_is_force_updated_and_healed_when_it_resolves
     )
     wait_until("medic port", lambda: answers(f"http://127.0.0.1:{medic_port}/metrics"), 30)
 
-    with prometheus_and_alertmanager(tmp_path, name, metrics_port, medic_port, token_file):
+    with lab_monitoring(tmp_path, name, metrics_port, medic_port, token_file):
         t_start = time.time()
         got = m.wait_for("alerts: received", STALE_AFTER + 40, status="firing")
         assert got["firing"] >= 1

@@ -9,7 +9,6 @@ tests/pipeline/test_status_browser.py, which is the same every run).
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,17 +18,12 @@ from selenium.webdriver.common.by import By
 from tests.browserkit import chromium, console_problems
 from tests.lab.test_runbooks_lab import hang_service
 from tests.labkit import Lab, MedicProcess
+from tests.netkit import free_port
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.lab
 
 Medic = Callable[..., MedicProcess]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_the_page_shows_a_real_stuck_task_incident(lab: Lab, medic: Medic, tmp_path: Path) -> None:

@@ -13,53 +13,28 @@ Prometheus and Alertmanager listen on 127.0.0.1 only.
 from __future__ import annotations
 
 import json
-import subprocess
-import threading
 import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from tests.labkit import ROOT, node_sock
+from tests.labkit import ROOT, node_sock, prometheus_and_alertmanager
+from tests.netkit import Receiver
 
 PROM = "127.0.0.1:19090"
 AM = "127.0.0.1:19093"
-SCRIPT = ROOT / "scripts" / "monitoring.sh"
 
 
-class Webhook:
-    """Alertmanager's webhook receiver: keeps every payload it is sent."""
-
-    def __init__(self) -> None:
-        self.payloads: list[dict[str, Any]] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                size = int(self.headers.get("Content-Length", "0"))
-                outer.payloads.append(json.loads(self.rfile.read(size)))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+class Webhook(Receiver):
+    """Alertmanager's webhook receiver: every payload it is sent, any path."""
 
     def alerts(self, status: str = "firing") -> list[dict[str, Any]]:
         return [a for p in self.payloads for a in p.get("alerts", []) if a["status"] == status]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def _lab_prometheus_config(work: Path) -> Path:
@@ -96,35 +71,19 @@ def _lab_alertmanager_config(work: Path, webhook: str) -> Path:
     return path
 
 
-def _script(*args: str) -> None:
-    done = subprocess.run(
-        ["bash", str(SCRIPT), *args], capture_output=True, text=True, check=False, timeout=180
-    )
-    assert done.returncode == 0, f"monitoring.sh {args[0]}: {done.stdout}\n{done.stderr}"
-
-
 @contextmanager
 def running(work: Path) -> Iterator[Webhook]:
-    hook = Webhook()
-    _script("down")
-    try:
-        _script(
-            "up",
-            "--listen",
-            PROM,
-            "--am-listen",
-            AM,
-            "--config",
-            str(_lab_prometheus_config(work)),
-            "--am-config",
-            str(_lab_alertmanager_config(work, hook.url)),
-            "--storage",
-            str(work / "data"),
-        )
+    with (
+        Webhook() as hook,
+        prometheus_and_alertmanager(
+            listen=PROM,
+            am_listen=AM,
+            config=_lab_prometheus_config(work),
+            am_config=_lab_alertmanager_config(work, hook.base),
+            storage=work / "data",
+        ),
+    ):
         yield hook
-    finally:
-        _script("down")
-        hook.close()
 
 
 def api(path: str, **params: str) -> Any:
