@@ -55,6 +55,8 @@ class Node:
     platform_arch: str = ""
     resources: Resources = Resources()
     leader: bool = False
+    # ManagerStatus.Reachability: reachable | unreachable | unknown ("" on a worker)
+    reachability: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +65,36 @@ class UpdateStatus:
     message: str = ""
     started_at: float | None = None
     completed_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateConfig:
+    """Spec.UpdateConfig with the engine's defaults where a field is unset."""
+
+    parallelism: int = 1  # 0: every task at once
+    delay: float = 0.0  # seconds between batches
+    monitor: float = 5.0  # seconds a new task is watched for failure
+    failure_action: str = "pause"  # pause | continue | rollback
+    order: str = "stop-first"  # stop-first | start-first
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedPort:
+    """One published port (Endpoint.Ports, which include ports the engine chose)."""
+
+    target: int
+    published: int
+    protocol: str = "tcp"  # tcp | udp | sctp
+    mode: str = "ingress"  # ingress (routing mesh, every node) | host (nodes with a task)
+
+
+@dataclass(frozen=True, slots=True)
+class FileRef:
+    """A config or secret a service's containers get as a file."""
+
+    id: str
+    name: str
+    target: str  # File.Name: the path in the container (a secret's is under /run/secrets)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +117,14 @@ class Service:
     target_ports: tuple[int, ...] = ()  # EndpointSpec.Ports[].TargetPort
     vips: tuple[tuple[str, str], ...] = ()  # (network id, IPv4) of the service's virtual IPs
     stop_grace_period: float = 10.0  # seconds swarm gives a task to stop (the engine default)
+    memory_limit: int = 0  # TaskTemplate.Resources.Limits.MemoryBytes (0: none)
+    update_config: UpdateConfig = UpdateConfig()
+    networks: tuple[str, ...] = ()  # TaskTemplate.Networks[].Target: the networks it asks for
+    published: tuple[PublishedPort, ...] = ()
+    configs: tuple[FileRef, ...] = ()
+    secrets: tuple[FileRef, ...] = ()
+    # ids of the configs and secrets PreviousSpec refers to: what a rollback needs to exist
+    previous_refs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +143,30 @@ class Task:
     exit_code: int | None = None
     # (network id, network name, IPv4) per overlay network the task is attached to (no ingress)
     addresses: tuple[tuple[str, str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Network:
+    """A network as a manager lists it (swarm-scoped overlays included)."""
+
+    id: str
+    name: str
+    driver: str = ""  # overlay | bridge | host | null | ...
+    scope: str = ""  # swarm | local
+    subnets: tuple[str, ...] = ()  # IPAM.Config[].Subnet, e.g. "10.0.1.0/24"
+    ingress: bool = False
+    labels: Mapping[str, str] = field(default_factory=_empty)
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """A swarm config or secret object: its metadata only (never a secret's content)."""
+
+    kind: str  # config | secret
+    id: str
+    name: str
+    labels: Mapping[str, str] = field(default_factory=_empty)
+    created_at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +191,9 @@ class Snapshot:
     tasks: tuple[Task, ...]
     api_calls: int = 0
     malformed: tuple[str, ...] = ()  # objects the engine listed that could not be read
+    networks: tuple[Network, ...] = ()
+    configs: tuple[Stored, ...] = ()
+    secrets: tuple[Stored, ...] = ()
 
     def service(self, service_id: str) -> Service | None:
         return self._services_by_id.get(service_id)

@@ -1,8 +1,8 @@
 """observe: one snapshot per scan, in a constant number of Engine API calls; and the schedule.
 
-info + nodes + services + tasks: four list calls whatever the size of the swarm (never one
-call per service). The schedule is an APScheduler 3.x interval job with jitter; the watcher
-and the verifier pull the next run forward with `wake()`.
+info, nodes, services, tasks, networks, configs and secrets: seven calls whatever the size of
+the swarm (never one call per service). The schedule is an APScheduler 3.x interval job with
+jitter; the watcher and the verifier pull the next run forward with `wake()`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from swarm_medic.core.errors import NotAManager
 from swarm_medic.core.model import Snapshot
 from swarm_medic.swarm import Engine
 
-CALLS_PER_SCAN = 4
+CALLS_PER_SCAN = 7
 
 
 def take_snapshot(engine: Engine, now: float) -> Snapshot:
@@ -31,6 +31,7 @@ def take_snapshot(engine: Engine, now: float) -> Snapshot:
     nodes = engine.nodes()
     services = engine.services()
     tasks = engine.tasks()
+    networks, configs, secrets = engine.networks(), engine.configs(), engine.secrets()
     malformed = tuple(engine.malformed)
     engine.malformed.clear()
     return Snapshot(
@@ -41,6 +42,9 @@ def take_snapshot(engine: Engine, now: float) -> Snapshot:
         tasks=tasks,
         api_calls=engine.api_calls - before,
         malformed=malformed,
+        networks=networks,
+        configs=configs,
+        secrets=secrets,
     )
 
 

@@ -15,8 +15,10 @@ from swarm_medic.core.model import (
     ContainerDetail,
     LedgerDoc,
     LocalContainer,
+    Network,
     Node,
     Service,
+    Stored,
     SwarmInfo,
     Task,
 )
@@ -39,6 +41,16 @@ class Engine(Protocol):
     def services(self) -> tuple[Service, ...]: ...
 
     def tasks(self) -> tuple[Task, ...]: ...
+
+    def networks(self) -> tuple[Network, ...]: ...
+
+    def configs(self) -> tuple[Stored, ...]:
+        """Config objects' metadata (the ledger among them)."""
+        ...
+
+    def secrets(self) -> tuple[Stored, ...]:
+        """Secret objects' metadata; the engine never returns a secret's content."""
+        ...
 
     def events(self, since_nano: int | None) -> EventStream:
         """Service, node and container events from `since_nano` on (None: from now)."""

@@ -29,8 +29,10 @@ from swarm_medic.core.model import (
     ContainerDetail,
     LedgerDoc,
     LocalContainer,
+    Network,
     Node,
     Service,
+    Stored,
     SwarmInfo,
     Task,
 )
@@ -159,6 +161,24 @@ class DockerEngine:
 
     def tasks(self) -> tuple[Task, ...]:
         return self._list("list tasks", "/tasks", wire.TASKS, self._memo_tasks)
+
+    def _plain_list(
+        self, what: str, path: str, fn: Callable[[mapping.Json], T], kind: str
+    ) -> tuple[T, ...]:
+        body = self._get_json(what, path)
+        try:
+            return wire.decode_plain_list(body, fn, kind, self.malformed)
+        except wire.NotJSON as exc:
+            raise EngineError(f"{what}: {exc}") from exc
+
+    def networks(self) -> tuple[Network, ...]:
+        return self._plain_list("list networks", "/networks", mapping.network_from_api, "network")
+
+    def configs(self) -> tuple[Stored, ...]:
+        return self._plain_list("list configs", "/configs", mapping.CONFIG, "config")
+
+    def secrets(self) -> tuple[Stored, ...]:
+        return self._plain_list("list secrets", "/secrets", mapping.SECRET, "secret")
 
     def events(self, since_nano: int | None) -> EventStream:
         since = None

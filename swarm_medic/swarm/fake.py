@@ -26,8 +26,10 @@ from swarm_medic.core.model import (
     ContainerDetail,
     LedgerDoc,
     LocalContainer,
+    Network,
     Node,
     Service,
+    Stored,
     SwarmInfo,
     Task,
 )
@@ -71,7 +73,9 @@ class FakeEngine:
         self._nodes: dict[str, Json] = {}
         self._services: dict[str, Json] = {}
         self._tasks: dict[str, Json] = {}
-        self._configs: dict[str, Json] = {}
+        self._configs: dict[str, Json] = {}  # by name, the ledger among them
+        self._secrets: dict[str, Json] = {}  # by name
+        self._networks: dict[str, Json] = {}
         self._events: list[Json] = []
         self._streams: list[queue.Queue[object]] = []
         self.failures: list[Exception] = []  # raised, one per call, before anything else
@@ -163,7 +167,13 @@ class FakeEngine:
         image: str = "medic/busybox:test",
         update_status: Mapping[str, str] | None = None,
         previous_spec: bool = False,
+        spec_extra: Mapping[str, Any] | None = None,
+        template_extra: Mapping[str, Any] | None = None,
+        endpoint: Mapping[str, Any] | None = None,
     ) -> str:
+        """`spec_extra` / `template_extra` are merged into Spec / Spec.TaskTemplate as the
+        engine would list them (e.g. {"UpdateConfig": {...}}, {"Networks": [...]});
+        `endpoint` is the service's Endpoint (ports the engine published, VIPs)."""
         sid = self._next_id("svc")
         self._frozen = None
         spec: Json = {
@@ -178,14 +188,54 @@ class FakeEngine:
             if replicas is not None
             else {"Global": {}},
         }
+        spec["TaskTemplate"].update(copy.deepcopy(dict(template_extra or {})))
+        spec.update(copy.deepcopy(dict(spec_extra or {})))
         obj: Json = {"ID": sid, "Version": {"Index": 10}, "Spec": spec, "UpdatedAt": _ts(self.now)}
         if previous_spec:
             obj["PreviousSpec"] = copy.deepcopy(spec)
+        if endpoint:
+            obj["Endpoint"] = copy.deepcopy(dict(endpoint))
         if update_status:
             obj["UpdateStatus"] = dict(update_status)
         self._services[sid] = obj
         self._service_event("create", sid)
         return sid
+
+    def add_network(
+        self, name: str, *, subnet: str = "10.0.9.0/24", driver: str = "overlay"
+    ) -> str:
+        nid = self._next_id("net")
+        self._networks[nid] = {
+            "Name": name,
+            "Id": nid,
+            "Driver": driver,
+            "Scope": "swarm" if driver == "overlay" else "local",
+            "IPAM": {"Driver": "default", "Config": [{"Subnet": subnet}] if subnet else []},
+            "Ingress": False,
+            "Labels": {},
+        }
+        return nid
+
+    def add_stored(
+        self,
+        kind: str,
+        name: str,
+        *,
+        labels: Mapping[str, str] | None = None,
+        created: float | None = None,
+    ) -> str:
+        """A config or secret object (kind "config" | "secret"), as `docker config create`."""
+        store = self._configs if kind == "config" else self._secrets
+        if name in store:
+            raise Conflict(f"{kind} {name} already exists", status=409)
+        oid = self._next_id("cfg" if kind == "config" else "sec")
+        store[name] = {
+            "ID": oid,
+            "Version": {"Index": 1},
+            "CreatedAt": _ts(self.now if created is None else created),
+            "Spec": {"Name": name, "Labels": dict(labels or {})},
+        }
+        return oid
 
     def _service_event(self, action: str, sid: str) -> None:
         # The engine publishes these to managers; the watcher relies on them for early scans.
@@ -314,6 +364,27 @@ class FakeEngine:
     def tasks(self) -> tuple[Task, ...]:
         self._enter()
         return self._answer(self._tasks, wire.TASKS)
+
+    def networks(self) -> tuple[Network, ...]:
+        self._enter()
+        return mapping.map_each(
+            copy.deepcopy(list(self._networks.values())),
+            mapping.network_from_api,
+            "network",
+            self.malformed,
+        )
+
+    def configs(self) -> tuple[Stored, ...]:
+        self._enter()
+        return mapping.map_each(
+            copy.deepcopy(list(self._configs.values())), mapping.CONFIG, "config", self.malformed
+        )
+
+    def secrets(self) -> tuple[Stored, ...]:
+        self._enter()
+        return mapping.map_each(
+            copy.deepcopy(list(self._secrets.values())), mapping.SECRET, "secret", self.malformed
+        )
 
     def events(self, since_nano: int | None) -> _Stream:
         self._enter(manager_only=False)

@@ -15,12 +15,17 @@ from typing import Any, ParamSpec, TypeVar
 from swarm_medic.core.model import (
     ContainerDetail,
     Event,
+    FileRef,
     LocalContainer,
+    Network,
     Node,
+    PublishedPort,
     Resources,
     Service,
+    Stored,
     SwarmInfo,
     Task,
+    UpdateConfig,
     UpdateStatus,
 )
 from swarm_medic.core.protocol import is_ipv4
@@ -142,6 +147,7 @@ def node_from_api(obj: Json) -> Node:
         platform_arch=str(platform.get("Architecture") or ""),
         resources=_resources(desc.get("Resources")),
         leader=bool(manager.get("Leader")),
+        reachability=str(manager.get("Reachability") or ""),
     )
 
 
@@ -194,18 +200,151 @@ def service_from_api(obj: Json) -> Service:
         force_update=int(template.get("ForceUpdate") or 0),
         updated_at=parse_time(obj.get("UpdatedAt")) or None,
         endpoint_mode=str((spec.get("EndpointSpec") or {}).get("Mode") or "vip"),
-        target_ports=tuple(
-            int(p["TargetPort"])
-            for p in (spec.get("EndpointSpec") or {}).get("Ports") or ()
-            if isinstance(p, Mapping) and p.get("TargetPort")
-        ),
+        target_ports=target_ports((spec.get("EndpointSpec") or {}).get("Ports")),
         vips=tuple(
             (str(v.get("NetworkID") or ""), _ip(v.get("Addr")))
             for v in (obj.get("Endpoint") or {}).get("VirtualIPs") or ()
             if isinstance(v, Mapping) and is_ipv4(_ip(v.get("Addr")))
         ),
         stop_grace_period=_nanos(container.get("StopGracePeriod"), 10.0),
+        memory_limit=int(
+            ((template.get("Resources") or {}).get("Limits") or {}).get("MemoryBytes") or 0
+        ),
+        update_config=update_config(spec.get("UpdateConfig")),
+        networks=networks(template.get("Networks") or spec.get("Networks")),
+        published=published(
+            (obj.get("Endpoint") or {}).get("Ports")
+            or (spec.get("EndpointSpec") or {}).get("Ports")
+        ),
+        configs=file_refs(container.get("Configs"), "Config"),
+        secrets=file_refs(container.get("Secrets"), "Secret"),
+        previous_refs=previous_refs(obj.get("PreviousSpec")),
     )
+
+
+# The parts below are read by both paths (wire hands them over as plain JSON): they are small
+# and rare next to tasks, so one reading of each is worth more than a faster second one.
+
+
+def update_config(value: object) -> UpdateConfig:
+    """Spec.UpdateConfig; absent: swarmkit's defaults (parallelism 1, monitor 5 s, pause)."""
+    if not isinstance(value, Mapping):
+        return UpdateConfig()
+    par = value.get("Parallelism")
+    return UpdateConfig(
+        # present but without Parallelism: Go's zero value, every task at once
+        parallelism=par if isinstance(par, int) and not isinstance(par, bool) and par >= 0 else 0,
+        delay=_nanos(value.get("Delay"), 0.0),
+        monitor=_nanos(value.get("Monitor"), 0.0) or 5.0,  # 0: swarmkit's default monitor
+        failure_action=str(value.get("FailureAction") or "pause"),
+        order=str(value.get("Order") or "stop-first"),
+    )
+
+
+def target_ports(value: object) -> tuple[int, ...]:
+    """EndpointSpec.Ports[].TargetPort"""
+    return tuple(
+        int(p["TargetPort"])
+        for p in value or ()  # type: ignore[attr-defined]
+        if isinstance(p, Mapping) and p.get("TargetPort")
+    )
+
+
+def networks(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        return ()
+    return tuple(str(n["Target"]) for n in value if isinstance(n, Mapping) and n.get("Target"))
+
+
+def published(value: object) -> tuple[PublishedPort, ...]:
+    if not isinstance(value, list):
+        return ()
+    out = []
+    for p in value:
+        if not isinstance(p, Mapping):
+            continue
+        target, pub = p.get("TargetPort"), p.get("PublishedPort")
+        if isinstance(target, int) and isinstance(pub, int) and pub > 0:
+            out.append(
+                PublishedPort(
+                    target,
+                    pub,
+                    str(p.get("Protocol") or "tcp"),
+                    str(p.get("PublishMode") or "ingress"),
+                )
+            )
+    return tuple(out)
+
+
+def file_refs(value: object, kind: str) -> tuple[FileRef, ...]:
+    """ContainerSpec.Configs or .Secrets (kind "Config" | "Secret")."""
+    if not isinstance(value, list):
+        return ()
+    return tuple(
+        FileRef(
+            str(r.get(f"{kind}ID") or ""),
+            str(r.get(f"{kind}Name") or ""),
+            str((r.get("File") or {}).get("Name") or "")
+            if isinstance(r.get("File"), Mapping)
+            else "",
+        )
+        for r in value
+        if isinstance(r, Mapping) and r.get(f"{kind}ID")
+    )
+
+
+def previous_refs(value: object) -> tuple[str, ...]:
+    if not isinstance(value, Mapping):
+        return ()
+    container = ((value.get("TaskTemplate") or {}).get("ContainerSpec")) or {}
+    if not isinstance(container, Mapping):
+        return ()
+    refs = file_refs(container.get("Configs"), "Config") + file_refs(
+        container.get("Secrets"), "Secret"
+    )
+    return tuple(sorted({r.id for r in refs}))
+
+
+@_malformed_is_value_error("network")
+def network_from_api(obj: Json) -> Network:
+    nid = obj.get("Id") or obj.get("ID")
+    if not isinstance(nid, str) or not nid:
+        raise ValueError(f"network object without an Id: keys {sorted(obj)[:8]}")
+    ipam = obj.get("IPAM") or {}
+    return Network(
+        id=nid,
+        name=str(obj.get("Name") or nid),
+        driver=str(obj.get("Driver") or ""),
+        scope=str(obj.get("Scope") or ""),
+        subnets=tuple(
+            str(c["Subnet"])
+            for c in ipam.get("Config") or ()
+            if isinstance(c, Mapping) and c.get("Subnet")
+        ),
+        ingress=bool(obj.get("Ingress")),
+        labels=_labels(obj.get("Labels")),
+    )
+
+
+def stored_from_api(kind: str) -> Callable[[Json], Stored]:
+    """A config or secret object -> Stored (its Spec.Data, if any, is never read)."""
+
+    @_malformed_is_value_error(kind)
+    def read(obj: Json) -> Stored:
+        oid = _require_id(obj, kind)
+        spec = obj.get("Spec") or {}
+        return Stored(
+            kind=kind,
+            id=oid,
+            name=str(spec.get("Name") or oid),
+            labels=_labels(spec.get("Labels")),
+            created_at=parse_time(obj.get("CreatedAt")),
+        )
+
+    return read
+
+
+CONFIG, SECRET = stored_from_api("config"), stored_from_api("secret")
 
 
 def _nanos(value: object, default: float) -> float:

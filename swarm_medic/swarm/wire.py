@@ -101,6 +101,8 @@ class _Task(msgspec.Struct):
 class _ContainerSpec(msgspec.Struct):
     Image: str | None = None
     StopGracePeriod: int | None = None
+    Configs: list[Any] | None = None  # small and rare: read by mapping.file_refs
+    Secrets: list[Any] | None = None
 
 
 class _Placement(msgspec.Struct):
@@ -110,6 +112,7 @@ class _Placement(msgspec.Struct):
 
 class _TaskResources(msgspec.Struct):
     Reservations: _Res | None = None
+    Limits: _Res | None = None
 
 
 class _TaskTemplate(msgspec.Struct):
@@ -117,15 +120,12 @@ class _TaskTemplate(msgspec.Struct):
     Placement: _Placement | None = None
     Resources: _TaskResources | None = None
     ForceUpdate: int | None = None
-
-
-class _Port(msgspec.Struct):
-    TargetPort: int | None = None
+    Networks: list[Any] | None = None
 
 
 class _EndpointSpec(msgspec.Struct):
     Mode: str | None = None
-    Ports: list[_Port] | None = None
+    Ports: list[dict[str, Any]] | None = None  # read by mapping.published, as is
 
 
 class _ServiceSpec(msgspec.Struct):
@@ -134,6 +134,8 @@ class _ServiceSpec(msgspec.Struct):
     TaskTemplate: _TaskTemplate | None = None
     Mode: dict[str, Any] | None = None  # the dict path's _mode reads it as it is
     EndpointSpec: _EndpointSpec | None = None
+    UpdateConfig: dict[str, Any] | None = None  # read by mapping.update_config
+    Networks: list[Any] | None = None  # the old place of TaskTemplate.Networks
 
 
 class _UpdateStatus(msgspec.Struct):
@@ -150,6 +152,7 @@ class _VirtualIP(msgspec.Struct):
 
 class _Endpoint(msgspec.Struct):
     VirtualIPs: list[_VirtualIP] | None = None
+    Ports: list[Any] | None = None  # read by mapping.published, as is
 
 
 class _Service(msgspec.Struct):
@@ -195,6 +198,7 @@ class _NodeStatus(msgspec.Struct):
 
 class _ManagerStatus(msgspec.Struct):
     Leader: bool | None = None
+    Reachability: str | None = None
 
 
 class _Node(msgspec.Struct):
@@ -351,7 +355,9 @@ def service_of(o: _Service) -> Service:
     spec = o.Spec or _ServiceSpec()
     template = spec.TaskTemplate or _TaskTemplate()
     placement = template.Placement or _Placement()
-    reservations = (template.Resources or _TaskResources()).Reservations
+    resources = template.Resources or _TaskResources()
+    reservations, limits = resources.Reservations, resources.Limits
+    container = template.ContainerSpec or _ContainerSpec()
     endpoint_spec = spec.EndpointSpec or _EndpointSpec()
     mode, replicas = mapping._mode({"Mode": spec.Mode} if spec.Mode else {})
     us = o.UpdateStatus
@@ -362,7 +368,7 @@ def service_of(o: _Service) -> Service:
         labels=_labels(spec.Labels),
         mode=mode,
         replicas=replicas,
-        image=(template.ContainerSpec.Image or "") if template.ContainerSpec else "",
+        image=container.Image or "",
         constraints=tuple(placement.Constraints or ()),
         max_replicas_per_node=placement.MaxReplicas or 0,
         reservations=_resources(reservations),
@@ -378,15 +384,24 @@ def service_of(o: _Service) -> Service:
         force_update=template.ForceUpdate or 0,
         updated_at=_parse_time(o.UpdatedAt) or None,
         endpoint_mode=endpoint_spec.Mode or "vip",
-        target_ports=tuple(p.TargetPort for p in endpoint_spec.Ports or () if p.TargetPort),
+        target_ports=mapping.target_ports(endpoint_spec.Ports),
         vips=tuple(
             (v.NetworkID or "", _ip(v.Addr))
             for v in (o.Endpoint.VirtualIPs or () if o.Endpoint else ())
             if v.Addr and is_ipv4(_ip(v.Addr))
         ),
-        stop_grace_period=mapping._nanos(
-            template.ContainerSpec.StopGracePeriod if template.ContainerSpec else None, 10.0
+        stop_grace_period=mapping._nanos(container.StopGracePeriod, 10.0),
+        memory_limit=(limits.MemoryBytes or 0) if limits else 0,
+        update_config=mapping.update_config(spec.UpdateConfig),
+        networks=mapping.networks(template.Networks or spec.Networks),
+        published=mapping.published(
+            (o.Endpoint.Ports if o.Endpoint else None) or endpoint_spec.Ports
         ),
+        configs=mapping.file_refs(container.Configs, "Config"),
+        secrets=mapping.file_refs(container.Secrets, "Secret"),
+        previous_refs=mapping.previous_refs(_ANY.decode(o.PreviousSpec))
+        if _present(o.PreviousSpec)
+        else (),
     )
 
 
@@ -411,6 +426,7 @@ def node_of(o: _Node) -> Node:
         platform_arch=platform.Architecture or "",
         resources=_resources(desc.Resources),
         leader=bool(o.ManagerStatus.Leader) if o.ManagerStatus else False,
+        reachability=(o.ManagerStatus.Reachability or "") if o.ManagerStatus else "",
     )
 
 
@@ -492,6 +508,13 @@ def _decode_any(body: bytes) -> object:
         return _ANY.decode(body)
     except msgspec.DecodeError as exc:
         raise NotJSON(f"the answer is not JSON: {exc}") from exc
+
+
+def decode_plain_list(
+    body: bytes, fn: Callable[[mapping.Json], T], kind: str, bad: list[str]
+) -> tuple[T, ...]:
+    """A short list answer (networks, configs, secrets): plain JSON, then the dict path."""
+    return mapping.map_each(_decode_any(body), fn, kind, bad)
 
 
 def decode_object(body: bytes, fn: Callable[[mapping.Json], T], what: str) -> T:

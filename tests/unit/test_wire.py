@@ -56,16 +56,33 @@ SERVICE: dict[str, Any] = {
                 "Image": "nginx:1.27@sha256:abcd",
                 "Args": ["nginx"],
                 "StopGracePeriod": 45_000_000_000,
+                "Configs": [
+                    {"File": {"Name": "/etc/app.conf"}, "ConfigID": "c1", "ConfigName": "app-1"}
+                ],
+                "Secrets": [{"File": {"Name": "pw"}, "SecretID": "s1", "SecretName": "pw-1"}],
             },
-            "Resources": {"Reservations": {"NanoCPUs": 500_000_000, "MemoryBytes": 268435456}},
+            "Resources": {
+                "Reservations": {"NanoCPUs": 500_000_000, "MemoryBytes": 268435456},
+                "Limits": {"MemoryBytes": 536870912},
+            },
+            "Networks": [{"Target": "net1", "Aliases": ["web"]}],
             "Placement": {"Constraints": ["node.labels.zone==eu"], "MaxReplicas": 2},
             "ForceUpdate": 3,
         },
         "Mode": {"Replicated": {"Replicas": 4}},
         "EndpointSpec": {"Mode": "vip", "Ports": [{"TargetPort": 80}, {"Protocol": "tcp"}]},
+        "UpdateConfig": {"Parallelism": 2, "Delay": 5_000_000_000, "Order": "start-first"},
     },
-    "PreviousSpec": {"Name": "web"},
-    "Endpoint": {"VirtualIPs": [{"NetworkID": "net1", "Addr": "10.0.1.2/24"}, {"NetworkID": "x"}]},
+    "PreviousSpec": {
+        "Name": "web",
+        "TaskTemplate": {"ContainerSpec": {"Configs": [{"ConfigID": "c0", "ConfigName": "app-0"}]}},
+    },
+    "Endpoint": {
+        "VirtualIPs": [{"NetworkID": "net1", "Addr": "10.0.1.2/24"}, {"NetworkID": "x"}],
+        "Ports": [
+            {"Protocol": "tcp", "TargetPort": 80, "PublishedPort": 8080, "PublishMode": "ingress"}
+        ],
+    },
     "UpdateStatus": {
         "State": "paused",
         "StartedAt": "2026-11-26T07:58:00Z",
