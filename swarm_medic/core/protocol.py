@@ -16,11 +16,14 @@ Wire format (JSON, UTF-8):
   as a string so the signed bytes are exactly the bytes verified, whatever the HTTP server's
   JSON serializer does to the envelope around it.
 
-Answers are positional: `ProbeAnswer.tcp[i]` answers `ProbePlan.tcp[i]` (same for dns, vip),
-so a node cannot report on a target it was not asked about, and results stay small.
+Answers are positional: `ProbeAnswer.tcp[i]` answers `ProbePlan.tcp[i]` (same for dns, vip
+and ports), so a node cannot report on a target it was not asked about, and results stay small.
 
 Unknown fields are ignored (not refused) so a newer brain can add optional fields without
-breaking older nodes during a rolling update.
+breaking older nodes during a rolling update. `ports` (published ports, added after the
+others) is such a field: a node from before it ignores the plan's `ports` and answers none, so
+an answer with no `ports` results is "no opinion on any of them", while any other count that is
+not the plan's is refused like a misaligned tcp list.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ MAX_ANSWER: Final = 1 << 20  # bytes of one answer body (the JSON text inside th
 MAX_ENVELOPE: Final = 2 * MAX_ANSWER + 512  # the JSON string escaping may double it
 MAX_TARGETS: Final = 8192  # tcp entries of one plan (and of its answer)
 MAX_NAMES: Final = 2048  # dns / vip entries of one plan
+MAX_PORTS: Final = 2048  # published-port entries of one plan
 MAX_IPS: Final = 1024  # A records in one answer (a 4 KiB UDP reply holds ~250)
 MAX_CONTAINERS: Final = 4096  # task containers on one node
 MAX_ERRORS: Final = 256
@@ -99,10 +103,20 @@ class VipTarget(msgspec.Struct, frozen=True):
     port: Port
 
 
+class PortTarget(msgspec.Struct, frozen=True):
+    """Connect to a node's address on a port a service publishes, from the answering node's
+    own network namespace: the path a client outside the swarm takes (no overlay, no
+    sandbox). Only an IPv4 address and a port: nothing else about it crosses the wire."""
+
+    ip: IPv4
+    port: Port
+
+
 class ProbePlan(msgspec.Struct, frozen=True):
     tcp: Annotated[tuple[TcpTarget, ...], Meta(max_length=MAX_TARGETS)] = ()
     dns: Annotated[tuple[DnsTarget, ...], Meta(max_length=MAX_NAMES)] = ()
     vip: Annotated[tuple[VipTarget, ...], Meta(max_length=MAX_NAMES)] = ()
+    ports: Annotated[tuple[PortTarget, ...], Meta(max_length=MAX_PORTS)] = ()
 
 
 REMOVE_TASK_CONTAINER: Final = "remove_task_container"
@@ -160,6 +174,7 @@ class ProbeAnswer(msgspec.Struct, frozen=True):
     tcp: Annotated[tuple[TcpResult, ...], Meta(max_length=MAX_TARGETS)] = ()
     dns: Annotated[tuple[DnsResult, ...], Meta(max_length=MAX_NAMES)] = ()
     vip: Annotated[tuple[TcpResult, ...], Meta(max_length=MAX_NAMES)] = ()
+    ports: Annotated[tuple[TcpResult, ...], Meta(max_length=MAX_PORTS)] = ()
     errors: Annotated[tuple[Text, ...], Meta(max_length=MAX_ERRORS)] = ()
     containers: Annotated[tuple[Container, ...], Meta(max_length=MAX_CONTAINERS)] = ()
 
@@ -211,11 +226,14 @@ def decode(data: bytes | str, kind: type[M], *, limit: int) -> M:
 
 
 def check_aligned(plan: ProbePlan, answer: ProbeAnswer) -> None:
-    """Answers are positional: each list must answer its plan list entry for entry."""
+    """Answers are positional: each list must answer its plan list entry for entry. The one
+    exception: no `ports` results at all, which a node older than published-port probes
+    answers (it never saw the field); the brain takes that as no opinion."""
     for what, asked, got in (
         ("tcp", len(plan.tcp), len(answer.tcp)),
         ("dns", len(plan.dns), len(answer.dns)),
         ("vip", len(plan.vip), len(answer.vip)),
+        ("ports", len(plan.ports), len(answer.ports)),
     ):
-        if asked != got:
+        if asked != got and not (what == "ports" and got == 0):
             raise ProtocolError(f"ProbeAnswer: {got} {what} results for {asked} {what} targets")

@@ -4,6 +4,15 @@ Pure: the brain's prober (rounds.py) does the I/O.
 The matrix is (from node x to task): the last answer and how many probes of that pair in a
 row failed. Runbooks read it through `Context.reach`.
 
+**Published ports.** Besides the overlays, every node connects to every node address a
+service's TCP port is published on (`published_targets`: mode ingress, every ready node's
+address; mode host, the addresses of the nodes that run one of its tasks), from its own
+network namespace, as a client outside the swarm would: `Reachability.ports`, (from node,
+address, port) -> Cell. Only services in scope whose tasks have settled (every task meant to run
+is running, past --probe-grace, and no update in progress) are probed; udp and sctp ports are
+not (a TCP connect says nothing about them). They rotate like the rest, `Budget.ports` per node
+per round plus the suspects.
+
 **Rotation.** Every node probing every task every round is O(nodes x tasks) per round. Each
 node instead probes a window of at most `Budget.tcp` of its targets (the tasks on the
 overlays it has a task on, in a fixed order), the window moving by its own size each round
@@ -17,7 +26,8 @@ not K x period. With fewer targets than the budget, nothing changes: every pair 
 that failed the round contributes none (its hand is never asked to remove what it listed in
 the past). Probe cells and the node's IPVS flag are kept until they are `period + 1` rounds
 old (a pair is re-probed at least every `period` rounds, plus one missed round), and cells of
-tasks no longer running are dropped at once.
+tasks no longer running are dropped at once, as are those of a published port whose service is
+no longer settled or no longer publishes it on that address.
 """
 
 from __future__ import annotations
@@ -28,12 +38,14 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from swarm_medic.core.model import Service, Snapshot, Task
+from swarm_medic.core.model import Node, Service, Snapshot, Task
 from swarm_medic.core.protocol import (
     MAX_NAMES,
+    MAX_PORTS,
     MAX_TARGETS,
     Container,
     DnsTarget,
+    PortTarget,
     ProbeAnswer,
     ProbePlan,
     TcpTarget,
@@ -73,6 +85,70 @@ def running(t: Task) -> bool:
     return t.state == "running" and t.desired_state == "running"
 
 
+UNSPECIFIED = "0.0.0.0"  # noqa: S104 - an address compared, never bound
+# UpdateStatus states of an update (or rollback) under way: tasks come and go meanwhile
+UPDATING = frozenset({"updating", "rollback_started"})
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """One address a service's TCP port is published on: what the published-port probes
+    connect to (`ip`:`port`), and whose it is (`node`, the node with that address)."""
+
+    service: str  # service id
+    port: int  # the published port (PublishedPort.published)
+    target: int  # the container's port behind it
+    mode: str  # ingress | host
+    node: str
+    ip: str
+
+
+def node_address(node: Node) -> str | None:
+    """The node's address as the published-port probes may use it: a dotted-quad IPv4 that is
+    not 0.0.0.0 (which some managers report and which would connect to the prober's own
+    host), or None. The cluster says it; nothing else is ever connected to."""
+    return node.addr if is_ipv4(node.addr) and node.addr != UNSPECIFIED else None
+
+
+def settled(snap: Snapshot, svc: Service) -> bool:
+    """Every task of the service meant to run is running (one at least), and no update or
+    rollback is under way: a port that does not answer then is not churn."""
+    if svc.update_status is not None and svc.update_status.state in UPDATING:
+        return False
+    meant = [t for t in snap.tasks_of(svc.id) if t.desired_state == "running"]
+    return bool(meant) and all(t.state == "running" for t in meant)
+
+
+def published_targets(
+    snap: Snapshot, services: Sequence[Service] | None = None, *, since: float | None = None
+) -> list[Published]:
+    """Every (service, published TCP port, node address) to probe, for the settled services
+    of `services` (default: all), in a fixed order. `since`: only tasks running since then
+    (or before) count, as --probe-grace asks. Mode ingress: every ready node's address (the
+    routing mesh answers on all of them) once a task counts; mode host: the ready nodes that
+    run a task that counts. udp and sctp ports are left out."""
+    out: list[Published] = []
+    ready = [n for n in snap.nodes if n.state == "ready"]
+    for svc in snap.services if services is None else services:
+        ports = [p for p in svc.published if p.protocol == "tcp"]
+        if not ports or not settled(snap, svc):
+            continue
+        homes = {
+            t.node_id
+            for t in snap.tasks_of(svc.id)
+            if running(t) and t.node_id and (since is None or t.timestamp <= since)
+        }
+        if not homes:
+            continue
+        for p in ports:
+            for n in ready if p.mode == "ingress" else [n for n in ready if n.id in homes]:
+                ip = node_address(n)
+                if ip is not None:
+                    out.append(Published(svc.id, p.published, p.target, p.mode, n.id, ip))
+    out.sort(key=lambda x: (x.ip, x.port, x.service))
+    return out
+
+
 @dataclass(frozen=True)
 class Budget:
     """Targets one node probes per round (before suspects). At 100 nodes x 2,000 tasks the
@@ -84,11 +160,16 @@ class Budget:
     tcp: int = 40
     dns: int = 8
     vip: int = 8
+    # published ports: every node probes the same list (each node's address x each port), so
+    # a port dead on one node is seen by several vantages in its first rounds
+    ports: int = 64
     suspects: int = 20  # re-probed every round, per node and per kind
 
 
 DEFAULT_BUDGET = Budget()
-FULL = Budget(tcp=MAX_TARGETS, dns=MAX_NAMES, vip=MAX_NAMES, suspects=0)  # the old O(n x t)
+FULL = Budget(
+    tcp=MAX_TARGETS, dns=MAX_NAMES, vip=MAX_NAMES, ports=MAX_PORTS, suspects=0
+)  # the old O(n x t)
 
 
 @dataclass(frozen=True)
@@ -98,6 +179,7 @@ class Suspects:
     tcp: Mapping[str, Collection[str]] = field(default_factory=dict)  # node -> task ids
     dns: Mapping[str, Collection[tuple[str, str]]] = field(default_factory=dict)  # (svc, net)
     vip: Mapping[str, Collection[tuple[str, str]]] = field(default_factory=dict)
+    ports: Mapping[str, Collection[tuple[str, int]]] = field(default_factory=dict)  # (ip, port)
 
 
 @dataclass(frozen=True)
@@ -138,13 +220,14 @@ def _extra(
     lookup: Mapping[object, Sequence[T]],
     taken: list[T],
     *,
-    nets: Collection[str],
+    nets: Collection[str] | None,
     net_of: Mapping[int, str],
     round_no: int,
     cap: int,
 ) -> list[T]:
     """Up to `cap` suspect targets not already in this round's window, rotating when
-    there are more suspects than the cap."""
+    there are more suspects than the cap. `nets`: only targets on these networks (None: any,
+    for published ports, which are on no overlay)."""
     if not keys or cap <= 0:
         return []
     order = sorted(keys, key=str)
@@ -153,7 +236,7 @@ def _extra(
     out: list[T] = []
     for key in order[start:] + order[:start]:
         for x in lookup.get(key, ()):
-            if id(x) not in have and net_of[id(x)] in nets:
+            if id(x) not in have and (nets is None or net_of[id(x)] in nets):
                 out.append(x)
                 have.add(id(x))
         if len(out) >= cap:
@@ -169,6 +252,7 @@ class _Targets:
     dns: dict[str, list[DnsTarget]] = field(default_factory=dict)
     vip: dict[str, list[VipTarget]] = field(default_factory=dict)
     nets_on_node: dict[str, set[str]] = field(default_factory=dict)
+    ports: list[PortTarget] = field(default_factory=list)  # the same for every node
 
 
 def _targets(snap: Snapshot, settings: Settings, now: float) -> _Targets:
@@ -201,6 +285,12 @@ def _targets(snap: Snapshot, settings: Settings, now: float) -> _Targets:
         names.sort(key=lambda x: x.service)
     for vips in out.vip.values():
         vips.sort(key=lambda x: (x.service, x.ip))
+    in_scope = [svc for svc in snap.services if scope_reason(svc, settings) is None]
+    seen: set[tuple[str, int]] = set()
+    for pub in published_targets(snap, in_scope, since=now - settings.probe_grace):
+        if (pub.ip, pub.port) not in seen:  # two services never answer on one ip:port
+            seen.add((pub.ip, pub.port))
+            out.ports.append(PortTarget(ip=pub.ip, port=pub.port))
     return out
 
 
@@ -239,13 +329,19 @@ def plans(
     suspects: Suspects | None = None,
 ) -> Plans:
     """A probe plan for every ready node (a node without a task on a probed overlay gets an
-    empty one: its answer still lists its task containers)."""
+    empty one: its answer still lists its task containers).
+
+    Published ports: every node gets a window of at most `budget.ports` of the same list
+    (each from its own phase), plus up to `budget.suspects` of those whose last probe from it
+    failed; beyond the cap the rest wait for later rounds (every pair within `period`)."""
     tg = _targets(snap, settings, now)
     sus = suspects or Suspects()
     # the lookups cost O(targets): only built when some pair is suspect
     by_task, by_dns, by_vip, net_of = _lookups(tg if sus.tcp or sus.dns or sus.vip else _Targets())
+    by_port: Lookup[PortTarget] = {(x.ip, x.port): [x] for x in tg.ports} if sus.ports else {}
     cap_tcp = min(budget.tcp, MAX_TARGETS)
     cap_dns, cap_vip = min(budget.dns, MAX_NAMES), min(budget.vip, MAX_NAMES)
+    cap_ports = min(budget.ports, MAX_PORTS)
     out: dict[str, ProbePlan] = {}
     period = 1
     for node in snap.nodes:
@@ -286,13 +382,24 @@ def plans(
             round_no=round_no,
             cap=min(budget.suspects, MAX_NAMES - len(vip)),
         )
+        ports = _window([tg.ports], phase, round_no, cap_ports)
+        ports += _extra(
+            sus.ports.get(node.id, ()),
+            by_port,
+            ports,
+            nets=None,
+            net_of=net_of,
+            round_no=round_no,
+            cap=min(budget.suspects, MAX_PORTS - len(ports)),
+        )
         period = max(
             period,
             _period(segs_tcp, cap_tcp),
             _period(segs_dns, cap_dns),
             _period(segs_vip, cap_vip),
+            _period([tg.ports], cap_ports),
         )
-        out[node.id] = ProbePlan(tcp=tuple(tcp), dns=tuple(dns), vip=tuple(vip))
+        out[node.id] = ProbePlan(tcp=tuple(tcp), dns=tuple(dns), vip=tuple(vip), ports=tuple(ports))
     return Plans(out, period)
 
 
@@ -306,6 +413,7 @@ class Cell:
 
 
 Key3 = tuple[str, str, str]
+PortKey = tuple[str, str, int]  # (from node, address, published port)
 
 
 class Matrix(dict[tuple[str, str], Cell]):
@@ -340,6 +448,7 @@ class Reachability:
     # (node, service, net) -> (IPs answered, since when they disagree with swarm or None)
     dns: dict[Key3, tuple[tuple[str, ...], float | None]] = field(default_factory=dict)
     ipvs: dict[str, bool] = field(default_factory=dict)
+    ports: dict[PortKey, Cell] = field(default_factory=dict)  # published ports
     containers: dict[str, tuple[Container, ...]] = field(default_factory=dict)  # this round
     errors: dict[str, tuple[str, ...]] = field(default_factory=dict)  # this round
     probes_last_round: int = 0
@@ -395,6 +504,7 @@ class Reachability:
                 self.probes_last_round += 1
                 vkey = (node, vt.service, vt.net)
                 self.vip[vkey] = _fold(self.vip.pop(vkey, None), r.ok, r.error, now, rnd)
+            self._record_ports(node, plan, ans, now)
             for dt, d in zip(plan.dns, ans.dns, strict=False):
                 if d.ips is None:
                     continue  # the lookup failed: no new answer, the last one stands
@@ -419,6 +529,7 @@ class Reachability:
             del self.tcp[key]
         for vkey in _not_since(self.vip, oldest):
             del self.vip[vkey]
+        self._expire_ports(snap, oldest)
         services = frozenset(svc.id for svc in snap.services)
         if services != self._services:  # rare: a sweep of DNS and VIP cells only then
             self._services = services
@@ -439,6 +550,25 @@ class Reachability:
             del self.answered[node]
             self.ipvs.pop(node, None)
 
+    def _record_ports(self, node: str, plan: ProbePlan, ans: ProbeAnswer, now: float) -> None:
+        # an older node answers no ports at all (protocol.check_aligned): zip stops at once
+        for pt, r in zip(plan.ports, ans.ports, strict=False):
+            if r.ok is None:
+                continue
+            self.probes_last_round += 1
+            key = (node, pt.ip, pt.port)
+            self.ports[key] = _fold(self.ports.pop(key, None), r.ok, r.error, now, self.rounds)
+
+    def _expire_ports(self, snap: Snapshot, oldest: int) -> None:
+        for key in _not_since(self.ports, oldest):
+            del self.ports[key]
+        if self.ports:
+            # a port no longer published there, or whose service is updating or has a task
+            # not running: its history goes at once, so a later fault counts from zero
+            live = {(p.ip, p.port) for p in published_targets(snap)}
+            for key in [k for k in self.ports if (k[1], k[2]) not in live]:
+                del self.ports[key]
+
     def from_nodes(self, task_id: str) -> dict[str, Cell]:
         return dict(self.tcp.by_task.get(task_id, {}))
 
@@ -455,7 +585,11 @@ class Reachability:
         for (node, sid, net), (_, since) in self.dns.items():
             if since is not None:
                 dns.setdefault(node, set()).add((sid, net))
-        return Suspects(tcp=tcp, dns=dns, vip=vip)
+        ports: dict[str, set[tuple[str, int]]] = {}
+        for (node, ip, port), c in self.ports.items():
+            if c.fails:
+                ports.setdefault(node, set()).add((ip, port))
+        return Suspects(tcp=tcp, dns=dns, vip=vip, ports=ports)
 
 
 K = TypeVar("K")

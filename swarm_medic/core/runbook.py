@@ -104,7 +104,8 @@ class Probes:
     """What the overlay probes said, for a runbook that declares NEEDS = (PROBES,).
 
     `reach` is the matrix (reach.tcp: (from node, task id) -> Cell; reach.vip, reach.dns,
-    reach.ipvs, reach.containers: see core.reach); `failures` is --probe-failures, the failed
+    reach.ports (published ports: (from node, address, port) -> Cell), reach.ipvs,
+    reach.containers: see core.reach); `failures` is --probe-failures, the failed
     rounds in a row that make a fault; `services` the services probed, with their port.
     """
 

@@ -8,7 +8,11 @@ probe plan; the agent answers from this node:
   the node's bridge on that overlay): the node's view of its local containers;
 - targets on other nodes, `tasks.<svc>` and VIPs are probed from the sandbox of a container
   attached to that overlay on this node (the only place with the embedded DNS, and the path
-  a peer's traffic takes). The container is only used as a vantage point: nothing runs in it.
+  a peer's traffic takes). The container is only used as a vantage point: nothing runs in it;
+- published ports (node address : port) are probed from the agent's own namespace, joining
+  none: the host's when swarm-medic runs on the host, its container's when it runs as the
+  stack (whose traffic to a node address leaves through docker_gwbridge, NATed as any
+  client's), in a thread of their own while the overlay probes run.
 
 The one action (an allow-list of one): retire the container of swarm task T of service S on
 this node, after checking that the container's own swarm labels say exactly that and that
@@ -28,6 +32,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from functools import partial
 
 from swarm_medic.core.errors import EngineError
@@ -189,6 +194,7 @@ class NodeAgent:
         dns: list[DnsResult] = [DnsResult(None, NO_VANTAGE)] * len(plan.dns)
         vip: list[TcpResult] = [TcpResult(None, NO_VANTAGE)] * len(plan.vip)
         # group every probe by the namespace it runs from: one thread per namespace
+        published = self._start_ports(plan)
         jobs: dict[str, list[Job]] = {}
         for i, t in enumerate(plan.tcp):
             path = f"{self.netns_dir}/1-{t.net[:10]}" if t.node == me else vantage.get(t.net)
@@ -217,6 +223,7 @@ class NodeAgent:
                     dns[i] = res if isinstance(res, DnsResult) else DnsResult(None, NO_VANTAGE)
                 elif isinstance(res, TcpResult):
                     (tcp if kind == "tcp" else vip)[i] = res
+        ports = self._ports_done(plan, published, errors)
         listed = [self._describe(c, errors) for c in containers[:MAX_CONTAINERS]]
         if len(containers) > MAX_CONTAINERS:
             errors.append(f"{len(containers)} task containers: listing the first {MAX_CONTAINERS}")
@@ -226,9 +233,43 @@ class NodeAgent:
             tcp=tuple(tcp),
             dns=tuple(dns),
             vip=tuple(vip),
+            ports=ports,
             errors=tuple(_clip(e) for e in errors[:MAX_ERRORS]),
             containers=tuple(listed),
         )
+
+    def _start_ports(self, plan: ProbePlan) -> Future[list[TcpResult]] | None:
+        """The published-port connects, started in a thread of their own: they overlap the
+        namespace batches, so they add no time to the answer."""
+        if not plan.ports:
+            return None
+        fut: Future[list[TcpResult]] = Future()
+        addrs = [(p.ip, p.port) for p in plan.ports]
+
+        def run() -> None:
+            try:
+                fut.set_result(
+                    [
+                        TcpResult(r.ok, _clip(r.error), round(max(r.seconds, 0.0) * 1000, 2))
+                        for r in tcp_connect_all(addrs, self.timeout)
+                    ]
+                )
+            except Exception as exc:  # noqa: BLE001 - handed to the answering thread
+                fut.set_exception(exc)
+
+        threading.Thread(target=run, name="swarm-medic-ports", daemon=True).start()
+        return fut
+
+    def _ports_done(
+        self, plan: ProbePlan, fut: Future[list[TcpResult]] | None, errors: list[str]
+    ) -> tuple[TcpResult, ...]:
+        if fut is None:
+            return ()
+        try:
+            return tuple(fut.result(timeout=self.timeout + 5))
+        except Exception as exc:  # noqa: BLE001 - no opinion on any port, the rest stands
+            errors.append(f"published ports: {type(exc).__name__}: {exc}")
+            return (TcpResult(None, "not probed"),) * len(plan.ports)
 
     def _describe(self, c: LocalContainer, errors: list[str]) -> Container:
         """A task container as the brain needs it to judge an orphan: for a running one, also

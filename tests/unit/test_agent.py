@@ -6,6 +6,8 @@ namespace path it was given, and the probe primitives answer from a table.
 
 from __future__ import annotations
 
+import socket
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -17,6 +19,7 @@ from swarm_medic.core.protocol import (
     ActRequest,
     DnsResult,
     DnsTarget,
+    PortTarget,
     ProbePlan,
     TcpTarget,
     VipTarget,
@@ -25,6 +28,7 @@ from swarm_medic.nodes import agent as agent_mod
 from swarm_medic.nodes.agent import REMOVE_TASK_CONTAINER, AgentError, NodeAgent
 from swarm_medic.nodes.probe import TcpResult
 from swarm_medic.swarm.fake import FakeEngine
+from tests.netkit import closed_port
 
 T = TypeVar("T")
 ME = "node-1"
@@ -181,15 +185,25 @@ def test_dry_run_still_checks_the_labels_first(engine: FakeEngine) -> None:
 
 
 class Netns:
-    """Stands in for setns(2) and the probe primitives; remembers what ran where."""
+    """Stands in for setns(2) and the probe primitives; remembers what ran where. The joined
+    namespace is per thread, as setns(2) is: the published-port connects run in a thread of
+    their own while a namespace batch runs."""
 
     def __init__(self) -> None:
-        self.current = ""
+        self._joined = threading.local()
         self.down: set[tuple[str, str]] = set()  # (netns path, ip) whose interface is down
         self.refused: set[str] = set()  # IPs whose TCP connect is refused
         self.interface_checks: list[tuple[str, str]] = []
         self.connects: list[tuple[str, tuple[str, int]]] = []
         self.lookups: list[tuple[str, str]] = []
+
+    @property
+    def current(self) -> str:
+        return str(getattr(self._joined, "path", ""))
+
+    @current.setter
+    def current(self, path: str) -> None:
+        self._joined.path = path
 
     def in_netns(self, path: str, fn: Callable[[], T], timeout: float = 30.0) -> T:
         self.current = path
@@ -432,3 +446,71 @@ def test_the_answer_names_the_node_ipvs_and_its_containers(world: World, ns: Net
     )
     assert listed.name == f"web.{c.name.split('.')[1]}.{tid}" == c.name
     assert (ans.tcp, ans.dns, ans.vip, ans.errors) == ((), (), (), ())
+
+
+# --- published ports ----------------------------------------------------------------------------
+
+
+def test_published_ports_are_probed_from_the_agents_own_namespace(world: World, ns: Netns) -> None:
+    world.container("10.0.1.2", "sb1")
+    ns.refused.add("192.168.0.3")
+    ans = world.agent.probe(
+        ProbePlan(
+            tcp=(tcp("remote", "10.0.1.9", local=False),),
+            ports=(PortTarget(ip="192.168.0.2", port=8080), PortTarget(ip="192.168.0.3", port=80)),
+        )
+    )
+    assert ns.where("192.168.0.2") == [""] and ns.where("192.168.0.3") == [""]  # joined none
+    assert ns.where("10.0.1.9") == [world.sandbox("sb1")]  # the overlay probe still from its own
+    assert [(r.ok, r.error) for r in ans.ports] == [(True, ""), (False, "refused")]
+    assert ans.tcp[0].ok is True
+
+
+def test_published_ports_need_no_container_and_no_namespace(world: World, ns: Netns) -> None:
+    ans = world.agent.probe(ProbePlan(ports=(PortTarget(ip="192.168.0.2", port=8080),)))
+    assert [r.ok for r in ans.ports] == [True]
+    assert ans.errors == ()
+
+
+def test_published_ports_that_cannot_be_probed_are_no_opinion_and_an_error(
+    world: World, ns: Netns, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tid = world.container("10.0.1.2", "sb1")
+    world.local_ns()
+
+    def broken(targets: list[tuple[str, int]], timeout: float) -> list[TcpResult]:
+        if targets == [("192.168.0.2", 8080)]:
+            raise OSError(24, "Too many open files")
+        return ns.tcp_connect_all(targets, timeout)
+
+    monkeypatch.setattr(agent_mod, "tcp_connect_all", broken)
+    ans = world.agent.probe(
+        ProbePlan(
+            tcp=(tcp(tid, "10.0.1.2", local=True),),
+            ports=(PortTarget(ip="192.168.0.2", port=8080),),
+        )
+    )
+    assert [(r.ok, r.error) for r in ans.ports] == [(None, "not probed")]
+    assert ans.errors == ("published ports: OSError: [Errno 24] Too many open files",)
+    assert [r.ok for r in ans.tcp] == [True]  # the overlay probes are not touched
+
+
+def test_published_ports_on_loopback_for_real() -> None:
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    try:
+        open_port, shut = server.getsockname()[1], closed_port()
+        agent = NodeAgent(FakeEngine(node_id=ME), ME, timeout=1.0)
+        ans = agent.probe(
+            ProbePlan(
+                ports=(
+                    PortTarget(ip="127.0.0.1", port=shut),
+                    PortTarget(ip="127.0.0.1", port=open_port),
+                )
+            )
+        )
+    finally:
+        server.close()
+    assert [(r.ok, r.error) for r in ans.ports] == [(False, "refused"), (True, "")]
+    assert ans.tcp == () and ans.errors == ()

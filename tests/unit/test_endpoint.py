@@ -259,10 +259,28 @@ def test_an_engine_error_during_an_act_is_502() -> None:
             "bad request: ProbePlan: Expected `str` matching regex",
         ),
         (PROBE_PATH, json.dumps({"tcp": [{**PLAN["tcp"][0], "port": 0}]}).encode(), "bad request"),
+        (
+            PROBE_PATH,
+            b'{"ports":[{"ip":"metadata.internal","port":80}]}',
+            "bad request: ProbePlan: Expected `str` matching regex",
+        ),
+        (PROBE_PATH, b'{"ports":[{"ip":"10.0.0.2","port":65536}]}', "bad request: ProbePlan: "),
+        (PROBE_PATH, b'{"ports":[{"ip":"10.0.0.2"}]}', "bad request: ProbePlan: Object missing"),
         (ACT_PATH, b'{"kind":"remove_task_container","task":"","service":"s"}', "bad request"),
         (ACT_PATH, b'{"kind":"remove_task_container"}', "bad request: ActRequest: Object missing"),
     ],
-    ids=["not-json", "not-an-object", "wrong-type", "ipv6", "port-0", "empty-task", "no-task"],
+    ids=[
+        "not-json",
+        "not-an-object",
+        "wrong-type",
+        "ipv6",
+        "port-0",
+        "published-port-name",
+        "published-port-too-high",
+        "published-port-no-port",
+        "empty-task",
+        "no-task",
+    ],
 )
 def test_a_bad_body_is_400(path: str, body: bytes, why: str) -> None:
     s = Setup()

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from swarm_medic.core.protocol import (
     MAX_ANSWER,
     MAX_ERRORS,
+    MAX_PORTS,
     MAX_REQUEST,
     MAX_TEXT,
     ActAnswer,
@@ -21,12 +22,14 @@ from swarm_medic.core.protocol import (
     DnsResult,
     DnsTarget,
     Envelope,
+    PortTarget,
     ProbeAnswer,
     ProbePlan,
     ProtocolError,
     TcpResult,
     TcpTarget,
     VipTarget,
+    check_aligned,
     decode,
     encode,
     is_ipv4,
@@ -39,6 +42,7 @@ PLAN = ProbePlan(
     tcp=(TARGET,),
     dns=(DnsTarget(net="n1", service="s1", name="tasks.web"),),
     vip=(VipTarget(net="n1", service="s1", ip="10.0.1.100", port=80),),
+    ports=(PortTarget(ip="192.168.0.2", port=8080),),
 )
 ANSWER = ProbeAnswer(
     node="node1",
@@ -46,6 +50,7 @@ ANSWER = ProbeAnswer(
     tcp=(TcpResult(False, "timeout", 1000.0),),
     dns=(DnsResult(("10.0.1.2", "10.0.1.3")),),
     vip=(TcpResult(None, "no vantage point"),),
+    ports=(TcpResult(False, "refused", 0.4),),
     errors=("vantage c1: gone",),
     containers=(Container(id="c" * 64, task="t1", service="s1", state="running", name="w.1"),),
 )
@@ -219,3 +224,76 @@ def test_the_answer_of_the_review_is_refused() -> None:
 )
 def test_is_ipv4(text: str, ok: bool) -> None:
     assert is_ipv4(text) is ok
+
+
+# --- published ports ----------------------------------------------------------------------------
+
+
+def ports_with(**over: object) -> bytes:
+    return json.dumps({"ports": [{"ip": "192.168.0.2", "port": 8080, **over}]}).encode()
+
+
+@pytest.mark.parametrize(
+    "over",
+    [
+        {"port": 0},
+        {"port": 65536},
+        {"port": "8080"},
+        {"port": None},
+        {"ip": "localhost"},
+        {"ip": "fd00::2"},
+        {"ip": "192.168.0.2\n"},
+        {"ip": "192.168.0.256"},
+        {"ip": "192.168.0.2:80"},
+        {"ip": ""},
+        {"ip": 3232235522},
+    ],
+)
+def test_a_published_port_target_outside_its_bounds_is_refused(over: dict[str, object]) -> None:
+    with pytest.raises(ProtocolError, match=r"\$\.ports\[0\]"):
+        decode(ports_with(**over), ProbePlan, limit=MAX_REQUEST)
+
+
+def test_a_published_port_target_carries_an_address_and_a_port_only() -> None:
+    plan = decode(ports_with(service="s1", cmd="rm -rf /"), ProbePlan, limit=MAX_REQUEST)
+    assert plan.ports == (PortTarget(ip="192.168.0.2", port=8080),)  # the rest is ignored
+
+
+def test_published_port_targets_are_bounded() -> None:
+    many = json.dumps({"ports": [{"ip": "10.0.0.1", "port": 80}] * (MAX_PORTS + 1)})
+    with pytest.raises(ProtocolError, match="length"):
+        decode(many, ProbePlan, limit=MAX_REQUEST)
+    answers = json.dumps({"node": "n", "ports": [[True, "", 1.0]] * (MAX_PORTS + 1)})
+    with pytest.raises(ProtocolError, match="length"):
+        decode(answers, ProbeAnswer, limit=MAX_ANSWER)
+
+
+def test_a_plan_from_a_brain_without_published_ports_has_none() -> None:
+    old = json.dumps({"tcp": [json.loads(encode(TARGET))]})
+    assert decode(old, ProbePlan, limit=MAX_REQUEST).ports == ()
+
+
+def test_an_answer_without_port_results_is_aligned_it_is_an_older_node() -> None:
+    # a node from before published ports ignores the plan's `ports` and answers none
+    older = ProbeAnswer(node="node1", tcp=ANSWER.tcp, dns=ANSWER.dns, vip=ANSWER.vip)
+    check_aligned(PLAN, older)
+    check_aligned(PLAN, ANSWER)
+
+
+@pytest.mark.parametrize("count", [2, 3])
+def test_any_other_count_of_port_results_is_refused(count: int) -> None:
+    answer = ProbeAnswer(
+        node="node1",
+        tcp=ANSWER.tcp,
+        dns=ANSWER.dns,
+        vip=ANSWER.vip,
+        ports=(TcpResult(True),) * count,
+    )
+    with pytest.raises(ProtocolError, match=f"{count} ports results for 1 ports targets"):
+        check_aligned(PLAN, answer)
+
+
+def test_port_results_without_port_targets_are_refused() -> None:
+    answer = ProbeAnswer(node="node1", ports=(TcpResult(True),))
+    with pytest.raises(ProtocolError, match="1 ports results for 0 ports targets"):
+        check_aligned(ProbePlan(), answer)
