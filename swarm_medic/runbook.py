@@ -20,7 +20,8 @@ Both functions are pure: no I/O, no clock, no randomness; everything is in `ctx`
     ctx.since(key)      when the medic first saw the condition `key` (held on every scan since)
     ctx.services_seen   services seen in the last hour, removed ones included
     ctx.settings        this runbook's own settings, parsed: ctx.settings.grace
-    ctx.probes          the overlay probe results (Probes); only with NEEDS = (PROBES,)
+    ctx.probes          the overlay and published-port probe results (Probes); only with
+                        NEEDS = (PROBES,)
     ctx.alerts          the alerts Alertmanager says fire (Alerts: .firing, a tuple of Alert
                         with name, service, labels, annotations, summary; .firing_for(name,
                         service name, service id)); only with NEEDS = (ALERTS,)
@@ -67,7 +68,15 @@ from swarm_medic.core.model import (
     UpdateStatus,
 )
 from swarm_medic.core.protocol import Container
-from swarm_medic.core.reach import Cell, Reachability, probe_port, running, running_ips
+from swarm_medic.core.reach import (
+    Cell,
+    Published,
+    Reachability,
+    probe_port,
+    published_targets,
+    running,
+    running_ips,
+)
 from swarm_medic.core.runbook import (
     ALERTS,
     PROBES,
@@ -113,6 +122,7 @@ __all__ = [
     "Miss",
     "Node",
     "Probes",
+    "Published",
     "Reachability",
     "Service",
     "Setting",
@@ -130,6 +140,7 @@ __all__ = [
     "parse_duration",
     "placement_misses",
     "probe_port",
+    "published_targets",
     "remove_orphan",
     "replace_task",
     "resume_update",

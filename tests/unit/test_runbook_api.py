@@ -112,7 +112,13 @@ def test_everything_in_all_exists() -> None:
 
 def test_the_report_only_builtins_have_no_plan() -> None:
     report_only = {rb.name for rb in BUILTIN if rb.plan_fn is None}
-    assert report_only == {"dead-vip", "node-down", "repeated-rejection", "stale-dns"}
+    assert report_only == {
+        "dead-vip",
+        "node-down",
+        "published-port",
+        "repeated-rejection",
+        "stale-dns",
+    }
 
 
 # --- plan absent, needs not met ---------------------------------------------------------------
