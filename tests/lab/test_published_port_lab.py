@@ -113,7 +113,8 @@ def test_a_host_port_whose_proxy_died_is_reported(lab: Lab, medic: Medic) -> Non
     record_timing(
         runbook="published-port",
         fault="docker-proxy of a host-mode port killed",
-        found_after=round(ts(f) - t_fault, 1),
+        swarm_alone="task kept running, port stayed dead",
+        detect=round(ts(f) - t_fault, 1),
         actions=0,
     )
 
@@ -148,6 +149,7 @@ def test_an_ingress_port_on_a_kernel_without_ipvs_is_reported_as_such(
     record_timing(
         runbook="published-port",
         fault="ingress-mode port on a kernel without IPVS",
-        found_after=round(ts(f) - t_start, 1),
+        swarm_alone="task running, port never answers",
+        detect=round(ts(f) - t_start, 1),
         actions=0,
     )
