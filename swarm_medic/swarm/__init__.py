@@ -22,6 +22,7 @@ from swarm_medic.core.model import (
     SwarmInfo,
     Task,
 )
+from swarm_medic.core.rollout import ServiceSpec
 
 
 class EventStream(Protocol):
@@ -67,6 +68,30 @@ class Engine(Protocol):
     def resume_update(self, service_id: str, version: int) -> None:
         """Post the service's own spec again (`docker service update SVC`): a paused update
         carries on. Compare-and-swap on `version`."""
+        ...
+
+    # --- rollout: one service's raw spec, config and secret objects --------------------------
+
+    def service_spec(self, service: str) -> ServiceSpec:
+        """One service by id or name: its raw Spec and Version.Index; NotFound if none."""
+        ...
+
+    def update_service_spec(
+        self, service_id: str, version: int, spec: Mapping[str, Any]
+    ) -> tuple[str, ...]:
+        """Post `spec` as the service's spec (an update that rolls by the service's own update
+        config), compare-and-swap on `version`: Conflict if the service moved on. -> the
+        engine's warnings."""
+        ...
+
+    def create_stored(self, kind: str, name: str, data: bytes, labels: Mapping[str, str]) -> str:
+        """Create a config or secret (kind "config" | "secret") -> its id; Conflict if the
+        name is taken."""
+        ...
+
+    def remove_stored(self, kind: str, object_id: str) -> None:
+        """Remove a config or secret; NotFound if it is gone, EngineError (400) if a
+        service's spec uses it (the engine does not look at PreviousSpecs)."""
         ...
 
     def read_ledger(self, name: str) -> LedgerDoc | None: ...

@@ -36,6 +36,7 @@ from swarm_medic.core.model import (
     SwarmInfo,
     Task,
 )
+from swarm_medic.core.rollout import ServiceSpec
 from swarm_medic.swarm import EventStream, mapping, wire
 
 T = TypeVar("T")
@@ -234,6 +235,61 @@ class DockerEngine:
 
     def resume_update(self, service_id: str, version: int) -> None:
         self._update_service(service_id, version, how="resume")
+
+    # --- rollout: the raw spec of one service, config and secret versions -------------------
+
+    def service_spec(self, service: str) -> ServiceSpec:
+        raw = self._call(f"inspect service {service}", lambda: self._api.inspect_service(service))
+        spec = raw.get("Spec") if isinstance(raw, dict) else None
+        if not isinstance(spec, dict) or not raw.get("ID"):
+            raise EngineError(f"inspect service {service}: the engine answered no service spec")
+        return ServiceSpec(
+            id=str(raw["ID"]),
+            name=str(spec.get("Name") or raw["ID"]),
+            version=int((raw.get("Version") or {}).get("Index") or 0),
+            spec=spec,
+        )
+
+    def update_service_spec(
+        self, service_id: str, version: int, spec: Mapping[str, Any]
+    ) -> tuple[str, ...]:
+        what = f"update service {service_id}"
+        url = self._api._url("/services/{0}/update", service_id)
+        # Once, as every write: the engine checks `version` itself ("update out of sequence"
+        # -> Conflict), so a caller re-reads and decides again rather than replaying blindly.
+        self.api_calls += 1
+        try:
+            answer = self._api._result(
+                self._api._post_json(url, data=dict(spec), params={"version": version}),
+                json=True,
+            )
+        except Exception as exc:
+            raise translate(exc, what) from exc
+        warnings = (answer or {}).get("Warnings") if isinstance(answer, dict) else None
+        return tuple(str(w) for w in warnings or ())
+
+    def create_stored(self, kind: str, name: str, data: bytes, labels: Mapping[str, str]) -> str:
+        what = f"create {kind} {name}"
+        create = self._api.create_config if kind == "config" else self._api.create_secret
+        self.api_calls += 1  # once: a timeout may hide a success, which the caller re-lists
+        try:
+            made = create(name, data, labels=dict(labels))
+        except docker.errors.APIError as exc:
+            if exc.status_code == 409:
+                raise Conflict(f"{what}: the name is taken", status=409) from exc
+            raise translate(exc, what) from exc
+        except Exception as exc:
+            raise translate(exc, what) from exc
+        return str(made["ID"])
+
+    def remove_stored(self, kind: str, object_id: str) -> None:
+        what = f"remove {kind} {object_id}"
+        remove = self._api.remove_config if kind == "config" else self._api.remove_secret
+        self.api_calls += 1
+        try:
+            remove(object_id)
+        except Exception as exc:
+            raise translate(exc, what) from exc
 
     def read_ledger(self, name: str) -> LedgerDoc | None:
         found = self._call("list configs", lambda: self._api.configs(filters={"name": name}))

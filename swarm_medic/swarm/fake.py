@@ -14,8 +14,9 @@ from __future__ import annotations
 import copy
 import itertools
 import queue
+import re
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,10 +34,12 @@ from swarm_medic.core.model import (
     SwarmInfo,
     Task,
 )
+from swarm_medic.core.rollout import MAX_BYTES, ServiceSpec
 from swarm_medic.swarm import mapping, wire
 
 Json = dict[str, Any]
 _STOP = object()
+_STORED_NAME = re.compile(r"^[a-zA-Z0-9]+(?:[a-zA-Z0-9-_.]*[a-zA-Z0-9])?$")  # swarmkit's rule
 
 
 def _ts(epoch: float) -> str:
@@ -87,6 +90,10 @@ class FakeEngine:
         self.removed: list[str] = []  # (verb, service id, version)
         self._memos: dict[str, wire.Memo[Any]] = {}
         self._frozen: dict[str, bytes] | None = None
+        self.data: dict[str, bytes] = {}  # config / secret id -> its content (tests read it)
+        # run one per update_service_spec call, before its compare-and-swap: another writer
+        # (swarm's updater writing UpdateStatus, an operator) getting there first
+        self.before_update: list[Callable[[], None]] = []
 
     def freeze(self, answers: Mapping[str, bytes] | None = None) -> dict[str, bytes]:
         """Encode the node, service and task lists once and answer with those bytes until the
@@ -223,6 +230,7 @@ class FakeEngine:
         *,
         labels: Mapping[str, str] | None = None,
         created: float | None = None,
+        data: bytes = b"x",
     ) -> str:
         """A config or secret object (kind "config" | "secret"), as `docker config create`."""
         store = self._configs if kind == "config" else self._secrets
@@ -235,7 +243,14 @@ class FakeEngine:
             "CreatedAt": _ts(self.now if created is None else created),
             "Spec": {"Name": name, "Labels": dict(labels or {})},
         }
+        self.data[oid] = bytes(data)
         return oid
+
+    def touch_service(self, service_id: str) -> None:
+        """Another writer changed the service (its Version.Index moves on), as swarm's updater
+        does when it writes UpdateStatus right after an update."""
+        self._frozen = None
+        self._services[service_id]["Version"]["Index"] += 1
 
     def _service_event(self, action: str, sid: str) -> None:
         # The engine publishes these to managers; the watcher relies on them for early scans.
@@ -449,6 +464,86 @@ class FakeEngine:
                 "Message": "manually requested rollback",
             }
             self._service_event("update", service_id)
+
+    # --- rollout ----------------------------------------------------------------------------
+
+    def service_spec(self, service: str) -> ServiceSpec:
+        self._enter()
+        svc = self._services.get(service) or next(
+            (s for s in self._services.values() if s["Spec"]["Name"] == service), None
+        )
+        if svc is None:
+            raise NotFound(f"inspect service {service}: service {service} not found", status=404)
+        return ServiceSpec(
+            svc["ID"], svc["Spec"]["Name"], svc["Version"]["Index"], copy.deepcopy(svc["Spec"])
+        )
+
+    def _check_refs(self, spec: Mapping[str, Any]) -> None:
+        # swarmkit's controlapi refuses a spec naming a config or secret that does not exist
+        container = spec.get("TaskTemplate", {}).get("ContainerSpec", {})
+        for kind, key, store in (
+            ("config", "Configs", self._configs),
+            ("secret", "Secrets", self._secrets),
+        ):
+            ids = {o["ID"] for o in store.values()}
+            for ref in container.get(key) or ():
+                if ref.get(f"{kind.title()}ID") not in ids:
+                    raise EngineError(
+                        f"update service: {kind} not found: {ref.get(f'{kind.title()}Name')}",
+                        status=400,
+                    )
+
+    def update_service_spec(
+        self, service_id: str, version: int, spec: Mapping[str, Any]
+    ) -> tuple[str, ...]:
+        if self.before_update:
+            self.before_update.pop(0)()
+        with self._lock:
+            svc = self._service_for_write(service_id, version, "update")
+            self._check_refs(spec)
+            svc["PreviousSpec"] = copy.deepcopy(svc["Spec"])
+            svc["Spec"] = copy.deepcopy(dict(spec))
+            svc["Version"]["Index"] += 1
+            svc["UpdateStatus"] = {"State": "updating", "Message": "update in progress"}
+            self._service_event("update", service_id)
+        return ()
+
+    def create_stored(self, kind: str, name: str, data: bytes, labels: Mapping[str, str]) -> str:
+        with self._lock:
+            self._enter()
+            if not _STORED_NAME.match(name) or len(name) > 64:
+                raise EngineError(f"create {kind}: invalid name {name!r}", status=400)
+            if not 0 < len(data) < MAX_BYTES:
+                raise EngineError(
+                    f"create {kind}: data must be larger than 0 and less than {MAX_BYTES} bytes",
+                    status=400,
+                )
+            return self.add_stored(kind, name, labels=labels, data=data)
+
+    def remove_stored(self, kind: str, object_id: str) -> None:
+        with self._lock:
+            self._enter()
+            store = self._configs if kind == "config" else self._secrets
+            name = next((n for n, o in store.items() if o["ID"] == object_id), None)
+            if name is None:
+                raise NotFound(f"remove {kind} {object_id}: not found", status=404)
+            key = "Configs" if kind == "config" else "Secrets"
+            users = [
+                s["Spec"]["Name"]
+                for s in self._services.values()
+                if any(
+                    r.get(f"{kind.title()}ID") == object_id
+                    for r in s["Spec"]["TaskTemplate"].get("ContainerSpec", {}).get(key) or ()
+                )
+            ]
+            if users:  # as swarmkit: a spec's references protect, a PreviousSpec's do not
+                raise EngineError(
+                    f"remove {kind} {object_id}: {kind} '{name}' is in use by the following "
+                    f"service: {', '.join(users)}",
+                    status=400,
+                )
+            del store[name]
+            self.data.pop(object_id, None)
 
     def read_ledger(self, name: str) -> LedgerDoc | None:
         self._enter()

@@ -6,6 +6,7 @@ that tests written against the fake say something true about the real swarm.
 
 from __future__ import annotations
 
+import copy
 import time
 import uuid
 from collections.abc import Iterator
@@ -15,7 +16,8 @@ from typing import Protocol
 import pytest
 
 from swarm_medic.core.errors import Conflict, EngineError, NotFound
-from swarm_medic.core.model import Service
+from swarm_medic.core.model import FileRef, Service
+from swarm_medic.core.rollout import FAMILY_LABEL
 from swarm_medic.pipeline.observe import CALLS_PER_SCAN, take_snapshot
 from swarm_medic.swarm import Engine
 from swarm_medic.swarm.fake import FakeEngine
@@ -51,6 +53,7 @@ class RealWorld:
     engine: Engine
     names: list[str] = field(default_factory=list)
     configs: list[str] = field(default_factory=list)
+    secrets: list[str] = field(default_factory=list)
 
     def create_service(self, labels: dict[str, str]) -> str:
         from tests.labkit import docker
@@ -82,6 +85,8 @@ class RealWorld:
             docker("service", "rm", *self.names, check=False)
         if self.configs:
             docker("config", "rm", *self.configs, check=False)
+        if self.secrets:
+            docker("secret", "rm", *self.secrets, check=False)
         self.engine.close()
 
 
@@ -235,3 +240,78 @@ def test_events_replay_from_since(world: FakeWorld | RealWorld) -> None:
     assert (ev.type, ev.action, ev.actor_id) == ("service", "create", sid)
     assert ev.time_nano >= since
     assert ev.attributes.get("name", "").endswith(find(world.engine, sid).name[-6:])
+
+
+def _post(engine: Engine, sid: str, spec: dict[str, object]) -> EngineError | None:
+    """Post `spec` at the service's current version -> the engine's refusal, None if taken.
+    Swarm's updater moves the version by itself right after an update (UpdateStatus), so a
+    lost compare-and-swap is read again rather than taken for the answer."""
+    for _ in range(20):
+        try:
+            engine.update_service_spec(sid, engine.service_spec(sid).version, spec)
+        except Conflict:
+            time.sleep(0.2)
+        except EngineError as exc:
+            return exc
+        else:
+            return None
+    raise AssertionError(f"service {sid} kept changing")
+
+
+@pytest.mark.parametrize("kind", ["config", "secret"])
+def test_a_stored_object_is_swapped_into_a_spec_by_compare_and_swap(
+    world: FakeWorld | RealWorld, kind: str
+) -> None:
+    """What `swarm-medic rollout` relies on: create, name taken, read the raw spec by id and
+    by name, post it with a reference (compare-and-swap), the engine guarding the spec's
+    references but not the PreviousSpec's against removal, and refusing unknown references."""
+    eng = world.engine
+    sid = world.create_service({})
+    name = f"medic-contract-{kind}-{uuid.uuid4().hex[:6]}"
+    if isinstance(world, RealWorld):
+        (world.configs if kind == "config" else world.secrets).append(name)
+    oid = eng.create_stored(kind, name, b"hello\n", {FAMILY_LABEL: "fam", "medic.lab": "1"})
+    with pytest.raises(Conflict):
+        eng.create_stored(kind, name, b"other\n", {})
+    listed = {o.id: o for o in (eng.configs() if kind == "config" else eng.secrets())}
+    assert listed[oid].name == name
+    assert listed[oid].labels[FAMILY_LABEL] == "fam"
+    assert listed[oid].created_at > 0
+
+    svc = eng.service_spec(sid)
+    assert eng.service_spec(svc.name).id == sid
+    key, plural = ("Config", "Configs") if kind == "config" else ("Secret", "Secrets")
+    target = "/etc/contract.conf" if kind == "config" else "contract_pw"
+    spec = copy.deepcopy(dict(svc.spec))
+    spec["TaskTemplate"]["ContainerSpec"][plural] = [
+        {
+            f"{key}ID": oid,
+            f"{key}Name": name,
+            "File": {"Name": target, "UID": "0", "GID": "0", "Mode": 0o444},
+        }
+    ]
+    eng.update_service_spec(sid, svc.version, spec)
+    after = find(eng, sid)
+    refs = after.configs if kind == "config" else after.secrets
+    assert refs == (FileRef(oid, name, target),)
+    assert after.version > svc.version and after.has_previous_spec
+    with pytest.raises(Conflict):
+        eng.update_service_spec(sid, svc.version, spec)  # read before the update: stale
+
+    with pytest.raises(EngineError) as in_use:
+        eng.remove_stored(kind, oid)
+    assert not isinstance(in_use.value, (Conflict, NotFound))
+    assert in_use.value.status == 400 and "in use" in str(in_use.value)
+
+    unknown = copy.deepcopy(spec)
+    unknown["TaskTemplate"]["ContainerSpec"][plural][0][f"{key}ID"] = "nosuchobject0000000000000"
+    refused = _post(eng, sid, unknown)
+    assert refused is not None and refused.status == 400, refused
+
+    without = copy.deepcopy(spec)
+    without["TaskTemplate"]["ContainerSpec"][plural] = []
+    assert _post(eng, sid, without) is None
+    assert find(eng, sid).previous_refs == (oid,)  # only the PreviousSpec names it now...
+    eng.remove_stored(kind, oid)  # ...and the engine lets it go: the rollout's GC must not
+    with pytest.raises(NotFound):
+        eng.remove_stored(kind, oid)
