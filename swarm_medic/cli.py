@@ -1,4 +1,4 @@
-"""Command line: `swarm-medic run | check | pause | resume | runbooks`, `--version`."""
+"""Command line: `swarm-medic run | check | pause | resume | rollout | runbooks`, `--version`."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from swarm_medic import __version__
 from swarm_medic.core.errors import SettingsError, SwarmMedicError
 from swarm_medic.core.ledger import MAX_TEXT, Pause
 from swarm_medic.core.runbook import RUNBOOK_FLAG, Runbook, env_name, flag_form
-from swarm_medic.core.settings import DAY, Duration, Settings, add_arguments, load
+from swarm_medic.core.settings import DAY, Count, Duration, Settings, add_arguments, load
 from swarm_medic.pipeline import registry
 
 
@@ -72,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     add_arguments(pause)
     resume = sub.add_parser("resume", help="end the pause: every instance acts again")
     add_arguments(resume)
+    _add_rollout(sub)
     rbs = sub.add_parser("runbooks", help="list the runbooks, or explain one")
     rbs.add_argument("name", nargs="?", help="a runbook to explain")
     rbs.add_argument("--runbooks-dir", default=None, help="an extra directory of runbooks")
@@ -80,6 +81,58 @@ def _parser() -> argparse.ArgumentParser:
 
 
 PAUSE_FOR = Duration(1.0, 90 * DAY)
+KEEP = Count(1000, low=0)
+
+
+def _keep(text: str) -> int:
+    try:
+        return KEEP(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_rollout(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    rollout = sub.add_parser(
+        "rollout",
+        help="roll a new config or secret content out to a service (a versioned object named "
+        "by its content, swapped in by the service's own rolling update); remove old versions",
+        description="Swarm cannot change a config or secret in place: each content becomes "
+        "an object <family>-<12 hex of its sha256> (same content, same name: nothing to do), "
+        "and the service's reference is swapped in one update that rolls by its own update "
+        "config. Old versions no service (or its previous spec) uses are removed, keeping the "
+        "newest --keep.",
+    )
+    kinds = rollout.add_subparsers(dest="rollout_what", required=True)
+    for kind in ("config", "secret"):
+        p = kinds.add_parser(kind, help=f"roll FILE out as the {kind} SERVICE has at TARGET")
+        p.add_argument("rollout_service", metavar="SERVICE", help="the service, by name or id")
+        p.add_argument(
+            "rollout_target",
+            metavar="TARGET",
+            help=f"the path of the {kind} in the container (its reference's target), e.g. "
+            + ("/etc/app.conf" if kind == "config" else "db_password or /run/secrets/db_password"),
+        )
+        p.add_argument(
+            "rollout_file", metavar="FILE", help="the new content (read as bytes; - for stdin)"
+        )
+    stack = kinds.add_parser(
+        "stack",
+        help="roll out every config and secret with a file: in a stack's compose file",
+    )
+    stack.add_argument("rollout_service", metavar="STACK", help="the stack's name")
+    stack.add_argument("rollout_target", metavar="COMPOSE_FILE", help="its compose file")
+    kinds.add_parser("gc", help="only remove old versions no service or previous spec uses")
+    for p in kinds.choices.values():
+        p.add_argument(
+            "--keep",
+            type=_keep,
+            default=3,
+            metavar="K",
+            help="unused versions kept per family, newest first, besides those any service's "
+            "spec or previous spec uses (default 3)",
+        )
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+        add_arguments(p, only=("engine",))  # an operator's command: no daemon settings
 
 
 def _reason(text: str) -> str:
@@ -163,6 +216,25 @@ def cmd_resume(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rollout(args: argparse.Namespace) -> int:
+    from swarm_medic import rollout
+
+    settings = _settings(args)
+    operands = [v for v in (getattr(args, k, None) for k in ROLLOUT_OPERANDS) if isinstance(v, str)]
+    return rollout.run(
+        args.rollout_what,
+        operands,
+        _engine_factory(settings),
+        keep=args.keep,
+        as_json=args.json,
+        out=sys.stdout,
+        err=sys.stderr,
+    )
+
+
+ROLLOUT_OPERANDS = ("rollout_service", "rollout_target", "rollout_file")
+
+
 def _explain(rb: Runbook) -> str:
     out = f"{rb.name}  ({rb.source})\n\n{rb.doc.strip()}\n"
     if rb.needs:
@@ -211,6 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "check": cmd_check,
             "pause": cmd_pause,
             "resume": cmd_resume,
+            "rollout": cmd_rollout,
             "runbooks": cmd_runbooks,
         }[args.command](args)
     except SettingsError as exc:

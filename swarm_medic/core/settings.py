@@ -14,7 +14,7 @@ import argparse
 import math
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import MappingProxyType
@@ -606,12 +606,17 @@ def show_range(spec: Spec[Any]) -> str:
     return ""
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """One argparse group per settings group; each flag's help names range, default, variable."""
+def add_arguments(parser: argparse.ArgumentParser, only: Collection[str] = ()) -> None:
+    """One argparse group per settings group; each flag's help names range, default, variable.
+    `only`: just those groups (a command that needs nothing but the engine's address)."""
     groups = {
-        name: parser.add_argument_group(f"{name} settings", about) for name, about in GROUPS.items()
+        name: parser.add_argument_group(f"{name} settings", about)
+        for name, about in GROUPS.items()
+        if not only or name in only
     }
     for spec in SPECS:
+        if spec.group not in groups:
+            continue
         notes = [f"range {r}" for r in (show_range(spec),) if r]
         notes += [f"default {d}" for d in (show_default(spec),) if d]
         notes.append(f"env {env_name(spec)}")
