@@ -13,7 +13,8 @@ A runbook is a Python file: the built-in ones in runbooks/, an operator's in --r
 
 Both functions are pure: no I/O, no clock, no randomness; everything is in `ctx`:
 
-    ctx.snapshot        the swarm as observed this scan (Snapshot: nodes, services, tasks;
+    ctx.snapshot        the swarm as observed this scan (Snapshot: nodes, services, tasks,
+                        networks, configs and secrets (Stored: metadata only);
                         .service(id), .task(id), .node(id), .tasks_of(service_id))
     ctx.now             the scan's time (seconds since the epoch)
     ctx.age(task)       how long the task has been in its current state
@@ -62,6 +63,7 @@ from swarm_medic.core.model import (
     Service,
     Severity,
     Snapshot,
+    Stored,
     Target,
     TargetKind,
     Task,
@@ -77,6 +79,7 @@ from swarm_medic.core.reach import (
     running,
     running_ips,
 )
+from swarm_medic.core.rollout import VersionFamily, stale_versions
 from swarm_medic.core.runbook import (
     ALERTS,
     PROBES,
@@ -128,11 +131,13 @@ __all__ = [
     "Setting",
     "Severity",
     "Snapshot",
+    "Stored",
     "Target",
     "TargetKind",
     "Task",
     "UpdateStatus",
     "Values",
+    "VersionFamily",
     "choice",
     "fitting_nodes",
     "force_update",
@@ -148,5 +153,6 @@ __all__ = [
     "rollback",
     "running",
     "running_ips",
+    "stale_versions",
     "summarise",
 ]
