@@ -117,6 +117,7 @@ def test_the_report_only_builtins_have_no_plan() -> None:
         "node-down",
         "published-port",
         "repeated-rejection",
+        "stale-config-versions",
         "stale-dns",
     }
 
@@ -200,6 +201,7 @@ def test_defaults_come_from_the_declaration() -> None:
         "orphan-container": {"grace": 60.0},
         "paused-update": {"action": "rollback"},
         "repeated-rejection": {"threshold": 3, "window": 600.0},
+        "stale-config-versions": {"keep": 3},
         "stale-dns": {"grace": 30.0},
         "stuck-task": {"after": DEFAULT_STUCK_AFTER},
     }
