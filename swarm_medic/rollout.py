@@ -64,7 +64,7 @@ NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 @dataclass(frozen=True)
 class Step:
-    step: str  # created | reused | unchanged | swapped | warning | removed | family | skipped
+    step: str  # created reused unchanged swapped warning removed kept family none skipped
     text: str  # one line for a person
     fields: Mapping[str, Any] = field(default_factory=dict)
 
@@ -248,9 +248,14 @@ class Rollout:
         for k in (kind,) if kind else ("config", "secret"):
             stored += self._stored(k)
         removed = 0
-        for fam in version_families(stored, services, self.keep):
-            if family is not None and fam.name != family:
-                continue
+        found = [
+            f
+            for f in version_families(stored, services, self.keep)
+            if family is None or f.name == family
+        ]
+        if not found:
+            self.emit(Step("none", "no versions made by `swarm-medic rollout` to look at", {}))
+        for fam in found:
             gone = 0
             for obj in fam.stale:
                 try:
@@ -261,7 +266,13 @@ class Rollout:
                     if exc.status != 400 or "in use" not in str(exc):
                         raise
                     # a service started to use it since we listed: the engine's own guard
-                    self.emit(Step("kept", f"kept {fam.kind} {obj.name}: {exc}", {}))
+                    self.emit(
+                        Step(
+                            "kept",
+                            f"kept {fam.kind} {obj.name}: {exc}",
+                            {"kind": fam.kind, "name": obj.name, "id": obj.id, "family": fam.name},
+                        )
+                    )
                     continue
                 gone += 1
                 self.emit(

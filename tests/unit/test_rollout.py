@@ -717,3 +717,9 @@ def test_the_cli_wires_rollout_and_its_usage_errors(
         with pytest.raises(SystemExit) as exited:
             cli.main(argv)
         assert exited.value.code == 2, argv
+
+
+def test_gc_with_nothing_to_look_at_says_so(world: World) -> None:
+    assert world.run("gc") == 0
+    assert world.out.getvalue() == "no versions made by `swarm-medic rollout` to look at\n"
+    assert world.names() == {"app_conf"}
