@@ -278,7 +278,7 @@ def test_every_runbook_setting_parses_to_a_value_in_range_or_a_value_error(
     if isinstance(spec.parse, Duration):
         assert spec.parse.low <= value <= spec.parse.high
     if isinstance(spec.parse, Count):
-        assert 1 <= value <= spec.parse.high
+        assert spec.parse.low <= value <= spec.parse.high
     if (runbook, spec.name) == ("stuck-task", "after"):
         assert all(1.0 <= v <= 30 * 86400 for v in value.values())
         assert set(value) == set(DEFAULT_STUCK_AFTER)
