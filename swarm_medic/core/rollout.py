@@ -45,7 +45,7 @@ class RolloutError(SwarmMedicError):
 class ServiceSpec:
     """A service as the engine stores it: the raw Spec, to be posted back changed only where
     a rollout swaps a reference, with the Version.Index that makes the post a compare-and-swap.
-    (Deliberately not frozen deep: callers copy before changing, see `swap`.)"""
+    The mapping is not frozen deep: `swap` works on a copy, never on what was read."""
 
     id: str
     name: str
@@ -138,7 +138,9 @@ def refs_at(svc: ServiceSpec, kind: str, target: str) -> tuple[Ref, ...]:
     raise RolloutError(f"service {svc.name} has no {kind} at {want}; its {kind}s: {have or 'none'}")
 
 
-def swap(spec: Mapping[str, Any], kind: str, target: str, new_id: str, new_name: str) -> Any:
+def swap(
+    spec: Mapping[str, Any], kind: str, target: str, new_id: str, new_name: str
+) -> dict[str, Any]:
     """A copy of `spec` whose references at `target` name the new object; everything else,
     the reference's File (UID, GID, Mode) included, as it was."""
     key = "Config" if kind == "config" else "Secret"
