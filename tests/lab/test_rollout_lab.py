@@ -168,11 +168,21 @@ def test_rollout_rolls_no_op_rolls_back_and_collects(lab: Lab, tmp_path: Path) -
         assert roll_completes(lab, name, before) >= 2
         assert read_in_task(name, "/run/secrets/app_pw") == PASSWORD
 
-        # 4. another good content, then a bad one: swarm rolls back to the previous config
+        # 4. another good content; gc right after keeps what a rollback needs: the version
+        # the PreviousSpec names, though no task runs it any more
         before = update_started(lab, name)
         code, _, shown = rollout("config", name, "/etc/app.conf", str(files["better"]))
         assert code == 0, shown
         roll_completes(lab, name, before)
+        assert refs(lab, name, "PreviousSpec")["/etc/app.conf"] == version_of(conf, good)
+        code, doc, shown = rollout("gc", "--keep", "0")
+        assert code == 0, shown
+        assert {conf, version_of(conf, good), version_of(conf, better)} <= stored_names(
+            "config", prefix
+        )
+
+        # 5. a bad content: the update fails and swarm rolls back to the previous config by
+        # itself (failure action rollback); swarmkit then clears the PreviousSpec
         code, _, shown = rollout("config", name, "/etc/app.conf", str(files["bad"]))
         assert code == 0, shown  # the swap itself is fine; the tasks are not
         t_bad = time.monotonic()
@@ -184,11 +194,11 @@ def test_rollout_rolls_no_op_rolls_back_and_collects(lab: Lab, tmp_path: Path) -
         )
         rolled_back_in = time.monotonic() - t_bad
         assert refs(lab, name)["/etc/app.conf"] == version_of(conf, better)
-        assert refs(lab, name, "PreviousSpec")["/etc/app.conf"] == version_of(conf, bad)
         wait_until("2 tasks running", lambda: lab.current_states(name) == ["Running"] * 2, 30)
 
-        # 5. gc: the spec's and the PreviousSpec's versions stay, the unnamed one goes
-        code, doc, shown = rollout("gc", "--keep", "0")
+        # 6. gc keeping 1: the spec's version stays, the newest unnamed one (bad) is kept for
+        # a manual rollback, the older unnamed one (good) goes; unlabelled objects never go
+        code, doc, shown = rollout("gc", "--keep", "1")
         assert code == 0, shown
         configs = stored_names("config", prefix)
         assert version_of(conf, good) not in configs
