@@ -3,7 +3,11 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from swarm_medic.core.errors import NotFound
 from swarm_medic.swarm.fake import FakeEngine
@@ -71,6 +75,15 @@ def test_bad_utf8_is_replaced_not_refused() -> None:
 )
 def test_control_characters_never_reach_people(written: bytes, shown: str) -> None:
     assert log_text(frame(written)) == shown
+
+
+@given(st.binary(max_size=20_000), st.integers(min_value=1, max_value=LOG_LINES))
+def test_any_bytes_make_a_bounded_safe_text(raw: bytes, lines: int) -> None:
+    text = log_text(raw, lines)
+    assert len(text.encode()) <= LOG_BYTES
+    assert len(text.split("\n")) <= lines
+    unsafe = {"Cc", "Cf", "Zl", "Zp"}
+    assert all(c == "\n" or unicodedata.category(c) not in unsafe for c in text)
 
 
 # --- the fake engine answers through the same path ---------------------------------------
