@@ -30,6 +30,10 @@ class Incident:
     last_said_at: float = 0.0
     acted: bool = False  # an action was carried out on it (its end is then not "on its own")
     told_at: float | None = None  # when people were last notified of it (None: never)
+    # the last log lines of the finding's `logs_of` task, fetched once, when the incident
+    # opened; or why they could not be read ("" and "": none asked)
+    logs: str = ""
+    logs_error: str = ""
 
     def remind_due(self, now: float, every: float) -> bool:
         """Whether to notify people of it again (or at last: opened before this instance led)."""

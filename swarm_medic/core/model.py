@@ -360,6 +360,10 @@ class Finding:
     actionable: bool = False  # the runbook believes an action can help
     details: Mapping[str, str] = field(default_factory=dict)  # for people, never read back
     target: Target | None = None
+    # A task whose last log lines people should read with this finding (e.g. the last crashed
+    # task of a crash loop): the pipeline fetches them once, when the incident opens, since a
+    # runbook may not do I/O. "" : none.
+    logs_of: str = ""
 
 
 class Verdict(enum.StrEnum):

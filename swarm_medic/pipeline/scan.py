@@ -29,6 +29,7 @@ from swarm_medic.pipeline.hold import AlertsHold
 from swarm_medic.pipeline.observe import take_snapshot
 from swarm_medic.pipeline.registry import Registry
 from swarm_medic.swarm import Engine
+from swarm_medic.swarm.mapping import LOG_LINES
 from swarm_medic.telemetry.journal import Journal
 from swarm_medic.telemetry.status import Recent, Remediation
 
@@ -163,10 +164,7 @@ class Medic:
         changes = self.incidents.update(matched.findings, now)
         self.open_incidents = self.incidents.all()
         for inc in changes.opened:
-            tell = self._tells(inc.finding, snap)
-            self.journal.opened(inc, notify=tell)
-            if tell:
-                inc.told_at = now
+            self._opened(inc, snap, now)
         for inc in changes.closed:
             self.journal.closed(
                 inc,
@@ -222,6 +220,21 @@ class Medic:
         )
         if self.state.pending:
             self.wake(VERIFY_POLL)
+
+    def _opened(self, inc: Incident, snap: Snapshot, now: float) -> None:
+        """A new incident said (and told). The last lines of the log of the task its finding
+        names come with it: read once, now, and by the leader only (the instance that tells
+        people; the other managers would only ask the same node again). A failure to read
+        them is said in their place and the scan goes on."""
+        if inc.finding.logs_of and snap.is_leader:
+            try:
+                inc.logs = self.engine.task_logs(inc.finding.logs_of, LOG_LINES) or "(empty)"
+            except EngineError as exc:
+                inc.logs_error = str(exc)
+        tell = self._tells(inc.finding, snap)
+        self.journal.opened(inc, notify=tell)
+        if tell:
+            inc.told_at = now
 
     def _tells(self, finding: Finding, snap: Snapshot) -> bool:
         """Whether people are notified of this incident's steps: only by the leader (the brain;

@@ -94,6 +94,12 @@ class Engine(Protocol):
         service's spec uses it (the engine does not look at PreviousSpecs)."""
         ...
 
+    def task_logs(self, task_id: str, tail: int) -> str:
+        """The last `tail` lines of a task's container log (stdout and stderr), made safe to
+        show: at most mapping.LOG_BYTES, control characters dropped (`mapping.log_text`).
+        One request, never retried: a slow or gone node costs one timeout, not a scan."""
+        ...
+
     def read_ledger(self, name: str) -> LedgerDoc | None: ...
 
     def write_ledger(self, name: str, doc: LedgerDoc | None, labels: Mapping[str, str]) -> None:

@@ -45,6 +45,9 @@ T = TypeVar("T")
 # probe at construction, so the daemon can start while dockerd is still coming up.
 API_VERSION = "1.41"
 LEDGER_DATA = b"swarm-medic durable history: the state lives in this config's labels.\n"
+# A task's log is read through the manager from the task's node, which may be down or slow:
+# one attempt, this long at most per read, so a scan is never held longer than that.
+LOG_TIMEOUT = 5.0
 
 
 def _is_transient(exc: BaseException) -> bool:
@@ -290,6 +293,36 @@ class DockerEngine:
             remove(object_id)
         except Exception as exc:
             raise translate(exc, what) from exc
+
+    def task_logs(self, task_id: str, tail: int) -> str:
+        what = f"read the log of task {task_id[:12]}"
+        tail = max(1, min(tail, mapping.LOG_LINES))
+        url = self._api._url("/tasks/{0}/logs", task_id)
+        params = {"stdout": 1, "stderr": 1, "follow": 0, "tail": max(1, tail)}
+        body = bytearray()
+        self.api_calls += 1  # once: a timeout would only come again
+        try:
+            resp = self._api._get(url, params=params, stream=True, timeout=LOG_TIMEOUT)
+            try:
+                self._api._raise_for_status(resp)
+                # Bounded: `tail` counts lines, and one line can be as long as its writer likes.
+                for chunk in resp.iter_content(chunk_size=8192):
+                    body += chunk
+                    if len(body) >= mapping.LOG_READ_MAX:
+                        break
+            finally:
+                resp.close()
+        except requests.exceptions.Timeout as exc:
+            raise EngineUnavailable(
+                f"{what}: no answer within {LOG_TIMEOUT:g}s (the task's node may be down or slow)"
+            ) from exc
+        except Exception as exc:
+            if isinstance(exc, requests.exceptions.RequestException) and not isinstance(
+                exc, (docker.errors.APIError, requests.exceptions.ConnectionError)
+            ):
+                raise EngineError(f"{what}: the answer broke off ({type(exc).__name__})") from exc
+            raise translate(exc, what) from exc
+        return mapping.log_text(bytes(body[: mapping.LOG_READ_MAX]), tail)
 
     def read_ledger(self, name: str) -> LedgerDoc | None:
         found = self._call("list configs", lambda: self._api.configs(filters={"name": name}))

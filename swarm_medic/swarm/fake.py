@@ -49,6 +49,11 @@ def _ts(epoch: float) -> str:
     return f"{base}.{nanos:09d}Z"
 
 
+def _frame(payload: bytes, stream: int = 1) -> bytes:
+    """One frame of a non-TTY container's log stream (stream 1: stdout, 2: stderr)."""
+    return bytes((stream, 0, 0, 0)) + len(payload).to_bytes(4, "big") + payload
+
+
 class _Stream:
     def __init__(self, backlog: list[Json], live: queue.Queue[object]) -> None:
         self._backlog = backlog
@@ -89,6 +94,8 @@ class FakeEngine:
         self.stopped: list[tuple[str, float]] = []  # (container id, timeout)
         self.removed: list[str] = []  # (verb, service id, version)
         self._memos: dict[str, wire.Memo[Any]] = {}
+        self._logs: dict[str, tuple[list[bytes], bool]] = {}  # task id -> (lines, tty)
+        self.log_reads: list[tuple[str, int]] = []  # (task id, tail) asked
         self._frozen: dict[str, bytes] | None = None
         self.data: dict[str, bytes] = {}  # config / secret id -> its content (tests read it)
         # run one per update_service_spec call, before its compare-and-swap: another writer
@@ -278,23 +285,30 @@ class FakeEngine:
         message: str = "",
         err: str = "",
         slot: int | None = 1,
+        exit_code: int | None = None,
+        created: float | None = None,
     ) -> str:
+        """`since`: when the task entered `state` (and was created, unless `created` says);
+        `exit_code`: its container's, once it ended."""
         tid = self._next_id("task")
         self._frozen = None
         when = _ts(self.now if since is None else since)
+        container: Json = {"ContainerID": f"ctr-{tid}"}
+        if exit_code is not None:
+            container["ExitCode"] = exit_code
         self._tasks[tid] = {
             "ID": tid,
             "ServiceID": service_id,
             "Slot": slot,
             "NodeID": node_id,
-            "CreatedAt": when,
+            "CreatedAt": when if created is None else _ts(created),
             "DesiredState": desired,
             "Status": {
                 "State": state,
                 "Timestamp": when,
                 "Message": message,
                 "Err": err,
-                "ContainerStatus": {"ContainerID": f"ctr-{tid}"},
+                "ContainerStatus": container,
             },
         }
         return tid
@@ -306,6 +320,12 @@ class FakeEngine:
         task["Status"]["Timestamp"] = _ts(self.now)
         if desired is not None:
             task["DesiredState"] = desired
+
+    def set_task_logs(self, task_id: str, text: str | bytes, *, tty: bool = False) -> None:
+        """The task's container log; the engine sends it framed, one frame per line on
+        stdout (a non-TTY container's multiplexed stream), or raw with `tty`."""
+        raw = text.encode() if isinstance(text, str) else text
+        self._logs[task_id] = (raw.splitlines(keepends=True), tty)
 
     def pause_update(self, service_id: str, *, task_state: str = "failed") -> str:
         """The service's update paused on a new task that ended in `task_state` (failed: the
@@ -544,6 +564,16 @@ class FakeEngine:
                 )
             del store[name]
             self.data.pop(object_id, None)
+
+    def task_logs(self, task_id: str, tail: int) -> str:
+        self._enter()
+        self.log_reads.append((task_id, tail))
+        if task_id not in self._tasks:
+            raise NotFound(f"read the log of task {task_id[:12]}: no such task", status=404)
+        lines, tty = self._logs.get(task_id, ([], False))
+        last = lines[-max(1, min(tail, mapping.LOG_LINES)) :]
+        body = b"".join(last if tty else (_frame(line) for line in last))
+        return mapping.log_text(body[: mapping.LOG_READ_MAX], tail)
 
     def read_ledger(self, name: str) -> LedgerDoc | None:
         self._enter()

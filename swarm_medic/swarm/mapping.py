@@ -7,6 +7,7 @@ lookup has a default and a malformed object raises ValueError naming the object.
 from __future__ import annotations
 
 import functools
+import unicodedata
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from types import MappingProxyType
@@ -476,3 +477,62 @@ def container_detail_from_api(obj: Json, image: Json | None) -> ContainerDetail:
         stop_timeout=float(timeout) if isinstance(timeout, int) and timeout >= 0 else None,
         stop_signal=str(cfg.get("StopSignal") or ""),
     )
+
+
+# --- a task's log: untrusted bytes, made into a few lines a person can read safely ----------
+
+LOG_LINES = 20  # the most lines of a log kept with a finding
+LOG_BYTES = 4096  # and the most bytes (UTF-8) of those lines
+LOG_READ_MAX = 64 * 1024  # the most bytes read from the engine's answer at all
+_FRAME_HEADER = 8  # stream (1 byte: 0 stdin, 1 stdout, 2 stderr), 3 zero bytes, length (u32 BE)
+# Control and format characters (escape sequences, bidi overrides, zero-width marks) and the
+# Unicode line separators a reader would take for new lines: the log is written by the
+# container, and must not rewrite a terminal, a chat message or our own log line.
+_UNSAFE = frozenset({"Cc", "Cf", "Zl", "Zp"})
+
+
+def demultiplex(raw: bytes) -> bytes:
+    """The payload of a logs answer: a non-TTY container's stream is framed (an 8-byte header
+    per frame: stream, three zero bytes, big-endian length; docker SDK's frames_iter), a TTY
+    container's is the raw text. A body that does not start with a valid frame header is taken
+    for raw text; a last frame cut short (a bounded read) keeps what arrived."""
+    if not _is_frame_header(raw):
+        return raw
+    out = bytearray()
+    at = 0
+    while len(raw) - at >= _FRAME_HEADER and _is_frame_header(raw[at:]):
+        length = int.from_bytes(raw[at + 4 : at + _FRAME_HEADER], "big")
+        start = at + _FRAME_HEADER
+        out += raw[start : start + length]
+        at = start + length
+    return bytes(out)
+
+
+def _is_frame_header(raw: bytes) -> bool:
+    return len(raw) >= _FRAME_HEADER and raw[0] in (0, 1, 2) and raw[1:4] == b"\0\0\0"
+
+
+def _safe_line(line: str) -> str:
+    return "".join(
+        " " if c == "\t" else c for c in line if c == "\t" or unicodedata.category(c) not in _UNSAFE
+    ).rstrip()
+
+
+def log_text(raw: bytes, lines: int = LOG_LINES, limit: int = LOG_BYTES) -> str:
+    """The last `lines` lines of a task's log answer (`raw`, framed or not), at most `limit`
+    bytes of UTF-8, decoded with replacement characters and with every control character
+    dropped; lines joined by "\\n". A line longer than the whole limit keeps its end."""
+    text = demultiplex(raw).decode("utf-8", errors="replace")
+    kept: list[str] = []
+    size = 0
+    for line in reversed([s for s in map(_safe_line, text.split("\n")) if s]):
+        if len(kept) >= lines:
+            break
+        cost = len(line.encode()) + (1 if kept else 0)
+        if size + cost > limit:
+            if not kept:  # one huge line: its end, cut on a character boundary
+                kept.append(line.encode()[-limit:].decode("utf-8", errors="ignore"))
+            break
+        kept.append(line)
+        size += cost
+    return "\n".join(reversed(kept))

@@ -228,6 +228,8 @@ class Journal:
     def opened(self, inc: Incident, *, notify: bool = False) -> None:
         f = inc.finding
         self.metrics.incidents_opened.labels(f.runbook).inc()
+        # the last lines of the log of the task the finding names, or why they were not read
+        logs = {k: v for k, v in (("logs", inc.logs), ("logs_error", inc.logs_error)) if v}
         self._log.warning(
             "finding",
             **_incident_fields(inc),
@@ -235,8 +237,16 @@ class Journal:
             cause=f.cause,
             severity=f.severity.value,
             diagnosis=f.advice,
+            **logs,
         )
         if notify:
+            told: dict[str, str] = {}
+            if inc.logs:
+                # one line each, indented under the heading: no line of the log (written by the
+                # container) can pass for a field of this message
+                told["last log lines"] = "".join(f"\n  | {ln}" for ln in inc.logs.split("\n"))
+            if inc.logs_error:
+                told["log not read"] = inc.logs_error
             self._tell(
                 _message(
                     inc,
@@ -246,6 +256,7 @@ class Journal:
                     summary=f.summary,
                     cause=f.cause,
                     diagnosis=f.advice,
+                    **told,
                 )
             )
 

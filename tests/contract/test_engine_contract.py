@@ -162,6 +162,12 @@ def test_missing_service_is_not_found(world: FakeWorld | RealWorld) -> None:
         world.engine.force_update("no-such-service-" + uuid.uuid4().hex[:6], 1)
 
 
+def test_the_log_of_a_missing_task_is_an_engine_error(world: FakeWorld | RealWorld) -> None:
+    # what the pipeline catches when a crashed task is gone before its log is read
+    with pytest.raises(EngineError):
+        world.engine.task_logs("no-such-task-" + uuid.uuid4().hex[:6], 20)
+
+
 def test_rollback_needs_a_previous_spec(world: FakeWorld | RealWorld) -> None:
     sid = world.create_service({})
     svc = find(world.engine, sid)

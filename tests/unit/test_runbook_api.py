@@ -113,6 +113,7 @@ def test_everything_in_all_exists() -> None:
 def test_the_report_only_builtins_have_no_plan() -> None:
     report_only = {rb.name for rb in BUILTIN if rb.plan_fn is None}
     assert report_only == {
+        "crash-loop",
         "dead-vip",
         "node-down",
         "published-port",
@@ -198,12 +199,14 @@ def test_a_bad_declaration_is_a_load_error_naming_it(
 def test_defaults_come_from_the_declaration() -> None:
     values = {rb.name: dict(rb.values) for rb in BUILTIN if rb.settings}
     assert values == {
+        "crash-loop": {"threshold": 3, "window": 600.0},
         "orphan-container": {"grace": 60.0},
         "paused-update": {"action": "rollback"},
         "repeated-rejection": {"threshold": 3, "window": 600.0},
         "stale-config-versions": {"keep": 3},
         "stale-dns": {"grace": 30.0},
         "stuck-task": {"after": DEFAULT_STUCK_AFTER},
+        "stuck-update": {"margin": 300.0, "action": "report"},
     }
 
 
