@@ -384,3 +384,15 @@ def test_the_readme_lists_every_builtin_runbook_setting() -> None:
     for rb in BUILTIN:
         for s in rb.settings:
             assert f"| `{rb.name}.{s.name}` |" in readme, (rb.name, s.name)
+
+
+def test_sightings_say_which_conditions_are_held_this_scan() -> None:
+    s = Sightings()
+    s.since("a", NOW)
+    s.since("b", NOW)
+    assert s.held() == {"a", "b"}  # what a fix's verification reads before end_scan
+    s.end_scan()
+    assert s.held() == frozenset()
+    s.since("b", NOW + 5)
+    assert s.held() == {"b"}
+    assert s.since("b", NOW + 9) == NOW  # still the first sighting
