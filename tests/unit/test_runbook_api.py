@@ -114,6 +114,7 @@ def test_the_report_only_builtins_have_no_plan() -> None:
     report_only = {rb.name for rb in BUILTIN if rb.plan_fn is None}
     assert report_only == {
         "dead-vip",
+        "manager-quorum",
         "node-down",
         "published-port",
         "repeated-rejection",
