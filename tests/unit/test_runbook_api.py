@@ -114,6 +114,7 @@ def test_the_report_only_builtins_have_no_plan() -> None:
     report_only = {rb.name for rb in BUILTIN if rb.plan_fn is None}
     assert report_only == {
         "dead-vip",
+        "ip-exhaustion",
         "manager-quorum",
         "node-down",
         "published-port",
@@ -198,6 +199,7 @@ def test_a_bad_declaration_is_a_load_error_naming_it(
 def test_defaults_come_from_the_declaration() -> None:
     values = {rb.name: dict(rb.values) for rb in BUILTIN if rb.settings}
     assert values == {
+        "ip-exhaustion": {"after": 30.0, "full": 90},
         "orphan-container": {"grace": 60.0},
         "paused-update": {"action": "rollback"},
         "repeated-rejection": {"threshold": 3, "window": 600.0},
