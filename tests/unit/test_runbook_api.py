@@ -205,6 +205,7 @@ def test_defaults_come_from_the_declaration() -> None:
         "repeated-rejection": {"threshold": 3, "window": 600.0},
         "stale-dns": {"grace": 30.0},
         "stuck-task": {"after": DEFAULT_STUCK_AFTER},
+        "unbalanced": {"after": 300.0},
     }
 
 
