@@ -99,12 +99,15 @@ class Use:
         return len(self.task_ips) + len(self.vips) + len(self.lb_nodes)
 
 
-def _on(svc: Service, net_id: str, net_name: str) -> bool:
-    # TaskTemplate.Networks[].Target is the id once the engine took the spec; a name is
-    # accepted too, as the API allows it
-    return (
-        net_id in svc.networks or net_name in svc.networks or any(n == net_id for n, _ in svc.vips)
-    )
+def members(snap: Snapshot) -> dict[str, list[Service]]:
+    """Network id or name -> the services on it: those that ask for it, or have a VIP on it.
+    (TaskTemplate.Networks[].Target is an id once the engine took the spec; the API also
+    accepts a name.)"""
+    out: dict[str, list[Service]] = {}
+    for svc in snap.services:
+        for target in sorted({*svc.networks, *(n for n, _ in svc.vips)}):
+            out.setdefault(target, []).append(svc)
+    return out
 
 
 def usage(snap: Snapshot) -> dict[str, Use]:
@@ -137,15 +140,16 @@ def _most(items: Iterable[str], shown: int = 10) -> str:
 
 def detect(ctx: Context) -> Iterator[Finding]:
     snap = ctx.snapshot
-    uses = usage(snap)
+    uses, on = usage(snap), members(snap)
     for net in snap.networks:
         if net.driver != "overlay" or net.ingress:
             continue
         size = usable(net.subnets)
-        if not size:
-            continue
         use = uses.get(net.id, Use())
-        services = [s for s in snap.services if _on(s, net.id, net.name)]
+        if not size or use.used * 100 < ctx.settings.full * size:
+            continue  # room enough (and `full` is at most 100: not full either)
+        by_id = {s.id: s for s in (*on.get(net.id, ()), *on.get(net.name, ()))}
+        services = list(by_id.values())
         waiting = [
             t
             for s in services
@@ -154,8 +158,8 @@ def detect(ctx: Context) -> Iterator[Finding]:
         ]
         stuck = [t for t in waiting if ctx.age(t) >= ctx.settings.after]
         full = use.used >= size
-        if not (stuck and full) and (waiting or use.used * 100 < ctx.settings.full * size):
-            continue  # not full, or tasks still being allocated: nothing to say yet
+        if waiting and not (stuck and full):
+            continue  # tasks still being given addresses (or stuck for another reason)
         services.sort(key=lambda s: (-use.per_service.get(s.id, 0), s.name))
         held = _most(f"{s.name} {use.per_service.get(s.id, 0)}" for s in services)
         numbers = (
