@@ -79,6 +79,11 @@ class Sightings:
         self._asked.add(key)
         return self._first.setdefault(key, now)
 
+    def held(self) -> frozenset[str]:
+        """The keys asked during this scan: the conditions runbooks still see, reported yet
+        or still within their grace (what a fix's verification must see gone)."""
+        return frozenset(self._asked)
+
     def end_scan(self) -> None:
         self._first = {k: v for k, v in self._first.items() if k in self._asked}
         self._asked = set()

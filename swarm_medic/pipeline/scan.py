@@ -157,6 +157,9 @@ class Medic:
 
         matched = match.run(self.registry, ctx)
         planned, plan_failures = match.plan_all(self.registry.runbooks, matched.findings, ctx)
+        # the faults the runbooks still see (reported, or held within their grace): a fix is
+        # not healed while its finding's key is among them
+        faults = self.sightings.held() | {f.key for f in matched.findings}
         self.sightings.end_scan()
         for failure in (*matched.failures, *plan_failures):
             self.journal.runbook_failed(failure)
@@ -179,7 +182,7 @@ class Medic:
             self.incidents.oldest_open_age(now),
         )
 
-        self._verify(snap, now, alerts)
+        self._verify(snap, now, alerts, faults)
 
         ledger = self._read_ledger(planned, snap)
         hold = self._alerts_hold(planned, snap, ledger, now)
@@ -396,12 +399,19 @@ class Medic:
                 now,
                 now + self.settings.verify_timeout,
                 alert=target.id if target is not None and target.kind is TargetKind.ALERT else "",
+                key=inc.finding.key,
             )
 
-    def _verify(self, snap: Snapshot, now: float, alerts: Alerts | None = None) -> None:
+    def _verify(
+        self,
+        snap: Snapshot,
+        now: float,
+        alerts: Alerts | None = None,
+        faults: frozenset[str] = frozenset(),
+    ) -> None:
         for sid, p in list(self.state.pending.items()):
             checked = verify.judge(
-                p, snap, now, self.settings.verify_hold, self.reach, alerts=alerts
+                p, snap, now, self.settings.verify_hold, self.reach, alerts=alerts, seen=faults
             )
             if isinstance(checked, verify.Pending):
                 self.state.pending[sid] = checked

@@ -1,7 +1,9 @@
 """verify: did the fix hold? Pure: judged on each new snapshot, no extra API calls.
 
 A fix is healed once the service has converged (every desired task running, no update in
-flight or paused; after a rollback, the rollback completed) and stayed so for --verify-hold.
+flight or paused; after a rollback, the rollback completed), its runbook no longer sees the
+fault it was for (no finding with its key, and no condition held under that key with
+`ctx.since`, i.e. still within the runbook's grace), and all of it stayed so for --verify-hold.
 It is not healed if that has not happened by --verify-timeout after the action.
 A fix for an alert (its finding's target is an alert: `Pending.alert`) is healed only when,
 besides, no alert of that name fires for the service any more (Alertmanager said it resolved).
@@ -31,6 +33,7 @@ class Pending:
     deadline: float
     healthy_since: float | None = None
     alert: str = ""  # the alert that must have resolved too ("" : none)
+    key: str = ""  # the finding's key: the fault must no longer be seen ("" : not known)
 
 
 @dataclass(frozen=True)
@@ -116,7 +119,9 @@ def judge(
     reach: Reachability | None = None,
     *,
     alerts: Alerts | None = None,
+    seen: Set[str] = frozenset(),
 ) -> Pending | Outcome:
+    """`seen`: the keys this scan's runbooks reported or held (Sightings.held)."""
     ok, detail = converged(snapshot, p.action.service_id, MUST_COMPLETE.get(p.action.kind))
     if ok and p.alert:
         ok, also = resolved(p, alerts)
@@ -125,6 +130,10 @@ def judge(
         ok, detail = answers_everywhere(p, snapshot, reach)
     if p.action.kind is ActionKind.REMOVE_ORPHAN:
         ok, detail = orphan_gone(p, reach)
+    if ok and p.key and p.key in seen:
+        # converged is not always healed: a service can converge with the fault still there
+        # (its tasks piled on some nodes), and only the runbook that found it can tell
+        ok, detail = False, f"{detail}, but {p.runbook} still sees the fault"
     if ok:
         since = p.healthy_since if p.healthy_since is not None else now
         if now - since >= hold:

@@ -58,22 +58,35 @@ def _is_transient(exc: BaseException) -> bool:
     )
 
 
+def _api_error(exc: docker.errors.APIError, what: str) -> EngineError:
+    """An answer of the Engine -> the error callers tell apart, its text kept."""
+    status = exc.status_code
+    text = str(exc.explanation or exc)
+    if "out of sequence" in text:
+        return Conflict(f"{what}: the object changed since it was read ({text})", status=status)
+    if status == 404:
+        return NotFound(f"{what}: not found ({text})", status=status)
+    if status == 503 and ("not a swarm manager" in text or "not part of a swarm" in text):
+        return NotAManager(
+            f"{what}: this engine is not a swarm manager; run swarm-medic against a "
+            f"manager's socket to observe services ({text})",
+            status=status,
+        )
+    if "does not have a leader" in text:
+        # A short election says the same; a lost raft quorum says it until someone acts.
+        return EngineError(
+            f"{what}: the swarm has no leader: an election is under way or, if this lasts, "
+            "the managers lost their raft quorum (fewer than a majority reachable); see "
+            f"`swarm-medic runbooks manager-quorum` for the recovery steps ({text})",
+            status=status,
+        )
+    return EngineError(f"{what}: engine answered {status}: {text}", status=status)
+
+
 def translate(exc: Exception, what: str) -> EngineError:
     """Docker SDK / requests exceptions -> our errors, with a message a person understands."""
     if isinstance(exc, docker.errors.APIError):
-        status = exc.status_code
-        text = str(exc.explanation or exc)
-        if "out of sequence" in text:
-            return Conflict(f"{what}: the object changed since it was read ({text})", status=status)
-        if status == 404:
-            return NotFound(f"{what}: not found ({text})", status=status)
-        if status == 503 and ("not a swarm manager" in text or "not part of a swarm" in text):
-            return NotAManager(
-                f"{what}: this engine is not a swarm manager; run swarm-medic against a "
-                f"manager's socket to observe services ({text})",
-                status=status,
-            )
-        return EngineError(f"{what}: engine answered {status}: {text}", status=status)
+        return _api_error(exc, what)
     if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout)):
         return EngineUnavailable(
             f"{what}: cannot reach the Docker Engine ({type(exc).__name__}); is dockerd running "

@@ -66,7 +66,9 @@ def sick(*, leader: bool = True) -> FakeEngine:
     """web, api, db, cache: opted in, each with a task stuck in starting; batch not opted in."""
     fake = swarm(leader=leader)
     if not leader:
+        # three managers: two would be a manager-quorum finding (no margin, an even count)
         fake.add_node("manager-2", role="manager", leader=True)
+        fake.add_node("manager-3", role="manager")
     for name in ("web", "api", "db", "cache"):
         stuck_service(fake, name)
     stuck_service(fake, "batch", labels={})

@@ -313,6 +313,7 @@ def test_services_out_of_scope_are_reported_not_touched(
 def test_only_the_leader_acts_and_a_follower_reads_only_the_pause_switch() -> None:
     fake = swarm(leader=False)
     fake.add_node("manager-2", role="manager", leader=True)
+    fake.add_node("manager-3", role="manager")  # two managers: a manager-quorum incident too
     stuck_service(fake)
     h = Harness(fake)
 

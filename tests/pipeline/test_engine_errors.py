@@ -31,6 +31,11 @@ NOT_A_MANAGER = (
     "state. Please run this command on a manager node or promote the current node to a manager."
 )
 OUT_OF_SEQUENCE = "rpc error: code = Unknown desc = update out of sequence"
+# moby daemon/cluster/errors.go: what a manager answers while there is no raft leader
+NO_LEADER = (
+    "rpc error: code = Unknown desc = The swarm does not have a leader. It's possible that too "
+    "few managers are online. Make sure more than half of the managers are online."
+)
 
 
 def response(status: int, message: str) -> requests.Response:
@@ -129,6 +134,14 @@ class Calls:
             NotAManager,
             503,
             "this engine is not a swarm manager",
+        ),
+        (
+            api_error(503, NO_LEADER),
+            EngineError,
+            503,
+            "list services: the swarm has no leader: an election is under way or, if this "
+            "lasts, the managers lost their raft quorum (fewer than a majority reachable); see "
+            "`swarm-medic runbooks manager-quorum` for the recovery steps (rpc error",
         ),
         (
             api_error(500, "rpc error: code = Unavailable desc = transport is closing"),
@@ -274,6 +287,7 @@ def test_answers_that_a_retry_cannot_change_are_not_retried(
     [
         api_error(500, "rpc error: code = DeadlineExceeded desc = context deadline exceeded"),
         api_error(503, "service unavailable"),
+        api_error(503, NO_LEADER),  # an election ends in seconds: worth the retries
         requests.exceptions.ConnectionError("Connection aborted."),
     ],
 )

@@ -30,17 +30,19 @@ def medic(fake: FakeEngine) -> Medic:
     )
 
 
-def two_managers(me_leads: bool) -> FakeEngine:
+def three_managers(me_leads: bool) -> FakeEngine:
+    """Seen from m2; three managers, as two would be a manager-quorum incident of their own."""
     fake = FakeEngine(node_id="m2", now=T0)
     fake.add_node("manager-1", node_id="m1", leader=not me_leads)
     fake.add_node("manager-2", node_id="m2", leader=me_leads)
+    fake.add_node("manager-3", node_id="m3")
     sid = fake.add_service("web", labels={"swarm-medic.enable": "true"})
     fake.add_task(sid, state="starting", node_id="m2", since=T0 - 400)
     return fake
 
 
 def test_the_brain_sees_its_incidents() -> None:
-    m = medic(two_managers(me_leads=True))
+    m = medic(three_managers(me_leads=True))
     m.scan()
     v = view.build(m, T0 + 1, version="x", pause="paused by ops")
     assert (v.role, v.node, v.brain, v.mode, v.pause) == (
@@ -57,7 +59,7 @@ def test_the_brain_sees_its_incidents() -> None:
 
 
 def test_a_manager_that_does_not_lead_points_to_the_brain() -> None:
-    m = medic(two_managers(me_leads=False))
+    m = medic(three_managers(me_leads=False))
     m.scan()
     v = view.build(m, T0 + 1, version="x")
     assert (v.role, v.node, v.brain) == ("manager", "manager-2", "manager-1")
@@ -68,7 +70,7 @@ def test_a_manager_that_does_not_lead_points_to_the_brain() -> None:
 
 
 def test_a_worker_says_the_brain_is_on_the_leader() -> None:
-    fake = two_managers(me_leads=False)
+    fake = three_managers(me_leads=False)
     fake.manager = False
     m = medic(fake)
     m.scan()
@@ -78,7 +80,7 @@ def test_a_worker_says_the_brain_is_on_the_leader() -> None:
 
 
 def test_the_view_is_built_while_a_scan_holds_its_lock() -> None:
-    m = medic(two_managers(me_leads=True))
+    m = medic(three_managers(me_leads=True))
     m.scan()
     with m._lock:  # a scan waiting on the engine
         done = threading.Event()

@@ -115,6 +115,8 @@ def test_the_report_only_builtins_have_no_plan() -> None:
     assert report_only == {
         "crash-loop",
         "dead-vip",
+        "ip-exhaustion",
+        "manager-quorum",
         "node-down",
         "published-port",
         "repeated-rejection",
@@ -200,6 +202,7 @@ def test_defaults_come_from_the_declaration() -> None:
     values = {rb.name: dict(rb.values) for rb in BUILTIN if rb.settings}
     assert values == {
         "crash-loop": {"threshold": 3, "window": 600.0},
+        "ip-exhaustion": {"after": 30.0, "full": 90},
         "orphan-container": {"grace": 60.0},
         "paused-update": {"action": "rollback"},
         "repeated-rejection": {"threshold": 3, "window": 600.0},
@@ -207,6 +210,7 @@ def test_defaults_come_from_the_declaration() -> None:
         "stale-dns": {"grace": 30.0},
         "stuck-task": {"after": DEFAULT_STUCK_AFTER},
         "stuck-update": {"margin": 300.0, "action": "report"},
+        "unbalanced": {"after": 300.0},
     }
 
 
@@ -389,3 +393,15 @@ def test_the_readme_lists_every_builtin_runbook_setting() -> None:
     for rb in BUILTIN:
         for s in rb.settings:
             assert f"| `{rb.name}.{s.name}` |" in readme, (rb.name, s.name)
+
+
+def test_sightings_say_which_conditions_are_held_this_scan() -> None:
+    s = Sightings()
+    s.since("a", NOW)
+    s.since("b", NOW)
+    assert s.held() == {"a", "b"}  # what a fix's verification reads before end_scan
+    s.end_scan()
+    assert s.held() == frozenset()
+    s.since("b", NOW + 5)
+    assert s.held() == {"b"}
+    assert s.since("b", NOW + 9) == NOW  # still the first sighting

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from swarm_medic.core.model import (
@@ -235,3 +237,37 @@ def test_removed_service_is_not_healed() -> None:
     assert isinstance(v, Outcome)
     assert v.result is Result.NOT_HEALED
     assert v.detail == "service was removed"
+
+
+# --- the fault must be gone too, not only the service converged ----------------------------
+
+
+def test_converged_while_the_runbook_still_sees_the_fault_is_not_healed() -> None:
+    p = replace(pending(timeout=60), runbook="unbalanced", key="unbalanced:svc1")
+    still = {"unbalanced:svc1", "other:key"}
+    held = judge(p, HEALTHY, T0 + 1, HOLD, seen=still)
+    assert isinstance(held, Pending)
+    assert held.healthy_since is None
+    v = judge(held, HEALTHY, T0 + 60, HOLD, seen=still)
+    assert isinstance(v, Outcome)
+    assert v.result is Result.NOT_HEALED
+    assert v.detail == "2 task(s) running, but unbalanced still sees the fault"
+
+
+def test_healed_once_the_runbook_no_longer_sees_the_fault_for_the_hold() -> None:
+    p = replace(pending(timeout=60), key="unbalanced:svc1")
+    p1 = judge(p, HEALTHY, T0 + 1, HOLD, seen={"unbalanced:svc1"})
+    assert isinstance(p1, Pending)
+    p2 = judge(p1, HEALTHY, T0 + 5, HOLD, seen={"other:key"})
+    assert isinstance(p2, Pending)
+    assert p2.healthy_since == T0 + 5  # the hold counts from when the fault went away
+    v = judge(p2, HEALTHY, T0 + 15, HOLD, seen=frozenset())
+    assert isinstance(v, Outcome)
+    assert v.result is Result.HEALED
+
+
+def test_a_fix_without_a_key_is_judged_on_convergence_alone() -> None:
+    # a fix taken over from the ledger carries no key
+    v = judge(pending(), HEALTHY, T0 + 3, 0.0, seen={""})
+    assert isinstance(v, Outcome)
+    assert v.result is Result.HEALED
