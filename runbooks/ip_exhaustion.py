@@ -1,10 +1,12 @@
 """An overlay network whose subnet has run out of addresses, or nearly.
 
 Symptom: tasks of services on an overlay network sit in new / allocated / pending (desired
-running, longer than the setting `after`) while the network's subnet has no free address: on
-20.10 with no error at all (a /29 overlay and 8 replicas: 5 tasks run, 3 stay `new` with the
-message "created"), elsewhere "could not find an available IP" (moby#37338, moby#43052,
-swarmkit#3230). Or the subnet is at least `full` percent used with nothing stuck yet.
+running, longer than the setting `after`) while the network's subnet has no free address,
+with no error at all; or tasks rejected in the last 5 minutes with "node is missing network
+attachments, ip addresses may be exhausted" (20.10: a /29 overlay and 8 replicas: tasks sit in
+new and preparing, then are rejected and replaced, again and again) or "could not find an
+available IP" (moby#37338, moby#43052, swarmkit#3230). Or the subnet is at least `full`
+percent used with nothing stuck yet.
 
 Cause: every task on an overlay takes one address of its subnet, every service in VIP mode
 one more (its VIP), and every node with a task on the network one more (its load-balancer
@@ -63,6 +65,22 @@ SETTINGS = (
         "PERCENT",
     ),
 )
+
+
+# What the engine says when it could not give a task (or its node's load-balancer endpoint)
+# an address; on 20.10 the tasks then churn: new -> preparing -> rejected, again and again.
+EXHAUSTED_SAYS = (
+    "ip addresses may be exhausted",
+    "missing network attachments",
+    "could not find an available ip",
+    "no available ip",
+)
+RECENT = 300.0  # seconds a rejection saying so counts as evidence
+
+
+def says_exhausted(err: str) -> bool:
+    low = err.lower()
+    return any(phrase in low for phrase in EXHAUSTED_SAYS)
 
 
 def usable(subnets: tuple[str, ...]) -> int | None:
@@ -145,11 +163,19 @@ def detect(ctx: Context) -> Iterator[Finding]:
         if net.driver != "overlay" or net.ingress:
             continue
         size = usable(net.subnets)
+        if not size:
+            continue
         use = uses.get(net.id, Use())
-        if not size or use.used * 100 < ctx.settings.full * size:
-            continue  # room enough (and `full` is at most 100: not full either)
         by_id = {s.id: s for s in (*on.get(net.id, ()), *on.get(net.name, ()))}
         services = list(by_id.values())
+        said = [
+            t
+            for s in services
+            for t in snap.tasks_of(s.id)
+            if t.state == "rejected" and says_exhausted(t.err) and ctx.now - t.timestamp <= RECENT
+        ]
+        if not said and use.used * 100 < ctx.settings.full * size:
+            continue  # room enough (and `full` is at most 100: not full either)
         waiting = [
             t
             for s in services
@@ -158,7 +184,8 @@ def detect(ctx: Context) -> Iterator[Finding]:
         ]
         stuck = [t for t in waiting if ctx.age(t) >= ctx.settings.after]
         full = use.used >= size
-        if waiting and not (stuck and full):
+        exhausted = bool(said) or bool(stuck and full)
+        if waiting and not exhausted:
             continue  # tasks still being given addresses (or stuck for another reason)
         services.sort(key=lambda s: (-use.per_service.get(s.id, 0), s.name))
         held = _most(f"{s.name} {use.per_service.get(s.id, 0)}" for s in services)
@@ -191,25 +218,29 @@ def detect(ctx: Context) -> Iterator[Finding]:
             if services
             else f"recreate {net.name} with a larger subnet (/{prefix} or shorter)"
         ) + f"; addresses per service: {held or 'none'}"
-        if stuck and full:
-            oldest = max(ctx.age(t) for t in stuck)
-            by_state = "/".join(sorted({t.state for t in stuck}))
-            names = sorted({s.name for s in services if any(t.service_id == s.id for t in stuck)})
+        if exhausted:
+            blocked = [*stuck, *said]
+            names = sorted({s.name for s in services if any(t.service_id == s.id for t in blocked)})
+            if stuck:
+                oldest = max(ctx.age(t) for t in stuck)
+                by_state = "/".join(sorted({t.state for t in stuck}))
+                what = (
+                    f"{len(stuck)} task(s) of {', '.join(names)} stuck in {by_state} for up "
+                    f"to {oldest:.0f}s"
+                )
+            else:
+                what = f"{len(said)} task(s) of {', '.join(names)} rejected: {said[-1].err!r}"
             yield Finding(
                 runbook=NAME,
                 key=f"{NAME}:{net.id}:exhausted",
-                summary=(
-                    f"overlay {net.name} ({subnets}) has no free address: {numbers}; "
-                    f"{len(stuck)} task(s) of {', '.join(names)} stuck in {by_state} for up "
-                    f"to {oldest:.0f}s"
-                ),
+                summary=f"overlay {net.name} ({subnets}) has no free address: {numbers}; {what}",
                 cause="exhausted",
                 severity=Severity.CRITICAL,
                 task_ids=tuple(sorted(t.id for t in stuck)),
-                node_ids=tuple(sorted({t.node_id for t in stuck if t.node_id})),
+                node_ids=tuple(sorted({t.node_id for t in blocked if t.node_id})),
                 advice=advice,
                 actionable=False,
-                details=details | {"stuck": str(len(stuck))},
+                details=details | {"stuck": str(len(stuck)), "rejected": str(len(said))},
             )
         else:
             yield Finding(

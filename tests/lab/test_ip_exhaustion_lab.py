@@ -1,12 +1,15 @@
 """ip-exhaustion on the lab swarm: a /29 overlay (5 usable addresses) and 8 dnsrr replicas.
 
-Measured on this lab: 5 tasks run and 3 sit in `new` (message "created") with no error at all,
-for good. The medic (ip-exhaustion.after=5s) reports the network as full with its numbers and
-never acts.
+Measured on this lab (20.10): tasks sit in new and preparing, then are rejected with "node is
+missing network attachments, ip addresses may be exhausted" and replaced, again and again;
+never are all 8 running (an earlier measurement saw 3 left in `new` with no error: both are
+the fault, and the runbook knows both). The medic (ip-exhaustion.after=5s) reports the network
+as full with its numbers and never acts.
 """
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -46,36 +49,42 @@ def test_a_full_slash_29_is_reported_with_its_numbers(
         "ipx", "--replicas", "8", "--endpoint-mode", "dnsrr", "--network", net, opt_in=False
     )
 
-    def states() -> list[str]:
-        return sorted(lab.current_states(name))
+    def short() -> bool:
+        """Fewer than 8 running, and the engine says addresses may be exhausted (20.10 on
+        this lab: tasks sit in new / preparing, are rejected, replaced, again and again)."""
+        tasks = lab.tasks(name)
+        running = sum(t["CurrentState"].startswith("Running") for t in tasks)
+        said = any("ip addresses may be exhausted" in t["Error"] for t in tasks)
+        return running < 8 and said
 
-    expected = ["New"] * 3 + ["Running"] * 5
-    wait_until("5 running, 3 left in New", lambda: states() == expected, 30)
-    # swarm alone: nothing moves and nothing says why
-    time.sleep(SWARM_ALONE)
-    assert states() == expected
-    new = [t for t in lab.tasks(name) if t["CurrentState"].startswith("New")]
-    assert [t["Error"] for t in new] == ["", "", ""]
+    wait_until("tasks rejected for want of addresses", short, 60, every=1.0)
+    # swarm alone: it keeps trying and never gets all 8 running
+    t_alone = time.monotonic()
+    while time.monotonic() - t_alone < SWARM_ALONE:
+        assert sum(s == "Running" for s in lab.current_states(name)) < 8
+        time.sleep(1.0)
 
     m = medic(runbook_ip_exhaustion_after="5s")
-    finding = m.wait_for("finding", 20, runbook="ip-exhaustion")
+    finding = m.wait_for("finding", 30, runbook="ip-exhaustion")
     assert finding["cause"] == "exhausted"
     assert finding["severity"] == "critical"
     summary = str(finding["summary"])
     assert f"overlay {net} ({subnet}) has no free address" in summary
-    # 5 task addresses + this node's load-balancer endpoint, of 5 usable
-    assert "6 of 5 usable addresses in use (5 by tasks, 0 VIPs, 1 load-balancer" in summary
-    assert f"3 task(s) of {name} stuck in new" in summary
-    assert len(finding["tasks"]) == 3
+    assert re.search(
+        r"\d+ of 5 usable addresses in use \(\d+ by tasks, 0 VIPs, \d+ load-bal", summary
+    )
+    assert f"task(s) of {name}" in summary
     assert f"--network-rm {net} {name}" in str(finding["diagnosis"])
     assert "--subnet A.B.C.0/24" in str(finding["diagnosis"])
     m.wait_for("decision: report only", 10, runbook="ip-exhaustion")
     assert not m.find("action:")
-    assert states() == expected
+    # one incident while the tasks churn underneath
+    time.sleep(4)
+    assert len(m.find("finding", runbook="ip-exhaustion")) == 1
     record_timing(
         runbook="ip-exhaustion",
-        fault="/29 overlay, 8 dnsrr replicas: 3 tasks in new, no error",
-        swarm_alone=f">{SWARM_ALONE:.0f}s stuck",
-        detect_after_start=round(ts(finding) - m.started, 1),
+        fault="/29 overlay, 8 dnsrr replicas",
+        swarm_alone=f"never 8 running: tasks rejected and replaced for {SWARM_ALONE:.0f}s+",
+        detect=round(ts(finding) - m.started, 1),
         fault_to_finding=round(ts(finding) - t_fault, 1),
     )

@@ -103,6 +103,41 @@ def test_a_full_slash_29_with_tasks_stuck_in_new_is_critical_with_the_numbers() 
     assert "`docker service update --network-add NEW --network-rm small web-svc1`" in f.advice
 
 
+REJECTED = "node is missing network attachments, ip addresses may be exhausted"
+
+
+def rejected(n: int, *, age: float = 20.0, err: str = REJECTED) -> list[Task]:
+    """n tasks the node rejected `age` s ago, as 20.10 does once the subnet is full."""
+    return [
+        build.task(
+            f"svc1-x{i}",
+            sid="svc1",
+            node_id="n1",
+            state="rejected",
+            desired="shutdown",
+            err=err,
+            timestamp=NOW - age,
+        )
+        for i in range(n)
+    ]
+
+
+def test_rejections_saying_addresses_may_be_exhausted_are_the_fault_while_tasks_churn() -> None:
+    # 20.10 on the lab: tasks new -> preparing -> rejected, again and again; at any moment
+    # fewer addresses may be held than the subnet has, and no task has waited `after` yet
+    (f,) = scan(running(2) + waiting(3, age=3.0) + rejected(4))
+    assert f.key == f"ip-exhaustion:{NET}:exhausted"
+    assert f.severity is Severity.CRITICAL
+    assert f"4 task(s) of web-svc1 rejected: {REJECTED!r}" in f.summary
+    assert f.details["rejected"] == "4"
+    assert f.node_ids == ("n1",)
+
+
+def test_old_rejections_and_other_errors_are_not_evidence() -> None:
+    assert scan(running(2) + rejected(4, age=600.0)) == []
+    assert scan(running(2) + rejected(4, err="No such image: app:1")) == []
+
+
 def test_the_key_is_the_same_while_the_stuck_tasks_change() -> None:
     first = scan(running(5) + waiting(3))
     later = scan(running(5) + waiting(1, sid="svc1") + waiting(2, sid="svc1", state="pending"))
