@@ -13,7 +13,7 @@ from swarm_medic.core.model import (
     Snapshot,
     Task,
 )
-from swarm_medic.pipeline.verify import Outcome, Pending, converged, judge
+from swarm_medic.pipeline.verify import MUST_COMPLETE, Outcome, Pending, converged, judge
 from tests import builders as build
 
 T0 = 1_700_000_000.0
@@ -151,8 +151,25 @@ def pending(kind: ActionKind = ActionKind.FORCE_UPDATE, timeout: float = 120.0) 
     ],
 )
 def test_converged(snapshot: Snapshot, after_rollback: bool, expected: tuple[bool, str]) -> None:
-    must = "rollback_completed" if after_rollback else None
+    must = MUST_COMPLETE[ActionKind.ROLLBACK] if after_rollback else None
     assert converged(snapshot, SID, must) == expected
+
+
+@pytest.mark.parametrize(
+    ("state", "healed"),
+    [("completed", True), (None, True), ("updating", False), ("paused", False)],
+)
+def test_a_resume_is_complete_when_the_update_completed_or_had_nothing_left(
+    state: str | None, healed: bool
+) -> None:
+    # Posting the same spec resets UpdateStatus; with no task left to change no updater runs
+    # and it stays unset (the 3-node lab, 20.10)
+    ok, _ = converged(
+        snap([task("a", "running"), task("b", "running")], update=state),
+        SID,
+        MUST_COMPLETE[ActionKind.RESUME_UPDATE],
+    )
+    assert ok is healed
 
 
 # --- check: hold, flap, deadline -----------------------------------------------------------
