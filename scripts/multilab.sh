@@ -98,10 +98,26 @@ EOF
   chmod +x $RUNDIR/node-init.sh
 }
 
+# dockerd refuses to start over a pid file whose process exists, and a SIGKILLed dockerd can
+# linger as a zombie until it is reaped (seen: "pid file found" 3 s after kill-node). A zombie
+# is dead: its pid file is stale. A live dockerd gets 10 s to exit before we start anyway.
+clear_stale_pid() {
+  local f=$RUNDIR/n$1/run/docker.pid p
+  [ -f "$f" ] || return 0
+  p=$(cat "$f" 2>/dev/null || true)
+  for _ in $(seq 1 50); do
+    if [ -z "$p" ] || [ ! -e "/proc/$p" ] || grep -q '^State:[[:space:]]*Z' "/proc/$p/status" 2>/dev/null; then
+      rm -f "$f"; return 0
+    fi
+    sleep 0.2
+  done
+}
+
 start_node() {
   local i=$1
   if timeout 5 docker -H "$(sock "$i")" version >/dev/null 2>&1; then return 0; fi
   mkdir -p $RUNDIR/n$i/run $DATA/n$i $LOGDIR
+  clear_stale_pid "$i"
   nohup nsenter --net=/run/netns/medic-n$i -- unshare --mount --uts --propagation slave -- \
     $RUNDIR/node-init.sh "$i" "$CGROUP" >>$LOGDIR/n$i.log 2>&1 &
   echo $! >$RUNDIR/n$i.pid   # nsenter and unshare exec: this is dockerd's pid
