@@ -44,28 +44,20 @@ def test_a_full_slash_29_is_reported_with_its_numbers(
     lab: Lab, small_overlay: tuple[str, str], medic: Callable[..., MedicProcess]
 ) -> None:
     net, subnet = small_overlay
+    # The medic only reports, so it watches from the start: what swarm does is the same
+    # with it or without it, and the test does not wait for 20.10's first rejections (≈25 s).
+    m = medic(runbook_ip_exhaustion_after="5s")
     t_fault = time.time()
     name = lab.create(
         "ipx", "--replicas", "8", "--endpoint-mode", "dnsrr", "--network", net, opt_in=False
     )
 
-    def short() -> bool:
-        """Fewer than 8 running, and the engine says addresses may be exhausted (20.10 on
-        this lab: tasks sit in new / preparing, are rejected, replaced, again and again)."""
-        tasks = lab.tasks(name)
-        running = sum(t["CurrentState"].startswith("Running") for t in tasks)
-        said = any("ip addresses may be exhausted" in t["Error"] for t in tasks)
-        return running < 8 and said
+    def swarm_alone_short_of_8() -> bool:
+        assert sum(s == "Running" for s in lab.current_states(name)) < 8, "swarm coped alone?"
+        return bool(m.find("finding", runbook="ip-exhaustion"))
 
-    wait_until("tasks rejected for want of addresses", short, 60, every=1.0)
-    # swarm alone: it keeps trying and never gets all 8 running
-    t_alone = time.monotonic()
-    while time.monotonic() - t_alone < SWARM_ALONE:
-        assert sum(s == "Running" for s in lab.current_states(name)) < 8
-        time.sleep(1.0)
-
-    m = medic(runbook_ip_exhaustion_after="5s")
-    finding = m.wait_for("finding", 30, runbook="ip-exhaustion")
+    wait_until("ip-exhaustion finding", swarm_alone_short_of_8, 45, every=1.0)
+    finding = m.find("finding", runbook="ip-exhaustion")[0]
     assert finding["cause"] == "exhausted"
     assert finding["severity"] == "critical"
     summary = str(finding["summary"])
@@ -78,13 +70,15 @@ def test_a_full_slash_29_is_reported_with_its_numbers(
     assert "--subnet A.B.C.0/24" in str(finding["diagnosis"])
     m.wait_for("decision: report only", 10, runbook="ip-exhaustion")
     assert not m.find("action:")
-    # one incident while the tasks churn underneath
-    time.sleep(4)
+    # swarm alone, on: never all 8 running; one incident while the tasks churn underneath
+    t_alone = time.monotonic()
+    while time.monotonic() - t_alone < SWARM_ALONE:
+        assert sum(s == "Running" for s in lab.current_states(name)) < 8
+        time.sleep(1.0)
     assert len(m.find("finding", runbook="ip-exhaustion")) == 1
     record_timing(
         runbook="ip-exhaustion",
         fault="/29 overlay, 8 dnsrr replicas",
-        swarm_alone=f"never 8 running: tasks rejected and replaced for {SWARM_ALONE:.0f}s+",
-        detect=round(ts(finding) - m.started, 1),
-        fault_to_finding=round(ts(finding) - t_fault, 1),
+        swarm_alone="never 8 running while watched (tasks wait, are rejected, replaced)",
+        detect=round(ts(finding) - t_fault, 1),
     )

@@ -8,10 +8,11 @@ says "good", and it updates one task at a time, start-first, rolling back on fai
    runs, 2 tasks are Running at every poll; the update completes; the new task reads it;
 2. the same content again: nothing to do, the service's version does not move;
 3. a new secret: rolled the same way, the new task reads it, the CLI never shows it;
-4. another good content, then a bad one: swarm rolls the failing update back by itself, to
-   the previous version's config;
-5. `rollout gc --keep 0` removes the version nothing names and keeps what the spec and the
-   PreviousSpec (a rollback's target) name, and the objects made without the family label.
+4. another good content; `rollout gc --keep 0` right after keeps what the spec and the
+   PreviousSpec (a rollback's target) name, and the objects made without the family label;
+5. a bad content: swarm rolls the failing update back by itself to the previous config;
+6. `swarm-medic check`: the stale-config-versions runbook names what gc would remove;
+7. `rollout gc --keep 1` removes it, keeping the newest unused version and the spec's.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from tests.labkit import ROOT, Lab, docker, record_timing
+from tests.labkit import ROOT, Lab, docker, image_id, record_timing
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.lab
@@ -51,6 +52,23 @@ def rollout(*args: str) -> tuple[int, dict[str, Any], str]:
     )
     doc: dict[str, Any] = json.loads(done.stdout) if done.stdout.strip() else {}
     return done.returncode, doc, done.stdout + done.stderr
+
+
+def check(*args: str) -> dict[str, Any]:
+    """`swarm-medic check --json ARGS` (exit 1: findings) -> its JSON."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SWARM_MEDIC_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "swarm_medic.cli", "check", "--json", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode in (0, 1), done.stdout + done.stderr
+    doc: dict[str, Any] = json.loads(done.stdout)
+    return doc
 
 
 def version_of(family: str, data: bytes) -> str:
@@ -196,7 +214,19 @@ def test_rollout_rolls_no_op_rolls_back_and_collects(lab: Lab, tmp_path: Path) -
         assert refs(lab, name)["/etc/app.conf"] == version_of(conf, better)
         wait_until("2 tasks running", lambda: lab.current_states(name) == ["Running"] * 2, 30)
 
-        # 6. gc keeping 1: the spec's version stays, the newest unnamed one (bad) is kept for
+        # 6. the stale-config-versions runbook, in a one-shot check, names exactly what gc
+        # keeping 1 is about to remove
+        stale = [
+            f
+            for f in check("--runbook-setting", "stale-config-versions.keep=1")["findings"]
+            if f["runbook"] == "stale-config-versions" and f["key"].endswith(f":config:{conf}")
+        ]
+        assert len(stale) == 1, stale
+        assert version_of(conf, good) in stale[0]["summary"]
+        assert version_of(conf, bad) not in stale[0]["summary"]
+        assert stale[0]["skip_reason"] == "no_action"
+
+        # 7. gc keeping 1: the spec's version stays, the newest unnamed one (bad) is kept for
         # a manual rollback, the older unnamed one (good) goes; unlabelled objects never go
         code, doc, shown = rollout("gc", "--keep", "1")
         assert code == 0, shown
@@ -217,3 +247,55 @@ def test_rollout_rolls_no_op_rolls_back_and_collects(lab: Lab, tmp_path: Path) -
         rollback=round(rolled_back_in, 1),
         total=round(time.monotonic() - t0, 1),
     )
+
+
+STACK_FILE = """\
+version: "3.8"
+services:
+  web:
+    image: {image}
+    command: ["sh", "-c", "grep -q good /etc/app.conf || exit 3; exec sleep 3600"]
+    stop_grace_period: 1s
+    configs:
+      - source: app
+        target: /etc/app.conf
+    deploy:
+      replicas: 1
+      update_config: {{parallelism: 1, order: start-first, monitor: 2s}}
+configs:
+  app:
+    file: ./app.conf
+"""
+
+
+def test_rollout_stack_rolls_what_changed_in_a_stack_file(lab: Lab, tmp_path: Path) -> None:
+    """The stack-wide form: a stack deployed with `docker stack deploy`, its config file then
+    edited: `rollout stack` swaps the new content in for the stack's service."""
+    stack = f"medic-rs-{uuid.uuid4().hex[:6]}"
+    (tmp_path / "app.conf").write_text("good v1\n")
+    compose = tmp_path / "stack.yml"
+    compose.write_text(STACK_FILE.format(image=image_id()))
+    svc = f"{stack}_web"
+    try:
+        docker("stack", "deploy", "--resolve-image", "never", "-c", str(compose), stack)
+        wait_until("the stack's task running", lambda: lab.current_states(svc) == ["Running"], 30)
+        # the same content as deployed: nothing to swap, the service's version does not move
+        version = lab.version(svc)
+        code, _, shown = rollout("stack", stack, str(compose))
+        assert code == 0, shown
+        assert lab.version(svc) == version
+
+        new = b"good v2\n"
+        (tmp_path / "app.conf").write_bytes(new)
+        before = update_started(lab, svc)
+        code, _, shown = rollout("stack", stack, str(compose))
+        assert code == 0, shown
+        assert refs(lab, svc)["/etc/app.conf"] == version_of(f"{stack}_app", new)
+        assert roll_completes(lab, svc, before) >= 1
+        assert read_in_task(svc, "/etc/app.conf") == new.decode().strip()
+    finally:
+        docker("stack", "rm", stack, check=False)
+        wait_until("the stack's service gone", lambda: not lab.tasks(svc), 30)
+        names = stored_names("config", stack)
+        if names:
+            docker("config", "rm", *sorted(names), check=False)
