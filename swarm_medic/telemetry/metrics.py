@@ -24,7 +24,13 @@ NOTIFY_RESULTS = ("sent", "failed", "dropped")
 class Metrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         r = registry
-        self.info = Info("swarm_medic", "Version, mode and scope of this instance", registry=r)
+        self.info = Info(
+            "swarm_medic",
+            "Version, mode and scope of this instance, and the engine and Engine API version "
+            "it speaks",
+            registry=r,
+        )
+        self._info: dict[str, str] = {}
         self.scans = Counter(
             "swarm_medic_scans_total", "Scans by result (ok, error)", ["result"], registry=r
         )
@@ -206,6 +212,11 @@ class Metrics:
             ["result"],
             registry=r,
         )
+
+    def set_info(self, **fields: str) -> None:
+        """Merge fields into swarm_medic_info (the engine's are learnt after the start)."""
+        self._info.update(fields)
+        self.info.info(dict(self._info))
 
     def preinitialise(self, runbooks: Iterable[str]) -> None:
         """Every known label combination exists at 0, so rate() and alerts work from start."""
