@@ -21,7 +21,7 @@
 set -euo pipefail
 
 CACHE=${ENGINE_CACHE:-/var/cache/swarm-medic/engines}
-ROOT=${ENGINE_ROOT:-/var/lib/swarm-medic-lab/engines}
+ROOT=${ENGINE_ROOT:-$CACHE}  # unpacked beside the debs: a package, not lab state
 # Pinned: the versions the lab was measured with. Sid moves on; if these are gone from the
 # mirror and not in the cache, the newest sid has is taken, and said.
 DOCKER_28=28.5.2+dfsg4-5
@@ -47,7 +47,8 @@ mirror() {
 apt_sid() {  # apt_sid APT-GET-OR-CACHE ARGS...: apt with our own sources list and lists folder
   local tool=$1; shift
   "$tool" -q -o Dir::Etc::SourceList="$CACHE/sid.list" -o Dir::Etc::SourceParts=/dev/null \
-    -o Dir::State::Lists="$CACHE/lists" -o Dir::Cache="$CACHE/apt-cache" "$@"
+    -o Dir::State::Lists="$CACHE/lists" -o Dir::Cache="$CACHE/apt-cache" \
+    -o APT::Sandbox::User=root "$@"
 }
 
 fetch_28() {

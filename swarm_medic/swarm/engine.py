@@ -272,6 +272,9 @@ class DockerEngine:
         if since_nano is not None:
             since = f"{since_nano // 1_000_000_000}.{since_nano % 1_000_000_000:09d}"
         filters = {"type": ["service", "node", "container"]}
+        # A stream is opened at the start and after the last one broke, which is what an
+        # engine restart does: the engine that answers now may be another version.
+        self._stale = True
         stream: Any = self._call(
             "open event stream",
             lambda: self._api.events(since=since, filters=filters, decode=True),
