@@ -216,6 +216,7 @@ cmd_up() {
   write_node_init
   for i in $(seq 1 "$N"); do start_node "$i"; done
   swarm_up
+  echo "$MANAGERS" >$RUNDIR/managers  # a rebuild by `heal` makes the same swarm
   mkdir -p $DATA
   load_images
   local engines="" i
@@ -251,7 +252,7 @@ cmd_down() {
     done
     rm -rf "$DATA/n$i" "$RUNDIR/n$i" "$RUNDIR/n$i.pid" "$RUNDIR/n$i.engine"
   done
-  rm -f $RUNDIR/node-init.sh
+  rm -f $RUNDIR/node-init.sh $RUNDIR/managers
   rmdir $RUNDIR/.cg* $RUNDIR $DATA 2>/dev/null || true
   ip link del $BR 2>/dev/null || true
   iptables -D FORWARD -i $BR -o $BR -j ACCEPT 2>/dev/null || true
@@ -317,10 +318,11 @@ cmd_heal() {
     say "the swarm did not come back whole within 60 s"
   fi
   say "rebuilding the multi-node lab from nothing"
-  local keep_engines=""
+  local keep_engines="" keep_managers
   for i in $ns; do keep_engines="$keep_engines $(engine_for "$i")"; done
+  keep_managers=$(cat $RUNDIR/managers 2>/dev/null || echo "$MANAGERS")
   cmd_down
-  ENGINES="${keep_engines# }" cmd_up
+  ENGINES="${keep_engines# }" MANAGERS=$keep_managers cmd_up
 }
 
 case "${1:-}" in

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -58,6 +59,10 @@ def test_a_full_slash_29_is_reported_with_its_numbers(
 
     wait_until("ip-exhaustion finding", swarm_alone_short_of_8, 45, every=1.0)
     finding = m.find("finding", runbook="ip-exhaustion")[0]
+    # what this engine showed when the medic found it: task states and errors, counted
+    shown = Counter(
+        f"{t['CurrentState'].split()[0]}: {t['Error'][:50] or '-'}" for t in lab.tasks(name)
+    )
     assert finding["cause"] == "exhausted"
     assert finding["severity"] == "critical"
     summary = str(finding["summary"])
@@ -80,5 +85,6 @@ def test_a_full_slash_29_is_reported_with_its_numbers(
         runbook="ip-exhaustion",
         fault="/29 overlay, 8 dnsrr replicas",
         swarm_alone="never 8 running while watched (tasks wait, are rejected, replaced)",
+        engine_showed=", ".join(f"{k} x{n}" for k, n in sorted(shown.items())),
         detect=round(ts(finding) - t_fault, 1),
     )

@@ -158,6 +158,7 @@ def test_paused_update_is_rolled_back(lab: Lab, medic: Medic) -> None:
     t_fault = time.time()
     time.sleep(8)  # swarm alone: the update stays paused
     assert lab.update_state(name) == "paused"
+    said = str((lab.inspect(name).get("UpdateStatus") or {}).get("Message") or "")
 
     m = medic()
     finding = m.wait_for("finding", 15, runbook="paused-update", service=name)
@@ -171,6 +172,7 @@ def test_paused_update_is_rolled_back(lab: Lab, medic: Medic) -> None:
     record_timing(
         runbook="paused-update",
         fault="update whose task exits 3, failure action pause",
+        engine_said=said[:60],  # the UpdateStatus message, which engines word differently
         swarm_alone_window=round(ts(finding) - t_fault, 1),
         detect=round(ts(finding) - m.started, 1),
         heal=round(ts(healed) - ts(action), 1),
