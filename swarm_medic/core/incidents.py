@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from swarm_medic.core.model import Finding
+from swarm_medic.core.model import Finding, Reason
 
 REMIND_EVERY = 300.0  # an unchanged skip (e.g. circuit open) is said again this often
 
@@ -56,6 +56,41 @@ class Incident:
             return None
         self.last_decision, self.last_said_at = key, now
         return "reminder" if again and not every_time else "new"
+
+
+# The medic's stance on an open incident, from its last decision: a metric label, so a person
+# can tell a fault the medic is fixing from one it gave up on or was never asked to fix.
+#   acting      it acts, verifies, or waits its turn (cooldown, another fix first)
+#   gave_up     its fixes did not hold or its budget is spent (circuit open): a person must fix it
+#   held        not allowed to act (dry-run, not opted in, paused, alerts hold, not the leader)
+#   report_only the runbook only reports this fault (or a label says so): nothing to fix by act
+STANCES = ("acting", "gave_up", "held", "report_only")
+_REPORT_ONLY = frozenset({Reason.NO_ACTION, Reason.REPORT_LABEL})
+_GAVE_UP = frozenset({Reason.CIRCUIT_OPEN, Reason.BUDGET_SPENT})
+_ACTING = frozenset(
+    {
+        Reason.OK,
+        Reason.VERIFYING,
+        Reason.BUSY,
+        Reason.COOLDOWN,
+        Reason.MAX_CONCURRENT,
+        Reason.NODE_UNREACHABLE,
+    }
+)
+
+
+def stance(inc: Incident) -> str:
+    """One of STANCES, from what the incident's last decision said (before any: acting)."""
+    if not inc.finding.actionable:
+        return "report_only"
+    if inc.last_decision is None:
+        return "acting"
+    reason = inc.last_decision[1]
+    if reason in _REPORT_ONLY:
+        return "report_only"
+    if reason in _GAVE_UP:
+        return "gave_up"
+    return "acting" if reason in _ACTING else "held"
 
 
 @dataclass
@@ -111,3 +146,11 @@ class Incidents:
             rb = inc.finding.runbook
             ages[rb] = max(ages.get(rb, 0.0), now - inc.opened_at)
         return ages
+
+    def open_since(self) -> dict[tuple[str, str, str], float]:
+        """(runbook, service name, stance) -> when the oldest such incident opened."""
+        out: dict[tuple[str, str, str], float] = {}
+        for inc in self._open.values():
+            key = (inc.finding.runbook, inc.finding.service_name, stance(inc))
+            out[key] = min(out.get(key, inc.opened_at), inc.opened_at)
+        return out

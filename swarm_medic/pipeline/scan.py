@@ -176,11 +176,6 @@ class Medic:
                 notify=self._tells(inc.finding, snap),
             )
         self._remind(snap, now)
-        self.journal.open_incidents(
-            self.incidents.open_count(),
-            list(self.registry.runbooks),
-            self.incidents.oldest_open_age(now),
-        )
 
         self._verify(snap, now, alerts, faults)
 
@@ -215,6 +210,12 @@ class Medic:
 
         self.state.circuits_open = sum(1 for u in self.state.open_until.values() if u > now)
         self.journal.circuits_open(self.state.circuits_open)
+        # after the decisions: each open incident's stance is this scan's
+        self.journal.open_incidents(
+            self.incidents.open_count(),
+            self.incidents.oldest_open_age(now),
+            self.incidents.open_since(),
+        )
         self.state.in_progress = len(ledger.in_progress(now) | set(self.state.pending))
         self.journal.remediations_in_progress(self.state.in_progress)
         self.state.last_ok, self.state.last_error = now, ""

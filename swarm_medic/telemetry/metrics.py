@@ -1,17 +1,35 @@
 """Every metric swarm-medic exports, built on an injected registry (tests pass a fresh one).
 
 Labels stay low-cardinality: runbook, action, verdict, reason, result, type. Service, task and
-node IDs belong in the log line, never in a label.
+node IDs belong in the log line, never in a label. One exception, bounded by the faults open
+now: `swarm_medic_incident_open_since_timestamp_seconds` names the service of each open
+incident (its series ends when the incident closes), so a page can say which service.
+
+Cost: a series exists once it has something to say. A labelled series appears at its first
+count or value, never as a zero created up front for every runbook x reason x action (that was
+~700 of an idle brain's 1,650 series, on every instance, workers included); the alerts count
+a series that appears inside their window from 0 (deploy/prometheus/rules.py). Only the few
+fixed label sets an alert reads with a plain `increase()` are created at 0 (`preinitialise`).
+No `_created` series (prometheus_client's default doubles every counter and histogram).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    disable_created_metrics,
+)
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
-
-from swarm_medic.core.model import ActionKind, Reason, Result
+from swarm_medic.core.model import Result
 from swarm_medic.telemetry.httphead import Reason as HttpRefusal
+
+# `_created` samples: one more series per counter and histogram child, which nothing here reads
+# (Prometheus 2.x ignores them unless told otherwise). Process-wide, as prometheus_client has it.
+disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped in prometheus_client 0.2x
 
 ACTION_RESULTS = (Result.DONE, Result.CONFLICT, Result.FAILED, Result.UNREACHABLE)
 VERIFY_RESULTS = (Result.HEALED, Result.NOT_HEALED)
@@ -58,6 +76,13 @@ class Metrics:
         )
         self.incidents_open = Gauge(
             "swarm_medic_incidents_open", "Incidents open now", ["runbook"], registry=r
+        )
+        self.incident_open_since = Gauge(
+            "swarm_medic_incident_open_since_timestamp_seconds",
+            "When the oldest open incident of a runbook on a service opened, by the medic's "
+            "stance on it (acting, gave_up, held, report_only); gone when it closes",
+            ["runbook", "service", "state"],
+            registry=r,
         )
         self.incident_oldest = Gauge(
             "swarm_medic_incident_oldest_open_seconds",
@@ -207,28 +232,12 @@ class Metrics:
             registry=r,
         )
 
-    def preinitialise(self, runbooks: Iterable[str]) -> None:
-        """Every known label combination exists at 0, so rate() and alerts work from start."""
+    def preinitialise(self) -> None:
+        """The fixed label sets an alert reads with a plain increase() exist at 0 from start.
+        Per-runbook series are not created here: they appear when they first count."""
         self.scans.labels("ok")
         self.scans.labels("error")
-        for t in EVENT_TYPES:
-            self.events.labels(t)
-        for res in NOTIFY_RESULTS:
-            self.notifications.labels(res)
-        for why in HttpRefusal:
-            self.http_refused.labels(why.value)
         for res in ALERT_RESULTS:
             self.alerts_received.labels(res)
-        for rb in runbooks:
-            self.incidents_opened.labels(rb)
-            self.incidents_open.labels(rb)
-            self.incident_oldest.labels(rb)
-            self.runbook_errors.labels(rb)
-            self.circuits_opened.labels(rb)
-            for res in VERIFY_RESULTS:
-                self.remediations.labels(rb, res.value)
-            for reason in Reason:  # the policy's gates in order (policy.GATES), then ok
-                self.decisions.labels(rb, reason.verdict.value, reason.value)
-            for kind in ActionKind:
-                for res in ACTION_RESULTS:
-                    self.actions.labels(rb, kind.value, res.value)
+        for why in HttpRefusal:
+            self.http_refused.labels(why.value)

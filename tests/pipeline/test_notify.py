@@ -55,7 +55,7 @@ class Told:
         self.prom = CollectorRegistry()
         self.logs = Logs()
         metrics = Metrics(self.prom)
-        metrics.preinitialise([])
+        metrics.preinitialise()
         self.journal = Journal(metrics, self.logs.logger, notifier)
         s = Settings(notify=("json://127.0.0.1:9/unused",), **settings)  # type: ignore[arg-type]
         self.h = Harness(fake, s, journal=self.journal)
