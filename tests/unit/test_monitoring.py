@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.dashboard import generator, queries
+from tests.dashboard import generator, queries, rules_generator
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -59,8 +59,74 @@ def test_every_alert_follows_the_mixin_conventions(rule: dict[str, Any]) -> None
         assert ann.get(key, "").strip(), f"{rule['alert']}: no {key}"
     # one stable scheme: deploy/README.md#<alert name in lower case>
     assert ann["runbook_url"] == f"{RUNBOOK_BASE}deploy/README.md#{rule['alert'].lower()}"
-    # every selector is for the job deploy/prometheus.yml scrapes
-    assert 'job="swarm-medic"' in rule["expr"]
+    # every selector is for the job deploy/prometheus.yml scrapes, or a recording rule that is
+    assert 'job="swarm-medic"' in rule["expr"] or re.search(
+        r"\b\w+:swarm_medic_\w+:\w+", rule["expr"]
+    )
+
+
+def rules_of(path: Path) -> list[dict[str, Any]]:
+    return [r for g in load(path)["groups"] for r in g["rules"]]
+
+
+@pytest.mark.parametrize("name", ["alerts.yml", "recording.yml"])
+def test_every_aggregation_keeps_the_cluster_apart(name: str) -> None:
+    """Two swarms in one Prometheus are judged apart: every `by`/`on` names the cluster
+    label (monitoring-mixin convention), and so does every recording rule's level."""
+    for rule in rules_of(DEPLOY / "prometheus" / name):
+        for clause in re.findall(r"\b(?:by|on) \(([^)]*)\)", rule["expr"]):
+            labels = {x.strip() for x in clause.split(",") if x.strip()}
+            # `unless on ()`: the "no engine job either" half of SwarmMedicAbsent
+            assert not labels or "cluster" in labels, (rule.get("alert") or rule["record"], clause)
+        if "record" in rule and not rule["record"].startswith("instance:"):
+            assert rule["record"].startswith("cluster"), rule["record"]
+
+
+def test_the_rules_are_generated_and_the_cluster_label_and_selectors_are_configurable(
+    tmp_path: Path,
+) -> None:
+    gen = rules_generator()
+    assert gen.main(["--check"]) == 0, "run: python deploy/prometheus/rules.py"
+    args = ["--cluster-label", "swarm", "--medic-selector", 'job=~"medic-.*"', "--out"]
+    assert gen.main([*args, str(tmp_path)]) == 0
+    for name in ("alerts.yml", "recording.yml"):
+        text = (tmp_path / name).read_text()
+        exprs = " ".join(r["expr"] for r in rules_of(tmp_path / name))
+        assert "cluster" not in exprs.replace("cluster:", "").replace("cluster_", ""), name
+        assert 'job="swarm-medic"' not in exprs and "by (swarm" in exprs, name
+        assert text.startswith("# GENERATED")
+
+
+def test_severity_pages_only_for_what_a_person_must_do() -> None:
+    """Critical (the pager) is a service's fault the medic could not fix; the medic's own
+    troubles are warnings (the swarm is up; the ledger's compare-and-swap prevents a double
+    action), and a path broken for 10 minutes is one too, not info."""
+    severity = {a["alert"]: a["labels"]["severity"] for a in alerts()}
+    assert [n for n, s in severity.items() if s == "critical"] == ["SwarmMedicIncidentUnfixed"]
+    for name in ("SwarmMedicNoBrain", "SwarmMedicSplitBrain", "SwarmMedicProbesFailing"):
+        assert severity[name] == "warning"
+    assert "SwarmMedicIncidentOpenTooLong" not in severity
+
+
+def test_alertmanager_inhibits_per_cluster_and_one_cause_pages_once() -> None:
+    am = load(DEPLOY / "alertmanager.yml")
+    assert "cluster" in am["route"]["group_by"] and "service" in am["route"]["group_by"]
+    for rule in am["inhibit_rules"]:
+        assert "cluster" in rule["equal"], rule
+    unfixed = [
+        r for r in am["inhibit_rules"] if "SwarmMedicIncidentUnfixed" in str(r["source_matchers"])
+    ]
+    assert unfixed and "SwarmMedicCircuitBreakerOpen" in str(unfixed[0]["target_matchers"])
+
+
+def test_the_engines_job_says_each_nodes_availability() -> None:
+    """SwarmMedicMissingOnNode looks at active nodes only: the label must be relabelled."""
+    config = load(DEPLOY / "prometheus.yml")
+    (dockerd,) = [j for j in config["scrape_configs"] if j["job_name"] == "dockerd"]
+    relabel = {r.get("target_label"): r for r in dockerd["relabel_configs"]}
+    assert relabel["node_availability"]["source_labels"] == ["__meta_dockerswarm_node_availability"]
+    for job in config["scrape_configs"]:
+        assert "cluster" in {r.get("target_label") for r in job["relabel_configs"]}, job["job_name"]
 
 
 @pytest.mark.parametrize("rule", alerts(), ids=ALERT_NAMES)
