@@ -38,8 +38,12 @@ def parse_bool(text: str) -> bool:
 
 
 # ASCII only: "\\d" would also take other scripts' digits, which nobody means in a duration.
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$", re.ASCII)
-_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+# A bare number is seconds; otherwise one or more number+unit parts, Go-style (docker's own
+# flags: 1h30m, 1m30s, 1.5h) plus `d` for days (what --help and the README write: 1d, 30d).
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$", re.ASCII)
+_COMPOUND = re.compile(r"^(?:\d+(?:\.\d+)?(?:ms|s|m|h|d))+$", re.ASCII)
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)", re.ASCII)
+_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 MINUTE, HOUR, DAY = 60.0, 3600.0, 86400.0
 
 
@@ -52,9 +56,12 @@ def _say(seconds: float) -> str:
 
 def parse_duration(text: str) -> float:
     m = _DURATION.match(text)
-    if not m:
-        raise ValueError("expected a duration such as 30, 30s, 5m or 1h")
-    value = float(m.group(1)) * _UNIT[m.group(2)]
+    if m:
+        value = float(m.group(1)) * _UNIT[m.group(2)]
+    elif _COMPOUND.match(text.strip()):
+        value = sum(float(n) * _UNIT[u] for n, u in _PART.findall(text.strip()))
+    else:
+        raise ValueError("expected a duration such as 30, 30s, 5m, 1h30m or 2d")
     # 309 digits make float() say inf, and an infinite interval or cooldown switches it off
     if not math.isfinite(value):
         raise ValueError("expected a finite duration")
