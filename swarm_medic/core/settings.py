@@ -613,26 +613,42 @@ def show_range(spec: Spec[Any]) -> str:
     return ""
 
 
-def add_arguments(parser: argparse.ArgumentParser, only: Collection[str] = ()) -> None:
+def add_arguments(
+    parser: argparse.ArgumentParser, only: Collection[str] = (), names: Collection[str] = ()
+) -> None:
     """One argparse group per settings group; each flag's help names range, default, variable.
-    `only`: just those groups (a command that needs nothing but the engine's address)."""
+    `only`: just those groups (a command that needs nothing but the engine's address), and
+    `names`: those settings besides (a command's --help shows only the flags it uses).
+
+    A boolean is a switch: `--dry-run` (true), `--no-dry-run` (false), or with a value as
+    before (`--dry-run=false`, `--dry-run no`)."""
+    wanted = [s for s in SPECS if not (only or names) or s.group in only or s.name in names]
     groups = {
         name: parser.add_argument_group(f"{name} settings", about)
         for name, about in GROUPS.items()
-        if not only or name in only
+        if any(s.group == name for s in wanted)
     }
-    for spec in SPECS:
-        if spec.group not in groups:
-            continue
+    for spec in wanted:
         notes = [f"range {r}" for r in (show_range(spec),) if r]
         notes += [f"default {d}" for d in (show_default(spec),) if d]
         notes.append(f"env {env_name(spec)}")
-        groups[spec.group].add_argument(
-            flag_name(spec),
-            dest=spec.name,
-            default=None,
-            metavar=spec.metavar,
-            help=f"{spec.help} [{'; '.join(notes)}]".replace("%", "%%"),
+        text = f"{spec.help} [{'; '.join(notes)}]".replace("%", "%%")
+        group = groups[spec.group]
+        if spec.parse is parse_bool:
+            group.add_argument(
+                flag_name(spec), dest=spec.name, default=None, nargs="?", const="true",
+                metavar=spec.metavar, help=text,
+            )  # fmt: skip
+            group.add_argument(
+                "--no-" + flag_name(spec).removeprefix("--"),
+                dest=spec.name,
+                action="store_const",
+                const="false",
+                help=f"the same as {flag_name(spec)}=false",
+            )
+            continue
+        group.add_argument(
+            flag_name(spec), dest=spec.name, default=None, metavar=spec.metavar, help=text
         )
 
 

@@ -247,7 +247,7 @@ def test_check_with_a_bad_flag_names_the_flag(
     assert "--budget-per-hour='0' is not valid" in capsys.readouterr().err
 
 
-def test_check_against_an_unreachable_engine_is_exit_2(
+def test_check_against_an_unreachable_engine_is_exit_3(
     clean_env: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent.sock")
@@ -256,7 +256,7 @@ def test_check_against_an_unreachable_engine_is_exit_2(
     assert init.__kwdefaults__ is not None
     monkeypatch.setitem(init.__kwdefaults__, "sleep", lambda _seconds: None)
 
-    assert cli.main(["check"]) == 2
+    assert cli.main(["check"]) == 3  # could not check
 
     out, err = capsys.readouterr()
     assert out == ""
@@ -265,17 +265,17 @@ def test_check_against_an_unreachable_engine_is_exit_2(
 
 
 @pytest.mark.usefixtures("clean_env")
-def test_check_with_a_malformed_docker_host_is_exit_2(
+def test_check_with_a_malformed_docker_host_is_exit_3(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("DOCKER_HOST", "foo://bar")
 
-    assert cli.main(["check"]) == 2
+    assert cli.main(["check"]) == 3  # could not check
     assert "could not check" in capsys.readouterr().err
 
 
 @pytest.mark.usefixtures("clean_env")
-def test_check_on_a_worker_is_exit_2(
+def test_check_on_a_worker_is_exit_3(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     fake = FakeEngine(node_id=ME)
@@ -286,7 +286,7 @@ def test_check_on_a_worker_is_exit_2(
 
     monkeypatch.setattr(cli, "_engine_factory", factory)
 
-    assert cli.main(["check"]) == 2
+    assert cli.main(["check"]) == 3  # could not check
 
     out, err = capsys.readouterr()
     assert out == ""
