@@ -13,7 +13,9 @@ from typing import Any
 
 import pytest
 import yaml
+from prometheus_client import CollectorRegistry
 
+from swarm_medic.telemetry import metrics
 from tests.dashboard import generator, queries, rules_generator
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -220,3 +222,27 @@ def test_the_monitoring_stack_mounts_files_that_exist_under_defined_configs() ->
     path = provider["providers"][0]["options"]["path"]
     targets = [c["target"] for c in stack["services"]["grafana"]["configs"]]
     assert f"{path}/swarm-medic.json" in targets
+
+
+# --- the README's list of metrics ------------------------------------------------------------
+
+
+def test_the_readmes_list_of_metrics_is_the_one_generated_from_the_code() -> None:
+    text = (ROOT / "README.md").read_text()
+    assert metrics.README_BEGIN in text and metrics.README_END in text
+    assert metrics.with_table(text) == text, f"out of date: run {metrics.REGENERATE}"
+
+
+def test_the_list_names_every_metric_as_a_scrape_shows_it() -> None:
+    reg = CollectorRegistry()
+    m = metrics.Metrics(reg)
+    m.scans.labels("ok").inc()
+    listed = {name for name, *_ in metrics.catalogue()}
+    assert len(listed) == len(vars(m))
+    assert {"swarm_medic_scans_total", "swarm_medic_info", "swarm_medic_leader"} <= listed
+    exported = {s.name for fam in reg.collect() for s in fam.samples}
+    assert "swarm_medic_scans_total" in exported
+    assert {n for n in listed if n.startswith("swarm_medic_scan")} >= {
+        "swarm_medic_scans_total",
+        "swarm_medic_scan_duration_seconds",
+    }
