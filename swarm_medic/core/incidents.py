@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from swarm_medic.core.model import Finding, Reason
+from swarm_medic.core.model import Finding, Reason, Snapshot
 
 REMIND_EVERY = 300.0  # an unchanged skip (e.g. circuit open) is said again this often
 
@@ -34,6 +34,9 @@ class Incident:
     # opened; or why they could not be read ("" and "": none asked)
     logs: str = ""
     logs_error: str = ""
+    # the incident whose fault explains this one (one cause, one story): said in the log with
+    # its id, never notified apart; the leader's own incidents only (see `explained_by`)
+    linked_to: str = ""
 
     def remind_due(self, now: float, every: float) -> bool:
         """Whether to notify people of it again (or at last: opened before this instance led)."""
@@ -56,6 +59,39 @@ class Incident:
             return None
         self.last_decision, self.last_said_at = key, now
         return "reminder" if again and not every_time else "new"
+
+
+# One cause, one story: (runbook of an effect, runbook of its cause). A crash loop of the tasks
+# an update started is why swarm paused that update: the paused-update incident tells it.
+EXPLAINED_BY = {("crash-loop", "paused-update")}
+
+
+def explains(cause: Finding, effect: Finding, snap: Snapshot) -> bool:
+    """Whether `cause`'s fault explains `effect`'s: a link of EXPLAINED_BY on one service,
+    whose update is paused, and every task of the effect created since that update started
+    (its new spec's tasks, not a crash loop that was there before the update)."""
+    if (effect.runbook, cause.runbook) not in EXPLAINED_BY:
+        return False
+    if not effect.service_id or effect.service_id != cause.service_id:
+        return False
+    svc = snap.service(effect.service_id)
+    us = svc.update_status if svc is not None else None
+    if us is None or us.state != "paused" or not us.started_at:
+        return False
+    tasks = [snap.task(t) for t in effect.task_ids]
+    return bool(tasks) and all(t is not None and t.created_at >= us.started_at for t in tasks)
+
+
+def explained_by(effect: Finding, others: Iterable[Incident], snap: Snapshot) -> Incident | None:
+    """The open incident (not itself linked) whose fault explains `effect`'s, if any."""
+    for inc in others:
+        if (
+            not inc.linked_to
+            and inc.finding.key != effect.key
+            and explains(inc.finding, effect, snap)
+        ):
+            return inc
+    return None
 
 
 # The medic's stance on an open incident, from its last decision: a metric label, so a person

@@ -58,6 +58,8 @@ def _incident_fields(inc: Incident) -> dict[str, Any]:
         out["tasks"] = list(f.task_ids[:10])
     if f.node_ids:
         out["nodes"] = list(f.node_ids)
+    if inc.linked_to:  # another incident's fault explains this one: that one tells the story
+        out["linked_to"] = inc.linked_to
     return out
 
 
