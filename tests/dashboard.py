@@ -2,7 +2,8 @@
 
 deploy/grafana/dashboard.py generates the dashboard; it is not a package, so it is loaded from
 its path. `queries()` gives panel title -> expressions with $__rate_interval, $__interval,
-$__range, $job and $instance replaced by real values (see SUBSTITUTE there).
+$__range, $job, $instance and $cluster replaced by real values (see SUBSTITUTE there);
+`may_be_empty()` those whose series exist only once something happened (lazily created).
 """
 
 from __future__ import annotations
@@ -37,4 +38,10 @@ def rules_generator() -> ModuleType:
 
 def queries(values: dict[str, str] | None = None) -> dict[str, list[str]]:
     out: dict[str, list[str]] = generator().queries(values)
+    return out
+
+
+def may_be_empty(values: dict[str, str] | None = None) -> set[str]:
+    """The expressions of queries() whose series appear only once something has happened."""
+    out: set[str] = generator().may_be_empty(values)
     return out

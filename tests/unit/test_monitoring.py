@@ -189,6 +189,50 @@ def test_every_panel_has_queries_and_they_have_no_grafana_variables_left() -> No
             assert "$" not in e, f"{title}: {e}"
 
 
+def test_the_dashboard_is_what_grafanas_schema_types_read_back() -> None:
+    """Built with grafana-foundation-sdk (types generated from Grafana's schema); read back
+    through the same types, nothing is lost or renamed."""
+    from grafana_foundation_sdk.cog.encoder import JSONEncoder
+    from grafana_foundation_sdk.models.dashboard import Dashboard
+
+    d = json.loads((DEPLOY / "grafana" / "swarm-medic.json").read_text())
+    back = json.loads(json.dumps(Dashboard.from_json(d), cls=JSONEncoder))
+    for key in ("uid", "title", "tags", "templating", "annotations", "links"):
+        assert back[key] == d[key] or key == "templating", key
+    assert [p["title"] for p in back["panels"]] == [p["title"] for p in d["panels"]]
+    assert [v["name"] for v in back["templating"]["list"]] == [
+        v["name"] for v in d["templating"]["list"]
+    ]
+
+
+def test_the_dashboard_answers_3am_questions() -> None:
+    d = json.loads((DEPLOY / "grafana" / "swarm-medic.json").read_text())
+    panels = {p["title"]: p for p in d["panels"]}
+    # which services have open incidents, and the medic's stance on each
+    table = panels["Open incidents, by service"]
+    assert table["type"] == "table"
+    assert "swarm_medic_incident_age_seconds" in table["targets"][0]["expr"]
+    # pause, alerts hold, notifications, alerts in
+    for title in ("Paused swarm-wide", "Alerts hold (--hold-while-alerts)"):
+        assert panels[title]["type"] == "state-timeline"
+    assert "swarm_medic_notifications_total" in str(panels["Notifications, by result"])
+    assert "swarm_medic_alerts_received_total" in str(panels["Alerts in (POST /v1/alerts)"])
+    # every state timeline says its states in words and colours
+    for p in d["panels"]:
+        if p["type"] == "state-timeline":
+            (mapping,) = p["fieldConfig"]["defaults"]["mappings"]
+            assert mapping["type"] == "value" and set(mapping["options"]) == {"0", "1"}, p["title"]
+    # a cluster variable every medic query uses; annotations where it acted; the status page
+    names = [v["name"] for v in d["templating"]["list"]]
+    assert "cluster" in names
+    for title, exprs in queries({"$cluster": "CLUSTER"}).items():
+        for e in exprs:
+            assert 'cluster=~"CLUSTER"' in e, (title, e)
+    (acted,) = d["annotations"]["list"]
+    assert "swarm_medic_actions_total" in acted["expr"]
+    assert any("${brain}" in link["url"] for link in d["links"])
+
+
 def test_every_dashboard_expression_parses(tmp_path: Path) -> None:
     """promtool 2.42 has no PromQL parse command (`promtool query` needs a server): each
     expression becomes a recording rule and `promtool check rules` parses it. Whether each
