@@ -5,8 +5,16 @@
 #   scripts/multilab.sh down          stop them by pid, remove namespaces, bridge and rules
 #   scripts/multilab.sh status
 #   scripts/multilab.sh kill-node I   SIGKILL node I's dockerd (a node that dies)
-#   scripts/multilab.sh start-node I  start node I's dockerd again
+#   scripts/multilab.sh start-node I  start node I's dockerd again (same engine, same data)
+#   scripts/multilab.sh upgrade-node I ENGINE  stop node I's dockerd and start ENGINE on the
+#                                     same data, as an `apt upgrade` of Docker does
+#   scripts/multilab.sh heal          put back what a test broke: every node's dockerd up, in
+#                                     the swarm, Ready and active; rebuilt if that fails
 #   scripts/multilab.sh load-image IMG  the host engine's image IMG onto every node
+#
+# ENGINE=28 (default) or 20.10 is every node's engine (scripts/engine.sh: 28 runs with Engine
+# 29's API floor); ENGINES="28 20.10 28" gives node I the I-th, a mixed swarm as in the middle
+# of a node-by-node upgrade. A node keeps its engine until `down` (start-node, heal).
 #
 # Node I is a dockerd in its own network namespace medic-nI (address 10.99.0.1I on the host
 # bridge medbr0), its own mount and UTS namespace (hostname nodeI) and its own /run, so its
@@ -18,6 +26,8 @@
 # Follows the verified recipe in ../shared/lab/swarm-lab.sh; traffic stays on 10.99.0.0/24.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/pids.sh
+. scripts/pids.sh
 
 N=${N:-3}
 MANAGERS=${MANAGERS:-1}
@@ -33,6 +43,16 @@ IMAGE=medic/busybox:test
 CGROUP=${MULTILAB_CGROUP:-medic}
 
 say() { printf '[multilab %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+# node I's engine: the one it was started with, else the I-th of ENGINES, else ENGINE
+engine_for() {
+  local i=$1 e
+  e=$(cat "$RUNDIR/n$i.engine" 2>/dev/null || true)
+  [ -n "$e" ] || { [ -n "${ENGINES:-}" ] && e=$(echo "$ENGINES" | awk -v i="$i" '{print $i}'); }
+  echo "${e:-${ENGINE:-28}}"
+}
+# node I's dockerd, judged by its process (pids.sh): alive, a dockerd, in node I's netns
+dockerd_pid() { pid_named "$RUNDIR/n$1/run/docker.pid" dockerd "/run/netns/medic-n$1" ||
+  pid_named "$RUNDIR/n$1.pid" dockerd "/run/netns/medic-n$1"; }
 sock() { echo "unix://$RUNDIR/n$1/run/docker.sock"; }
 D() { local i=$1; shift; docker -H "$(sock "$i")" "$@"; }
 # A fresh machine has no /run/netns until the first `ip netns add`: no folder, no nodes.
@@ -80,7 +100,7 @@ write_node_init() {
 # dockerd must not start under `ip netns exec` (it remounts /sys and the cgroup tree vanishes):
 # keep the host's cgroup mounts across a fresh sysfs of the node's network namespace.
 set -euo pipefail
-i=$1 cg_parent=$2
+i=$1 cg_parent=$2 bin=$3 min_api=${4:-}
 hostname node$i
 cg=/run/medic/.cg$i; mkdir -p $cg
 mount --rbind /sys/fs/cgroup $cg
@@ -90,38 +110,44 @@ umount -l $cg
 mount --bind /run/medic/n$i/run /run
 # like a systemd host: a shared /run lets a container bind /var/run/docker/netns with rslave
 mount --make-rshared /run
-# the engine's own metrics (job dockerd of deploy/prometheus.yml), on the lab address only
-exec dockerd --data-root /var/lib/medic/n$i --cgroup-parent /$cg_parent-n$i \
+# the engine's own metrics (job dockerd of deploy/prometheus.yml), on the lab address only;
+# the chosen engine's binaries first (dockerd finds containerd and docker-proxy by PATH), and
+# for 28 Engine 29's API floor
+export PATH=$bin:$PATH
+[ -n "$min_api" ] && export DOCKER_MIN_API_VERSION=$min_api
+exec "$bin/dockerd" --data-root /var/lib/medic/n$i --cgroup-parent /$cg_parent-n$i \
      --metrics-addr 10.99.0.1$i:9323 \
      -H unix:///var/run/docker.sock --pidfile /var/run/docker.pid
 EOF
   chmod +x $RUNDIR/node-init.sh
 }
 
-# dockerd refuses to start over a pid file whose process exists, and a SIGKILLed dockerd can
-# linger as a zombie until it is reaped (seen: "pid file found" 3 s after kill-node). A zombie
-# is dead: its pid file is stale. A live dockerd gets 10 s to exit before we start anyway.
-clear_stale_pid() {
-  local f=$RUNDIR/n$1/run/docker.pid p
-  [ -f "$f" ] || return 0
-  p=$(cat "$f" 2>/dev/null || true)
-  for _ in $(seq 1 50); do
-    if [ -z "$p" ] || [ ! -e "/proc/$p" ] || grep -q '^State:[[:space:]]*Z' "/proc/$p/status" 2>/dev/null; then
-      rm -f "$f"; return 0
-    fi
-    sleep 0.2
-  done
-}
-
 start_node() {
-  local i=$1
+  local i=$1 e bin min_api
   if timeout 5 docker -H "$(sock "$i")" version >/dev/null 2>&1; then return 0; fi
   mkdir -p $RUNDIR/n$i/run $DATA/n$i $LOGDIR
-  clear_stale_pid "$i"
+  e=$(engine_for "$i")
+  bin=$(bash scripts/engine.sh bin "$e")
+  min_api=$(bash scripts/engine.sh env "$e" | sed -n 's/^DOCKER_MIN_API_VERSION=//p')
+  # Pid files left by a killed dockerd and its containerd: a zombie, a gone process or a
+  # number since reused by any other process makes them stale (pids.sh).
+  clear_stale "$RUNDIR/n$i/run/docker.pid" dockerd "/run/netns/medic-n$i"
+  clear_stale "$RUNDIR/n$i/run/docker/containerd/containerd.pid" containerd "/run/netns/medic-n$i" 0
   nohup nsenter --net=/run/netns/medic-n$i -- unshare --mount --uts --propagation slave -- \
-    $RUNDIR/node-init.sh "$i" "$CGROUP" >>$LOGDIR/n$i.log 2>&1 &
+    $RUNDIR/node-init.sh "$i" "$CGROUP" "$bin" "$min_api" >>$LOGDIR/n$i.log 2>&1 &
   echo $! >$RUNDIR/n$i.pid   # nsenter and unshare exec: this is dockerd's pid
-  wait_sock "$(sock "$i")"
+  echo "$e" >$RUNDIR/n$i.engine
+  wait_sock "$(sock "$i")" || { tail -n 20 $LOGDIR/n$i.log >&2; return 1; }
+}
+
+stop_node() {  # TERM node I's dockerd and wait until it is gone (KILL after 30 s)
+  local p; p=$(dockerd_pid "$1" || true)
+  [ -n "$p" ] || return 0
+  kill_wait 30 "$p"
+  for _ in $(seq 1 50); do
+    { [ ! -e "/proc/$p" ] || grep -q '^State:[[:space:]]*Z' "/proc/$p/status" 2>/dev/null; } && break
+    sleep 0.2
+  done
 }
 
 swarm_up() {
@@ -184,14 +210,17 @@ kill_wait() {  # kill_wait SECONDS PID...: TERM, wait, then KILL what is left
 
 cmd_up() {
   local t0=$SECONDS
-  bash scripts/lab.sh up
+  # the host's engine is only the images' source here: whichever runs is fine
+  env -u ENGINE -u ENGINES bash scripts/lab.sh up
   net_up
   write_node_init
   for i in $(seq 1 "$N"); do start_node "$i"; done
   swarm_up
   mkdir -p $DATA
   load_images
-  say "$N-node swarm ready in $((SECONDS - t0)) s ($MANAGERS manager(s)); node I: $(sock I)"
+  local engines="" i
+  for i in $(seq 1 "$N"); do engines="$engines $(D "$i" version --format '{{.Server.Version}}')"; done
+  say "$N-node swarm ready in $((SECONDS - t0)) s ($MANAGERS manager(s); engines:$engines); node I: $(sock I)"
 }
 
 cmd_down() {
@@ -207,7 +236,7 @@ cmd_down() {
   wait
   local pids=()
   for i in $ns; do
-    local p; p=$(cat $RUNDIR/n$i/run/docker.pid 2>/dev/null || cat $RUNDIR/n$i.pid 2>/dev/null || true)
+    local p; p=$(dockerd_pid "$i" || true)
     [ -n "$p" ] && pids+=("$p")
   done
   kill_wait 30 "${pids[@]}"
@@ -220,7 +249,7 @@ cmd_down() {
     for c in /sys/fs/cgroup/*/$CGROUP-n$i; do
       [ -d "$c" ] && find "$c" -depth -type d -exec rmdir {} \; 2>/dev/null || true
     done
-    rm -rf "$DATA/n$i" "$RUNDIR/n$i" "$RUNDIR/n$i.pid"
+    rm -rf "$DATA/n$i" "$RUNDIR/n$i" "$RUNDIR/n$i.pid" "$RUNDIR/n$i.engine"
   done
   rm -f $RUNDIR/node-init.sh
   rmdir $RUNDIR/.cg* $RUNDIR $DATA 2>/dev/null || true
@@ -233,16 +262,65 @@ cmd_status() {
   local ns; ns=$(nodes)
   [ -z "$ns" ] && { echo "no multi-node lab"; return 0; }
   for i in $ns; do
-    echo "node$i: $(D "$i" info --format '{{.Name}} swarm={{.Swarm.LocalNodeState}} manager={{.Swarm.ControlAvailable}} containers={{.ContainersRunning}}' 2>&1)"
+    echo "node$i: $(D "$i" info --format '{{.Name}} engine={{.ServerVersion}} swarm={{.Swarm.LocalNodeState}} manager={{.Swarm.ControlAvailable}} containers={{.ContainersRunning}}' 2>&1)"
   done
   D 1 node ls 2>/dev/null || true
 }
 
 cmd_kill_node() {
-  local p; p=$(cat $RUNDIR/n$1/run/docker.pid 2>/dev/null || cat $RUNDIR/n$1.pid 2>/dev/null || true)
-  [ -n "$p" ] || { say "node$1 has no dockerd pid file: nothing to kill"; return 1; }
+  local p; p=$(dockerd_pid "$1" || true)
+  [ -n "$p" ] || { say "node$1 runs no dockerd: nothing to kill"; return 1; }
   kill -KILL "$p"
   say "node$1 dockerd (pid $p) killed"
+}
+
+cmd_upgrade_node() {
+  local i=$1 to=$2 from; from=$(engine_for "$i")
+  stop_node "$i"
+  echo "$to" >$RUNDIR/n$i.engine
+  start_node "$i"
+  say "node$i: engine $from -> $to ($(D "$i" version --format '{{.Server.Version}}'))"
+}
+
+# heal: before each test module. Cheap when nothing is broken (one `node ls`); a dead dockerd
+# is started again, a drained node made active, a node out of the swarm or not Ready waited
+# for; if the swarm does not come back whole within 60 s, the lab is rebuilt from nothing.
+cmd_heal() {
+  local ns; ns=$(nodes)
+  if [ -z "$ns" ]; then say "no multi-node lab to heal: building it"; cmd_up; return; fi
+  local broken=0 i
+  for i in $ns; do
+    if ! timeout 5 docker -H "$(sock "$i")" version >/dev/null 2>&1; then
+      say "node$i's dockerd is down: starting it"
+      start_node "$i" || broken=1
+    fi
+  done
+  if [ $broken = 0 ]; then
+    for _ in $(seq 1 300); do
+      local ready=0 managers m
+      managers=$(for i in $ns; do
+        [ "$(D "$i" info --format '{{.Swarm.ControlAvailable}}' 2>/dev/null)" = true ] && echo "$i"; done)
+      for m in $managers; do
+        ready=$(D "$m" node ls --format '{{.Status}} {{.Availability}}' 2>/dev/null | grep -c '^Ready' || true)
+        [ "$ready" -ge "$N" ] && break
+      done
+      if [ "$ready" -ge "$N" ]; then
+        D "$m" node ls --format '{{.ID}} {{.Availability}}' | awk '$2 != "Active" {print $1}' |
+          while read -r id; do
+            say "node $id was left drained or paused: made active"
+            D "$m" node update --availability active "$id" >/dev/null
+          done
+        return 0
+      fi
+      sleep 0.2
+    done
+    say "the swarm did not come back whole within 60 s"
+  fi
+  say "rebuilding the multi-node lab from nothing"
+  local keep_engines=""
+  for i in $ns; do keep_engines="$keep_engines $(engine_for "$i")"; done
+  cmd_down
+  ENGINES="${keep_engines# }" cmd_up
 }
 
 case "${1:-}" in
@@ -251,6 +329,8 @@ case "${1:-}" in
   status) cmd_status ;;
   kill-node) cmd_kill_node "$2" ;;
   start-node) write_node_init; start_node "$2" ;;
+  upgrade-node) write_node_init; cmd_upgrade_node "$2" "$3" ;;
+  heal) write_node_init; cmd_heal ;;
   load-image) load_image "$2" ;;
-  *) echo "usage: $0 up|down|status|kill-node I|start-node I|load-image IMAGE" >&2; exit 2 ;;
+  *) echo "usage: [ENGINE=28|20.10] [ENGINES='28 20.10 28'] $0 up|down|status|kill-node I|start-node I|upgrade-node I ENGINE|heal|load-image IMAGE" >&2; exit 2 ;;
 esac

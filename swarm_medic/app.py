@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 from swarm_medic import __version__
 from swarm_medic.core import failpoints
 from swarm_medic.core.alerts import AlertBook
-from swarm_medic.core.errors import SettingsError
+from swarm_medic.core.errors import EngineError, SettingsError
 from swarm_medic.core.model import Event
 from swarm_medic.core.settings import Settings, describe
 from swarm_medic.nodes.agent import NodeAgent
@@ -121,6 +121,8 @@ class App:
             "pause": None if st.pause is None else st.pause.fields(),
             "remediations_in_progress": st.in_progress,
             "alerts_hold": st.hold or None,
+            # what this instance speaks (None until the engine first answered)
+            "engine": None if self.engine.speaking is None else self.engine.speaking.fields(),
         }
 
     def status(self) -> StatusView:
@@ -134,13 +136,20 @@ class App:
 
     def banner(self) -> None:
         s = self.settings
-        self.metrics.info.info(
-            {"version": __version__, "mode": "dry_run" if s.dry_run else "act", "scope": s.scope}
+        self.metrics.set_info(
+            version=__version__, mode="dry_run" if s.dry_run else "act", scope=s.scope
         )
+        # Asked once here (retried a few seconds while dockerd comes up) so the start-up line
+        # says what it speaks; an engine not up yet is asked again by every scan.
+        try:
+            engine_says = self.engine.speaks().describe()
+        except EngineError as exc:
+            engine_says = f"not answering yet: {exc}"
         self.journal.starting(
             __version__,
             describe(s),
             engine=getattr(self.engine, "base_url", "?"),
+            engine_version=engine_says,
             runbooks=sorted(self.runbooks.runbooks),
             scan_interval=s.scan_interval,
             cooldown=s.cooldown,

@@ -23,6 +23,7 @@ import textwrap
 from dataclasses import dataclass, replace
 from typing import TextIO
 
+from swarm_medic.core.apiversion import Speaking
 from swarm_medic.core.errors import EngineError
 from swarm_medic.core.ledger import Ledger, Pause
 from swarm_medic.core.model import Decision, Reason, Snapshot, Verdict
@@ -43,6 +44,8 @@ class Report:
     pause: Pause | None = None  # the pause in force
     pause_unknown: str = ""  # why the pause could not be read ("" : it was)
     hold: str = ""  # why the alerts hold holds ("" : no hold, or not asked)
+    engine: Speaking | None = None  # the engine and API version spoken
+    engine_at: str = ""
 
 
 def diagnose(engine: Engine, settings: Settings, registry: Registry, now: float) -> Report:
@@ -76,7 +79,16 @@ def diagnose(engine: Engine, settings: Settings, registry: Registry, now: float)
         verifying=verifying,
         hold=hold,
     )
-    return Report(snap, decisions, errors, pause, unknown, hold)
+    return Report(
+        snap,
+        decisions,
+        errors,
+        pause,
+        unknown,
+        hold,
+        engine.speaking,
+        str(getattr(engine, "base_url", "") or ""),
+    )
 
 
 def _would(d: Decision) -> str:
@@ -94,8 +106,11 @@ def _held_back(d: Decision) -> str | None:
 
 def render_table(report: Report, out: TextIO) -> None:
     s = report.snapshot
+    spoken = report.engine
+    engine = "" if spoken is None else f", engine Docker {spoken.engine} (API {spoken.api})"
     out.write(
-        f"swarm: {len(s.nodes)} node(s), {len(s.services)} service(s), {len(s.tasks)} task(s)\n"
+        f"swarm: {len(s.nodes)} node(s), {len(s.services)} service(s), {len(s.tasks)} "
+        f"task(s){engine}\n"
     )
     if report.pause is not None:
         out.write(f"PAUSED: {report.pause.describe()} (`swarm-medic resume` ends it)\n")
@@ -146,6 +161,9 @@ def render_table(report: Report, out: TextIO) -> None:
 def render_json(report: Report, out: TextIO) -> None:
     doc = {
         "healthy": not report.decisions,
+        "engine": None
+        if report.engine is None
+        else {**report.engine.fields(), "address": report.engine_at},
         "nodes": len(report.snapshot.nodes),
         "services": len(report.snapshot.services),
         "tasks": len(report.snapshot.tasks),

@@ -33,3 +33,12 @@ class NotFound(EngineError):
 
 class Conflict(EngineError):
     """Compare-and-swap lost: the object changed since we read its Version.Index."""
+
+
+class UnsupportedEngine(EngineError):
+    """The engine and swarm-medic share no Engine API version: said in one line, not retried."""
+
+
+class ApiVersionRefused(EngineError):
+    """The engine refused the API version spoken (it was replaced by another version under
+    us): negotiate again and retry."""

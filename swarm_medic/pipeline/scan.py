@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 
 from swarm_medic.core import ledger as ledger_mod
 from swarm_medic.core.alerts import AlertBook, Alerts
+from swarm_medic.core.apiversion import Speaking
 from swarm_medic.core.errors import EngineError, NotAManager
 from swarm_medic.core.incidents import REMIND_EVERY, Incident, Incidents, explained_by, new_id
 from swarm_medic.core.ledger import Ledger, Pause
@@ -103,6 +104,7 @@ class Medic:
         self.reach_lock = threading.Lock()
         self.hold = AlertsHold.from_setting(settings.hold_while_alerts)  # --hold-while-alerts
         self._told_fixes: dict[str, bool] = {}  # incident id of a fix verified -> notify its end
+        self._spoken: Speaking | None = None  # the engine version last said in the journal
 
     def scan(self) -> None:
         with self._lock:
@@ -110,6 +112,16 @@ class Medic:
 
     def _observe(self, now: float, before: int) -> Snapshot | None:
         """A snapshot, and this instance's role from it (None: nothing to observe now)."""
+        try:
+            return self._observe_role(now, before)
+        finally:
+            spoken = self.engine.speaking
+            if spoken is not None and spoken != self._spoken:
+                where = str(getattr(self.engine, "base_url", "") or "")
+                self.journal.engine_speaks(self._spoken, spoken, where)
+                self._spoken = spoken
+
+    def _observe_role(self, now: float, before: int) -> Snapshot | None:
         try:
             snap = take_snapshot(self.engine, now)
         except NotAManager as exc:

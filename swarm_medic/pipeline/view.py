@@ -27,6 +27,11 @@ MAX_SERVICES = 30  # matrix columns: the failing services first, then by name
 MAX_INCIDENTS = 200
 
 
+def _engine(medic: Medic) -> str:
+    spoken = medic.engine.speaking
+    return "" if spoken is None else f"Docker {spoken.engine}, API {spoken.api}"
+
+
 def build(medic: Medic, now: float, *, version: str, pause: str | None = None) -> StatusView:
     st = medic.state
     s = medic.settings
@@ -55,6 +60,7 @@ def build(medic: Medic, now: float, *, version: str, pause: str | None = None) -
         last_scan=st.last_ok,
         last_error=st.last_error,
         pause=pause,
+        engine=_engine(medic),
     )
     if role != "leader" or snap is None:
         return view

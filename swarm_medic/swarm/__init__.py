@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
+from swarm_medic.core.apiversion import Speaking
 from swarm_medic.core.model import (
     ContainerDetail,
     LedgerDoc,
@@ -34,6 +35,14 @@ class EventStream(Protocol):
 class Engine(Protocol):
     api_calls: int  # every Engine API request made, for "constant calls per scan"
     malformed: list[str]  # objects skipped because they could not be read; drained by observe
+    # the engine and API version last negotiated (no request; None until the first)
+    speaking: Speaking | None
+
+    def speaks(self) -> Speaking:
+        """Negotiate the API version if not known yet, or if the engine may have been
+        replaced since (it went away, refused our version, or says another version):
+        the newest both sides support. UnsupportedEngine when they share none."""
+        ...
 
     def info(self) -> SwarmInfo: ...
 

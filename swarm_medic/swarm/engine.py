@@ -7,6 +7,7 @@ timeouts, 5xx) are retried with tenacity; 4xx never are, nor a lost compare-and-
 from __future__ import annotations
 
 import copy
+import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
@@ -17,7 +18,10 @@ import requests.exceptions
 import tenacity
 from docker.utils import kwargs_from_env
 
+from swarm_medic.core import apiversion
+from swarm_medic.core.apiversion import Speaking
 from swarm_medic.core.errors import (
+    ApiVersionRefused,
     Conflict,
     EngineError,
     EngineUnavailable,
@@ -41,9 +45,10 @@ from swarm_medic.swarm import EventStream, mapping, wire
 
 T = TypeVar("T")
 
-# The oldest Engine API we support (Debian 12's docker.io 20.10). Pinning it avoids a version
-# probe at construction, so the daemon can start while dockerd is still coming up.
-API_VERSION = "1.41"
+# The client is made at our oldest API version, which asks nothing of the engine, so the daemon
+# starts while dockerd is still coming up; the version actually spoken is negotiated before the
+# first request (`core.apiversion`) and again whenever the engine may have been replaced.
+API_VERSION = apiversion.SUPPORTED_MIN
 LEDGER_DATA = b"swarm-medic durable history: the state lives in this config's labels.\n"
 # A task's log is read through the manager from the task's node, which may be down or slow:
 # one attempt, this long at most per read, so a scan is never held longer than that.
@@ -51,7 +56,7 @@ LOG_TIMEOUT = 5.0
 
 
 def _is_transient(exc: BaseException) -> bool:
-    return isinstance(exc, EngineUnavailable) or (
+    return isinstance(exc, (EngineUnavailable, ApiVersionRefused)) or (
         isinstance(exc, EngineError)
         and not isinstance(exc, (Conflict, NotAManager, NotFound))
         and (exc.status or 0) >= 500
@@ -62,6 +67,9 @@ def _api_error(exc: docker.errors.APIError, what: str) -> EngineError:
     """An answer of the Engine -> the error callers tell apart, its text kept."""
     status = exc.status_code
     text = str(exc.explanation or exc)
+    if status == 400 and "client version" in text and ("too old" in text or "too new" in text):
+        # The engine was replaced by one of another range (an upgrade under a running medic).
+        return ApiVersionRefused(f"{what}: {text}", status=status)
     if "out of sequence" in text:
         return Conflict(f"{what}: the object changed since it was read ({text})", status=status)
     if status == 404:
@@ -118,7 +126,13 @@ class DockerEngine:
                 f"DOCKER_TLS_VERIFY, DOCKER_CERT_PATH): {exc}"
             ) from exc
         self.malformed: list[str] = []
-        self.base_url: str = self._api.base_url
+        # as the operator wrote it (the SDK's own base_url of a socket is "http+docker://...")
+        self.base_url: str = str(kwargs.get("base_url") or "unix:///var/run/docker.sock")
+        # The last version negotiated (kept while stale, for status pages and the "engine
+        # changed" line) and whether it must be asked again before the next request.
+        self.speaking: Speaking | None = None
+        self._stale = True
+        self._version_lock = threading.Lock()
         self.api_calls = 0
         self._memo_nodes: wire.Memo[Node] = wire.Memo()
         self._memo_services: wire.Memo[Service] = wire.Memo()
@@ -131,15 +145,65 @@ class DockerEngine:
             reraise=True,
         )
 
+    # --- the API version: negotiated, and again after the engine went away -----------------
+
+    def speaks(self) -> Speaking:
+        """The engine's version and the API version spoken to it, asked (`GET /version`,
+        unversioned) when not known or after the engine may have been replaced; retried
+        while dockerd is still coming up."""
+        with self._version_lock:
+            if self._stale or self.speaking is None:
+                self._retrying(lambda: self._negotiate("ask the engine its version"))
+            assert self.speaking is not None  # noqa: S101 - _negotiate sets it or raises
+            return self.speaking
+
+    def _negotiate(self, what: str) -> None:
+        self.api_calls += 1
+        try:
+            answer = self._api.version(api_version=False)
+        except Exception as exc:
+            raise translate(exc, what) from exc
+        spoken = apiversion.choose(answer, f"the Docker Engine at {self.base_url}")
+        self._api._version = spoken.api  # the SDK has no setter; every URL is built from it
+        self.speaking, self._stale = spoken, False
+
+    def _ready(self, what: str) -> None:
+        """Negotiated before a request (writes included), once: the caller's own retries,
+        if any, cover it, and an unreachable engine is said as the caller's failure."""
+        if self._stale or self.speaking is None:
+            with self._version_lock:
+                if self._stale or self.speaking is None:
+                    self._negotiate(what)
+
+    def _gone(self, exc: BaseException) -> None:
+        # The engine went away or refused our version: the one that answers next may be
+        # another (dockerd restarted by an upgrade), so ask its version again first.
+        if isinstance(exc, (EngineUnavailable, ApiVersionRefused)):
+            self._stale = True
+
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         def once() -> T:
+            self._ready(what)
             self.api_calls += 1
             try:
                 return fn()
             except Exception as exc:
-                raise translate(exc, what) from exc
+                err = translate(exc, what)
+                self._gone(err)
+                raise err from exc
 
         return self._retrying(once)
+
+    def _once(self, what: str, fn: Callable[[], T]) -> T:
+        """One request, never retried (a write: a timeout may hide a success)."""
+        self._ready(what)
+        self.api_calls += 1
+        try:
+            return fn()
+        except Exception as exc:
+            err = translate(exc, what)
+            self._gone(err)
+            raise err from exc
 
     # --- reads: one request each, whatever the size of the swarm ---------------------------
     # The body is decoded by `wire` (msgspec, only the fields we read, element by element)
@@ -166,9 +230,15 @@ class DockerEngine:
     def info(self) -> SwarmInfo:
         body = self._get_json("docker info", "/info")
         try:
-            return wire.decode_object(body, mapping.info_from_api, "docker info")
+            info = wire.decode_object(body, mapping.info_from_api, "docker info")
         except wire.NotJSON as exc:
             raise EngineError(f"docker info: {exc}") from exc
+        said = self.speaking
+        if said is not None and info.engine_version and info.engine_version != said.engine:
+            # Replaced between two requests without one failing (a quick restart): speak the
+            # new engine's version from the next request on.
+            self._stale = True
+        return info
 
     def nodes(self) -> tuple[Node, ...]:
         return self._list("list nodes", "/nodes", wire.NODES, self._memo_nodes)
@@ -202,6 +272,9 @@ class DockerEngine:
         if since_nano is not None:
             since = f"{since_nano // 1_000_000_000}.{since_nano % 1_000_000_000:09d}"
         filters = {"type": ["service", "node", "container"]}
+        # A stream is opened at the start and after the last one broke, which is what an
+        # engine restart does: the engine that answers now may be another version.
+        self._stale = True
         stream: Any = self._call(
             "open event stream",
             lambda: self._api.events(since=since, filters=filters, decode=True),
@@ -237,11 +310,7 @@ class DockerEngine:
 
         # A write is attempted once: a timeout may hide a success, and the version check
         # above turns any replay into a clean Conflict instead of a second update.
-        self.api_calls += 1
-        try:
-            post()
-        except Exception as exc:
-            raise translate(exc, what) from exc
+        self._once(what, post)
 
     def force_update(self, service_id: str, version: int) -> None:
         self._update_service(service_id, version, how="force")
@@ -273,20 +342,20 @@ class DockerEngine:
         url = self._api._url("/services/{0}/update", service_id)
         # Once, as every write: the engine checks `version` itself ("update out of sequence"
         # -> Conflict), so a caller re-reads and decides again rather than replaying blindly.
-        self.api_calls += 1
-        try:
-            answer = self._api._result(
+        answer = self._once(
+            what,
+            lambda: self._api._result(
                 self._api._post_json(url, data=dict(spec), params={"version": version}),
                 json=True,
-            )
-        except Exception as exc:
-            raise translate(exc, what) from exc
+            ),
+        )
         warnings = (answer or {}).get("Warnings") if isinstance(answer, dict) else None
         return tuple(str(w) for w in warnings or ())
 
     def create_stored(self, kind: str, name: str, data: bytes, labels: Mapping[str, str]) -> str:
         what = f"create {kind} {name}"
         create = self._api.create_config if kind == "config" else self._api.create_secret
+        self._ready(what)
         self.api_calls += 1  # once: a timeout may hide a success, which the caller re-lists
         try:
             made = create(name, data, labels=dict(labels))
@@ -301,11 +370,7 @@ class DockerEngine:
     def remove_stored(self, kind: str, object_id: str) -> None:
         what = f"remove {kind} {object_id}"
         remove = self._api.remove_config if kind == "config" else self._api.remove_secret
-        self.api_calls += 1
-        try:
-            remove(object_id)
-        except Exception as exc:
-            raise translate(exc, what) from exc
+        self._once(what, lambda: remove(object_id))
 
     def task_logs(self, task_id: str, tail: int) -> str:
         what = f"read the log of task {task_id[:12]}"
@@ -313,6 +378,7 @@ class DockerEngine:
         url = self._api._url("/tasks/{0}/logs", task_id)
         params = {"stdout": 1, "stderr": 1, "follow": 0, "tail": max(1, tail)}
         body = bytearray()
+        self._ready(what)
         self.api_calls += 1  # once: a timeout would only come again
         try:
             resp = self._api._get(url, params=params, stream=True, timeout=LOG_TIMEOUT)
@@ -350,6 +416,7 @@ class DockerEngine:
         return None
 
     def write_ledger(self, name: str, doc: LedgerDoc | None, labels: Mapping[str, str]) -> None:
+        self._ready(f"write ledger {name}")
         self.api_calls += 1
         try:
             if doc is None:
@@ -412,19 +479,17 @@ class DockerEngine:
     def stop_container(self, container_id: str, timeout: float) -> None:
         # Not retried: the engine sends the container's own stop signal, waits `timeout`, then
         # kills; the SDK lengthens its HTTP timeout by the same amount.
-        self.api_calls += 1
-        try:
-            self._api.stop(container_id, timeout=max(0, round(timeout)))
-        except Exception as exc:
-            raise translate(exc, f"stop container {container_id[:12]}") from exc
+        self._once(
+            f"stop container {container_id[:12]}",
+            lambda: self._api.stop(container_id, timeout=max(0, round(timeout))),
+        )
 
     def remove_container(self, container_id: str) -> None:
         # Not retried: a timeout may hide a success, and a second try would only say 404.
-        self.api_calls += 1
-        try:
-            self._api.remove_container(container_id, force=True)
-        except Exception as exc:
-            raise translate(exc, f"remove container {container_id[:12]}") from exc
+        self._once(
+            f"remove container {container_id[:12]}",
+            lambda: self._api.remove_container(container_id, force=True),
+        )
 
     def close(self) -> None:
         self._api.close()

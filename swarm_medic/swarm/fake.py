@@ -22,6 +22,8 @@ from typing import Any
 
 import msgspec
 
+from swarm_medic.core import apiversion
+from swarm_medic.core.apiversion import Speaking
 from swarm_medic.core.errors import Conflict, EngineError, EngineUnavailable, NotAManager, NotFound
 from swarm_medic.core.model import (
     ContainerDetail,
@@ -101,6 +103,14 @@ class FakeEngine:
         # run one per update_service_spec call, before its compare-and-swap: another writer
         # (swarm's updater writing UpdateStatus, an operator) getting there first
         self.before_update: list[Callable[[], None]] = []
+        # What GET /version answers; `upgrade()` replaces the engine under a running client.
+        self.version_answer: Json = {
+            "Version": "28.5.2-fake",
+            "ApiVersion": "1.51",
+            "MinAPIVersion": "1.24",
+        }
+        self.speaking: Speaking | None = None
+        self._stale = True
 
     def freeze(self, answers: Mapping[str, bytes] | None = None) -> dict[str, bytes]:
         """Encode the node, service and task lists once and answer with those bytes until the
@@ -376,10 +386,24 @@ class FakeEngine:
 
     # --- the Engine interface ---------------------------------------------------------------
 
+    def upgrade(self, version_answer: Json) -> None:
+        """dockerd restarted at another version (an `apt upgrade`): streams end, and the
+        next request finds the new engine."""
+        self.version_answer = dict(version_answer)
+        self.drop_streams()
+        self._stale = True
+
+    def speaks(self) -> Speaking:
+        if self._stale or self.speaking is None:
+            self.speaking = apiversion.choose(self.version_answer, "the fake engine")
+            self._stale = False
+        return self.speaking
+
     def _enter(self, manager_only: bool = True) -> None:
         self.api_calls += 1
         if self.failures:
             raise self.failures.pop(0)
+        self.speaks()  # as the real client: negotiated before the first request, not counted
         if manager_only and not self.manager:
             raise NotAManager("this engine is not a swarm manager", status=503)
 
@@ -387,7 +411,7 @@ class FakeEngine:
         self._enter(manager_only=False)
         return mapping.info_from_api(
             {
-                "ServerVersion": "fake",
+                "ServerVersion": str(self.version_answer.get("Version") or ""),
                 "Swarm": {
                     "NodeID": self.node_id,
                     "NodeAddr": "127.0.0.1",

@@ -15,6 +15,7 @@ from typing import Any, TextIO
 import structlog
 
 from swarm_medic.core.alerts import Received
+from swarm_medic.core.apiversion import Speaking
 from swarm_medic.core.incidents import Incident
 from swarm_medic.core.ledger import Pause
 from swarm_medic.core.model import Action, Decision, Reason, Result, Severity, Snapshot, Verdict
@@ -137,6 +138,20 @@ class Journal:
             tasks=len(snap.tasks),
             findings=findings,
         )
+
+    def engine_speaks(self, before: Speaking | None, now: Speaking, where: str) -> None:
+        """The engine answered, first or at another version than before (an upgrade under
+        the running medic): said once, and in swarm_medic_info."""
+        self.metrics.set_info(engine_version=now.engine, api_version=now.api)
+        if before is None:
+            self._log.info(f"engine: {now.describe()}", engine=where, **now.fields())
+        else:
+            self._log.warning(
+                f"engine changed: Docker {before.engine} API {before.api} -> "
+                f"{now.describe()}; speaking the new version",
+                engine=where,
+                **now.fields(),
+            )
 
     def scan_failed(self, error: Exception, api_calls: int) -> None:
         self.metrics.scans.labels("error").inc()

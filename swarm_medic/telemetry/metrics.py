@@ -45,7 +45,13 @@ NOTIFY_RESULTS = ("sent", "failed", "dropped")
 class Metrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         r = registry
-        self.info = Info("swarm_medic", "Version, mode and scope of this instance", registry=r)
+        self.info = Info(
+            "swarm_medic",
+            "Version, mode and scope of this instance, and the engine and Engine API version "
+            "it speaks",
+            registry=r,
+        )
+        self._info: dict[str, str] = {}
         self.scans = Counter(
             "swarm_medic_scans_total", "Scans by result (ok, error)", ["result"], registry=r
         )
@@ -235,6 +241,11 @@ class Metrics:
             registry=r,
         )
 
+    def set_info(self, **fields: str) -> None:
+        """Merge fields into swarm_medic_info (the engine's are learnt after the start)."""
+        self._info.update(fields)
+        self.info.info(dict(self._info))
+
     def preinitialise(self) -> None:
         """The fixed label sets an alert reads with a plain increase() exist at 0 from start.
         Per-runbook series are not created here: they appear when they first count."""
@@ -259,6 +270,8 @@ def catalogue() -> list[tuple[str, str, tuple[str, ...], str]]:
     m = Metrics(CollectorRegistry())
     out = []
     for metric in vars(m).values():
+        if not hasattr(metric, "describe"):
+            continue  # not a metric (the info fields kept for set_info)
         (family,) = metric.describe()
         # the label names are not public in prometheus_client; every metric class has them
         labels = tuple(getattr(metric, "_labelnames", ()))

@@ -101,6 +101,7 @@ class StatusView:
     last_scan: float | None = None
     last_error: str = ""
     pause: str | None = None  # None: no pause state to show
+    engine: str = ""  # "Docker 28.5.2, API 1.51": what this instance speaks ("" : not yet)
     incidents: tuple[OpenIncident, ...] = ()
     remediations: tuple[Remediation, ...] = ()  # newest first
     breakers: tuple[Breaker, ...] = ()
@@ -305,6 +306,7 @@ def render(v: StatusView) -> str:
         f"<span>role <b>{_e(v.role)}</b></span>",
         f"<span>node <b>{_e(v.node or '?')}</b></span>",
         f"<span>last scan <b>{_e(_ago(v.now, v.last_scan))}</b></span>",
+        f"<span>engine <b>{_e(v.engine or 'not answering yet')}</b></span>",
     ]
     if v.is_brain:
         facts.append(f"<span>fixes being verified <b>{v.verifying}</b></span>")

@@ -15,6 +15,7 @@ from typing import Protocol
 
 import pytest
 
+from swarm_medic.core.apiversion import SUPPORTED_MAX, SUPPORTED_MIN, parse
 from swarm_medic.core.errors import Conflict, EngineError, NotFound
 from swarm_medic.core.model import FileRef, Service
 from swarm_medic.core.rollout import FAMILY_LABEL
@@ -100,8 +101,24 @@ def world(request: pytest.FixtureRequest) -> Iterator[FakeWorld | RealWorld]:
         from swarm_medic.swarm.engine import DockerEngine
 
         w = RealWorld(DockerEngine())
+    # A new client asks the engine's version before its first request (once); the contract
+    # below counts what comes after.
+    w.engine.speaks()
     yield w
     w.cleanup()
+
+
+def test_the_engine_says_what_it_speaks(world: FakeWorld | RealWorld) -> None:
+    spoken = world.engine.speaks()
+    lo, hi = parse(SUPPORTED_MIN), parse(SUPPORTED_MAX)
+    assert world.engine.speaking == spoken
+    assert lo <= parse(spoken.api) <= hi
+    assert parse(spoken.api) == min(hi, parse(spoken.engine_api_max))  # the newest shared
+    assert parse(spoken.engine_api_min) <= parse(spoken.api)
+    assert world.engine.info().engine_version == spoken.engine != ""
+    before = world.engine.api_calls
+    assert world.engine.speaks() is spoken  # asked once, not per call
+    assert world.engine.api_calls == before
 
 
 def find(engine: Engine, sid: str) -> Service:

@@ -19,7 +19,7 @@ from tests.labkit import ROOT
 UNSHARE = ("unshare", "--mount", "--net", "--uts", "--propagation", "private", "--")
 SANDBOX = r"""
 set -euo pipefail
-for d in /run /var/lib/docker /var/lib/medic /var/log/swarm-medic-lab; do
+for d in /run /var/lib/docker /var/lib/swarm-medic-lab /var/lib/medic /var/log/swarm-medic-lab; do
   mkdir -p "$d"; mount -t tmpfs fresh "$d"
 done
 ip link set lo up

@@ -1,16 +1,38 @@
-"""The overlay test service on the 3-node lab."""
+"""The 3-node lab made whole before each module, and the overlay test service on it."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
 
 import pytest
 
-from tests.labkit import image_id, on_node
+from tests.labkit import MULTILAB, image_id, on_node
 from tests.multilab.kit import Web
 from tests.waiting import wait_until
+
+
+@pytest.fixture(scope="module", autouse=True)
+def lab_whole(multilab_up: None) -> None:
+    """Every node's dockerd up, in the swarm, Ready and active before each module
+    (`multilab.sh heal`: a node a test killed and could not restore is started again, a
+    drained one made active; a swarm that does not come back whole is rebuilt), so one test's
+    fault never fails the modules after it."""
+    done = subprocess.run(
+        ["bash", str(MULTILAB), "heal"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=400,
+        env={**os.environ, "MANAGERS": "3"},
+    )
+    if done.stderr.strip():
+        print(done.stderr.strip())  # what was healed, in the test's captured output
+    if done.returncode != 0:
+        pytest.fail(f"scripts/multilab.sh heal failed:\n{done.stdout}\n{done.stderr}")
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from swarm_medic.swarm.engine import LOG_TIMEOUT, DockerEngine
 from swarm_medic.swarm.fake import FakeEngine
 from swarm_medic.swarm.mapping import LOG_LINES, LOG_READ_MAX
 from tests.pipeline.test_daemon import ENABLE, ME, T0, Harness, builtin, swarm
-from tests.pipeline.test_engine_errors import Calls, api_error
+from tests.pipeline.test_engine_errors import Calls, api_error, negotiated
 from tests.pipeline.test_notify import Kept, Told
 
 NOWHERE = "unix:///nonexistent.sock"
@@ -52,7 +52,7 @@ class Body:
 def engine(monkeypatch: pytest.MonkeyPatch) -> DockerEngine:
     for var in ("DOCKER_HOST", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH"):
         monkeypatch.delenv(var, raising=False)
-    return DockerEngine(NOWHERE, attempts=3, sleep=lambda s: None)
+    return negotiated(DockerEngine(NOWHERE, attempts=3, sleep=lambda s: None), monkeypatch)
 
 
 # --- DockerEngine.task_logs ----------------------------------------------------------------
@@ -68,7 +68,7 @@ def test_the_engine_asks_for_the_tail_of_both_streams_once_and_demultiplexes(
     assert engine.task_logs("t1", 500) == "starting\nboom: [31mno db"
 
     ((args, kwargs),) = get.args
-    assert args[0].endswith("/v1.41/tasks/t1/logs")
+    assert args[0].endswith("/v1.51/tasks/t1/logs")
     assert kwargs == {
         "params": {"stdout": 1, "stderr": 1, "follow": 0, "tail": LOG_LINES},
         "stream": True,

@@ -400,7 +400,10 @@ def test_check_of_a_healthy_swarm() -> None:
     render_table(report, table)
     render_json(report, as_json)
 
-    assert table.getvalue() == "swarm: 1 node(s), 1 service(s), 1 task(s)\nhealthy: no findings\n"
+    assert table.getvalue() == (
+        "swarm: 1 node(s), 1 service(s), 1 task(s), engine Docker 28.5.2-fake (API 1.51)\n"
+        "healthy: no findings\n"
+    )
     doc = json.loads(as_json.getvalue())
     assert (doc["healthy"], doc["findings"], doc["errors"]) == (True, [], [])
 
