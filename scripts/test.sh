@@ -24,6 +24,16 @@ lint() {
   .venv/bin/lint-imports --no-cache >/dev/null && echo "import contracts kept"
 }
 
+setup() {
+  bash scripts/setup.sh --dev
+  bash scripts/engine.sh fetch 28
+}
+
+engine_2010() {
+  .venv/bin/pytest tests/contract -m lab "$@"
+  .venv/bin/pytest tests/lab -m smoke "$@"
+}
+
 monitoring_checks() {
   promtool check config deploy/prometheus.yml   # also checks the rule files it names
   promtool check rules deploy/prometheus/recording.yml deploy/prometheus/alerts.yml
@@ -31,18 +41,24 @@ monitoring_checks() {
   amtool check-config deploy/alertmanager.yml
 }
 
-phase "set-up (.venv, Debian packages)" bash scripts/setup.sh --dev
-phase "lab up (dockerd, swarm, test image)" bash scripts/lab.sh up
+# Engines (scripts/engine.sh): Docker 28.5.2 with Engine 29's API floor, where users are, for
+# the full single-node lab, the 3-node lab, the deployed stack and the soak; Debian 12's 20.10
+# for the contract and the demo's four faults; and a 28/20.10/28 swarm upgraded node by node.
+phase "set-up (.venv, Debian packages, engine 28)" setup
+phase "lab up: engine 28 (dockerd, swarm, test image)" env ENGINE=28 bash scripts/lab.sh up
 phase "ruff, mypy, import-linter" lint
 rm -f build/lab-timings.jsonl
 phase "promtool, amtool: rules, their tests, configs" monitoring_checks
-phase "pytest: unit, pipeline, contract" .venv/bin/pytest tests/unit tests/pipeline tests/contract "$@"
-phase "pytest: single-node lab" .venv/bin/pytest tests/lab "$@"
+phase "pytest: unit, pipeline, contract (engine 28)" .venv/bin/pytest tests/unit tests/pipeline tests/contract "$@"
+phase "pytest: single-node lab (engine 28)" .venv/bin/pytest tests/lab "$@"
 # the deployed-stack tests run the image of this very tree (scripts/image.sh: offline, base cached)
 phase "image: swarm-medic:dev from this tree" bash scripts/image.sh
-phase "pytest: 3-node lab" .venv/bin/pytest tests/multilab "$@"
+phase "pytest: 3-node lab (engine 28)" env ENGINE=28 .venv/bin/pytest tests/multilab "$@"
 # healthy churn on the 3-node lab: any warning finding or any action fails the run
 phase "soak: 1 min of healthy churn, 3 acting medics" .venv/bin/python -m benchmarks.soak --minutes 1
+phase "pytest: mixed 28/20.10/28 lab, node2 upgraded" env ENGINES="28 20.10 28" .venv/bin/pytest tests/mixedlab "$@"
+phase "lab up: engine 20.10" env ENGINE=20.10 bash scripts/lab.sh up
+phase "pytest: contract and the demo's faults (engine 20.10)" engine_2010 "$@"
 
 echo "== measured on the lab (from build/lab-timings.jsonl)"
 cat build/lab-timings.jsonl 2>/dev/null || echo "(no lab timings recorded)"

@@ -60,6 +60,7 @@ def hang_service(
     )
 
 
+@pytest.mark.smoke
 def test_stuck_task_hang_is_healed(lab: Lab, medic: Medic, tmp_path: Path) -> None:
     threshold = 10.0
     name = hang_service(lab, tmp_path, "hang")
@@ -112,6 +113,7 @@ def test_dry_run_and_not_opted_in_only_report(lab: Lab, medic: Medic, tmp_path: 
     assert lab.current_states(opted) == lab.current_states(other) == ["Starting"]
 
 
+@pytest.mark.smoke
 def test_pending_constraint_is_diagnosed_and_swarm_recovers_alone(lab: Lab, medic: Medic) -> None:
     label = f"medic-zone-{int(time.time())}"
     name = lab.create("pend", "--constraint", f"node.labels.{label}==a")
@@ -145,6 +147,7 @@ def test_pending_constraint_is_diagnosed_and_swarm_recovers_alone(lab: Lab, medi
         docker("node", "update", "--label-rm", label, node)
 
 
+@pytest.mark.smoke
 def test_paused_update_is_rolled_back(lab: Lab, medic: Medic) -> None:
     name = lab.create(
         "upd", "--replicas", "2", "--update-failure-action", "pause", "--update-monitor", "5s"
@@ -174,6 +177,7 @@ def test_paused_update_is_rolled_back(lab: Lab, medic: Medic) -> None:
     )
 
 
+@pytest.mark.smoke
 def test_repeated_rejection_reported_once_broken_runbook_isolated(
     lab: Lab, medic: Medic, tmp_path: Path
 ) -> None:

@@ -339,7 +339,9 @@ def test_check_table_says_what_would_be_done_and_changes_nothing() -> None:
     render_table(report, out)
 
     text = out.getvalue()
-    assert text.startswith("swarm: 1 node(s), 3 service(s), 5 task(s)\n")
+    assert text.startswith(
+        "swarm: 1 node(s), 3 service(s), 5 task(s), engine Docker 28.5.2-fake (API 1.51)\n"
+    )
     assert "RUNBOOK" in text
     assert "WOULD DO" in text
     rows = table_rows(text)
