@@ -59,7 +59,7 @@ class App:
         self.runbooks = registry.load(registry.default_dirs(settings.runbooks_dir))
         # --runbook-setting and SWARM_MEDIC_RUNBOOK_*: a wrong one stops the start here
         self.runbooks.configure(runbook_settings, os.environ if env is None else env)
-        self.metrics.preinitialise(self.runbooks.runbooks)
+        self.metrics.preinitialise()
         self.engine = make_engine()
         self.agent = NodeAgent(
             self.engine,

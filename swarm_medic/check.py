@@ -13,7 +13,7 @@ would decide now. What `check` cannot know is taken from the durable record or l
 - nodes are not asked (no probe round), so `node_unreachable` never shows, and runbooks that
   count sightings across scans see this one snapshot only.
 
-Exit status: 0 healthy, 1 findings, 2 could not check.
+Exit status: 0 healthy, 1 findings, 3 could not check (cli.EXIT_* for every command).
 """
 
 from __future__ import annotations

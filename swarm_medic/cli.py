@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import json
 import os
+import signal
 import socket
 import sys
 import time
 from collections.abc import Sequence
+from typing import NoReturn
 
 from swarm_medic import __version__
 from swarm_medic.core.errors import SettingsError, SwarmMedicError
@@ -16,6 +19,40 @@ from swarm_medic.core.ledger import MAX_TEXT, Pause
 from swarm_medic.core.runbook import RUNBOOK_FLAG, Runbook, env_name, flag_form
 from swarm_medic.core.settings import DAY, Count, Duration, Settings, add_arguments, load
 from swarm_medic.pipeline import registry
+
+# Exit codes, the same in every command (README "Commands"; `check --help` says them).
+EXIT_OK = 0
+EXIT_FINDINGS = 1  # check: faults found
+EXIT_USAGE = 2  # a wrong flag, argument or setting (argparse's own code)
+EXIT_FAILED = 3  # could not do it: the engine unreachable or refusing, a check left incomplete
+EXIT_PIPE = 128 + signal.SIGPIPE  # stdout closed by its reader (`| head`): said by nobody
+
+EXIT_CODES = f"""exit codes (every command):
+  {EXIT_OK}    done; check: healthy
+  {EXIT_FINDINGS}    check: faults found
+  {EXIT_USAGE}    a wrong flag, argument or setting
+  {EXIT_FAILED}    could not do it: the engine unreachable or refusing, a runbook that failed
+  {EXIT_PIPE}  the output was closed by its reader (e.g. | head): the command stops quietly
+With --json, an error is also one JSON object on stdout: {{"ok": false, "error": "..."}}.
+"""
+
+# What each operator command reads besides the engine's address (its --help shows only these).
+CHECK_GROUPS = ("safety", "runbooks", "engine")
+LEDGER_ONLY = ("ledger_name",)
+
+
+class _UsageError(Exception):
+    def __init__(self, usage: str, message: str) -> None:
+        super().__init__(message)
+        self.usage = usage
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error comes back to `main` (which says it, in JSON too if asked)
+    instead of exiting from inside the parser."""
+
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(self.format_usage(), f"{self.prog}: error: {message}")
 
 
 def _engine_factory(settings: Settings):  # type: ignore[no-untyped-def]
@@ -37,9 +74,11 @@ def _add_runbook_setting(parser: argparse.ArgumentParser) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="swarm-medic",
         description="Finds and heals stuck tasks and paused updates on a Docker Swarm.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--version", action="version", version=f"swarm-medic {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
@@ -48,10 +87,15 @@ def _parser() -> argparse.ArgumentParser:
     _add_runbook_setting(run)
     check = sub.add_parser(
         "check",
-        help="one-shot diagnosis (exit 0 healthy, 1 findings, 2 could not check); changes nothing",
+        help=f"one-shot diagnosis (exit {EXIT_OK} healthy, {EXIT_FINDINGS} findings, "
+        f"{EXIT_FAILED} could not check); changes nothing",
+        description="One-shot diagnosis of the swarm, as the daemon would see it now: every "
+        "runbook's findings and what the policy would do. Changes nothing.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     check.add_argument("--json", action="store_true", help="machine-readable output")
-    add_arguments(check)
+    add_arguments(check, only=CHECK_GROUPS)
     _add_runbook_setting(check)
     pause = sub.add_parser(
         "pause",
@@ -69,9 +113,9 @@ def _parser() -> argparse.ArgumentParser:
     pause.add_argument(
         "--reason", required=True, type=_reason, help="why: shown in logs, /healthz and check"
     )
-    add_arguments(pause)
+    add_arguments(pause, only=("engine",), names=LEDGER_ONLY)
     resume = sub.add_parser("resume", help="end the pause: every instance acts again")
-    add_arguments(resume)
+    add_arguments(resume, only=("engine",), names=LEDGER_ONLY)
     _add_rollout(sub)
     rbs = sub.add_parser("runbooks", help="list the runbooks, or explain one")
     rbs.add_argument("name", nargs="?", help="a runbook to explain")
@@ -163,6 +207,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     return App(settings, _engine_factory(settings), runbook_settings=args.runbook_setting).run()
 
 
+def _failed(args: argparse.Namespace, message: str, code: int = EXIT_FAILED) -> int:
+    """An error, said the same way by every command: one line on stderr, and with --json one
+    object on stdout (what a script reads), then the command's exit code."""
+    print(message, file=sys.stderr)
+    if getattr(args, "json", False):
+        print(json.dumps({"ok": False, "error": message, "exit_code": code}))
+    return code
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from swarm_medic.check import diagnose, render_json, render_table
 
@@ -173,12 +226,12 @@ def cmd_check(args: argparse.Namespace) -> int:
         engine = _engine_factory(settings)()
         report = diagnose(engine, settings, runbooks, time.time())
     except SwarmMedicError as exc:
-        print(f"swarm-medic check: could not check: {exc}", file=sys.stderr)
-        return 2
+        return _failed(args, f"swarm-medic check: could not check: {exc}")
     (render_json if args.json else render_table)(report, sys.stdout)
     if report.decisions:
-        return 1
-    return 2 if report.errors else 0  # a runbook that failed means the check is incomplete
+        return EXIT_FINDINGS
+    # a runbook that failed means the check is incomplete
+    return EXIT_FAILED if report.errors else EXIT_OK
 
 
 def cmd_pause(args: argparse.Namespace) -> int:
@@ -191,8 +244,7 @@ def cmd_pause(args: argparse.Namespace) -> int:
     try:
         switched = set_pause(_engine_factory(settings)(), settings.ledger_name, pause, now)
     except SwarmMedicError as exc:
-        print(f"swarm-medic pause: not paused: {exc}", file=sys.stderr)
-        return 2
+        return _failed(args, f"swarm-medic pause: not paused: {exc}")
     if switched.before is not None:
         print(f"replaces: {switched.before.describe()}")
     print(f"{pause.describe()}\nevery instance stops acting at its next scan")
@@ -207,8 +259,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     try:
         switched = set_pause(_engine_factory(settings)(), settings.ledger_name, None, now)
     except SwarmMedicError as exc:
-        print(f"swarm-medic resume: not resumed: {exc}", file=sys.stderr)
-        return 2
+        return _failed(args, f"swarm-medic resume: not resumed: {exc}")
     if switched.before is None:
         print("not paused: nothing to resume")
     else:
@@ -221,7 +272,7 @@ def cmd_rollout(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     operands = [v for v in (getattr(args, k, None) for k in ROLLOUT_OPERANDS) if isinstance(v, str)]
-    return rollout.run(
+    code = rollout.run(
         args.rollout_what,
         operands,
         _engine_factory(settings),
@@ -230,6 +281,9 @@ def cmd_rollout(args: argparse.Namespace) -> int:
         out=sys.stdout,
         err=sys.stderr,
     )
+    # rollout says its error itself (a line, and "ok": false in its --json document); its 1
+    # is every command's "could not do it"
+    return EXIT_FAILED if code == 1 else code
 
 
 ROLLOUT_OPERANDS = ("rollout_service", "rollout_target", "rollout_file")
@@ -272,23 +326,44 @@ def cmd_runbooks(args: argparse.Namespace) -> int:
         print(f"{rb.name.ljust(width)}  {rb.summary}")
     for e in runbooks.errors:
         print(f"error: {e.path}: {e.message}", file=sys.stderr)
-    return 1 if runbooks.errors else 0
+    return EXIT_FAILED if runbooks.errors else EXIT_OK
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "check": cmd_check,
+    "pause": cmd_pause,
+    "resume": cmd_resume,
+    "rollout": cmd_rollout,
+    "runbooks": cmd_runbooks,
+}
+
+
+def _main(argv: Sequence[str]) -> int:
+    try:
+        args = _parser().parse_args(argv)
+    except _UsageError as exc:
+        sys.stderr.write(exc.usage)
+        return _failed(argparse.Namespace(json="--json" in argv), str(exc), EXIT_USAGE)
+    try:
+        return COMMANDS[args.command](args)
+    except SettingsError as exc:
+        return _failed(args, f"swarm-medic: wrong setting: {exc}", EXIT_USAGE)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
     try:
-        return {
-            "run": cmd_run,
-            "check": cmd_check,
-            "pause": cmd_pause,
-            "resume": cmd_resume,
-            "rollout": cmd_rollout,
-            "runbooks": cmd_runbooks,
-        }[args.command](args)
-    except SettingsError as exc:
-        print(f"swarm-medic: wrong setting: {exc}", file=sys.stderr)
-        return 2
+        try:
+            code = _main(sys.argv[1:] if argv is None else list(argv))
+        finally:  # --help and --version leave by SystemExit: their output is flushed here too
+            sys.stdout.flush()  # a closed pipe shows here at the latest, not at exit
+    except BrokenPipeError:
+        # The reader has gone (`swarm-medic runbooks | head -1`): stop quietly, as every Unix
+        # tool does. Later writes (and Python's own flush at exit) go nowhere.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_PIPE
+    return code
 
 
 if __name__ == "__main__":

@@ -1,11 +1,16 @@
-"""Generates deploy/grafana/swarm-medic.json, the swarm-medic dashboard (plain dicts).
+"""Generates deploy/grafana/swarm-medic.json, the swarm-medic dashboard, with Grafana's own
+grafana-foundation-sdk (its builders are generated from Grafana's schema, so what they build
+is what Grafana reads; `pip install -e '.[dev]'` installs it).
 
     python deploy/grafana/dashboard.py            # rewrite swarm-medic.json
     python deploy/grafana/dashboard.py --check    # exit 1 if the committed JSON is stale
 
 The datasource is the `${datasource}` template variable (type datasource), never a fixed uid,
-so the dashboard imports into any Grafana. `queries()` gives every panel's PromQL with Grafana's
-variables replaced by real values, for checking them against a real Prometheus (tests/dashboard.py).
+so the dashboard imports into any Grafana. `$cluster` picks the swarm (the label the rules
+aggregate by, deploy/prometheus/rules.py). `queries()` gives every panel's PromQL with
+Grafana's variables replaced by real values, for checking them against a real Prometheus
+(tests/dashboard.py); `may_be_empty()` the ones whose series appear only once something
+happened (a notification, a runbook error: no series of zeros is exported before).
 """
 
 from __future__ import annotations
@@ -16,395 +21,539 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from grafana_foundation_sdk.builders import dashboard as dash
+from grafana_foundation_sdk.builders import prometheus, stat, statetimeline, table, timeseries
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import common
+from grafana_foundation_sdk.models import dashboard as model
+from grafana_foundation_sdk.models.prometheus import PromQueryFormat
+
 OUT = Path(__file__).with_name("swarm-medic.json")
 UID = "swarm-medic"
-DS = {"type": "prometheus", "uid": "${datasource}"}
-SEL = 'job="$job", instance=~"$instance"'  # every series of the chosen medics
+DS = model.DataSourceRef(type_val="prometheus", uid="${datasource}")
+SEL = 'cluster=~"$cluster", job="$job", instance=~"$instance"'  # the chosen medics' series
+CL = 'cluster=~"$cluster"'  # recording rules keep the cluster label only
+RATE = "$__rate_interval"
+STATUS_PORT = 9324  # the stack's MEDIC_PORT: the brain's status page is GET / there
 
-Panel = dict[str, Any]
+# Expressions whose series appear only once something has happened (lazily created series).
+_LAZY: set[str] = set()
 
 
-def target(expr: str, legend: str = "", ref: str = "A", *, instant: bool = False) -> dict[str, Any]:
-    t: dict[str, Any] = {"datasource": DS, "expr": expr, "legendFormat": legend, "refId": ref}
+def q(expr: str, legend: str = "", *, instant: bool = False, lazy: bool = False) -> Any:
+    if lazy:
+        _LAZY.add(expr)
+    t = prometheus.Dataquery().expr(expr).legend_format(legend).datasource(DS)
     if instant:
-        t["instant"], t["range"], t["format"] = True, False, "table"
+        t = t.instant().format(PromQueryFormat.TABLE)
     return t
 
 
-def panel(
-    kind: str,
-    title: str,
-    description: str,
-    targets: list[dict[str, Any]],
-    *,
-    unit: str = "short",
-    w: int = 8,
-    h: int = 8,
-    **extra: Any,
-) -> Panel:
-    p: Panel = {
-        "type": kind,
-        "title": title,
-        "description": description,
-        "datasource": DS,
-        "targets": [dict(t, refId=chr(ord("A") + i)) for i, t in enumerate(targets)],
-        "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
-        "gridPos": {"w": w, "h": h},
+def states(*pairs: tuple[str, str, str]) -> list[Any]:
+    """A value mapping: (value, text, colour) for each state a 0/1 series can be in."""
+    options = {
+        v: model.ValueMappingResult(text=t, color=c, index=i) for i, (v, t, c) in enumerate(pairs)
     }
-    p.update(extra)
+    return [model.ValueMap(options=options)]
+
+
+UP = states(("0", "down", "red"), ("1", "up", "green"))
+LEADER = states(("0", "follower", "transparent"), ("1", "leader (brain)", "blue"))
+STREAM = states(("0", "disconnected", "red"), ("1", "connected", "green"))
+PAUSED = states(("0", "acting", "green"), ("1", "PAUSED", "orange"))
+HOLD = states(("0", "free", "green"), ("1", "HELD", "orange"))
+
+
+def timeline(title: str, about: str, targets: list[Any], mappings: list[Any], w: int) -> Any:
+    p = (
+        statetimeline.Panel()
+        .title(title)
+        .description(about)
+        .datasource(DS)
+        .mappings(mappings)
+        .show_value(common.VisibilityMode.NEVER)
+        .span(w)
+        .height(6)
+    )
+    for i, t in enumerate(targets):
+        p = p.with_target(t.ref_id(chr(ord("A") + i)))
     return p
 
 
-def row(title: str) -> Panel:
-    return {
-        "type": "row",
-        "title": title,
-        "collapsed": False,
-        "panels": [],
-        "gridPos": {"w": 24, "h": 1},
-    }
+def series(title: str, about: str, targets: list[Any], unit: str = "short", w: int = 8) -> Any:
+    p = timeseries.Panel().title(title).description(about).datasource(DS).unit(unit)
+    p = p.span(w).height(8)
+    for i, t in enumerate(targets):
+        p = p.with_target(t.ref_id(chr(ord("A") + i)))
+    return p
 
 
-def panels() -> list[Panel]:
-    rate = "$__rate_interval"
-    return [
-        row("Medic health (one instance per node)"),
-        panel(
-            "state-timeline",
+def figure(title: str, about: str, targets: list[Any], w: int = 6, unit: str = "short") -> Any:
+    p = stat.Panel().title(title).description(about).datasource(DS).unit(unit).span(w).height(8)
+    for i, t in enumerate(targets):
+        p = p.with_target(t.ref_id(chr(ord("A") + i)))
+    return p
+
+
+def grid(title: str, about: str, target: Any, w: int = 12) -> Any:
+    return (
+        table.Panel()
+        .title(title)
+        .description(about)
+        .datasource(DS)
+        .with_target(target.ref_id("A"))
+        .show_header(True)
+        # an instant table: the sample's time says nothing, the labels and the value do
+        .with_transformation(
+            model.DataTransformerConfig(
+                id_val="organize", options={"excludeByName": {"Time": True, "__name__": True}}
+            )
+        )
+        .span(w)
+        .height(8)
+    )
+
+
+def build() -> Any:
+    _LAZY.clear()
+    d = (
+        dash.Dashboard("swarm-medic")
+        .uid(UID)
+        .description("swarm-medic: is it running, what it finds, what it does, does it heal")
+        .tags(["swarm-medic", "docker-swarm"])
+        .editable()
+        .tooltip(model.DashboardCursorSync.CROSSHAIR)
+        .refresh("30s")
+        .time("now-6h", "now")
+        .timezone("")
+        .link(
+            dash.DashboardLink("The brain's status page")
+            .type(model.DashboardLinkType.LINK)
+            .url(f"http://${{brain}}:{STATUS_PORT}/")
+            .tooltip("GET / of the instance on the leader manager: incidents, fixes, breakers")
+            .target_blank(True)
+        )
+        .annotation(
+            dash.AnnotationQuery()
+            .name("swarm-medic acted")
+            .datasource(DS)
+            .enable(True)
+            .icon_color("orange")
+            .expr(
+                "sum by (runbook, action, result) (increase(swarm_medic_actions_total"
+                f'{{{CL}, job="$job"}}[2m])) > 0'
+            )
+        )
+    )
+    for v in variables():
+        d = d.with_variable(v)
+
+    d = d.with_row(dash.Row("Now: what needs a person"))
+    d = d.with_panel(
+        grid(
+            "Open incidents, by service",
+            "Every fault open now, with its service, its runbook, how long it has been open and "
+            "the medic's stance: acting (fixing it), gave_up (breaker open or budget spent: a "
+            "person must fix it, SwarmMedicIncidentUnfixed pages), held (dry-run, not opted in, "
+            "paused, alerts hold) or report_only (the runbook only reports it).",
+            q(
+                f"cluster_runbook_service_state:swarm_medic_incident_age_seconds:max{{{CL}}}",
+                instant=True,
+                lazy=True,
+            ),
+            w=16,
+        ).unit("s")
+    )
+    d = d.with_panel(
+        figure(
+            "Report-only faults standing",
+            "Faults the medic only reports (a node down, stale config versions, an unbalanced "
+            "service, a full overlay): they never page; they are listed here until fixed.",
+            [
+                q(
+                    "count(cluster_runbook_service_state:swarm_medic_incident_age_seconds:max"
+                    f'{{{CL}, state="report_only"}})',
+                    "standing",
+                    lazy=True,
+                )
+            ],
+            w=8,
+        )
+    )
+    d = d.with_panel(
+        timeline(
+            "Paused swarm-wide",
+            "swarm-medic pause: no action anywhere while PAUSED (SwarmMedicPausedTooLong).",
+            [q(f"cluster:swarm_medic_paused:max{{{CL}}}", "{{cluster}}")],
+            PAUSED,
+            12,
+        )
+    )
+    d = d.with_panel(
+        timeline(
+            "Alerts hold (--hold-while-alerts)",
+            "HELD: a named Prometheus alert fires, or Prometheus could not be asked; no action "
+            "meanwhile (SwarmMedicAlertsHoldStuck).",
+            [q(f"cluster:swarm_medic_alerts_hold:max{{{CL}}}", "{{cluster}}")],
+            HOLD,
+            12,
+        )
+    )
+
+    d = d.with_row(dash.Row("Medic health (one instance per node)"))
+    d = d.with_panel(
+        timeline(
             "Medic up, per node",
-            "up of each node's swarm-medic scrape target (1 answers, 0 does not).",
-            [target(f"up{{{SEL}}}", "{{instance}}")],
-            w=12,
-        ),
-        panel(
-            "state-timeline",
+            "up of each node's swarm-medic scrape target.",
+            [q(f"up{{{SEL}}}", "{{instance}}")],
+            UP,
+            12,
+        )
+    )
+    d = d.with_panel(
+        timeline(
             "On the leader (the brain), per node",
-            "swarm_medic_leader: exactly one node should say 1 (alerts NoBrain / SplitBrain).",
-            [target(f"swarm_medic_leader{{{SEL}}}", "{{instance}}")],
-            w=12,
-        ),
-        panel(
-            "timeseries",
+            "swarm_medic_leader: exactly one node should be the brain (alerts NoBrain, "
+            "SplitBrain). The dashboard link opens the brain's status page.",
+            [q(f"swarm_medic_leader{{{SEL}}}", "{{instance}}")],
+            LEADER,
+            12,
+        )
+    )
+    d = d.with_panel(
+        series(
             "Seconds since the last scan, per manager",
             "Workers never scan and are left out. Alert SwarmMedicScansStale above 180 s.",
-            [
-                target(
-                    f"time() - (swarm_medic_last_scan_timestamp_seconds{{{SEL}}} > 0)",
-                    "{{instance}}",
-                )
-            ],
+            [q(f"time() - (swarm_medic_last_scan_timestamp_seconds{{{SEL}}} > 0)", "{{instance}}")],
             unit="s",
-        ),
-        panel(
-            "state-timeline",
-            "Engine event stream connected",
-            "1 while each instance's Engine event stream is up.",
-            [target(f"swarm_medic_event_stream_connected{{{SEL}}}", "{{instance}}")],
-        ),
-        panel(
-            "table",
+        )
+    )
+    d = d.with_panel(
+        timeline(
+            "Engine event stream",
+            "Each instance's Engine event stream (it still scans on its timer without it).",
+            [q(f"swarm_medic_event_stream_connected{{{SEL}}}", "{{instance}}")],
+            STREAM,
+            8,
+        )
+    )
+    d = d.with_panel(
+        grid(
             "Version and mode",
-            "swarm_medic_info: version, mode (dry_run or act) and scope of each instance.",
-            [target(f"swarm_medic_info{{{SEL}}}", instant=True)],
-        ),
-        row("Scans and their cost"),
-        panel(
-            "timeseries",
-            "Scans per second, by result",
-            "Successful and failed observe+match+decide scans.",
-            [
-                target(
-                    f"sum by (instance, result) (rate(swarm_medic_scans_total{{{SEL}}}[{rate}]))",
-                    "{{instance}} {{result}}",
-                )
-            ],
-            unit="ops",
-        ),
-        panel(
-            "timeseries",
-            "Scan duration p50 / p95",
-            "Wall time of one scan, from swarm_medic_scan_duration_seconds.",
-            [
-                target(
-                    "histogram_quantile(0.5, sum by (instance, le) "
-                    f"(rate(swarm_medic_scan_duration_seconds_bucket{{{SEL}}}[{rate}])))",
-                    "p50 {{instance}}",
-                ),
-                target(
-                    "histogram_quantile(0.95, sum by (instance, le) "
-                    f"(rate(swarm_medic_scan_duration_seconds_bucket{{{SEL}}}[{rate}])))",
-                    "p95 {{instance}}",
-                ),
-            ],
-            unit="s",
-        ),
-        panel(
-            "timeseries",
-            "Engine API calls per second",
-            "Docker Engine API requests made by each instance.",
-            [
-                target(
-                    "sum by (instance) "
-                    f"(rate(swarm_medic_engine_api_calls_total{{{SEL}}}[{rate}]))",
-                    "{{instance}}",
-                )
-            ],
-            unit="reqps",
-        ),
-        row("Incidents and decisions"),
-        panel(
-            "timeseries",
+            "swarm_medic_info: version, mode (dry_run or act) and scope of each instance "
+            "(SwarmMedicModeMismatch when they disagree for hours).",
+            q(f"swarm_medic_info{{{SEL}}}", instant=True),
+            w=8,
+        )
+    )
+
+    d = d.with_row(dash.Row("Incidents and decisions"))
+    d = d.with_panel(
+        series(
             "Open incidents, per runbook",
             "Faults open now (the brain's count; max over the instances that report one).",
-            [target(f"max by (runbook) (swarm_medic_incidents_open{{{SEL}}})", "{{runbook}}")],
-        ),
-        panel(
-            "timeseries",
-            "Oldest open incident, per runbook",
-            "Age of the oldest incident open now. Alert SwarmMedicIncidentOpenTooLong above 1 h.",
-            [
-                target(
-                    f"max by (runbook) (swarm_medic_incident_oldest_open_seconds{{{SEL}}})",
-                    "{{runbook}}",
-                )
-            ],
-            unit="s",
-        ),
-        panel(
-            "timeseries",
+            [q(f"max by (runbook) (swarm_medic_incidents_open{{{SEL}}})", "{{runbook}}")],
+        )
+    )
+    d = d.with_panel(
+        series(
             "Decisions, by verdict and reason",
             "Counted when an incident's decision changes (act, would_act, skip and why).",
             [
-                target(
+                q(
                     "sum by (verdict, reason) "
-                    f"(increase(swarm_medic_decisions_total{{{SEL}}}[{rate}]))",
+                    f"(increase(swarm_medic_decisions_total{{{SEL}}}[{RATE}]))",
                     "{{verdict}} {{reason}}",
                 )
             ],
-        ),
-        panel(
-            "stat",
+        )
+    )
+    d = d.with_panel(
+        figure(
             "Dry-run: would act (in the time range)",
             "Decisions swarm-medic would have carried out if it were not in dry-run.",
             [
-                target(
+                q(
                     "sum by (runbook) (increase(swarm_medic_decisions_total"
                     f'{{{SEL}, verdict="would_act"}}[$__range]))',
                     "{{runbook}}",
                     instant=True,
                 )
             ],
-            w=6,
-        ),
-        row("Actions, outcomes, time to heal"),
-        panel(
-            "timeseries",
+            w=8,
+        )
+    )
+
+    d = d.with_row(dash.Row("Actions, outcomes, time to heal"))
+    d = d.with_panel(
+        series(
             "Actions, by result",
-            "Actions carried out: done, conflict, failed, unreachable.",
+            "Actions carried out: done, conflict, failed, unreachable (SwarmMedicActionsFailing).",
             [
-                target(
+                q(
                     "sum by (runbook, action, result) "
-                    f"(increase(swarm_medic_actions_total{{{SEL}}}[{rate}]))",
+                    f"(increase(swarm_medic_actions_total{{{SEL}}}[{RATE}]))",
                     "{{runbook}} {{action}} {{result}}",
                 )
             ],
-        ),
-        panel(
-            "bargauge",
+        )
+    )
+    d = d.with_panel(
+        figure(
             "Verified outcomes (in the time range)",
-            "healed: the fix held; not_healed: it did not (alert SwarmMedicFixNotHeld).",
+            "healed: the fix held; not_healed: it did not (SwarmMedicFixNotHeld).",
             [
-                target(
+                q(
                     "sum by (runbook, result) "
                     f"(increase(swarm_medic_remediations_total{{{SEL}}}[$__range]))",
                     "{{runbook}} {{result}}",
                     instant=True,
                 )
             ],
-        ),
-        panel(
-            "timeseries",
+            w=8,
+        )
+    )
+    d = d.with_panel(
+        series(
             "Time to heal p50 / p95, per runbook (1 h window)",
             "From action to verified healed. Heals are rare: a 1 h window.",
             [
-                target(
+                q(
                     "histogram_quantile(0.5, sum by (runbook, le) "
                     f"(rate(swarm_medic_time_to_heal_seconds_bucket{{{SEL}}}[1h])))",
                     "p50 {{runbook}}",
                 ),
-                target(
+                q(
                     "histogram_quantile(0.95, sum by (runbook, le) "
                     f"(rate(swarm_medic_time_to_heal_seconds_bucket{{{SEL}}}[1h])))",
                     "p95 {{runbook}}",
                 ),
             ],
             unit="s",
-        ),
-        panel(
-            "timeseries",
+        )
+    )
+    d = d.with_panel(
+        series(
             "Circuit breakers",
             "Services whose breaker is open now, and breaker trips per runbook.",
             [
-                target(f"max(swarm_medic_circuit_breakers_open{{{SEL}}})", "open now"),
-                target(
+                q(f"max(swarm_medic_circuit_breakers_open{{{SEL}}})", "open now"),
+                q(
                     "sum by (runbook) "
-                    f"(increase(swarm_medic_circuit_breaker_trips_total{{{SEL}}}[{rate}]))",
+                    f"(increase(swarm_medic_circuit_breaker_trips_total{{{SEL}}}[{RATE}]))",
                     "trips {{runbook}}",
+                    lazy=True,
                 ),
             ],
-        ),
-        panel(
-            "timeseries",
+        )
+    )
+    d = d.with_panel(
+        series(
             "Runbook errors",
             "Runbooks that raised during scans, and runbook files not loaded.",
             [
-                target(
+                q(
                     "sum by (runbook) "
-                    f"(increase(swarm_medic_runbook_errors_total{{{SEL}}}[{rate}]))",
+                    f"(increase(swarm_medic_runbook_errors_total{{{SEL}}}[{RATE}]))",
                     "raised {{runbook}}",
+                    lazy=True,
                 ),
-                target(
+                q(
                     f"max by (instance) (swarm_medic_runbook_load_errors{{{SEL}}})",
                     "not loaded {{instance}}",
                 ),
             ],
-        ),
-        row("Overlay probes and the brain-to-node channel"),
-        panel(
-            "timeseries",
+        )
+    )
+
+    d = d.with_row(dash.Row("Telling people, and alerts in"))
+    d = d.with_panel(
+        series(
+            "Notifications, by result",
+            "Deliveries sent, failed after retries, or dropped (queue full) "
+            "(SwarmMedicNotificationsFailing).",
+            [
+                q(
+                    f"sum by (result) (increase(swarm_medic_notifications_total{{{SEL}}}[{RATE}]))",
+                    "{{result}}",
+                    lazy=True,
+                )
+            ],
+            w=12,
+        )
+    )
+    d = d.with_panel(
+        series(
+            "Alerts in (POST /v1/alerts)",
+            "Alertmanager's posts by result (unauthorized: SwarmMedicAlertsUnauthorized), and "
+            "the alerts each instance holds as firing.",
+            [
+                q(
+                    "sum by (result) "
+                    f"(increase(swarm_medic_alerts_received_total{{{SEL}}}[{RATE}]))",
+                    "posts {{result}}",
+                ),
+                q(f"max by (instance) (swarm_medic_alerts_firing{{{SEL}}})", "firing {{instance}}"),
+            ],
+            w=12,
+        )
+    )
+
+    d = d.with_row(dash.Row("Scans and their cost"))
+    d = d.with_panel(
+        series(
+            "Scans per second, by result",
+            "Successful and failed observe+match+decide scans.",
+            [
+                q(
+                    f"sum by (instance, result) (rate(swarm_medic_scans_total{{{SEL}}}[{RATE}]))",
+                    "{{instance}} {{result}}",
+                )
+            ],
+            unit="ops",
+        )
+    )
+    d = d.with_panel(
+        series(
+            "Scan duration p50 / p95",
+            "Wall time of one scan, from swarm_medic_scan_duration_seconds.",
+            [
+                q(
+                    "histogram_quantile(0.5, sum by (instance, le) "
+                    f"(rate(swarm_medic_scan_duration_seconds_bucket{{{SEL}}}[{RATE}])))",
+                    "p50 {{instance}}",
+                ),
+                q(
+                    "histogram_quantile(0.95, sum by (instance, le) "
+                    f"(rate(swarm_medic_scan_duration_seconds_bucket{{{SEL}}}[{RATE}])))",
+                    "p95 {{instance}}",
+                ),
+            ],
+            unit="s",
+        )
+    )
+    d = d.with_panel(
+        series(
+            "Engine API calls per second",
+            "Docker Engine API requests made by each instance.",
+            [
+                q(
+                    "sum by (instance) "
+                    f"(rate(swarm_medic_engine_api_calls_total{{{SEL}}}[{RATE}]))",
+                    "{{instance}}",
+                )
+            ],
+            unit="reqps",
+        )
+    )
+
+    d = d.with_row(dash.Row("Overlay probes and the brain-to-node channel"))
+    d = d.with_panel(
+        series(
             "Probes: answered and failing",
             "Overlay probes answered by the nodes per second, and task probes that failed in "
-            "the brain's last round.",
+            "the brain's last round (SwarmMedicProbesFailing).",
             [
-                target(
-                    f"sum by (instance) (rate(swarm_medic_probes_total{{{SEL}}}[{rate}]))",
+                q(
+                    f"sum by (instance) (rate(swarm_medic_probes_total{{{SEL}}}[{RATE}]))",
                     "answered/s {{instance}}",
                 ),
-                target(
+                q(
                     f"max by (instance) (swarm_medic_probes_failing{{{SEL}}})",
                     "failing {{instance}}",
                 ),
             ],
-        ),
-        panel(
-            "bargauge",
+        )
+    )
+    d = d.with_panel(
+        figure(
             "Reachability per vantage node",
             "The brain's view, node by node: node-to-task probe pairs whose last probe "
             "answered (ok) or failed, by the node that probed. A node with many failing pairs "
             "has a broken overlay side; a task failing from every node is the task's own fault.",
             [
-                target(
-                    'sum by (node, state) (swarm_medic_probe_pairs{job="$job"})',
+                q(
+                    f'sum by (node, state) (swarm_medic_probe_pairs{{{CL}, job="$job"}})',
                     "{{node}} {{state}}",
                     instant=True,
                 )
             ],
-        ),
-        panel(
-            "timeseries",
-            "Probe round duration p95",
-            "Wall time of one probe round of the brain.",
-            [
-                target(
-                    "histogram_quantile(0.95, sum by (instance, le) "
-                    f"(rate(swarm_medic_probe_round_duration_seconds_bucket{{{SEL}}}[{rate}])))",
-                    "{{instance}}",
-                )
-            ],
-            unit="s",
-        ),
-        panel(
-            "timeseries",
+            w=8,
+        )
+    )
+    d = d.with_panel(
+        series(
             "Refused: brain-to-node channel and HTTP",
             "Channel requests refused (bad signature, stale, replayed) and HTTP requests cut "
-            "off, per node. Alert SwarmMedicChannelRefused.",
+            "off, per node (SwarmMedicChannelRefused).",
             [
-                target(
+                q(
                     "sum by (instance) "
-                    f"(increase(swarm_medic_channel_refused_total{{{SEL}}}[{rate}]))",
+                    f"(increase(swarm_medic_channel_refused_total{{{SEL}}}[{RATE}]))",
                     "channel {{instance}}",
                 ),
-                target(
+                q(
                     "sum by (instance, reason) "
-                    f"(increase(swarm_medic_http_refused_total{{{SEL}}}[{rate}]))",
+                    f"(increase(swarm_medic_http_refused_total{{{SEL}}}[{RATE}]))",
                     "http {{reason}} {{instance}}",
                 ),
             ],
-        ),
-    ]
+        )
+    )
+    return d.build()
 
 
-def layout(ps: list[Panel]) -> list[Panel]:
-    """ids and positions: left to right, a new line when the width is full, rows alone."""
-    x = y = line_h = 0
-    for i, p in enumerate(ps, start=1):
-        p["id"] = i
-        g = p["gridPos"]
-        if p["type"] == "row" or x + g["w"] > 24:
-            x, y, line_h = 0, y + line_h, 0
-        g["x"], g["y"] = x, y
-        x, line_h = x + g["w"], max(line_h, g["h"])
-        if p["type"] == "row":
-            x, y, line_h = 0, y + g["h"], 0
-    return ps
-
-
-def variables() -> list[dict[str, Any]]:
+def variables() -> list[Any]:
     return [
-        {
-            "name": "datasource",
-            "label": "Prometheus",
-            "type": "datasource",
-            "query": "prometheus",
-            "current": {},
-            "hide": 0,
-            "refresh": 1,
-        },
-        {
-            "name": "job",
-            "label": "Job",
-            "type": "custom",
-            "query": "swarm-medic",
-            "current": {"text": "swarm-medic", "value": "swarm-medic"},
-            "options": [{"selected": True, "text": "swarm-medic", "value": "swarm-medic"}],
-            "hide": 2,
-        },
-        {
-            "name": "instance",
-            "label": "Node",
-            "type": "query",
-            "datasource": DS,
-            "query": {"query": 'label_values(up{job="$job"}, instance)', "refId": "instance"},
-            "definition": 'label_values(up{job="$job"}, instance)',
-            "includeAll": True,
-            "allValue": ".*",
-            "multi": True,
-            "current": {"text": "All", "value": "$__all"},
-            "refresh": 2,
-            "sort": 1,
-            "hide": 0,
-        },
+        dash.DatasourceVariable("datasource")
+        .label("Prometheus")
+        .type("prometheus")
+        .hide(model.VariableHide.DONT_HIDE),
+        dash.QueryVariable("cluster")
+        .label("Swarm")
+        .datasource(DS)
+        .query('label_values(up{job="$job"}, cluster)')
+        .include_all(True)
+        .all_value(".*")
+        .multi(False)
+        .refresh(model.VariableRefresh.ON_DASHBOARD_LOAD)
+        .sort(model.VariableSort.ALPHABETICAL_ASC)
+        .current(model.VariableOption(text="All", value="$__all")),
+        dash.ConstantVariable("job").value("swarm-medic"),
+        dash.QueryVariable("instance")
+        .label("Node")
+        .datasource(DS)
+        .query('label_values(up{job="$job", cluster=~"$cluster"}, instance)')
+        .include_all(True)
+        .all_value(".*")
+        .multi(True)
+        .refresh(model.VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .sort(model.VariableSort.ALPHABETICAL_ASC)
+        .current(model.VariableOption(text="All", value="$__all")),
+        # the instance on the leader manager: its hostname, for the status page link
+        dash.QueryVariable("brain")
+        .label("Brain")
+        .datasource(DS)
+        .query(f'query_result(swarm_medic_leader{{job="$job", {CL}}} == 1)')
+        .regex('/instance="([^"]+)"/')
+        .refresh(model.VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .hide(model.VariableHide.HIDE_VARIABLE),
     ]
+
+
+def _pruned(value: Any) -> Any:
+    """Without the SDK's unset fields (null): Grafana fills a missing field with its default,
+    but takes a null as a value (a panel's `options: null` is not its plugin's defaults)."""
+    if isinstance(value, dict):
+        return {k: _pruned(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_pruned(v) for v in value]
+    return value
 
 
 def dashboard() -> dict[str, Any]:
-    return {
-        "uid": UID,
-        "title": "swarm-medic",
-        "description": "swarm-medic: is it running, what it finds, what it does, does it heal",
-        "tags": ["swarm-medic", "docker-swarm"],
-        "editable": True,
-        "graphTooltip": 1,
-        "refresh": "30s",
-        "schemaVersion": 39,
-        "time": {"from": "now-6h", "to": "now"},
-        "timezone": "",
-        "templating": {"list": variables()},
-        "annotations": {"list": []},
-        "links": [],
-        "panels": layout(panels()),
-        "version": 1,
-    }
+    doc: dict[str, Any] = _pruned(json.loads(json.dumps(build(), cls=JSONEncoder)))
+    return doc
 
 
 def render() -> str:
@@ -418,19 +567,32 @@ SUBSTITUTE = {
     "$__range": "1h",
     "$job": "swarm-medic",
     "$instance": ".*",
+    "$cluster": ".*",
 }
+
+
+def _substitute(values: dict[str, str] | None) -> Any:
+    vals = SUBSTITUTE | (values or {})
+    pattern = re.compile("|".join(re.escape(k) for k in sorted(vals, key=len, reverse=True)))
+    return lambda expr: pattern.sub(lambda m: vals[m.group(0)], expr)
 
 
 def queries(values: dict[str, str] | None = None) -> dict[str, list[str]]:
     """Panel title -> its PromQL expressions, with Grafana's variables replaced."""
-    vals = SUBSTITUTE | (values or {})
-    pattern = re.compile("|".join(re.escape(k) for k in sorted(vals, key=len, reverse=True)))
+    sub = _substitute(values)
     out: dict[str, list[str]] = {}
     for p in dashboard()["panels"]:
-        exprs = [pattern.sub(lambda m: vals[m.group(0)], t["expr"]) for t in p.get("targets", [])]
+        exprs = [sub(t["expr"]) for t in p.get("targets", [])]
         if exprs:
             out[p["title"]] = exprs
     return out
+
+
+def may_be_empty(values: dict[str, str] | None = None) -> set[str]:
+    """The expressions (variables replaced) whose series exist only once something happened."""
+    build()
+    sub = _substitute(values)
+    return {sub(e) for e in _LAZY}
 
 
 def main(argv: list[str]) -> int:

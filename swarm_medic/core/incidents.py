@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from swarm_medic.core.model import Finding
+from swarm_medic.core.model import Finding, Reason, Snapshot
 
 REMIND_EVERY = 300.0  # an unchanged skip (e.g. circuit open) is said again this often
 
@@ -34,6 +34,9 @@ class Incident:
     # opened; or why they could not be read ("" and "": none asked)
     logs: str = ""
     logs_error: str = ""
+    # the incident whose fault explains this one (one cause, one story): said in the log with
+    # its id, never notified apart; the leader's own incidents only (see `explained_by`)
+    linked_to: str = ""
 
     def remind_due(self, now: float, every: float) -> bool:
         """Whether to notify people of it again (or at last: opened before this instance led)."""
@@ -56,6 +59,74 @@ class Incident:
             return None
         self.last_decision, self.last_said_at = key, now
         return "reminder" if again and not every_time else "new"
+
+
+# One cause, one story: (runbook of an effect, runbook of its cause). A crash loop of the tasks
+# an update started is why swarm paused that update: the paused-update incident tells it.
+EXPLAINED_BY = {("crash-loop", "paused-update")}
+
+
+def explains(cause: Finding, effect: Finding, snap: Snapshot) -> bool:
+    """Whether `cause`'s fault explains `effect`'s: a link of EXPLAINED_BY on one service,
+    whose update is paused, and every task of the effect created since that update started
+    (its new spec's tasks, not a crash loop that was there before the update)."""
+    if (effect.runbook, cause.runbook) not in EXPLAINED_BY:
+        return False
+    if not effect.service_id or effect.service_id != cause.service_id:
+        return False
+    svc = snap.service(effect.service_id)
+    us = svc.update_status if svc is not None else None
+    if us is None or us.state != "paused" or not us.started_at:
+        return False
+    tasks = [snap.task(t) for t in effect.task_ids]
+    return bool(tasks) and all(t is not None and t.created_at >= us.started_at for t in tasks)
+
+
+def explained_by(effect: Finding, others: Iterable[Incident], snap: Snapshot) -> Incident | None:
+    """The open incident (not itself linked) whose fault explains `effect`'s, if any."""
+    for inc in others:
+        if (
+            not inc.linked_to
+            and inc.finding.key != effect.key
+            and explains(inc.finding, effect, snap)
+        ):
+            return inc
+    return None
+
+
+# The medic's stance on an open incident, from its last decision: a metric label, so a person
+# can tell a fault the medic is fixing from one it gave up on or was never asked to fix.
+#   acting      it acts, verifies, or waits its turn (cooldown, another fix first)
+#   gave_up     its fixes did not hold or its budget is spent (circuit open): a person must fix it
+#   held        not allowed to act (dry-run, not opted in, paused, alerts hold, not the leader)
+#   report_only the runbook only reports this fault (or a label says so): nothing to fix by act
+STANCES = ("acting", "gave_up", "held", "report_only")
+_REPORT_ONLY = frozenset({Reason.NO_ACTION, Reason.REPORT_LABEL})
+_GAVE_UP = frozenset({Reason.CIRCUIT_OPEN, Reason.BUDGET_SPENT})
+_ACTING = frozenset(
+    {
+        Reason.OK,
+        Reason.VERIFYING,
+        Reason.BUSY,
+        Reason.COOLDOWN,
+        Reason.MAX_CONCURRENT,
+        Reason.NODE_UNREACHABLE,
+    }
+)
+
+
+def stance(inc: Incident) -> str:
+    """One of STANCES, from what the incident's last decision said (before any: acting)."""
+    if not inc.finding.actionable:
+        return "report_only"
+    if inc.last_decision is None:
+        return "acting"
+    reason = inc.last_decision[1]
+    if reason in _REPORT_ONLY:
+        return "report_only"
+    if reason in _GAVE_UP:
+        return "gave_up"
+    return "acting" if reason in _ACTING else "held"
 
 
 @dataclass
@@ -111,3 +182,11 @@ class Incidents:
             rb = inc.finding.runbook
             ages[rb] = max(ages.get(rb, 0.0), now - inc.opened_at)
         return ages
+
+    def open_since(self) -> dict[tuple[str, str, str], float]:
+        """(runbook, service name, stance) -> when the oldest such incident opened."""
+        out: dict[tuple[str, str, str], float] = {}
+        for inc in self._open.values():
+            key = (inc.finding.runbook, inc.finding.service_name, stance(inc))
+            out[key] = min(out.get(key, inc.opened_at), inc.opened_at)
+        return out

@@ -38,8 +38,12 @@ def parse_bool(text: str) -> bool:
 
 
 # ASCII only: "\\d" would also take other scripts' digits, which nobody means in a duration.
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$", re.ASCII)
-_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+# A bare number is seconds; otherwise one or more number+unit parts, Go-style (docker's own
+# flags: 1h30m, 1m30s, 1.5h) plus `d` for days (what --help and the README write: 1d, 30d).
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$", re.ASCII)
+_COMPOUND = re.compile(r"^(?:\d+(?:\.\d+)?(?:ms|s|m|h|d))+$", re.ASCII)
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)", re.ASCII)
+_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 MINUTE, HOUR, DAY = 60.0, 3600.0, 86400.0
 
 
@@ -52,9 +56,12 @@ def _say(seconds: float) -> str:
 
 def parse_duration(text: str) -> float:
     m = _DURATION.match(text)
-    if not m:
-        raise ValueError("expected a duration such as 30, 30s, 5m or 1h")
-    value = float(m.group(1)) * _UNIT[m.group(2)]
+    if m:
+        value = float(m.group(1)) * _UNIT[m.group(2)]
+    elif _COMPOUND.match(text.strip()):
+        value = sum(float(n) * _UNIT[u] for n, u in _PART.findall(text.strip()))
+    else:
+        raise ValueError("expected a duration such as 30, 30s, 5m, 1h30m or 2d")
     # 309 digits make float() say inf, and an infinite interval or cooldown switches it off
     if not math.isfinite(value):
         raise ValueError("expected a finite duration")
@@ -606,26 +613,42 @@ def show_range(spec: Spec[Any]) -> str:
     return ""
 
 
-def add_arguments(parser: argparse.ArgumentParser, only: Collection[str] = ()) -> None:
+def add_arguments(
+    parser: argparse.ArgumentParser, only: Collection[str] = (), names: Collection[str] = ()
+) -> None:
     """One argparse group per settings group; each flag's help names range, default, variable.
-    `only`: just those groups (a command that needs nothing but the engine's address)."""
+    `only`: just those groups (a command that needs nothing but the engine's address), and
+    `names`: those settings besides (a command's --help shows only the flags it uses).
+
+    A boolean is a switch: `--dry-run` (true), `--no-dry-run` (false), or with a value as
+    before (`--dry-run=false`, `--dry-run no`)."""
+    wanted = [s for s in SPECS if not (only or names) or s.group in only or s.name in names]
     groups = {
         name: parser.add_argument_group(f"{name} settings", about)
         for name, about in GROUPS.items()
-        if not only or name in only
+        if any(s.group == name for s in wanted)
     }
-    for spec in SPECS:
-        if spec.group not in groups:
-            continue
+    for spec in wanted:
         notes = [f"range {r}" for r in (show_range(spec),) if r]
         notes += [f"default {d}" for d in (show_default(spec),) if d]
         notes.append(f"env {env_name(spec)}")
-        groups[spec.group].add_argument(
-            flag_name(spec),
-            dest=spec.name,
-            default=None,
-            metavar=spec.metavar,
-            help=f"{spec.help} [{'; '.join(notes)}]".replace("%", "%%"),
+        text = f"{spec.help} [{'; '.join(notes)}]".replace("%", "%%")
+        group = groups[spec.group]
+        if spec.parse is parse_bool:
+            group.add_argument(
+                flag_name(spec), dest=spec.name, default=None, nargs="?", const="true",
+                metavar=spec.metavar, help=text,
+            )  # fmt: skip
+            group.add_argument(
+                "--no-" + flag_name(spec).removeprefix("--"),
+                dest=spec.name,
+                action="store_const",
+                const="false",
+                help=f"the same as {flag_name(spec)}=false",
+            )
+            continue
+        group.add_argument(
+            flag_name(spec), dest=spec.name, default=None, metavar=spec.metavar, help=text
         )
 
 

@@ -16,9 +16,9 @@ from swarm_medic.core import ledger as ledger_mod
 from swarm_medic.core.alerts import AlertBook, Alerts
 from swarm_medic.core.apiversion import Speaking
 from swarm_medic.core.errors import EngineError, NotAManager
-from swarm_medic.core.incidents import REMIND_EVERY, Incident, Incidents, new_id
+from swarm_medic.core.incidents import REMIND_EVERY, Incident, Incidents, explained_by, new_id
 from swarm_medic.core.ledger import Ledger, Pause
-from swarm_medic.core.model import Action, Finding, Result, Snapshot, TargetKind, Verdict
+from swarm_medic.core.model import Action, Result, Snapshot, TargetKind, Verdict
 from swarm_medic.core.reach import Reachability
 from swarm_medic.core.runbook import ServiceMemory, Sightings, TaskClock, context
 from swarm_medic.core.scope import notify_muted, notify_wanted
@@ -185,14 +185,9 @@ class Medic:
                 inc,
                 now,
                 verifying=inc.finding.service_id in self.state.pending,
-                notify=self._tells(inc.finding, snap),
+                notify=self._tells(inc, snap),
             )
         self._remind(snap, now)
-        self.journal.open_incidents(
-            self.incidents.open_count(),
-            list(self.registry.runbooks),
-            self.incidents.oldest_open_age(now),
-        )
 
         self._verify(snap, now, alerts, faults)
 
@@ -220,13 +215,19 @@ class Medic:
                     incident,
                     d,
                     reminder=telling == "reminder",
-                    notify=self._tells(incident.finding, snap),
+                    notify=self._tells(incident, snap),
                 )
             if d.verdict is Verdict.ACT and d.action is not None:
                 self._act(incident, d.action, now, ledger)
 
         self.state.circuits_open = sum(1 for u in self.state.open_until.values() if u > now)
         self.journal.circuits_open(self.state.circuits_open)
+        # after the decisions: each open incident's stance is this scan's
+        self.journal.open_incidents(
+            self.incidents.open_count(),
+            self.incidents.oldest_open_age(now),
+            self.incidents.open_since(),
+        )
         self.state.in_progress = len(ledger.in_progress(now) | set(self.state.pending))
         self.journal.remediations_in_progress(self.state.in_progress)
         self.state.last_ok, self.state.last_error = now, ""
@@ -246,17 +247,23 @@ class Medic:
                 inc.logs = self.engine.task_logs(inc.finding.logs_of, LOG_LINES) or "(empty)"
             except EngineError as exc:
                 inc.logs_error = str(exc)
-        tell = self._tells(inc.finding, snap)
+        cause = explained_by(inc.finding, self.incidents.all(), snap)
+        if cause is not None:
+            inc.linked_to = cause.id
+        tell = self._tells(inc, snap)
         self.journal.opened(inc, notify=tell)
         if tell:
             inc.told_at = now
 
-    def _tells(self, finding: Finding, snap: Snapshot) -> bool:
+    def _tells(self, inc: Incident, snap: Snapshot) -> bool:
         """Whether people are notified of this incident's steps: only by the leader (the brain;
-        the other managers see the same incidents and keep quiet), and only of a service not
-        muted with swarm-medic.notify=false and severe enough."""
+        the other managers see the same incidents and keep quiet), only of a service not muted
+        with swarm-medic.notify=false and severe enough, and not of an incident another one
+        explains (one cause, one story: the other incident tells it)."""
+        finding = inc.finding
         return (
-            bool(self.settings.notify)
+            not inc.linked_to
+            and bool(self.settings.notify)
             and snap.is_leader
             and notify_wanted(
                 finding, snap.service(finding.service_id), self.settings.notify_min_severity
@@ -269,7 +276,7 @@ class Medic:
         if not (self.settings.notify and snap.is_leader):
             return
         for inc in self.incidents.all():
-            if inc.remind_due(now, self.settings.notify_remind) and self._tells(inc.finding, snap):
+            if inc.remind_due(now, self.settings.notify_remind) and self._tells(inc, snap):
                 self.journal.still_open(inc, now, notify=True)
                 inc.told_at = now
 
@@ -374,7 +381,7 @@ class Medic:
         done = self.executor.execute(action, inc.finding.runbook, now, decided, inc.id)
         # A node-local hand action too: its node's instance does it, the brain tells it.
         snap = self.state.snapshot
-        tell = snap is not None and self._tells(inc.finding, snap)
+        tell = snap is not None and self._tells(inc, snap)
         self.journal.action(inc, action, done.result, done.error, notify=tell)
         if done.result is not Result.DONE:
             self.recent.add(

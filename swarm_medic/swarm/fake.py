@@ -337,9 +337,12 @@ class FakeEngine:
         raw = text.encode() if isinstance(text, str) else text
         self._logs[task_id] = (raw.splitlines(keepends=True), tty)
 
-    def pause_update(self, service_id: str, *, task_state: str = "failed") -> str:
+    def pause_update(
+        self, service_id: str, *, task_state: str = "failed", started: float | None = None
+    ) -> str:
         """The service's update paused on a new task that ended in `task_state` (failed: the
-        new spec failed by itself; shutdown: the orchestrator stopped it). -> the task id."""
+        new spec failed by itself; shutdown: the orchestrator stopped it). -> the task id.
+        `started`: when the update started (UpdateStatus.StartedAt; unset: not said)."""
         failed = task_state == "failed"
         tid = self.add_task(
             service_id,
@@ -353,12 +356,18 @@ class FakeEngine:
             service_id,
             "paused",
             f"update paused due to failure or early termination of task {tid}",
+            started=started,
         )
         return tid
 
-    def set_update_status(self, service_id: str, state: str, message: str = "") -> None:
+    def set_update_status(
+        self, service_id: str, state: str, message: str = "", *, started: float | None = None
+    ) -> None:
         self._frozen = None
-        self._services[service_id]["UpdateStatus"] = {"State": state, "Message": message}
+        status: Json = {"State": state, "Message": message}
+        if started is not None:
+            status["StartedAt"] = _ts(started)
+        self._services[service_id]["UpdateStatus"] = status
 
     def emit(self, event: Json) -> None:
         """Publish a raw event (malformed ones too) to the backlog and every open stream."""

@@ -59,6 +59,8 @@ def _incident_fields(inc: Incident) -> dict[str, Any]:
         out["tasks"] = list(f.task_ids[:10])
     if f.node_ids:
         out["nodes"] = list(f.node_ids)
+    if inc.linked_to:  # another incident's fault explains this one: that one tells the story
+        out["linked_to"] = inc.linked_to
     return out
 
 
@@ -94,6 +96,8 @@ class Journal:
         self._failing: dict[str, int] = {}  # receiver -> failures since its last delivery
         # reason -> (when its last line was written, refusals not logged since)
         self._http_refusals: dict[str, tuple[float, int]] = {}
+        self._runbooks_seen: set[str] = set()  # runbooks that have had an incident
+        self._incident_series: set[tuple[str, str, str]] = set()  # (runbook, service, state)
         self._http_lock = threading.Lock()
 
     # --- the daemon -------------------------------------------------------------------------
@@ -319,12 +323,25 @@ class Journal:
             )
 
     def open_incidents(
-        self, counts: dict[str, int], runbooks: list[str], oldest: dict[str, float] | None = None
+        self,
+        counts: dict[str, int],
+        oldest: dict[str, float] | None = None,
+        since: dict[tuple[str, str, str], float] | None = None,
     ) -> None:
+        """Open incidents per runbook (a runbook's series appear with its first incident, then
+        stay, at 0 when none is open) and per service (a series per open fault, gone when it
+        closes: a page names the service, and the cost is the faults open now)."""
         ages = oldest or {}
-        for rb in runbooks:
+        self._runbooks_seen.update(counts)
+        for rb in sorted(self._runbooks_seen):
             self.metrics.incidents_open.labels(rb).set(counts.get(rb, 0))
             self.metrics.incident_oldest.labels(rb).set(round(ages.get(rb, 0.0), 1))
+        now = dict(since or {})
+        for gone in self._incident_series - now.keys():
+            self.metrics.incident_open_since.remove(*gone)
+        for key, opened_at in now.items():
+            self.metrics.incident_open_since.labels(*key).set(opened_at)
+        self._incident_series = set(now)
 
     def decision(
         self, inc: Incident, d: Decision, *, reminder: bool = False, notify: bool = False

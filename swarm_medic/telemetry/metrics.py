@@ -1,17 +1,38 @@
 """Every metric swarm-medic exports, built on an injected registry (tests pass a fresh one).
 
 Labels stay low-cardinality: runbook, action, verdict, reason, result, type. Service, task and
-node IDs belong in the log line, never in a label.
+node IDs belong in the log line, never in a label. One exception, bounded by the faults open
+now: `swarm_medic_incident_open_since_timestamp_seconds` names the service of each open
+incident (its series ends when the incident closes), so a page can say which service.
+
+Cost: a series exists once it has something to say. A labelled series appears at its first
+count or value, never as a zero created up front for every runbook x reason x action (that was
+~700 of an idle brain's 1,650 series, on every instance, workers included); the alerts count
+a series that appears inside their window from 0 (deploy/prometheus/rules.py). Only the few
+fixed label sets an alert reads with a plain `increase()` are created at 0 (`preinitialise`).
+No `_created` series (prometheus_client's default doubles every counter and histogram).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import argparse
+from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    disable_created_metrics,
+)
 
-from swarm_medic.core.model import ActionKind, Reason, Result
+from swarm_medic.core.model import Result
 from swarm_medic.telemetry.httphead import Reason as HttpRefusal
+
+# `_created` samples: one more series per counter and histogram child, which nothing here reads
+# (Prometheus 2.x ignores them unless told otherwise). Process-wide, as prometheus_client has it.
+disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped in prometheus_client 0.2x
 
 ACTION_RESULTS = (Result.DONE, Result.CONFLICT, Result.FAILED, Result.UNREACHABLE)
 VERIFY_RESULTS = (Result.HEALED, Result.NOT_HEALED)
@@ -65,9 +86,16 @@ class Metrics:
         self.incidents_open = Gauge(
             "swarm_medic_incidents_open", "Incidents open now", ["runbook"], registry=r
         )
+        self.incident_open_since = Gauge(
+            "swarm_medic_incident_open_since_timestamp_seconds",
+            "When the oldest open incident of a runbook on a service opened, by the medic's "
+            "stance on it (acting, gave_up, held, report_only); gone when it closes",
+            ["runbook", "service", "state"],
+            registry=r,
+        )
         self.incident_oldest = Gauge(
             "swarm_medic_incident_oldest_open_seconds",
-            "Age of the oldest incident open now (0: none open); alerts on a fault left open",
+            "Age of the oldest incident open now, per runbook (0: none open)",
             ["runbook"],
             registry=r,
         )
@@ -218,28 +246,74 @@ class Metrics:
         self._info.update(fields)
         self.info.info(dict(self._info))
 
-    def preinitialise(self, runbooks: Iterable[str]) -> None:
-        """Every known label combination exists at 0, so rate() and alerts work from start."""
+    def preinitialise(self) -> None:
+        """The fixed label sets an alert reads with a plain increase() exist at 0 from start.
+        Per-runbook series are not created here: they appear when they first count."""
         self.scans.labels("ok")
         self.scans.labels("error")
-        for t in EVENT_TYPES:
-            self.events.labels(t)
-        for res in NOTIFY_RESULTS:
-            self.notifications.labels(res)
-        for why in HttpRefusal:
-            self.http_refused.labels(why.value)
         for res in ALERT_RESULTS:
             self.alerts_received.labels(res)
-        for rb in runbooks:
-            self.incidents_opened.labels(rb)
-            self.incidents_open.labels(rb)
-            self.incident_oldest.labels(rb)
-            self.runbook_errors.labels(rb)
-            self.circuits_opened.labels(rb)
-            for res in VERIFY_RESULTS:
-                self.remediations.labels(rb, res.value)
-            for reason in Reason:  # the policy's gates in order (policy.GATES), then ok
-                self.decisions.labels(rb, reason.verdict.value, reason.value)
-            for kind in ActionKind:
-                for res in ACTION_RESULTS:
-                    self.actions.labels(rb, kind.value, res.value)
+        for why in HttpRefusal:
+            self.http_refused.labels(why.value)
+
+
+# --- the README's list of metrics, generated from the declarations above ----------------------
+
+README_BEGIN = "<!-- metrics:begin -->"
+README_END = "<!-- metrics:end -->"
+REGENERATE = "python -m swarm_medic.telemetry.metrics --readme README.md"
+_SUFFIX = {"counter": "_total", "info": "_info", "gauge": "", "histogram": ""}
+
+
+def catalogue() -> list[tuple[str, str, tuple[str, ...], str]]:
+    """(exported name, type, label names, help) of every metric, in declaration order."""
+    m = Metrics(CollectorRegistry())
+    out = []
+    for metric in vars(m).values():
+        if not hasattr(metric, "describe"):
+            continue  # not a metric (the info fields kept for set_info)
+        (family,) = metric.describe()
+        # the label names are not public in prometheus_client; every metric class has them
+        labels = tuple(getattr(metric, "_labelnames", ()))
+        out.append((family.name + _SUFFIX[family.type], family.type, labels, family.documentation))
+    return out
+
+
+def markdown() -> str:
+    """The README's table: name, type, labels, meaning (one row per metric)."""
+    rows = ["| metric | type | labels | meaning |", "|---|---|---|---|"]
+    for name, kind, labels, doc in catalogue():
+        shown = ", ".join(f"`{x}`" for x in labels) or "—"
+        rows.append(f"| `{name}` | {kind} | {shown} | {doc.replace('|', chr(92) + '|')} |")
+    return "\n".join(rows) + "\n"
+
+
+def with_table(readme: str) -> str:
+    """`readme` with the text between the metrics markers replaced by `markdown()`."""
+    begin, end = readme.find(README_BEGIN), readme.find(README_END)
+    if begin < 0 or end < begin:
+        raise ValueError(f"no {README_BEGIN} ... {README_END} block")
+    note = f"<!-- generated from swarm_medic/telemetry/metrics.py by `{REGENERATE}` -->"
+    return f"{readme[:begin]}{README_BEGIN}\n{note}\n\n{markdown()}\n{readme[end:]}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`--markdown`: print the README's metrics table; `--readme PATH`: rewrite it in place."""
+    p = argparse.ArgumentParser(prog="python -m swarm_medic.telemetry.metrics")
+    how = p.add_mutually_exclusive_group(required=True)
+    how.add_argument("--markdown", action="store_true", help="print the metrics table")
+    how.add_argument("--readme", metavar="PATH", help="rewrite the table between the markers")
+    args = p.parse_args(argv)
+    if args.markdown:
+        print(markdown(), end="")
+        return 0
+    path = Path(args.readme)
+    try:
+        path.write_text(with_table(path.read_text(encoding="utf-8")), encoding="utf-8")
+    except (OSError, ValueError) as exc:
+        p.error(f"{path}: {exc}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -31,7 +31,7 @@ def main(argv: list[str]) -> int:
     configure_logging("json", stream=sys.stderr)
     registry = CollectorRegistry()
     metrics = Metrics(registry)
-    metrics.preinitialise(["stuck-task", "paused-update"])
+    metrics.preinitialise()
     journal = Journal(metrics, structlog.get_logger("swarm_medic"))
     limits = Limits(connections=int(argv[0])) if argv else Limits()
     server = serve(

@@ -55,7 +55,7 @@ class World:
         self.logs = Logs()
         journal = Journal(metrics, self.logs.logger)
         reg = registry_mod.load([registry_mod.builtin_dir()])
-        metrics.preinitialise(reg.runbooks)
+        metrics.preinitialise()
         self.now = [T0]
         book = AlertBook(Settings().alerts_max_age)
         ids = itertools.count(1)

@@ -440,6 +440,34 @@ def test_the_open_circuits_gauge_falls_when_the_breaker_resets() -> None:
     assert h.medic.state.circuits_open == 0
 
 
+def test_each_open_incident_has_a_series_naming_its_service_and_the_medics_stance() -> None:
+    """What SwarmMedicIncidentUnfixed pages on: acting while it fixes, gave_up once the
+    breaker opens, and no series at all once the fault is gone."""
+    fake = swarm()
+    sid, tid = stuck_service(fake)
+    s = Settings(breaker_failures=1)
+    h = Harness(fake, s)
+    name = "swarm_medic_incident_open_since_timestamp_seconds"
+
+    def series() -> dict[tuple[str, str, str], float]:
+        return {
+            (x.labels["runbook"], x.labels["service"], x.labels["state"]): x.value
+            for m in h.prom.collect()
+            for x in m.samples
+            if x.name == name
+        }
+
+    h.scan(T0)
+    assert series() == {("stuck-task", "web", "acting"): T0}
+    h.scan(T0 + s.verify_timeout)  # not healed: the breaker opens
+    h.scan(T0 + s.verify_timeout + 15)
+    assert series() == {("stuck-task", "web", "gave_up"): T0}
+
+    fix(fake, sid, tid)
+    h.scan(T0 + s.verify_timeout + 30)
+    assert series() == {}
+
+
 # --- the world changing under us -----------------------------------------------------------
 
 

@@ -78,7 +78,7 @@ def unhealthy() -> tuple[bool, dict[str, Any]]:
 def test_metrics_are_served_in_prometheus_text() -> None:
     reg = CollectorRegistry()
     metrics = Metrics(reg)
-    metrics.preinitialise(RUNBOOKS)
+    metrics.preinitialise()
     metrics.scans.labels("ok").inc(3)
 
     with serving(reg, healthy) as port:
@@ -91,7 +91,8 @@ def test_metrics_are_served_in_prometheus_text() -> None:
     assert "# TYPE swarm_medic_scans_total counter" in text
     assert 'swarm_medic_scans_total{result="ok"} 3.0' in text
     assert 'swarm_medic_scans_total{result="error"} 0.0' in text
-    assert 'swarm_medic_incidents_open{runbook="stuck-task"} 0.0' in text
+    assert "swarm_medic_incidents_open{" not in text  # no incident yet: no series
+    assert "_created" not in text
     assert om_status == 200
     assert om_type.startswith("application/openmetrics-text")
     assert om_body.decode().rstrip().endswith("# EOF")
@@ -148,52 +149,26 @@ def test_healthz_of_the_app_follows_the_scan_and_the_event_stream() -> None:
     assert json.loads(lost[2])["event_stream_connected"] is False
 
 
-def test_every_label_combination_is_preinitialised_at_zero() -> None:
+def test_only_the_fixed_label_sets_alerts_read_with_increase_are_created_up_front() -> None:
+    """Per-runbook series appear at their first count (issue 18: 1,653 series on an idle
+    brain, nearly all zeros); the few fixed sets an alert reads with increase() exist at 0."""
     reg = CollectorRegistry()
-    Metrics(reg).preinitialise(["stuck-task"])
+    Metrics(reg).preinitialise()
 
     def value(name: str, **labels: str) -> float | None:
         return reg.get_sample_value(name, labels)
 
-    assert (
-        value(
-            "swarm_medic_decisions_total", runbook="stuck-task", verdict="skip", reason="cooldown"
-        )
-        == 0.0
-    )
-    assert (
-        value("swarm_medic_decisions_total", runbook="stuck-task", verdict="act", reason="ok") == 0
-    )
-    assert (
-        value(
-            "swarm_medic_decisions_total",
-            runbook="stuck-task",
-            verdict="would_act",
-            reason="dry_run",
-        )
-        == 0
-    )
-    skips = [r.value for r in Reason if r not in ("ok", "dry_run")]
-    for reason in skips:
-        labels = {"runbook": "stuck-task", "verdict": "skip", "reason": reason}
-        assert value("swarm_medic_decisions_total", **labels) == 0, reason
-    for kind in ActionKind:
-        for result in ("done", "conflict", "failed"):
-            labels = {"runbook": "stuck-task", "action": kind.value, "result": result}
-            assert value("swarm_medic_actions_total", **labels) == 0
-    for result in ("healed", "not_healed"):
-        assert value("swarm_medic_remediations_total", runbook="stuck-task", result=result) == 0
-    assert value("swarm_medic_runbook_errors_total", runbook="stuck-task") == 0
-    assert value("swarm_medic_circuit_breaker_trips_total", runbook="stuck-task") == 0
     assert value("swarm_medic_scans_total", result="error") == 0
-    for etype in ("service", "node", "container"):
-        assert value("swarm_medic_events_total", type=etype) == 0
-    # nothing invented: an unknown runbook or reason has no sample
-    assert value("swarm_medic_runbook_errors_total", runbook="paused-update") is None
-    assert (
-        value("swarm_medic_decisions_total", runbook="stuck-task", verdict="act", reason="cooldown")
-        is None
-    )
+    assert value("swarm_medic_alerts_received_total", result="unauthorized") == 0
+    for reason in ("cooldown", "ok", "dry_run"):
+        labels = {"runbook": "stuck-task", "verdict": "skip", "reason": reason}
+        assert value("swarm_medic_decisions_total", **labels) is None
+    for kind in ActionKind:
+        labels = {"runbook": "stuck-task", "action": kind.value, "result": "done"}
+        assert value("swarm_medic_actions_total", **labels) is None
+    assert value("swarm_medic_remediations_total", runbook="stuck-task", result="healed") is None
+    assert value("swarm_medic_runbook_errors_total", runbook="stuck-task") is None
+    assert not [s for m in reg.collect() for s in m.samples if s.name.endswith("_created")]
 
 
 # --- CLI: runbooks ----------------------------------------------------------------------------
@@ -272,7 +247,7 @@ def test_check_with_a_bad_flag_names_the_flag(
     assert "--budget-per-hour='0' is not valid" in capsys.readouterr().err
 
 
-def test_check_against_an_unreachable_engine_is_exit_2(
+def test_check_against_an_unreachable_engine_is_exit_3(
     clean_env: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent.sock")
@@ -281,7 +256,7 @@ def test_check_against_an_unreachable_engine_is_exit_2(
     assert init.__kwdefaults__ is not None
     monkeypatch.setitem(init.__kwdefaults__, "sleep", lambda _seconds: None)
 
-    assert cli.main(["check"]) == 2
+    assert cli.main(["check"]) == 3  # could not check
 
     out, err = capsys.readouterr()
     assert out == ""
@@ -290,17 +265,17 @@ def test_check_against_an_unreachable_engine_is_exit_2(
 
 
 @pytest.mark.usefixtures("clean_env")
-def test_check_with_a_malformed_docker_host_is_exit_2(
+def test_check_with_a_malformed_docker_host_is_exit_3(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("DOCKER_HOST", "foo://bar")
 
-    assert cli.main(["check"]) == 2
+    assert cli.main(["check"]) == 3  # could not check
     assert "could not check" in capsys.readouterr().err
 
 
 @pytest.mark.usefixtures("clean_env")
-def test_check_on_a_worker_is_exit_2(
+def test_check_on_a_worker_is_exit_3(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     fake = FakeEngine(node_id=ME)
@@ -311,7 +286,7 @@ def test_check_on_a_worker_is_exit_2(
 
     monkeypatch.setattr(cli, "_engine_factory", factory)
 
-    assert cli.main(["check"]) == 2
+    assert cli.main(["check"]) == 3  # could not check
 
     out, err = capsys.readouterr()
     assert out == ""

@@ -151,7 +151,7 @@ GET_HEALTHZ = b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"
 @pytest.fixture
 def counted(prom: CollectorRegistry, logs: Logs) -> Journal:
     metrics = Metrics(prom)
-    metrics.preinitialise([])
+    metrics.preinitialise()
     return Journal(metrics, logs.logger)
 
 
@@ -439,7 +439,7 @@ def test_the_server_logs_refusals_by_its_injected_clock(
 
 def test_every_refusal_reason_is_preinitialised_at_zero() -> None:
     reg = CollectorRegistry()
-    Metrics(reg).preinitialise([])
+    Metrics(reg).preinitialise()
     for reason in Reason:
         assert reg.get_sample_value(REFUSED, {"reason": reason.value}) == 0, reason
     assert reg.get_sample_value(REFUSED, {"reason": "teapot"}) is None

@@ -55,7 +55,7 @@ class Told:
         self.prom = CollectorRegistry()
         self.logs = Logs()
         metrics = Metrics(self.prom)
-        metrics.preinitialise([])
+        metrics.preinitialise()
         self.journal = Journal(metrics, self.logs.logger, notifier)
         s = Settings(notify=("json://127.0.0.1:9/unused",), **settings)  # type: ignore[arg-type]
         self.h = Harness(fake, s, journal=self.journal)
@@ -305,3 +305,59 @@ def test_a_notify_url_apprise_does_not_know_stops_the_start_without_repeating_it
         App(settings, FakeEngine, metrics_registry=CollectorRegistry())
     assert "secret-token" not in str(err.value)
     assert "#1" in str(err.value)
+
+
+# --- one cause, one story ----------------------------------------------------------------------
+
+
+def bad_deploy(fake: FakeEngine, *, crashes_since: float) -> tuple[str, str]:
+    """The demo's bad deploy of `api`: its update started at T0 - 300 and paused on a task of
+    the new spec; three tasks of slot 1 crashed (exit 3) from `crashes_since` on."""
+    sid = fake.add_service("api", labels=ENABLE, previous_spec=True)
+    for i in range(3):
+        fake.add_task(
+            sid,
+            state="failed",
+            desired="shutdown",
+            node_id=ME,
+            since=crashes_since + 60 * i,
+            err="task: non-zero exit (3)",
+            exit_code=3,
+        )
+    paused_on = fake.pause_update(sid, started=T0 - 300)
+    return sid, paused_on
+
+
+def test_a_crash_loop_of_the_paused_updates_new_tasks_is_linked_and_not_told_apart() -> None:
+    """Issue 18 section 6: the bad deploy opened two incidents and two notifications for one
+    cause. The crash loop of the tasks that made the update pause is now said in the log with
+    the paused update's incident id, and told once, as the paused update's story."""
+    fake = swarm()
+    bad_deploy(fake, crashes_since=T0 - 250)  # every crash is of a task the update started
+    kept = Kept()
+    t = Told(fake, kept, dry_run=True)
+    t.scan(T0)
+
+    findings = {f["runbook"]: f for f in t.logs.named("finding")}
+    assert set(findings) == {"paused-update", "crash-loop"}
+    cause = findings["paused-update"]
+    assert findings["crash-loop"]["linked_to"] == cause["incident"]
+    assert "linked_to" not in cause
+    told = {m.incident for m in kept.kept}
+    assert told == {cause["incident"]}, kept.steps()
+
+    t.scan(T0 + 3 * 3600)  # reminders too: the linked incident is never told apart
+    assert {m.incident for m in kept.kept} == {cause["incident"]}, kept.steps()
+
+
+def test_a_crash_loop_from_before_the_update_is_its_own_story() -> None:
+    fake = swarm()
+    bad_deploy(fake, crashes_since=T0 - 500)  # the first crash came before the update
+    kept = Kept()
+    t = Told(fake, kept, dry_run=True)
+    t.scan(T0)
+
+    findings = {f["runbook"]: f for f in t.logs.named("finding")}
+    assert set(findings) == {"paused-update", "crash-loop"}
+    assert "linked_to" not in findings["crash-loop"]
+    assert {m.incident for m in kept.kept} == {f["incident"] for f in findings.values()}

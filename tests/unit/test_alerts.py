@@ -192,7 +192,7 @@ class Door:
     def __init__(self, token: str = TOKEN) -> None:
         self.prom = CollectorRegistry()
         metrics = Metrics(self.prom)
-        metrics.preinitialise([])
+        metrics.preinitialise()
         self.logs = Logs()
         self.book = AlertBook(3600)
         self.woken: list[float] = []

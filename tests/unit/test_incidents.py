@@ -3,8 +3,10 @@ news."""
 
 from __future__ import annotations
 
-from swarm_medic.core.incidents import REMIND_EVERY, Incidents
-from swarm_medic.core.model import Finding
+import pytest
+
+from swarm_medic.core.incidents import REMIND_EVERY, STANCES, Incidents, stance
+from swarm_medic.core.model import Finding, Reason
 
 T0 = 1_000.0
 FAULT = Finding(runbook="stuck-task", key="stuck-task:svc:hang", summary="stuck", cause="hang")
@@ -51,3 +53,63 @@ def test_oldest_open_age_is_the_oldest_per_runbook_and_forgets_closed_ones() -> 
     assert inc.oldest_open_age(220.0) == {"stuck-task": 90.0}
     inc.update([], now=230.0)
     assert inc.oldest_open_age(240.0) == {}
+
+
+# --- the medic's stance on each open incident (label `state` of the per-service series) ------
+
+FIXABLE = Finding(
+    runbook="crash-loop",
+    key="crash-loop:api",
+    summary="s",
+    cause="c",
+    service_name="shop_api",
+    actionable=True,
+)
+
+
+@pytest.mark.parametrize(
+    ("reason", "expected"),
+    [
+        (None, "acting"),
+        (Reason.OK, "acting"),
+        (Reason.VERIFYING, "acting"),
+        (Reason.COOLDOWN, "acting"),
+        (Reason.CIRCUIT_OPEN, "gave_up"),
+        (Reason.BUDGET_SPENT, "gave_up"),
+        (Reason.DRY_RUN, "held"),
+        (Reason.NOT_OPTED_IN, "held"),
+        (Reason.PAUSED, "held"),
+        (Reason.ALERTS_HOLD, "held"),
+        (Reason.NOT_LEADER, "held"),
+        (Reason.NO_ACTION, "report_only"),
+        (Reason.REPORT_LABEL, "report_only"),
+    ],
+)
+def test_the_stance_follows_the_last_decision(reason: Reason | None, expected: str) -> None:
+    (inc,) = Incidents().update([FIXABLE], T0).opened
+    if reason is not None:
+        inc.decided(reason.verdict.value, reason.value, T0)
+    assert stance(inc) == expected
+    assert expected in STANCES
+
+
+def test_a_runbook_that_only_reports_is_report_only_whatever_was_decided() -> None:
+    (inc,) = Incidents().update([FAULT], T0).opened  # actionable=False
+    inc.decided("skip", "cooldown", T0)
+    assert stance(inc) == "report_only"
+
+
+def test_open_since_is_the_oldest_incident_per_runbook_service_and_stance() -> None:
+    incidents = Incidents()
+    incidents.update([FIXABLE], T0)
+    second = Finding(
+        runbook="crash-loop", key="crash-loop:api:2", summary="s", cause="c",
+        service_name="shop_api", actionable=True,
+    )  # fmt: skip
+    incidents.update([FIXABLE, second, FAULT], T0 + 60)
+    assert incidents.open_since() == {
+        ("crash-loop", "shop_api", "acting"): T0,
+        ("stuck-task", "", "report_only"): T0 + 60,
+    }
+    incidents.update([], T0 + 120)
+    assert incidents.open_since() == {}

@@ -42,6 +42,30 @@ def test_scan_interval_durations(text: str, seconds: float) -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("2d", 2 * 86400.0),
+        ("30d", 30 * 86400.0),
+        ("1h30m", 5400.0),
+        ("1m30s", 90.0),
+        ("1d12h", 1.5 * 86400),
+        ("1.5h", 5400.0),
+        ("2h0m0s", 7200.0),
+        ("1s500ms", 1.5),
+    ],
+)
+def test_durations_take_days_and_compound_go_style(text: str, seconds: float) -> None:
+    """What --help writes (1d, 30d) and what docker's own flags take (1h30m) are accepted."""
+    assert load({"cooldown": text}, {}).cooldown == seconds
+
+
+@pytest.mark.parametrize("text", ["1h 30m", "h", "1x", "1hh", "30m1", "-1h", "1h-30m", "1.h"])
+def test_a_duration_that_is_not_one_is_refused(text: str) -> None:
+    message = settings_error({"cooldown": text}, {})
+    assert "expected a duration such as 30, 30s, 5m, 1h30m or 2d" in message
+
+
+@pytest.mark.parametrize(
     ("env", "field", "expected"),
     [
         ({"SWARM_MEDIC_DRY_RUN": "true"}, "dry_run", True),
