@@ -93,6 +93,6 @@ class AlertsHold:
             if not isinstance(labels, dict):
                 raise ValueError("an alert without labels")
             name = labels.get("alertname")
-            if name in self.names and alert.get("state") == "firing":
+            if isinstance(name, str) and name in self.names and alert.get("state") == "firing":
                 firing.add(str(name))
         return sorted(firing)

@@ -204,9 +204,10 @@ class DockerEngine:
         filters = {"type": ["service", "node", "container"]}
         stream: Any = self._call(
             "open event stream",
-            lambda: self._api.events(since=since, filters=filters, decode=True),
+            lambda: self._api.events(since=since, filters=filters, decode=False),
         )
-        return stream  # type: ignore[no-any-return]
+        # decoded line by line by wire: an event nested too deeply is skipped, not fatal
+        return wire.EventLines(stream)
 
     # --- writes: compare-and-swap on Version.Index, never retried blindly -----------------
 
