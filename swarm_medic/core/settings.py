@@ -150,11 +150,19 @@ def parse_secret(text: str) -> str:
 
 
 def parse_token(text: str) -> str:
-    """The bearer token Alertmanager sends to POST /v1/alerts: as long as a secret."""
+    """The bearer token Alertmanager sends to POST /v1/alerts: as long as a secret, and
+    printable ASCII, since it travels in an HTTP header (a token that cannot be sent as
+    written would pass here and then never match)."""
     try:
-        return parse_secret(text)
+        token = parse_secret(text)
     except ValueError as exc:
         raise ValueError(str(exc).replace("the secret", "the token")) from None
+    if not all("!" <= c <= "~" for c in token):
+        raise ValueError(
+            "the token must be printable ASCII without spaces: it is sent in an HTTP "
+            "header (e.g. openssl rand -hex 32)"
+        )
+    return token
 
 
 def parse_names(text: str) -> tuple[str, ...]:

@@ -88,11 +88,19 @@ class RequestAuth:
     """Checks signatures and remembers nonces for the whole window a timestamp is accepted."""
 
     def __init__(
-        self, secret: bytes, *, skew: float = 30.0, clock: Callable[[], float] = time.time
+        self,
+        secret: bytes,
+        *,
+        skew: float = 30.0,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.secret = secret  # the node seals its answers with the same secret
         self._skew = skew
-        self._clock = clock
+        self._clock = clock  # the request's timestamp is compared with the wall clock
+        # ... but nonces are forgotten by the monotonic clock: a wall clock stepped forward
+        # (NTP, an operator) must not sweep the nonces a clock stepped back then accepts again
+        self._monotonic = monotonic
         self._seen: dict[str, float] = {}
         self._lock = threading.Lock()
 
@@ -104,6 +112,9 @@ class RequestAuth:
         ts, nonce, to, sig = (lower.get(h.lower()) for h in (H_TIME, H_NONCE, H_NODE, H_SIG))
         if not (ts and nonce and to and sig):
             raise Refused("unsigned request")
+        if not sig.isascii():
+            # compare_digest raises on a non-ASCII str: that is a bad signature, not a bug
+            raise Refused("bad signature (not ASCII)")
         expected = signature(self.secret, method, path, ts=ts, nonce=nonce, node=to, body=body)
         if not hmac.compare_digest(expected, sig):
             raise Refused("bad signature (wrong secret or altered request)")
@@ -118,13 +129,15 @@ class RequestAuth:
         now = self._clock()
         if abs(now - when) > self._skew:
             raise Refused(f"timestamp {now - when:+.0f}s off (clock skew or a replay)")
+        held = self._monotonic()
         with self._lock:
+            # kept for twice the window a timestamp is accepted in, whatever the wall clock did
             for n, t in list(self._seen.items()):
-                if t < now - 2 * self._skew:
+                if t < held - 2 * self._skew:
                     del self._seen[n]
             if nonce in self._seen:
                 raise Refused("replayed request (nonce already used)")
-            self._seen[nonce] = now
+            self._seen[nonce] = held
         return nonce
 
 

@@ -594,9 +594,24 @@ class Journal:
     def probe_plan_served(self) -> None:
         self.metrics.probe_plans_served.inc()
 
-    def channel_refused(self, peer: str, path: str, why: str) -> None:
+    def channel_refused(self, peer: str, path: str, why: str, *, now: float) -> None:
+        """Counted every time; logged at most once a minute (as http_refused): a stream of
+        forged requests must not bury the log, nor cost a line each."""
         self.metrics.channel_refused.inc()
-        self._log.error("refused brain-to-node request", peer=peer, path=path, why=why)
+        with self._http_lock:
+            last, suppressed = self._http_refusals.get("channel", (None, 0))
+            if last is not None and now - last < 60.0:
+                self._http_refusals["channel"] = (last, suppressed + 1)
+                return
+            self._http_refusals["channel"] = (now, 0)
+        self._log.error(
+            "refused brain-to-node request",
+            peer=peer,
+            path=path,
+            why=why,
+            suppressed=suppressed,
+            suppressed_window_seconds=60.0,
+        )
 
     # --- HTTP port --------------------------------------------------------------------------
 
