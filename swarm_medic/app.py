@@ -24,6 +24,7 @@ from swarm_medic.nodes.endpoint import NodeEndpoint
 from swarm_medic.nodes.rounds import Prober
 from swarm_medic.pipeline import registry, view
 from swarm_medic.pipeline.alerts import AlertsEndpoint, route
+from swarm_medic.pipeline.hold import AlertsHold
 from swarm_medic.pipeline.observe import Schedule
 from swarm_medic.pipeline.scan import Medic
 from swarm_medic.pipeline.watch import Watcher
@@ -56,6 +57,10 @@ class App:
                 self.journal.notifier = Notifier(settings.notify, self.journal.notification)
             except ValueError as exc:  # the URL is not repeated: it carries tokens
                 raise SettingsError(f"--notify / SWARM_MEDIC_NOTIFY: {exc}") from None
+        try:
+            AlertsHold.of(settings)
+        except ValueError as exc:  # names the flags, never a value
+            raise SettingsError(f"--hold-while-alerts: {exc}") from None
         self.runbooks = registry.load(registry.default_dirs(settings.runbooks_dir))
         # --runbook-setting and SWARM_MEDIC_RUNBOOK_*: a wrong one stops the start here
         self.runbooks.configure(runbook_settings, os.environ if env is None else env)

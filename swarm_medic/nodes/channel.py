@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping
 from http.client import HTTPConnection, HTTPException, HTTPResponse
 
 from swarm_medic.core.protocol import MAX_ANSWER, MAX_ENVELOPE, Envelope, ProtocolError, decode
+from swarm_medic.nodes import deadline
 
 H_TIME = "X-Medic-Timestamp"
 H_NONCE = "X-Medic-Nonce"
@@ -164,41 +165,48 @@ def call(
     signed = sign(secret, "POST", path, body, clock(), node=node)
     headers = {"Content-Type": "application/json", **signed}
     parts = urllib.parse.urlsplit(url)
-    deadline = time.monotonic() + timeout
     # http.client, not urllib: a round is one request per node, and urllib's opener and
     # handler chain cost about a third more CPU per request for nothing we use
     conn = HTTPConnection(parts.hostname or "", parts.port or 80, timeout=timeout)
-    try:
-        conn.request("POST", path, body=body, headers=headers)
-        resp = conn.getresponse()
-        if resp.status != 200:
-            detail = resp.read(200).decode(errors="replace")
-            # 409: the node's instance answered and said no (its reason, unsigned: a forged
-            # refusal can only make the brain do less)
-            kind = NodeRefused if resp.status == 409 else ChannelError
-            raise kind(f"{url}{path}: HTTP {resp.status}: {detail}")
-        raw = _read(resp, MAX_ENVELOPE, deadline)
-    except NodeRefused:
-        raise
-    except (OSError, HTTPException, ValueError) as exc:
-        # HTTPException: whatever answers on that port does not speak HTTP
-        raise ChannelError(f"{url}{path}: {type(exc).__name__}: {str(exc)[:200]}") from None
-    finally:
-        conn.close()
+    # One deadline for the whole exchange, the head included: whatever answers on a node's
+    # address and trickles its head one byte at a time costs one timeout, and holds no pool
+    # thread of the rounds past it (every node, the brain's own, would read as "no answer").
+    with deadline.within(conn, timeout) as exchange:
+        try:
+            conn.request("POST", path, body=body, headers=headers)
+            resp = conn.getresponse()
+            if resp.status != 200:
+                detail = resp.read(200).decode(errors="replace")
+                if exchange.expired:
+                    raise TimeoutError
+                # 409: the node's instance answered and said no (its reason, unsigned: a
+                # forged refusal can only make the brain do less)
+                kind = NodeRefused if resp.status == 409 else ChannelError
+                raise kind(f"{url}{path}: HTTP {resp.status}: {detail}")
+            raw = _read(resp, MAX_ENVELOPE)
+            if exchange.expired:
+                raise TimeoutError
+        except NodeRefused:
+            raise
+        except (OSError, HTTPException, ValueError) as exc:
+            if exchange.expired:
+                raise ChannelError(f"{url}{path}: no complete answer within {timeout:g}s") from None
+            # HTTPException: whatever answers on that port does not speak HTTP
+            raise ChannelError(f"{url}{path}: {type(exc).__name__}: {str(exc)[:200]}") from None
+        finally:
+            conn.close()
     try:
         return open_answer(secret, path, signed[H_NONCE], node, raw)
     except ProtocolError as exc:
         raise ChannelError(f"{url}{path}: {exc}") from None
 
 
-def _read(resp: HTTPResponse, limit: int, deadline: float) -> bytes:
-    """At most `limit` bytes, within the deadline: a node that talks forever or drips one
-    byte at a time costs one round's timeout, not memory or the round itself."""
+def _read(resp: HTTPResponse, limit: int) -> bytes:
+    """At most `limit` bytes (the exchange's deadline cuts a node that drips them): a node
+    that talks forever costs one round's timeout, not memory or the round itself."""
     chunks: list[bytes] = []
     size = 0
     while True:
-        if time.monotonic() > deadline:
-            raise TimeoutError("answer not complete within the timeout")
         chunk = resp.read1(65536)
         if not chunk:
             return b"".join(chunks)

@@ -101,7 +101,7 @@ class Medic:
         self.open_incidents: tuple[Incident, ...] = ()
         self.recent = Recent()
         self.reach_lock = threading.Lock()
-        self.hold = AlertsHold.from_setting(settings.hold_while_alerts)  # --hold-while-alerts
+        self.hold = AlertsHold.of(settings)  # --hold-while-alerts
         self._told_fixes: dict[str, bool] = {}  # incident id of a fix verified -> notify its end
 
     def scan(self) -> None:
