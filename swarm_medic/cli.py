@@ -229,6 +229,7 @@ def cmd_rollout(args: argparse.Namespace) -> int:
         as_json=args.json,
         out=sys.stdout,
         err=sys.stderr,
+        key=settings.secret.encode(),  # a secret's version is named by a keyed digest
     )
 
 
