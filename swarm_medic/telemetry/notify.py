@@ -14,7 +14,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
+import re
 import threading
+import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -71,9 +73,47 @@ def _capture() -> Any:
     return apprise.LogCapture(level=logging.WARNING, fmt="%(message)s")  # type: ignore[no-untyped-call]
 
 
-def _masked(receiver: Any) -> str:
-    """A receiver's URL as it may be shown: its tokens masked."""
-    return str(receiver.url(privacy=True))
+def shown(receiver: Any, position: int) -> str:
+    """A receiver as it may be shown: its position, its scheme and its host, nothing more.
+
+    Apprise's privacy mode masks passwords and the tokens a plugin declares, but not a secret
+    in a webhook's path (json://hooks.example.com/services/T000/B000/SECRET, Slack-style hook
+    paths) nor in a custom header (?+X-Api-Key=...). The host is taken from the masked URL,
+    so a plugin whose "host" is a token (slack://TokenA/...) shows it masked (T...A)."""
+    parts = urllib.parse.urlsplit(str(receiver.url(privacy=True)))
+    host = (parts.netloc.rpartition("@")[2]).split(":")[0]
+    return f"#{position} {parts.scheme}://{host}"
+
+
+_URL = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)(?:[^/\s@'\"]*@)?([^/\s?#'\"]*)[^\s'\"]*")
+
+
+class Scrub:
+    """Removes from a receiver's error text every part of the notification URLs that may be
+    secret: userinfo, path segments, query values (custom headers), a host Apprise masks; and
+    cuts any URL in it down to its scheme and host."""
+
+    def __init__(self, urls: Sequence[str]) -> None:
+        pieces: set[str] = set()
+        for url in urls:
+            parts = urllib.parse.urlsplit(url)
+            pieces.update((parts.username or "", parts.password or "", parts.fragment))
+            pieces.update(urllib.parse.unquote(seg) for seg in parts.path.split("/"))
+            for key, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=True):
+                pieces.update((value, urllib.parse.quote(value, safe="")))
+                if key.startswith(("+", "-")):  # a header: its value may be "Bearer X"
+                    pieces.update(value.split())
+            host = parts.netloc.rpartition("@")[2].split(":")[0]
+            if "." not in host:  # not a DNS name or an address: a token in the host's place
+                pieces.add(host)
+        # the longest first, so that a piece inside another leaves nothing behind
+        self._pieces = sorted((p for p in pieces if len(p) >= 3), key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        text = _URL.sub(lambda m: f"{m.group(1)}{m.group(2)}/...", text)
+        for piece in self._pieces:
+            text = text.replace(piece, "***")
+        return text
 
 
 # (receiver as it may be shown, its error or "" when delivered, attempts made)
@@ -98,6 +138,8 @@ class Notifier:
         import apprise
 
         self._receivers: list[apprise.plugins.NotifyBase] = []
+        self._shown: list[str] = []
+        self._scrub = Scrub(urls)
         with _capture():  # apprise's own lines: said by us, once, or not at all
             for i, url in enumerate(urls, 1):
                 one = apprise.Apprise()
@@ -107,7 +149,9 @@ class Notifier:
                         "(its scheme names the service: slack://, msteams://, json://, ...; "
                         "see https://github.com/caronc/apprise/wiki)"
                     )
-                self._receivers.extend(one)
+                for receiver in one:
+                    self._receivers.append(receiver)
+                    self._shown.append(shown(receiver, i))
         self._on_result = on_result
         self._attempts = attempts
         self._wait = wait_exponential(multiplier=wait_first, min=wait_first, max=wait_max)
@@ -118,8 +162,8 @@ class Notifier:
 
     @property
     def receivers(self) -> list[str]:
-        """The receivers as they may be shown: scheme, host and path, tokens masked."""
-        return [_masked(r) for r in self._receivers]
+        """The receivers as they may be shown: position, scheme and host (`shown`)."""
+        return list(self._shown)
 
     def start(self) -> None:
         if not self._started:
@@ -158,11 +202,11 @@ class Notifier:
             msg = self._queue.get()
             if msg is None:
                 return
-            for receiver in self._receivers:
+            for receiver, name in zip(self._receivers, self._shown, strict=True):
                 if self._stop.is_set():  # stopped while a receiver hung: the rest is left
                     return
                 error, attempts = self._deliver(receiver, msg)
-                self._on_result(_masked(receiver), error, attempts)
+                self._on_result(name, self._scrub(error), attempts)
 
     def _deliver(self, receiver: apprise.plugins.NotifyBase, msg: Message) -> tuple[str, int]:
         """-> (error, or "" when delivered; attempts made)."""

@@ -21,7 +21,7 @@ from swarm_medic.core.settings import Settings
 from swarm_medic.swarm.fake import FakeEngine
 from swarm_medic.telemetry.journal import Journal
 from swarm_medic.telemetry.metrics import Metrics
-from swarm_medic.telemetry.notify import Message, Notifier
+from swarm_medic.telemetry.notify import Message, Notifier, Scrub
 from tests.netkit import Hanging, Receiver, closed_port
 from tests.pipeline.support import Logs, sample
 from tests.pipeline.test_daemon import ENABLE, ME, T0, Harness, fix, stuck_service, swarm
@@ -198,7 +198,7 @@ def test_a_dead_receiver_is_retried_then_counted_failed_and_logged_once() -> Non
         notifier.stop()
     (said,) = t.logs.starting("notification not delivered")
     assert said["attempts"] == 2
-    assert said["receiver"].startswith("json://127.0.0.1:")
+    assert said["receiver"] == "#1 json://127.0.0.1"
     assert t.notifications("sent") == 0
 
 
@@ -305,3 +305,70 @@ def test_a_notify_url_apprise_does_not_know_stops_the_start_without_repeating_it
         App(settings, FakeEngine, metrics_registry=CollectorRegistry())
     assert "secret-token" not in str(err.value)
     assert "#1" in str(err.value)
+
+
+# --- no secret of a notification URL is ever shown (issue 16, section 3) ---------------------
+
+PATH_SECRET = "B0000SECRETPATH"  # noqa: S105 - test values that must never be shown
+HEADER_SECRET = "HdrSecret42"  # noqa: S105
+TOKEN_SECRET = "TokSecret77"  # noqa: S105
+
+
+def hooks(port: int) -> list[str]:
+    """Secrets where privacy mode does not look: a hook path and custom headers."""
+    return [
+        f"json://127.0.0.1:{port}/services/T000/{PATH_SECRET}?cto=1&rto=1"
+        f"&+X-Api-Key={HEADER_SECRET}&+Authorization=Bearer%20{TOKEN_SECRET}",
+        "slack://TokenAAAA/TokenBBBB/TokenCCCC/#ops",
+    ]
+
+
+def test_a_receiver_is_shown_by_its_scheme_and_host_only() -> None:
+    # before: json://127.0.0.1:PORT/services/T000/B0000SECRETPATH?...&%2BX-Api-Key=HdrSecret42
+    n = Notifier(hooks(9), lambda *a: None)
+    assert n.receivers == ["#1 json://127.0.0.1", "#2 slack://T...A"]
+
+
+def test_a_failing_receiver_logs_no_secret_of_its_url() -> None:
+    holder: list[Journal] = []
+    notifier = started(hooks(closed_port())[:1], holder, attempts=1, wait_first=0.01)
+    fake = swarm()
+    stuck_service(fake, name="a", labels={})
+    t = Told(fake, notifier)
+    holder.append(t.journal)
+    try:
+        t.scan(T0)
+        wait_until("a failure", lambda: t.notifications("failed") >= 1, timeout=20)
+    finally:
+        notifier.stop()
+    (said,) = t.logs.starting("notification not delivered")
+    text = repr(t.logs.entries)
+    for secret in (PATH_SECRET, HEADER_SECRET, TOKEN_SECRET, "T000"):
+        assert secret not in text
+    assert said["receiver"] == "#1 json://127.0.0.1"
+
+
+def test_an_error_text_naming_the_url_is_scrubbed() -> None:
+    urls = hooks(8080)
+    scrub = Scrub(urls)
+    error = (
+        f"HTTPConnectionPool(host='127.0.0.1', port=8080): Max retries exceeded with url: "
+        f"/services/T000/{PATH_SECRET} headers {{'X-Api-Key': '{HEADER_SECRET}', "
+        f"'Authorization': 'Bearer {TOKEN_SECRET}'}} via {urls[0]} and "
+        "https://hooks.slack.com/services/TokenAAAA/TokenBBBB/TokenCCCC"
+    )
+    clean = scrub(error)
+    for secret in (PATH_SECRET, HEADER_SECRET, TOKEN_SECRET, "TokenAAAA", "TokenBBBB"):
+        assert secret not in clean
+    assert "json://127.0.0.1:8080/..." in clean and "https://hooks.slack.com/..." in clean
+
+
+def test_the_start_up_line_shows_receivers_by_scheme_and_host() -> None:
+    logs = Logs()
+    app = App(Settings(notify=tuple(hooks(9))), FakeEngine, metrics_registry=CollectorRegistry())
+    app.journal._log = logs.logger
+    app.banner()
+    (line,) = logs.starting("swarm-medic")
+    assert line["notify"] == ["#1 json://127.0.0.1", "#2 slack://T...A"]
+    for secret in (PATH_SECRET, HEADER_SECRET, TOKEN_SECRET, "TokenAAAA"):
+        assert secret not in repr(logs.entries)
