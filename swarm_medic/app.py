@@ -151,26 +151,35 @@ class App:
             cooldown=s.cooldown,
             budget_per_hour=s.budget_per_hour,
             http=f"{s.http_addr}:{s.http_port}" if s.http_port else "off",
+            pages=f"{s.pages_addr or s.http_addr}:{s.pages_port}" if s.pages_port else "same",
+            status_token="set" if s.status_token else "none",
             notify=self.journal.notifier.receivers if self.journal.notifier else "off",
         )
         self.journal.load_errors(self.runbooks.errors)
+
+    def serve_http(self) -> Any:
+        """The port (and the pages' own listener, with --pages-port): listening on return."""
+        from swarm_medic.telemetry.http import serve
+
+        s = self.settings
+        return serve(
+            s.http_addr,
+            s.http_port,
+            self.prom,
+            self.health,
+            route(self.alerts_in, self.control.handle),
+            journal=self.journal,
+            status=self.status_page,
+            pages=(s.pages_addr or s.http_addr, s.pages_port) if s.pages_port else None,
+            status_token=s.status_token,
+        )
 
     def run(self) -> int:
         self.banner()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: self.stopping.set())
         if self.settings.http_port:
-            from swarm_medic.telemetry.http import serve
-
-            self.http = serve(
-                self.settings.http_addr,
-                self.settings.http_port,
-                self.prom,
-                self.health,
-                route(self.alerts_in, self.control.handle),
-                journal=self.journal,
-                status=self.status_page,
-            )
+            self.http = self.serve_http()
         if self.journal.notifier is not None:
             self.journal.notifier.start()
         self.watcher.start(since_nano=time.time_ns())

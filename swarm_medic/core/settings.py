@@ -529,6 +529,34 @@ class Settings:
         "PORT",
         group="http",
     )
+    pages_addr: str = setting(
+        "pages_addr",
+        str,
+        "",
+        "address of the read-only pages' own listener (/, /metrics, /healthz) when "
+        "--pages-port is set; empty: --http-addr",
+        "ADDR",
+        group="http",
+    )
+    pages_port: int = setting(
+        "pages_port",
+        parse_port,
+        0,
+        "port of the read-only pages' own listener; then --http-port serves only the signed "
+        "channel, /v1/alerts and a bare /healthz (0: the pages are on --http-port too)",
+        "PORT",
+        group="http",
+    )
+    status_token: str = setting(
+        "status_token",
+        parse_bearer,
+        "",
+        "token the status page (GET /) asks for: Authorization: Bearer TOKEN, or basic auth "
+        "with it as the password (use SWARM_MEDIC_STATUS_TOKEN_FILE); unset: no token",
+        "TEXT",
+        group="http",
+        hidden=True,
+    )
     alerts_token: str = setting(
         "alerts_token",
         parse_token,

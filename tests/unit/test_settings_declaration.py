@@ -63,6 +63,7 @@ def test_a_hidden_setting_never_shows_its_default() -> None:
         "hold_basic_auth",
         "hold_bearer_token",
         "secret",
+        "status_token",
         "alerts_token",
         "notify",
     ]
