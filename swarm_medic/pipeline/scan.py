@@ -105,7 +105,8 @@ class Medic:
         self._told_fixes: dict[str, bool] = {}  # incident id of a fix verified -> notify its end
 
     def scan(self) -> None:
-        with self._lock:
+        # the scan's notifications go out once all are offered, the most urgent first
+        with self._lock, self.journal.notify_batch():
             self._scan()
 
     def _observe(self, now: float, before: int) -> Snapshot | None:

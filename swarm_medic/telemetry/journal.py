@@ -7,6 +7,7 @@ stderr is not a terminal, a readable console otherwise.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import threading
@@ -64,9 +65,30 @@ def _incident_fields(inc: Incident) -> dict[str, Any]:
 _SEVERITY_KIND = {Severity.INFO: "info", Severity.WARNING: "warning", Severity.CRITICAL: "failure"}
 
 
+_SEVERITY_PRIORITY = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.INFO: 2}
+ALERT_RUNBOOK = "on-alert"  # its findings restate alerts people get from Alertmanager anyway
+
+
+def _priority(inc: Incident, step: str) -> int:
+    """Which messages go first when many wait: by the finding's severity; an alert's own
+    finding, reminder or resolution last (an action taken on an alert is news: by severity)."""
+    if inc.finding.runbook == ALERT_RUNBOOK and step in ("finding", "reminder", "resolved"):
+        return 3
+    return _SEVERITY_PRIORITY[inc.finding.severity]
+
+
 def _message(inc: Incident, step: str, headline: str, kind: str, **fields: str) -> Message:
     f = inc.finding
-    return Message(step, headline, inc.id, f.runbook, f.service_name, tuple(fields.items()), kind)
+    return Message(
+        step,
+        headline,
+        inc.id,
+        f.runbook,
+        f.service_name,
+        tuple(fields.items()),
+        kind,
+        _priority(inc, step),
+    )
 
 
 def _took(seconds: float) -> str:
@@ -471,6 +493,8 @@ class Journal:
         if self.notifier is None:
             return
         queued = self.notifier.offer(msg)
+        for _ in range(self.notifier.take_evicted()):  # less urgent ones it replaced
+            self.metrics.notifications.labels("dropped").inc()
         caught_up = queued and self.notifier.pending() <= 1
         with self._notify_lock:
             dropped = self._dropped
@@ -490,6 +514,12 @@ class Journal:
                 incident=msg.incident,
                 step=msg.step,
             )
+
+    def notify_batch(self) -> contextlib.AbstractContextManager[None]:
+        """A scan's messages, delivered once all are offered, the most urgent first."""
+        if self.notifier is None:
+            return contextlib.nullcontext()
+        return self.notifier.batch()
 
     def notification(self, receiver: str, error: str, attempts: int) -> None:
         """What the notifier's worker achieved with one message for one receiver (its URL
