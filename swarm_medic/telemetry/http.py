@@ -351,8 +351,9 @@ class Server:
             pass  # the client went away: nobody to answer
         except Exception as exc:  # noqa: BLE001 - a bug in one request must not stop the port
             bug = Refusal(500, Reason.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")
-            self._refused(bug, peer)
-            await self._send(writer, _refusal_response(bug), peer)
+            self._refused(bug, peer)  # the log has the text; the client, who may be anyone, not
+            said = Refusal(500, Reason.INTERNAL_ERROR, "see the node's log")
+            await self._send(writer, _refusal_response(said), peer)
         finally:
             if conn.pool is not None:
                 conn.pool.remove(conn)
