@@ -234,6 +234,8 @@ class Rollout:
             doc = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             raise RolloutError(f"{compose} is not YAML: {exc}") from None
+        except RecursionError:  # PyYAML's composer recurses once per level of nesting
+            raise RolloutError(f"{compose} is nested too deeply to be a compose file") from None
         items, skipped = stack_items(doc, stack)
         for s in skipped:
             self.emit(

@@ -777,6 +777,17 @@ def test_a_stack_rolls_each_reference_then_collects_once(world: World, tmp_path:
     assert "unchanged: service app_worker" in world.out.getvalue()
 
 
+@pytest.mark.parametrize(
+    "text", ["[" * 100_000, "a:\n" + "".join(" " * i + "b:\n" for i in range(1, 3000))]
+)
+def test_a_compose_file_nested_too_deeply_is_an_error_not_a_crash(
+    world: World, tmp_path: Path, text: str
+) -> None:
+    (tmp_path / "deep.yml").write_text(text)
+    assert world.run("stack", "app", str(tmp_path / "deep.yml")) == 1
+    assert "nested too deeply" in world.err.getvalue()
+
+
 def test_a_stack_without_anything_to_roll_is_an_error(world: World, tmp_path: Path) -> None:
     (tmp_path / "s.yml").write_text("services:\n  web:\n    image: x\n")
     assert world.run("stack", "app", str(tmp_path / "s.yml")) == 1
