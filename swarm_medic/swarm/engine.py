@@ -94,6 +94,10 @@ def translate(exc: Exception, what: str) -> EngineError:
         )
     if isinstance(exc, docker.errors.DockerException):
         return EngineUnavailable(f"{what}: {exc}")
+    if isinstance(exc, RecursionError):
+        # an answer the SDK decodes itself (an inspect before a write), nested past the
+        # recursion limit by a faulty engine or a proxy: that request failed, nothing else
+        return EngineError(f"{what}: the Engine's answer is nested too deeply to be read")
     raise exc
 
 

@@ -174,6 +174,13 @@ class Calls:
             None,
             "list services: Error while fetching server API version",
         ),
+        (
+            # the SDK's own json decoding of an answer nested past the recursion limit (issue 16)
+            RecursionError("maximum recursion depth exceeded while decoding a JSON array"),
+            EngineError,
+            None,
+            "list services: the Engine's answer is nested too deeply to be read",
+        ),
     ],
 )
 def test_translate(exc: Exception, kind: type[EngineError], status: int | None, says: str) -> None:
