@@ -23,7 +23,9 @@ answering while anything on the network misbehaves against it. Design:
   authenticated request lately (a signed channel request or an alert with the right token
   answered 2xx or 409) and for the node itself (127.0.0.1, ::1: the image's HEALTHCHECK):
   from then on, for `trusted_for`, their connections go to the reserved pool at once and
-  never compete with anonymous traffic for a slot.
+  never compete with anonymous traffic for a slot. A connection whose head carries
+  credentials (the channel's signature header, a bearer token on /v1/alerts) moves there too
+  once its head is read (`_promote`): the brain's first request after a restart.
 * Listeners: by default one, serving everything; with `pages=(addr, port)` the read-only pages
   (/, /metrics, /healthz) have their own listener and pool, and the channel's listener serves
   POST /v1/* and a bare /healthz (200 or 503, no details: the image's HEALTHCHECK) only. The
@@ -323,6 +325,27 @@ class Server:
         pool.add(conn)
         return True
 
+    def _promote(self, conn: _Connection, request: Request, reserved: _Pool) -> None:
+        """A head that carries credentials (the channel's signature, or a bearer token for
+        /v1/alerts) moves its connection to the reserved pool: the brain's first request after
+        a restart does not wait for a trust it cannot have earned yet. Only the body can prove
+        the credentials, so a forged head may take a reserved slot too, but only its address's
+        share, and the slowest of them goes first when a trusted newcomer needs one."""
+        if request.method != "POST" or not request.path.startswith("/v1/"):
+            return
+        if not (request.header("X-Medic-Signature") or request.header("Authorization")):
+            return
+        if reserved.by_peer.get(conn.peer, 0) >= reserved.per_address:
+            return
+        if len(reserved.held) >= reserved.capacity:
+            victim = reserved.slowest()
+            if victim is None or victim.since >= conn.since:
+                return  # nothing slower than this one to make room
+            self._evict(victim)
+        assert conn.pool is not None  # noqa: S101 - admitted connections have a pool
+        conn.pool.remove(conn)
+        reserved.add(conn)
+
     def _phase(self, conn: _Connection, phase: str) -> None:
         conn.phase, conn.since = phase, self._loop.time()
 
@@ -404,6 +427,8 @@ class Server:
             return
         head, rest = split
         request = parse_head(head, self.limits)
+        if listener.reserved is not None and conn.pool is listener.anonymous:
+            self._promote(conn, request, listener.reserved)
         if request.method == "GET":
             self._phase(conn, "write")
             await self._send(writer, self._get(request, listener.serves), conn.peer)

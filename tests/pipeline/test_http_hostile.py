@@ -386,6 +386,37 @@ def test_a_table_full_of_held_bodies_evicts_the_slowest_for_a_newcomer(
     assert sample(prom, REFUSED, reason="too_many_connections") == 0
 
 
+def test_a_head_with_the_channel_signature_moves_to_the_reserved_slots(
+    counted: Journal, prom: CollectorRegistry
+) -> None:
+    # the brain's first request after a restart has no trust yet: its signed head takes it out
+    # of the anonymous pool, so the newcomers after it evict others, not it
+    control = Recorder()
+    limits = Limits(connections=2, reserved_connections=2)
+    signed = post_head("/v1/probe", 2, "Expect: 100-continue", "X-Medic-Signature: " + "0" * 64)
+    plain = post_head("/v1/probe", 2, "Expect: 100-continue")
+    with serving(counted, control, limits) as port, ExitStack() as stack:
+        first = stack.enter_context(connect(port))
+        first.sendall(plain)
+        assert read_line(first) == b"HTTP/1.1 100 Continue\r"
+        brain = stack.enter_context(connect(port))
+        brain.sendall(signed)
+        assert read_line(brain) == b"HTTP/1.1 100 Continue\r"
+        later = []
+        for _ in range(2):  # two more anonymous ones: the pool holds 2
+            s = stack.enter_context(connect(port))
+            s.sendall(plain)
+            assert read_line(s) == b"HTTP/1.1 100 Continue\r"
+            later.append(s)
+        brain.sendall(b"{}")
+        brain_answer = read_all(brain)
+        first_answer = read_all(first)
+
+    assert status(brain_answer.lstrip(b"\r\n")) == 200
+    assert status(first_answer.lstrip(b"\r\n")) == 503  # the slowest anonymous one went
+    assert sample(prom, REFUSED, reason="evicted") == 1
+
+
 def test_a_table_full_of_running_handlers_refuses_the_newcomer(
     counted: Journal, prom: CollectorRegistry
 ) -> None:
