@@ -24,6 +24,7 @@ from swarm_medic.nodes.endpoint import NodeEndpoint
 from swarm_medic.nodes.rounds import Prober
 from swarm_medic.pipeline import registry, view
 from swarm_medic.pipeline.alerts import AlertsEndpoint, route
+from swarm_medic.pipeline.hold import AlertsHold
 from swarm_medic.pipeline.observe import Schedule
 from swarm_medic.pipeline.scan import Medic
 from swarm_medic.pipeline.watch import Watcher
@@ -56,6 +57,10 @@ class App:
                 self.journal.notifier = Notifier(settings.notify, self.journal.notification)
             except ValueError as exc:  # the URL is not repeated: it carries tokens
                 raise SettingsError(f"--notify / SWARM_MEDIC_NOTIFY: {exc}") from None
+        try:
+            AlertsHold.of(settings)
+        except ValueError as exc:  # names the flags, never a value
+            raise SettingsError(f"--hold-while-alerts: {exc}") from None
         self.runbooks = registry.load(registry.default_dirs(settings.runbooks_dir))
         # --runbook-setting and SWARM_MEDIC_RUNBOOK_*: a wrong one stops the start here
         self.runbooks.configure(runbook_settings, os.environ if env is None else env)
@@ -155,26 +160,35 @@ class App:
             cooldown=s.cooldown,
             budget_per_hour=s.budget_per_hour,
             http=f"{s.http_addr}:{s.http_port}" if s.http_port else "off",
+            pages=f"{s.pages_addr or s.http_addr}:{s.pages_port}" if s.pages_port else "same",
+            status_token="set" if s.status_token else "none",
             notify=self.journal.notifier.receivers if self.journal.notifier else "off",
         )
         self.journal.load_errors(self.runbooks.errors)
+
+    def serve_http(self) -> Any:
+        """The port (and the pages' own listener, with --pages-port): listening on return."""
+        from swarm_medic.telemetry.http import serve
+
+        s = self.settings
+        return serve(
+            s.http_addr,
+            s.http_port,
+            self.prom,
+            self.health,
+            route(self.alerts_in, self.control.handle),
+            journal=self.journal,
+            status=self.status_page,
+            pages=(s.pages_addr or s.http_addr, s.pages_port) if s.pages_port else None,
+            status_token=s.status_token,
+        )
 
     def run(self) -> int:
         self.banner()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: self.stopping.set())
         if self.settings.http_port:
-            from swarm_medic.telemetry.http import serve
-
-            self.http = serve(
-                self.settings.http_addr,
-                self.settings.http_port,
-                self.prom,
-                self.health,
-                route(self.alerts_in, self.control.handle),
-                journal=self.journal,
-                status=self.status_page,
-            )
+            self.http = self.serve_http()
         if self.journal.notifier is not None:
             self.journal.notifier.start()
         self.watcher.start(since_nano=time.time_ns())

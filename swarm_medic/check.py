@@ -66,7 +66,7 @@ def diagnose(engine: Engine, settings: Settings, registry: Registry, now: float)
             errors.append(unknown)
     pause, hold = ledger.paused(now), ""
     if ids:
-        alerts = AlertsHold.from_setting(settings.hold_while_alerts)
+        alerts = AlertsHold.of(settings)
         hold = alerts.check() if alerts is not None and pause is None else ""
         ledger, taken = verify.take_over(ledger, snap, now)
         verifying = frozenset(t.service_id for t in taken if t.outcome is verify.TakeOver.RESUMED)

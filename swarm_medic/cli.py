@@ -280,6 +280,7 @@ def cmd_rollout(args: argparse.Namespace) -> int:
         as_json=args.json,
         out=sys.stdout,
         err=sys.stderr,
+        key=settings.secret.encode(),  # a secret's version is named by a keyed digest
     )
     # rollout says its error itself (a line, and "ok": false in its --json document); its 1
     # is every command's "could not do it"

@@ -39,14 +39,15 @@ from swarm_medic.core.errors import Conflict, EngineError, NotFound
 from swarm_medic.core.model import Stored
 from swarm_medic.core.rollout import (
     MAX_BYTES,
-    SHA256_LABEL,
     Ref,
     RolloutError,
     ServiceSpec,
     check_data,
     container_path,
     digest,
+    digest_label,
     family_of,
+    keyed_digest,
     refs_at,
     stack_items,
     swap,
@@ -83,6 +84,8 @@ class Rollout:
     keep: int
     emit: Emit
     sleep: Callable[[float], None] = time.sleep
+    # the key of a secret's keyed digest (the channel secret, --secret); b"": secrets refused
+    key: bytes = b""
 
     # --- one reference -------------------------------------------------------------------
 
@@ -109,16 +112,21 @@ class Rollout:
         self, kind: str, family: str, data: bytes, listing: Iterable[Stored]
     ) -> tuple[str, str]:
         """The family's version holding `data` -> (id, name): reused if it exists, else made."""
-        sha = digest(data)
+        if kind == "secret":
+            self.need_key()
+            sha = keyed_digest(self.key, family, data)
+        else:
+            sha = digest(data)
         name = version_name(family, sha)
+        label = digest_label(kind)
         for attempt in range(2):
             found = next((o for o in listing if o.name == name), None)
             if found is not None:
-                if found.labels.get(SHA256_LABEL) != sha:
+                if found.labels.get(label) != sha:
                     raise RolloutError(
                         f"a {kind} named {name} exists but is not this content (its "
-                        "swarm-medic.rollout.sha256 label differs or is missing): remove or "
-                        "rename it, nothing was changed"
+                        f"{label} label differs or is missing): remove or rename it, nothing "
+                        "was changed"
                     )
                 self.emit(
                     Step(
@@ -129,7 +137,7 @@ class Rollout:
                 )
                 return found.id, name
             try:
-                oid = self.engine.create_stored(kind, name, data, version_labels(family, sha))
+                oid = self.engine.create_stored(kind, name, data, version_labels(family, sha, kind))
             except Conflict:
                 if attempt:
                     raise
@@ -145,6 +153,15 @@ class Rollout:
             )
             return oid, name
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def need_key(self) -> None:
+        if not self.key:
+            raise RolloutError(
+                "a secret's version is named by a keyed digest, and no key is given: set "
+                "SWARM_MEDIC_SECRET_FILE to the medic's channel secret (the file its docker "
+                "secret was made from), or run the rollout in a medic container; nothing was "
+                "changed"
+            )
 
     def _swap(self, kind: str, target: str, svc: ServiceSpec, oid: str, name: str) -> bool:
         """Point the references at `target` to (oid, name) -> whether the service changed."""
@@ -217,6 +234,8 @@ class Rollout:
             doc = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             raise RolloutError(f"{compose} is not YAML: {exc}") from None
+        except RecursionError:  # PyYAML's composer recurses once per level of nesting
+            raise RolloutError(f"{compose} is nested too deeply to be a compose file") from None
         items, skipped = stack_items(doc, stack)
         for s in skipped:
             self.emit(
@@ -228,6 +247,8 @@ class Rollout:
             )
         if not items:
             raise RolloutError(f"{compose}: no service uses a config or secret with a file:")
+        if any(item.kind == "secret" for item in items):
+            self.need_key()  # before anything is rolled, not half way through the stack
         touched: set[tuple[str, str]] = set()
         for item in items:
             path = compose.parent / item.file
@@ -330,6 +351,7 @@ def run(
     err: TextIO,
     sleep: Callable[[float], None] = time.sleep,
     stdin: Any = None,
+    key: bytes = b"",
 ) -> int:
     """`swarm-medic rollout WHAT OPERANDS...` -> exit status (0 done or nothing to do, 1 error,
     2 usage). Text: a line per step as it happens; --json: one document at the end."""
@@ -350,7 +372,9 @@ def run(
         data = b""
         if what in ("config", "secret"):  # read and checked before the engine is asked
             data = read_file(operands[2], what, stdin)
-        roll = Rollout(engine_factory(), keep, emit, sleep)
+        roll = Rollout(engine_factory(), keep, emit, sleep, key)
+        if what == "secret":
+            roll.need_key()
         if what in ("config", "secret"):
             roll.reference(what, operands[0], operands[1], data, operands[2])
         elif what == "stack":

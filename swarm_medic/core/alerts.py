@@ -78,6 +78,11 @@ def decode(body: bytes) -> Notification:
         raise PayloadError(f"not an Alertmanager webhook payload (version 4): {exc}") from None
     except msgspec.DecodeError as exc:
         raise PayloadError(f"not JSON: {exc}") from None
+    except RecursionError:
+        # a value nested deeper than the recursion limit, anywhere (unknown fields included)
+        raise PayloadError("JSON nested too deeply") from None
+    except UnicodeDecodeError as exc:
+        raise PayloadError(f"not UTF-8: {exc.reason}") from None
 
 
 def _epoch(when: datetime | None) -> float | None:

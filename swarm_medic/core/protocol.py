@@ -221,6 +221,10 @@ def decode(data: bytes | str, kind: type[M], *, limit: int) -> M:
         raise ProtocolError(f"{kind.__name__}: {str(exc)[:200]}") from None
     except UnicodeDecodeError as exc:  # msgspec's own for invalid UTF-8 (found by hypothesis)
         raise ProtocolError(f"{kind.__name__}: not UTF-8: {exc.reason}") from None
+    except RecursionError:
+        # msgspec descends into an unknown field's value to skip it: a value nested deeper than
+        # the interpreter's recursion limit is refused like any other invalid message
+        raise ProtocolError(f"{kind.__name__}: JSON nested too deeply") from None
     assert isinstance(value, kind)  # noqa: S101 - the decoder was built for `kind`
     return value
 

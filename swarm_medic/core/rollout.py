@@ -2,9 +2,14 @@
 
 Swarm cannot change a config or secret in place (moby#35803, #35048): a new content is a new
 object, and a service moves to it by an update that swaps its reference. A version is named
-`<family>-<first 12 hex of its SHA-256>` and labelled with its family and full digest, so the
+`<family>-<first 12 hex of its digest>` and labelled with its family and full digest, so the
 same content always gives the same name (a rollout of unchanged content changes nothing) and
-the versions of one family can be told apart from anything else in the swarm.
+the versions of one family can be told apart from anything else in the swarm. A config's
+digest is its SHA-256 (its content is readable through the API anyway); a secret's is keyed
+(`keyed_digest`), so that nothing readable through the API lets a weak secret be guessed
+offline. Versions are recognised by their family label alone (garbage collection, adoption,
+the `stale-config-versions` runbook), so secret versions made before the keyed digest, which
+carry `swarm-medic.rollout.sha256`, are still found and collected.
 
 Here: the naming, the checks on a file before it is sent, finding and swapping the reference
 at a target path in a service's raw spec (the rest of the spec untouched), and `stale`, the one
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import hmac
 import posixpath
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -25,7 +31,8 @@ from swarm_medic.core.errors import SwarmMedicError
 from swarm_medic.core.model import Service, Stored
 
 FAMILY_LABEL = "swarm-medic.rollout.family"
-SHA256_LABEL = "swarm-medic.rollout.sha256"
+SHA256_LABEL = "swarm-medic.rollout.sha256"  # configs (and secrets made before issue 16)
+KEYED_LABEL = "swarm-medic.rollout.hmac-sha256"  # secrets: the keyed digest, see keyed_digest
 KINDS = ("config", "secret")
 # The engine refuses data of 500 KiB or more, and empty data (swarmkit's controlapi). Newer
 # swarmkit accepts configs up to 1000 KiB; 500 KiB is what every engine we support accepts.
@@ -69,6 +76,26 @@ def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def keyed_digest(key: bytes, family: str, data: bytes) -> str:
+    """A secret's version digest: HMAC-SHA256 of its content under a key derived from `key`
+    (the medic's channel secret, which API readers do not have) and the family.
+
+    The same content in the same family still gets the same name, so a second rollout is a
+    no-op; but a name or label is of no use to someone who reads the API and guesses: without
+    the key, testing one guess is as hard as guessing the key. The family is mixed in so that
+    two families holding the same content do not show it (their names differ)."""
+    family_key = hmac.new(
+        key, b"swarm-medic rollout secret\x00" + family.encode(), hashlib.sha256
+    ).digest()
+    return hmac.new(family_key, data, hashlib.sha256).hexdigest()
+
+
+def digest_label(kind: str) -> str:
+    """The label that holds a version's digest: plain SHA-256 for a config (its content is
+    readable anyway), the keyed one for a secret."""
+    return KEYED_LABEL if kind == "secret" else SHA256_LABEL
+
+
 def check_data(kind: str, data: bytes, what: str) -> None:
     """What the engine would refuse, said before anything is sent (never the content)."""
     if not data:
@@ -87,8 +114,8 @@ def version_name(family: str, sha256: str) -> str:
     return f"{family[:room].rstrip('-_.')}-{sha256[:HEX_IN_NAME]}"
 
 
-def version_labels(family: str, sha256: str) -> dict[str, str]:
-    return {FAMILY_LABEL: family, SHA256_LABEL: sha256}
+def version_labels(family: str, sha256: str, kind: str = "config") -> dict[str, str]:
+    return {FAMILY_LABEL: family, digest_label(kind): sha256}
 
 
 def family_of(current: Stored | None, ref_name: str) -> str:

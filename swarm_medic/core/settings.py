@@ -157,11 +157,19 @@ def parse_secret(text: str) -> str:
 
 
 def parse_token(text: str) -> str:
-    """The bearer token Alertmanager sends to POST /v1/alerts: as long as a secret."""
+    """The bearer token Alertmanager sends to POST /v1/alerts: as long as a secret, and
+    printable ASCII, since it travels in an HTTP header (a token that cannot be sent as
+    written would pass here and then never match)."""
     try:
-        return parse_secret(text)
+        token = parse_secret(text)
     except ValueError as exc:
         raise ValueError(str(exc).replace("the secret", "the token")) from None
+    if not all("!" <= c <= "~" for c in token):
+        raise ValueError(
+            "the token must be printable ASCII without spaces: it is sent in an HTTP "
+            "header (e.g. openssl rand -hex 32)"
+        )
+    return token
 
 
 def parse_names(text: str) -> tuple[str, ...]:
@@ -182,11 +190,40 @@ def parse_alerts_hold(text: str) -> tuple[str, ...]:
     url, names = parts[0].rstrip("/"), sorted(set(parts[1:]))
     if not re.match(r"^https?://[^/?#\s]+", url, re.ASCII):
         raise ValueError("expected Prometheus's http:// or https:// URL first, then alert names")
+    if "@" in url.split("/", 3)[2]:
+        # urllib never sent them (the medic held forever) and the URL is shown in /healthz,
+        # `check` and the log: credentials come from their own hidden settings
+        raise ValueError(
+            "the URL carries credentials; give them with --hold-basic-auth USER:PASSWORD or "
+            "--hold-bearer-token (SWARM_MEDIC_HOLD_BASIC_AUTH_FILE / _BEARER_TOKEN_FILE)"
+        )
     if not names:
         raise ValueError("expected at least one alert name after the URL")
     if bad := [n for n in names if not _ALERT_NAME.match(n)]:
         raise ValueError(f"not an alert name: {bad[0][:60]!r}")
     return (url, *names)
+
+
+def parse_basic_auth(text: str) -> str:
+    """USER:PASSWORD for Prometheus's basic auth (never shown: only what is wrong with it)."""
+    user, colon, password = text.partition(":")
+    if not colon or not user or not password:
+        raise ValueError("expected USER:PASSWORD")
+    if any(c in "\r\n" for c in text):
+        raise ValueError("expected USER:PASSWORD on one line")
+    return text
+
+
+def parse_bearer(text: str) -> str:
+    """A bearer token for Prometheus: printable ASCII, it is sent in an HTTP header."""
+    if not text or not all("!" <= c <= "~" for c in text):
+        raise ValueError("expected a token of printable ASCII without spaces")
+    return text
+
+
+def redact_userinfo(text: str) -> str:
+    """`text` with the user and password of any URL in it removed: what an error may show."""
+    return re.sub(r"(?<=://)[^/?#\s,@]*@", "", text)
 
 
 def parse_urls(text: str) -> tuple[str, ...]:
@@ -235,6 +272,9 @@ class Spec(Generic[T]):
     group: str
     env: str
     hidden: bool = False  # a secret: never echoed in an error message, its default never shown
+    # what an error message may show of a raw value that is not hidden (e.g. a URL's userinfo
+    # removed); None: the value as given
+    redact: Callable[[str], str] | None = None
 
 
 def setting(
@@ -247,6 +287,7 @@ def setting(
     group: str,
     env: str = "",
     hidden: bool = False,
+    redact: Callable[[str], str] | None = None,
 ) -> T:
     """The one declaration of a setting: a `Settings` field that carries its `Spec`.
 
@@ -254,7 +295,15 @@ def setting(
     The environment variable is SWARM_MEDIC_<NAME> unless `env` names another.
     """
     spec = Spec(
-        name, parse, default, help, metavar, group, env or ENV_PREFIX + name.upper(), hidden
+        name,
+        parse,
+        default,
+        help,
+        metavar,
+        group,
+        env or ENV_PREFIX + name.upper(),
+        hidden,
+        redact,
     )
     meta = {"spec": spec}
     if type(default).__hash__ is None:  # a mapping: dataclasses refuse it as a plain default
@@ -362,6 +411,27 @@ class Settings:
         "holds (e.g. http://prometheus:9090,NodeDown,HighErrorRate)",
         "URL,NAME,...",
         group="safety",
+        redact=redact_userinfo,
+    )
+    hold_basic_auth: str = setting(
+        "hold_basic_auth",
+        parse_basic_auth,
+        "",
+        "USER:PASSWORD for the Prometheus of --hold-while-alerts, sent as basic auth (use "
+        "SWARM_MEDIC_HOLD_BASIC_AUTH_FILE with a docker secret; never shown)",
+        "USER:PASSWORD",
+        group="safety",
+        hidden=True,
+    )
+    hold_bearer_token: str = setting(
+        "hold_bearer_token",
+        parse_bearer,
+        "",
+        "bearer token for the Prometheus of --hold-while-alerts (use "
+        "SWARM_MEDIC_HOLD_BEARER_TOKEN_FILE with a docker secret; never shown)",
+        "TOKEN",
+        group="safety",
+        hidden=True,
     )
     ledger_name: str = setting(
         "ledger_name",
@@ -465,6 +535,34 @@ class Settings:
         "port of the /metrics and /healthz server (0: off)",
         "PORT",
         group="http",
+    )
+    pages_addr: str = setting(
+        "pages_addr",
+        str,
+        "",
+        "address of the read-only pages' own listener (/, /metrics, /healthz) when "
+        "--pages-port is set; empty: --http-addr",
+        "ADDR",
+        group="http",
+    )
+    pages_port: int = setting(
+        "pages_port",
+        parse_port,
+        0,
+        "port of the read-only pages' own listener; then --http-port serves only the signed "
+        "channel, /v1/alerts and a bare /healthz (0: the pages are on --http-port too)",
+        "PORT",
+        group="http",
+    )
+    status_token: str = setting(
+        "status_token",
+        parse_bearer,
+        "",
+        "token the status page (GET /) asks for: Authorization: Bearer TOKEN, or basic auth "
+        "with it as the password (use SWARM_MEDIC_STATUS_TOKEN_FILE); unset: no token",
+        "TEXT",
+        group="http",
+        hidden=True,
     )
     alerts_token: str = setting(
         "alerts_token",
@@ -773,7 +871,10 @@ def load(
         try:
             values[spec.name] = spec.parse(raw)
         except ValueError as exc:
-            shown = "<hidden>" if spec.hidden else repr(raw)
+            if spec.hidden:
+                shown = "<hidden>"
+            else:
+                shown = repr(spec.redact(raw) if spec.redact is not None else raw)
             raise SettingsError(
                 f"{source}={shown} is not valid ({flag_name(spec)} / {env_name(spec)}): {exc}"
             ) from None

@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping
 from http.client import HTTPConnection, HTTPException, HTTPResponse
 
 from swarm_medic.core.protocol import MAX_ANSWER, MAX_ENVELOPE, Envelope, ProtocolError, decode
+from swarm_medic.nodes import deadline
 
 H_TIME = "X-Medic-Timestamp"
 H_NONCE = "X-Medic-Nonce"
@@ -88,11 +89,19 @@ class RequestAuth:
     """Checks signatures and remembers nonces for the whole window a timestamp is accepted."""
 
     def __init__(
-        self, secret: bytes, *, skew: float = 30.0, clock: Callable[[], float] = time.time
+        self,
+        secret: bytes,
+        *,
+        skew: float = 30.0,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.secret = secret  # the node seals its answers with the same secret
         self._skew = skew
-        self._clock = clock
+        self._clock = clock  # the request's timestamp is compared with the wall clock
+        # ... but nonces are forgotten by the monotonic clock: a wall clock stepped forward
+        # (NTP, an operator) must not sweep the nonces a clock stepped back then accepts again
+        self._monotonic = monotonic
         self._seen: dict[str, float] = {}
         self._lock = threading.Lock()
 
@@ -104,6 +113,9 @@ class RequestAuth:
         ts, nonce, to, sig = (lower.get(h.lower()) for h in (H_TIME, H_NONCE, H_NODE, H_SIG))
         if not (ts and nonce and to and sig):
             raise Refused("unsigned request")
+        if not sig.isascii():
+            # compare_digest raises on a non-ASCII str: that is a bad signature, not a bug
+            raise Refused("bad signature (not ASCII)")
         expected = signature(self.secret, method, path, ts=ts, nonce=nonce, node=to, body=body)
         if not hmac.compare_digest(expected, sig):
             raise Refused("bad signature (wrong secret or altered request)")
@@ -118,13 +130,15 @@ class RequestAuth:
         now = self._clock()
         if abs(now - when) > self._skew:
             raise Refused(f"timestamp {now - when:+.0f}s off (clock skew or a replay)")
+        held = self._monotonic()
         with self._lock:
+            # kept for twice the window a timestamp is accepted in, whatever the wall clock did
             for n, t in list(self._seen.items()):
-                if t < now - 2 * self._skew:
+                if t < held - 2 * self._skew:
                     del self._seen[n]
             if nonce in self._seen:
                 raise Refused("replayed request (nonce already used)")
-            self._seen[nonce] = now
+            self._seen[nonce] = held
         return nonce
 
 
@@ -151,41 +165,48 @@ def call(
     signed = sign(secret, "POST", path, body, clock(), node=node)
     headers = {"Content-Type": "application/json", **signed}
     parts = urllib.parse.urlsplit(url)
-    deadline = time.monotonic() + timeout
     # http.client, not urllib: a round is one request per node, and urllib's opener and
     # handler chain cost about a third more CPU per request for nothing we use
     conn = HTTPConnection(parts.hostname or "", parts.port or 80, timeout=timeout)
-    try:
-        conn.request("POST", path, body=body, headers=headers)
-        resp = conn.getresponse()
-        if resp.status != 200:
-            detail = resp.read(200).decode(errors="replace")
-            # 409: the node's instance answered and said no (its reason, unsigned: a forged
-            # refusal can only make the brain do less)
-            kind = NodeRefused if resp.status == 409 else ChannelError
-            raise kind(f"{url}{path}: HTTP {resp.status}: {detail}")
-        raw = _read(resp, MAX_ENVELOPE, deadline)
-    except NodeRefused:
-        raise
-    except (OSError, HTTPException, ValueError) as exc:
-        # HTTPException: whatever answers on that port does not speak HTTP
-        raise ChannelError(f"{url}{path}: {type(exc).__name__}: {str(exc)[:200]}") from None
-    finally:
-        conn.close()
+    # One deadline for the whole exchange, the head included: whatever answers on a node's
+    # address and trickles its head one byte at a time costs one timeout, and holds no pool
+    # thread of the rounds past it (every node, the brain's own, would read as "no answer").
+    with deadline.within(conn, timeout) as exchange:
+        try:
+            conn.request("POST", path, body=body, headers=headers)
+            resp = conn.getresponse()
+            if resp.status != 200:
+                detail = resp.read(200).decode(errors="replace")
+                if exchange.expired:
+                    raise TimeoutError
+                # 409: the node's instance answered and said no (its reason, unsigned: a
+                # forged refusal can only make the brain do less)
+                kind = NodeRefused if resp.status == 409 else ChannelError
+                raise kind(f"{url}{path}: HTTP {resp.status}: {detail}")
+            raw = _read(resp, MAX_ENVELOPE)
+            if exchange.expired:
+                raise TimeoutError
+        except NodeRefused:
+            raise
+        except (OSError, HTTPException, ValueError) as exc:
+            if exchange.expired:
+                raise ChannelError(f"{url}{path}: no complete answer within {timeout:g}s") from None
+            # HTTPException: whatever answers on that port does not speak HTTP
+            raise ChannelError(f"{url}{path}: {type(exc).__name__}: {str(exc)[:200]}") from None
+        finally:
+            conn.close()
     try:
         return open_answer(secret, path, signed[H_NONCE], node, raw)
     except ProtocolError as exc:
         raise ChannelError(f"{url}{path}: {exc}") from None
 
 
-def _read(resp: HTTPResponse, limit: int, deadline: float) -> bytes:
-    """At most `limit` bytes, within the deadline: a node that talks forever or drips one
-    byte at a time costs one round's timeout, not memory or the round itself."""
+def _read(resp: HTTPResponse, limit: int) -> bytes:
+    """At most `limit` bytes (the exchange's deadline cuts a node that drips them): a node
+    that talks forever costs one round's timeout, not memory or the round itself."""
     chunks: list[bytes] = []
     size = 0
     while True:
-        if time.monotonic() > deadline:
-            raise TimeoutError("answer not complete within the timeout")
         chunk = resp.read1(65536)
         if not chunk:
             return b"".join(chunks)

@@ -9,7 +9,8 @@ request's nonce and this node's id, inside the JSON envelope http.py serializes 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from swarm_medic.core.errors import EngineError
@@ -34,8 +35,15 @@ class NodeEndpoint:
     """The node's door for the brain: authenticates before anything is decoded, so that an
     unsigned request never reaches the agent, and maps each failure to its HTTP status."""
 
-    def __init__(self, agent: NodeAgent, auth: RequestAuth | None, journal: Journal) -> None:
+    def __init__(
+        self,
+        agent: NodeAgent,
+        auth: RequestAuth | None,
+        journal: Journal,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.agent = agent
+        self.clock = clock  # times the rate limit of the refusal lines
         self.auth = auth
         self.journal = journal
         self._secret = auth.secret if auth is not None else b""
@@ -50,7 +58,7 @@ class NodeEndpoint:
         try:
             nonce = self.auth.authenticate("POST", path, headers, body, node=me)
         except Refused as exc:
-            self.journal.channel_refused(peer, path, str(exc))
+            self.journal.channel_refused(peer, path, str(exc), now=self.clock())
             return 401, {"error": "refused"}
         code, answer = self._dispatch(path, body, peer)
         if code != 200 or not isinstance(answer, bytes):

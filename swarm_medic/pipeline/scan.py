@@ -102,12 +102,13 @@ class Medic:
         self.open_incidents: tuple[Incident, ...] = ()
         self.recent = Recent()
         self.reach_lock = threading.Lock()
-        self.hold = AlertsHold.from_setting(settings.hold_while_alerts)  # --hold-while-alerts
+        self.hold = AlertsHold.of(settings)  # --hold-while-alerts
         self._told_fixes: dict[str, bool] = {}  # incident id of a fix verified -> notify its end
         self._spoken: Speaking | None = None  # the engine version last said in the journal
 
     def scan(self) -> None:
-        with self._lock:
+        # the scan's notifications go out once all are offered, the most urgent first
+        with self._lock, self.journal.notify_batch():
             self._scan()
 
     def _observe(self, now: float, before: int) -> Snapshot | None:

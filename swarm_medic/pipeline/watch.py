@@ -29,9 +29,9 @@ RELEVANT = {
 }
 
 
-# An event stamped further ahead than this (clock skew, a buggy or hostile engine) is handled
-# but does not move the resume point: it would make every later real event look already seen.
-MAX_SKEW = 60.0
+# An event stamped after now (clock skew, a buggy or hostile engine) is handled but never
+# moves the resume point: the real events stamped between now and it would look already seen
+# and be skipped, on this stream and on every reconnect. Even a second ahead is too far.
 FUTURE_REMEMBERED = 1024  # such events are handled once, even when `since` replays them
 
 
@@ -55,7 +55,6 @@ class Watcher:
         sleep: Callable[[float], bool] | None = None,
         backoff_max: float = 30.0,
         clock: Callable[[], float] = time.time,
-        max_skew: float = MAX_SKEW,
     ) -> None:
         self._engine = engine
         self._journal = journal
@@ -72,7 +71,6 @@ class Watcher:
         self.last_nano: int | None = None
         self._same_instant: set[tuple[int, str, str, str]] = set()
         self._clock = clock
-        self._max_skew = max_skew
         self._future: OrderedDict[tuple[int, str, str, str], None] = OrderedDict()
         self.connected = False
         self.handled = 0
@@ -102,7 +100,7 @@ class Watcher:
             return
         if ev.identity in self._same_instant or ev.identity in self._future:
             return  # replayed by `since` after a reconnect
-        if ev.time_nano > (self._clock() + self._max_skew) * 1e9:
+        if ev.time_nano > self._clock() * 1e9:
             self._future[ev.identity] = None
             if len(self._future) > FUTURE_REMEMBERED:
                 self._future.popitem(last=False)

@@ -102,6 +102,10 @@ def translate(exc: Exception, what: str) -> EngineError:
         )
     if isinstance(exc, docker.errors.DockerException):
         return EngineUnavailable(f"{what}: {exc}")
+    if isinstance(exc, RecursionError):
+        # an answer the SDK decodes itself (an inspect before a write), nested past the
+        # recursion limit by a faulty engine or a proxy: that request failed, nothing else
+        return EngineError(f"{what}: the Engine's answer is nested too deeply to be read")
     raise exc
 
 
@@ -277,9 +281,10 @@ class DockerEngine:
         self._stale = True
         stream: Any = self._call(
             "open event stream",
-            lambda: self._api.events(since=since, filters=filters, decode=True),
+            lambda: self._api.events(since=since, filters=filters, decode=False),
         )
-        return stream  # type: ignore[no-any-return]
+        # decoded line by line by wire: an event nested too deeply is skipped, not fatal
+        return wire.EventLines(stream)
 
     # --- writes: compare-and-swap on Version.Index, never retried blindly -----------------
 

@@ -18,8 +18,9 @@ scan. Its cost is a copy of the last answer's elements (about the size of the an
 
 from __future__ import annotations
 
+import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any, Generic, TypeVar
@@ -35,6 +36,39 @@ S = TypeVar("S", bound=msgspec.Struct)
 
 _ANY = msgspec.json.Decoder()
 _RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
+
+
+# A JSON string (escapes included) or one structural character: enough to find where each
+# top-level element of an array ends without building anything, and without recursion.
+_TOKEN = re.compile(rb'"(?:[^"\\]++|\\.)*+"|[\[\]{},]')
+TOO_DEEP = "nested too deeply"
+
+
+def split_array(body: bytes) -> list[bytes] | None:
+    """The top-level elements of a JSON array, as bytes, found iteratively; None when `body`
+    is not an array at all. Only used when msgspec could not split the answer because some
+    element is nested deeper than the recursion limit: each element is then decoded (or
+    refused) on its own, so one such element never loses the list."""
+    s = body.strip()
+    if not (s.startswith(b"[") and s.endswith(b"]")):
+        return None
+    out: list[bytes] = []
+    depth, start = 0, 1
+    for m in _TOKEN.finditer(s):
+        c = s[m.start()]
+        if c == 0x22:  # '"': a whole string, skipped
+            continue
+        if c in (0x5B, 0x7B):  # [ {
+            depth += 1
+        elif c in (0x5D, 0x7D):  # ] }
+            depth -= 1
+        elif depth == 1:  # a comma between two top-level elements
+            out.append(s[start : m.start()])
+            start = m.end()
+    last = s[start:-1]
+    if last.strip() or out:
+        out.append(last)
+    return out
 
 
 class _Unusual(Exception):
@@ -464,11 +498,18 @@ def decode_list(
 ) -> tuple[T, ...]:
     """A list answer's bytes -> model values, element by element; see the module docstring."""
     try:
-        raws = _RAW_LIST.decode(body)
+        raws: list[bytes] | list[msgspec.Raw] = _RAW_LIST.decode(body)
     except msgspec.ValidationError:  # JSON, but not a list: the dict path says what it is
         return mapping.map_each(_decode_any(body), kind.fallback, kind.name, bad)
     except msgspec.DecodeError as exc:
         raise NotJSON(f"the {kind.name} list is not JSON: {exc}") from exc
+    except RecursionError:
+        # some element nests deeper than the recursion limit: split the list without msgspec,
+        # and that element alone is skipped below, as malformed
+        split = split_array(body)
+        if split is None:
+            raise NotJSON(f"the {kind.name} answer is {TOO_DEEP}") from None
+        raws = split
     old = memo.values if memo is not None else {}
     seen: dict[bytes, tuple[bytes, T]] = {}
     out: list[T] = []
@@ -479,7 +520,15 @@ def decode_list(
         if entry is None:
             try:
                 value = build(decode(key))
-            except (msgspec.DecodeError, _Unusual, ValueError, TypeError, KeyError, AttributeError):
+            except (
+                msgspec.DecodeError,
+                _Unusual,
+                ValueError,
+                TypeError,
+                KeyError,
+                AttributeError,
+                RecursionError,
+            ):
                 found = _fallback(key, kind, bad)
                 if found is None:
                     continue  # skipped and said why in `bad`; asked again next time
@@ -499,7 +548,14 @@ def _fallback(element: bytes, kind: Kind[Any, T], bad: list[str]) -> T | None:
     except msgspec.DecodeError as exc:
         bad.append(f"{kind.name} skipped: not JSON: {exc}")
         return None
-    got = mapping.map_each([obj], kind.fallback, kind.name, bad)
+    except RecursionError:
+        bad.append(f"{kind.name} skipped: {TOO_DEEP}")
+        return None
+    try:
+        got = mapping.map_each([obj], kind.fallback, kind.name, bad)
+    except RecursionError:
+        bad.append(f"{kind.name} skipped: {TOO_DEEP}")
+        return None
     return got[0] if got else None
 
 
@@ -508,13 +564,30 @@ def _decode_any(body: bytes) -> object:
         return _ANY.decode(body)
     except msgspec.DecodeError as exc:
         raise NotJSON(f"the answer is not JSON: {exc}") from exc
+    except RecursionError:
+        raise NotJSON(f"the answer is {TOO_DEEP}") from None
 
 
 def decode_plain_list(
     body: bytes, fn: Callable[[mapping.Json], T], kind: str, bad: list[str]
 ) -> tuple[T, ...]:
-    """A short list answer (networks, configs, secrets): plain JSON, then the dict path."""
-    return mapping.map_each(_decode_any(body), fn, kind, bad)
+    """A short list answer (networks, configs, secrets): plain JSON, then the dict path. An
+    element nested too deeply is skipped alone, as any malformed element is."""
+    try:
+        return mapping.map_each(_decode_any(body), fn, kind, bad)
+    except NotJSON:
+        split = split_array(body)
+        if split is None:
+            raise
+    out: list[T] = []
+    for element in split:
+        try:
+            obj = _ANY.decode(element)
+        except (msgspec.DecodeError, RecursionError):
+            bad.append(f"{kind} skipped: {TOO_DEEP} or not JSON")
+            continue
+        out.extend(mapping.map_each([obj], fn, kind, bad))
+    return tuple(out)
 
 
 def decode_object(body: bytes, fn: Callable[[mapping.Json], T], what: str) -> T:
@@ -523,3 +596,50 @@ def decode_object(body: bytes, fn: Callable[[mapping.Json], T], what: str) -> T:
     if not isinstance(obj, dict):
         raise NotJSON(f"{what}: the answer is not an object but {type(obj).__name__}")
     return fn(obj)
+
+
+# --- the event stream -------------------------------------------------------------------------
+
+MAX_EVENT_BYTES = 1 << 20  # one event line; engine events are a few hundred bytes
+
+
+class EventLines:
+    """The engine's event stream, raw chunks -> one decoded JSON value per line.
+
+    The docker SDK's own decoding (`decode=True`) lets a RecursionError out of the stream: an
+    event nested too deeply would end the stream, and every reconnect (resumed at the same
+    `since`) would end on it again. Here such a line, a line that is not JSON and a line over
+    MAX_EVENT_BYTES each become a `str` saying so, which the watcher counts and logs as a
+    malformed event and skips."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def __iter__(self) -> Iterator[object]:
+        buf = b""
+        dropping = False
+        for chunk in self._stream:
+            buf += chunk.encode() if isinstance(chunk, str) else bytes(chunk)
+            *lines, buf = buf.split(b"\n")
+            for line in lines:
+                if dropping:
+                    dropping = False
+                    yield f"event over {MAX_EVENT_BYTES} bytes"
+                elif line.strip():
+                    yield decode_event(line)
+            if len(buf) > MAX_EVENT_BYTES:
+                buf, dropping = b"", True
+        if buf.strip() and not dropping:
+            yield decode_event(buf)
+
+
+def decode_event(line: bytes) -> object:
+    try:
+        return _ANY.decode(line)
+    except msgspec.DecodeError as exc:
+        return f"event is not JSON: {str(exc)[:200]}"
+    except RecursionError:
+        return f"event {TOO_DEEP}"

@@ -36,8 +36,15 @@ class Limits:
     body_timeout: float = 10.0
     write_timeout: float = 10.0
     handler_timeout: float = 30.0
-    connections: int = 128
+    connections: int = 128  # per listener: anonymous clients (everyone not yet trusted)
     control_workers: int = 4
+    # No peer address holds more than this many connections of one pool: one client, or one
+    # host, cannot fill the table however it behaves.
+    per_address: int = 16
+    # Connections reserved, on the channel's listener, to the peers that sent an authenticated
+    # request lately (the brain, Alertmanager): anonymous traffic never takes these slots.
+    reserved_connections: int = 32
+    trusted_for: float = 900.0  # seconds an authenticated peer keeps its reserved slots
 
 
 class Reason(StrEnum):
@@ -57,7 +64,9 @@ class Reason(StrEnum):
     BODY_TIMEOUT = "body_timeout"
     WRITE_TIMEOUT = "write_timeout"
     TOO_MANY_CONNECTIONS = "too_many_connections"
+    TOO_MANY_FROM_ADDRESS = "too_many_from_address"
     EVICTED = "evicted"
+    UNAUTHORIZED = "unauthorized"
     BUSY = "busy"
     HANDLER_TIMEOUT = "handler_timeout"
     INTERNAL_ERROR = "internal_error"

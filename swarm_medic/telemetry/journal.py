@@ -7,6 +7,7 @@ stderr is not a terminal, a readable console otherwise.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import threading
@@ -67,9 +68,30 @@ def _incident_fields(inc: Incident) -> dict[str, Any]:
 _SEVERITY_KIND = {Severity.INFO: "info", Severity.WARNING: "warning", Severity.CRITICAL: "failure"}
 
 
+_SEVERITY_PRIORITY = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.INFO: 2}
+ALERT_RUNBOOK = "on-alert"  # its findings restate alerts people get from Alertmanager anyway
+
+
+def _priority(inc: Incident, step: str) -> int:
+    """Which messages go first when many wait: by the finding's severity; an alert's own
+    finding, reminder or resolution last (an action taken on an alert is news: by severity)."""
+    if inc.finding.runbook == ALERT_RUNBOOK and step in ("finding", "reminder", "resolved"):
+        return 3
+    return _SEVERITY_PRIORITY[inc.finding.severity]
+
+
 def _message(inc: Incident, step: str, headline: str, kind: str, **fields: str) -> Message:
     f = inc.finding
-    return Message(step, headline, inc.id, f.runbook, f.service_name, tuple(fields.items()), kind)
+    return Message(
+        step,
+        headline,
+        inc.id,
+        f.runbook,
+        f.service_name,
+        tuple(fields.items()),
+        kind,
+        _priority(inc, step),
+    )
 
 
 def _took(seconds: float) -> str:
@@ -503,6 +525,8 @@ class Journal:
         if self.notifier is None:
             return
         queued = self.notifier.offer(msg)
+        for _ in range(self.notifier.take_evicted()):  # less urgent ones it replaced
+            self.metrics.notifications.labels("dropped").inc()
         caught_up = queued and self.notifier.pending() <= 1
         with self._notify_lock:
             dropped = self._dropped
@@ -522,6 +546,12 @@ class Journal:
                 incident=msg.incident,
                 step=msg.step,
             )
+
+    def notify_batch(self) -> contextlib.AbstractContextManager[None]:
+        """A scan's messages, delivered once all are offered, the most urgent first."""
+        if self.notifier is None:
+            return contextlib.nullcontext()
+        return self.notifier.batch()
 
     def notification(self, receiver: str, error: str, attempts: int) -> None:
         """What the notifier's worker achieved with one message for one receiver (its URL
@@ -626,9 +656,24 @@ class Journal:
     def probe_plan_served(self) -> None:
         self.metrics.probe_plans_served.inc()
 
-    def channel_refused(self, peer: str, path: str, why: str) -> None:
+    def channel_refused(self, peer: str, path: str, why: str, *, now: float) -> None:
+        """Counted every time; logged at most once a minute (as http_refused): a stream of
+        forged requests must not bury the log, nor cost a line each."""
         self.metrics.channel_refused.inc()
-        self._log.error("refused brain-to-node request", peer=peer, path=path, why=why)
+        with self._http_lock:
+            last, suppressed = self._http_refusals.get("channel", (None, 0))
+            if last is not None and now - last < 60.0:
+                self._http_refusals["channel"] = (last, suppressed + 1)
+                return
+            self._http_refusals["channel"] = (now, 0)
+        self._log.error(
+            "refused brain-to-node request",
+            peer=peer,
+            path=path,
+            why=why,
+            suppressed=suppressed,
+            suppressed_window_seconds=60.0,
+        )
 
     # --- HTTP port --------------------------------------------------------------------------
 

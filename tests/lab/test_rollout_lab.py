@@ -29,18 +29,21 @@ from typing import Any
 
 import pytest
 
+from swarm_medic.core.rollout import keyed_digest
 from tests.labkit import ROOT, Lab, docker, image_id, record_timing
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.lab
 
 PASSWORD = f"lab-secret-{uuid.uuid4().hex}"  # shown nowhere, checked everywhere
+CHANNEL_SECRET = "lab-channel-secret-" + "c" * 32
 
 
 def rollout(*args: str) -> tuple[int, dict[str, Any], str]:
     """`swarm-medic rollout ARGS --json` -> (exit status, its JSON, stdout + stderr)."""
     # the settings refuse SWARM_MEDIC_* variables they do not know (SWARM_MEDIC_LAB...)
     env = {k: v for k, v in os.environ.items() if not k.startswith("SWARM_MEDIC_")}
+    env["SWARM_MEDIC_SECRET"] = CHANNEL_SECRET  # names secret versions (a keyed digest)
     done = subprocess.run(
         [sys.executable, "-m", "swarm_medic.cli", "rollout", *args, "--json"],
         env=env,
@@ -71,7 +74,9 @@ def check(*args: str) -> dict[str, Any]:
     return doc
 
 
-def version_of(family: str, data: bytes) -> str:
+def version_of(family: str, data: bytes, kind: str = "config") -> str:
+    if kind == "secret":
+        return f"{family}-{keyed_digest(CHANNEL_SECRET.encode(), family, data)[:12]}"
     return f"{family}-{hashlib.sha256(data).hexdigest()[:12]}"
 
 
@@ -182,7 +187,7 @@ def test_rollout_rolls_no_op_rolls_back_and_collects(lab: Lab, tmp_path: Path) -
         code, doc, shown = rollout("secret", name, "app_pw", str(tmp_path / "pw2"))
         assert code == 0, shown
         assert PASSWORD not in shown
-        assert refs(lab, name)["app_pw"] == version_of(pw, PASSWORD.encode())
+        assert refs(lab, name)["app_pw"] == version_of(pw, PASSWORD.encode(), "secret")
         assert roll_completes(lab, name, before) >= 2
         assert read_in_task(name, "/run/secrets/app_pw") == PASSWORD
 
@@ -233,7 +238,7 @@ def test_rollout_rolls_no_op_rolls_back_and_collects(lab: Lab, tmp_path: Path) -
         configs = stored_names("config", prefix)
         assert version_of(conf, good) not in configs
         assert {conf, version_of(conf, better), version_of(conf, bad)} <= configs
-        assert {pw, version_of(pw, PASSWORD.encode())} <= stored_names("secret", prefix)
+        assert {pw, version_of(pw, PASSWORD.encode(), "secret")} <= stored_names("secret", prefix)
         assert PASSWORD not in shown
     finally:
         lab.remove_all()

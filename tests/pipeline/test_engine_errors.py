@@ -189,6 +189,13 @@ class Calls:
             None,
             "list services: Error while fetching server API version",
         ),
+        (
+            # the SDK's own json decoding of an answer nested past the recursion limit (issue 16)
+            RecursionError("maximum recursion depth exceeded while decoding a JSON array"),
+            EngineError,
+            None,
+            "list services: the Engine's answer is nested too deeply to be read",
+        ),
     ],
 )
 def test_translate(exc: Exception, kind: type[EngineError], status: int | None, says: str) -> None:
@@ -506,6 +513,39 @@ def test_the_event_stream_resumes_at_the_nanosecond(
 
     first, second = (kwargs for _args, kwargs in events.args)
     assert first["since"] == "1700000000.000000042"
-    assert first["decode"] is True
+    # raw lines, decoded by wire.EventLines: the SDK's decoder let a RecursionError end the
+    # stream on every reconnect (issue 16)
+    assert first["decode"] is False
     assert first["filters"] == {"type": ["service", "node", "container"]}
     assert second["since"] is None
+
+
+def test_an_event_nested_too_deeply_is_a_malformed_line_not_the_end_of_the_stream(
+    engine: DockerEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good = b'{"Type":"service","Action":"update","timeNano":5,"Actor":{"ID":"s1"}}'
+    deep = b'{"Type":"service","x":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+
+    class Raw:
+        closed = False
+
+        def __iter__(self) -> Any:
+            yield good + b"\n" + deep[:100]
+            yield deep[100:] + b"\n" + good + b"\n"
+
+        def close(self) -> None:
+            self.closed = True
+
+    raw = Raw()
+    monkeypatch.setattr(engine._api, "events", Calls(result=raw))
+
+    stream = engine.events(None)
+    got = list(stream)
+    stream.close()
+
+    assert [g if isinstance(g, str) else g["Actor"]["ID"] for g in got] == [
+        "s1",
+        "event nested too deeply",
+        "s1",
+    ]
+    assert raw.closed

@@ -9,6 +9,7 @@ keeps what it is offered: what they decide is what reaches the queue.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 
@@ -16,15 +17,27 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from swarm_medic.app import App
+from swarm_medic.core.alerts import AlertBook
+from swarm_medic.core.alerts import decode as decode_alerts
 from swarm_medic.core.errors import SettingsError
 from swarm_medic.core.settings import Settings
+from swarm_medic.pipeline.scan import Medic
 from swarm_medic.swarm.fake import FakeEngine
 from swarm_medic.telemetry.journal import Journal
 from swarm_medic.telemetry.metrics import Metrics
-from swarm_medic.telemetry.notify import Message, Notifier
+from swarm_medic.telemetry.notify import Message, Notifier, Scrub
 from tests.netkit import Hanging, Receiver, closed_port
 from tests.pipeline.support import Logs, sample
-from tests.pipeline.test_daemon import ENABLE, ME, T0, Harness, fix, stuck_service, swarm
+from tests.pipeline.test_daemon import (
+    ENABLE,
+    ME,
+    T0,
+    Harness,
+    builtin,
+    fix,
+    stuck_service,
+    swarm,
+)
 from tests.waiting import wait_until
 
 DROPPED = (
@@ -175,10 +188,31 @@ def test_a_hanging_receiver_never_slows_a_scan_and_the_drops_are_counted() -> No
             notifier.stop(timeout=0.1)
 
     assert took < max(10 * baseline, 2.0), (took, baseline)
-    # 20 findings: one taken by the worker (hung), 3 queued, the rest dropped and counted
-    assert t.notifications("dropped") >= 20 - 1 - 3
+    # 20 findings of one kind: one taken by the worker (hung), the rest wait as ONE message
+    assert notifier.pending() <= 1
     assert t.notifications("sent") == 0
-    (said,) = t.logs.named(DROPPED)  # logged once for the whole burst
+
+
+def test_a_full_queue_drops_the_least_urgent_counts_it_and_says_it_once() -> None:
+    fake = swarm()
+    t = Told(fake, Kept())
+    notifier = Notifier([], lambda *a: None, maxsize=3)
+    t.journal.notifier = notifier
+    news = [
+        Message("finding", "finding", f"i{n}", f"rb{n}", "svc", (), "info", prio)
+        for n, prio in enumerate([2, 2, 3, 3, 1, 0])
+    ]
+    for m in news:
+        t.journal._tell(m)
+    # 3 kinds fit: the two of priority 3 were dropped (one refused, one evicted), then the two
+    # of priority 2 evicted by the warning and the critical
+    assert notifier.pending() == 3
+    assert t.notifications("dropped") == 3
+    (said,) = t.logs.named(DROPPED)
+    order = [notifier._next() for _ in range(4)]
+    assert [m.priority for m in order if m is not None][:3] == [0, 1, 2]
+    storm = order[3]
+    assert storm is not None and storm.step == "storm" and dict(storm.fields)["dropped"] == "3"
     assert said["step"] == "finding"
 
 
@@ -192,13 +226,13 @@ def test_a_dead_receiver_is_retried_then_counted_failed_and_logged_once() -> Non
     t = Told(fake, notifier)
     holder.append(t.journal)
     try:
-        t.scan(T0)  # two findings
-        wait_until("2 failures", lambda: t.notifications("failed") >= 2, timeout=20)
+        t.scan(T0)  # two findings of one scan and kind: one message
+        wait_until("a failure", lambda: t.notifications("failed") >= 1, timeout=20)
     finally:
         notifier.stop()
     (said,) = t.logs.starting("notification not delivered")
     assert said["attempts"] == 2
-    assert said["receiver"].startswith("json://127.0.0.1:")
+    assert said["receiver"] == "#1 json://127.0.0.1"
     assert t.notifications("sent") == 0
 
 
@@ -361,3 +395,128 @@ def test_a_crash_loop_from_before_the_update_is_its_own_story() -> None:
     assert set(findings) == {"paused-update", "crash-loop"}
     assert "linked_to" not in findings["crash-loop"]
     assert {m.incident for m in kept.kept} == {f["incident"] for f in findings.values()}
+
+
+# --- no secret of a notification URL is ever shown (issue 16, section 3) ---------------------
+
+PATH_SECRET = "B0000SECRETPATH"  # noqa: S105 - test values that must never be shown
+HEADER_SECRET = "HdrSecret42"  # noqa: S105
+TOKEN_SECRET = "TokSecret77"  # noqa: S105
+
+
+def hooks(port: int) -> list[str]:
+    """Secrets where privacy mode does not look: a hook path and custom headers."""
+    return [
+        f"json://127.0.0.1:{port}/services/T000/{PATH_SECRET}?cto=1&rto=1"
+        f"&+X-Api-Key={HEADER_SECRET}&+Authorization=Bearer%20{TOKEN_SECRET}",
+        "slack://TokenAAAA/TokenBBBB/TokenCCCC/#ops",
+    ]
+
+
+def test_a_receiver_is_shown_by_its_scheme_and_host_only() -> None:
+    # before: json://127.0.0.1:PORT/services/T000/B0000SECRETPATH?...&%2BX-Api-Key=HdrSecret42
+    n = Notifier(hooks(9), lambda *a: None)
+    assert n.receivers == ["#1 json://127.0.0.1", "#2 slack://T...A"]
+
+
+def test_a_failing_receiver_logs_no_secret_of_its_url() -> None:
+    holder: list[Journal] = []
+    notifier = started(hooks(closed_port())[:1], holder, attempts=1, wait_first=0.01)
+    fake = swarm()
+    stuck_service(fake, name="a", labels={})
+    t = Told(fake, notifier)
+    holder.append(t.journal)
+    try:
+        t.scan(T0)
+        wait_until("a failure", lambda: t.notifications("failed") >= 1, timeout=20)
+    finally:
+        notifier.stop()
+    (said,) = t.logs.starting("notification not delivered")
+    text = repr(t.logs.entries)
+    for secret in (PATH_SECRET, HEADER_SECRET, TOKEN_SECRET, "T000"):
+        assert secret not in text
+    assert said["receiver"] == "#1 json://127.0.0.1"
+
+
+def test_an_error_text_naming_the_url_is_scrubbed() -> None:
+    urls = hooks(8080)
+    scrub = Scrub(urls)
+    error = (
+        f"HTTPConnectionPool(host='127.0.0.1', port=8080): Max retries exceeded with url: "
+        f"/services/T000/{PATH_SECRET} headers {{'X-Api-Key': '{HEADER_SECRET}', "
+        f"'Authorization': 'Bearer {TOKEN_SECRET}'}} via {urls[0]} and "
+        "https://hooks.slack.com/services/TokenAAAA/TokenBBBB/TokenCCCC"
+    )
+    clean = scrub(error)
+    for secret in (PATH_SECRET, HEADER_SECRET, TOKEN_SECRET, "TokenAAAA", "TokenBBBB"):
+        assert secret not in clean
+    assert "json://127.0.0.1:8080/..." in clean and "https://hooks.slack.com/..." in clean
+
+
+def test_the_start_up_line_shows_receivers_by_scheme_and_host() -> None:
+    logs = Logs()
+    app = App(Settings(notify=tuple(hooks(9))), FakeEngine, metrics_registry=CollectorRegistry())
+    app.journal._log = logs.logger
+    app.banner()
+    (line,) = logs.starting("swarm-medic")
+    assert line["notify"] == ["#1 json://127.0.0.1", "#2 slack://T...A"]
+    for secret in (PATH_SECRET, HEADER_SECRET, TOKEN_SECRET, "TokenAAAA"):
+        assert secret not in repr(logs.entries)
+
+
+# --- storms (issue 16, section 5) -------------------------------------------------------------
+
+
+def test_an_alert_storm_and_one_critical_finding_the_critical_one_goes_first(
+    receiver: Receiver,
+) -> None:
+    # before: 1,000 alerts opened 1,000 incidents, filled the queue (100) and dropped 901
+    # messages, the medic's own critical finding about a paused update among them
+    fake = swarm()
+    paused = fake.add_service("api", labels=ENABLE, previous_spec=True)
+    fake.pause_update(paused)
+    fake.add_task(paused, state="running", node_id=ME)
+    for n in range(38):
+        fake.add_service(f"svc{n}")
+    alerts = [
+        {
+            "status": "firing",
+            "labels": {"alertname": f"Storm{n}", "swarm_service": f"svc{n % 38}"},
+            "annotations": {"summary": f"storm {n}"},
+            "fingerprint": f"fp{n}",
+        }
+        for n in range(1000)
+    ]
+    body = json.dumps({"version": "4", "status": "firing", "alerts": alerts}).encode()
+    book = AlertBook(Settings().alerts_max_age)
+    book.receive(decode_alerts(body), T0)
+    holder: list[Journal] = []
+    notifier = started([receiver.url()], holder)
+    prom, logs = CollectorRegistry(), Logs()
+    metrics = Metrics(prom)
+    metrics.preinitialise()
+    journal = Journal(metrics, logs.logger, notifier)
+    holder.append(journal)
+    medic = Medic(
+        fake,
+        Settings(notify=(receiver.url(),), dry_run=True),
+        builtin(),
+        journal,
+        clock=lambda: T0,
+        alerts=book,
+    )
+    try:
+        medic.scan()
+        wait_until("all told", lambda: notifier.pending() == 0 and len(receiver.payloads) >= 2)
+        time.sleep(0.3)  # anything else the worker still had
+    finally:
+        notifier.stop()
+
+    titles = [str(p["title"]) for p in receiver.payloads]
+    assert "finding (critical) on api [paused-update" in titles[0], titles[:3]
+    storm = [t for t in titles if "on-alert" in t]
+    assert storm == [
+        "swarm-medic: 1000 x finding (warning) on 38 services [on-alert, incident many]"
+    ]
+    assert sample(prom, "swarm_medic_notifications_total", result="dropped") == 0
+    assert len(titles) <= 4, titles  # the critical one, its would-act, the storm in one

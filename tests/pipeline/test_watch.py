@@ -362,7 +362,7 @@ def test_an_event_from_the_future_is_handled_once_but_does_not_move_the_resume_p
     journal: Journal,
 ) -> None:
     received = Received()
-    now = [N0 / SEC]
+    now = [N0 / SEC + 10]
     w = Watcher(FakeEngine(), journal, received, clock=lambda: now[0])
     w.last_nano = N0
     skewed = ev("service", "update", "from-the-future", N0 + 3600 * SEC)
@@ -377,10 +377,25 @@ def test_an_event_from_the_future_is_handled_once_but_does_not_move_the_resume_p
     assert w.handled == 3
 
 
-def test_a_small_skew_still_moves_the_resume_point(journal: Journal) -> None:
+def test_an_event_stamped_even_a_little_ahead_never_moves_the_resume_point_past_now(
+    journal: Journal,
+) -> None:
+    # before: up to 60 s ahead moved it, and the real events of those 60 s were skipped
     received = Received()
     w = Watcher(FakeEngine(), journal, received, clock=lambda: N0 / SEC)
-    w.handle(ev("service", "update", "s1", N0 + 59 * SEC))  # within MAX_SKEW of the clock
+    w.last_nano = N0 - SEC
+    w.handle(ev("service", "update", "ahead", N0 + 59 * SEC))
+    assert w.last_nano == N0 - SEC
+    w.handle(ev("service", "update", "real", N0 - SEC // 2))  # real, after the resume point
+    w.handle(ev("service", "update", "ahead", N0 + 59 * SEC))  # replayed: handled once
+    assert received.actors() == ["ahead", "real"]
+    assert w.last_nano == N0 - SEC // 2
+
+
+def test_an_event_of_the_past_still_moves_the_resume_point(journal: Journal) -> None:
+    received = Received()
+    w = Watcher(FakeEngine(), journal, received, clock=lambda: N0 / SEC + 60)
+    w.handle(ev("service", "update", "s1", N0 + 59 * SEC))
     assert w.last_nano == N0 + 59 * SEC
     w.handle(ev("service", "update", "s0", N0 + 30 * SEC))  # older than the resume point
     assert received.actors() == ["s1"]
@@ -390,7 +405,7 @@ def test_the_resume_point_after_a_future_event_is_the_last_real_one(
     journal: Journal, logs: Logs
 ) -> None:
     fake, received = RecordingFake(), Received()
-    now = N0 / SEC
+    now = N0 / SEC + 10
     w = Watcher(fake, journal, received, sleep=Backoff(), clock=lambda: now)
     w.start(since_nano=N0)
     try:

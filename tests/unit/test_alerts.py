@@ -268,6 +268,14 @@ def test_the_token_is_a_hidden_setting_as_long_as_a_secret(tmp_path: Any) -> Non
     assert TOKEN not in repr(got)
 
 
+@pytest.mark.parametrize("token", ["é" * 32, "x" * 31 + "\u2603", "a b" * 16, "x" * 40 + "\t"])
+def test_a_token_that_cannot_travel_in_a_header_is_refused_at_start(token: str) -> None:
+    # before: accepted, and then no Authorization header could ever match it
+    with pytest.raises(SettingsError, match="printable ASCII") as err:
+        load_settings({}, {"SWARM_MEDIC_ALERTS_TOKEN": token})
+    assert token not in str(err.value) and "<hidden>" in str(err.value)
+
+
 # --- the runbook -------------------------------------------------------------------------------
 
 

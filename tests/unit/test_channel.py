@@ -177,7 +177,7 @@ def test_a_refused_forgery_does_not_burn_the_nonce() -> None:
 
 def test_nonces_older_than_twice_the_skew_are_forgotten() -> None:
     clock = Clock()
-    v = auth(clock, skew=30.0)
+    v = RequestAuth(SECRET, skew=30.0, clock=clock, monotonic=clock)
     for _ in range(3):
         v.authenticate("POST", PATH, signed(at=T0), BODY, node=NODE)
     assert len(v._seen) == 3
@@ -195,9 +195,23 @@ def test_nonces_older_than_twice_the_skew_are_forgotten() -> None:
     assert len(v._seen) == 1
 
 
+def test_a_wall_clock_stepped_forward_and_back_does_not_forget_a_nonce() -> None:
+    # before: the store was pruned by the wall clock; stepped 100 s ahead, one request swept
+    # every nonce, and stepped back the captured request was inside the skew again
+    wall, mono = Clock(), Clock(0.0)
+    v = RequestAuth(SECRET, skew=30.0, clock=wall, monotonic=mono)
+    captured = signed(at=T0)
+    v.authenticate("POST", PATH, captured, BODY, node=NODE)
+    wall.now, mono.now = T0 + 100, 1.0
+    v.authenticate("POST", PATH, signed(at=wall.now), BODY, node=NODE)
+    wall.now, mono.now = T0 + 1, 2.0
+    with pytest.raises(Refused, match=r"^replayed"):
+        v.authenticate("POST", PATH, captured, BODY, node=NODE)
+
+
 def test_a_forgotten_nonce_cannot_be_replayed_because_its_timestamp_is_stale() -> None:
     clock = Clock()
-    v = auth(clock, skew=30.0)
+    v = RequestAuth(SECRET, skew=30.0, clock=clock, monotonic=clock)
     headers = signed(at=T0)
     v.authenticate("POST", PATH, headers, BODY, node=NODE)
     clock.now = T0 + 61

@@ -130,6 +130,34 @@ def test_a_forged_request_is_refused_logged_and_counted() -> None:
     assert s.refused() == 1.0
 
 
+def test_forged_requests_are_counted_each_and_logged_once_a_minute() -> None:
+    # before: one ERROR line per forged request (500 lines in 0.5 s from one loop)
+    s = Setup()
+    now = [100.0]
+    s.endpoint.clock = lambda: now[0]
+    for _ in range(500):
+        assert s.post(ACT_PATH, REMOVE, key=b"guessed")[0] == 401
+    now[0] += 60.0
+    assert s.post(ACT_PATH, REMOVE, key=b"guessed")[0] == 401
+
+    lines = s.events("refused brain-to-node request")
+    assert [e["suppressed"] for e in lines] == [0, 499]
+    assert s.refused() == 501.0
+
+
+@pytest.mark.parametrize("sig", ["é" * 64, "\u0100" + "0" * 63, "0" * 63 + "\xff"])
+def test_a_non_ascii_signature_is_a_bad_signature_not_a_crash(sig: str) -> None:
+    # before: hmac.compare_digest raised TypeError, the port answered 500 with its text
+    s = Setup()
+    body = json.dumps(REMOVE).encode()
+    headers = {**sign(SECRET, "POST", ACT_PATH, body, T0, node=ME), "X-Medic-Signature": sig}
+    assert s.endpoint.handle(ACT_PATH, headers, body, PEER) == (401, {"error": "refused"})
+    (entry,) = s.events("refused brain-to-node request")
+    assert entry["why"].startswith("bad signature")
+    assert s.refused() == 1.0
+    assert s.agent.calls == []
+
+
 def test_an_unsigned_request_is_refused() -> None:
     s = Setup()
     code, _ = s.endpoint.handle(PROBE_PATH, {}, b"{}", PEER)

@@ -27,6 +27,7 @@ from swarm_medic import cli
 from swarm_medic.core.model import FileRef, Service, Stored
 from swarm_medic.core.rollout import (
     FAMILY_LABEL,
+    KEYED_LABEL,
     MAX_BYTES,
     SHA256_LABEL,
     RolloutError,
@@ -34,6 +35,7 @@ from swarm_medic.core.rollout import (
     check_data,
     container_path,
     family_of,
+    keyed_digest,
     refs_at,
     stack_items,
     stale_versions,
@@ -52,8 +54,15 @@ PW_FILE = {"Name": "app_pw", "UID": "1000", "GID": "1000", "Mode": 0o400}
 VALID_NAME = re.compile(r"^[a-zA-Z0-9]+(?:[a-zA-Z0-9-_.]*[a-zA-Z0-9])?$")
 
 
+KEY = b"k" * 32  # the channel secret, which names secret versions
+
+
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def keyed(data: bytes, family: str = "app_pw") -> str:
+    return keyed_digest(KEY, family, data)
 
 
 @dataclass
@@ -104,7 +113,14 @@ class World:
     def rollout(self, keep: int = 3) -> Rollout:
         return Rollout(self.fake, keep, lambda s: None, self.slept.append)
 
-    def run(self, *argv: str, keep: int = 3, as_json: bool = False, stdin: Any = None) -> int:
+    def run(
+        self,
+        *argv: str,
+        keep: int = 3,
+        as_json: bool = False,
+        stdin: Any = None,
+        key: bytes = KEY,
+    ) -> int:
         self.out.seek(0), self.out.truncate()
         self.err.seek(0), self.err.truncate()
         what, *operands = argv
@@ -118,6 +134,7 @@ class World:
             err=self.err,
             sleep=self.slept.append,
             stdin=stdin,
+            key=key,
         )
 
     def spec(self, sid: str = "") -> dict[str, Any]:
@@ -476,10 +493,88 @@ def test_a_secret_rolls_the_same_way_and_its_content_is_never_printed(
             assert str(len(PASSWORD)) not in shown  # not even its size
             assert sha(PASSWORD) not in shown  # the label holds it, the output does not
     ref = world.spec()["Spec"]["TaskTemplate"]["ContainerSpec"]["Secrets"][0]
-    assert ref["SecretName"] == f"app_pw-{sha(PASSWORD)[:12]}"
+    assert ref["SecretName"] == f"app_pw-{keyed(PASSWORD)[:12]}"
     assert ref["File"] == PW_FILE
     assert world.fake.data[ref["SecretID"]] == PASSWORD
     assert world.config_ref()["ConfigID"] == world.conf  # the config was not touched
+
+
+def test_nothing_an_api_reader_sees_lets_a_weak_secret_be_guessed(
+    world: World, tmp_path: Path
+) -> None:
+    # before: label swarm-medic.rollout.sha256 = sha256(content), and 12 hex of it in the name:
+    # 'Summer2024!' fell to a dictionary of 1,968 guesses in 1 ms
+    weak = b"Summer2024!"
+    assert world.run("secret", "app_web", "app_pw", write(tmp_path, weak, "pw")) == 0
+    (made,) = [o for o in world.fake.secrets() if o.name != "app_pw"]
+    seen = made.name + " " + " ".join(f"{k}={v}" for k, v in made.labels.items())
+    guesses = [f"{w}{y}{c}".encode() for w in ("Summer", "Winter", "Spring", "Autumn")
+               for y in range(2000, 2041) for c in ("", "!", "?", "#", "1", "123")]  # fmt: skip
+    assert weak in guesses and len(guesses) >= 984
+    for guess in guesses:
+        for digest_ in (
+            sha(guess),
+            hashlib.sha512(guess).hexdigest(),
+            keyed_digest(b"", "", guess),
+        ):
+            assert digest_[:12] not in seen
+    assert SHA256_LABEL not in made.labels
+    assert made.labels[KEYED_LABEL] == keyed(weak)
+    assert made.name == f"app_pw-{keyed(weak)[:12]}"
+
+
+def test_a_secret_without_a_key_is_refused_and_nothing_changes(
+    world: World, tmp_path: Path
+) -> None:
+    before, names = world.spec(), world.names("secret")
+    assert world.run("secret", "app_web", "app_pw", write(tmp_path, PASSWORD, "pw"), key=b"") == 1
+    assert (
+        "keyed digest" in world.err.getvalue() and "SWARM_MEDIC_SECRET_FILE" in world.err.getvalue()
+    )
+    assert world.spec() == before and world.names("secret") == names
+
+
+def test_the_same_secret_twice_is_the_same_name_and_no_update(world: World, tmp_path: Path) -> None:
+    path = write(tmp_path, PASSWORD, "pw")
+    assert world.run("secret", "app_web", "app_pw", path) == 0
+    writes = list(world.fake.writes)
+    assert world.run("secret", "app_web", "app_pw", path) == 0
+    assert world.fake.writes == writes
+    assert "unchanged" in world.out.getvalue()
+    # another key (the channel secret rotated): another name, one rolling update
+    assert world.run("secret", "app_web", "app_pw", path, key=b"r" * 32) == 0
+    assert world.fake.writes != writes
+
+
+def test_secret_versions_of_the_old_scheme_are_still_adopted_and_collected(
+    world: World, tmp_path: Path
+) -> None:
+    # an operator upgrading has versions named and labelled by the plain sha256
+    old_name = f"app_pw-{sha(PASSWORD)[:12]}"
+    labels = {FAMILY_LABEL: "app_pw", SHA256_LABEL: sha(PASSWORD)}
+    old = world.fake.add_stored("secret", old_name, labels=labels, data=PASSWORD)
+    svc = world.fake.add_service(
+        "app_old",
+        template_extra={
+            "ContainerSpec": {
+                "Image": "medic/busybox:test",
+                "Secrets": [{"SecretID": old, "SecretName": old_name, "File": dict(PW_FILE)}],
+            }
+        },
+    )
+    assert world.run("secret", "app_old", "app_pw", write(tmp_path, PASSWORD, "pw"), keep=0) == 0
+    ref = world.fake.raw_service(svc)["Spec"]["TaskTemplate"]["ContainerSpec"]["Secrets"][0]
+    assert ref["SecretName"] == f"app_pw-{keyed(PASSWORD)[:12]}"  # adopted into its family
+    # still a version of its family: kept while the previous spec (a rollback) names it ...
+    assert "family app_pw (secret): 2 in use" in world.out.getvalue()
+    # ... and collected once nothing does
+    unused_name = f"app_pw-{sha(b'older')[:12]}"
+    world.fake.add_stored(
+        "secret", unused_name, labels={FAMILY_LABEL: "app_pw", SHA256_LABEL: sha(b"older")}
+    )
+    assert world.run("gc", keep=0) == 0
+    assert unused_name not in world.names("secret")
+    assert f"removed secret {unused_name}" in world.out.getvalue()
 
 
 def test_a_secret_from_stdin(world: World) -> None:
@@ -665,7 +760,7 @@ def test_a_stack_rolls_each_reference_then_collects_once(world: World, tmp_path:
         "skipped",  # ext: external
         "created",  # app_conf-<GOOD>
         "swapped",  # app_web's config
-        "created",  # app_pw-<PASSWORD>
+        "created",  # app_pw-<keyed digest of PASSWORD>
         "swapped",  # app_web's secret
         "reused",  # app_conf-<GOOD> again, for app_worker
         "swapped",
@@ -680,6 +775,17 @@ def test_a_stack_rolls_each_reference_then_collects_once(world: World, tmp_path:
     assert world.run("stack", "app", str(tmp_path / "stack.yml")) == 0  # again: nothing to do
     assert world.fake.writes == writes
     assert "unchanged: service app_worker" in world.out.getvalue()
+
+
+@pytest.mark.parametrize(
+    "text", ["[" * 100_000, "a:\n" + "".join(" " * i + "b:\n" for i in range(1, 3000))]
+)
+def test_a_compose_file_nested_too_deeply_is_an_error_not_a_crash(
+    world: World, tmp_path: Path, text: str
+) -> None:
+    (tmp_path / "deep.yml").write_text(text)
+    assert world.run("stack", "app", str(tmp_path / "deep.yml")) == 1
+    assert "nested too deeply" in world.err.getvalue()
 
 
 def test_a_stack_without_anything_to_roll_is_an_error(world: World, tmp_path: Path) -> None:

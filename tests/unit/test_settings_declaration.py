@@ -58,7 +58,15 @@ def test_the_shown_default_parses_back_to_the_default(spec: Any) -> None:
 def test_a_hidden_setting_never_shows_its_default() -> None:
     hidden = [s for s in SPECS if s.hidden]
     # the notification URLs carry tokens
-    assert [s.name for s in hidden] == ["secret", "alerts_token", "notify"]
+    # and so do Prometheus's credentials for the alerts hold
+    assert [s.name for s in hidden] == [
+        "hold_basic_auth",
+        "hold_bearer_token",
+        "secret",
+        "status_token",
+        "alerts_token",
+        "notify",
+    ]
 
     @dataclass(frozen=True)
     class WithDefault:
