@@ -7,6 +7,7 @@
 #                                    a line): for 28, Engine 29's API floor
 #   scripts/engine.sh fetch ENGINE   fetch and unpack only
 #   scripts/engine.sh version ENGINE the engine version it runs
+#   scripts/engine.sh bin prometheus-3   Debian unstable's Prometheus 3.5.3 (see fetch_prometheus_3)
 #
 # 20.10 is Debian 12's docker.io (installed by lab.sh; out of support, but what bookworm has).
 # 28 is Debian unstable's docker.io 28.5.2 and containerd 2.1.9, whose Go binaries run on
@@ -27,6 +28,7 @@ ROOT=${ENGINE_ROOT:-$CACHE}  # unpacked beside the debs: a package, not lab stat
 DOCKER_28=28.5.2+dfsg4-5
 CONTAINERD_28=2.1.9+ds1-5
 MIN_API_28=1.44
+PROMETHEUS_3=3.5.3+ds1-6
 
 say() { printf '[engine %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
@@ -51,19 +53,22 @@ apt_sid() {  # apt_sid APT-GET-OR-CACHE ARGS...: apt with our own sources list a
     -o APT::Sandbox::User=root "$@"
 }
 
-fetch_28() {
-  local dest=$ROOT/28
-  if [ -x "$dest/bin/dockerd" ] && [ -x "$dest/bin/containerd" ]; then return 0; fi
+# unpack_sid NAME BINS PKG=VERSION...: the packages downloaded (once, into the cache) and the
+# named executables copied into $ROOT/NAME/bin; a cached or unpacked copy is reused.
+unpack_sid() {
+  local name=$1 bins=$2; shift 2
+  local dest=$ROOT/$name b
+  for b in $bins; do [ -x "$dest/bin/$b" ] || break; done
+  [ -x "$dest/bin/$b" ] && return 0
   mkdir -p "$CACHE/lists/partial" "$CACHE/apt-cache/archives/partial" "$CACHE/debs"
-  local pkgs=("docker.io=$DOCKER_28" "containerd=$CONTAINERD_28") want=()
-  local p
-  for p in "${pkgs[@]}"; do
+  local want=() p
+  for p in "$@"; do
     ls "$CACHE/debs/${p%%=*}_${p#*=}_"*.deb >/dev/null 2>&1 || want+=("$p")
   done
   if [ ${#want[@]} -gt 0 ]; then
     echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $(mirror) sid main" \
       >"$CACHE/sid.list"
-    say "fetching ${want[*]} from Debian unstable (about 55 MB, kept in $CACHE/debs)"
+    say "fetching ${want[*]} from Debian unstable (kept in $CACHE/debs)"
     apt_sid apt-get update >/dev/null
     local got=()
     for p in "${want[@]}"; do
@@ -77,20 +82,32 @@ fetch_28() {
     (cd "$CACHE/debs" && apt_sid apt-get download "${got[@]}" >/dev/null)
   fi
   local tmp; tmp=$(mktemp -d)
-  for deb in "$CACHE"/debs/docker.io_*.deb "$CACHE"/debs/containerd_*.deb; do
-    dpkg-deb -x "$deb" "$tmp"
+  for p in "$@"; do
+    for deb in "$CACHE/debs/${p%%=*}_"*.deb; do dpkg-deb -x "$deb" "$tmp"; done
   done
   rm -rf "$dest"; mkdir -p "$dest/bin"
-  # dockerd finds containerd, its shim and docker-proxy by PATH; runc stays Debian 12's.
-  for b in dockerd docker-proxy docker-init containerd containerd-shim-runc-v2 ctr; do
+  for b in $bins; do
     local f
     f=$(find "$tmp/usr" -type f -name "$b" -perm -u+x | head -n1)
     [ -n "$f" ] && cp "$f" "$dest/bin/$b"
   done
   rm -rf "$tmp"
-  [ -x "$dest/bin/dockerd" ] && [ -x "$dest/bin/containerd" ] || {
+}
+
+fetch_28() {
+  # dockerd finds containerd, its shim and docker-proxy by PATH; runc stays Debian 12's.
+  unpack_sid 28 "dockerd docker-proxy containerd containerd-shim-runc-v2 ctr" \
+    "docker.io=$DOCKER_28" "containerd=$CONTAINERD_28"
+  [ -x "$ROOT/28/bin/dockerd" ] && [ -x "$ROOT/28/bin/containerd" ] || {
     say "the unstable packages did not hold dockerd and containerd"; return 1; }
-  say "engine 28 unpacked in $dest/bin: $("$dest/bin/dockerd" --version)"
+}
+
+# Prometheus 3.5 for the lab's monitoring on an engine with Engine 29's floor: Debian 12's
+# Prometheus 2.42 discovers a swarm at API 1.41 only (its dockerswarm_sd is pinned), which such
+# an engine refuses ("client version 1.41 is too old"); measured on the lab, 3.5.3 is not.
+fetch_prometheus_3() {
+  unpack_sid prometheus-3 prometheus "prometheus=$PROMETHEUS_3"
+  [ -x "$ROOT/prometheus-3/bin/prometheus" ] || { say "no prometheus in the package"; return 1; }
 }
 
 bin_of() {
@@ -98,13 +115,14 @@ bin_of() {
     20.10) [ -x /usr/sbin/dockerd ] || { say "engine 20.10 is Debian's docker.io: not installed"; return 1; }
            echo /usr/sbin ;;
     28) fetch_28; echo "$ROOT/28/bin" ;;
+    prometheus-3) fetch_prometheus_3; echo "$ROOT/prometheus-3/bin" ;;
     *) say "unknown engine '$1' (choose 20.10 or 28)"; return 2 ;;
   esac
 }
 
 case "${1:-}" in
   bin) bin_of "${2:?engine}" ;;
-  fetch) [ "${2:?engine}" = 28 ] && fetch_28; exit 0 ;;
+  fetch) case "${2:?engine}" in 28) fetch_28 ;; prometheus-3) fetch_prometheus_3 ;; esac ;;
   env) case "${2:?engine}" in 28) echo "DOCKER_MIN_API_VERSION=$MIN_API_28" ;; 20.10) ;;
          *) say "unknown engine '$2'"; exit 2 ;; esac ;;
   version) "$(bin_of "${2:?engine}")/dockerd" --version ;;

@@ -4,7 +4,8 @@
 #
 #   scripts/monitoring.sh install   install Debian's prometheus (promtool) and
 #                                   prometheus-alertmanager (amtool) if missing, WITHOUT starting
-#                                   their services (policy-rc.d), and check none was left running
+#                                   their services (policy-rc.d), and check none was left running;
+#                                   fetch Debian unstable's Prometheus 3.5.3 (scripts/engine.sh)
 #   scripts/monitoring.sh up [--listen ADDR] [--am-listen ADDR] [--config FILE]
 #                            [--am-config FILE] [--storage DIR]
 #                                   start one Prometheus and one Alertmanager, pid-tracked, bound
@@ -20,11 +21,16 @@
 # /var/lib/swarm-medic-lab/monitoring (TSDB and Alertmanager state; `down` keeps it, remove it
 # by hand for a fresh start).
 #
+# PROMETHEUS=3 (default) runs Debian unstable's Prometheus 3.5.3, PROMETHEUS=2.42 Debian 12's:
+# 2.42's dockerswarm_sd speaks Engine API 1.41 only, which an engine with Engine 29's floor (the
+# lab's 28) refuses, so it discovers nothing there; 3.5.3 does (measured on the lab).
+#
 # Env: MONITORING_STATE (default /run/swarm-medic-monitoring) holds the pids and the generated
 # config; MONITORING_LOGDIR (default /var/log/swarm-medic-lab) the logs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-REPO=$PWD
+# shellcheck source=scripts/pids.sh
+. scripts/pids.sh
 
 STATE=${MONITORING_STATE:-/run/swarm-medic-monitoring}
 LOGDIR=${MONITORING_LOGDIR:-/var/log/swarm-medic-lab}
@@ -52,6 +58,11 @@ pkg_running() {  # pkg_running SERVICE: 0 if the pidfile of SERVICE names a live
 }
 
 cmd_install() {
+  install_debian
+  say "Prometheus for the lab: $(bash scripts/engine.sh bin prometheus-3)/prometheus ($("$(bash scripts/engine.sh bin prometheus-3)/prometheus" --version 2>&1 | head -n 1))"
+}
+
+install_debian() {
   local need=()
   command -v promtool >/dev/null || need+=(prometheus)
   command -v amtool >/dev/null || need+=(prometheus-alertmanager)
@@ -92,7 +103,9 @@ cmd_install() {
 
 # --- up / down / status ----------------------------------------------------------------------
 
-alive() { local pid; pid=$(cat "$1" 2>/dev/null || true); [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; }
+# a pid file counts only if it names a live process of that program here (pids.sh): a number
+# reused since by another process is not ours to report, nor to signal
+alive() { pid_named "$1" "$2" >/dev/null; }
 
 wait_http() {  # wait_http ADDR PATH NAME LOG: until http://ADDR/PATH answers 200 (30 s)
   for _ in $(seq 1 150); do
@@ -110,7 +123,8 @@ EOF
 start_daemon() {  # start_daemon NAME READY_PATH ADDR ARGV...
   local name=$1 ready=$2 addr=$3; shift 3
   local pf=$STATE/$name.pid log=$LOGDIR/$name.log
-  if alive "$pf"; then say "$name already running (pid $(cat "$pf"))"; return 0; fi
+  if alive "$pf" "$(basename "$1")"; then say "$name already running (pid $(cat "$pf"))"; return 0; fi
+  echo "$(basename "$1")" >"$STATE/$name.program"
   say "starting $name on $addr (log: $log)"
   nohup "$@" >>"$log" 2>&1 &
   echo $! >"$pf"
@@ -119,8 +133,8 @@ start_daemon() {  # start_daemon NAME READY_PATH ADDR ARGV...
 
 stop_daemon() {  # stop_daemon NAME: TERM, wait 10 s, then KILL; by the pid we recorded only
   local pf=$STATE/$1.pid pid
-  pid=$(cat "$pf" 2>/dev/null || true)
-  if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then rm -f "$pf"; return 0; fi
+  pid=$(pid_named "$pf" "$(cat "$STATE/$1.program" 2>/dev/null || echo "$1")" || true)
+  if [ -z "$pid" ]; then rm -f "$pf"; return 0; fi
   say "stopping $1 pid $pid"
   kill -TERM "$pid"
   for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
@@ -141,7 +155,7 @@ cmd_up() {
       *) echo "up: unknown argument $1" >&2; exit 2 ;;
     esac
   done
-  command -v prometheus >/dev/null && command -v prometheus-alertmanager >/dev/null || cmd_install
+  command -v prometheus >/dev/null && command -v prometheus-alertmanager >/dev/null || install_debian
   mkdir -p "$STATE" "$LOGDIR" "$storage/prometheus" "$storage/alertmanager"
   if [ -z "$config" ]; then
     # The repo's config with its rules beside it (rule_files are relative to the config file),
@@ -154,7 +168,9 @@ cmd_up() {
   start_daemon alertmanager /-/ready "$am_listen" prometheus-alertmanager \
     --config.file="$am_config" --storage.path="$storage/alertmanager" \
     --web.listen-address="$am_listen" --cluster.listen-address=""
-  start_daemon prometheus /-/ready "$listen" prometheus \
+  local prom=prometheus
+  if [ "${PROMETHEUS:-3}" != 2.42 ]; then prom=$(bash scripts/engine.sh bin prometheus-3)/prometheus; fi
+  start_daemon prometheus /-/ready "$listen" "$prom" \
     --config.file="$config" --storage.tsdb.path="$storage/prometheus" \
     --web.listen-address="$listen" --web.enable-lifecycle
   echo "$listen" >"$STATE/prometheus.addr"
@@ -172,7 +188,7 @@ cmd_down() {
 cmd_status() {
   local n rc=0
   for n in prometheus alertmanager; do
-    if alive "$STATE/$n.pid"; then
+    if alive "$STATE/$n.pid" "$(cat "$STATE/$n.program" 2>/dev/null || echo "$n")"; then
       echo "$n: running, pid $(cat "$STATE/$n.pid"), http://$(cat "$STATE/$n.addr" 2>/dev/null)"
     else
       echo "$n: not running"; rc=1

@@ -25,6 +25,7 @@ import pytest
 
 from tests.labkit import node_pid, record_timing
 from tests.multilab import stack
+from tests.multilab.kit import Web
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.lab
@@ -124,8 +125,10 @@ def firewalled() -> Iterator[None]:
 
 
 def test_docker_user_rules_keep_9324_to_the_nodes_and_the_brain_still_passes(
-    deployed: str, outsider: str, request: pytest.FixtureRequest
+    deployed: str, outsider: str, web: Web, request: pytest.FixtureRequest
 ) -> None:
+    # `web` (3 probed httpd tasks and an anchor on every node, tests/multilab/conftest.py) gives
+    # the brain something to probe: with nothing to probe it sends no plan at all
     before = asked_from(1, outsider, 2)
     assert before.startswith("HTTP/1.1 200"), before  # reachable from anywhere, by default
 

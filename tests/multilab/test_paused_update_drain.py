@@ -116,7 +116,12 @@ def test_an_update_paused_by_a_drain_is_resumed(node_medics: NodeMedics) -> None
             1, "service", "inspect", "-f", "{{json .Spec.TaskTemplate.ContainerSpec.Env}}", name
         )
         assert "V=2" in env  # the operator's change stands
-        assert update_state(name) == "completed"
+        # Engines differ here: 20.10 ran the updater on and said "completed"; 28 found no task
+        # left to change after the resume and left UpdateStatus unset. Both are a finished
+        # update with every replica running, which is what the verifier judged.
+        shown = update_state(name)
+        assert shown in ("completed", ""), shown
+        wait_until("3 tasks running", lambda: replicas(name).startswith("3/3"), 30)
         record_timing(
             runbook="paused-update",
             fault="update paused: a node drained under it (new spec healthy)",
@@ -124,6 +129,7 @@ def test_an_update_paused_by_a_drain_is_resumed(node_medics: NodeMedics) -> None
             detect=round(ts(finding) - brain.started, 1),
             heal=round(ts(healed) - ts(action), 1),
             action="resume_update",
+            engine_said=f"UpdateStatus after the resume: {shown or 'unset'}",
             task=task[:12],
         )
     finally:
