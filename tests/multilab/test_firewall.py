@@ -2,13 +2,15 @@
 
 The shipped stack is deployed (dry-run), then the DOCKER-USER rules of deploy/README.md
 ("4c. Keep the port between the swarm's nodes") are applied inside every node: NEW connections
-to the published port 9324 are accepted from the three nodes' addresses only. Then:
+to the published port 9324 are accepted from the three nodes' addresses and from the node's own
+containers (docker_gwbridge: the medic probes its own node's published port) only. Then:
 
 * the brain's signed requests still pass: every node that is not the brain keeps serving its
   probe plans (`swarm_medic_probe_plans_served_total` grows);
 * another address is refused: a connection from 10.99.0.99 (a second address put on node1's
   own interface for the test) to node2:9324 gets no answer, while the same request from
-  node1's own address (10.99.0.11) is answered; before the rules, 10.99.0.99 was answered too.
+  node1's own address (10.99.0.11) is answered; before the rules, 10.99.0.99 was answered too;
+* nothing else is dropped: the DROP rule of node1 and node3 counts no packet.
 
 All traffic stays on the lab's own network (10.99.0.0/24, inside the lab's namespaces). The
 rules and the extra address are removed afterwards.
@@ -16,6 +18,7 @@ rules and the extra address are removed afterwards.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -48,10 +51,12 @@ def rules() -> list[list[str]]:
     """The rules of deploy/README.md 4c, in the order they are inserted (-I: each goes first)."""
     match = ["-p", "tcp", "-m", "conntrack", "--ctstate", "NEW", "--ctorigdstport"]
     out = [["DOCKER-USER", *match, str(stack.PORT), "-j", "DROP"]]
+    port = str(stack.PORT)
     for j in stack.NODES:
         source = ["-s", stack.node_addr(j)]
-        port = str(stack.PORT)
         out.append(["DOCKER-USER", *match[:2], *source, *match[2:], port, "-j", "RETURN"])
+    # the node's own containers (the medic's published-port probes of its own node)
+    out.append(["DOCKER-USER", "-i", "docker_gwbridge", *match, port, "-j", "RETURN"])
     return out
 
 
@@ -124,6 +129,26 @@ def firewalled() -> Iterator[None]:
             in_node_net(i, "iptables", "-D", *rule)
 
 
+def dropped(i: int) -> int:
+    """Packets node I's DROP rule (the last of the chain) has dropped."""
+    listed = in_node_net(i, "iptables", "-L", "DOCKER-USER", "-v", "-n", "-x").stdout
+    drops = [ln.split() for ln in listed.splitlines() if " DROP " in f" {ln} "]
+    assert len(drops) == 1, listed
+    return int(drops[0][0])
+
+
+def seen() -> str:
+    """What a failure needs: every node's counters and DOCKER-USER packet counts."""
+    out = []
+    for i in stack.NODES:
+        names = ("swarm_medic_probe_plans_served_total", "swarm_medic_channel_refused_total")
+        out.append(f"node{i}: " + ", ".join(f"{n}={metric_from_node1(i, n)}" for n in names))
+        out.append(in_node_net(i, "iptables", "-L", "DOCKER-USER", "-v", "-n").stdout)
+    worried = [ln for ln in stack.logs() if ln.get("level") in ("warning", "error")]
+    out += [json.dumps(ln)[:300] for ln in worried[-15:]]
+    return "\n".join(out)
+
+
 def test_docker_user_rules_keep_9324_to_the_nodes_and_the_brain_still_passes(
     deployed: str, outsider: str, web: Web, request: pytest.FixtureRequest
 ) -> None:
@@ -148,7 +173,15 @@ def test_docker_user_rules_keep_9324_to_the_nodes_and_the_brain_still_passes(
         now = {i: metric_from_node1(i, "swarm_medic_probe_plans_served_total") for i in others}
         return all(now[i] >= served[i] + 2 for i in others)
 
-    wait_until("every other node served the brain's probe plans through the rules", grown, 60, 1)
+    what = "every other node served the brain's probe plans through the rules"
+    try:
+        wait_until(what, grown, 60, 1)
+    except AssertionError as e:
+        raise AssertionError(f"{e}\nbrain: node{brain[0]}, before: {served}\n{seen()}") from None
+    # nothing of the swarm's own was dropped: only the outsider's connections to node2
+    for i in stack.NODES:
+        if i != 2:
+            assert dropped(i) == 0, seen()
     refused_channel = sum(metric_from_node1(i, "swarm_medic_channel_refused_total") for i in others)
     assert refused_channel == 0
     record_timing(
