@@ -22,7 +22,7 @@ ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
 WORKDIR /src
-# .dockerignore lets in only pyproject.toml, README.md, swarm_medic/, runbooks/ (and a wheel
+# .dockerignore lets in only pyproject.toml, README.md, LICENSE, swarm_medic/, runbooks/ (and a wheel
 # directory when one is there), so this layer changes only when the source does.
 # The runtime venv keeps neither pip nor setuptools (uninstalled last): smaller, and nothing in
 # the running image can install anything.
