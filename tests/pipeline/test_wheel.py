@@ -96,7 +96,15 @@ def test_the_wheel_runs_from_a_fresh_venv(dist: Path, wheels: Path, tmp_path: Pa
     env = {**os.environ, "PIP_CONFIG_FILE": os.devnull, "PIP_NO_INDEX": "1"}
     env.pop("PIP_FIND_LINKS", None)
     env.pop("PYTHONPATH", None)
-    pip = [venv / "bin" / "python", "-m", "pip", "install", "--quiet", "--find-links", wheels]
+    pip: list[str | Path] = [
+        venv / "bin" / "python",
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        "--find-links",
+        wheels,
+    ]
     run(*pip, "--require-hashes", "-r", LOCK, env=env)  # what the image does
     run(*pip, the(dist, "swarm_medic-*.whl"), env=env)  # its own dependencies must be there
     run(venv / "bin" / "python", "-m", "pip", "check", env=env)
