@@ -1,7 +1,7 @@
 # swarm-medic container image.
 #
-#   scripts/image.sh                                       # what CI and releases run (offline)
-#   docker build --build-arg VERSION=0.1.0 -t swarm-medic:0.1.0 .   # python:3.12-slim + PyPI
+#   scripts/image.sh                          # the lab and scripts/release.sh: offline, see there
+#   docker build --build-arg VERSION=X.Y.Z -t swarm-medic:X.Y.Z .   # python:3.12-slim + PyPI
 #
 # The dependencies come from the hashed lock (requirements/runtime.txt; requirements/build.txt
 # for setuptools, which builds the wheel): pip refuses any file whose sha256 is not in the lock.
