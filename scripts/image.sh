@@ -3,11 +3,14 @@
 #
 #   1. a Python base image, if missing: a Debian bookworm rootfs made by mmdebstrap from the
 #      machine's own apt sources (no registry), `docker import`ed as $BASE (Python 3.11);
-#   2. the project's runtime wheels (and setuptools to build the project), downloaded by pip on
-#      the host for the base's Python / glibc / CPU, into a temporary .wheels.build directory
-#      inside the build context (removed on exit, so it can never be committed; a fixed name so
-#      that an unchanged tree rebuilds from the build cache);
-#   3. `docker build --network none`: pip in the build installs from those wheels only.
+#   2. the wheels the locks name (requirements/runtime.txt, and requirements/build.txt: the
+#      setuptools that builds the project), downloaded by pip on the host for the base's Python /
+#      glibc / CPU, each checked against its hash in the lock, into a temporary .wheels.build
+#      directory inside the build context (removed on exit, so it can never be committed; a
+#      fixed name so that an unchanged tree rebuilds from the build cache);
+#   3. `docker build --network none`: pip in the build installs from those wheels only, again
+#      against the lock's hashes. VERSION comes from pyproject.toml, SOURCE_DATE_EPOCH and the
+#      CREATED label from the last commit's time, so the same tree gives the same image ID.
 #
 # Why wheels from the host and not pip inside the build: the build's network goes through
 # docker0's NAT, where TLS is intercepted here; the host's pip already trusts the machine's CA
@@ -65,17 +68,12 @@ probe_base() {
 print("%d.%d" % sys.version_info[:2], platform.libc_ver()[1], platform.machine())'
 }
 
-# From pyproject.toml: `pyproject deps` (runtime deps and build requirements, one a line) or
-# `pyproject version`.
-pyproject() {
-  python3 - "$ROOT/pyproject.toml" "$1" <<'EOF'
+# The package's version, from pyproject.toml (the one place it is said).
+pyproject_version() {
+  python3 - "$ROOT/pyproject.toml" <<'EOF'
 import sys, tomllib
 with open(sys.argv[1], "rb") as f:
-    doc = tomllib.load(f)
-if sys.argv[2] == "version":
-    print(doc["project"]["version"])
-else:
-    print("\n".join(doc["project"]["dependencies"] + doc["build-system"]["requires"]))
+    print(tomllib.load(f)["project"]["version"])
 EOF
 }
 
@@ -91,31 +89,37 @@ download_wheels() {
   done
   platforms+=(--platform "manylinux2014_${machine}" --platform "manylinux2010_${machine}"
     --platform "manylinux1_${machine}")
-  local deps=()
-  mapfile -t deps < <(pyproject deps)
-  python3 -m pip download --quiet --dest "$dest" --only-binary=:all: \
-    --python-version "$pyver" --implementation cp "${platforms[@]}" "${deps[@]}"
+  python3 -m pip download --quiet --dest "$dest" --only-binary=:all: --require-hashes \
+    --python-version "$pyver" --implementation cp "${platforms[@]}" \
+    -r "$ROOT/requirements/runtime.txt" -r "$ROOT/requirements/build.txt"
 }
 
 build_image() {
-  local t0=$SECONDS wheels version revision created
+  local t0=$SECONDS wheels version revision epoch created
   TMP=$ROOT/.wheels.build
   rm -rf "$TMP"; mkdir -p "$TMP"
   download_wheels "$TMP"
   say "$(find "$TMP" -name '*.whl' | wc -l) wheels downloaded in $((SECONDS - t0)) s"
   wheels=$(basename "$TMP")
-  version=$(pyproject version)
+  version=$(pyproject_version)
   revision=$(git -C "$ROOT" rev-parse HEAD 2>/dev/null || true)
   # The commit's time, not now: an unchanged tree then rebuilds to the very same image.
-  created=$(git -C "$ROOT" log -1 --format=%cI 2>/dev/null || true)
+  epoch=$(git -C "$ROOT" log -1 --format=%ct 2>/dev/null || true)
+  created=
+  local dated=()
+  if [ -n "$epoch" ]; then
+    created=$(date -u -d "@$epoch" +%Y-%m-%dT%H:%M:%SZ)
+    dated=(--build-arg SOURCE_DATE_EPOCH="$epoch")
+  fi
   local t1=$SECONDS
-  say "docker build --network none -t $IMAGE (base $BASE)"
+  say "docker build --network none -t $IMAGE (base $BASE, version $version)"
   docker build --network none \
     --build-arg BASE_IMAGE="$BASE" \
     --build-arg WHEELS="$wheels" \
     --build-arg VERSION="$version" \
     --build-arg REVISION="$revision" \
     --build-arg CREATED="$created" \
+    ${dated[@]+"${dated[@]}"} \
     -t "$IMAGE" "$ROOT"
   rm -rf "$TMP"; TMP=
   local size

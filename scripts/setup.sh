@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Makes .venv with swarm-medic (editable) and, with --dev, the test and lint tools, and
+# Makes .venv with swarm-medic (editable, its dependencies from the hashed lock in requirements/)
+# and, with --dev, the test, lint and release tools, and
 # promtool and amtool (Debian's prometheus and prometheus-alertmanager, services not started),
 # and Debian's chromium and chromium-driver for the status page's browser test.
 # On a fresh Debian 12 it first installs python3 and venv support from Debian's packages.
@@ -21,18 +22,25 @@ if ! python_ok; then
 fi
 
 extras=""
-[ "${1:-}" = "--dev" ] && extras="[dev]"
+lock=requirements/runtime.txt
+if [ "${1:-}" = "--dev" ]; then
+  extras="[dev]"
+  lock=requirements/dev.txt  # runtime, build and dev tools, at the runtime lock's versions
+fi
 stamp=".venv/.installed${extras}"
 if [ ! -x .venv/bin/python ]; then
   say "creating .venv"
   python3 -m venv .venv
 fi
-# Reinstall only when the declared dependencies changed.
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  say "installing swarm-medic${extras} into .venv"
+# Reinstall only when the declared or the locked dependencies changed. The dependencies come
+# from the lock (scripts/lock.sh), every file checked against its hash; then swarm-medic itself,
+# editable, with nothing more (--no-deps: the lock already holds all it needs).
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ "$lock" -nt "$stamp" ]; then
+  say "installing swarm-medic${extras} into .venv from $lock"
   # pip's own chatter goes to a log; it is shown only if the install fails.
   if ! { .venv/bin/python -m pip install -q --upgrade pip &&
-         .venv/bin/python -m pip install -q -e ".${extras}"; } >.venv/pip.log 2>&1; then
+         .venv/bin/python -m pip install -q --require-hashes -r "$lock" &&
+         .venv/bin/python -m pip install -q --no-deps -e .; } >.venv/pip.log 2>&1; then
     cat .venv/pip.log >&2
     say "pip install failed (log above, also in .venv/pip.log)"
     exit 1

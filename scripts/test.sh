@@ -17,11 +17,18 @@ phase() {  # phase NAME CMD...: run CMD, print and remember how long it took
   echo "== $name: ${took} s"
 }
 
+# The release workflow cannot run here; actionlint checks its syntax, expressions, the inputs
+# of the actions it uses, and its shell steps (with shellcheck, when installed).
+workflows() {
+  .venv/bin/actionlint .github/workflows/*.yml && echo "workflows linted"
+}
+
 lint() {
   .venv/bin/ruff check .
   .venv/bin/ruff format --check .
   .venv/bin/mypy
   .venv/bin/lint-imports --no-cache >/dev/null && echo "import contracts kept"
+  workflows
 }
 
 setup() {
@@ -46,7 +53,7 @@ monitoring_checks() {
 # for the contract and the demo's four faults; and a 28/20.10/28 swarm upgraded node by node.
 phase "set-up (.venv, Debian packages, engine 28)" setup
 phase "lab up: engine 28 (dockerd, swarm, test image)" env ENGINE=28 bash scripts/lab.sh up
-phase "ruff, mypy, import-linter" lint
+phase "ruff, mypy, import-linter, actionlint" lint
 rm -f build/lab-timings.jsonl
 phase "promtool, amtool: rules, their tests, configs" monitoring_checks
 phase "pytest: unit, pipeline, contract (engine 28)" .venv/bin/pytest tests/unit tests/pipeline tests/contract "$@"

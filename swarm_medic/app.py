@@ -112,6 +112,7 @@ class App:
         fresh = st.last_ok is not None and time.time() - st.last_ok < stale_after
         ok = fresh and self.watcher.connected
         return ok, {
+            "version": __version__,  # pyproject.toml's, as --version and the image label say
             "role": st.role,
             "snapshot_fresh": fresh,
             "event_stream_connected": self.watcher.connected,

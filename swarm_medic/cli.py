@@ -1,4 +1,5 @@
-"""Command line: `swarm-medic run | check | pause | resume | rollout | runbooks`, `--version`."""
+"""Command line: `swarm-medic run | check | pause | resume | rollout | runbooks | uninstall`,
+`--version`."""
 
 from __future__ import annotations
 
@@ -117,6 +118,21 @@ def _parser() -> argparse.ArgumentParser:
     resume = sub.add_parser("resume", help="end the pause: every instance acts again")
     add_arguments(resume, only=("engine",), names=LEDGER_ONLY)
     _add_rollout(sub)
+    uninstall = sub.add_parser(
+        "uninstall",
+        help="list (--dry-run) or remove what swarm-medic left in the swarm: the ledger, its "
+        "secrets, rollout's versions, swarm-medic.* service labels",
+        description="Lists what swarm-medic left in the swarm and, without --dry-run, removes "
+        "it: the ledger config, its configs and secrets, the versions `rollout` made that no "
+        "service uses, the swarm-medic.* labels of services. Refuses while the medic's own "
+        "service exists (`docker stack rm` it first).",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    uninstall.add_argument(
+        "--dry-run", dest="list_only", action="store_true", help="only list; change nothing"
+    )
+    add_arguments(uninstall, only=("engine",), names=LEDGER_ONLY)
     rbs = sub.add_parser("runbooks", help="list the runbooks, or explain one")
     rbs.add_argument("name", nargs="?", help="a runbook to explain")
     rbs.add_argument("--runbooks-dir", default=None, help="an extra directory of runbooks")
@@ -290,6 +306,18 @@ def cmd_rollout(args: argparse.Namespace) -> int:
 ROLLOUT_OPERANDS = ("rollout_service", "rollout_target", "rollout_file")
 
 
+def cmd_uninstall(args: argparse.Namespace) -> int:
+    from swarm_medic import uninstall
+
+    settings = _settings(args)
+    try:
+        engine = _engine_factory(settings)()
+    except SwarmMedicError as exc:
+        return _failed(args, f"swarm-medic uninstall: {exc}")
+    code = uninstall.run(engine, settings.ledger_name, dry_run=args.list_only, out=sys.stdout)
+    return EXIT_FAILED if code else EXIT_OK
+
+
 def _explain(rb: Runbook) -> str:
     out = f"{rb.name}  ({rb.source})\n\n{rb.doc.strip()}\n"
     if rb.needs:
@@ -337,6 +365,7 @@ COMMANDS = {
     "resume": cmd_resume,
     "rollout": cmd_rollout,
     "runbooks": cmd_runbooks,
+    "uninstall": cmd_uninstall,
 }
 
 

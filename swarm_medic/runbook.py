@@ -1,7 +1,8 @@
 """The runbook API: the one module a runbook imports (built-in, or an operator's file).
 
-A runbook is a Python file: the built-in ones in runbooks/, an operator's in --runbooks-dir
-(loaded by path; a file whose name starts with "_" is skipped). It defines:
+A runbook is a Python file: the built-in ones in runbooks/ (installed as swarm_medic.runbooks),
+an operator's in --runbooks-dir (loaded by path; a file whose name starts with "_" is
+skipped). It defines:
 
     a module docstring                       required: its first line is the summary, then
                                              symptom, cause, what the medic does, risks

@@ -15,7 +15,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import runbooks as builtin_runbooks
 from swarm_medic.core import runbook as core
 from swarm_medic.core.errors import SettingsError
 from swarm_medic.core.runbook import KNOWN_NEEDS, LoadError, Runbook, check_settings
@@ -51,8 +50,18 @@ class Registry:
         return len(self.runbooks)
 
 
+# Installed, the built-in runbooks are the package swarm_medic.runbooks: its own folder in a
+# wheel, the repository's top-level runbooks/ in an editable install (setuptools maps it there,
+# see pyproject.toml). Looked up, not imported: the files are loaded one by one below.
+BUILTIN_PACKAGE = "swarm_medic.runbooks"
+
+
 def builtin_dir() -> Path:
-    return Path(builtin_runbooks.__file__).parent
+    spec = importlib.util.find_spec(BUILTIN_PACKAGE)
+    if spec is not None and spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations)))
+    # A source tree that was never installed (PYTHONPATH=.): the runbooks beside the package.
+    return Path(__file__).resolve().parents[2] / "runbooks"
 
 
 def load_file(path: Path) -> Runbook:

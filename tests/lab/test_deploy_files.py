@@ -51,6 +51,7 @@ def test_the_medic_stack_renders_with_only_its_documented_variables() -> None:
         MEDIC_PORT="9400",
         MEDIC_SCAN_INTERVAL="30s",
         MEDIC_PROBE_INTERVAL="20s",
+        MEDIC_MAX_CONCURRENT="5",
         SWARM_MEDIC_DRY_RUN="false",
     )
     svc = doc["services"]["swarm-medic"]
@@ -60,5 +61,6 @@ def test_the_medic_stack_renders_with_only_its_documented_variables() -> None:
     assert env["SWARM_MEDIC_SCAN_INTERVAL"] == "30s"
     assert env["SWARM_MEDIC_PROBE_INTERVAL"] == "20s"
     assert env["SWARM_MEDIC_HTTP_PORT"] == "9400"
+    assert env["SWARM_MEDIC_MAX_CONCURRENT_ACTIONS"] == "5"
     assert svc["ports"][0]["published"] in (9400, "9400")
     assert svc["deploy"]["mode"] == "global"
