@@ -11,6 +11,7 @@ the medic's port too.
 
 from __future__ import annotations
 
+import os
 import time
 import urllib.request
 import uuid
@@ -31,6 +32,13 @@ PROM = "127.0.0.1:19190"
 AM = "127.0.0.1:19193"
 STALE_AFTER = 20
 ALERT = "LabStale"
+# busybox httpd sends no Content-Type for /metrics: Prometheus 3 (the lab's default,
+# scripts/monitoring.sh) refuses such a scrape unless told the format; 2.x knows no such key
+FALLBACK = (
+    {}
+    if os.environ.get("PROMETHEUS", "3") == "2.42"
+    else {"fallback_scrape_protocol": "PrometheusText0.0.4"}
+)
 SERVE_METRICS = (
     "sh",
     "-c",
@@ -85,6 +93,7 @@ def lab_monitoring(
                     {
                         "job_name": "lab-service",
                         "static_configs": [{"targets": [f"127.0.0.1:{metrics_port}"]}],
+                        **FALLBACK,
                     }
                 ],
             }
