@@ -8,13 +8,33 @@ cd "$(dirname "$0")/.."
 
 T0=$SECONDS
 PHASES=()
-phase() {  # phase NAME CMD...: run CMD, print and remember how long it took
-  local name=$1 t=$SECONDS; shift
+FAILED=()
+# phase NAME CMD...: run CMD, print and remember how long it took. A failing test phase does
+# not stop the run: the lab heals itself between phases, and a CI log that shows every failing
+# phase at once saves a round trip per fault. `must` phases (set-up, lab up, image) stop it:
+# nothing after them can mean anything without them.
+run_phase() {
+  local kind=$1 name=$2 t=$SECONDS rc=0; shift 2
   echo "== $name"
-  "$@"
-  local took=$((SECONDS - t))
-  PHASES+=("$(printf '%-44s %5d s' "$name" "$took")")
-  echo "== $name: ${took} s"
+  # in the background, then waited for: `"$@" || rc=$?` would switch errexit off inside the
+  # phase's functions (bash ignores -e in an || list, subshells included), and `lint` would
+  # then report only its last command's status
+  "$@" &
+  wait $! || rc=$?
+  local took=$((SECONDS - t)) verdict=ok
+  [ "$rc" -eq 0 ] || { verdict="FAILED (exit $rc)"; FAILED+=("$name"); }
+  PHASES+=("$(printf '%-52s %5d s  %s' "$name" "$took" "$verdict")")
+  echo "== $name: ${took} s, $verdict"
+  if [ "$rc" -ne 0 ] && [ "$kind" = must ]; then summary; exit "$rc"; fi
+  return 0
+}
+phase() { run_phase phase "$@"; }
+must() { run_phase must "$@"; }
+summary() {
+  echo "== time per phase"
+  printf '%s\n' "${PHASES[@]}"
+  echo "total: $((SECONDS - T0)) s"
+  [ "${#FAILED[@]}" -eq 0 ] || printf 'FAILED: %s\n' "${FAILED[@]}"
 }
 
 # The release workflow cannot run here; actionlint checks its syntax, expressions, the inputs
@@ -51,15 +71,15 @@ monitoring_checks() {
 # Engines (scripts/engine.sh): Docker 28.5.2 with Engine 29's API floor, where users are, for
 # the full single-node lab, the 3-node lab, the deployed stack and the soak; Debian 12's 20.10
 # for the contract and the demo's four faults; and a 28/20.10/28 swarm upgraded node by node.
-phase "set-up (.venv, Debian packages, engine 28)" setup
-phase "lab up: engine 28 (dockerd, swarm, test image)" env ENGINE=28 bash scripts/lab.sh up
+must "set-up (.venv, Debian packages, engine 28)" setup
+must "lab up: engine 28 (dockerd, swarm, test image)" env ENGINE=28 bash scripts/lab.sh up
 phase "ruff, mypy, import-linter, actionlint" lint
 rm -f build/lab-timings.jsonl
 phase "promtool, amtool: rules, their tests, configs" monitoring_checks
 phase "pytest: unit, pipeline, contract (engine 28)" .venv/bin/pytest tests/unit tests/pipeline tests/contract "$@"
 phase "pytest: single-node lab (engine 28)" .venv/bin/pytest tests/lab "$@"
 # the deployed-stack tests run the image of this very tree (scripts/image.sh: offline, base cached)
-phase "image: swarm-medic:dev from this tree" bash scripts/image.sh
+must "image: swarm-medic:dev from this tree" bash scripts/image.sh
 phase "pytest: 3-node lab (engine 28)" env ENGINE=28 .venv/bin/pytest tests/multilab "$@"
 # healthy churn on the 3-node lab: any warning finding or any action fails the run
 phase "soak: 1 min of healthy churn, 3 acting medics" .venv/bin/python -m benchmarks.soak --minutes 1
@@ -72,6 +92,5 @@ cat build/lab-timings.jsonl 2>/dev/null || echo "(no lab timings recorded)"
 
 phase "benchmarks (python -m benchmarks)" .venv/bin/python -m benchmarks
 
-echo "== time per phase"
-printf '%s\n' "${PHASES[@]}"
-echo "total: $((SECONDS - T0)) s"
+summary
+[ "${#FAILED[@]}" -eq 0 ]
