@@ -111,7 +111,9 @@ def serve_agents() -> None:
     # One port takes what 100 nodes' ports would: up to 32 requests at once (the prober's
     # pool), where each real node sees one at a time. With a real node's 4 control workers
     # the other 28 would be refused as busy, which measures nothing about the brain.
-    limits = Limits(control_workers=32, connections=4 * NODES)
+    # one server stands in for NODES nodes, each of which sees the brain's one connection: the
+    # per-address share a real node keeps (16) would evict the brain's own requests here
+    limits = Limits(control_workers=32, connections=4 * NODES, per_address=4 * NODES)
 
     eng, dead = build()
     snap = observe.take_snapshot(eng, NOW)
