@@ -22,15 +22,15 @@ could not be removed, or a medic still runs.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import TextIO
 
 from swarm_medic.core.errors import EngineError
+from swarm_medic.core.rollout import FAMILY_LABEL
+from swarm_medic.core.scope import SELF_LABEL
 from swarm_medic.swarm import Engine
 
-SELF_LABEL = "swarm-medic.self"
-FAMILY_LABEL = "swarm-medic.rollout.family"
 LABEL_PREFIX = "swarm-medic."
 NAME_PREFIX = "swarm-medic"
 STACK_LABEL = "com.docker.stack.namespace"
@@ -51,19 +51,8 @@ class Leftover:
         return f"{self.kind:<8} {self.name:<32} {what}{used}"
 
 
-def _used(spec: Mapping[str, Any], kind: str) -> set[str]:
-    container = (spec.get("TaskTemplate") or {}).get("ContainerSpec") or {}
-    key = "Configs" if kind == "config" else "Secrets"
-    return {
-        str(r.get(f"{kind.title()}ID"))
-        for r in container.get(key) or ()
-        if isinstance(r, Mapping) and r.get(f"{kind.title()}ID")
-    }
-
-
 def find(engine: Engine, ledger_name: str) -> list[Leftover]:
     services = engine.services()
-    specs = {s.id: engine.service_spec(s.id).spec for s in services}
     medics = [s for s in services if s.labels.get(SELF_LABEL) == "true"]
     out = [
         Leftover(
@@ -76,7 +65,10 @@ def find(engine: Engine, ledger_name: str) -> list[Leftover]:
         for s in medics
     ]
     for kind, stored in (("config", engine.configs()), ("secret", engine.secrets())):
-        users = {s.id: _used(specs[s.id], kind) for s in services}
+        # the list call already read each spec's references: no inspect per service
+        users = {
+            s.id: {r.id for r in (s.configs if kind == "config" else s.secrets)} for s in services
+        }
         medic_uses = set().union(*(users[s.id] for s in medics))
         for obj in sorted(stored, key=lambda o: o.name):
             if kind == "config" and obj.name == ledger_name:
