@@ -59,7 +59,8 @@ pkg_running() {  # pkg_running SERVICE: 0 if the pidfile of SERVICE names a live
 
 cmd_install() {
   install_debian
-  say "Prometheus for the lab: $(bash scripts/engine.sh bin prometheus-3)/prometheus ($("$(bash scripts/engine.sh bin prometheus-3)/prometheus" --version 2>&1 | head -n 1))"
+  local prom; prom=$(bash scripts/engine.sh bin prometheus-3)/prometheus
+  say "Prometheus for the lab: $prom ($("$prom" --version 2>&1 | head -n 1))"
 }
 
 install_debian() {
@@ -124,7 +125,7 @@ start_daemon() {  # start_daemon NAME READY_PATH ADDR ARGV...
   local name=$1 ready=$2 addr=$3; shift 3
   local pf=$STATE/$name.pid log=$LOGDIR/$name.log
   if alive "$pf" "$(basename "$1")"; then say "$name already running (pid $(cat "$pf"))"; return 0; fi
-  echo "$(basename "$1")" >"$STATE/$name.program"
+  basename "$1" >"$STATE/$name.program"
   say "starting $name on $addr (log: $log)"
   nohup "$@" >>"$log" 2>&1 &
   echo $! >"$pf"
@@ -155,7 +156,9 @@ cmd_up() {
       *) echo "up: unknown argument $1" >&2; exit 2 ;;
     esac
   done
-  command -v prometheus >/dev/null && command -v prometheus-alertmanager >/dev/null || install_debian
+  if ! command -v prometheus >/dev/null || ! command -v prometheus-alertmanager >/dev/null; then
+    install_debian
+  fi
   mkdir -p "$STATE" "$LOGDIR" "$storage/prometheus" "$storage/alertmanager"
   if [ -z "$config" ]; then
     # The repo's config with its rules beside it (rule_files are relative to the config file),
