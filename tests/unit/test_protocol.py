@@ -171,7 +171,9 @@ def test_valid_messages_round_trip() -> None:
 
 
 def test_results_are_compact_arrays() -> None:
-    assert encode(TcpResult(True, "", 0.5)) == b'[true,"",0.5]'
+    assert b'"tcp":[[true,"",0.5]]' in encode(
+        ProbeAnswer(node="n", tcp=(TcpResult(True, "", 0.5),))
+    )
 
 
 def test_oversize_is_refused_before_decoding() -> None:
