@@ -101,7 +101,7 @@ class Speaks(msgspec.Struct, frozen=True):
 
 
 class VersionError(ProtocolError):
-    """A peer more than one release away: nothing it says can be read, and nothing is sent."""
+    """A peer more than one release away: nothing it says is read, and nothing is done."""
 
     def __init__(self, what: str, theirs: int, ours: int) -> None:
         super().__init__(
