@@ -99,18 +99,23 @@ class Prober:
             raise ChannelError(f"node {node_id} has no known address")
         return f"http://{addr}:{self.settings.http_port}"
 
-    def _remote(self, node_id: str, path: str, message: ProbePlan | ActRequest, kind: type[A]) -> A:
+    def _remote(self, node_id: str, path: str, body: bytes) -> bytes:
         if not self.secret:
             raise ChannelError("no shared secret (--secret): cannot ask other nodes")
-        raw = call(
+        return call(
             self._url(node_id),
             path,
-            encode(message, speaks=self.protocol),
+            body,
             self.secret,
             node=node_id,
             timeout=self.timeout,
             clock=self.clock,
         )
+
+    def _ask(self, node_id: str, path: str, message: ProbePlan | ActRequest, kind: type[A]) -> A:
+        """Sends `message` saying the protocol this brain speaks; the node's answer, read in the
+        protocol the node says it speaks (one release either way)."""
+        raw = self._remote(node_id, path, encode(message, speaks=self.protocol))
         try:
             theirs, answer = spoken(raw, kind, limit=MAX_ANSWER, ours=self.protocol)
         except ProtocolError as exc:
@@ -141,7 +146,7 @@ class Prober:
             except AgentError as exc:
                 raise ChannelError(str(exc)) from exc
         else:
-            answer = self._remote(node_id, PROBE_PATH, plan, ProbeAnswer)
+            answer = self._ask(node_id, PROBE_PATH, plan, ProbeAnswer)
         if answer.node != node_id:
             raise ChannelError(f"answer names node {answer.node[:32]}, not {node_id}")
         try:
@@ -210,4 +215,4 @@ class Prober:
                 return self.agent.act(request)
             except AgentError as exc:
                 raise NodeRefused(str(exc)) from exc
-        return self._remote(node_id, ACT_PATH, request, ActAnswer)
+        return self._ask(node_id, ACT_PATH, request, ActAnswer)
