@@ -17,6 +17,7 @@ from swarm_medic.core import failpoints
 from swarm_medic.core.alerts import AlertBook
 from swarm_medic.core.errors import EngineError, SettingsError
 from swarm_medic.core.model import Event
+from swarm_medic.core.protocol import PROTOCOL
 from swarm_medic.core.settings import Settings, describe
 from swarm_medic.nodes.agent import NodeAgent
 from swarm_medic.nodes.channel import RequestAuth
@@ -82,7 +83,7 @@ class App:
             settings,
             self.runbooks,
             self.journal,
-            prober=Prober(settings, self.agent),
+            prober=Prober(settings, self.agent, journal=self.journal),
             failpoint=failpoints.from_env(self.journal.failpoint),
             alerts=self.alert_book,
         )
@@ -113,6 +114,8 @@ class App:
         ok = fresh and self.watcher.connected
         return ok, {
             "version": __version__,  # pyproject.toml's, as --version and the image label say
+            # the brain-to-node protocol: instances one apart work together (rolling upgrade)
+            "protocol": PROTOCOL,
             "role": st.role,
             "snapshot_fresh": fresh,
             "event_stream_connected": self.watcher.connected,
@@ -143,7 +146,10 @@ class App:
     def banner(self) -> None:
         s = self.settings
         self.metrics.set_info(
-            version=__version__, mode="dry_run" if s.dry_run else "act", scope=s.scope
+            version=__version__,
+            protocol=str(PROTOCOL),
+            mode="dry_run" if s.dry_run else "act",
+            scope=s.scope,
         )
         # Asked once here (retried a few seconds while dockerd comes up) so the start-up line
         # says what it speaks; an engine not up yet is asked again by every scan.
@@ -154,6 +160,7 @@ class App:
         self.journal.starting(
             __version__,
             describe(s),
+            protocol=PROTOCOL,
             engine=getattr(self.engine, "base_url", "?"),
             engine_version=engine_says,
             runbooks=sorted(self.runbooks.runbooks),

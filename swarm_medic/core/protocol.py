@@ -19,11 +19,22 @@ Wire format (JSON, UTF-8):
 Answers are positional: `ProbeAnswer.tcp[i]` answers `ProbePlan.tcp[i]` (same for dns, vip
 and ports), so a node cannot report on a target it was not asked about, and results stay small.
 
+Versions. Every request and every answer says the protocol its sender speaks in a `protocol`
+field of the message itself (`encode`), so the request's signature and the answer's seal cover
+it with no change to either: a protocol 1 instance (the release before versions) checks them as
+it always did. Protocol 1 says nothing, and a message without the field speaks 1. A side reads
+its own protocol, the one before and the one after (`readable`): mixed versions work one
+release apart, which is what a rolling upgrade of a global service needs. The version is read
+first, on its own (`spoken`), so a message more than one release away is refused as that
+(`VersionError`, naming both versions) whatever its fields became. An instance never sends a
+field an older peer does not know, save the version itself, which every release reads past.
+
 Unknown fields are ignored (not refused) so a newer brain can add optional fields without
-breaking older nodes during a rolling update. `ports` (published ports, added after the
-others) is such a field: a node from before it ignores the plan's `ports` and answers none, so
-an answer with no `ports` results is "no opinion on any of them", while any other count that is
-not the plan's is refused like a misaligned tcp list.
+breaking older nodes during a rolling update; the version field is one, and protocol 1 reads
+past it like any other. `ports` (published ports, added after the others) is such a field: a
+node from before it ignores the plan's `ports` and answers none, so an answer with no `ports`
+results is "no opinion on any of them", while any other count that is not the plan's is refused
+like a misaligned tcp list.
 """
 
 from __future__ import annotations
@@ -73,6 +84,39 @@ Hex64 = Annotated[str, Meta(pattern=r"^[0-9a-f]{64}\Z")]
 
 class ProtocolError(ValueError):
     """A message that is not a valid protocol message; the text is safe to log."""
+
+
+# --- versions ---------------------------------------------------------------------------------
+
+# The brain-to-node protocol this tree speaks. Say a new one when a message changes in a way an
+# instance of the previous release would misread; 1 is the release before versions.
+PROTOCOL: Final = 2
+VERSION_FIELD: Final = "protocol"
+
+
+class Speaks(msgspec.Struct, frozen=True):
+    """The one field read before the rest of a message: the protocol its sender speaks."""
+
+    protocol: int = 1  # protocol 1 said nothing
+
+
+class VersionError(ProtocolError):
+    """A peer more than one release away: nothing it says is read, and nothing is done."""
+
+    def __init__(self, what: str, theirs: int, ours: int) -> None:
+        super().__init__(
+            f"{what} speaks protocol {theirs}; this instance speaks {ours} and reads "
+            f"{ours - 1} to {ours + 1}: upgrade the older instance (mixed versions work one "
+            f"release apart)"
+        )
+        self.theirs = theirs
+        self.ours = ours
+
+
+def readable(theirs: int, ours: int = PROTOCOL) -> bool:
+    """A side reads its own protocol, the previous release's, and the next release's (whose
+    new fields it skips: the newer side leaves them out once it has heard the older one)."""
+    return ours - 1 <= theirs <= ours + 1
 
 
 # --- requests (brain -> node) -----------------------------------------------------------------
@@ -199,32 +243,56 @@ class Envelope(msgspec.Struct, frozen=True):
 # --- encode / decode --------------------------------------------------------------------------
 
 M = TypeVar("M", ProbePlan, ActRequest, ProbeAnswer, ActAnswer, Envelope)
+Message = ProbePlan | ActRequest | ProbeAnswer | ActAnswer  # what says its version
 
 _ENCODER = msgspec.json.Encoder()
 _DECODERS: dict[type, msgspec.json.Decoder[object]] = {}
 
 
-def encode(message: msgspec.Struct) -> bytes:
-    return _ENCODER.encode(message)
+def encode(message: Message, *, speaks: int = PROTOCOL) -> bytes:
+    """The message as it goes on the wire, saying the protocol its sender `speaks` (1: nothing,
+    as protocol 1 said). Every message has the fields it had in protocol 1 and no other
+    (test_protocol_versions checks it against the frozen protocol 1), so what an older peer
+    gets is what it knows, the version aside; a field added later must be left out here for a
+    peer that does not speak the protocol that added it."""
+    if speaks <= 1:
+        return _ENCODER.encode(message)
+    return _ENCODER.encode({VERSION_FIELD: speaks, **msgspec.structs.asdict(message)})
 
 
 def decode(data: bytes | str, kind: type[M], *, limit: int) -> M:
     """`data` as a message of type `kind`, or ProtocolError (oversize or invalid)."""
+    return _decode(data, kind, limit=limit, name=kind.__name__)
+
+
+def spoken(data: bytes | str, kind: type[M], *, limit: int, ours: int = PROTOCOL) -> tuple[int, M]:
+    """`data` as a message of type `kind` and the protocol its sender speaks; VersionError when
+    that is more than one release from `ours`, ProtocolError when it is not a message."""
+    theirs = _decode(data, Speaks, limit=limit, name=kind.__name__).protocol
+    if not readable(theirs, ours):
+        raise VersionError(kind.__name__, theirs, ours)
+    return theirs, decode(data, kind, limit=limit)
+
+
+S = TypeVar("S", bound=msgspec.Struct)
+
+
+def _decode(data: bytes | str, kind: type[S], *, limit: int, name: str) -> S:
     if len(data) > limit:
-        raise ProtocolError(f"{kind.__name__}: {len(data)} bytes, over the {limit} limit")
+        raise ProtocolError(f"{name}: {len(data)} bytes, over the {limit} limit")
     dec = _DECODERS.get(kind)
     if dec is None:
         dec = _DECODERS[kind] = msgspec.json.Decoder(kind)
     try:
         value = dec.decode(data)
     except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
-        raise ProtocolError(f"{kind.__name__}: {str(exc)[:200]}") from None
+        raise ProtocolError(f"{name}: {str(exc)[:200]}") from None
     except UnicodeDecodeError as exc:  # msgspec's own for invalid UTF-8 (found by hypothesis)
-        raise ProtocolError(f"{kind.__name__}: not UTF-8: {exc.reason}") from None
+        raise ProtocolError(f"{name}: not UTF-8: {exc.reason}") from None
     except RecursionError:
         # msgspec descends into an unknown field's value to skip it: a value nested deeper than
         # the interpreter's recursion limit is refused like any other invalid message
-        raise ProtocolError(f"{kind.__name__}: JSON nested too deeply") from None
+        raise ProtocolError(f"{name}: JSON nested too deeply") from None
     assert isinstance(value, kind)  # noqa: S101 - the decoder was built for `kind`
     return value
 

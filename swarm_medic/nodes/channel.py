@@ -14,6 +14,11 @@ request's nonce, the answering node's id and the answer's exact bytes, in a JSON
 (protocol.Envelope). The brain checks it (`open_answer`) before decoding anything, so a
 forged or replayed answer — a fake "TCP failure" that would get a healthy task replaced — is
 that node's failure, never data.
+
+Neither the signature nor the seal changed when the protocol got versions: the version rides in
+the signed body (protocol.encode), so an instance of the release before versions verifies a
+newer one's requests and answers as it always did. `Versions` keeps the protocol each peer last
+spoke, on both sides, so a peer that speaks another one is said once, not every round.
 """
 
 from __future__ import annotations
@@ -24,10 +29,18 @@ import os
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from http.client import HTTPConnection, HTTPException, HTTPResponse
+from typing import NamedTuple
 
-from swarm_medic.core.protocol import MAX_ANSWER, MAX_ENVELOPE, Envelope, ProtocolError, decode
+from swarm_medic.core.protocol import (
+    MAX_ANSWER,
+    MAX_ENVELOPE,
+    PROTOCOL,
+    Envelope,
+    ProtocolError,
+    decode,
+)
 from swarm_medic.nodes import deadline
 
 H_TIME = "X-Medic-Timestamp"
@@ -140,6 +153,46 @@ class RequestAuth:
                 raise Refused("replayed request (nonce already used)")
             self._seen[nonce] = held
         return nonce
+
+
+class Change(NamedTuple):
+    """A peer heard speaking another protocol than before (`before` None: first heard)."""
+
+    before: int | None
+    theirs: int
+
+
+class Versions:
+    """The protocol each peer last spoke (only peers that proved they hold the secret: a signed
+    request, a sealed answer), so that a change is news once rather than a line every round;
+    bounded, the oldest forgotten first."""
+
+    def __init__(self, ours: int = PROTOCOL, *, limit: int = 1024) -> None:
+        self.ours = ours
+        self._limit = limit
+        self._last: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def get(self, peer: str) -> int | None:
+        with self._lock:
+            return self._last.get(peer)
+
+    def heard(self, peer: str, theirs: int) -> Change | None:
+        """Records what `peer` speaks; the change worth saying, if any: a peer first heard
+        speaking another protocol than ours, or one that speaks another than it did."""
+        with self._lock:
+            before = self._last.pop(peer, None)
+            self._last[peer] = theirs  # last in the order: the most recently heard
+            if len(self._last) > self._limit:
+                del self._last[next(iter(self._last))]
+        if theirs == before or (before is None and theirs == self.ours):
+            return None
+        return Change(before, theirs)
+
+    def keep(self, peers: Collection[str]) -> None:
+        """Forgets every peer not in `peers` (nodes that left the swarm)."""
+        with self._lock:
+            self._last = {p: v for p, v in self._last.items() if p in peers}
 
 
 class ChannelError(Exception):

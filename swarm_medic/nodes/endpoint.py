@@ -5,6 +5,10 @@ change nothing, answer 401 and are logged and counted; a request that does not d
 its protocol message answers 400; an action the agent will not take (its own dry-run
 included) answers 409 with its reason. A 200 answer is sealed (channel.seal) over the
 request's nonce and this node's id, inside the JSON envelope http.py serializes as is.
+
+The node answers a brain of the previous release, or of the next one, in its own protocol
+(protocol.encode: nothing an older brain does not read); a brain more than one release away
+gets 400 with both versions named. Which protocol each brain spoke is said once per change.
 """
 
 from __future__ import annotations
@@ -18,14 +22,16 @@ from swarm_medic.core.protocol import (
     ACT_PATH,
     MAX_REQUEST,
     PROBE_PATH,
+    PROTOCOL,
     ActRequest,
     ProbePlan,
     ProtocolError,
-    decode,
+    VersionError,
     encode,
+    spoken,
 )
 from swarm_medic.nodes.agent import AgentError, NodeAgent
-from swarm_medic.nodes.channel import Refused, RequestAuth, seal
+from swarm_medic.nodes.channel import Refused, RequestAuth, Versions, seal
 from swarm_medic.telemetry.journal import Journal
 
 Answer = tuple[int, dict[str, Any]]
@@ -41,12 +47,17 @@ class NodeEndpoint:
         auth: RequestAuth | None,
         journal: Journal,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        protocol: int = PROTOCOL,
     ) -> None:
+        """`protocol`: what this node speaks (a test plays another release with it)."""
         self.agent = agent
         self.clock = clock  # times the rate limit of the refusal lines
         self.auth = auth
         self.journal = journal
         self._secret = auth.secret if auth is not None else b""
+        self.protocol = protocol
+        self.brains = Versions(protocol, limit=64)  # brain address -> what it last spoke
 
     def handle(self, path: str, headers: Mapping[str, str], body: bytes, peer: str) -> Answer:
         if self.auth is None:
@@ -66,17 +77,15 @@ class NodeEndpoint:
         return 200, seal(self._secret, path, nonce, me, answer)
 
     def _dispatch(self, path: str, body: bytes, peer: str) -> tuple[int, bytes | dict[str, Any]]:
+        serve = {PROBE_PATH: self._probe, ACT_PATH: self._act}.get(path)
+        if serve is None:
+            return 404, {"error": f"no such endpoint {path}"}
         try:
-            if path == PROBE_PATH:
-                plan = decode(body, ProbePlan, limit=MAX_REQUEST)
-                answer = encode(self.agent.probe(plan))
-                self.journal.probe_plan_served()
-                return 200, answer
-            if path == ACT_PATH:
-                request = decode(body, ActRequest, limit=MAX_REQUEST)
-                done = self.agent.act(request)
-                self.journal.hand_retiring(peer, done.task, done.container, dry_run=done.dry_run)
-                return 200, encode(done)
+            return 200, serve(body, peer)
+        except VersionError as exc:
+            if self.brains.heard(peer, exc.theirs) is not None:
+                self.journal.peer_protocol_refused(exc.theirs, exc.ours, str(exc), peer=peer)
+            return 400, {"error": f"bad request: {exc}", "protocol": self.protocol}
         except ProtocolError as exc:
             return 400, {"error": f"bad request: {exc}"}
         except AgentError as exc:
@@ -84,4 +93,26 @@ class NodeEndpoint:
             return 409, {"ok": False, "error": str(exc)}
         except EngineError as exc:
             return 502, {"ok": False, "error": str(exc)}
-        return 404, {"error": f"no such endpoint {path}"}
+
+    def _probe(self, body: bytes, peer: str) -> bytes:
+        theirs, plan = spoken(body, ProbePlan, limit=MAX_REQUEST, ours=self.protocol)
+        self._heard(peer, theirs)
+        answer = encode(self.agent.probe(plan), speaks=self.protocol)
+        self.journal.probe_plan_served()
+        return answer
+
+    def _act(self, body: bytes, peer: str) -> bytes:
+        theirs, request = spoken(body, ActRequest, limit=MAX_REQUEST, ours=self.protocol)
+        self._heard(peer, theirs)
+        done = self.agent.act(request)
+        self.journal.hand_retiring(peer, done.task, done.container, dry_run=done.dry_run)
+        return encode(done, speaks=self.protocol)
+
+    def _heard(self, peer: str, theirs: int) -> None:
+        """A signed request's version (only a brain holding the secret gets here)."""
+        change = self.brains.heard(peer, theirs)
+        if change is not None:
+            ours = self.protocol
+            self.journal.peer_protocol(change.before, theirs, ours, peer=peer, role="brain")
+        if theirs < self.protocol:
+            self.journal.channel_downgraded()

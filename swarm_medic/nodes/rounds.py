@@ -8,6 +8,12 @@ Whatever a node does — no answer, an HTTP error, bytes that are not HTTP, an a
 unsigned, signed for another request or that does not decode into the protocol's types — is
 that node's failure, recorded in `failures`, like a failing runbook: the round and the scan
 go on with the other nodes.
+
+Nodes may run another release than the brain for the minutes a rolling upgrade takes: the
+brain reads a node one protocol release away (older or newer) and tells it what it speaks in
+every request; what each node spoke in its last answer is kept (`speaks`), and a node heard
+speaking another protocol is said once, not every round. A node further away is that node's
+failure, with both versions named.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from typing import TypeVar
 
 from swarm_medic.core import reach
 from swarm_medic.core.model import Snapshot
@@ -22,20 +29,23 @@ from swarm_medic.core.protocol import (
     ACT_PATH,
     MAX_ANSWER,
     PROBE_PATH,
+    PROTOCOL,
     ActAnswer,
     ActRequest,
     ProbeAnswer,
     ProbePlan,
     ProtocolError,
     check_aligned,
-    decode,
     encode,
+    spoken,
 )
 from swarm_medic.core.settings import Settings
 from swarm_medic.nodes.agent import AgentError, NodeAgent
-from swarm_medic.nodes.channel import ChannelError, NodeRefused, call
+from swarm_medic.nodes.channel import ChannelError, NodeRefused, Versions, call
+from swarm_medic.telemetry.journal import Journal
 
 Answers = dict[str, tuple[ProbePlan, ProbeAnswer]]
+A = TypeVar("A", ProbeAnswer, ActAnswer)
 
 
 class Prober:
@@ -50,7 +60,11 @@ class Prober:
         *,
         clock: Callable[[], float] = time.time,
         budget: reach.Budget = reach.DEFAULT_BUDGET,
+        journal: Journal | None = None,
+        protocol: int = PROTOCOL,
     ) -> None:
+        """`journal`: where a node heard speaking another protocol is said (None: nowhere);
+        `protocol`: what this brain speaks (a test plays another release with it)."""
         self.settings = settings
         self.agent = agent
         self.clock = clock
@@ -61,6 +75,10 @@ class Prober:
         self.period = 1  # rounds the last plans need to probe every pair
         self.addresses: dict[str, str] = {}  # node id -> underlay address
         self.me = ""
+        self.hostnames: dict[str, str] = {}  # node id -> hostname, for the log
+        self.journal = journal
+        self.protocol = protocol
+        self.speaks = Versions(protocol)  # node id -> the protocol of its last answer
         self.failures: dict[str, str] = {}  # node id -> why it could not be asked last round
         self.answered: set[str] = set()  # nodes that answered the last round
         self.seconds = 0.0
@@ -94,6 +112,33 @@ class Prober:
             clock=self.clock,
         )
 
+    def _ask(self, node_id: str, path: str, message: ProbePlan | ActRequest, kind: type[A]) -> A:
+        """Sends `message` saying the protocol this brain speaks; the node's answer, read in the
+        protocol the node says it speaks (one release either way)."""
+        raw = self._remote(node_id, path, encode(message, speaks=self.protocol))
+        try:
+            theirs, answer = spoken(raw, kind, limit=MAX_ANSWER, ours=self.protocol)
+        except ProtocolError as exc:
+            raise ChannelError(f"node {node_id}: {exc}") from None
+        self._heard(node_id, theirs)  # only now: the answer's seal proved who said it
+        return answer
+
+    def _heard(self, node_id: str, theirs: int) -> None:
+        change = self.speaks.heard(node_id, theirs)
+        if self.journal is None:
+            return
+        if change is not None:
+            self.journal.peer_protocol(
+                change.before,
+                theirs,
+                self.protocol,
+                node=self.hostnames.get(node_id, node_id),
+                node_id=node_id,
+                role="node",
+            )
+        if theirs < self.protocol:
+            self.journal.channel_downgraded()
+
     def _probe(self, node_id: str, plan: ProbePlan) -> ProbeAnswer:
         if node_id == self.me:
             try:
@@ -101,11 +146,7 @@ class Prober:
             except AgentError as exc:
                 raise ChannelError(str(exc)) from exc
         else:
-            raw = self._remote(node_id, PROBE_PATH, encode(plan))
-            try:
-                answer = decode(raw, ProbeAnswer, limit=MAX_ANSWER)
-            except ProtocolError as exc:
-                raise ChannelError(str(exc)) from None
+            answer = self._ask(node_id, PROBE_PATH, plan, ProbeAnswer)
         if answer.node != node_id:
             raise ChannelError(f"answer names node {answer.node[:32]}, not {node_id}")
         try:
@@ -120,6 +161,8 @@ class Prober:
         self.last_round = now
         self.me = snap.info.node_id
         self.addresses = {n.id: n.addr for n in snap.nodes if n.addr}
+        self.hostnames = {n.id: n.hostname for n in snap.nodes}
+        self.speaks.keep(self.hostnames)  # a node that left is forgotten
         planned = reach.plans(
             snap,
             self.settings,
@@ -172,8 +215,4 @@ class Prober:
                 return self.agent.act(request)
             except AgentError as exc:
                 raise NodeRefused(str(exc)) from exc
-        raw = self._remote(node_id, ACT_PATH, encode(request))
-        try:
-            return decode(raw, ActAnswer, limit=MAX_ANSWER)
-        except ProtocolError as exc:
-            raise ChannelError(f"node {node_id}: {exc}") from None
+        return self._ask(node_id, ACT_PATH, request, ActAnswer)

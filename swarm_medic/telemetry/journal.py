@@ -675,6 +675,25 @@ class Journal:
             suppressed_window_seconds=60.0,
         )
 
+    def peer_protocol(self, before: int | None, theirs: int, ours: int, **peer: str) -> None:
+        """A peer heard speaking another protocol than before: said once per change, not every
+        round (the caller keeps what each peer last spoke: channel.Versions)."""
+        fields = {**peer, "theirs": theirs, "ours": ours, "before": before}
+        if theirs < ours:
+            self._log.warning("peer speaks an older protocol", **fields)
+        elif theirs > ours:
+            self._log.warning("peer speaks a newer protocol", **fields)
+        else:
+            self._log.info("peer speaks our protocol", **fields)
+
+    def peer_protocol_refused(self, theirs: int, ours: int, error: str, **peer: str) -> None:
+        """A peer more than one release away, refused: said once per change of its version."""
+        self._log.error("refused a peer's protocol", **peer, theirs=theirs, ours=ours, error=error)
+
+    def channel_downgraded(self) -> None:
+        """One exchange with an instance of the previous release (counted, never logged)."""
+        self.metrics.channel_downgraded.inc()
+
     # --- HTTP port --------------------------------------------------------------------------
 
     def http_refused(

@@ -197,6 +197,13 @@ class Metrics:
             "Brain-to-node requests refused (bad signature, stale, replayed)",
             registry=r,
         )
+        # One series whatever the swarm's size: which node speaks what is in the log, once.
+        self.channel_downgraded = Counter(
+            "swarm_medic_channel_downgraded_total",
+            "Brain-to-node exchanges with an instance of the previous release, which speaks the "
+            "previous protocol (a rolling upgrade under way); counted by the newer side",
+            registry=r,
+        )
         self.http_refused = Counter(
             "swarm_medic_http_refused_total",
             "HTTP requests and connections refused or cut off, by reason",

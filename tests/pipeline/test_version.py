@@ -21,8 +21,11 @@ from prometheus_client import CollectorRegistry
 
 from swarm_medic import __version__, cli
 from swarm_medic.app import App
+from swarm_medic.core.protocol import PROTOCOL
 from swarm_medic.core.settings import Settings
 from swarm_medic.swarm.fake import FakeEngine
+from swarm_medic.telemetry.journal import Journal
+from tests.pipeline.support import Logs
 
 ROOT = Path(__file__).resolve().parents[2]
 VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
@@ -50,6 +53,22 @@ def test_healthz_and_swarm_medic_info_say_it() -> None:
     assert app.health()[1]["version"] == VERSION
     (info,) = (s for m in reg.collect() for s in m.samples if s.name == "swarm_medic_info")
     assert info.labels["version"] == VERSION
+
+
+def test_healthz_swarm_medic_info_and_the_start_up_line_say_the_protocol(logs: Logs) -> None:
+    """What an operator reads during a rolling upgrade: which brain-to-node protocol each
+    instance speaks (instances one protocol apart work together)."""
+    fake = FakeEngine(node_id="mgr1")
+    fake.add_node("manager-1", node_id="mgr1", leader=True)
+    reg = CollectorRegistry()
+    app = App(Settings(http_port=0), lambda: fake, reg)
+    app.journal = Journal(app.metrics, logs.logger)
+    app.banner()
+    assert app.health()[1]["protocol"] == PROTOCOL
+    (info,) = (s for m in reg.collect() for s in m.samples if s.name == "swarm_medic_info")
+    assert info.labels["protocol"] == str(PROTOCOL)
+    (starting,) = logs.starting("swarm-medic ")
+    assert starting["protocol"] == PROTOCOL
 
 
 def test_the_image_label_comes_from_pyproject() -> None:

@@ -327,6 +327,9 @@ def test_an_unknown_path_is_404() -> None:
 
 
 def test_answers_encode_what_the_agent_said() -> None:
-    assert encode(ActAnswer(ok=True, container="c", task="t", node=ME)) == (
-        b'{"ok":true,"container":"c","task":"t","node":"node-1","stop_timeout":null,"dry_run":false}'
+    done = ActAnswer(ok=True, container="c", task="t", node=ME)
+    said = (
+        b'"ok":true,"container":"c","task":"t","node":"node-1","stop_timeout":null,"dry_run":false}'
     )
+    assert encode(done) == b'{"protocol":2,' + said  # the protocol this instance speaks, first
+    assert encode(done, speaks=1) == b"{" + said  # protocol 1 said nothing of it
