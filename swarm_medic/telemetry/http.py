@@ -60,8 +60,9 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
 from swarm_medic.telemetry import status as status_mod
-from swarm_medic.telemetry.httphead import Limits, Reason, Refusal, Request, parse_head, split_head
+from swarm_medic.telemetry.httphead import Limits, Refusal, Request, parse_head, split_head
 from swarm_medic.telemetry.journal import Journal
+from swarm_medic.telemetry.metrics import HttpRefusal
 
 Health = Callable[[], tuple[bool, dict[str, Any]]]
 Control = Callable[[str, Mapping[str, str], bytes, str], tuple[int, dict[str, Any]]]
@@ -149,14 +150,14 @@ def _response(
 
 
 def _refusal_response(r: Refusal) -> bytes:
-    extra = {"Allow": "GET, POST"} if r.reason is Reason.METHOD_NOT_ALLOWED else None
+    extra = {"Allow": "GET, POST"} if r.reason is HttpRefusal.METHOD_NOT_ALLOWED else None
     return _response(r.status, "text/plain", f"{r.reason}: {r.detail}\n".encode(), extra)
 
 
-_FULL = Refusal(503, Reason.TOO_MANY_CONNECTIONS, "connection limit reached")
-_PER_ADDRESS = Refusal(503, Reason.TOO_MANY_FROM_ADDRESS, "this address holds its share")
-_EVICTED = Refusal(503, Reason.EVICTED, "the slowest connection, for a newcomer")
-_UNAUTHORIZED = Refusal(401, Reason.UNAUTHORIZED, "the status page needs its token")
+_FULL = Refusal(503, HttpRefusal.TOO_MANY_CONNECTIONS, "connection limit reached")
+_PER_ADDRESS = Refusal(503, HttpRefusal.TOO_MANY_FROM_ADDRESS, "this address holds its share")
+_EVICTED = Refusal(503, HttpRefusal.EVICTED, "the slowest connection, for a newcomer")
+_UNAUTHORIZED = Refusal(401, HttpRefusal.UNAUTHORIZED, "the status page needs its token")
 
 
 class Server:
@@ -373,9 +374,9 @@ class Server:
         except (ConnectionError, OSError):
             pass  # the client went away: nobody to answer
         except Exception as exc:  # noqa: BLE001 - a bug in one request must not stop the port
-            bug = Refusal(500, Reason.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")
+            bug = Refusal(500, HttpRefusal.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")
             self._refused(bug, peer)  # the log has the text; the client, who may be anyone, not
-            said = Refusal(500, Reason.INTERNAL_ERROR, "see the node's log")
+            said = Refusal(500, HttpRefusal.INTERNAL_ERROR, "see the node's log")
             await self._send(writer, _refusal_response(said), peer)
         finally:
             if conn.pool is not None:
@@ -391,7 +392,7 @@ class Server:
             async with asyncio.timeout(self.limits.write_timeout):
                 await writer.drain()
         except TimeoutError:
-            self._refused(Refusal(0, Reason.WRITE_TIMEOUT, "client does not read"), peer)
+            self._refused(Refusal(0, HttpRefusal.WRITE_TIMEOUT, "client does not read"), peer)
         except (ConnectionError, OSError):
             pass  # the client went away: nobody to answer
 
@@ -406,7 +407,7 @@ class Server:
             if not chunk:
                 if not buf:
                     return None  # connected and left (a port check): nothing to answer
-                raise Refusal(400, Reason.INCOMPLETE, "connection closed inside the head")
+                raise Refusal(400, HttpRefusal.INCOMPLETE, "connection closed inside the head")
             buf += chunk
 
     async def _exchange(
@@ -421,7 +422,7 @@ class Server:
                 split = await self._read_head(reader)
         except TimeoutError:
             raise Refusal(
-                408, Reason.HEAD_TIMEOUT, f"no complete head in {self.limits.head_timeout:g}s"
+                408, HttpRefusal.HEAD_TIMEOUT, f"no complete head in {self.limits.head_timeout:g}s"
             ) from None
         if split is None:
             return
@@ -498,13 +499,13 @@ class Server:
     ) -> tuple[int, dict[str, Any]]:
         length = request.content_length or 0
         if self._busy(length):
-            raise Refusal(503, Reason.BUSY, "control workers or body budget exhausted")
+            raise Refusal(503, HttpRefusal.BUSY, "control workers or body budget exhausted")
         self._body_bytes += length
         try:
             self._phase(conn, "body")
             body = await self._read_body(request, rest, reader, conn.writer)
             if self._workers_busy >= self.limits.control_workers:
-                raise Refusal(503, Reason.BUSY, "control workers exhausted")
+                raise Refusal(503, HttpRefusal.BUSY, "control workers exhausted")
             self._phase(conn, "handler")
             return await self._call(control, request, body, conn.peer)
         finally:
@@ -527,10 +528,12 @@ class Server:
                 more = await reader.readexactly(length - len(rest))
         except TimeoutError:
             raise Refusal(
-                408, Reason.BODY_TIMEOUT, f"body not complete in {self.limits.body_timeout:g}s"
+                408, HttpRefusal.BODY_TIMEOUT, f"body not complete in {self.limits.body_timeout:g}s"
             ) from None
         except asyncio.IncompleteReadError:
-            raise Refusal(400, Reason.INCOMPLETE, "connection closed inside the body") from None
+            raise Refusal(
+                400, HttpRefusal.INCOMPLETE, "connection closed inside the body"
+            ) from None
         return rest + more
 
     async def _call(
@@ -553,7 +556,7 @@ class Server:
         except TimeoutError:
             raise Refusal(
                 504,
-                Reason.HANDLER_TIMEOUT,
+                HttpRefusal.HANDLER_TIMEOUT,
                 f"{request.path} took over {self.limits.handler_timeout:g}s",
             ) from None
 

@@ -18,7 +18,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
+
+from swarm_medic.telemetry.metrics import HttpRefusal
 
 
 @dataclass(frozen=True)
@@ -47,38 +48,13 @@ class Limits:
     trusted_for: float = 900.0  # seconds an authenticated peer keeps its reserved slots
 
 
-class Reason(StrEnum):
-    """Why a request or a connection was refused: the `reason` label, so a short closed list."""
-
-    BAD_REQUEST = "bad_request"
-    REQUEST_LINE_TOO_LONG = "request_line_too_long"
-    HEADERS_TOO_LARGE = "headers_too_large"
-    HTTP_VERSION = "http_version"
-    METHOD_NOT_ALLOWED = "method_not_allowed"
-    TRANSFER_ENCODING = "transfer_encoding"
-    LENGTH_REQUIRED = "length_required"
-    BAD_CONTENT_LENGTH = "bad_content_length"
-    BODY_TOO_LARGE = "body_too_large"
-    INCOMPLETE = "incomplete"
-    HEAD_TIMEOUT = "head_timeout"
-    BODY_TIMEOUT = "body_timeout"
-    WRITE_TIMEOUT = "write_timeout"
-    TOO_MANY_CONNECTIONS = "too_many_connections"
-    TOO_MANY_FROM_ADDRESS = "too_many_from_address"
-    EVICTED = "evicted"
-    UNAUTHORIZED = "unauthorized"
-    BUSY = "busy"
-    HANDLER_TIMEOUT = "handler_timeout"
-    INTERNAL_ERROR = "internal_error"
-
-
 class Refusal(Exception):
     """A request the server will not serve: the status to answer and the reason to count.
 
     Status 0 when there is nobody left to answer (a client that stopped reading).
     """
 
-    def __init__(self, status: int, reason: Reason, detail: str = "") -> None:
+    def __init__(self, status: int, reason: HttpRefusal, detail: str = "") -> None:
         super().__init__(f"{status} {reason}: {detail}" if detail else f"{status} {reason}")
         self.status = status
         self.reason = reason
@@ -124,11 +100,13 @@ def _check_so_far(buf: bytes | bytearray, limits: Limits) -> None:
     first_end = buf.find(b"\n")
     first = len(buf) if first_end < 0 else first_end
     if first > limits.request_line_bytes + 1:  # +1: the CR of CRLF is not part of the line
-        raise Refusal(414, Reason.REQUEST_LINE_TOO_LONG, f"over {limits.request_line_bytes} bytes")
+        raise Refusal(
+            414, HttpRefusal.REQUEST_LINE_TOO_LONG, f"over {limits.request_line_bytes} bytes"
+        )
     if len(buf) > limits.head_bytes:
-        raise Refusal(431, Reason.HEADERS_TOO_LARGE, f"head over {limits.head_bytes} bytes")
+        raise Refusal(431, HttpRefusal.HEADERS_TOO_LARGE, f"head over {limits.head_bytes} bytes")
     if buf.count(b"\n") > limits.header_count + 2:  # request line and the blank line
-        raise Refusal(431, Reason.HEADERS_TOO_LARGE, f"over {limits.header_count} headers")
+        raise Refusal(431, HttpRefusal.HEADERS_TOO_LARGE, f"over {limits.header_count} headers")
 
 
 def split_head(buf: bytes | bytearray, limits: Limits) -> tuple[bytes, bytes] | None:
@@ -147,36 +125,38 @@ def split_head(buf: bytes | bytearray, limits: Limits) -> tuple[bytes, bytes] | 
 
 def _request_line(line: bytes, limits: Limits) -> tuple[str, str, str]:
     if len(line) > limits.request_line_bytes:
-        raise Refusal(414, Reason.REQUEST_LINE_TOO_LONG, f"over {limits.request_line_bytes} bytes")
+        raise Refusal(
+            414, HttpRefusal.REQUEST_LINE_TOO_LONG, f"over {limits.request_line_bytes} bytes"
+        )
     parts = line.split(b" ")
     if len(parts) != 3:
-        raise Refusal(400, Reason.BAD_REQUEST, "request line is not METHOD TARGET VERSION")
+        raise Refusal(400, HttpRefusal.BAD_REQUEST, "request line is not METHOD TARGET VERSION")
     method, target, version = parts
     version_match = _VERSION.fullmatch(version)
     if not _TOKEN.fullmatch(method) or version_match is None:
-        raise Refusal(400, Reason.BAD_REQUEST, "malformed request line")
+        raise Refusal(400, HttpRefusal.BAD_REQUEST, "malformed request line")
     if version_match.group(1) != b"1":
-        raise Refusal(505, Reason.HTTP_VERSION, "only HTTP/1.x is served")
+        raise Refusal(505, HttpRefusal.HTTP_VERSION, "only HTTP/1.x is served")
     if method.decode("ascii") not in METHODS:
-        raise Refusal(405, Reason.METHOD_NOT_ALLOWED, "only GET and POST are served")
+        raise Refusal(405, HttpRefusal.METHOD_NOT_ALLOWED, "only GET and POST are served")
     if not _TARGET.fullmatch(target):
-        raise Refusal(400, Reason.BAD_REQUEST, "target is not an absolute path")
+        raise Refusal(400, HttpRefusal.BAD_REQUEST, "target is not an absolute path")
     return method.decode("ascii"), target.decode("ascii"), version.decode("ascii")
 
 
 def _fields(lines: list[bytes], limits: Limits) -> dict[str, tuple[str, list[str]]]:
     if len(lines) > limits.header_count:
-        raise Refusal(431, Reason.HEADERS_TOO_LARGE, f"over {limits.header_count} headers")
+        raise Refusal(431, HttpRefusal.HEADERS_TOO_LARGE, f"over {limits.header_count} headers")
     fields: dict[str, tuple[str, list[str]]] = {}
     for line in lines:
         name, colon, raw = line.partition(b":")
         # A leading space is obsolete line folding and a space before the colon is a classic
         # request-smuggling trick: both are errors here rather than guesses.
         if not colon or not _TOKEN.fullmatch(name):
-            raise Refusal(400, Reason.BAD_REQUEST, "malformed header line")
+            raise Refusal(400, HttpRefusal.BAD_REQUEST, "malformed header line")
         value = raw.strip(b" \t")
         if _VALUE_BAD.search(value):
-            raise Refusal(400, Reason.BAD_REQUEST, "control character in a header value")
+            raise Refusal(400, HttpRefusal.BAD_REQUEST, "control character in a header value")
         key = name.decode("ascii")
         fields.setdefault(key.lower(), (key, []))[1].append(value.decode("latin-1"))
     return fields
@@ -185,15 +165,15 @@ def _fields(lines: list[bytes], limits: Limits) -> dict[str, tuple[str, list[str
 def _content_length(values: list[str] | None, method: str, limits: Limits) -> int | None:
     if values is None:
         if method == "POST":
-            raise Refusal(411, Reason.LENGTH_REQUIRED, "a POST needs a Content-Length")
+            raise Refusal(411, HttpRefusal.LENGTH_REQUIRED, "a POST needs a Content-Length")
         return None
     if len(values) != 1:
-        raise Refusal(400, Reason.BAD_CONTENT_LENGTH, "more than one Content-Length")
+        raise Refusal(400, HttpRefusal.BAD_CONTENT_LENGTH, "more than one Content-Length")
     raw = values[0].encode("latin-1")
     if not _DIGITS.fullmatch(raw):
-        raise Refusal(400, Reason.BAD_CONTENT_LENGTH, "Content-Length is not a plain number")
+        raise Refusal(400, HttpRefusal.BAD_CONTENT_LENGTH, "Content-Length is not a plain number")
     if len(raw) > _MAX_LENGTH_DIGITS or int(raw) > limits.body_bytes:
-        raise Refusal(413, Reason.BODY_TOO_LARGE, f"body over {limits.body_bytes} bytes")
+        raise Refusal(413, HttpRefusal.BODY_TOO_LARGE, f"body over {limits.body_bytes} bytes")
     return int(raw)
 
 
@@ -205,13 +185,13 @@ def parse_head(head: bytes | bytearray, limits: Limits) -> Request:
     while lines and not lines[-1]:
         lines.pop()
     if not lines:
-        raise Refusal(400, Reason.BAD_REQUEST, "empty request")
+        raise Refusal(400, HttpRefusal.BAD_REQUEST, "empty request")
     if any(b"\r" in line for line in lines):
-        raise Refusal(400, Reason.BAD_REQUEST, "bare CR in the head")
+        raise Refusal(400, HttpRefusal.BAD_REQUEST, "bare CR in the head")
     method, target, version = _request_line(lines[0], limits)
     fields = _fields(lines[1:], limits)
     if "transfer-encoding" in fields:
-        raise Refusal(501, Reason.TRANSFER_ENCODING, "Transfer-Encoding is not accepted")
+        raise Refusal(501, HttpRefusal.TRANSFER_ENCODING, "Transfer-Encoding is not accepted")
     length_field = fields.get("content-length")
     length = _content_length(length_field[1] if length_field else None, method, limits)
     headers = {name: ", ".join(values) for name, values in fields.values()}

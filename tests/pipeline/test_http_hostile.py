@@ -31,14 +31,13 @@ from swarm_medic.telemetry.http import serve
 from swarm_medic.telemetry.httphead import (
     METHODS,
     Limits,
-    Reason,
     Refusal,
     Request,
     parse_head,
     split_head,
 )
 from swarm_medic.telemetry.journal import Journal
-from swarm_medic.telemetry.metrics import Metrics
+from swarm_medic.telemetry.metrics import HttpRefusal, Metrics
 from tests.pipeline.support import Logs, sample
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -510,7 +509,7 @@ def test_the_server_logs_refusals_by_its_injected_clock(
 def test_every_refusal_reason_is_preinitialised_at_zero() -> None:
     reg = CollectorRegistry()
     Metrics(reg).preinitialise()
-    for reason in Reason:
+    for reason in HttpRefusal:
         assert reg.get_sample_value(REFUSED, {"reason": reason.value}) == 0, reason
     assert reg.get_sample_value(REFUSED, {"reason": "teapot"}) is None
 
@@ -593,7 +592,7 @@ def parse_or_refuse(raw: bytes, limits: Limits) -> Request | Refusal:
         return parse_head(raw, limits)
     except Refusal as r:
         assert 400 <= r.status <= 599
-        assert isinstance(r.reason, Reason)
+        assert isinstance(r.reason, HttpRefusal)
         return r
 
 
