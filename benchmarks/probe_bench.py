@@ -4,7 +4,7 @@
 Run: .venv/bin/python -m benchmarks.probe_bench   (a measurement: it always exits 0)
 
 The 100 simulated agents live in one subprocess (`--agents`): one HTTP server
-(swarm_medic.telemetry.http.serve) on 127.0.0.1, port 0, whose control routes each request to the
+(swarm_medic.web.http.serve) on 127.0.0.1, port 0, whose control routes each request to the
 NodeEndpoint of the node named in its signed X-Medic-Node header (every node's address is
 127.0.0.1, so the Prober's own URL logic is used unchanged). Each endpoint verifies the
 request, decodes the plan, answers from a simulated agent (every target answers but one dead
@@ -105,8 +105,8 @@ class SimAgent(NodeAgent):
 
 def serve_agents() -> None:
     """The subprocess: 100 agents behind one port, routed by the signed node header."""
-    from swarm_medic.telemetry.http import serve
-    from swarm_medic.telemetry.httphead import Limits
+    from swarm_medic.web.http import serve
+    from swarm_medic.web.httphead import Limits
 
     # One port takes what 100 nodes' ports would: up to 32 requests at once (the prober's
     # pool), where each real node sees one at a time. With a real node's 4 control workers

@@ -23,8 +23,7 @@ from swarm_medic.nodes.agent import NodeAgent
 from swarm_medic.nodes.channel import RequestAuth
 from swarm_medic.nodes.endpoint import NodeEndpoint
 from swarm_medic.nodes.rounds import Prober
-from swarm_medic.pipeline import registry, view
-from swarm_medic.pipeline.alerts import AlertsEndpoint, route
+from swarm_medic.pipeline import registry
 from swarm_medic.pipeline.hold import AlertsHold
 from swarm_medic.pipeline.observe import Schedule
 from swarm_medic.pipeline.scan import Medic
@@ -33,7 +32,9 @@ from swarm_medic.swarm import Engine
 from swarm_medic.telemetry.journal import Journal
 from swarm_medic.telemetry.metrics import Metrics
 from swarm_medic.telemetry.notify import Notifier
-from swarm_medic.telemetry.status import Page, StatusView
+from swarm_medic.web import view
+from swarm_medic.web.alerts import AlertsEndpoint, route
+from swarm_medic.web.status import Page, StatusView
 
 
 class App:
@@ -176,7 +177,7 @@ class App:
 
     def serve_http(self) -> Any:
         """The port (and the pages' own listener, with --pages-port): listening on return."""
-        from swarm_medic.telemetry.http import serve
+        from swarm_medic.web.http import serve
 
         s = self.settings
         return serve(

@@ -233,7 +233,7 @@ def _failed(args: argparse.Namespace, message: str, code: int = EXIT_FAILED) -> 
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from swarm_medic.check import diagnose, render_json, render_table
+    from swarm_medic.commands.check import diagnose, render_json, render_table
 
     settings = _settings(args)
     runbooks = registry.load(registry.default_dirs(settings.runbooks_dir))
@@ -251,7 +251,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_pause(args: argparse.Namespace) -> int:
-    from swarm_medic.pipeline.pause import set_pause
+    from swarm_medic.commands.pause import set_pause
 
     settings = _settings(args)
     now = time.time()
@@ -268,7 +268,7 @@ def cmd_pause(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from swarm_medic.pipeline.pause import set_pause
+    from swarm_medic.commands.pause import set_pause
 
     settings = _settings(args)
     now = time.time()
@@ -284,7 +284,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def cmd_rollout(args: argparse.Namespace) -> int:
-    from swarm_medic import rollout
+    from swarm_medic.commands import rollout
 
     settings = _settings(args)
     operands = [v for v in (getattr(args, k, None) for k in ROLLOUT_OPERANDS) if isinstance(v, str)]
@@ -307,7 +307,7 @@ ROLLOUT_OPERANDS = ("rollout_service", "rollout_target", "rollout_file")
 
 
 def cmd_uninstall(args: argparse.Namespace) -> int:
-    from swarm_medic import uninstall
+    from swarm_medic.commands import uninstall
 
     settings = _settings(args)
     try:

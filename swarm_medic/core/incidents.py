@@ -2,12 +2,15 @@
 
 A finding's `key` names the fault (e.g. stuck-task:<service>:<cause>). The first scan that sees
 a key opens an incident with a fresh id; the scan that no longer sees it closes it. Every log
-line about the fault carries the incident id.
+line about the fault carries the incident id. `Recent` keeps the last fixes' ends
+(`Remediation`), which the status page lists.
 """
 
 from __future__ import annotations
 
+import threading
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -15,6 +18,7 @@ from typing import Literal
 from swarm_medic.core.model import Finding, Reason, Snapshot
 
 REMIND_EVERY = 300.0  # an unchanged skip (e.g. circuit open) is said again this often
+RECENT = 50  # fixes' ends remembered for the status page
 
 # What to do with a decision on an incident: "new" (it changed, or it acts: count it and log
 # it), "reminder" (unchanged, but not said for REMIND_EVERY: log it again) or None (say nothing)
@@ -190,3 +194,35 @@ class Incidents:
             key = (inc.finding.runbook, inc.finding.service_name, stance(inc))
             out[key] = min(out.get(key, inc.opened_at), inc.opened_at)
         return out
+
+
+@dataclass(frozen=True)
+class Remediation:
+    """One fix's end: verified (healed / not_healed, with the time it took) or an action
+    that did not go through (failed, conflict, unreachable: no time to heal)."""
+
+    at: float
+    incident: str
+    runbook: str
+    service: str
+    action: str
+    result: str
+    seconds: float | None = None
+    detail: str = ""
+
+
+class Recent:
+    """The last `size` remediation outcomes, newest last. Written by the scan thread, read by
+    the HTTP thread: a lock around the deque, never held for more than a copy."""
+
+    def __init__(self, size: int = RECENT) -> None:
+        self._items: deque[Remediation] = deque(maxlen=size)
+        self._lock = threading.Lock()
+
+    def add(self, item: Remediation) -> None:
+        with self._lock:
+            self._items.append(item)
+
+    def newest_first(self) -> tuple[Remediation, ...]:
+        with self._lock:
+            return tuple(reversed(self._items))

@@ -14,7 +14,8 @@ carry `swarm-medic.rollout.sha256`, are still found and collected.
 Here: the naming, the checks on a file before it is sent, finding and swapping the reference
 at a target path in a service's raw spec (the rest of the spec untouched), and `stale`, the one
 selection of versions no service needs that both the garbage collection and the
-`stale-config-versions` runbook use. No I/O: the entry point (`swarm_medic.rollout`) does it.
+`stale-config-versions` runbook use. No I/O: the command (`swarm_medic.commands.rollout`) does
+it.
 """
 
 from __future__ import annotations

@@ -16,7 +16,15 @@ from swarm_medic.core import ledger as ledger_mod
 from swarm_medic.core.alerts import AlertBook, Alerts
 from swarm_medic.core.apiversion import Speaking
 from swarm_medic.core.errors import EngineError, NotAManager
-from swarm_medic.core.incidents import REMIND_EVERY, Incident, Incidents, explained_by, new_id
+from swarm_medic.core.incidents import (
+    REMIND_EVERY,
+    Incident,
+    Incidents,
+    Recent,
+    Remediation,
+    explained_by,
+    new_id,
+)
 from swarm_medic.core.ledger import Ledger, Pause
 from swarm_medic.core.model import Action, Result, Snapshot, TargetKind, Verdict
 from swarm_medic.core.reach import Reachability
@@ -32,7 +40,6 @@ from swarm_medic.pipeline.registry import Registry
 from swarm_medic.swarm import Engine
 from swarm_medic.swarm.mapping import LOG_LINES
 from swarm_medic.telemetry.journal import Journal
-from swarm_medic.telemetry.status import Recent, Remediation
 
 VERIFY_POLL = 2.0
 
@@ -96,7 +103,7 @@ class Medic:
         self.wake: Callable[[float], None] = lambda delay: None
         self._lock = threading.Lock()
         self._resume_due = False  # pending fixes in the ledger not yet taken over
-        # For the status page (pipeline/view.py), read from the HTTP thread without the scan
+        # For the status page (web/view.py), read from the HTTP thread without the scan
         # lock: the open incidents as a tuple replaced whole, the last outcomes, and the
         # probe matrix, which a probe round changes only while holding reach_lock.
         self.open_incidents: tuple[Incident, ...] = ()

@@ -18,9 +18,9 @@ import structlog
 from prometheus_client import CollectorRegistry
 
 from swarm_medic.nodes.channel import Refused, RequestAuth
-from swarm_medic.telemetry.httphead import Limits
 from swarm_medic.telemetry.journal import Journal, configure_logging
 from swarm_medic.telemetry.metrics import Metrics
+from swarm_medic.web.httphead import Limits
 
 
 def control(
@@ -45,7 +45,7 @@ def signed_control(secret: str, node: str) -> Any:
 
 
 def main(argv: list[str]) -> int:
-    from swarm_medic.telemetry.http import serve
+    from swarm_medic.web.http import serve
 
     configure_logging("json", stream=sys.stderr)
     registry = CollectorRegistry()

@@ -16,12 +16,12 @@ from prometheus_client import CollectorRegistry
 from swarm_medic.core.alerts import AlertBook
 from swarm_medic.core.settings import Settings
 from swarm_medic.pipeline import registry as registry_mod
-from swarm_medic.pipeline.alerts import ALERTS_PATH, AlertsEndpoint, route
 from swarm_medic.pipeline.scan import Medic
 from swarm_medic.swarm.fake import FakeEngine
-from swarm_medic.telemetry.http import Server, serve
 from swarm_medic.telemetry.journal import Journal
 from swarm_medic.telemetry.metrics import Metrics
+from swarm_medic.web.alerts import ALERTS_PATH, AlertsEndpoint, route
+from swarm_medic.web.http import Server, serve
 from tests.pipeline.support import Logs, sample
 
 T0 = 1_700_000_000.0

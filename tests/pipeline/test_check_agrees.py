@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import pytest
 from prometheus_client import CollectorRegistry
 
-from swarm_medic.check import diagnose
+from swarm_medic.commands.check import diagnose
 from swarm_medic.core.errors import EngineUnavailable
 from swarm_medic.core.incidents import Incident
 from swarm_medic.core.ledger import (

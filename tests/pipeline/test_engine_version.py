@@ -257,7 +257,7 @@ def test_the_daemon_says_the_engine_it_speaks_and_follows_an_upgrade() -> None:
     from swarm_medic.app import App
     from swarm_medic.core.settings import Settings
     from swarm_medic.swarm.fake import FakeEngine
-    from swarm_medic.telemetry.status import render
+    from swarm_medic.web.status import render
     from tests.pipeline.support import Logs
 
     fake = FakeEngine(node_id="mgr1")

@@ -22,7 +22,7 @@ from prometheus_client import CollectorRegistry
 
 from swarm_medic import __version__, cli
 from swarm_medic.app import App
-from swarm_medic.check import Report, diagnose, render_json, render_table
+from swarm_medic.commands.check import Report, diagnose, render_json, render_table
 from swarm_medic.core.ledger import PREFIX, History, encode
 from swarm_medic.core.model import ActionKind, Reason
 from swarm_medic.core.settings import Settings
@@ -30,8 +30,8 @@ from swarm_medic.pipeline import registry as registry_mod
 from swarm_medic.swarm import Engine
 from swarm_medic.swarm.engine import DockerEngine
 from swarm_medic.swarm.fake import FakeEngine
-from swarm_medic.telemetry.http import Health, serve
 from swarm_medic.telemetry.metrics import Metrics
+from swarm_medic.web.http import Health, serve
 
 T0 = 1_700_000_000.0
 ME = "mgr1"

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from swarm_medic.nodes.channel import sign
-from swarm_medic.telemetry.httphead import Limits
+from swarm_medic.web.httphead import Limits
 from tests.pipeline.test_http_hostile import (
     CLIENT_TIMEOUT,
     many_files,

@@ -27,8 +27,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
-from swarm_medic.telemetry.http import serve
-from swarm_medic.telemetry.httphead import (
+from swarm_medic.telemetry.journal import Journal
+from swarm_medic.telemetry.metrics import HttpRefusal, Metrics
+from swarm_medic.web.http import serve
+from swarm_medic.web.httphead import (
     METHODS,
     Limits,
     Refusal,
@@ -36,8 +38,6 @@ from swarm_medic.telemetry.httphead import (
     parse_head,
     split_head,
 )
-from swarm_medic.telemetry.journal import Journal
-from swarm_medic.telemetry.metrics import HttpRefusal, Metrics
 from tests.pipeline.support import Logs, sample
 
 ROOT = Path(__file__).resolve().parents[2]

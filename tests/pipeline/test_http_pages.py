@@ -16,7 +16,7 @@ from swarm_medic.app import App
 from swarm_medic.core.errors import SettingsError
 from swarm_medic.core.settings import Settings
 from swarm_medic.core.settings import load as load_settings
-from swarm_medic.telemetry.http import Server, serve
+from swarm_medic.web.http import Server, serve
 from tests.netkit import closed_port
 from tests.pipeline.test_daemon import swarm
 from tests.pipeline.test_http_hostile import Recorder, exchange, post, status

@@ -17,7 +17,7 @@ from swarm_medic.app import App
 from swarm_medic.core.settings import Settings
 from swarm_medic.pipeline import registry as registry_mod
 from swarm_medic.swarm.fake import FakeEngine
-from swarm_medic.telemetry.http import serve
+from swarm_medic.web.http import serve
 
 T0 = 1_700_000_000.0
 WORKER_BOUND = 150

@@ -13,10 +13,10 @@ from collections.abc import Iterator
 import pytest
 
 from swarm_medic import cli
+from swarm_medic.commands.pause import set_pause
 from swarm_medic.core.ledger import Ledger, Pause
 from swarm_medic.core.settings import Settings
 from swarm_medic.pipeline.hold import AlertsHold
-from swarm_medic.pipeline.pause import set_pause
 from swarm_medic.swarm.fake import FakeEngine
 from tests.pipeline.test_daemon import LEDGER, T0, Harness, stuck_service, swarm
 
@@ -301,7 +301,7 @@ def test_healthz_details_say_paused_until_and_why() -> None:
     assert detail["alerts_hold"] is None
     # and the status page says it too, in words a person reads
     assert app.status().pause == Pause("upgrade", now, "ops@x", now + 600).describe()
-    from swarm_medic.telemetry.status import render
+    from swarm_medic.web.status import render
 
     assert "reason: upgrade" in render(app.status())
 
@@ -309,7 +309,7 @@ def test_healthz_details_say_paused_until_and_why() -> None:
 def test_check_shows_the_pause_first_and_every_action_held_back() -> None:
     import io
 
-    from swarm_medic.check import diagnose, render_json, render_table
+    from swarm_medic.commands.check import diagnose, render_json, render_table
     from swarm_medic.pipeline import registry as registry_mod
 
     fake = swarm()

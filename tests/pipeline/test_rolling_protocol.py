@@ -38,9 +38,9 @@ from swarm_medic.nodes.rounds import Prober
 from swarm_medic.pipeline import registry
 from swarm_medic.pipeline.scan import Medic
 from swarm_medic.swarm.fake import FakeEngine
-from swarm_medic.telemetry.http import Server, serve
 from swarm_medic.telemetry.journal import Journal
 from swarm_medic.telemetry.metrics import Metrics
+from swarm_medic.web.http import Server, serve
 from tests.fixtures.protocol1 import channel as channel1
 from tests.fixtures.protocol1 import endpoint as endpoint1
 from tests.fixtures.protocol1 import protocol as protocol1

@@ -27,13 +27,14 @@ from swarm_medic import __version__
 from swarm_medic.core.ledger import PREFIX, History, encode
 from swarm_medic.core.settings import Settings
 from swarm_medic.nodes.rounds import Prober
-from swarm_medic.pipeline import registry, view
+from swarm_medic.pipeline import registry
 from swarm_medic.pipeline.scan import Medic
 from swarm_medic.swarm.fake import FakeEngine
-from swarm_medic.telemetry.http import Server, serve
 from swarm_medic.telemetry.journal import Journal
 from swarm_medic.telemetry.metrics import Metrics
-from swarm_medic.telemetry.status import Page
+from swarm_medic.web import view
+from swarm_medic.web.http import Server, serve
+from swarm_medic.web.status import Page
 from tests.browserkit import chromium, console_problems
 from tests.pipeline.support import Logs
 from tests.pipeline.test_daemon_probes import NET, ScriptedAgent

@@ -1,4 +1,4 @@
-"""The status page's data from a real Medic (pipeline/view.py): the brain's page is complete,
+"""The status page's data from a real Medic (web/view.py): the brain's page is complete,
 another node's page says where the brain is, and building it never waits on a scan."""
 
 from __future__ import annotations
@@ -8,12 +8,13 @@ import threading
 from prometheus_client import CollectorRegistry
 
 from swarm_medic.core.settings import Settings
-from swarm_medic.pipeline import registry, view
+from swarm_medic.pipeline import registry
 from swarm_medic.pipeline.scan import Medic
 from swarm_medic.swarm.fake import FakeEngine
 from swarm_medic.telemetry.journal import Journal
 from swarm_medic.telemetry.metrics import Metrics
-from swarm_medic.telemetry.status import render
+from swarm_medic.web import view
+from swarm_medic.web.status import render
 from tests.pipeline.support import Logs
 
 T0 = 1_700_000_000.0

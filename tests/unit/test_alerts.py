@@ -36,9 +36,9 @@ from swarm_medic.core.runbook import ALERTS, Context, context
 from swarm_medic.core.settings import Settings
 from swarm_medic.core.settings import load as load_settings
 from swarm_medic.pipeline import match, registry, verify
-from swarm_medic.pipeline.alerts import ALERTS_PATH, AlertsEndpoint, route
 from swarm_medic.telemetry.journal import Journal
 from swarm_medic.telemetry.metrics import Metrics
+from swarm_medic.web.alerts import ALERTS_PATH, AlertsEndpoint, route
 from tests.pipeline.support import Logs, sample
 
 NOW = 1_700_000_000.0

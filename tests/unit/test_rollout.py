@@ -24,6 +24,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from swarm_medic import cli
+from swarm_medic.commands.rollout import ATTEMPTS, Rollout, Step, run
 from swarm_medic.core.model import FileRef, Service, Stored
 from swarm_medic.core.rollout import (
     FAMILY_LABEL,
@@ -43,7 +44,6 @@ from swarm_medic.core.rollout import (
     version_families,
     version_name,
 )
-from swarm_medic.rollout import ATTEMPTS, Rollout, Step, run
 from swarm_medic.swarm.fake import FakeEngine
 
 GOOD = b"mode=good\nworkers=4\n"

@@ -1,7 +1,7 @@
 """swarm_medic.nodes.rounds.Prober (own node in-process, another node over the signed channel) and
 swarm_medic.pipeline.verify.answers_everywhere (did a replaced task's service answer everywhere?).
 
-The other node is a real HTTP server (swarm_medic.telemetry.http.serve + NodeEndpoint) on 127.0.0.1
+The other node is a real HTTP server (swarm_medic.web.http.serve + NodeEndpoint) on 127.0.0.1
 port 0, only ever asked from 127.0.0.1.
 """
 
@@ -31,9 +31,9 @@ from swarm_medic.nodes.endpoint import NodeEndpoint
 from swarm_medic.nodes.rounds import Prober
 from swarm_medic.pipeline.verify import Pending, answers_everywhere
 from swarm_medic.swarm.fake import FakeEngine
-from swarm_medic.telemetry.http import serve
 from swarm_medic.telemetry.journal import Journal
 from swarm_medic.telemetry.metrics import Metrics
+from swarm_medic.web.http import serve
 from tests import builders as build
 from tests.netkit import closed_port
 

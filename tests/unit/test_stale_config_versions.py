@@ -1,7 +1,8 @@
 """The stale-config-versions runbook: what `swarm-medic rollout gc` would remove, reported.
 
-Snapshots are taken from the fake engine after real rollouts (`swarm_medic.rollout`), so the
-runbook reads the same labels, PreviousSpec references and creation times the collection does.
+Snapshots are taken from the fake engine after real rollouts (`swarm_medic.commands.rollout`),
+so the runbook reads the same labels, PreviousSpec references and creation times the collection
+does.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from swarm_medic.commands.rollout import run
 from swarm_medic.core.errors import SettingsError
 from swarm_medic.core.model import Finding, Severity
 from swarm_medic.core.rollout import FAMILY_LABEL
@@ -19,7 +21,6 @@ from swarm_medic.core.runbook import Runbook, context
 from swarm_medic.core.settings import Settings
 from swarm_medic.pipeline import registry
 from swarm_medic.pipeline.observe import take_snapshot
-from swarm_medic.rollout import run
 from swarm_medic.swarm.fake import FakeEngine
 
 REGISTRY = registry.load([registry.builtin_dir()])

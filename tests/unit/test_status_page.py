@@ -1,19 +1,18 @@
-"""The status page renderer (telemetry/status.py): escaping, empty states, brain or not."""
+"""The status page renderer (web/status.py): escaping, empty states, brain or not."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import replace
 
-from swarm_medic.telemetry.status import (
+from swarm_medic.core.incidents import Recent, Remediation
+from swarm_medic.web.status import (
     HEADERS,
     Breaker,
     OpenIncident,
     Page,
     ReachCell,
     ReachMatrix,
-    Recent,
-    Remediation,
     StatusView,
     render,
 )

@@ -1,4 +1,4 @@
-"""One HTTP port: GET / (the status page, telemetry/status.py), GET /metrics (Prometheus),
+"""One HTTP port: GET / (the status page, status.py), GET /metrics (Prometheus),
 GET /healthz (JSON, 200 or 503), POST /v1/* (the signed brain-to-node channel).
 
 The port is published on every node of a production swarm, so it must stay up, small and
@@ -59,10 +59,10 @@ from typing import Any, cast
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
-from swarm_medic.telemetry import status as status_mod
-from swarm_medic.telemetry.httphead import Limits, Refusal, Request, parse_head, split_head
 from swarm_medic.telemetry.journal import Journal
 from swarm_medic.telemetry.metrics import HttpRefusal
+from swarm_medic.web import status as status_mod
+from swarm_medic.web.httphead import Limits, Refusal, Request, parse_head, split_head
 
 Health = Callable[[], tuple[bool, dict[str, Any]]]
 Control = Callable[[str, Mapping[str, str], bytes, str], tuple[int, dict[str, Any]]]

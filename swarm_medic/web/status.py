@@ -1,8 +1,8 @@
 """The status page: `GET /` on the HTTP port, one server-rendered HTML page a person reads in
 ten seconds. No JavaScript, no external asset, inline CSS only.
 
-`StatusView` is what the page shows, as immutable data built by the pipeline from the Medic's
-state (pipeline/view.py); `render` turns it into HTML. Every string that comes from the
+`StatusView` is what the page shows, as immutable data built from the Medic's state (view.py);
+`render` turns it into HTML. Every string that comes from the
 cluster (service and node names, labels, runbook text quoting them) is untrusted: each one
 passes `html.escape` here and nowhere else, so a service named `<script>` shows as text.
 `Page` caches the rendered page for a second: it is answered on the HTTP loop, and a client
@@ -11,14 +11,12 @@ reloading it in a loop must not cost a matrix walk per request.
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from html import escape
 
-RECENT = 50  # remediations the page lists
+from swarm_medic.core.incidents import Remediation
 
 HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
@@ -37,21 +35,6 @@ class OpenIncident:
     summary: str
     diagnosis: str
     since: float
-
-
-@dataclass(frozen=True)
-class Remediation:
-    """One fix's end: verified (healed / not_healed, with the time it took) or an action
-    that did not go through (failed, conflict, unreachable: no time to heal)."""
-
-    at: float
-    incident: str
-    runbook: str
-    service: str
-    action: str
-    result: str
-    seconds: float | None = None
-    detail: str = ""
 
 
 @dataclass(frozen=True)
@@ -111,23 +94,6 @@ class StatusView:
     @property
     def is_brain(self) -> bool:
         return self.role == "leader"
-
-
-class Recent:
-    """The last `size` remediation outcomes, newest last. Written by the scan thread, read by
-    the HTTP thread: a lock around the deque, never held for more than a copy."""
-
-    def __init__(self, size: int = RECENT) -> None:
-        self._items: deque[Remediation] = deque(maxlen=size)
-        self._lock = threading.Lock()
-
-    def add(self, item: Remediation) -> None:
-        with self._lock:
-            self._items.append(item)
-
-    def newest_first(self) -> tuple[Remediation, ...]:
-        with self._lock:
-            return tuple(reversed(self._items))
 
 
 class Page:

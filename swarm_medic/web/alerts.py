@@ -1,6 +1,6 @@
 """Alerts in: POST /v1/alerts, Alertmanager's webhook, into the AlertBook the scan reads.
 
-The HTTP server (telemetry.http) has already applied every limit of the port (head, body
+The HTTP server (http.py) has already applied every limit of the port (head, body
 size and time, workers) before this is called. Here, in this order:
 
 * alerts off (no --alerts-token): 404, as for any path the port does not serve: the

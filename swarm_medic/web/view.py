@@ -1,4 +1,4 @@
-"""The status page's data (telemetry.status.StatusView) from the Medic's state.
+"""The status page's data (status.StatusView) from the Medic's state.
 
 Called from the HTTP thread while the scan thread runs: it never takes the scan's lock (a
 scan waits on the engine for seconds) and reads only what the scan publishes whole (the
@@ -15,7 +15,7 @@ from swarm_medic.core.incidents import Incident
 from swarm_medic.core.model import Snapshot
 from swarm_medic.core.reach import Reachability, running
 from swarm_medic.pipeline.scan import Medic
-from swarm_medic.telemetry.status import (
+from swarm_medic.web.status import (
     Breaker,
     OpenIncident,
     ReachCell,
