@@ -24,7 +24,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from swarm_medic.runbook import Context, Count, Finding, Setting, Severity, stale_versions
+from swarm_medic.runbook import (
+    DEFAULT_KEEP,
+    Context,
+    Count,
+    Finding,
+    Setting,
+    Severity,
+    stale_versions,
+)
 
 NAME = "stale-config-versions"
 SHOWN = 5  # names in the summary; the details list them all
@@ -33,7 +41,7 @@ SETTINGS = (
     Setting(
         "keep",
         Count(1000, low=0),
-        "3",
+        str(DEFAULT_KEEP),
         "unused versions kept per family, newest first, besides those a service's spec or "
         "previous spec names (as `swarm-medic rollout --keep`)",
         "N",

@@ -19,6 +19,7 @@ from swarm_medic.core.errors import SettingsError, SwarmMedicError
 from swarm_medic.core.ledger import MAX_TEXT, Pause
 from swarm_medic.core.runbook import RUNBOOK_FLAG, Runbook, env_name, flag_form
 from swarm_medic.core.settings import DAY, Count, Duration, Settings, add_arguments, load
+from swarm_medic.core.versions import DEFAULT_KEEP
 from swarm_medic.pipeline import registry
 
 # Exit codes, the same in every command (README "Commands"; `check --help` says them).
@@ -186,10 +187,10 @@ def _add_rollout(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
         p.add_argument(
             "--keep",
             type=_keep,
-            default=3,
+            default=DEFAULT_KEEP,
             metavar="K",
             help="unused versions kept per family, newest first, besides those any service's "
-            "spec or previous spec uses (default 3)",
+            f"spec or previous spec uses (default {DEFAULT_KEEP})",
         )
         p.add_argument("--json", action="store_true", help="machine-readable output")
         add_arguments(p, only=("engine",))  # an operator's command: no daemon settings

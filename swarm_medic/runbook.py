@@ -80,7 +80,6 @@ from swarm_medic.core.reach import (
     running,
     running_ips,
 )
-from swarm_medic.core.rollout import VersionFamily, stale_versions
 from swarm_medic.core.runbook import (
     ALERTS,
     PROBES,
@@ -105,10 +104,12 @@ from swarm_medic.core.settings import (
     parse_bool,
     parse_duration,
 )
+from swarm_medic.core.versions import DEFAULT_KEEP, VersionFamily, stale_versions
 
 __all__ = [
     "ALERTS",
     "DAY",
+    "DEFAULT_KEEP",
     "HOUR",
     "MINUTE",
     "PRE_RUNNING_STATES",

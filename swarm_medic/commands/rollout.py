@@ -7,7 +7,7 @@
 For one reference: the file is read as bytes and checked against the engine's limits; the
 service's raw spec is read and the reference that puts a file at TARGET (the path in the
 container) names the current object, whose family the new version joins
-(`core.rollout.family_of`). The version `<family>-<12 hex of SHA-256>` is created, or reused
+(`core.versions.family_of`). The version `<family>-<12 hex of SHA-256>` is created, or reused
 when it exists with the same digest (same content: same name; a name taken by another content
 is refused). If the reference already names it nothing is changed. Otherwise the reference is
 swapped in one update posted with the Version.Index it was read at, the rest of the spec as
@@ -15,7 +15,7 @@ read: the engine rolls the tasks by the service's own update config, and a faili
 pauses or rolls back like any update (the `paused-update` runbook takes it from there). A lost
 compare-and-swap is re-read and retried, at most 3 times. Then the family's garbage collection:
 every version a service's spec or PreviousSpec names is kept, and the newest `--keep`
-unreferenced ones; the rest are removed (`core.rollout.version_families`, which the
+unreferenced ones; the rest are removed (`core.versions.version_families`, which the
 `stale-config-versions` runbook reports from too).
 
 Every step is one line (or one JSON object with --json). A secret's content is never printed
@@ -37,7 +37,7 @@ import yaml
 
 from swarm_medic.core.errors import Conflict, EngineError, NotFound
 from swarm_medic.core.model import Stored
-from swarm_medic.core.rollout import (
+from swarm_medic.core.versions import (
     MAX_BYTES,
     Ref,
     RolloutError,

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from swarm_medic.core.errors import EngineError
-from swarm_medic.core.rollout import FAMILY_LABEL
 from swarm_medic.core.scope import SELF_LABEL
+from swarm_medic.core.versions import FAMILY_LABEL
 from swarm_medic.swarm import Engine
 
 LABEL_PREFIX = "swarm-medic."

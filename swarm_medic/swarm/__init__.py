@@ -23,7 +23,7 @@ from swarm_medic.core.model import (
     SwarmInfo,
     Task,
 )
-from swarm_medic.core.rollout import ServiceSpec
+from swarm_medic.core.versions import ServiceSpec
 
 
 class EventStream(Protocol):

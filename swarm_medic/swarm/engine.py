@@ -40,7 +40,7 @@ from swarm_medic.core.model import (
     SwarmInfo,
     Task,
 )
-from swarm_medic.core.rollout import ServiceSpec
+from swarm_medic.core.versions import ServiceSpec
 from swarm_medic.swarm import EventStream, mapping, wire
 
 T = TypeVar("T")

@@ -36,7 +36,7 @@ from swarm_medic.core.model import (
     SwarmInfo,
     Task,
 )
-from swarm_medic.core.rollout import MAX_BYTES, ServiceSpec
+from swarm_medic.core.versions import MAX_BYTES, ServiceSpec
 from swarm_medic.swarm import mapping, wire
 
 Json = dict[str, Any]

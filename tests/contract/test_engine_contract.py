@@ -18,7 +18,7 @@ import pytest
 from swarm_medic.core.apiversion import SUPPORTED_MAX, SUPPORTED_MIN, parse
 from swarm_medic.core.errors import Conflict, EngineError, NotFound
 from swarm_medic.core.model import FileRef, Service
-from swarm_medic.core.rollout import FAMILY_LABEL
+from swarm_medic.core.versions import FAMILY_LABEL
 from swarm_medic.pipeline.observe import CALLS_PER_SCAN, take_snapshot
 from swarm_medic.swarm import Engine
 from swarm_medic.swarm.fake import FakeEngine

@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from swarm_medic.core.rollout import keyed_digest
+from swarm_medic.core.versions import keyed_digest
 from tests.labkit import ROOT, Lab, docker, image_id, record_timing
 from tests.waiting import wait_until
 

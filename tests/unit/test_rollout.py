@@ -1,4 +1,4 @@
-"""`swarm-medic rollout` on the fake engine, and the pure rules under it (core.rollout).
+"""`swarm-medic rollout` on the fake engine, and the pure rules under it (core.versions).
 
 A world like one `docker stack deploy` leaves: a service `app_web` that reads config
 `app_conf` (no labels) at /etc/app.conf and secret `app_pw` at /run/secrets/app_pw, with a
@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from swarm_medic import cli
 from swarm_medic.commands.rollout import ATTEMPTS, Rollout, Step, run
 from swarm_medic.core.model import FileRef, Service, Stored
-from swarm_medic.core.rollout import (
+from swarm_medic.core.versions import (
     FAMILY_LABEL,
     KEYED_LABEL,
     MAX_BYTES,

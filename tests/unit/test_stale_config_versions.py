@@ -16,9 +16,9 @@ import pytest
 from swarm_medic.commands.rollout import run
 from swarm_medic.core.errors import SettingsError
 from swarm_medic.core.model import Finding, Severity
-from swarm_medic.core.rollout import FAMILY_LABEL
 from swarm_medic.core.runbook import Runbook, context
 from swarm_medic.core.settings import Settings
+from swarm_medic.core.versions import FAMILY_LABEL
 from swarm_medic.pipeline import registry
 from swarm_medic.pipeline.observe import take_snapshot
 from swarm_medic.swarm.fake import FakeEngine

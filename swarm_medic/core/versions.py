@@ -1,4 +1,5 @@
-"""Config and secret versions named by content: the pure half of `swarm-medic rollout`.
+"""Config and secret versions named by content: what `swarm-medic rollout` makes and collects,
+and what the `stale-config-versions` runbook reports.
 
 Swarm cannot change a config or secret in place (moby#35803, #35048): a new content is a new
 object, and a service moves to it by an update that swaps its reference. A version is named
@@ -40,6 +41,8 @@ KINDS = ("config", "secret")
 MAX_BYTES = 500 * 1024
 MAX_NAME = 64  # swarmkit's limit on a config or secret name
 HEX_IN_NAME = 12
+# Unused versions kept per family for a manual rollback: `rollout --keep`'s default and the
+# stale-config-versions runbook's `keep`.
 DEFAULT_KEEP = 3
 # Where a reference whose File.Name is relative lands in the container (Linux engines).
 _BASE = {"config": "/", "secret": "/run/secrets/"}
