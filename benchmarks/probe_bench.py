@@ -38,7 +38,7 @@ from swarm_medic.core.protocol import (
 )
 from swarm_medic.core.reach import DEFAULT_BUDGET, FULL, Budget, Reachability
 from swarm_medic.core.runbook import TaskClock, context
-from swarm_medic.core.settings import Settings
+from swarm_medic.core.settings import HttpSettings, ProbeSettings, Settings
 from swarm_medic.nodes.agent import NodeAgent
 from swarm_medic.nodes.channel import H_NODE, RequestAuth
 from swarm_medic.nodes.endpoint import NodeEndpoint
@@ -53,7 +53,8 @@ ROUNDS, WARMUP = 9, 2
 SECRET = "probe-bench-secret"  # noqa: S105 - a loopback-only benchmark key
 BRAIN = "brain-manager"  # the brain's node is not one of the 100: every node is asked over HTTP
 TARGET_CPU_MS, TARGET_BYTES = 50.0, 64 * 1024
-INTERVAL = Settings().probe_interval
+INTERVAL = ProbeSettings().probe_interval
+K = ProbeSettings().probe_failures
 
 
 def build() -> tuple[FakeEngine, str]:
@@ -170,8 +171,11 @@ def _wire_bytes(body: bytes) -> int:
 
 
 def run(snap: Snapshot, port: int, budget: Budget, dead: str) -> dict[str, float]:
-    settings = Settings(secret=SECRET, http_port=port, probe_grace=0.0)
-    prober = _Measured(settings, NodeAgent(FakeEngine(node_id=BRAIN), BRAIN), budget=budget)
+    settings = Settings(
+        probes=ProbeSettings(secret=SECRET, probe_grace=0.0), http=HttpSettings(http_port=port)
+    )
+    agent = NodeAgent(FakeEngine(node_id=BRAIN), BRAIN)
+    prober = _Measured(settings.probes, agent, port=port, scope=settings.safety, budget=budget)
     reach = Reachability()
     unreachable = registry.load([registry.builtin_dir()]).runbooks["unreachable-endpoint"]
     cpu: list[float] = []
@@ -248,7 +252,7 @@ median of {ROUNDS} rounds after {WARMUP} warm-up rounds (brain CPU: time.process
   answer bytes per node     {new["bytes"]:10.0f}   {old["bytes"]:10.0f}   ({bytes_x:.1f}x)
   probes folded per round   {new["probes"]:10.0f}   {old["probes"]:10.0f}
   rounds to cover all pairs {new["period"]:10.0f}   {old["period"]:10.0f}
-  rounds to detect a dead task (K={Settings().probe_failures}) {new["detect_rounds"]:4.0f}   \
+  rounds to detect a dead task (K={K}) {new["detect_rounds"]:4.0f}   \
 {old["detect_rounds"]:10.0f}
 
 target: brain CPU <= {TARGET_CPU_MS:.0f} ms: {"PASS" if new["cpu_ms"] <= TARGET_CPU_MS else "FAIL"}

@@ -31,7 +31,7 @@ def main(argv: list[str]) -> int:
 
     import swarm_medic.app
     import swarm_medic.swarm.engine  # `swarm-medic run` imports it: count it
-    from swarm_medic.core.settings import Settings
+    from swarm_medic.core.settings import SafetySettings, Settings
     from swarm_medic.pipeline import registry
     from swarm_medic.pipeline.scan import Medic
     from swarm_medic.swarm.fake import FakeEngine
@@ -52,7 +52,7 @@ def main(argv: list[str]) -> int:
     journal = Journal(metrics, structlog.get_logger("swarm_medic"))
     medic = Medic(
         engine,
-        Settings(dry_run=True),
+        Settings(safety=SafetySettings(dry_run=True)),
         registry.load(registry.default_dirs()),
         journal,
         clock=lambda: now,

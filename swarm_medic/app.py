@@ -54,44 +54,52 @@ class App:
         self.prom = metrics_registry or CollectorRegistry()
         self.metrics = Metrics(self.prom)
         self.journal = Journal(self.metrics, structlog.get_logger("swarm_medic"))
-        if settings.notify:
+        if settings.notify.notify:
             try:
-                self.journal.notifier = Notifier(settings.notify, self.journal.notification)
+                self.journal.notifier = Notifier(settings.notify.notify, self.journal.notification)
             except ValueError as exc:  # the URL is not repeated: it carries tokens
                 raise SettingsError(f"--notify / SWARM_MEDIC_NOTIFY: {exc}") from None
         try:
-            AlertsHold.of(settings)
+            AlertsHold.of(settings.safety)
         except ValueError as exc:  # names the flags, never a value
             raise SettingsError(f"--hold-while-alerts: {exc}") from None
-        self.runbooks = registry.load(registry.default_dirs(settings.runbooks_dir))
+        self.runbooks = registry.load(registry.default_dirs(settings.runbooks.runbooks_dir))
         # --runbook-setting and SWARM_MEDIC_RUNBOOK_*: a wrong one stops the start here
         self.runbooks.configure(runbook_settings, os.environ if env is None else env)
         self.metrics.preinitialise()
         self.engine = make_engine()
         self.agent = NodeAgent(
             self.engine,
-            netns_dir=settings.netns_dir,
-            timeout=settings.probe_timeout,
+            netns_dir=settings.probes.netns_dir,
+            timeout=settings.probes.probe_timeout,
             on_retired=self.journal.hand_retired,
-            dry_run=settings.dry_run,
+            dry_run=settings.safety.dry_run,
         )
-        auth = RequestAuth(settings.secret.encode()) if settings.secret else None
+        secret = settings.probes.secret
+        auth = RequestAuth(secret.encode()) if secret else None
         self.control = NodeEndpoint(self.agent, auth, self.journal)
         # alerts in (POST /v1/alerts): kept on every instance, acted on by the leader
-        self.alert_book = AlertBook(settings.alerts_max_age) if settings.alerts_token else None
+        http = settings.http
+        self.alert_book = AlertBook(http.alerts_max_age) if http.alerts_token else None
         self.medic = Medic(
             self.engine,
             settings,
             self.runbooks,
             self.journal,
-            prober=Prober(settings, self.agent, journal=self.journal),
+            prober=Prober(
+                settings.probes,
+                self.agent,
+                port=http.http_port,
+                scope=settings.safety,
+                journal=self.journal,
+            ),
             failpoint=failpoints.from_env(self.journal.failpoint),
             alerts=self.alert_book,
         )
-        self.schedule = Schedule(self._scan, settings.scan_interval, settings.scan_jitter)
+        self.schedule = Schedule(self._scan, settings.scan.scan_interval, settings.scan.scan_jitter)
         self.medic.wake = self.schedule.wake
         self.alerts_in = AlertsEndpoint(
-            settings.alerts_token, self.alert_book, self.journal, time.time, self.schedule.wake
+            http.alerts_token, self.alert_book, self.journal, time.time, self.schedule.wake
         )
         # The stream gets its own client: it holds a connection open for as long as it lives.
         self.watcher = Watcher(make_engine(), self.journal, self._on_event)
@@ -110,7 +118,7 @@ class App:
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         st = self.medic.state
-        stale_after = max(3 * self.settings.scan_interval, 60.0)
+        stale_after = max(3 * self.settings.scan.scan_interval, 60.0)
         fresh = st.last_ok is not None and time.time() - st.last_ok < stale_after
         ok = fresh and self.watcher.connected
         return ok, {
@@ -145,12 +153,12 @@ class App:
         return view.build(self.medic, time.time(), version=__version__, pause=pause)
 
     def banner(self) -> None:
-        s = self.settings
+        s, h = self.settings, self.settings.http
         self.metrics.set_info(
             version=__version__,
             protocol=str(PROTOCOL),
-            mode="dry_run" if s.dry_run else "act",
-            scope=s.scope,
+            mode="dry_run" if s.safety.dry_run else "act",
+            scope=s.safety.scope,
         )
         # Asked once here (retried a few seconds while dockerd comes up) so the start-up line
         # says what it speaks; an engine not up yet is asked again by every scan.
@@ -165,12 +173,12 @@ class App:
             engine=getattr(self.engine, "base_url", "?"),
             engine_version=engine_says,
             runbooks=sorted(self.runbooks.runbooks),
-            scan_interval=s.scan_interval,
-            cooldown=s.cooldown,
-            budget_per_hour=s.budget_per_hour,
-            http=f"{s.http_addr}:{s.http_port}" if s.http_port else "off",
-            pages=f"{s.pages_addr or s.http_addr}:{s.pages_port}" if s.pages_port else "same",
-            status_token="set" if s.status_token else "none",
+            scan_interval=s.scan.scan_interval,
+            cooldown=s.safety.cooldown,
+            budget_per_hour=s.safety.budget_per_hour,
+            http=f"{h.http_addr}:{h.http_port}" if h.http_port else "off",
+            pages=f"{h.pages_addr or h.http_addr}:{h.pages_port}" if h.pages_port else "same",
+            status_token="set" if h.status_token else "none",
             notify=self.journal.notifier.receivers if self.journal.notifier else "off",
         )
         self.journal.load_errors(self.runbooks.errors)
@@ -179,24 +187,24 @@ class App:
         """The port (and the pages' own listener, with --pages-port): listening on return."""
         from swarm_medic.web.http import serve
 
-        s = self.settings
+        h = self.settings.http
         return serve(
-            s.http_addr,
-            s.http_port,
+            h.http_addr,
+            h.http_port,
             self.prom,
             self.health,
             route(self.alerts_in, self.control.handle),
             journal=self.journal,
             status=self.status_page,
-            pages=(s.pages_addr or s.http_addr, s.pages_port) if s.pages_port else None,
-            status_token=s.status_token,
+            pages=(h.pages_addr or h.http_addr, h.pages_port) if h.pages_port else None,
+            status_token=h.status_token,
         )
 
     def run(self) -> int:
         self.banner()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: self.stopping.set())
-        if self.settings.http_port:
+        if self.settings.http.http_port:
             self.http = self.serve_http()
         if self.journal.notifier is not None:
             self.journal.notifier.start()

@@ -15,10 +15,12 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from swarm_medic import __version__
+from swarm_medic.config import add_arguments, load
 from swarm_medic.core.errors import SettingsError, SwarmMedicError
 from swarm_medic.core.ledger import MAX_TEXT, Pause
+from swarm_medic.core.parsers import DAY, Count, Duration
 from swarm_medic.core.runbook import RUNBOOK_FLAG, Runbook, env_name, flag_form
-from swarm_medic.core.settings import DAY, Count, Duration, Settings, add_arguments, load
+from swarm_medic.core.settings import Settings
 from swarm_medic.core.versions import DEFAULT_KEEP
 from swarm_medic.pipeline import registry
 
@@ -60,7 +62,8 @@ class _Parser(argparse.ArgumentParser):
 def _engine_factory(settings: Settings):  # type: ignore[no-untyped-def]
     from swarm_medic.swarm.engine import DockerEngine
 
-    return lambda: DockerEngine(settings.docker_host or None, timeout=settings.api_timeout)
+    engine = settings.engine
+    return lambda: DockerEngine(engine.docker_host or None, timeout=engine.api_timeout)
 
 
 def _add_runbook_setting(parser: argparse.ArgumentParser) -> None:
@@ -220,7 +223,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from swarm_medic.telemetry.journal import configure_logging
 
     settings = _settings(args)
-    configure_logging(settings.log_format, settings.log_level)
+    configure_logging(settings.log.log_format, settings.log.log_level)
     return App(settings, _engine_factory(settings), runbook_settings=args.runbook_setting).run()
 
 
@@ -237,7 +240,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from swarm_medic.commands.check import diagnose, render_json, render_table
 
     settings = _settings(args)
-    runbooks = registry.load(registry.default_dirs(settings.runbooks_dir))
+    runbooks = registry.load(registry.default_dirs(settings.runbooks.runbooks_dir))
     runbooks.configure(args.runbook_setting, os.environ)
     try:
         engine = _engine_factory(settings)()
@@ -259,7 +262,7 @@ def cmd_pause(args: argparse.Namespace) -> int:
     until = None if args.pause_for is None else now + args.pause_for
     pause = Pause(reason=args.reason, at=now, by=_who(), until=until)
     try:
-        switched = set_pause(_engine_factory(settings)(), settings.ledger_name, pause, now)
+        switched = set_pause(_engine_factory(settings)(), settings.safety.ledger_name, pause, now)
     except SwarmMedicError as exc:
         return _failed(args, f"swarm-medic pause: not paused: {exc}")
     if switched.before is not None:
@@ -274,7 +277,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     settings = _settings(args)
     now = time.time()
     try:
-        switched = set_pause(_engine_factory(settings)(), settings.ledger_name, None, now)
+        switched = set_pause(_engine_factory(settings)(), settings.safety.ledger_name, None, now)
     except SwarmMedicError as exc:
         return _failed(args, f"swarm-medic resume: not resumed: {exc}")
     if switched.before is None:
@@ -297,7 +300,7 @@ def cmd_rollout(args: argparse.Namespace) -> int:
         as_json=args.json,
         out=sys.stdout,
         err=sys.stderr,
-        key=settings.secret.encode(),  # a secret's version is named by a keyed digest
+        key=settings.probes.secret.encode(),  # a secret's version is named by a keyed digest
     )
     # rollout says its error itself (a line, and "ok": false in its --json document); its 1
     # is every command's "could not do it"
@@ -315,7 +318,9 @@ def cmd_uninstall(args: argparse.Namespace) -> int:
         engine = _engine_factory(settings)()
     except SwarmMedicError as exc:
         return _failed(args, f"swarm-medic uninstall: {exc}")
-    code = uninstall.run(engine, settings.ledger_name, dry_run=args.list_only, out=sys.stdout)
+    code = uninstall.run(
+        engine, settings.safety.ledger_name, dry_run=args.list_only, out=sys.stdout
+    )
     return EXIT_FAILED if code else EXIT_OK
 
 

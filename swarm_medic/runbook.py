@@ -70,6 +70,16 @@ from swarm_medic.core.model import (
     Task,
     UpdateStatus,
 )
+from swarm_medic.core.parsers import (
+    DAY,
+    HOUR,
+    MINUTE,
+    Count,
+    Duration,
+    choice,
+    parse_bool,
+    parse_duration,
+)
 from swarm_medic.core.protocol import Container
 from swarm_medic.core.reach import (
     Cell,
@@ -93,16 +103,6 @@ from swarm_medic.core.runbook import (
     resume_update,
     retry_update,
     rollback,
-)
-from swarm_medic.core.settings import (
-    DAY,
-    HOUR,
-    MINUTE,
-    Count,
-    Duration,
-    choice,
-    parse_bool,
-    parse_duration,
 )
 from swarm_medic.core.versions import DEFAULT_KEEP, VersionFamily, stale_versions
 

@@ -59,14 +59,14 @@ def diagnose(engine: Engine, settings: Settings, registry: Registry, now: float)
     ids = policy.history_wanted(planned, snap)
     unknown = ""
     try:  # read always, as the daemon does: the pause switch is in it
-        ledger = Ledger.from_doc(engine.read_ledger(settings.ledger_name))
+        ledger = Ledger.from_doc(engine.read_ledger(settings.safety.ledger_name))
     except EngineError as exc:  # the daemon does not act blind: neither does its check
         ledger, unknown = Ledger(unreadable=ids), f"cannot read the ledger: {exc}"
         if ids:
             errors.append(unknown)
     pause, hold = ledger.paused(now), ""
     if ids:
-        alerts = AlertsHold.of(settings)
+        alerts = AlertsHold.of(settings.safety)
         hold = alerts.check() if alerts is not None and pause is None else ""
         ledger, taken = verify.take_over(ledger, snap, now)
         verifying = frozenset(t.service_id for t in taken if t.outcome is verify.TakeOver.RESUMED)
@@ -74,7 +74,7 @@ def diagnose(engine: Engine, settings: Settings, registry: Registry, now: float)
         planned,
         snap,
         ledger=ledger,
-        settings=replace(settings, dry_run=True),
+        safety=replace(settings.safety, dry_run=True),
         now=now,
         verifying=verifying,
         hold=hold,

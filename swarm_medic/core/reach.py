@@ -53,7 +53,7 @@ from swarm_medic.core.protocol import (
     is_ipv4,
 )
 from swarm_medic.core.scope import scope_reason
-from swarm_medic.core.settings import Settings
+from swarm_medic.core.settings import SafetySettings
 
 T = TypeVar("T")
 
@@ -71,12 +71,12 @@ def probe_port(service: Service) -> int | None:
     return service.target_ports[0] if service.target_ports else None
 
 
-def probed_services(snap: Snapshot, settings: Settings) -> list[tuple[Service, int]]:
+def probed_services(snap: Snapshot, scope: SafetySettings) -> list[tuple[Service, int]]:
     """Services in scope with a port to probe: the only ones whose network we touch."""
     out = []
     for svc in snap.services:
         port = probe_port(svc)
-        if port is not None and scope_reason(svc, settings) is None:
+        if port is not None and scope_reason(svc, scope) is None:
             out.append((svc, port))
     return out
 
@@ -255,12 +255,12 @@ class _Targets:
     ports: list[PortTarget] = field(default_factory=list)  # the same for every node
 
 
-def _targets(snap: Snapshot, settings: Settings, now: float) -> _Targets:
+def _targets(snap: Snapshot, scope: SafetySettings, now: float, grace: float) -> _Targets:
     out = _Targets()
-    for svc, port in probed_services(snap, settings):
+    for svc, port in probed_services(snap, scope):
         svc_nets: set[str] = set()
         for t in snap.tasks_of(svc.id):
-            if not running(t) or now - t.timestamp < settings.probe_grace or not t.node_id:
+            if not running(t) or now - t.timestamp < grace or not t.node_id:
                 continue
             for net, _, ip in t.addresses:
                 if not net or not is_ipv4(ip):
@@ -285,9 +285,9 @@ def _targets(snap: Snapshot, settings: Settings, now: float) -> _Targets:
         names.sort(key=lambda x: x.service)
     for vips in out.vip.values():
         vips.sort(key=lambda x: (x.service, x.ip))
-    in_scope = [svc for svc in snap.services if scope_reason(svc, settings) is None]
+    in_scope = [svc for svc in snap.services if scope_reason(svc, scope) is None]
     seen: set[tuple[str, int]] = set()
-    for pub in published_targets(snap, in_scope, since=now - settings.probe_grace):
+    for pub in published_targets(snap, in_scope, since=now - grace):
         if (pub.ip, pub.port) not in seen:  # two services never answer on one ip:port
             seen.add((pub.ip, pub.port))
             out.ports.append(PortTarget(ip=pub.ip, port=pub.port))
@@ -329,20 +329,22 @@ ASKED = frozenset({"ready", "unknown", "disconnected"})
 
 def plans(
     snap: Snapshot,
-    settings: Settings,
+    scope: SafetySettings,
     now: float,
     *,
+    grace: float,
     round_no: int = 0,
     budget: Budget = DEFAULT_BUDGET,
     suspects: Suspects | None = None,
 ) -> Plans:
     """A probe plan for every ready node (a node without a task on a probed overlay gets an
-    empty one: its answer still lists its task containers).
+    empty one: its answer still lists its task containers), for the services in `scope`
+    whose tasks have run for `grace` (--probe-grace).
 
     Published ports: every node gets a window of at most `budget.ports` of the same list
     (each from its own phase), plus up to `budget.suspects` of those whose last probe from it
     failed; beyond the cap the rest wait for later rounds (every pair within `period`)."""
-    tg = _targets(snap, settings, now)
+    tg = _targets(snap, scope, now, grace)
     sus = suspects or Suspects()
     # the lookups cost O(targets): only built when some pair is suspect
     by_task, by_dns, by_vip, net_of = _lookups(tg if sus.tcp or sus.dns or sus.vip else _Targets())

@@ -214,7 +214,11 @@ def context(
     probes = (
         None
         if reach is None
-        else Probes(reach, settings.probe_failures, tuple(probed_services(snapshot, settings)))
+        else Probes(
+            reach,
+            settings.probes.probe_failures,
+            tuple(probed_services(snapshot, settings.safety)),
+        )
     )
     return Context(
         snapshot,

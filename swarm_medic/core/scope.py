@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from swarm_medic.core.model import Finding, Reason, Service, Severity
-from swarm_medic.core.settings import Settings
+from swarm_medic.core.settings import SafetySettings
 
 ENABLE_LABEL = "swarm-medic.enable"
 SELF_LABEL = "swarm-medic.self"
@@ -24,7 +24,7 @@ def _label_true(labels: Mapping[str, str], key: str) -> bool | None:
     return value.strip().lower() in ("1", "true", "yes", "on")
 
 
-def is_self(service: Service, settings: Settings) -> bool:
+def is_self(service: Service, settings: SafetySettings) -> bool:
     """swarm-medic's own service: named by --self-services (name or id) or labelled self."""
     return (
         service.name in settings.self_services
@@ -38,7 +38,7 @@ def enabled(service: Service) -> bool | None:
     return _label_true(service.labels, ENABLE_LABEL)
 
 
-def scope_reason(service: Service | None, settings: Settings) -> Reason | None:
+def scope_reason(service: Service | None, settings: SafetySettings) -> Reason | None:
     """Why this service is out of scope for actions, or None if it is in scope (the policy's
     scope gates, in their order, for a service that exists)."""
     if service is None:

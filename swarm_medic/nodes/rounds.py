@@ -39,7 +39,7 @@ from swarm_medic.core.protocol import (
     encode,
     spoken,
 )
-from swarm_medic.core.settings import Settings
+from swarm_medic.core.settings import ProbeSettings, SafetySettings
 from swarm_medic.nodes.agent import AgentError, NodeAgent
 from swarm_medic.nodes.channel import ChannelError, NodeRefused, Versions, call
 from swarm_medic.telemetry.journal import Journal
@@ -55,17 +55,23 @@ class Prober:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: ProbeSettings,
         agent: NodeAgent,
         *,
+        port: int,
+        scope: SafetySettings,
         clock: Callable[[], float] = time.time,
         budget: reach.Budget = reach.DEFAULT_BUDGET,
         journal: Journal | None = None,
         protocol: int = PROTOCOL,
     ) -> None:
-        """`journal`: where a node heard speaking another protocol is said (None: nowhere);
-        `protocol`: what this brain speaks (a test plays another release with it)."""
+        """`port`: every node's channel port (the HTTP port, the same on every node); `scope`:
+        which services are probed (those an action could follow); `journal`: where a node
+        heard speaking another protocol is said (None: nowhere); `protocol`: what this brain
+        speaks (a test plays another release with it)."""
         self.settings = settings
+        self.port = port
+        self.scope = scope
         self.agent = agent
         self.clock = clock
         self.budget = budget
@@ -97,7 +103,7 @@ class Prober:
         addr = self.addresses.get(node_id)
         if not addr:
             raise ChannelError(f"node {node_id} has no known address")
-        return f"http://{addr}:{self.settings.http_port}"
+        return f"http://{addr}:{self.port}"
 
     def _remote(self, node_id: str, path: str, body: bytes) -> bytes:
         if not self.secret:
@@ -165,8 +171,9 @@ class Prober:
         self.speaks.keep(self.hostnames)  # a node that left is forgotten
         planned = reach.plans(
             snap,
-            self.settings,
+            self.scope,
             now,
+            grace=self.settings.probe_grace,
             round_no=self.round_no,
             budget=self.budget,
             suspects=suspects,

@@ -29,7 +29,7 @@ from swarm_medic.core.errors import Conflict, EngineError
 from swarm_medic.core.ledger import Ledger, Verifying, as_written
 from swarm_medic.core.model import Action, ActionKind, Result
 from swarm_medic.core.protocol import REMOVE_TASK_CONTAINER, ActAnswer, ActRequest
-from swarm_medic.core.settings import Settings
+from swarm_medic.core.settings import SafetySettings
 from swarm_medic.nodes.channel import ChannelError, NodeRefused
 from swarm_medic.swarm import Engine
 
@@ -56,7 +56,7 @@ class Executor:
     def __init__(
         self,
         engine: Engine,
-        settings: Settings,
+        settings: SafetySettings,
         hands: Hands | None = None,
         hands_down: HandsDown = lambda node_id: "",
         failpoint: Callable[[str], None] = lambda point: None,

@@ -24,7 +24,7 @@ import urllib.parse
 from collections.abc import Sequence
 from http.client import HTTPConnection, HTTPException, HTTPSConnection
 
-from swarm_medic.core.settings import Settings
+from swarm_medic.core.settings import SafetySettings
 from swarm_medic.nodes import deadline
 
 TIMEOUT = 3.0  # seconds: a scan waits this long at most for Prometheus, all of the exchange
@@ -83,13 +83,13 @@ class AlertsHold:
     def from_setting(
         cls, value: Sequence[str], *, basic_auth: str = "", bearer_token: str = ""
     ) -> AlertsHold | None:
-        """From `Settings.hold_while_alerts` ((URL, NAME, ...)); None when it is not set."""
+        """From `SafetySettings.hold_while_alerts` ((URL, NAME, ...)); None when it is not set."""
         if not value:
             return None
         return cls(value[0], value[1:], basic_auth=basic_auth, bearer_token=bearer_token)
 
     @classmethod
-    def of(cls, settings: Settings) -> AlertsHold | None:
+    def of(cls, settings: SafetySettings) -> AlertsHold | None:
         """From the settings: the URL and names, and the credentials. ValueError when both
         kinds of credentials are set (the message names the flags, never a value)."""
         return cls.from_setting(

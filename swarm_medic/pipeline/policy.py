@@ -1,4 +1,4 @@
-"""decide: findings (+ planned actions) + durable history + settings -> decisions. Pure.
+"""decide: findings (+ planned actions) + durable history + safety settings -> decisions. Pure.
 
 The gates are data: `GATES`, small named predicates tried in this order. The first that stops
 a finding names its `Reason` (a metric label and a journal field) and the reason's wording
@@ -60,7 +60,7 @@ from swarm_medic.core.model import (
     Verdict,
 )
 from swarm_medic.core.scope import enabled, is_self, report_only
-from swarm_medic.core.settings import Settings
+from swarm_medic.core.settings import SafetySettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +72,7 @@ class Candidate:
     service: Service | None
     ledger: Ledger
     history: History
-    settings: Settings
+    safety: SafetySettings
     now: float
     leader: bool
     verifying: Set[str]  # services whose earlier fix is being verified
@@ -110,8 +110,8 @@ def _no_action(c: Candidate) -> bool:
 
 def _not_opted_in(c: Candidate) -> bool:
     if c.service is None:  # an orphan's service is gone: nobody can opt it in; only scope=all
-        return c.settings.scope != "all"
-    return c.settings.scope == "opt-in" and not enabled(c.service)
+        return c.safety.scope != "all"
+    return c.safety.scope == "opt-in" and not enabled(c.service)
 
 
 def _circuit(c: Candidate) -> str:
@@ -125,12 +125,12 @@ def _last_action(c: Candidate) -> float | None:
 
 def _cooling(c: Candidate) -> bool:
     last = _last_action(c)
-    return last is not None and c.now - last < c.settings.cooldown
+    return last is not None and c.now - last < c.safety.cooldown
 
 
 def _cooldown(c: Candidate) -> str:
     last = _last_action(c) or c.now
-    return f"acted {c.now - last:.0f}s ago; cooldown {c.settings.cooldown:.0f}s"
+    return f"acted {c.now - last:.0f}s ago; cooldown {c.safety.cooldown:.0f}s"
 
 
 def _hands_down(c: Candidate) -> str:
@@ -146,18 +146,18 @@ def _under_way(c: Candidate) -> int:
 
 
 def _at_limit(c: Candidate) -> bool:
-    limit = c.settings.max_concurrent_actions
+    limit = c.safety.max_concurrent_actions
     return limit > 0 and _under_way(c) >= limit
 
 
 def _limit(c: Candidate) -> str:
-    n, limit = _under_way(c), c.settings.max_concurrent_actions
+    n, limit = _under_way(c), c.safety.max_concurrent_actions
     return f"{n} under way or decided this scan; limit {limit}"
 
 
 GATES: tuple[Gate, ...] = (
     Gate(Reason.NO_ACTION, _no_action),
-    Gate(Reason.SELF, lambda c: c.service is not None and is_self(c.service, c.settings)),
+    Gate(Reason.SELF, lambda c: c.service is not None and is_self(c.service, c.safety)),
     Gate(Reason.OPTED_OUT, lambda c: c.service is not None and enabled(c.service) is False),
     Gate(Reason.NOT_OPTED_IN, _not_opted_in),
     Gate(Reason.REPORT_LABEL, lambda c: c.service is not None and report_only(c.service)),
@@ -175,14 +175,14 @@ GATES: tuple[Gate, ...] = (
     Gate(Reason.COOLDOWN, _cooling, _cooldown),
     Gate(
         Reason.BUDGET_SPENT,
-        lambda c: c.history.actions_since(c.now - WINDOW) >= c.settings.budget_per_hour,
+        lambda c: c.history.actions_since(c.now - WINDOW) >= c.safety.budget_per_hour,
     ),
     Gate(Reason.NODE_UNREACHABLE, lambda c: bool(_hands_down(c)), _hands_down),
     Gate(Reason.ALERTS_HOLD, lambda c: bool(c.hold), lambda c: c.hold),
     # last of the gates that skip: only an action every other gate lets through takes a slot
     Gate(Reason.MAX_CONCURRENT, _at_limit, _limit),
     # the last gate does not skip: it says what would be done instead of doing it
-    Gate(Reason.DRY_RUN, lambda c: c.settings.dry_run),
+    Gate(Reason.DRY_RUN, lambda c: c.safety.dry_run),
 )
 PASSED = Reason.OK  # no gate stopped the finding
 
@@ -213,7 +213,7 @@ def decide(
     *,
     services: Mapping[str, Service],
     ledger: Ledger,
-    settings: Settings,
+    safety: SafetySettings,
     now: float,
     leader: bool,
     verifying: Set[str] = frozenset(),
@@ -236,7 +236,7 @@ def decide(
             services.get(finding.service_id),
             ledger,
             ledger.history(finding.service_id),
-            settings,
+            safety,
             now,
             leader,
             verifying,
@@ -273,7 +273,7 @@ def evaluate(
     snap: Snapshot,
     *,
     ledger: Ledger,
-    settings: Settings,
+    safety: SafetySettings,
     now: float,
     verifying: Set[str] = frozenset(),
     hands_down: Mapping[str, str] | None = None,
@@ -287,7 +287,7 @@ def evaluate(
         planned,
         services={s.id: s for s in snap.services},
         ledger=ledger,
-        settings=settings,
+        safety=safety,
         now=now,
         leader=snap.is_leader,
         verifying=verifying,

@@ -85,15 +85,16 @@ class Medic:
         self.engine = engine
         self.alerts = alerts  # None: alerts are not taken in (no --alerts-token)
         self.settings = settings
+        self.safety = settings.safety  # the policy's, the executor's and the ledger's
         self.registry = registry
         self.journal = journal
         self.clock = clock
         self.prober = prober
         self.reach = Reachability()
         self.executor = (
-            Executor(engine, settings, prober.hands, prober.hands_down, failpoint)
+            Executor(engine, settings.safety, prober.hands, prober.hands_down, failpoint)
             if prober
-            else Executor(engine, settings, failpoint=failpoint)
+            else Executor(engine, settings.safety, failpoint=failpoint)
         )
         self.incidents = Incidents(make_id)
         self.task_clock = TaskClock()
@@ -109,7 +110,7 @@ class Medic:
         self.open_incidents: tuple[Incident, ...] = ()
         self.recent = Recent()
         self.reach_lock = threading.Lock()
-        self.hold = AlertsHold.of(settings)  # --hold-while-alerts
+        self.hold = AlertsHold.of(settings.safety)  # --hold-while-alerts
         self._told_fixes: dict[str, bool] = {}  # incident id of a fix verified -> notify its end
         self._spoken: Speaking | None = None  # the engine version last said in the journal
 
@@ -205,7 +206,7 @@ class Medic:
             planned,
             snap,
             ledger=ledger,
-            settings=self.settings,
+            safety=self.safety,
             now=now,
             verifying=frozenset(self.state.pending),
             hands_down=self._hands_down(planned),
@@ -271,20 +272,20 @@ class Medic:
         finding = inc.finding
         return (
             not inc.linked_to
-            and bool(self.settings.notify)
+            and bool(self.settings.notify.notify)
             and snap.is_leader
             and notify_wanted(
-                finding, snap.service(finding.service_id), self.settings.notify_min_severity
+                finding, snap.service(finding.service_id), self.settings.notify.notify_min_severity
             )
         )
 
     def _remind(self, snap: Snapshot, now: float) -> None:
         """Incidents still open are notified again every --notify-remind (and, on a new leader,
         at once those it never told: they opened before it led)."""
-        if not (self.settings.notify and snap.is_leader):
+        if not (self.settings.notify.notify and snap.is_leader):
             return
         for inc in self.incidents.all():
-            if inc.remind_due(now, self.settings.notify_remind) and self._tells(inc, snap):
+            if inc.remind_due(now, self.settings.notify.notify_remind) and self._tells(inc, snap):
                 self.journal.still_open(inc, now, notify=True)
                 inc.told_at = now
 
@@ -314,7 +315,7 @@ class Medic:
         # policy says (`history_wanted`, the condition `check` reads them on too).
         ids = policy.history_wanted(planned, snap)
         try:
-            ledger = Ledger.from_doc(self.engine.read_ledger(self.settings.ledger_name))
+            ledger = Ledger.from_doc(self.engine.read_ledger(self.safety.ledger_name))
         except EngineError as exc:
             self.state.pause_known = False
             if ids:
@@ -404,7 +405,7 @@ class Medic:
                 )
             )
         if done.circuit_opened:
-            self.state.open_until[action.service_id] = now + self.settings.breaker_reset
+            self.state.open_until[action.service_id] = now + self.safety.breaker_reset
             self.state.breaker_why[action.service_id] = done.circuit_opened
             self.journal.circuit_opened(
                 inc.finding.runbook,
@@ -412,7 +413,7 @@ class Medic:
                 action.service_id,
                 done.circuit_opened,
                 incident=inc.id,
-                resets_in=self.settings.breaker_reset,
+                resets_in=self.safety.breaker_reset,
                 notify=tell,
             )
         if done.result is Result.DONE:
@@ -424,7 +425,7 @@ class Medic:
                 inc.finding.runbook,
                 action,
                 now,
-                now + self.settings.verify_timeout,
+                now + self.safety.verify_timeout,
                 alert=target.id if target is not None and target.kind is TargetKind.ALERT else "",
                 key=inc.finding.key,
             )
@@ -438,7 +439,7 @@ class Medic:
     ) -> None:
         for sid, p in list(self.state.pending.items()):
             checked = verify.judge(
-                p, snap, now, self.settings.verify_hold, self.reach, alerts=alerts, seen=faults
+                p, snap, now, self.safety.verify_hold, self.reach, alerts=alerts, seen=faults
             )
             if isinstance(checked, verify.Pending):
                 self.state.pending[sid] = checked
@@ -447,7 +448,7 @@ class Medic:
             tell = self._told_fixes.pop(p.incident_id, None)
             if tell is None:  # a fix taken over from an earlier leader: told unless muted
                 svc = snap.service(sid)
-                tell = bool(self.settings.notify) and (svc is None or not notify_muted(svc))
+                tell = bool(self.settings.notify.notify) and (svc is None or not notify_muted(svc))
             self.journal.outcome(
                 p.incident_id,
                 p.runbook,
@@ -475,7 +476,7 @@ class Medic:
                 self.journal.outcome_not_recorded(p.incident_id, str(exc))
                 continue
             if why:
-                self.state.open_until[sid] = now + self.settings.breaker_reset
+                self.state.open_until[sid] = now + self.safety.breaker_reset
                 self.state.breaker_why[sid] = why
                 self.journal.circuit_opened(
                     p.runbook,
@@ -483,7 +484,7 @@ class Medic:
                     sid,
                     why,
                     incident=p.incident_id,
-                    resets_in=self.settings.breaker_reset,
+                    resets_in=self.safety.breaker_reset,
                     notify=tell and snap.is_leader,
                 )
 
@@ -492,7 +493,7 @@ class Medic:
         unjudged (it was killed, or lost the leadership), as `verify.take_over` judges them.
         -> False if the ledger was unreadable."""
         try:
-            ledger = Ledger.from_doc(self.engine.read_ledger(self.settings.ledger_name))
+            ledger = Ledger.from_doc(self.engine.read_ledger(self.safety.ledger_name))
         except EngineError as exc:
             self.journal.ledger_resume_read_failed(str(exc))
             return False
@@ -504,7 +505,7 @@ class Medic:
             self.journal.pending_fix(t.outcome.value, t.service_name, t.service_id, **fields)
         if changed is not ledger:
             try:
-                self.engine.write_ledger(self.settings.ledger_name, ledger.doc, changed.labels(now))
+                self.engine.write_ledger(self.safety.ledger_name, ledger.doc, changed.labels(now))
             except EngineError as exc:  # Conflict included: another instance moved it; retry
                 self.journal.ledger_resume_write_failed(str(exc))
                 return False

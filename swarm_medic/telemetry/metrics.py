@@ -15,9 +15,7 @@ No `_created` series (prometheus_client's default doubles every counter and hist
 
 from __future__ import annotations
 
-import argparse
 from enum import StrEnum
-from pathlib import Path
 
 from prometheus_client import (
     CollectorRegistry,
@@ -291,16 +289,12 @@ class Metrics:
             self.http_refused.labels(why.value)
 
 
-# --- the README's list of metrics, generated from the declarations above ----------------------
-
-README_BEGIN = "<!-- metrics:begin -->"
-README_END = "<!-- metrics:end -->"
-REGENERATE = "python -m swarm_medic.telemetry.metrics --readme README.md"
 _SUFFIX = {"counter": "_total", "info": "_info", "gauge": "", "histogram": ""}
 
 
 def catalogue() -> list[tuple[str, str, tuple[str, ...], str]]:
-    """(exported name, type, label names, help) of every metric, in declaration order."""
+    """(exported name, type, label names, help) of every metric, in declaration order: the
+    README's list (swarm_medic/readme.py)."""
     m = Metrics(CollectorRegistry())
     out = []
     for metric in vars(m).values():
@@ -311,43 +305,3 @@ def catalogue() -> list[tuple[str, str, tuple[str, ...], str]]:
         labels = tuple(getattr(metric, "_labelnames", ()))
         out.append((family.name + _SUFFIX[family.type], family.type, labels, family.documentation))
     return out
-
-
-def markdown() -> str:
-    """The README's table: name, type, labels, meaning (one row per metric)."""
-    rows = ["| metric | type | labels | meaning |", "|---|---|---|---|"]
-    for name, kind, labels, doc in catalogue():
-        shown = ", ".join(f"`{x}`" for x in labels) or "—"
-        rows.append(f"| `{name}` | {kind} | {shown} | {doc.replace('|', chr(92) + '|')} |")
-    return "\n".join(rows) + "\n"
-
-
-def with_table(readme: str) -> str:
-    """`readme` with the text between the metrics markers replaced by `markdown()`."""
-    begin, end = readme.find(README_BEGIN), readme.find(README_END)
-    if begin < 0 or end < begin:
-        raise ValueError(f"no {README_BEGIN} ... {README_END} block")
-    note = f"<!-- generated from swarm_medic/telemetry/metrics.py by `{REGENERATE}` -->"
-    return f"{readme[:begin]}{README_BEGIN}\n{note}\n\n{markdown()}\n{readme[end:]}"
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`--markdown`: print the README's metrics table; `--readme PATH`: rewrite it in place."""
-    p = argparse.ArgumentParser(prog="python -m swarm_medic.telemetry.metrics")
-    how = p.add_mutually_exclusive_group(required=True)
-    how.add_argument("--markdown", action="store_true", help="print the metrics table")
-    how.add_argument("--readme", metavar="PATH", help="rewrite the table between the markers")
-    args = p.parse_args(argv)
-    if args.markdown:
-        print(markdown(), end="")
-        return 0
-    path = Path(args.readme)
-    try:
-        path.write_text(with_table(path.read_text(encoding="utf-8")), encoding="utf-8")
-    except (OSError, ValueError) as exc:
-        p.error(f"{path}: {exc}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

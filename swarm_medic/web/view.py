@@ -34,7 +34,7 @@ def _engine(medic: Medic) -> str:
 
 def build(medic: Medic, now: float, *, version: str, pause: str | None = None) -> StatusView:
     st = medic.state
-    s = medic.settings
+    s, port = medic.safety, medic.settings.http.http_port
     role = st.role
     # a worker has no snapshot of its own; one kept from before a demotion would be stale
     snap = st.snapshot if role in ("leader", "manager") else None
@@ -45,9 +45,9 @@ def build(medic: Medic, now: float, *, version: str, pause: str | None = None) -
         leader = next((n for n in snap.nodes if n.leader), None)
         if leader is not None:
             brain = leader.hostname
-            if role != "leader" and s.http_port and _is_ip(leader.addr):
+            if role != "leader" and port and _is_ip(leader.addr):
                 host = f"[{leader.addr}]" if ":" in leader.addr else leader.addr
-                brain_url = f"http://{host}:{s.http_port}/"
+                brain_url = f"http://{host}:{port}/"
     view = StatusView(
         now=now,
         version=version,

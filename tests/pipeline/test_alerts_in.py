@@ -14,7 +14,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from swarm_medic.core.alerts import AlertBook
-from swarm_medic.core.settings import Settings
+from swarm_medic.core.settings import SafetySettings, Settings
 from swarm_medic.pipeline import registry as registry_mod
 from swarm_medic.pipeline.scan import Medic
 from swarm_medic.swarm.fake import FakeEngine
@@ -57,11 +57,11 @@ class World:
         reg = registry_mod.load([registry_mod.builtin_dir()])
         metrics.preinitialise()
         self.now = [T0]
-        book = AlertBook(Settings().alerts_max_age)
+        book = AlertBook(Settings().http.alerts_max_age)
         ids = itertools.count(1)
         self.medic = Medic(
             self.fake,
-            Settings(verify_hold=5.0, verify_timeout=60.0),
+            Settings(safety=SafetySettings(verify_hold=5.0, verify_timeout=60.0)),
             reg,
             journal,
             clock=lambda: self.now[0],

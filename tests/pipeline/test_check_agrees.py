@@ -26,7 +26,7 @@ from swarm_medic.core.ledger import (
     encode_pause,
 )
 from swarm_medic.core.model import Decision, LedgerDoc, Reason, Verdict
-from swarm_medic.core.settings import Settings
+from swarm_medic.core.settings import SafetySettings, Settings
 from swarm_medic.pipeline import registry as registry_mod
 from swarm_medic.swarm.fake import FakeEngine
 from swarm_medic.telemetry.journal import Journal
@@ -134,28 +134,35 @@ def sick_cache_report_only() -> FakeEngine:
 class World:
     make: Callable[[], FakeEngine]
     prepare: Callable[[FakeEngine], None] = lambda fake: None
-    settings: Settings = field(default_factory=lambda: Settings(dry_run=True))
+    settings: Settings = field(
+        default_factory=lambda: Settings(safety=SafetySettings(dry_run=True))
+    )
 
 
 WORLDS = {
     "no history": World(sick),
     "circuit open, cooldown, budget": World(
-        sick, with_histories, Settings(dry_run=True, budget_per_hour=2)
+        sick, with_histories, Settings(safety=SafetySettings(dry_run=True, budget_per_hour=2))
     ),
     "fixes left pending by an earlier leader": World(sick, with_pending_fixes),
     "a corrupt ledger entry": World(sick, with_a_corrupt_entry),
     "the ledger cannot be read": World(sick, with_an_unreadable_ledger),
     "not the leader": World(lambda: sick(leader=False), with_histories),
-    "scope all": World(sick, settings=Settings(dry_run=True, scope="all")),
+    "scope all": World(sick, settings=Settings(safety=SafetySettings(dry_run=True, scope="all"))),
     "paused": World(sick, paused),
     "paused, not the leader": World(lambda: sick(leader=False), paused),
     "a report-only service": World(sick_cache_report_only),
     "max concurrent actions": World(
-        sick, with_pending_fixes, Settings(dry_run=True, max_concurrent_actions=2)
+        sick,
+        with_pending_fixes,
+        Settings(safety=SafetySettings(dry_run=True, max_concurrent_actions=2)),
     ),
     # nothing listens on port 9 of the loopback: Prometheus unreachable holds
     "alerts hold, Prometheus unreachable": World(
-        sick, settings=Settings(dry_run=True, hold_while_alerts=("http://127.0.0.1:9", "Down"))
+        sick,
+        settings=Settings(
+            safety=SafetySettings(dry_run=True, hold_while_alerts=("http://127.0.0.1:9", "Down"))
+        ),
     ),
 }
 

@@ -184,7 +184,7 @@ def test_dry_run_is_a_switch_and_still_takes_a_value(
 
     monkeypatch.setattr(cli, "_engine_factory", factory)
     cli.main(["check", *flags])
-    assert seen[0].dry_run is expected
+    assert seen[0].safety.dry_run is expected
 
 
 @pytest.mark.usefixtures("clean_env")
@@ -198,4 +198,4 @@ def test_no_dry_run_wins_over_the_environment(monkeypatch: pytest.MonkeyPatch) -
 
     monkeypatch.setattr(cli, "_engine_factory", factory)
     cli.main(["check", "--no-dry-run"])
-    assert seen[0].dry_run is False
+    assert seen[0].safety.dry_run is False

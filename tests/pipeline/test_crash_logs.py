@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from swarm_medic.core.errors import EngineError, EngineUnavailable, NotFound
-from swarm_medic.core.settings import Settings
+from swarm_medic.core.settings import SafetySettings, Settings
 from swarm_medic.swarm.engine import LOG_TIMEOUT, DockerEngine
 from swarm_medic.swarm.fake import FakeEngine
 from swarm_medic.swarm.mapping import LOG_LINES, LOG_READ_MAX
@@ -261,7 +261,7 @@ def test_a_stuck_update_is_rolled_back_when_asked_and_verified() -> None:
     )
     reg = builtin()
     reg.configure(["stuck-update.action=rollback", "stuck-update.margin=5s"])
-    h = Harness(fake, Settings(verify_hold=3.0), runbooks=reg)
+    h = Harness(fake, Settings(safety=SafetySettings(verify_hold=3.0)), runbooks=reg)
 
     h.scan(T0)
     (finding,) = h.logs.named("finding")

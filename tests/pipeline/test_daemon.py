@@ -21,7 +21,7 @@ from swarm_medic.core.incidents import REMIND_EVERY
 from swarm_medic.core.ledger import PREFIX, History, Ledger
 from swarm_medic.core.model import Action, Finding, LedgerDoc, Severity
 from swarm_medic.core.runbook import Context, Runbook
-from swarm_medic.core.settings import Settings
+from swarm_medic.core.settings import SafetySettings, Settings
 from swarm_medic.pipeline import registry as registry_mod
 from swarm_medic.pipeline.observe import CALLS_PER_SCAN
 from swarm_medic.pipeline.registry import Registry
@@ -34,7 +34,7 @@ from tests.pipeline.support import Logs, sample
 T0 = 1_700_000_000.0
 ME = "mgr1"
 ENABLE = {"swarm-medic.enable": "true"}
-LEDGER = Settings().ledger_name
+LEDGER = Settings().safety.ledger_name
 STUCK_FOR = 400.0  # past the default 300 s threshold of "starting"
 
 
@@ -194,7 +194,7 @@ def test_stuck_task_is_found_acted_on_verified_and_recorded() -> None:
     assert h.metric("swarm_medic_incidents_open", runbook="stuck-task") == 0
     assert h.metric("swarm_medic_incident_oldest_open_seconds", runbook="stuck-task") == 0
 
-    h.scan(T0 + 5 + h.settings.verify_hold + 1)
+    h.scan(T0 + 5 + h.settings.safety.verify_hold + 1)
     (healed,) = h.logs.named("verified: healed")
     assert healed["incident"] == "inc-1"
     assert healed["service_id"] == sid
@@ -258,7 +258,7 @@ def test_dry_run_says_what_it_would_do_and_changes_nothing(prom: CollectorRegist
     fake = swarm()
     sid, _ = stuck_service(fake)
     # the default journal logger (structlog.get_logger) is what capture_logs() sees
-    h = Harness(fake, Settings(dry_run=True), journal=Journal(Metrics(prom)))
+    h = Harness(fake, Settings(safety=SafetySettings(dry_run=True)), journal=Journal(Metrics(prom)))
 
     with capture_logs() as captured:
         h.scan(T0)
@@ -332,7 +332,7 @@ def test_only_the_leader_acts_and_a_follower_reads_only_the_pause_switch() -> No
 def test_cooldown_holds_back_a_second_action_on_the_same_service() -> None:
     fake = swarm()
     sid, _ = stuck_service(fake)
-    s = Settings(cooldown=300.0, verify_timeout=10.0, breaker_failures=100)
+    s = Settings(safety=SafetySettings(cooldown=300.0, verify_timeout=10.0, breaker_failures=100))
     h = Harness(fake, s)
 
     h.scan(T0)
@@ -357,7 +357,11 @@ def test_cooldown_holds_back_a_second_action_on_the_same_service() -> None:
 def test_budget_per_hour_opens_the_circuit_after_that_many_actions() -> None:
     fake = swarm()
     sid, _ = stuck_service(fake)
-    s = Settings(budget_per_hour=2, cooldown=0.0, verify_timeout=10.0, breaker_failures=100)
+    s = Settings(
+        safety=SafetySettings(
+            budget_per_hour=2, cooldown=0.0, verify_timeout=10.0, breaker_failures=100
+        )
+    )
     h = Harness(fake, s)
 
     for t in range(0, 200, 5):
@@ -374,23 +378,23 @@ def test_budget_per_hour_opens_the_circuit_after_that_many_actions() -> None:
     assert h.decisions("skip", "budget_spent") == 0  # the breaker says it first
     (refused,) = h.logs.named("decision: circuit breaker OPEN, not acting")
     assert refused["incident"] == "inc-1"
-    assert history(fake, sid).open_until == T0 + 10 + s.breaker_reset
+    assert history(fake, sid).open_until == T0 + 10 + s.safety.breaker_reset
 
 
 def test_verify_timeout_is_not_healed_and_opens_the_circuit() -> None:
     fake = swarm()
     sid, _ = stuck_service(fake)
-    s = Settings(breaker_failures=1)
+    s = Settings(safety=SafetySettings(breaker_failures=1))
     h = Harness(fake, s)
 
     h.scan(T0)
     h.scan(T0 + 60)
     assert h.logs.named("verified: NOT healed") == []
-    h.scan(T0 + s.verify_timeout)
+    h.scan(T0 + s.safety.verify_timeout)
 
     (not_healed,) = h.logs.named("verified: NOT healed")
     assert not_healed["incident"] == "inc-1"
-    assert not_healed["elapsed_seconds"] == s.verify_timeout
+    assert not_healed["elapsed_seconds"] == s.safety.verify_timeout
     assert not_healed["detail"] == "update state updating"
     assert not_healed["log_level"] == "error"
     assert (
@@ -403,7 +407,7 @@ def test_verify_timeout_is_not_healed_and_opens_the_circuit() -> None:
     assert h.metric("swarm_medic_circuit_breaker_trips_total", runbook="stuck-task") == 1
     hist = history(fake, sid)
     assert hist.failures_in_row == 1
-    assert hist.open_until == T0 + s.verify_timeout + s.breaker_reset
+    assert hist.open_until == T0 + s.safety.verify_timeout + s.safety.breaker_reset
     assert hist.open_until > h.now[0]
 
     # the circuit holds: later scans skip with circuit_open and never write
@@ -425,10 +429,10 @@ def test_verify_timeout_is_not_healed_and_opens_the_circuit() -> None:
 def test_the_open_circuits_gauge_falls_when_the_breaker_resets() -> None:
     fake = swarm()
     sid, tid = stuck_service(fake)
-    s = Settings(breaker_failures=1)
+    s = Settings(safety=SafetySettings(breaker_failures=1))
     h = Harness(fake, s)
     h.scan(T0)
-    h.scan(T0 + s.verify_timeout)
+    h.scan(T0 + s.safety.verify_timeout)
     assert h.metric("swarm_medic_circuit_breakers_open") == 1
 
     fix(fake, sid, tid)  # the fault goes away by itself; nothing is actionable any more
@@ -445,7 +449,7 @@ def test_each_open_incident_has_a_series_naming_its_service_and_the_medics_stanc
     breaker opens, and no series at all once the fault is gone."""
     fake = swarm()
     sid, tid = stuck_service(fake)
-    s = Settings(breaker_failures=1)
+    s = Settings(safety=SafetySettings(breaker_failures=1))
     h = Harness(fake, s)
     name = "swarm_medic_incident_open_since_timestamp_seconds"
 
@@ -459,12 +463,12 @@ def test_each_open_incident_has_a_series_naming_its_service_and_the_medics_stanc
 
     h.scan(T0)
     assert series() == {("stuck-task", "web", "acting"): T0}
-    h.scan(T0 + s.verify_timeout)  # not healed: the breaker opens
-    h.scan(T0 + s.verify_timeout + 15)
+    h.scan(T0 + s.safety.verify_timeout)  # not healed: the breaker opens
+    h.scan(T0 + s.safety.verify_timeout + 15)
     assert series() == {("stuck-task", "web", "gave_up"): T0}
 
     fix(fake, sid, tid)
-    h.scan(T0 + s.verify_timeout + 30)
+    h.scan(T0 + s.safety.verify_timeout + 30)
     assert series() == {}
 
 
@@ -562,12 +566,14 @@ def test_two_instances_deciding_at_the_same_instant_act_once(
 def test_the_ledger_survives_a_restart_circuit_open() -> None:
     fake = swarm()
     sid, _ = stuck_service(fake)
-    old = Harness(fake, Settings(breaker_failures=1))
+    old = Harness(fake, Settings(safety=SafetySettings(breaker_failures=1)))
     old.scan(T0)
     old.scan(T0 + 120)
     assert len(old.logs.starting("circuit breaker OPENED")) == 1
 
-    new = Harness(fake, Settings(breaker_failures=1))  # a restart: fresh memory, same swarm
+    new = Harness(
+        fake, Settings(safety=SafetySettings(breaker_failures=1))
+    )  # a restart: fresh memory, same swarm
     new.scan(T0 + 600)
     new.scan(T0 + 700)
 
@@ -895,7 +901,7 @@ def test_api_calls_per_scan_do_not_grow_with_the_swarm(n: int) -> None:
     for i in range(n):
         sid = fake.add_service(f"svc-{i}", labels=ENABLE)
         tasks.append((sid, fake.add_task(sid, state="running", node_id=ME)))
-    h = Harness(fake, Settings(dry_run=True))
+    h = Harness(fake, Settings(safety=SafetySettings(dry_run=True)))
 
     # healthy: the snapshot and the ledger (its pause switch), and, on becoming the leader,
     # one look for pending fixes

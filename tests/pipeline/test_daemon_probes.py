@@ -14,7 +14,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from swarm_medic.core.protocol import DnsResult, ProbeAnswer, ProbePlan, TcpResult, encode
-from swarm_medic.core.settings import Settings
+from swarm_medic.core.settings import HttpSettings, ProbeSettings, SafetySettings, Settings
 from swarm_medic.nodes.agent import NodeAgent
 from swarm_medic.nodes.channel import seal
 from swarm_medic.nodes.rounds import Prober
@@ -27,7 +27,10 @@ from tests.pipeline.support import Logs
 
 T0 = 1_700_000_000.0
 NET = "net0123456789abcdef"
-SETTINGS = Settings(probe_interval=1.0, probe_failures=2, probe_grace=0.0, verify_hold=0.0)
+SETTINGS = Settings(
+    safety=SafetySettings(verify_hold=0.0),
+    probes=ProbeSettings(probe_interval=1.0, probe_failures=2, probe_grace=0.0),
+)
 
 
 class ScriptedAgent(NodeAgent):
@@ -82,7 +85,13 @@ def medic(
         registry.load([registry.builtin_dir()]),
         Journal(Metrics(prom), logs.logger),
         clock=lambda: now[0],
-        prober=Prober(settings, agent, clock=lambda: now[0]),
+        prober=Prober(
+            settings.probes,
+            agent,
+            port=settings.http.http_port,
+            scope=settings.safety,
+            clock=lambda: now[0],
+        ),
     )
     m.clock = lambda: now[0]
     m.now = now  # type: ignore[attr-defined]
@@ -114,7 +123,7 @@ def test_rounds_feed_the_matrix_and_a_dead_task_is_replaced_through_its_node() -
     assert logs.starting("action: replace_task") == []
     (skip,) = logs.named("decision: skip (node_unreachable)")
     assert "no shared secret" in skip["explanation"]
-    assert fake.read_ledger(Settings().ledger_name) is None
+    assert fake.read_ledger(Settings().safety.ledger_name) is None
     assert (
         prom.get_sample_value(
             "swarm_medic_decisions_total",
@@ -235,12 +244,9 @@ def test_a_hostile_node_is_that_nodes_failure_and_the_scan_goes_on(hostile: Host
     paused = fake.add_service("api", labels={"swarm-medic.enable": "true"}, previous_spec=True)
     fake.pause_update(paused)  # the new spec failed by itself: a rollback is due
     settings = Settings(
-        probe_interval=1.0,
-        probe_failures=2,
-        probe_grace=0.0,
-        verify_hold=0.0,
-        secret=KEY,
-        http_port=hostile.port,
+        safety=SafetySettings(verify_hold=0.0),
+        probes=ProbeSettings(probe_interval=1.0, probe_failures=2, probe_grace=0.0, secret=KEY),
+        http=HttpSettings(http_port=hostile.port),
     )
     m, _, logs, _ = medic(fake, settings)
     for i in range(4):

@@ -16,9 +16,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from swarm_medic.config import load as load_settings
 from swarm_medic.core.errors import SettingsError
-from swarm_medic.core.settings import Settings
-from swarm_medic.core.settings import load as load_settings
+from swarm_medic.core.settings import SafetySettings
 from swarm_medic.nodes.channel import ChannelError, call
 from swarm_medic.pipeline.hold import AlertsHold
 
@@ -123,7 +123,7 @@ def test_prometheus_is_asked_with_basic_auth_and_never_shows_it(trickler: list[T
 def test_prometheus_is_asked_with_a_bearer_token(trickler: list[Trickler]) -> None:
     t = served(trickler, answer(ALERTS), b"")
     url = f"http://127.0.0.1:{t.port}"
-    hold = AlertsHold.of(Settings(hold_while_alerts=(url, "X"), hold_bearer_token="tok1"))  # noqa: S106 - a test token
+    hold = AlertsHold.of(SafetySettings(hold_while_alerts=(url, "X"), hold_bearer_token="tok1"))  # noqa: S106 - a test token
     assert hold is not None and hold.check() == ""
     assert b"Authorization: Bearer tok1\r\n" in t.requests[0]
 
@@ -154,7 +154,7 @@ def test_basic_auth_and_a_bearer_token_together_are_refused_at_start() -> None:
     settings = load_settings({}, env)
     assert "secretpw" not in repr(settings) and "secrettok" not in repr(settings)
     with pytest.raises(ValueError, match="set one"):
-        AlertsHold.of(settings)
+        AlertsHold.of(settings.safety)
     with pytest.raises(SettingsError) as err:
         load_settings({}, {**env, "SWARM_MEDIC_HOLD_BASIC_AUTH": "no-colon"})
     assert "no-colon" not in str(err.value)

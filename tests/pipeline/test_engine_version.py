@@ -255,7 +255,7 @@ def test_the_daemon_says_the_engine_it_speaks_and_follows_an_upgrade() -> None:
     from prometheus_client import CollectorRegistry
 
     from swarm_medic.app import App
-    from swarm_medic.core.settings import Settings
+    from swarm_medic.core.settings import HttpSettings, Settings
     from swarm_medic.swarm.fake import FakeEngine
     from swarm_medic.web.status import render
     from tests.pipeline.support import Logs
@@ -264,7 +264,7 @@ def test_the_daemon_says_the_engine_it_speaks_and_follows_an_upgrade() -> None:
     fake.add_node("manager-1", node_id="mgr1", leader=True)
     fake.version_answer = dict(DEBIAN_12)
     reg = CollectorRegistry()
-    app = App(Settings(http_port=0), lambda: fake, reg)
+    app = App(Settings(http=HttpSettings(http_port=0)), lambda: fake, reg)
     logs = Logs()
     app.journal._log = logs.logger
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from swarm_medic.core.ledger import Ledger
 from swarm_medic.core.model import Action, ActionKind, Result
 from swarm_medic.core.protocol import ActAnswer, ActRequest
-from swarm_medic.core.settings import Settings
+from swarm_medic.core.settings import SafetySettings
 from swarm_medic.nodes.channel import ChannelError, NodeRefused
 from swarm_medic.pipeline.act import Executor
 from swarm_medic.swarm.fake import FakeEngine
@@ -18,7 +18,7 @@ from swarm_medic.swarm.fake import FakeEngine
 # fractional, as time.time() is: the ledger keeps 3 decimals, and a claim must still be
 # recognised as our own when it is released
 T0 = 1_700_000_000.1234567
-S = Settings(budget_per_hour=2, cooldown=0)
+S = SafetySettings(budget_per_hour=2, cooldown=0)
 
 
 def replace(sid: str) -> Action:

@@ -25,7 +25,7 @@ from swarm_medic.app import App
 from swarm_medic.commands.check import Report, diagnose, render_json, render_table
 from swarm_medic.core.ledger import PREFIX, History, encode
 from swarm_medic.core.model import ActionKind, Reason
-from swarm_medic.core.settings import Settings
+from swarm_medic.core.settings import HttpSettings, Settings
 from swarm_medic.pipeline import registry as registry_mod
 from swarm_medic.swarm import Engine
 from swarm_medic.swarm.engine import DockerEngine
@@ -128,7 +128,7 @@ def test_healthz_of_the_app_follows_the_scan_and_the_event_stream() -> None:
     fake = FakeEngine(node_id=ME)
     fake.add_node("manager-1", node_id=ME, leader=True)
     reg = CollectorRegistry()
-    app = App(Settings(http_port=0), lambda: fake, reg)
+    app = App(Settings(http=HttpSettings(http_port=0)), lambda: fake, reg)
 
     with serving(reg, app.health) as port:
         before = get(port, "/healthz")
@@ -355,14 +355,14 @@ def test_check_table_says_what_would_be_done_and_changes_nothing() -> None:
     assert text.count("not acted on:") == 1
     assert "healthy" not in text
     assert fake.writes == []
-    assert fake.read_ledger(Settings().ledger_name) is None
+    assert fake.read_ledger(Settings().safety.ledger_name) is None
 
 
 def test_check_table_shows_an_open_circuit_from_the_ledger() -> None:
     fake = sick_swarm()
     web = next(s.id for s in fake.services() if s.name == "web")
     history = History(open_until=T0 + 600, open_reason="1 fix(es) in a row did not hold")
-    fake.write_ledger(Settings().ledger_name, None, {PREFIX + web: encode(history)})
+    fake.write_ledger(Settings().safety.ledger_name, None, {PREFIX + web: encode(history)})
     out = io.StringIO()
 
     render_table(report_of(fake), out)

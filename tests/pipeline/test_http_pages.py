@@ -13,9 +13,9 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from swarm_medic.app import App
+from swarm_medic.config import load as load_settings
 from swarm_medic.core.errors import SettingsError
-from swarm_medic.core.settings import Settings
-from swarm_medic.core.settings import load as load_settings
+from swarm_medic.core.settings import HttpSettings, Settings
 from swarm_medic.web.http import Server, serve
 from tests.netkit import closed_port
 from tests.pipeline.test_daemon import swarm
@@ -109,17 +109,19 @@ def test_the_status_page_asks_for_its_token() -> None:
 
 def test_the_daemon_wires_the_pages_listener_and_the_token() -> None:
     settings = Settings(
-        http_addr="127.0.0.1",
-        http_port=closed_port(),
-        pages_addr="127.0.0.1",
-        pages_port=closed_port(),
-        status_token=TOKEN,
+        http=HttpSettings(
+            http_addr="127.0.0.1",
+            http_port=closed_port(),
+            pages_addr="127.0.0.1",
+            pages_port=closed_port(),
+            status_token=TOKEN,
+        )
     )
     fake = swarm()
     server = App(settings, lambda: fake, CollectorRegistry()).serve_http()
     try:
         channel, pages = server.server_address[1], server.pages_address[1]
-        assert (channel, pages) == (settings.http_port, settings.pages_port)
+        assert (channel, pages) == (settings.http.http_port, settings.http.pages_port)
         assert status(get(channel, "/")) == 404
         assert status(get(pages, "/")) == 401
         assert status(get(pages, "/", f"Authorization: Bearer {TOKEN}")) == 200
@@ -129,7 +131,7 @@ def test_the_daemon_wires_the_pages_listener_and_the_token() -> None:
 
 def test_the_status_token_is_a_hidden_setting() -> None:
     got = load_settings({}, {"SWARM_MEDIC_STATUS_TOKEN": TOKEN, "SWARM_MEDIC_PAGES_PORT": "9325"})
-    assert got.status_token == TOKEN and got.pages_port == 9325
+    assert got.http.status_token == TOKEN and got.http.pages_port == 9325
     assert TOKEN not in repr(got)
     with pytest.raises(SettingsError) as err:
         load_settings({}, {"SWARM_MEDIC_STATUS_TOKEN": "has space"})

@@ -15,7 +15,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from swarm_medic.core.ledger import Ledger
-from swarm_medic.core.settings import Settings
+from swarm_medic.core.settings import SafetySettings, Settings
 from swarm_medic.pipeline import registry as registry_mod
 from swarm_medic.pipeline.scan import Medic
 from swarm_medic.swarm.fake import FakeEngine
@@ -25,7 +25,7 @@ from tests.pipeline.support import Logs
 
 T0 = 1_700_000_000.0
 ME = "mgr1"
-S = Settings(verify_hold=5.0, verify_timeout=60.0)
+S = Settings(safety=SafetySettings(verify_hold=5.0, verify_timeout=60.0))
 
 
 class Killed(Exception):
@@ -67,7 +67,7 @@ def instance(
 
 
 def pending(fake: FakeEngine, sid: str) -> object:
-    return Ledger.from_doc(fake.read_ledger(S.ledger_name)).history(sid).pending
+    return Ledger.from_doc(fake.read_ledger(S.safety.ledger_name)).history(sid).pending
 
 
 def test_killed_after_the_claim_the_next_instance_releases_it_and_acts_once() -> None:
@@ -86,7 +86,7 @@ def test_killed_after_the_claim_the_next_instance_releases_it_and_acts_once() ->
     assert released["incident"] == "a-inc-1"
     # released before the decision: no cooldown from a claim that did nothing
     assert fake.writes == [("rollback", sid, 10)]
-    history = Ledger.from_doc(fake.read_ledger(S.ledger_name)).history(sid)
+    history = Ledger.from_doc(fake.read_ledger(S.safety.ledger_name)).history(sid)
     assert len(history.actions) == 1 and history.pending is not None
 
 
@@ -120,7 +120,7 @@ def test_a_pending_fix_past_its_deadline_is_dropped_and_judged_again() -> None:
     first, _ = instance(fake, "a", now, kill_at("after-act"))
     with pytest.raises(Killed):
         first.scan()
-    now[0] += S.verify_timeout + 1
+    now[0] += S.safety.verify_timeout + 1
     second, logs = instance(fake, "b", now)
     second.scan()
     assert len(logs.starting("pending fix dropped: its verification deadline passed")) == 1

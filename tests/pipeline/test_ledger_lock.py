@@ -130,7 +130,7 @@ def test_two_instances_deciding_on_the_same_ledger_act_once(order: tuple[str, ..
     fake, logs = run_both(order)
     done = [e for lg in logs for e in lg.entries if e["event"] == "action: rollback done"]
     assert len(done) == 1, [lg.events() for lg in logs]
-    ledger = Ledger.from_doc(fake.read_ledger(SETTINGS.ledger_name))
+    ledger = Ledger.from_doc(fake.read_ledger(SETTINGS.safety.ledger_name))
     ((_, history),) = ledger.services.items()
     assert len(history.actions) == 1, "the budget was spent twice"
     # the other instance says why it stood down

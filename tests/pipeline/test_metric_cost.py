@@ -14,7 +14,7 @@ import http.client
 from prometheus_client import CollectorRegistry
 
 from swarm_medic.app import App
-from swarm_medic.core.settings import Settings
+from swarm_medic.core.settings import HttpSettings, Settings
 from swarm_medic.pipeline import registry as registry_mod
 from swarm_medic.swarm.fake import FakeEngine
 from swarm_medic.web.http import serve
@@ -56,7 +56,7 @@ def scrape(app: App) -> list[str]:
 
 def idle_instance(me: str, *, role: str) -> tuple[App, list[str]]:
     fake = a_swarm(me, role=role)
-    app = App(Settings(http_port=0), lambda: fake, CollectorRegistry())
+    app = App(Settings(http=HttpSettings(http_port=0)), lambda: fake, CollectorRegistry())
     assert not app.runbooks.errors
     builtin = {
         p.stem.replace("_", "-")

@@ -20,7 +20,7 @@ from swarm_medic.app import App
 from swarm_medic.core.alerts import AlertBook
 from swarm_medic.core.alerts import decode as decode_alerts
 from swarm_medic.core.errors import SettingsError
-from swarm_medic.core.settings import Settings
+from swarm_medic.core.settings import NotifySettings, SafetySettings, Settings, from_values
 from swarm_medic.pipeline.scan import Medic
 from swarm_medic.swarm.fake import FakeEngine
 from swarm_medic.telemetry.journal import Journal
@@ -70,7 +70,7 @@ class Told:
         metrics = Metrics(self.prom)
         metrics.preinitialise()
         self.journal = Journal(metrics, self.logs.logger, notifier)
-        s = Settings(notify=("json://127.0.0.1:9/unused",), **settings)  # type: ignore[arg-type]
+        s = from_values({"notify": ("json://127.0.0.1:9/unused",), **settings})
         self.h = Harness(fake, s, journal=self.journal)
 
     def scan(self, at: float) -> None:
@@ -309,7 +309,7 @@ def test_a_fix_that_does_not_hold_tells_not_healed_and_the_breaker() -> None:
     stuck_service(fake)
     t = Told(fake, kept)
     t.scan(T0)
-    t.scan(T0 + t.h.settings.verify_timeout + 1)  # still stuck past the deadline
+    t.scan(T0 + t.h.settings.safety.verify_timeout + 1)  # still stuck past the deadline
     steps = kept.steps()
     assert steps[:4] == [
         ("finding", "inc-1"),
@@ -334,7 +334,7 @@ def test_a_new_leader_tells_at_once_the_incidents_it_never_told() -> None:
 
 
 def test_a_notify_url_apprise_does_not_know_stops_the_start_without_repeating_it() -> None:
-    settings = Settings(notify=("nosuchscheme://secret-token@host",))
+    settings = Settings(notify=NotifySettings(notify=("nosuchscheme://secret-token@host",)))
     with pytest.raises(SettingsError) as err:
         App(settings, FakeEngine, metrics_registry=CollectorRegistry())
     assert "secret-token" not in str(err.value)
@@ -455,7 +455,11 @@ def test_an_error_text_naming_the_url_is_scrubbed() -> None:
 
 def test_the_start_up_line_shows_receivers_by_scheme_and_host() -> None:
     logs = Logs()
-    app = App(Settings(notify=tuple(hooks(9))), FakeEngine, metrics_registry=CollectorRegistry())
+    app = App(
+        Settings(notify=NotifySettings(notify=tuple(hooks(9)))),
+        FakeEngine,
+        metrics_registry=CollectorRegistry(),
+    )
     app.journal._log = logs.logger
     app.banner()
     (line,) = logs.starting("swarm-medic")
@@ -488,7 +492,7 @@ def test_an_alert_storm_and_one_critical_finding_the_critical_one_goes_first(
         for n in range(1000)
     ]
     body = json.dumps({"version": "4", "status": "firing", "alerts": alerts}).encode()
-    book = AlertBook(Settings().alerts_max_age)
+    book = AlertBook(Settings().http.alerts_max_age)
     book.receive(decode_alerts(body), T0)
     holder: list[Journal] = []
     notifier = started([receiver.url()], holder)
@@ -499,7 +503,10 @@ def test_an_alert_storm_and_one_critical_finding_the_critical_one_goes_first(
     holder.append(journal)
     medic = Medic(
         fake,
-        Settings(notify=(receiver.url(),), dry_run=True),
+        Settings(
+            safety=SafetySettings(dry_run=True),
+            notify=NotifySettings(notify=(receiver.url(),)),
+        ),
         builtin(),
         journal,
         clock=lambda: T0,

@@ -15,7 +15,7 @@ import pytest
 from swarm_medic import cli
 from swarm_medic.commands.pause import set_pause
 from swarm_medic.core.ledger import Ledger, Pause
-from swarm_medic.core.settings import Settings
+from swarm_medic.core.settings import HttpSettings, SafetySettings, Settings
 from swarm_medic.pipeline.hold import AlertsHold
 from swarm_medic.swarm.fake import FakeEngine
 from tests.pipeline.test_daemon import LEDGER, T0, Harness, stuck_service, swarm
@@ -144,7 +144,7 @@ def test_max_concurrent_counts_fixes_being_verified_across_services() -> None:
     fake = swarm()
     for name in ("web", "api", "db"):
         stuck_service(fake, name)
-    h = Harness(fake, Settings(max_concurrent_actions=2))
+    h = Harness(fake, Settings(safety=SafetySettings(max_concurrent_actions=2)))
 
     h.scan(T0)
 
@@ -152,7 +152,7 @@ def test_max_concurrent_counts_fixes_being_verified_across_services() -> None:
     assert h.decisions("skip", "max_concurrent") == 1
     assert h.metric("swarm_medic_remediations_in_progress") == 2
     # a second instance (a new leader) sees the two fixes pending in the ledger: still full
-    other = Harness(fake, Settings(max_concurrent_actions=2))
+    other = Harness(fake, Settings(safety=SafetySettings(max_concurrent_actions=2)))
     other.scan(T0 + 1)
     assert other.actions("done") == 0
     assert other.metric("swarm_medic_remediations_in_progress") == 2
@@ -216,7 +216,7 @@ def prometheus() -> Iterator[Prometheus]:
 
 
 def hold_settings(p: Prometheus) -> Settings:
-    return Settings(hold_while_alerts=(p.url, "NodeDown", "SwarmDegraded"))
+    return Settings(safety=SafetySettings(hold_while_alerts=(p.url, "NodeDown", "SwarmDegraded")))
 
 
 def test_no_action_while_a_chosen_alert_fires(prometheus: Prometheus) -> None:
@@ -288,7 +288,7 @@ def test_healthz_details_say_paused_until_and_why() -> None:
     from swarm_medic.app import App
 
     fake = swarm()
-    app = App(Settings(http_port=0), lambda: fake, CollectorRegistry())
+    app = App(Settings(http=HttpSettings(http_port=0)), lambda: fake, CollectorRegistry())
     assert app.health()[1]["paused"] is None  # not read yet
     now = time.time()
     set_pause(fake, LEDGER, Pause("upgrade", now, "ops@x", now + 600), now)

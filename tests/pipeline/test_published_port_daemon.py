@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client import CollectorRegistry
 
-from swarm_medic.core.settings import Settings
+from swarm_medic.core.settings import ProbeSettings, Settings
 from swarm_medic.nodes.agent import NodeAgent
 from swarm_medic.nodes.rounds import Prober
 from swarm_medic.pipeline import registry
@@ -22,7 +22,9 @@ from tests.netkit import closed_port
 from tests.pipeline.support import Logs
 
 T0 = 1_700_000_000.0
-SETTINGS = Settings(probe_interval=1.0, probe_failures=2, probe_grace=0.0, probe_timeout=1.0)
+SETTINGS = Settings(
+    probes=ProbeSettings(probe_interval=1.0, probe_failures=2, probe_grace=0.0, probe_timeout=1.0)
+)
 
 
 @pytest.fixture
@@ -56,7 +58,13 @@ def run(port: int, mode: str, scans: int) -> tuple[Logs, Medic]:
         registry.load([registry.builtin_dir()]),
         Journal(Metrics(CollectorRegistry()), logs.logger),
         clock=lambda: now[0],
-        prober=Prober(SETTINGS, NodeAgent(fake, "n1", timeout=1.0), clock=lambda: now[0]),
+        prober=Prober(
+            SETTINGS.probes,
+            NodeAgent(fake, "n1", timeout=1.0),
+            port=SETTINGS.http.http_port,
+            scope=SETTINGS.safety,
+            clock=lambda: now[0],
+        ),
     )
     for i in range(scans):
         now[0] = T0 + 2 * i

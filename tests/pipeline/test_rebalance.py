@@ -3,7 +3,7 @@ updated, and the fix is healed only when the tasks came out spread, not merely c
 
 from __future__ import annotations
 
-from swarm_medic.core.settings import Settings
+from swarm_medic.core.settings import SafetySettings, Settings
 from swarm_medic.swarm.fake import FakeEngine
 from tests.pipeline.test_daemon import ME, T0, Harness, builtin, swarm
 
@@ -27,7 +27,9 @@ def piled_swarm(labels: dict[str, str] | None = None) -> tuple[FakeEngine, str, 
 def harness(fake: FakeEngine, settings: Settings | None = None) -> Harness:
     reg = builtin()
     reg.configure([f"unbalanced.after={AFTER:.0f}s"])
-    return Harness(fake, settings or Settings(breaker_failures=1), runbooks=reg)
+    return Harness(
+        fake, settings or Settings(safety=SafetySettings(breaker_failures=1)), runbooks=reg
+    )
 
 
 def swarm_replaces(fake: FakeEngine, sid: str, old: list[str], onto: tuple[str, ...]) -> None:
@@ -63,7 +65,7 @@ def test_a_force_update_that_spreads_the_tasks_is_healed() -> None:
 
     swarm_replaces(fake, sid, old, (ME, "w2", "w3"))
     h.scan(T0 + 10)
-    h.scan(T0 + 10 + h.settings.verify_hold)
+    h.scan(T0 + 10 + h.settings.safety.verify_hold)
 
     (healed,) = h.logs.named("verified: healed")
     assert healed["runbook"] == "unbalanced"
@@ -78,12 +80,12 @@ def test_a_force_update_that_leaves_them_piled_up_is_not_healed() -> None:
     act(h, sid)
 
     swarm_replaces(fake, sid, old, (ME, "w2", "w2"))  # converged, still piled, w3 empty
-    for t in (10.0, 10.0 + h.settings.verify_hold, 60.0):
+    for t in (10.0, 10.0 + h.settings.safety.verify_hold, 60.0):
         h.scan(T0 + t)
     assert h.logs.named("verified: healed") == []
     # the fault is seen again once held for `after`: a new incident, not acted on meanwhile
     assert len(h.logs.named("finding")) == 2
-    h.scan(T0 + AFTER + h.settings.verify_timeout)
+    h.scan(T0 + AFTER + h.settings.safety.verify_timeout)
 
     (not_healed,) = h.logs.named("verified: NOT healed")
     assert not_healed["detail"] == "3 task(s) running, but unbalanced still sees the fault"

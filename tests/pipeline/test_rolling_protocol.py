@@ -30,7 +30,7 @@ from swarm_medic.core.protocol import (
     TcpResult,
     encode,
 )
-from swarm_medic.core.settings import Settings
+from swarm_medic.core.settings import HttpSettings, ProbeSettings, SafetySettings, Settings
 from swarm_medic.nodes.agent import NodeAgent
 from swarm_medic.nodes.channel import H_NONCE, RequestAuth, seal, sign
 from swarm_medic.nodes.endpoint import Answer, NodeEndpoint
@@ -161,16 +161,20 @@ class Brain:
         self.logs, self.prom = Logs(), CollectorRegistry()
         self.now = node.now
         settings = Settings(
-            probe_interval=1.0,
-            probe_failures=2,
-            probe_grace=0.0,
-            verify_hold=0.0,
-            secret=KEY,
-            http_port=node.port,
+            safety=SafetySettings(verify_hold=0.0),
+            probes=ProbeSettings(probe_interval=1.0, probe_failures=2, probe_grace=0.0, secret=KEY),
+            http=HttpSettings(http_port=node.port),
         )
         journal = Journal(Metrics(self.prom), self.logs.logger)
         clock = lambda: self.now[0]  # noqa: E731 - one clock for the brain and the nodes
-        self.prober = Prober(settings, self.agent, clock=clock, journal=journal)
+        self.prober = Prober(
+            settings.probes,
+            self.agent,
+            port=settings.http.http_port,
+            scope=settings.safety,
+            clock=clock,
+            journal=journal,
+        )
         self.medic = Medic(
             self.fake,
             settings,

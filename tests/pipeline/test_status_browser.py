@@ -25,7 +25,7 @@ from selenium.webdriver.common.by import By
 
 from swarm_medic import __version__
 from swarm_medic.core.ledger import PREFIX, History, encode
-from swarm_medic.core.settings import Settings
+from swarm_medic.core.settings import HttpSettings, ProbeSettings, SafetySettings, Settings
 from swarm_medic.nodes.rounds import Prober
 from swarm_medic.pipeline import registry
 from swarm_medic.pipeline.scan import Medic
@@ -44,7 +44,9 @@ T0 = 1_700_000_000.0
 ENABLE = {"swarm-medic.enable": "true"}
 EVIL = "<script>document.title='pwned'</script>"
 SETTINGS = Settings(
-    probe_interval=1.0, probe_failures=2, probe_grace=0.0, verify_hold=0.0, http_port=9100
+    safety=SafetySettings(verify_hold=0.0),
+    probes=ProbeSettings(probe_interval=1.0, probe_failures=2, probe_grace=0.0),
+    http=HttpSettings(http_port=9100),
 )
 
 
@@ -70,7 +72,7 @@ def cluster() -> tuple[Medic, list[float]]:
     _stuck(fake, EVIL, {})  # not opted in: an open incident, reported only
     db, _ = _stuck(fake, "db", ENABLE)  # its breaker is open: an open incident, no action
     history = History(open_until=T0 + 900, open_reason="2 fixes in a row not healed")
-    fake.write_ledger(SETTINGS.ledger_name, None, {PREFIX + db: encode(history)})
+    fake.write_ledger(SETTINGS.safety.ledger_name, None, {PREFIX + db: encode(history)})
 
     ids = itertools.count(1)
     agent = ScriptedAgent(fake)
@@ -83,7 +85,13 @@ def cluster() -> tuple[Medic, list[float]]:
         Journal(Metrics(CollectorRegistry()), Logs().logger),
         clock=lambda: now[0],
         make_id=lambda: f"inc-{next(ids)}",  # the screenshot is the same every run
-        prober=Prober(SETTINGS, agent, clock=lambda: now[0]),
+        prober=Prober(
+            SETTINGS.probes,
+            agent,
+            port=SETTINGS.http.http_port,
+            scope=SETTINGS.safety,
+            clock=lambda: now[0],
+        ),
     )
     medic.scan()  # api: force update
     fake.set_task_state(api_task, "shutdown", desired="shutdown")

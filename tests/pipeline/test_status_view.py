@@ -7,7 +7,7 @@ import threading
 
 from prometheus_client import CollectorRegistry
 
-from swarm_medic.core.settings import Settings
+from swarm_medic.core.settings import HttpSettings, SafetySettings, Settings
 from swarm_medic.pipeline import registry
 from swarm_medic.pipeline.scan import Medic
 from swarm_medic.swarm.fake import FakeEngine
@@ -18,7 +18,7 @@ from swarm_medic.web.status import render
 from tests.pipeline.support import Logs
 
 T0 = 1_700_000_000.0
-SETTINGS = Settings(http_port=9100, dry_run=True)
+SETTINGS = Settings(safety=SafetySettings(dry_run=True), http=HttpSettings(http_port=9100))
 
 
 def medic(fake: FakeEngine) -> Medic:

@@ -22,7 +22,7 @@ from prometheus_client import CollectorRegistry
 from swarm_medic import __version__, cli
 from swarm_medic.app import App
 from swarm_medic.core.protocol import PROTOCOL
-from swarm_medic.core.settings import Settings
+from swarm_medic.core.settings import HttpSettings, Settings
 from swarm_medic.swarm.fake import FakeEngine
 from swarm_medic.telemetry.journal import Journal
 from tests.pipeline.support import Logs
@@ -48,7 +48,7 @@ def test_healthz_and_swarm_medic_info_say_it() -> None:
     fake = FakeEngine(node_id="mgr1")
     fake.add_node("manager-1", node_id="mgr1", leader=True)
     reg = CollectorRegistry()
-    app = App(Settings(http_port=0), lambda: fake, reg)
+    app = App(Settings(http=HttpSettings(http_port=0)), lambda: fake, reg)
     app.banner()
     assert app.health()[1]["version"] == VERSION
     (info,) = (s for m in reg.collect() for s in m.samples if s.name == "swarm_medic_info")
@@ -61,7 +61,7 @@ def test_healthz_swarm_medic_info_and_the_start_up_line_say_the_protocol(logs: L
     fake = FakeEngine(node_id="mgr1")
     fake.add_node("manager-1", node_id="mgr1", leader=True)
     reg = CollectorRegistry()
-    app = App(Settings(http_port=0), lambda: fake, reg)
+    app = App(Settings(http=HttpSettings(http_port=0)), lambda: fake, reg)
     app.journal = Journal(app.metrics, logs.logger)
     app.banner()
     assert app.health()[1]["protocol"] == PROTOCOL

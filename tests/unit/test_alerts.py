@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
+from swarm_medic.config import load as load_settings
 from swarm_medic.core.alerts import (
     MAX_ALERTS,
     MAX_LABELS,
@@ -34,7 +35,6 @@ from swarm_medic.core.model import (
 )
 from swarm_medic.core.runbook import ALERTS, Context, context
 from swarm_medic.core.settings import Settings
-from swarm_medic.core.settings import load as load_settings
 from swarm_medic.pipeline import match, registry, verify
 from swarm_medic.telemetry.journal import Journal
 from swarm_medic.telemetry.metrics import Metrics
@@ -257,14 +257,14 @@ def test_other_paths_go_to_the_channel() -> None:
 
 
 def test_the_token_is_a_hidden_setting_as_long_as_a_secret(tmp_path: Any) -> None:
-    assert Settings().alerts_token == ""
+    assert Settings().http.alerts_token == ""
     with pytest.raises(SettingsError) as err:
         load_settings({}, {"SWARM_MEDIC_ALERTS_TOKEN": "short"})
     assert "token" in str(err.value) and "short" not in str(err.value)
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN + "\n")
     got = load_settings({}, {"SWARM_MEDIC_ALERTS_TOKEN_FILE": str(token_file)})
-    assert got.alerts_token == TOKEN
+    assert got.http.alerts_token == TOKEN
     assert TOKEN not in repr(got)
 
 

@@ -268,13 +268,7 @@ def test_the_monitoring_stack_mounts_files_that_exist_under_defined_configs() ->
     assert f"{path}/swarm-medic.json" in targets
 
 
-# --- the README's list of metrics ------------------------------------------------------------
-
-
-def test_the_readmes_list_of_metrics_is_the_one_generated_from_the_code() -> None:
-    text = (ROOT / "README.md").read_text()
-    assert metrics.README_BEGIN in text and metrics.README_END in text
-    assert metrics.with_table(text) == text, f"out of date: run {metrics.REGENERATE}"
+# --- the README's list of metrics (tests/unit/test_readme.py: README.md has it as generated) ---
 
 
 def test_the_list_names_every_metric_as_a_scrape_shows_it() -> None:

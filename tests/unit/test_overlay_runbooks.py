@@ -31,7 +31,7 @@ VIP = "10.0.1.100"
 ENABLE = {"swarm-medic.enable": "true"}
 SETTINGS = Settings()  # probe_failures 3, scope opt-in
 DNS_GRACE = 30.0  # stale-dns.grace, by default
-K = SETTINGS.probe_failures
+K = SETTINGS.probes.probe_failures
 
 REGISTRY = registry.load([registry.builtin_dir()])
 UNREACHABLE: Runbook = REGISTRY.runbooks["unreachable-endpoint"]

@@ -19,7 +19,7 @@ from swarm_medic.core.model import (
     Verdict,
 )
 from swarm_medic.core.scope import scope_reason
-from swarm_medic.core.settings import Settings
+from swarm_medic.core.settings import SafetySettings
 from swarm_medic.pipeline import policy
 from tests.builders import node, snapshot
 
@@ -64,7 +64,7 @@ PAUSED = Ledger(pause=Pause(reason="maintenance", at=NOW - 60, by="ops@host"))
 PAUSE_OVER = Ledger(pause=Pause(reason="maintenance", at=NOW - 600, until=NOW - 1))
 PAUSE_CORRUPT = Ledger.from_doc(LedgerDoc("cfg", 1, MappingProxyType({PAUSE_LABEL: "{oops"})))
 REPORT = {**OPT_IN, "swarm-medic.action": " Report "}
-LIMIT_1 = Settings(max_concurrent_actions=1)
+LIMIT_1 = SafetySettings(max_concurrent_actions=1)
 
 
 def pending(sid: str, deadline: float = NOW + 60) -> History:
@@ -88,7 +88,7 @@ class Case:
     verdict: Verdict = Verdict.SKIP
     labels: dict[str, str] = field(default_factory=lambda: dict(OPT_IN))
     name: str = "web"
-    settings: Settings = field(default_factory=Settings)
+    safety: SafetySettings = field(default_factory=SafetySettings)
     ledger: Ledger = field(default_factory=Ledger)
     leader: bool = True
     verifying: frozenset[str] = frozenset()
@@ -102,19 +102,19 @@ class Case:
 CASES: dict[str, Case] = {
     "report-only finding": Case("no_action", planned=False),
     "service removed": Case("no_action", service_exists=False),
-    "self by name": Case("self", name="medic", settings=Settings(self_services=("medic",))),
-    "self by id": Case("self", settings=Settings(self_services=(SID,))),
+    "self by name": Case("self", name="medic", safety=SafetySettings(self_services=("medic",))),
+    "self by id": Case("self", safety=SafetySettings(self_services=(SID,))),
     "self by label": Case("self", labels={**OPT_IN, "swarm-medic.self": "true"}),
     "self label false is not self": Case(
         "ok", Verdict.ACT, labels={**OPT_IN, "swarm-medic.self": "false"}
     ),
     "opted out": Case("opted_out", labels={"swarm-medic.enable": "false"}),
     "opted out under scope all": Case(
-        "opted_out", labels={"swarm-medic.enable": "no"}, settings=Settings(scope="all")
+        "opted_out", labels={"swarm-medic.enable": "no"}, safety=SafetySettings(scope="all")
     ),
     "not opted in": Case("not_opted_in", labels={}),
     "scope all acts on unlabelled": Case(
-        "ok", Verdict.ACT, labels={}, settings=Settings(scope="all")
+        "ok", Verdict.ACT, labels={}, safety=SafetySettings(scope="all")
     ),
     "opt-in label TRUE": Case("ok", Verdict.ACT, labels={"swarm-medic.enable": " TRUE "}),
     "not leader": Case("not_leader", leader=False),
@@ -127,11 +127,11 @@ CASES: dict[str, Case] = {
     "cooldown over": Case("ok", Verdict.ACT, ledger=OLD),
     "budget spent": Case("budget_spent", ledger=SPENT),
     "budget of the last hour only": Case("ok", Verdict.ACT, ledger=SPENT_LONG_AGO),
-    "dry run": Case("dry_run", Verdict.WOULD_ACT, settings=Settings(dry_run=True)),
+    "dry run": Case("dry_run", Verdict.WOULD_ACT, safety=SafetySettings(dry_run=True)),
     "ok": Case("ok", Verdict.ACT),
     "report label": Case("report_label", labels=REPORT),
     "report label under scope all": Case(
-        "report_label", labels={"swarm-medic.action": "report"}, settings=Settings(scope="all")
+        "report_label", labels={"swarm-medic.action": "report"}, safety=SafetySettings(scope="all")
     ),
     "another action label acts": Case(
         "ok", Verdict.ACT, labels={**OPT_IN, "swarm-medic.action": "act"}
@@ -141,34 +141,34 @@ CASES: dict[str, Case] = {
     "an expired pause is over": Case("ok", Verdict.ACT, ledger=PAUSE_OVER),
     "alerts hold": Case("alerts_hold", hold="alert(s) firing: NodeDown"),
     "max concurrent: another fix being verified": Case(
-        "max_concurrent", ledger=OTHER_VERIFYING, settings=LIMIT_1
+        "max_concurrent", ledger=OTHER_VERIFYING, safety=LIMIT_1
     ),
     "max concurrent: this instance verifying another": Case(
-        "max_concurrent", verifying=frozenset({"svc9"}), settings=LIMIT_1
+        "max_concurrent", verifying=frozenset({"svc9"}), safety=LIMIT_1
     ),
     "max concurrent: room for one more": Case(
-        "ok", Verdict.ACT, ledger=OTHER_VERIFYING, settings=Settings(max_concurrent_actions=2)
+        "ok", Verdict.ACT, ledger=OTHER_VERIFYING, safety=SafetySettings(max_concurrent_actions=2)
     ),
     "max concurrent: a fix past its deadline is not under way": Case(
-        "ok", Verdict.ACT, ledger=OTHER_VERIFYING_LATE, settings=LIMIT_1
+        "ok", Verdict.ACT, ledger=OTHER_VERIFYING_LATE, safety=LIMIT_1
     ),
     "max concurrent 0 is no limit": Case("ok", Verdict.ACT, ledger=OTHER_VERIFYING),
     "report_label before paused": Case("report_label", labels=REPORT, ledger=PAUSED),
     "not_opted_in before paused": Case("not_opted_in", labels={}, ledger=PAUSED),
     "paused before not_leader": Case("paused", leader=False, ledger=PAUSED),
-    "paused before dry_run": Case("paused", ledger=PAUSED, settings=Settings(dry_run=True)),
+    "paused before dry_run": Case("paused", ledger=PAUSED, safety=SafetySettings(dry_run=True)),
     "circuit_open before alerts_hold": Case("circuit_open", ledger=CIRCUIT_OPEN, hold="x"),
     "alerts_hold before max_concurrent": Case(
-        "alerts_hold", ledger=OTHER_VERIFYING, settings=LIMIT_1, hold="x"
+        "alerts_hold", ledger=OTHER_VERIFYING, safety=LIMIT_1, hold="x"
     ),
     "max_concurrent before dry_run": Case(
         "max_concurrent",
         ledger=OTHER_VERIFYING,
-        settings=Settings(max_concurrent_actions=1, dry_run=True),
+        safety=SafetySettings(max_concurrent_actions=1, dry_run=True),
     ),
     # gate order: the first gate that says no names the reason
     "no_action before self": Case(
-        "no_action", planned=False, settings=Settings(self_services=("web",))
+        "no_action", planned=False, safety=SafetySettings(self_services=("web",))
     ),
     "self before opted_out": Case(
         "self", labels={"swarm-medic.self": "1", "swarm-medic.enable": "false"}
@@ -189,7 +189,9 @@ CASES: dict[str, Case] = {
         "cooldown",
         ledger=ledger_with(History(actions=((NOW - 3000, RB), (NOW - 2000, RB), (NOW - 10, RB)))),
     ),
-    "not_leader before dry_run": Case("not_leader", leader=False, settings=Settings(dry_run=True)),
+    "not_leader before dry_run": Case(
+        "not_leader", leader=False, safety=SafetySettings(dry_run=True)
+    ),
     "node-local action, node down": Case(
         "node_unreachable", node_local=True, hands_down={"n2": "connection refused"}
     ),
@@ -200,13 +202,13 @@ CASES: dict[str, Case] = {
         "node_unreachable",
         node_local=True,
         hands_down={"n2": "timed out"},
-        settings=Settings(dry_run=True),
+        safety=SafetySettings(dry_run=True),
     ),
     "budget_spent before node_unreachable": Case(
         "budget_spent", ledger=SPENT, node_local=True, hands_down={"n2": "timed out"}
     ),
     "budget_spent before dry_run": Case(
-        "budget_spent", ledger=SPENT, settings=Settings(dry_run=True)
+        "budget_spent", ledger=SPENT, safety=SafetySettings(dry_run=True)
     ),
 }
 
@@ -228,7 +230,7 @@ def run(case: Case) -> Decision:
         [(finding(), act)],
         services=services,
         ledger=case.ledger,
-        settings=case.settings,
+        safety=case.safety,
         now=NOW,
         leader=case.leader,
         verifying=case.verifying,
@@ -321,7 +323,7 @@ def test_busy_second_finding_on_the_same_service() -> None:
         ],
         services=services,
         ledger=Ledger(),
-        settings=Settings(),
+        safety=SafetySettings(),
         now=NOW,
         leader=True,
     )
@@ -337,7 +339,7 @@ def test_busy_also_in_dry_run() -> None:
         [(finding(), action()), (finding(), action())],
         services={SID: svc(OPT_IN)},
         ledger=Ledger(),
-        settings=Settings(dry_run=True),
+        safety=SafetySettings(dry_run=True),
         now=NOW,
         leader=True,
     )
@@ -352,7 +354,7 @@ def test_a_skipped_finding_does_not_claim_the_service() -> None:
         [(finding(), None), (finding(), action())],
         services={SID: svc(OPT_IN)},
         ledger=Ledger(),
-        settings=Settings(),
+        safety=SafetySettings(),
         now=NOW,
         leader=True,
     )
@@ -372,7 +374,7 @@ def test_cooldown_depends_on_now(now: float, reason: str, explanation: str) -> N
         [(finding(), action())],
         services={SID: svc(OPT_IN)},
         ledger=RECENT,  # stuck-task acted at NOW - 100
-        settings=Settings(cooldown=300),
+        safety=SafetySettings(cooldown=300),
         now=now,
         leader=True,
     )
@@ -403,11 +405,11 @@ def test_ledger_unreadable_explanation() -> None:
     ],
 )
 def test_scope_reason(labels: dict[str, str], scope: str, expected: str | None) -> None:
-    assert scope_reason(svc(labels), Settings(scope=scope)) == expected
+    assert scope_reason(svc(labels), SafetySettings(scope=scope)) == expected
 
 
 def test_scope_reason_of_a_missing_service() -> None:
-    assert scope_reason(None, Settings(scope="all")) == "no_action"
+    assert scope_reason(None, SafetySettings(scope="all")) == "no_action"
 
 
 def test_busy_comes_after_verifying_and_before_cooldown() -> None:
@@ -416,7 +418,7 @@ def test_busy_comes_after_verifying_and_before_cooldown() -> None:
             [(finding(SID, "stuck-task"), action()), (finding(SID, "paused-update"), action())],
             services={SID: svc(OPT_IN)},
             ledger=RECENT_OTHER_RB,  # paused-update acted 100 s ago: in its cooldown
-            settings=Settings(),
+            safety=SafetySettings(),
             now=NOW,
             leader=True,
             verifying=verifying,
@@ -433,7 +435,7 @@ def test_max_concurrent_counts_the_actions_decided_earlier_in_the_scan() -> None
         [(finding(sid), action(sid)) for sid in services],
         services=services,
         ledger=Ledger(),
-        settings=Settings(max_concurrent_actions=2),
+        safety=SafetySettings(max_concurrent_actions=2),
         now=NOW,
         leader=True,
     )
@@ -447,7 +449,7 @@ def test_a_skipped_finding_takes_no_slot_of_max_concurrent() -> None:
         [(finding(sid), action(sid)) for sid in services],
         services=services,
         ledger=Ledger(),
-        settings=LIMIT_1,
+        safety=LIMIT_1,
         now=NOW,
         leader=True,
     )
@@ -468,7 +470,7 @@ def test_evaluate_counts_the_ledger_s_fixes_under_way() -> None:
         [(finding(), action())],
         snap,
         ledger=OTHER_VERIFYING,
-        settings=LIMIT_1,
+        safety=LIMIT_1,
         now=NOW,
     )
     assert d.reason is Reason.MAX_CONCURRENT

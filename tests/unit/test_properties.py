@@ -23,18 +23,13 @@ from prometheus_client import CollectorRegistry
 
 from runbooks import stuck_task
 from runbooks.stuck_task import DEFAULT_STUCK_AFTER
+from swarm_medic.config import load as load_settings
 from swarm_medic.core import ledger, reach
 from swarm_medic.core.errors import SettingsError
 from swarm_medic.core.model import Event, LedgerDoc, Service
+from swarm_medic.core.parsers import Count, Duration
 from swarm_medic.core.scope import ENABLE_LABEL, SELF_LABEL, scope_reason
-from swarm_medic.core.settings import (
-    SPECS,
-    Count,
-    Duration,
-    Settings,
-    env_name,
-)
-from swarm_medic.core.settings import load as load_settings
+from swarm_medic.core.settings import SPECS, SafetySettings, Settings, env_name
 from swarm_medic.pipeline import registry
 from swarm_medic.pipeline.watch import Watcher
 from swarm_medic.swarm import mapping
@@ -342,7 +337,7 @@ LABEL_KEYS = [
 )
 def test_service_labels_never_raise(labels: Mapping[str, str], scope: str) -> None:
     svc = Service("svc1", "web", 1, labels=MappingProxyType(dict(labels)), target_ports=(80,))
-    scope_reason(svc, Settings(scope=scope))
+    scope_reason(svc, SafetySettings(scope=scope))
     port = reach.probe_port(svc)
     assert port is None or 0 < port < 65536
     limits = stuck_task.thresholds(svc, dict(DEFAULT_STUCK_AFTER))

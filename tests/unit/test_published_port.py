@@ -33,14 +33,15 @@ from swarm_medic.core.reach import (
 )
 from swarm_medic.core.reach import plans as make_plans
 from swarm_medic.core.runbook import Runbook, TaskClock, context
-from swarm_medic.core.settings import Settings
+from swarm_medic.core.settings import SafetySettings, Settings
 from swarm_medic.pipeline import registry
 from tests import builders as build
 
 NOW = build.NOW
 ENABLE = {"swarm-medic.enable": "true"}
 SETTINGS = Settings()  # scope opt-in, probe_grace 20 s, probe_failures 3
-K = SETTINGS.probe_failures
+SCOPE, GRACE = SETTINGS.safety, SETTINGS.probes.probe_grace
+K = SETTINGS.probes.probe_failures
 RUNBOOK: Runbook = registry.load([registry.builtin_dir()]).runbooks["published-port"]
 
 ADDR = {"n1": "192.168.0.1", "n2": "192.168.0.2", "n3": "192.168.0.3"}
@@ -94,7 +95,7 @@ def addresses(targets: Iterable[Published]) -> list[tuple[str, int, str]]:
 
 
 def port_plans(s: Snapshot, **kw: object) -> dict[str, list[tuple[str, int]]]:
-    got = make_plans(s, SETTINGS, NOW, **kw).by_node  # type: ignore[arg-type]
+    got = make_plans(s, SCOPE, NOW, grace=GRACE, **kw).by_node  # type: ignore[arg-type]
     return {n: [(p.ip, p.port) for p in plan.ports] for n, plan in got.items()}
 
 
@@ -197,7 +198,9 @@ def test_services_out_of_scope_are_not_probed() -> None:
     assert port_plans(snap([service(INGRESS, labels={})], tasks))["n1"] == []
     selfish = {**ENABLE, "swarm-medic.self": "true"}
     assert port_plans(snap([service(INGRESS, labels=selfish)], tasks))["n1"] == []
-    everything = make_plans(snap([service(INGRESS, labels={})], tasks), Settings(scope="all"), NOW)
+    everything = make_plans(
+        snap([service(INGRESS, labels={})], tasks), SafetySettings(scope="all"), NOW, grace=GRACE
+    )
     assert len(everything.by_node["n1"].ports) == 3
 
 
@@ -219,11 +222,13 @@ def many_ports(count: int) -> Snapshot:
 
 def test_beyond_the_cap_each_node_probes_a_window_and_covers_all_within_the_period() -> None:
     s, budget = many_ports(20), Budget(ports=10, suspects=0)  # 60 targets: 20 ports x 3 nodes
-    got = make_plans(s, SETTINGS, NOW, budget=budget)
+    got = make_plans(s, SCOPE, NOW, grace=GRACE, budget=budget)
     assert got.period == math.ceil(60 / 10) == 6
     seen: dict[str, set[tuple[str, int]]] = {}
     for r in range(got.period):
-        for nid, plan in make_plans(s, SETTINGS, NOW, round_no=r, budget=budget).by_node.items():
+        for nid, plan in make_plans(
+            s, SCOPE, NOW, grace=GRACE, round_no=r, budget=budget
+        ).by_node.items():
             assert len(plan.ports) == 10
             seen.setdefault(nid, set()).update((p.ip, p.port) for p in plan.ports)
     assert all(len(targets) == 60 for targets in seen.values())
@@ -234,7 +239,9 @@ def test_failing_ports_are_probed_again_every_round_on_top_of_the_window() -> No
     bad = {("192.168.0.2", 10005), ("192.168.0.3", 10019), ("10.1.1.1", 1)}  # one not a target
     sus = Suspects(ports={"n2": bad})
     for r in range(6):
-        plan = make_plans(s, SETTINGS, NOW, round_no=r, budget=budget, suspects=sus).by_node
+        plan = make_plans(
+            s, SCOPE, NOW, grace=GRACE, round_no=r, budget=budget, suspects=sus
+        ).by_node
         mine = [(p.ip, p.port) for p in plan["n2"].ports]
         assert len(mine) == len(set(mine)) <= 13
         assert bad - {("10.1.1.1", 1)} <= set(mine)
@@ -244,7 +251,7 @@ def test_failing_ports_are_probed_again_every_round_on_top_of_the_window() -> No
 
 def test_the_default_budget_keeps_a_plan_within_the_protocols_bound() -> None:
     s = many_ports(1000)  # 3,000 targets
-    got = make_plans(s, SETTINGS, NOW)
+    got = make_plans(s, SCOPE, NOW, grace=GRACE)
     assert all(len(p.ports) == Budget().ports <= MAX_PORTS for p in got.by_node.values())
 
 
@@ -275,7 +282,7 @@ def run_rounds(
 ) -> Reachability:
     r = reach or Reachability()
     for i in range(rounds):
-        got = make_plans(s, SETTINGS, start + i, round_no=r.rounds, suspects=r.suspects())
+        got = make_plans(s, SCOPE, start + i, grace=GRACE, round_no=r.rounds, suspects=r.suspects())
         r.record(
             s,
             {n: (p, answer(n, p, dead, ipvs=n in ipvs)) for n, p in got.by_node.items()},

@@ -27,14 +27,15 @@ from swarm_medic.core.reach import (
     probe_port,
 )
 from swarm_medic.core.reach import plans as make_plans
-from swarm_medic.core.settings import Settings
+from swarm_medic.core.settings import ProbeSettings, SafetySettings
 from tests import builders as build
 
 NOW = 1_700_000_000.0
 NET_A = "neta0123456789abcdef"
 NET_B = "netb0123456789abcdef"
 ENABLE = {"swarm-medic.enable": "true"}
-SETTINGS = Settings()  # scope opt-in, probe_grace 20 s
+SCOPE = SafetySettings()  # opt-in
+GRACE = ProbeSettings().probe_grace  # 20 s
 
 
 def node(nid: str, state: str = "ready") -> Node:
@@ -90,8 +91,8 @@ def snap(services: list[Service], tasks: list[Task], nodes: list[Node] | None = 
     )
 
 
-def plans(snapshot: Snapshot, settings: Settings, now: float) -> dict[str, ProbePlan]:
-    return make_plans(snapshot, settings, now).by_node
+def plans(snapshot: Snapshot, scope: SafetySettings, now: float) -> dict[str, ProbePlan]:
+    return make_plans(snapshot, scope, now, grace=GRACE).by_node
 
 
 def tcp_targets(plan: ProbePlan, me: str = "n1") -> list[tuple[str, str, bool]]:
@@ -131,7 +132,7 @@ def test_only_services_in_scope_with_a_port_are_probed() -> None:
         service("no-port", name="x4", ports=()),
     ]
     tasks = [task(f"t-{s.id}", "n1", sid=s.id) for s in services]
-    got = plans(snap(services, tasks), SETTINGS, NOW)
+    got = plans(snap(services, tasks), SCOPE, NOW)
     assert {p.service for p in got["n1"].tcp} == {"in", "label-port"}
     ports = {p.service: p.port for p in got["n1"].tcp}
     assert ports == {"in": 80, "label-port": 81}
@@ -139,17 +140,17 @@ def test_only_services_in_scope_with_a_port_are_probed() -> None:
 
 def test_scope_all_probes_services_without_the_label() -> None:
     s = service(labels={})
-    got = plans(snap([s], [task("t1", "n1")]), Settings(scope="all"), NOW)
+    got = plans(snap([s], [task("t1", "n1")]), SafetySettings(scope="all"), NOW)
     assert tcp_targets(got["n1"]) == [("t1", NET_A, True)]
 
 
 def test_tasks_younger_than_the_grace_and_not_running_are_not_probed() -> None:
     tasks = [
-        task("old", "n1", age=SETTINGS.probe_grace + 1),
-        task("young", "n1", age=SETTINGS.probe_grace - 1),
+        task("old", "n1", age=GRACE + 1),
+        task("young", "n1", age=GRACE - 1),
         task("starting", "n1", state="starting"),
     ]
-    got = plans(snap([service()], tasks), SETTINGS, NOW)
+    got = plans(snap([service()], tasks), SCOPE, NOW)
     assert tcp_targets(got["n1"]) == [("old", NET_A, True)]
 
 
@@ -159,7 +160,7 @@ def test_each_node_probes_the_networks_it_has_a_task_on() -> None:
         task("a2", "n2", nets=((NET_A, "10.0.1.3"), (NET_B, "10.0.2.3"))),
         task("b3", "n3", nets=((NET_B, "10.0.2.4"),)),
     ]
-    got = plans(snap([service()], tasks), SETTINGS, NOW)
+    got = plans(snap([service()], tasks), SCOPE, NOW)
     assert tcp_targets(got["n1"]) == [("a1", NET_A, True), ("a2", NET_A, False)]
     assert tcp_targets(got["n2"], "n2") == [
         ("a1", NET_A, False),
@@ -174,7 +175,7 @@ def test_each_node_probes_the_networks_it_has_a_task_on() -> None:
 
 def test_a_node_without_a_task_on_a_probed_network_is_asked_with_an_empty_plan() -> None:
     # every ready node answers each round (its task containers), probes or not
-    got = plans(snap([service()], [task("a1", "n1"), task("a2", "n2")]), SETTINGS, NOW)
+    got = plans(snap([service()], [task("a1", "n1"), task("a2", "n2")]), SCOPE, NOW)
     assert sorted(got) == ["n1", "n2", "n3"]
     assert got["n3"] == ProbePlan()
 
@@ -186,7 +187,7 @@ def test_one_dns_entry_per_service_and_network() -> None:
         task("w2", "n1", nets=((NET_A, "10.0.1.3"),)),
         task("a1", "n1", sid="s2", nets=((NET_A, "10.0.1.9"),)),
     ]
-    got = plans(snap([web, api], tasks), SETTINGS, NOW)
+    got = plans(snap([web, api], tasks), SCOPE, NOW)
     dns = sorted((d.service, d.net, d.name) for d in got["n1"].dns)
     assert dns == [
         ("s1", NET_A, "tasks.web"),
@@ -199,13 +200,13 @@ def test_vip_entries_only_for_endpoint_mode_vip_on_the_nodes_networks() -> None:
     vip = service("s1", name="web", vips=((NET_A, "10.0.1.100"), (NET_B, "10.0.2.100")))
     rr = service("s2", name="rr", endpoint_mode="dnsrr", vips=((NET_A, "10.0.1.200"),))
     tasks = [task("w1", "n1"), task("r1", "n1", sid="s2", nets=((NET_A, "10.0.1.9"),))]
-    got = plans(snap([vip, rr], tasks), SETTINGS, NOW)
+    got = plans(snap([vip, rr], tasks), SCOPE, NOW)
     assert got["n1"].vip == (VipTarget(net=NET_A, service="s1", ip="10.0.1.100", port=80),)
 
 
 def test_down_nodes_get_no_plan_but_their_tasks_are_still_targets() -> None:
     nodes = [node("n1"), node("n2", state="down")]
-    got = plans(snap([service()], [task("a1", "n1"), task("a2", "n2")], nodes), SETTINGS, NOW)
+    got = plans(snap([service()], [task("a1", "n1"), task("a2", "n2")], nodes), SCOPE, NOW)
     assert sorted(got) == ["n1"]
     assert tcp_targets(got["n1"]) == [("a1", NET_A, True), ("a2", NET_A, False)]
 
@@ -214,7 +215,7 @@ def test_nodes_a_new_leader_has_not_heard_from_yet_are_still_asked() -> None:
     # after an election swarm says "unknown" of every node for up to a minute; asking only
     # "ready" nodes left the new brain probing from its own node alone
     nodes = [node("n1", state="unknown"), node("n2", state="unknown"), node("n3", state="down")]
-    got = plans(snap([service()], [task("a1", "n1"), task("a2", "n2")], nodes), SETTINGS, NOW)
+    got = plans(snap([service()], [task("a1", "n1"), task("a2", "n2")], nodes), SCOPE, NOW)
     assert sorted(got) == ["n1", "n2"]
     assert tcp_targets(got["n2"], me="n2") == [("a1", NET_A, False), ("a2", NET_A, True)]
 
@@ -223,7 +224,7 @@ def test_a_task_address_that_is_not_ipv4_is_not_planned_and_fails_nothing_else()
     # the mapping keeps IPv4 only; a Task built elsewhere with an IPv6 address must not
     # make the whole plan (and so the node's answer) invalid
     t = task("a1", "n1", nets=((NET_A, "fd00::2"), (NET_B, "10.0.2.2")))
-    got = plans(snap([service()], [t, task("a2", "n1")]), SETTINGS, NOW)
+    got = plans(snap([service()], [t, task("a2", "n1")]), SCOPE, NOW)
     assert sorted((p.task, p.ip) for p in got["n1"].tcp) == [
         ("a1", "10.0.2.2"),
         ("a2", "10.0.1.2"),
@@ -245,19 +246,19 @@ def big(n_nodes: int, n_tasks: int) -> Snapshot:
 def test_at_small_scale_every_node_probes_every_target_every_round() -> None:
     s = big(3, 9)
     for r in range(3):
-        got = make_plans(s, SETTINGS, NOW, round_no=r)
+        got = make_plans(s, SCOPE, NOW, grace=GRACE, round_no=r)
         assert got.period == 1
         assert all(len(p.tcp) == 9 for p in got.by_node.values())
 
 
 def test_the_rotation_covers_every_pair_within_the_period() -> None:
     s, budget = big(7, 100), Budget(tcp=16, dns=1, vip=1, suspects=0)
-    period = make_plans(s, SETTINGS, NOW, budget=budget).period
+    period = make_plans(s, SCOPE, NOW, grace=GRACE, budget=budget).period
     assert period == math.ceil(100 / 16) == 7
     for start in (0, 5):  # any `period` consecutive rounds
         seen: dict[str, set[str]] = {}
         for r in range(start, start + period):
-            got = make_plans(s, SETTINGS, NOW, round_no=r, budget=budget)
+            got = make_plans(s, SCOPE, NOW, grace=GRACE, round_no=r, budget=budget)
             for nid, p in got.by_node.items():
                 assert len(p.tcp) == 16
                 seen.setdefault(nid, set()).update(t.task for t in p.tcp)
@@ -265,7 +266,7 @@ def test_the_rotation_covers_every_pair_within_the_period() -> None:
 
 
 def test_nodes_start_their_windows_at_different_places() -> None:
-    got = make_plans(big(5, 100), SETTINGS, NOW, budget=Budget(tcp=10)).by_node
+    got = make_plans(big(5, 100), SCOPE, NOW, grace=GRACE, budget=Budget(tcp=10)).by_node
     assert len({p.tcp[0].task for p in got.values()}) > 1
 
 
@@ -273,7 +274,9 @@ def test_suspects_are_probed_every_round_on_top_of_the_window() -> None:
     s, budget = big(4, 100), Budget(tcp=10, dns=5, vip=5, suspects=3)
     sus = Suspects(tcp={"n1": {"t0050", "t0051", "t0099", "not-a-target"}})
     for r in range(5):
-        plan = make_plans(s, SETTINGS, NOW, round_no=r, budget=budget, suspects=sus).by_node["n1"]
+        plan = make_plans(
+            s, SCOPE, NOW, grace=GRACE, round_no=r, budget=budget, suspects=sus
+        ).by_node["n1"]
         tasks = [t.task for t in plan.tcp]
         assert len(tasks) == len(set(tasks)) <= 13
         # 3 real suspects, cap 3: all of them, every round
@@ -281,7 +284,7 @@ def test_suspects_are_probed_every_round_on_top_of_the_window() -> None:
 
 
 def test_the_full_budget_is_the_old_every_pair_every_round() -> None:
-    got = make_plans(big(4, 100), SETTINGS, NOW, budget=FULL)
+    got = make_plans(big(4, 100), SCOPE, NOW, grace=GRACE, budget=FULL)
     assert got.period == 1
     assert all(len(p.tcp) == 100 for p in got.by_node.values())
 

@@ -24,7 +24,7 @@ from swarm_medic.core.protocol import (
     TcpResult,
 )
 from swarm_medic.core.reach import Cell, Reachability
-from swarm_medic.core.settings import Settings
+from swarm_medic.core.settings import ProbeSettings, SafetySettings
 from swarm_medic.nodes.agent import AgentError, NodeAgent
 from swarm_medic.nodes.channel import RequestAuth
 from swarm_medic.nodes.endpoint import NodeEndpoint
@@ -38,6 +38,7 @@ from tests import builders as build
 from tests.netkit import closed_port
 
 NOW = 1_700_000_000.0
+OPT_IN = SafetySettings()  # the default scope: services labelled swarm-medic.enable=true
 KEY = "s3cret"  # the shared secret of the test swarm
 WRONG_KEY = "not-the-key"
 NET = "net0123456789abcdef"
@@ -135,7 +136,7 @@ def test_a_round_asks_its_own_node_in_process_and_the_other_over_the_channel(
     remote: Remote,
 ) -> None:
     mine = FakeAgent("n1")
-    prober = Prober(Settings(secret=KEY, http_port=remote.port), mine)
+    prober = Prober(ProbeSettings(secret=KEY), mine, port=remote.port, scope=OPT_IN)
     answers = prober.run(snapshot(), NOW)
     assert prober.failures == {}
     ((plan1,), (plan2,)) = mine.plans, remote.agent.plans
@@ -151,14 +152,19 @@ def test_a_round_asks_its_own_node_in_process_and_the_other_over_the_channel(
 
 
 def test_a_round_is_due_after_the_probe_interval(remote: Remote) -> None:
-    prober = Prober(Settings(secret=KEY, http_port=remote.port, probe_interval=15), FakeAgent("n1"))
+    prober = Prober(
+        ProbeSettings(secret=KEY, probe_interval=15),
+        FakeAgent("n1"),
+        port=remote.port,
+        scope=OPT_IN,
+    )
     prober.run(snapshot(), NOW)
     assert not prober.due(NOW + 14)
     assert prober.due(NOW + 15)
 
 
 def test_without_a_secret_only_the_own_node_is_asked(remote: Remote) -> None:
-    prober = Prober(Settings(secret="", http_port=remote.port), FakeAgent("n1"))
+    prober = Prober(ProbeSettings(secret=""), FakeAgent("n1"), port=remote.port, scope=OPT_IN)
     answers = prober.run(snapshot(), NOW)
     assert sorted(answers) == ["n1"]
     assert set(prober.failures) == {"n2"}
@@ -168,7 +174,7 @@ def test_without_a_secret_only_the_own_node_is_asked(remote: Remote) -> None:
 
 def test_an_unreachable_node_is_a_failure() -> None:
     port = closed_port()
-    prober = Prober(Settings(secret=KEY, http_port=port), FakeAgent("n1"))
+    prober = Prober(ProbeSettings(secret=KEY), FakeAgent("n1"), port=port, scope=OPT_IN)
     answers = prober.run(snapshot(), NOW)
     assert sorted(answers) == ["n1"]
     assert set(prober.failures) == {"n2"}
@@ -176,20 +182,24 @@ def test_an_unreachable_node_is_a_failure() -> None:
 
 
 def test_a_node_that_refuses_our_signature_is_a_failure(remote: Remote) -> None:
-    prober = Prober(Settings(secret=WRONG_KEY, http_port=remote.port), FakeAgent("n1"))
+    prober = Prober(
+        ProbeSettings(secret=WRONG_KEY), FakeAgent("n1"), port=remote.port, scope=OPT_IN
+    )
     prober.run(snapshot(), NOW)
     assert "HTTP 401" in prober.failures["n2"]
     assert remote.agent.plans == []
 
 
 def test_a_node_without_an_address_is_a_failure(remote: Remote) -> None:
-    prober = Prober(Settings(secret=KEY, http_port=remote.port), FakeAgent("n1"))
+    prober = Prober(ProbeSettings(secret=KEY), FakeAgent("n1"), port=remote.port, scope=OPT_IN)
     prober.run(snapshot(nodes=[node("n1"), node("n2", addr="")]), NOW)
     assert prober.failures == {"n2": "node n2 has no known address"}
 
 
 def test_the_own_agent_refusing_is_a_failure_of_the_own_node(remote: Remote) -> None:
-    prober = Prober(Settings(secret=KEY, http_port=remote.port), FakeAgent("n1", "broken"))
+    prober = Prober(
+        ProbeSettings(secret=KEY), FakeAgent("n1", "broken"), port=remote.port, scope=OPT_IN
+    )
     answers = prober.run(snapshot(), NOW)
     assert sorted(answers) == ["n2"]
     assert prober.failures == {"n1": "broken"}
@@ -199,14 +209,14 @@ def test_an_answer_that_does_not_answer_the_plan_entry_for_entry_is_a_failure(
     remote: Remote,
 ) -> None:
     remote.agent.short = True
-    prober = Prober(Settings(secret=KEY, http_port=remote.port), FakeAgent("n1"))
+    prober = Prober(ProbeSettings(secret=KEY), FakeAgent("n1"), port=remote.port, scope=OPT_IN)
     answers = prober.run(snapshot(), NOW)
     assert sorted(answers) == ["n1"]
     assert prober.failures == {"n2": "ProbeAnswer: 1 tcp results for 2 tcp targets"}
 
 
 def test_hands_go_to_the_named_node(remote: Remote) -> None:
-    prober = Prober(Settings(secret=KEY, http_port=remote.port), FakeAgent("n1"))
+    prober = Prober(ProbeSettings(secret=KEY), FakeAgent("n1"), port=remote.port, scope=OPT_IN)
     prober.run(snapshot(), NOW)
     request = ActRequest(kind="remove_task_container", task="t2", service="s1")
     assert prober.hands("n2", request) == ActAnswer(ok=True, task="t2", node="n2")

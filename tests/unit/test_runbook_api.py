@@ -15,12 +15,12 @@ import pytest
 import swarm_medic.runbook as api
 from runbooks.stuck_task import DEFAULT_STUCK_AFTER, STUCK_AFTER
 from swarm_medic.cli import main
+from swarm_medic.config import load as load_settings
 from swarm_medic.core.errors import SettingsError
 from swarm_medic.core.model import Node, Service, Snapshot, SwarmInfo, Target
 from swarm_medic.core.reach import Reachability
 from swarm_medic.core.runbook import Context, Runbook, Sightings, context
-from swarm_medic.core.settings import Settings
-from swarm_medic.core.settings import load as load_settings
+from swarm_medic.core.settings import ProbeSettings, Settings
 from swarm_medic.pipeline import match, registry
 
 NOW = 1_700_000_000.0
@@ -331,7 +331,7 @@ def test_a_runbook_sees_its_own_settings_and_never_the_daemons(tmp_path: Path) -
     )
     reg.runbooks = {**reg.runbooks, **BUILTIN.runbooks}
     module_seen = reg.runbooks["spy"].detect_fn.__globals__["SEEN"]
-    daemon = Settings(secret=SECRET, probe_failures=7)
+    daemon = Settings(probes=ProbeSettings(secret=SECRET, probe_failures=7))
     ctx = context(snap(Service("s1", "web", 1)), NOW, daemon, reach=Reachability())
     assert match.run(reg, ctx).failures == ()
     seen.extend(module_seen)

@@ -1,4 +1,4 @@
-"""swarm_medic.core.settings.load: flags, then SWARM_MEDIC_* env (or *_FILE), then defaults."""
+"""swarm_medic.config.load: flags, then SWARM_MEDIC_* env (or *_FILE), then defaults."""
 
 from __future__ import annotations
 
@@ -7,26 +7,21 @@ from pathlib import Path
 
 import pytest
 
+from swarm_medic.config import FILE_MAX_BYTES, load
 from swarm_medic.core.errors import SettingsError
-from swarm_medic.core.settings import (
-    FILE_MAX_BYTES,
-    SPECS,
-    Duration,
-    Settings,
-    describe,
-    load,
-)
+from swarm_medic.core.parsers import Duration
+from swarm_medic.core.settings import SPECS, Settings, describe, value_of
 
 
 def test_defaults_with_empty_env() -> None:
     s = load({}, {})
     assert s == Settings()
-    assert s.dry_run is False
-    assert s.scope == "opt-in"
-    assert s.scan_interval == 15.0
-    assert s.budget_per_hour == 3
-    assert s.http_port == 9324
-    assert s.docker_host == ""
+    assert s.safety.dry_run is False
+    assert s.safety.scope == "opt-in"
+    assert s.scan.scan_interval == 15.0
+    assert s.safety.budget_per_hour == 3
+    assert s.http.http_port == 9324
+    assert s.engine.docker_host == ""
 
 
 def test_unrelated_env_is_ignored() -> None:
@@ -38,7 +33,7 @@ def test_unrelated_env_is_ignored() -> None:
     [("30s", 30.0), ("2m", 120.0), ("1h", 3600.0), ("45", 45.0), ("1.5m", 90.0), ("250ms", 0.25)],
 )
 def test_scan_interval_durations(text: str, seconds: float) -> None:
-    assert load({}, {"SWARM_MEDIC_SCAN_INTERVAL": text}).scan_interval == seconds
+    assert load({}, {"SWARM_MEDIC_SCAN_INTERVAL": text}).scan.scan_interval == seconds
 
 
 @pytest.mark.parametrize(
@@ -56,7 +51,7 @@ def test_scan_interval_durations(text: str, seconds: float) -> None:
 )
 def test_durations_take_days_and_compound_go_style(text: str, seconds: float) -> None:
     """What --help writes (1d, 30d) and what docker's own flags take (1h30m) are accepted."""
-    assert load({"cooldown": text}, {}).cooldown == seconds
+    assert load({"cooldown": text}, {}).safety.cooldown == seconds
 
 
 @pytest.mark.parametrize("text", ["1h 30m", "h", "1x", "1hh", "30m1", "-1h", "1h-30m", "1.h"])
@@ -78,7 +73,8 @@ def test_a_duration_that_is_not_one_is_refused(text: str) -> None:
     ],
 )
 def test_env_values(env: dict[str, str], field: str, expected: object) -> None:
-    assert getattr(load({}, env), field) == expected
+    (spec,) = [s for s in SPECS if s.name == field]
+    assert value_of(load({}, env), spec) == expected
 
 
 def test_flags_win_over_env() -> None:
@@ -90,29 +86,29 @@ def test_flags_win_over_env() -> None:
             "SWARM_MEDIC_DRY_RUN": "yes",
         },
     )
-    assert s.scan_interval == 5.0
-    assert s.scope == "all"
-    assert s.dry_run is True  # a flag left at None falls through to the environment
+    assert s.scan.scan_interval == 5.0
+    assert s.safety.scope == "all"
+    assert s.safety.dry_run is True  # a flag left at None falls through to the environment
 
 
 def test_flag_wins_over_file(tmp_path: Path) -> None:
     secret = tmp_path / "interval"
     secret.write_text("1h\n")
     s = load({"scan_interval": "7s"}, {"SWARM_MEDIC_SCAN_INTERVAL_FILE": str(secret)})
-    assert s.scan_interval == 7.0
+    assert s.scan.scan_interval == 7.0
 
 
 def test_value_from_file_is_stripped(tmp_path: Path) -> None:
     secret = tmp_path / "ledger-name"
     secret.write_text("medic-ledger-prod\n")
     s = load({}, {"SWARM_MEDIC_LEDGER_NAME_FILE": str(secret)})
-    assert s.ledger_name == "medic-ledger-prod"
+    assert s.safety.ledger_name == "medic-ledger-prod"
 
 
 def test_docker_host_file(tmp_path: Path) -> None:
     secret = tmp_path / "host"
     secret.write_text("ssh://ops@manager-1\n")
-    assert load({}, {"DOCKER_HOST_FILE": str(secret)}).docker_host == "ssh://ops@manager-1"
+    assert load({}, {"DOCKER_HOST_FILE": str(secret)}).engine.docker_host == "ssh://ops@manager-1"
 
 
 def test_value_and_file_both_set(tmp_path: Path) -> None:
@@ -188,7 +184,7 @@ def test_env_defaults_to_os_environ(monkeypatch: pytest.MonkeyPatch) -> None:
         if name.startswith("SWARM_MEDIC_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("SWARM_MEDIC_VERIFY_HOLD", "3s")
-    assert load({}).verify_hold == 3.0
+    assert load({}).safety.verify_hold == 3.0
 
 
 # --- hostile or broken values: each one stops the start with a message naming the setting ---
@@ -230,7 +226,7 @@ def test_intervals_and_timeouts_must_be_in_their_range(flag: str, env_var: str, 
 
 
 def test_scan_jitter_may_be_zero_but_not_more_than_an_hour() -> None:
-    assert load({}, {"SWARM_MEDIC_SCAN_JITTER": "0"}).scan_jitter == 0.0
+    assert load({}, {"SWARM_MEDIC_SCAN_JITTER": "0"}).scan.scan_jitter == 0.0
     assert "--scan-jitter" in settings_error({}, {"SWARM_MEDIC_SCAN_JITTER": "61m"})
 
 
@@ -243,7 +239,7 @@ def test_every_default_is_inside_its_own_range() -> None:
     defaults = Settings()
     for spec in SPECS:
         if isinstance(spec.parse, Duration):
-            value = getattr(defaults, spec.name)
+            value = value_of(defaults, spec)
             assert spec.parse.low <= value <= spec.parse.high, spec.name
 
 
@@ -308,9 +304,9 @@ def test_a_short_or_empty_secret_is_refused_and_not_echoed(
 def test_a_secret_from_a_file_keeps_today_s_stripping(tmp_path: Path) -> None:
     secret = tmp_path / "secret"
     secret.write_text(SECRET + "\n")
-    assert load({}, {"SWARM_MEDIC_SECRET_FILE": str(secret)}).secret == SECRET
-    assert load({"secret": SECRET}, {}).secret == SECRET
-    assert load({}, {"SWARM_MEDIC_SECRET": "é" * 16}).secret == "é" * 16  # 32 bytes in UTF-8
+    assert load({}, {"SWARM_MEDIC_SECRET_FILE": str(secret)}).probes.secret == SECRET
+    assert load({"secret": SECRET}, {}).probes.secret == SECRET
+    assert load({}, {"SWARM_MEDIC_SECRET": "é" * 16}).probes.secret == "é" * 16  # 32 bytes in UTF-8
 
 
 def test_an_env_secret_that_is_not_utf8_is_refused() -> None:
@@ -335,12 +331,12 @@ def test_notify_urls_from_a_secret_file_in_order_each_once(tmp_path: Path) -> No
     urls = tmp_path / "notify"
     urls.write_text("slack://a/b/c,\n json://127.0.0.1:8080/hook  slack://a/b/c\n")
     s = load({}, {"SWARM_MEDIC_NOTIFY_FILE": str(urls)})
-    assert s.notify == ("slack://a/b/c", "json://127.0.0.1:8080/hook")
+    assert s.notify.notify == ("slack://a/b/c", "json://127.0.0.1:8080/hook")
     assert "slack://" not in repr(s)  # hidden: the URLs carry tokens
-    assert load({"notify": "json://h/p"}, {}).notify == ("json://h/p",)
-    assert load({}, {}).notify == ()
+    assert load({"notify": "json://h/p"}, {}).notify.notify == ("json://h/p",)
+    assert load({}, {}).notify.notify == ()
     s = load({}, {"SWARM_MEDIC_NOTIFY_MIN_SEVERITY": "critical", "SWARM_MEDIC_NOTIFY_REMIND": "5m"})
-    assert (s.notify_min_severity, s.notify_remind) == ("critical", 300.0)
+    assert (s.notify.notify_min_severity, s.notify.notify_remind) == ("critical", 300.0)
 
 
 def test_a_notify_url_without_a_scheme_is_refused_and_not_echoed() -> None:

@@ -1,46 +1,43 @@
-"""Each setting declared once: `Settings`, `SPECS`, `--help` and the README table agree."""
+"""Each setting declared once: the groups of `Settings`, `SPECS`, `--help` and the README table
+agree."""
 
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass, fields
-from pathlib import Path
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import pytest
 
+from swarm_medic.config import add_arguments
+from swarm_medic.core.parsers import parse_bool
 from swarm_medic.core.settings import (
     GROUPS,
-    README_BEGIN,
-    README_END,
-    REGENERATE,
     SPECS,
+    HttpSettings,
+    NotifySettings,
+    ProbeSettings,
+    SafetySettings,
     Settings,
-    add_arguments,
     env_name,
     flag_name,
-    markdown,
-    parse_bool,
+    group,
+    groups_of,
     setting,
     show_default,
     specs_of,
-    with_table,
+    value_of,
 )
-
-README = Path(__file__).resolve().parents[2] / "README.md"
-
-
-def test_the_readme_table_is_the_generated_one() -> None:
-    text = README.read_text(encoding="utf-8")
-    assert README_BEGIN in text and README_END in text, f"README.md lost its {README_BEGIN} block"
-    assert with_table(text) == text, f"README.md's settings table is out of date: run {REGENERATE}"
+from swarm_medic.readme import settings_table
 
 
 def test_settings_and_specs_agree_one_to_one() -> None:
     defaults = Settings()
-    assert [f.name for f in fields(Settings)] == [s.name for s in SPECS]
+    assert [f.name for f in fields(Settings)] == list(GROUPS)
+    declared = [f.name for g in fields(Settings) for f in fields(getattr(defaults, g.name))]
+    assert declared == [s.name for s in SPECS]
     for spec in SPECS:
-        assert getattr(defaults, spec.name) == spec.default, spec.name
+        assert value_of(defaults, spec) == spec.default, spec.name
         assert spec.group in GROUPS, spec.name
 
 
@@ -70,16 +67,15 @@ def test_a_hidden_setting_never_shows_its_default() -> None:
 
     @dataclass(frozen=True)
     class WithDefault:
-        token: str = setting(
-            "token", str, "0123456789abcdef" * 2, "a token", group="probes", hidden=True
-        )
+        token: str = setting("token", str, "0123456789abcdef" * 2, "a token", hidden=True)
 
     (spec,) = specs_of(WithDefault)
     assert show_default(spec) == ""
     assert "0123456789abcdef" not in repr(WithDefault())
-    assert "secret=" not in repr(Settings(secret="s" * 40))
-    assert "alerts_token=" not in repr(Settings(alerts_token="t" * 40))
-    assert "xoxb" not in repr(Settings(notify=("slack://xoxb-token/C0123",)))
+    assert "secret=" not in repr(Settings(probes=ProbeSettings(secret="s" * 40)))
+    assert "alerts_token=" not in repr(Settings(http=HttpSettings(alerts_token="t" * 40)))
+    notify = NotifySettings(notify=("slack://xoxb-token/C0123",))
+    assert "xoxb" not in repr(Settings(notify=notify))
 
 
 def help_of() -> str:
@@ -105,23 +101,12 @@ def test_help_names_range_default_and_variable() -> None:
 
 
 def test_the_table_has_a_row_per_setting() -> None:
-    rows = markdown().splitlines()
+    rows = settings_table().splitlines()
     assert rows[0] == "| flag | env | default | group | meaning |"
     assert len(rows) == 2 + len(SPECS)
     for row, spec in zip(rows[2:], SPECS, strict=True):
         assert row.startswith(f"| `{flag_name(spec)}` | `{env_name(spec)}` | ")
         assert f" | {spec.group} | " in row
-
-
-def test_with_table_replaces_only_the_block() -> None:
-    text = f"intro\n\n{README_BEGIN}\nstale\n{README_END}\n\nafter\n"
-    out = with_table(text)
-    assert out.startswith(f"intro\n\n{README_BEGIN}\n")
-    assert out.endswith(f"{README_END}\n\nafter\n")
-    assert "stale" not in out
-    assert with_table(out) == out
-    with pytest.raises(ValueError, match="settings:begin"):
-        with_table("no markers here")
 
 
 # --- a declaration that is wrong fails when the module is imported -----------------------
@@ -139,26 +124,32 @@ def test_a_field_without_setting_is_refused() -> None:
 def test_a_name_that_is_not_the_field_s_is_refused() -> None:
     @dataclass(frozen=True)
     class Misnamed:
-        dry_run: bool = setting("dryrun", parse_bool, False, "x", group="safety")
+        dry_run: bool = setting("dryrun", parse_bool, False, "x")
 
     with pytest.raises(TypeError, match=r"declared as setting\('dryrun'"):
         specs_of(Misnamed)
 
 
-def test_an_unknown_group_is_refused() -> None:
+def test_a_group_not_declared_with_group_is_refused() -> None:
+    # a setting's group is the class it is declared in: only a root field can be wrong
     @dataclass(frozen=True)
     class Ungrouped:
-        dry_run: bool = setting("dry_run", parse_bool, False, "x", group="misc")
+        safety: SafetySettings = field(default_factory=SafetySettings)
 
-    with pytest.raises(TypeError, match="unknown group 'misc'"):
-        specs_of(Ungrouped)
+    with pytest.raises(TypeError, match=r"Ungrouped\.safety is not declared with group"):
+        groups_of(Ungrouped)
 
 
-def test_groups_out_of_order_are_refused() -> None:
+def test_the_specs_come_group_by_group_in_the_order_of_the_groups() -> None:
+    # what keeps `--help` and the README table grouped: each group's settings in one run
+    order = list(GROUPS)
+    positions = [order.index(s.group) for s in SPECS]
+    assert positions == sorted(positions)
+    assert {s.group for s in SPECS} == set(GROUPS)
+
     @dataclass(frozen=True)
-    class Shuffled:
-        a: bool = setting("a", parse_bool, False, "x", group="scan")
-        b: bool = setting("b", parse_bool, False, "x", group="safety")
+    class Two:
+        first: SafetySettings = group(SafetySettings, "the first")
+        second: ProbeSettings = group(ProbeSettings, "the second")
 
-    with pytest.raises(TypeError, match="group 'safety' after 'scan'"):
-        specs_of(Shuffled)
+    assert list(groups_of(Two)) == ["first", "second"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from swarm_medic.config import load
 from swarm_medic.core.errors import SettingsError
-from swarm_medic.core.settings import load
 
 
 @pytest.mark.parametrize(
@@ -20,7 +20,7 @@ from swarm_medic.core.settings import load
     ],
 )
 def test_hold_while_alerts_parses(text: str, expected: tuple[str, ...]) -> None:
-    assert load({"hold_while_alerts": text}, env={}).hold_while_alerts == expected
+    assert load({"hold_while_alerts": text}, env={}).safety.hold_while_alerts == expected
 
 
 @pytest.mark.parametrize(
@@ -32,6 +32,6 @@ def test_hold_while_alerts_refuses(text: str) -> None:
 
 
 def test_max_concurrent_actions_zero_is_no_limit_and_negative_is_refused() -> None:
-    assert load({"max_concurrent_actions": "0"}, env={}).max_concurrent_actions == 0
+    assert load({"max_concurrent_actions": "0"}, env={}).safety.max_concurrent_actions == 0
     with pytest.raises(SettingsError):
         load({"max_concurrent_actions": "-1"}, env={})

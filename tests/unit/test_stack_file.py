@@ -10,7 +10,8 @@ from typing import Any
 
 import yaml
 
-from swarm_medic.core.settings import RUNBOOK_ENV_PREFIX, SPECS, env_name, load
+from swarm_medic.config import load
+from swarm_medic.core.settings import RUNBOOK_ENV_PREFIX, SPECS, env_name
 
 STACK = Path(__file__).resolve().parents[2] / "deploy" / "swarm-medic.yml"
 DEFAULTED = re.compile(r"\$\{[A-Z_]+:-([^}]*)\}")  # ${VAR:-default}, as stack deploy fills it
@@ -25,9 +26,9 @@ def environment() -> dict[str, str]:
 def test_the_defaults_are_safe() -> None:
     env = environment()
     settings = load({}, {k: v for k, v in env.items() if not k.endswith("_FILE")})
-    assert settings.dry_run is True
-    assert settings.scope == "opt-in"
-    assert settings.max_concurrent_actions == 2  # 0 would be no limit at all
+    assert settings.safety.dry_run is True
+    assert settings.safety.scope == "opt-in"
+    assert settings.safety.max_concurrent_actions == 2  # 0 would be no limit at all
 
 
 def test_every_variable_set_or_suggested_is_a_known_setting() -> None:
