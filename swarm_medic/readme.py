@@ -1,5 +1,5 @@
-"""The README's generated parts, from the code that declares them: the settings table and the
-metrics.
+"""The README's generated parts, from the code that declares them: the settings table, the
+safety gates in their order, and the metrics.
 
 Each part sits between its markers in README.md (`<!-- NAME:begin -->` ... `<!-- NAME:end -->`)
 with a note naming where it comes from; `python -m swarm_medic.readme README.md` rewrites them
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from swarm_medic.core.settings import SPECS, env_name, flag_name, show_default, show_range
+from swarm_medic.pipeline import policy
 from swarm_medic.telemetry import metrics
 
 REGENERATE = "python -m swarm_medic.readme README.md"
@@ -37,6 +38,17 @@ def settings_table() -> str:
             + (f"`{_cell(default)}`" if default else "—")
             + f" | {spec.group} | {_cell(meaning)} |"
         )
+    return "\n".join(rows) + "\n"
+
+
+def gates_table() -> str:
+    """The policy's gates in the order they are tried, then what passing them all means."""
+    rows = ["| # | reason | verdict | meaning |", "|---|---|---|---|"]
+    for n, gate in enumerate(policy.GATES, 1):
+        r = gate.reason
+        rows.append(f"| {n} | `{r}` | {r.verdict} | {_cell(r.wording)} |")
+    ok = policy.PASSED
+    rows.append(f"| | `{ok}` | {ok.verdict} | {_cell(ok.wording)} |")
     return "\n".join(rows) + "\n"
 
 
@@ -67,8 +79,9 @@ class Part:
 
 
 SETTINGS = Part("settings", "swarm_medic/core/settings.py", settings_table)
+GATES = Part("gates", "swarm_medic/pipeline/policy.py", gates_table)
 METRICS = Part("metrics", "swarm_medic/telemetry/metrics.py", metrics_table)
-PARTS = (SETTINGS, METRICS)
+PARTS = (SETTINGS, GATES, METRICS)
 
 
 def with_part(readme: str, part: Part) -> str:

@@ -1,5 +1,5 @@
 """README.md's generated parts (swarm_medic/readme.py) are what the code makes of them now: the
-settings table and the metrics."""
+settings table, the safety gates in order and the metrics."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from swarm_medic import readme
+from swarm_medic.pipeline import policy
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -31,6 +32,14 @@ def test_with_part_replaces_only_its_block() -> None:
     assert readme.with_part(out, part) == out
     with pytest.raises(ValueError, match="settings:begin"):
         readme.with_part("no markers here", part)
+
+
+def test_the_gates_are_listed_in_the_order_the_policy_tries_them() -> None:
+    rows = readme.gates_table().splitlines()[2:]
+    assert len(rows) == len(policy.GATES) + 1  # and what passing them all means
+    for n, (row, gate) in enumerate(zip(rows, policy.GATES, strict=False), 1):
+        assert row.startswith(f"| {n} | `{gate.reason}` | {gate.reason.verdict} | "), row
+    assert rows[-1].startswith(f"| | `{policy.PASSED}` | act | ")
 
 
 def test_main_rewrites_every_part_in_place(tmp_path: Path) -> None:
