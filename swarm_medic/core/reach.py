@@ -34,9 +34,9 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from swarm_medic.core.model import Node, Service, Snapshot, Task
 from swarm_medic.core.protocol import (
@@ -183,6 +183,27 @@ class Suspects:
 
 
 @dataclass(frozen=True)
+class _Kind:
+    """One kind of probe target, as the plans rotate it: `name` is its field in `Budget`,
+    `Suspects` and `ProbePlan`; `limit` the protocol's cap on one plan; `key` how `Suspects`
+    names a target; `per_net`: each node probes the targets on its own overlays (False: one
+    list for every node, the published ports)."""
+
+    name: str
+    limit: int
+    key: Callable[[Any], object]
+    per_net: bool = True
+
+
+_KINDS = (
+    _Kind("tcp", MAX_TARGETS, lambda x: x.task),
+    _Kind("dns", MAX_NAMES, lambda x: (x.service, x.net)),
+    _Kind("vip", MAX_NAMES, lambda x: (x.service, x.net)),
+    _Kind("ports", MAX_PORTS, lambda x: (x.ip, x.port), per_net=False),
+)
+
+
+@dataclass(frozen=True)
 class Plans:
     by_node: dict[str, ProbePlan]
     period: int = 1  # rounds in which the rotation probes every (node, target) pair
@@ -217,14 +238,13 @@ def _period(segments: Sequence[Sequence[object]], cap: int) -> int:
 
 def _extra(
     keys: Collection[object],
-    lookup: Mapping[object, Sequence[T]],
-    taken: list[T],
+    lookup: Lookup,
+    taken: list[Any],
     *,
     nets: Collection[str] | None,
-    net_of: Mapping[int, str],
     round_no: int,
     cap: int,
-) -> list[T]:
+) -> list[Any]:
     """Up to `cap` suspect targets not already in this round's window, rotating when
     there are more suspects than the cap. `nets`: only targets on these networks (None: any,
     for published ports, which are on no overlay)."""
@@ -233,10 +253,10 @@ def _extra(
     order = sorted(keys, key=str)
     start = (round_no * cap) % len(order)
     have = {id(x) for x in taken}
-    out: list[T] = []
+    out: list[Any] = []
     for key in order[start:] + order[:start]:
-        for x in lookup.get(key, ()):
-            if id(x) not in have and (nets is None or net_of[id(x)] in nets):
+        for net, x in lookup.get(key, ()):
+            if id(x) not in have and (nets is None or net in nets):
                 out.append(x)
                 have.add(id(x))
         if len(out) >= cap:
@@ -253,6 +273,14 @@ class _Targets:
     vip: dict[str, list[VipTarget]] = field(default_factory=dict)
     nets_on_node: dict[str, set[str]] = field(default_factory=dict)
     ports: list[PortTarget] = field(default_factory=list)  # the same for every node
+
+    def segments(self, kind: _Kind, nets: Sequence[str] | None = None) -> list[list[Any]]:
+        """The targets of `kind` a node on `nets` probes, one segment per network (None:
+        every network's, in the order they were found)."""
+        if not kind.per_net:
+            return [self.ports]
+        per_net: dict[str, list[Any]] = getattr(self, kind.name)
+        return list(per_net.values()) if nets is None else [per_net[n] for n in nets]
 
 
 def _targets(snap: Snapshot, scope: SafetySettings, now: float, grace: float) -> _Targets:
@@ -294,29 +322,16 @@ def _targets(snap: Snapshot, scope: SafetySettings, now: float, grace: float) ->
     return out
 
 
-Lookup = dict[object, list[T]]
+# suspect key -> (network, target) of each target it names; "" for a published port's network
+Lookup = dict[object, list[tuple[str, Any]]]
 
 
-def _lookups(
-    tg: _Targets,
-) -> tuple[Lookup[TcpTarget], Lookup[DnsTarget], Lookup[VipTarget], dict[int, str]]:
-    by_task: Lookup[TcpTarget] = {}
-    by_dns: Lookup[DnsTarget] = {}
-    by_vip: Lookup[VipTarget] = {}
-    net_of: dict[int, str] = {}
-    for tl in tg.tcp.values():
-        for x in tl:
-            by_task.setdefault(x.task, []).append(x)
-            net_of[id(x)] = x.net
-    for dl in tg.dns.values():
-        for d in dl:
-            by_dns.setdefault((d.service, d.net), []).append(d)
-            net_of[id(d)] = d.net
-    for vl in tg.vip.values():
-        for v in vl:
-            by_vip.setdefault((v.service, v.net), []).append(v)
-            net_of[id(v)] = v.net
-    return by_task, by_dns, by_vip, net_of
+def _lookup(kind: _Kind, tg: _Targets) -> Lookup:
+    out: Lookup = {}
+    for segment in tg.segments(kind):
+        for x in segment:
+            out.setdefault(kind.key(x), []).append((x.net if kind.per_net else "", x))
+    return out
 
 
 # The nodes a round asks. Not only "ready": a new leader marks every node "unknown" until it
@@ -341,75 +356,37 @@ def plans(
     empty one: its answer still lists its task containers), for the services in `scope`
     whose tasks have run for `grace` (--probe-grace).
 
-    Published ports: every node gets a window of at most `budget.ports` of the same list
-    (each from its own phase), plus up to `budget.suspects` of those whose last probe from it
-    failed; beyond the cap the rest wait for later rounds (every pair within `period`)."""
+    Each kind of target (tcp, dns, vip, published ports) the same way: a window of at most its
+    budget of the node's targets (published ports: the same list for every node, each from its
+    own phase), plus up to `budget.suspects` of those whose last probe from that node failed;
+    beyond the cap the rest wait for later rounds (every pair within `period`)."""
     tg = _targets(snap, scope, now, grace)
     sus = suspects or Suspects()
-    # the lookups cost O(targets): only built when some pair is suspect
-    by_task, by_dns, by_vip, net_of = _lookups(tg if sus.tcp or sus.dns or sus.vip else _Targets())
-    by_port: Lookup[PortTarget] = {(x.ip, x.port): [x] for x in tg.ports} if sus.ports else {}
-    cap_tcp = min(budget.tcp, MAX_TARGETS)
-    cap_dns, cap_vip = min(budget.dns, MAX_NAMES), min(budget.vip, MAX_NAMES)
-    cap_ports = min(budget.ports, MAX_PORTS)
+    # a lookup costs O(targets): built only for a kind with suspect pairs
+    lookups = {k.name: _lookup(k, tg) if getattr(sus, k.name) else {} for k in _KINDS}
+    caps = {k.name: min(getattr(budget, k.name), k.limit) for k in _KINDS}
     out: dict[str, ProbePlan] = {}
     period = 1
     for node in snap.nodes:
         if node.state not in ASKED:
             continue
         mine = sorted(tg.nets_on_node.get(node.id, ()))
-        segs_tcp = [tg.tcp[n] for n in mine]
-        segs_dns = [tg.dns[n] for n in mine]
-        segs_vip = [tg.vip[n] for n in mine]
         phase = zlib.crc32(node.id.encode())
-        tcp = _window(segs_tcp, phase, round_no, cap_tcp)
-        dns = _window(segs_dns, phase, round_no, cap_dns)
-        vip = _window(segs_vip, phase, round_no, cap_vip)
-        tcp += _extra(
-            sus.tcp.get(node.id, ()),
-            by_task,
-            tcp,
-            nets=mine,
-            net_of=net_of,
-            round_no=round_no,
-            cap=min(budget.suspects, MAX_TARGETS - len(tcp)),
-        )
-        dns += _extra(
-            sus.dns.get(node.id, ()),
-            by_dns,
-            dns,
-            nets=mine,
-            net_of=net_of,
-            round_no=round_no,
-            cap=min(budget.suspects, MAX_NAMES - len(dns)),
-        )
-        vip += _extra(
-            sus.vip.get(node.id, ()),
-            by_vip,
-            vip,
-            nets=mine,
-            net_of=net_of,
-            round_no=round_no,
-            cap=min(budget.suspects, MAX_NAMES - len(vip)),
-        )
-        ports = _window([tg.ports], phase, round_no, cap_ports)
-        ports += _extra(
-            sus.ports.get(node.id, ()),
-            by_port,
-            ports,
-            nets=None,
-            net_of=net_of,
-            round_no=round_no,
-            cap=min(budget.suspects, MAX_PORTS - len(ports)),
-        )
-        period = max(
-            period,
-            _period(segs_tcp, cap_tcp),
-            _period(segs_dns, cap_dns),
-            _period(segs_vip, cap_vip),
-            _period([tg.ports], cap_ports),
-        )
-        out[node.id] = ProbePlan(tcp=tuple(tcp), dns=tuple(dns), vip=tuple(vip), ports=tuple(ports))
+        picked: dict[str, tuple[Any, ...]] = {}
+        for k in _KINDS:
+            segments, cap = tg.segments(k, mine), caps[k.name]
+            window = _window(segments, phase, round_no, cap)
+            window += _extra(
+                getattr(sus, k.name).get(node.id, ()),
+                lookups[k.name],
+                window,
+                nets=mine if k.per_net else None,
+                round_no=round_no,
+                cap=min(budget.suspects, k.limit - len(window)),
+            )
+            picked[k.name] = tuple(window)
+            period = max(period, _period(segments, cap))
+        out[node.id] = ProbePlan(**picked)
     return Plans(out, period)
 
 
