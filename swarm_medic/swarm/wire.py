@@ -27,9 +27,9 @@ from typing import Any, Generic, TypeVar
 
 import msgspec
 
-from swarm_medic.core.model import EMPTY, Node, Resources, Service, Task, UpdateStatus
+from swarm_medic.core.model import EMPTY, Event, Node, Resources, Service, Task, UpdateStatus
 from swarm_medic.core.protocol import is_ipv4
-from swarm_medic.swarm import mapping
+from swarm_medic.swarm import MalformedEvent, mapping
 
 T = TypeVar("T")
 S = TypeVar("S", bound=msgspec.Struct)
@@ -604,13 +604,13 @@ MAX_EVENT_BYTES = 1 << 20  # one event line; engine events are a few hundred byt
 
 
 class EventLines:
-    """The engine's event stream, raw chunks -> one decoded JSON value per line.
+    """The engine's event stream, raw chunks -> one typed event per line.
 
     The docker SDK's own decoding (`decode=True`) lets a RecursionError out of the stream: an
     event nested too deeply would end the stream, and every reconnect (resumed at the same
-    `since`) would end on it again. Here such a line, a line that is not JSON and a line over
-    MAX_EVENT_BYTES each become a `str` saying so, which the watcher counts and logs as a
-    malformed event and skips."""
+    `since`) would end on it again. Here such a line, a line that is not JSON, a line over
+    MAX_EVENT_BYTES and a value that is not an event (`mapping.event_from_api`) each become a
+    MalformedEvent saying so, which the watcher counts and logs, and the stream goes on."""
 
     def __init__(self, stream: Any) -> None:
         self._stream = stream
@@ -618,7 +618,7 @@ class EventLines:
     def close(self) -> None:
         self._stream.close()
 
-    def __iter__(self) -> Iterator[object]:
+    def __iter__(self) -> Iterator[Event | MalformedEvent]:
         buf = b""
         dropping = False
         for chunk in self._stream:
@@ -627,7 +627,7 @@ class EventLines:
             for line in lines:
                 if dropping:
                     dropping = False
-                    yield f"event over {MAX_EVENT_BYTES} bytes"
+                    yield MalformedEvent(f"event over {MAX_EVENT_BYTES} bytes", line[:200])
                 elif line.strip():
                     yield decode_event(line)
             if len(buf) > MAX_EVENT_BYTES:
@@ -636,10 +636,14 @@ class EventLines:
             yield decode_event(buf)
 
 
-def decode_event(line: bytes) -> object:
+def decode_event(line: bytes) -> Event | MalformedEvent:
     try:
-        return _ANY.decode(line)
+        raw = _ANY.decode(line)
     except msgspec.DecodeError as exc:
-        return f"event is not JSON: {str(exc)[:200]}"
+        return MalformedEvent(f"event is not JSON: {str(exc)[:200]}", line[:200])
     except RecursionError:
-        return f"event {TOO_DEEP}"
+        return MalformedEvent(f"event {TOO_DEEP}", line[:200])
+    try:
+        return mapping.event_from_api(raw)
+    except (ValueError, TypeError) as exc:
+        return MalformedEvent(str(exc), raw)
