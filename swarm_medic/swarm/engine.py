@@ -223,9 +223,7 @@ class DockerEngine:
 
         return self._call(what, get)
 
-    def _list(
-        self, what: str, path: str, kind: wire.Kind[Any, T], memo: wire.Memo[T]
-    ) -> tuple[T, ...]:
+    def _list(self, what: str, path: str, kind: wire.Kind[T], memo: wire.Memo[T]) -> tuple[T, ...]:
         body = self._get_json(what, path)
         try:
             return wire.decode_list(body, kind, self.malformed, memo)

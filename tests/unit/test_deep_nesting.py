@@ -144,7 +144,7 @@ KINDS = [(wire.TASKS, TASK), (wire.SERVICES, SERVICE), (wire.NODES, NODE)]
 
 @given(st.sampled_from(KINDS), st.data())
 def test_one_deeply_nested_engine_object_is_skipped_alone(
-    case: tuple[wire.Kind[Any, Any], dict[str, Any]], data: st.DataObject
+    case: tuple[wire.Kind[Any], dict[str, Any]], data: st.DataObject
 ) -> None:
     kind, good = case
     bad_one = deepened(good, data)

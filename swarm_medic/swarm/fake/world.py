@@ -103,7 +103,7 @@ class World:
     def _encode(store: dict[str, Json]) -> bytes:
         return msgspec.json.encode(list(store.values()))
 
-    def _answer(self, store: dict[str, Json], kind: wire.Kind[Any, Any]) -> tuple[Any, ...]:
+    def _answer(self, store: dict[str, Json], kind: wire.Kind[Any]) -> tuple[Any, ...]:
         body = self._frozen[kind.name] if self._frozen is not None else self._encode(store)
         memo = self._memos.setdefault(kind.name, wire.Memo())
         return wire.decode_list(body, kind, self.malformed, memo)
