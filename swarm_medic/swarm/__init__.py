@@ -6,16 +6,19 @@ The rest of swarm-medic sees the engine through the role it uses, each a small P
                  log, the API version spoken (observe, watch, check, the scan)
   ServiceWriter  one service changed by compare-and-swap on its version (the executor)
   LedgerStore    the ledger config: read, write, and `cas_update`, the one retried
-                 read-change-write (the executor, `pause`, the scan)
-  ObjectStore    a service's raw spec and the config and secret objects (rollout, uninstall)
+                 read-change-write (the executor's outcome, `pause`)
+  ObjectStore    a service's raw spec, config and secret objects (rollout, uninstall)
   NodeLocal      this node's own containers (the node agent only)
 
 `Engine` is all of them: what `swarm.engine.DockerEngine` (the only module that imports
 `docker`) and `swarm.fake.FakeEngine` (in memory, for tests and benchmarks) implement;
-`tests/contract/` runs the same tests over both. What the engine answers is read here and
-nowhere else: `wire` decodes the answers' JSON bytes and the event stream's lines, with `mapping`
-as the dict path for what the fast path does not fit (`wire.py` declares each field once).
-`cas` holds the compare-and-swap retry policy.
+`tests/contract/` runs the same tests over both.
+
+What the engine sends is read here and nowhere else (import-linter keeps it so): `mapping`
+declares each node, service and task field once, and `shape` makes both decode paths from that
+declaration; `wire` decodes the answers' bytes and the event stream's lines with it, and
+`mapping` reads as plain JSON what the fast path does not fit. `cas` is the compare-and-swap
+retry policy.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """The real Engine: Docker SDK calls, mapped to the model, errors made readable.
 
 The only module in swarm-medic that imports `docker`. Transient failures (connection refused,
-timeouts, 5xx) are retried with tenacity; 4xx never are, nor a lost compare-and-swap.
+timeouts, 5xx) are retried with tenacity; 4xx never are, nor a lost compare-and-swap (only the
+ledger's `cas_update` goes again, and it reads and changes again first: `swarm.cas`). Sections
+follow the roles of `swarm.Engine`.
 """
 
 from __future__ import annotations
@@ -210,7 +212,7 @@ class DockerEngine:
             self._gone(err)
             raise err from exc
 
-    # --- reads: one request each, whatever the size of the swarm ---------------------------
+    # --- reading the swarm: one request each, whatever its size ---------------------------
     # The body is decoded by `wire` (msgspec, only the fields we read, element by element)
     # rather than by requests' json(): no dict is built for the fields we never look at, and
     # an object listed unchanged since the last scan is not decoded again.
