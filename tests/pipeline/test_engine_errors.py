@@ -23,6 +23,7 @@ from swarm_medic.core.errors import (
     NotFound,
 )
 from swarm_medic.core.model import LedgerDoc
+from swarm_medic.swarm import MalformedEvent
 from swarm_medic.swarm.engine import DockerEngine, translate
 
 NOWHERE = "unix:///nonexistent.sock"
@@ -543,7 +544,7 @@ def test_an_event_nested_too_deeply_is_a_malformed_line_not_the_end_of_the_strea
     got = list(stream)
     stream.close()
 
-    assert [g if isinstance(g, str) else g["Actor"]["ID"] for g in got] == [
+    assert [g.error if isinstance(g, MalformedEvent) else g.actor_id for g in got] == [
         "s1",
         "event nested too deeply",
         "s1",

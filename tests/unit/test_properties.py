@@ -37,7 +37,7 @@ from swarm_medic.core.settings import (
 from swarm_medic.core.settings import load as load_settings
 from swarm_medic.pipeline import registry
 from swarm_medic.pipeline.watch import Watcher
-from swarm_medic.swarm import mapping
+from swarm_medic.swarm import mapping, wire
 from swarm_medic.swarm.fake import FakeEngine
 from swarm_medic.telemetry.journal import Journal
 from swarm_medic.telemetry.metrics import Metrics
@@ -188,8 +188,9 @@ def test_the_watcher_handles_anything(raw: object) -> None:
     journal = Journal(Metrics(CollectorRegistry()))
     w = Watcher(FakeEngine(), journal, seen.append, clock=lambda: 1_700_000_000.0)
     w.last_nano = 1_700_000_000 * 10**9
-    w.handle(raw)
-    w.handle(raw)  # the same event twice (a replay) is never handled twice
+    line = json.dumps(raw).encode()  # a line of the engine's stream, decoded at the boundary
+    w.handle(wire.decode_event(line))
+    w.handle(wire.decode_event(line))  # the same event twice (a replay) is never handled twice
     assert len(seen) <= 1
 
 

@@ -12,6 +12,7 @@ import pytest
 from swarm_medic.core.model import Node, Service, Task
 from swarm_medic.swarm import mapping, wire
 from swarm_medic.swarm.mapping import _parse_time_general, parse_time
+from swarm_medic.swarm.shape import Shape
 
 TASK: dict[str, Any] = {
     "ID": "t1abc",
@@ -104,14 +105,14 @@ NODE: dict[str, Any] = {
     "ManagerStatus": {"Leader": True, "Reachability": "reachable"},
 }
 
-KINDS: list[tuple[wire.Kind[Any, Any], dict[str, Any]]] = [
+KINDS: list[tuple[wire.Kind[Any], dict[str, Any]]] = [
     (wire.TASKS, TASK),
     (wire.SERVICES, SERVICE),
     (wire.NODES, NODE),
 ]
 
 
-def both(kind: wire.Kind[Any, Any], objs: list[Any]) -> tuple[Any, Any]:
+def both(kind: wire.Kind[Any], objs: list[Any]) -> tuple[Any, Any]:
     """(values, problems) from the bytes path and from the dict path, for the same list."""
     body = json.dumps(objs).encode()
     bad_wire: list[str] = []
@@ -123,7 +124,7 @@ def both(kind: wire.Kind[Any, Any], objs: list[Any]) -> tuple[Any, Any]:
 
 @pytest.mark.parametrize(("kind", "obj"), KINDS, ids=lambda k: getattr(k, "name", ""))
 def test_a_realistic_object_maps_as_the_dict_path_maps_it(
-    kind: wire.Kind[Any, Any], obj: dict[str, Any]
+    kind: wire.Kind[Any], obj: dict[str, Any]
 ) -> None:
     (got, bad), (want, _) = both(kind, [obj])
     assert got == want
@@ -247,7 +248,7 @@ def replaced(obj: dict[str, Any], path: tuple[Any, ...], value: object) -> dict[
     return out
 
 
-def cases() -> Iterator[tuple[wire.Kind[Any, Any], dict[str, Any]]]:
+def cases() -> Iterator[tuple[wire.Kind[Any], dict[str, Any]]]:
     for kind, base in KINDS:
         for path in paths(base):
             for value in ODD:
@@ -309,3 +310,11 @@ def test_the_stop_grace_period_is_read_on_both_paths() -> None:
     # the orphan runbook's grace depends on it: a field the fast path forgot would read 10 s
     (svc,) = wire.decode_list(json.dumps([SERVICE]).encode(), wire.SERVICES, [])
     assert svc.stop_grace_period == 45.0 == mapping.service_from_api(SERVICE).stop_grace_period
+
+
+def test_a_model_field_without_its_declaration_is_refused() -> None:
+    # one declaration per field: a field added to the model and not here fails at import
+    declared = dict(mapping.TASK.fields)
+    declared.pop("exit_code")
+    with pytest.raises(ImportError, match="declare each"):
+        Shape(Task, "task", ("ID",), **declared)
