@@ -35,8 +35,8 @@ from swarm_medic.telemetry.journal import Journal
 from swarm_medic.telemetry.metrics import Metrics
 from swarm_medic.telemetry.status import Page
 from tests.browserkit import chromium, console_problems
+from tests.pipeline.harness import NET, ScriptedAgent
 from tests.pipeline.support import Logs
-from tests.pipeline.test_daemon_probes import NET, ScriptedAgent
 
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "status-page.png"
 T0 = 1_700_000_000.0
