@@ -1,0 +1,84 @@
+"""The world of the overlay runbooks' tests (unreachable-endpoint, stale-dns, dead-vip): three
+workers, one running task of service web on each (t1 on n1, t2 on n2, t3 on n3), and a
+Reachability filled directly: the from-node x to-task matrix, DNS answers and VIP cells."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from swarm_medic.core.model import Node, Service, Snapshot, SwarmInfo, Task
+from swarm_medic.core.reach import Cell, Reachability
+from swarm_medic.core.runbook import Context, TaskClock, context
+from swarm_medic.core.settings import Settings
+
+NOW = 1_700_000_000.0
+NET = "net0123456789abcdef"
+VIP = "10.0.1.100"
+ENABLE = {"swarm-medic.enable": "true"}
+SETTINGS = Settings()  # probe_failures 3, scope opt-in
+K = SETTINGS.probe_failures
+
+NODES = ("n1", "n2", "n3")
+# one task of the service on each node: t1 on n1, t2 on n2, t3 on n3
+TASK_NODE = {"t1": "n1", "t2": "n2", "t3": "n3"}
+TASK_IP = {"t1": "10.0.1.2", "t2": "10.0.1.3", "t3": "10.0.1.4"}
+
+
+def node(nid: str) -> Node:
+    return Node(
+        id=nid,
+        hostname=f"worker-{nid[-1]}",
+        role="worker",
+        availability="active",
+        state="ready",
+        addr=f"192.168.0.{nid[-1]}",
+    )
+
+
+def service(labels: Mapping[str, str] = ENABLE) -> Service:
+    return Service(
+        id="s1",
+        name="web",
+        version=7,
+        labels=MappingProxyType(dict(labels)),
+        target_ports=(80,),
+        vips=((NET, VIP),),
+    )
+
+
+def task(tid: str, state: str = "running") -> Task:
+    return Task(
+        id=tid,
+        service_id="s1",
+        slot=int(tid[-1]),
+        node_id=TASK_NODE[tid],
+        state=state,
+        desired_state="running",
+        timestamp=NOW - 1000,
+        addresses=((NET, "app", TASK_IP[tid]),),
+    )
+
+
+def snapshot(svc: Service | None = None, tasks: list[Task] | None = None) -> Snapshot:
+    return Snapshot(
+        taken_at=NOW,
+        info=SwarmInfo("n1", "192.168.0.1", "active", True),
+        nodes=tuple(node(n) for n in NODES),
+        services=(svc or service(),),
+        tasks=tuple(tasks if tasks is not None else [task(t) for t in TASK_NODE]),
+    )
+
+
+def matrix(fails: Mapping[tuple[str, str], int] | None = None) -> Reachability:
+    """Every node probes every task; OK unless (from node, task) has a failure count."""
+    r = Reachability(round_at=NOW, rounds=5)
+    for n in NODES:
+        for t in TASK_NODE:
+            f = (fails or {}).get((n, t), 0)
+            r.tcp[(n, t)] = Cell(f == 0, "timeout" if f else "", f, NOW)
+    return r
+
+
+def ctx(reach: Reachability | None, snap: Snapshot | None = None) -> Context:
+    return context(snap or snapshot(), NOW, SETTINGS, TaskClock(), reach=reach)
