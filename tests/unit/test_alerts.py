@@ -23,9 +23,9 @@ from swarm_medic.core.settings import load as load_settings
 from swarm_medic.pipeline.alerts import ALERTS_PATH, AlertsEndpoint, route
 from swarm_medic.telemetry.journal import Journal
 from swarm_medic.telemetry.metrics import Metrics
+from tests.builders import NOW
 from tests.pipeline.support import Logs, sample
 
-NOW = 1_700_000_000.0
 TOKEN = "t0ken-" + "y" * 40
 
 

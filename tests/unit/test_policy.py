@@ -21,9 +21,8 @@ from swarm_medic.core.model import (
 from swarm_medic.core.scope import scope_reason
 from swarm_medic.core.settings import Settings
 from swarm_medic.pipeline import policy
-from tests.builders import node, snapshot
+from tests.builders import NOW, node, snapshot
 
-NOW = 1_700_000_000.0
 SID = "svc1"
 RB = "stuck-task"
 OPT_IN = {"swarm-medic.enable": "true"}

@@ -22,8 +22,8 @@ from swarm_medic.core.runbook import Context, Runbook, Sightings, context
 from swarm_medic.core.settings import Settings
 from swarm_medic.core.settings import load as load_settings
 from swarm_medic.pipeline import match, registry
+from tests.builders import NOW
 
-NOW = 1_700_000_000.0
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples" / "runbooks"
 BUILTIN = registry.load([registry.builtin_dir()])

@@ -9,8 +9,8 @@ from types import MappingProxyType
 from swarm_medic.core.model import Node, Resources, Service, Snapshot, SwarmInfo, Task, UpdateStatus
 from swarm_medic.core.runbook import Context, TaskClock, context
 from swarm_medic.core.settings import Settings
+from tests.builders import NOW
 
-NOW = 1_700_000_000.0
 CPU = 1_000_000_000
 GIB = 1 << 30
 

@@ -11,8 +11,8 @@ from swarm_medic.core.model import Node, Service, Snapshot, SwarmInfo, Task
 from swarm_medic.core.reach import Cell, Reachability
 from swarm_medic.core.runbook import Context, TaskClock, context
 from swarm_medic.core.settings import Settings
+from tests.builders import NOW
 
-NOW = 1_700_000_000.0
 NET = "net0123456789abcdef"
 VIP = "10.0.1.100"
 ENABLE = {"swarm-medic.enable": "true"}

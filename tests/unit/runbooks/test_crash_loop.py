@@ -12,8 +12,9 @@ from swarm_medic.core.errors import SettingsError
 from swarm_medic.core.model import Service, Severity, Target, Task
 from swarm_medic.core.runbook import Runbook
 from tests import builders as b
+from tests.builders import NOW
 from tests.unit.runbooks.kit import REGISTRY, detect
-from tests.unit.runbooks.two_workers import NOW, ctx
+from tests.unit.runbooks.two_workers import ctx
 
 MIB = 1 << 20
 CRASH: Runbook = REGISTRY.runbooks["crash-loop"]

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from swarm_medic.core.reach import Cell, Reachability
 from swarm_medic.core.runbook import Runbook
+from tests.builders import NOW
 from tests.unit.runbooks.kit import REGISTRY, detect
-from tests.unit.runbooks.overlay import NET, NOW, VIP, K, ctx
+from tests.unit.runbooks.overlay import NET, VIP, K, ctx
 
 DEAD_VIP: Runbook = REGISTRY.runbooks["dead-vip"]
 

@@ -14,9 +14,9 @@ from swarm_medic.core.runbook import Runbook, context
 from swarm_medic.core.settings import Settings
 from swarm_medic.pipeline import registry
 from tests import builders as build
+from tests.builders import NOW
 
 RB: Runbook = registry.load([registry.builtin_dir()]).runbooks["ip-exhaustion"]
-NOW = build.NOW
 NET = "net-small"
 
 

@@ -23,8 +23,8 @@ from swarm_medic.core.model import (
 from swarm_medic.core.runbook import ALERTS, Context, context
 from swarm_medic.core.settings import Settings
 from swarm_medic.pipeline import match, registry, verify
+from tests.builders import NOW
 
-NOW = 1_700_000_000.0
 BUILTIN = registry.load([registry.builtin_dir()])
 RB = BUILTIN.runbooks["on-alert"]
 

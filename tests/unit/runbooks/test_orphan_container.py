@@ -21,8 +21,8 @@ from swarm_medic.core.runbook import Runbook, Sightings, TaskClock, context
 from swarm_medic.core.settings import Settings
 from swarm_medic.pipeline import registry
 from tests import builders as build
+from tests.builders import NOW as T0
 
-T0 = 1_700_000_000.0
 DAYS_AGO = T0 - 3 * 86400
 GRACE = 60.0  # the runbook's setting `grace`, by default
 ORPHANS: Runbook = registry.load([registry.builtin_dir()]).runbooks["orphan-container"]

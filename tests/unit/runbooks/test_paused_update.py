@@ -9,8 +9,9 @@ import pytest
 
 from swarm_medic.core.model import Action, ActionKind, Node, Service, Severity, Task, UpdateStatus
 from swarm_medic.core.runbook import Runbook
+from tests.builders import NOW
 from tests.unit.runbooks.kit import REGISTRY, detect
-from tests.unit.runbooks.one_worker import NOW, ctx, node, service, task
+from tests.unit.runbooks.one_worker import ctx, node, service, task
 
 PAUSED: Runbook = REGISTRY.runbooks["paused-update"]
 

@@ -36,8 +36,8 @@ from swarm_medic.core.runbook import Runbook, TaskClock, context
 from swarm_medic.core.settings import Settings
 from swarm_medic.pipeline import registry
 from tests import builders as build
+from tests.builders import NOW
 
-NOW = build.NOW
 ENABLE = {"swarm-medic.enable": "true"}
 SETTINGS = Settings()  # scope opt-in, probe_grace 20 s, probe_failures 3
 K = SETTINGS.probe_failures

@@ -9,8 +9,9 @@ from swarm_medic.core.model import Snapshot, SwarmInfo
 from swarm_medic.core.protocol import DnsResult, DnsTarget, ProbeAnswer, ProbePlan
 from swarm_medic.core.reach import Reachability
 from swarm_medic.core.runbook import Runbook
+from tests.builders import NOW
 from tests.unit.runbooks.kit import REGISTRY, detect
-from tests.unit.runbooks.overlay import NET, NODES, NOW, ctx, node, snapshot
+from tests.unit.runbooks.overlay import NET, NODES, ctx, node, snapshot
 
 STALE_DNS: Runbook = REGISTRY.runbooks["stale-dns"]
 DNS_GRACE = 30.0  # stale-dns.grace, by default

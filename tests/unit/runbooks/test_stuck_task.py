@@ -7,8 +7,9 @@ import pytest
 
 from swarm_medic.core.model import Action, ActionKind, Finding, Severity
 from swarm_medic.core.runbook import Runbook, TaskClock
+from tests.builders import NOW
 from tests.unit.runbooks.kit import REGISTRY, detect
-from tests.unit.runbooks.one_worker import ERR_IMAGE, NOW, ctx, node, service, task
+from tests.unit.runbooks.one_worker import ERR_IMAGE, ctx, node, service, task
 
 STUCK: Runbook = REGISTRY.runbooks["stuck-task"]
 

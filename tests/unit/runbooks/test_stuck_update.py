@@ -20,8 +20,9 @@ from swarm_medic.core.model import (
 )
 from swarm_medic.core.runbook import Runbook
 from tests import builders as b
+from tests.builders import NOW
 from tests.unit.runbooks.kit import REGISTRY, detect
-from tests.unit.runbooks.two_workers import NOW, ctx
+from tests.unit.runbooks.two_workers import ctx
 
 STUCK: Runbook = REGISTRY.runbooks["stuck-update"]
 NO_SUCH_NODE = "no suitable node (scheduling constraints not satisfied on 1 node)"

@@ -13,10 +13,10 @@ from swarm_medic.core.runbook import Runbook, Sightings, context
 from swarm_medic.core.settings import Settings
 from swarm_medic.pipeline import match, registry
 from tests import builders as build
+from tests.builders import NOW
 
 REG = registry.load([registry.builtin_dir()])
 RB: Runbook = REG.runbooks["unbalanced"]
-NOW = build.NOW
 AFTER = 300.0  # the default `after`
 REBALANCE = {"swarm-medic.enable": "true", "swarm-medic.rebalance": "true"}
 

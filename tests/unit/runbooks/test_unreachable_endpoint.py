@@ -9,8 +9,9 @@ import pytest
 from swarm_medic.core.model import ActionKind, Severity, Snapshot, SwarmInfo, Target
 from swarm_medic.core.reach import Cell, Reachability
 from swarm_medic.core.runbook import Runbook
+from tests.builders import NOW
 from tests.unit.runbooks.kit import REGISTRY, detect
-from tests.unit.runbooks.overlay import NOW, TASK_NODE, K, ctx, matrix, service, snapshot, task
+from tests.unit.runbooks.overlay import TASK_NODE, K, ctx, matrix, service, snapshot, task
 
 UNREACHABLE: Runbook = REGISTRY.runbooks["unreachable-endpoint"]
 

@@ -7,8 +7,7 @@ from swarm_medic.core.model import Service, Task
 from swarm_medic.core.runbook import Context, TaskClock, context
 from swarm_medic.core.settings import Settings
 from tests import builders as b
-
-NOW = b.NOW
+from tests.builders import NOW
 
 
 def ctx(services: list[Service], tasks: list[Task], now: float = NOW) -> Context:
