@@ -4,15 +4,11 @@ worker in zone us, 2 CPUs), seen at NOW. A task is made by its state and its age
 
 from __future__ import annotations
 
-from types import MappingProxyType
-
-from swarm_medic.core.model import Node, Resources, Service, Snapshot, SwarmInfo, Task, UpdateStatus
+from swarm_medic.core.model import Node, Service, Task, UpdateStatus
 from swarm_medic.core.runbook import Context, TaskClock, context
 from swarm_medic.core.settings import Settings
+from tests import builders as build
 from tests.builders import NOW
-
-CPU = 1_000_000_000
-GIB = 1 << 30
 
 ERR_IMAGE = "No such image: shop/web:9.9"
 
@@ -23,15 +19,7 @@ def node(
     labels: dict[str, str] | None = None,
     cpus: int = 2,
 ) -> Node:
-    return Node(
-        id=nid,
-        hostname=hostname,
-        role="worker",
-        availability="active",
-        state="ready",
-        labels=MappingProxyType(labels or {"zone": "us"}),
-        resources=Resources(cpus * CPU, 4 * GIB),
-    )
+    return build.node(nid, hostname=hostname, labels=labels or {"zone": "us"}, cpus=cpus)
 
 
 def service(
@@ -45,18 +33,17 @@ def service(
     update: UpdateStatus | None = None,
     previous: bool = False,
 ) -> Service:
-    return Service(
-        id=sid,
+    return build.service(
+        sid,
         name=name,
         version=42,
-        labels=MappingProxyType(labels or {}),
-        replicas=1,
+        labels=labels,
         image="shop/web:9.9",
         constraints=constraints,
-        max_replicas_per_node=max_per_node,
-        reservations=Resources(int(cpus * CPU), 0),
-        update_status=update,
-        has_previous_spec=previous,
+        cpus=cpus,
+        max_per_node=max_per_node,
+        update=update,
+        previous=previous,
     )
 
 
@@ -71,13 +58,13 @@ def task(
     node_id: str = "",
     desired: str = "running",
 ) -> Task:
-    return Task(
-        id=tid,
-        service_id=sid,
-        slot=1,
+    """Positional state and an age, as stuck-task reads a task; no node until one is given."""
+    return build.task(
+        tid,
+        sid=sid,
         node_id=node_id,
         state=state,
-        desired_state=desired,
+        desired=desired,
         message=message,
         err=err,
         timestamp=NOW - age,
@@ -90,11 +77,7 @@ def ctx(
     nodes: list[Node] | None = None,
     clock: TaskClock | None = None,
 ) -> Context:
-    snap = Snapshot(
-        taken_at=NOW,
-        info=SwarmInfo("n1", "10.0.0.1", "active", True),
-        nodes=tuple(nodes if nodes is not None else [node()]),
-        services=tuple(services),
-        tasks=tuple(tasks),
+    snap = build.snapshot(
+        nodes=nodes if nodes is not None else [node()], services=services, tasks=tasks
     )
     return context(snap, NOW, Settings(), clock or TaskClock())

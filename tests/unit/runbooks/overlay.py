@@ -5,12 +5,12 @@ Reachability filled directly: the from-node x to-task matrix, DNS answers and VI
 from __future__ import annotations
 
 from collections.abc import Mapping
-from types import MappingProxyType
 
-from swarm_medic.core.model import Node, Service, Snapshot, SwarmInfo, Task
+from swarm_medic.core.model import Node, Service, Snapshot, Task
 from swarm_medic.core.reach import Cell, Reachability
 from swarm_medic.core.runbook import Context, TaskClock, context
 from swarm_medic.core.settings import Settings
+from tests import builders as build
 from tests.builders import NOW
 
 NET = "net0123456789abcdef"
@@ -26,47 +26,33 @@ TASK_IP = {"t1": "10.0.1.2", "t2": "10.0.1.3", "t3": "10.0.1.4"}
 
 
 def node(nid: str) -> Node:
-    return Node(
-        id=nid,
-        hostname=f"worker-{nid[-1]}",
-        role="worker",
-        availability="active",
-        state="ready",
-        addr=f"192.168.0.{nid[-1]}",
-    )
+    return build.node(nid, hostname=f"worker-{nid[-1]}", addr=f"192.168.0.{nid[-1]}")
 
 
 def service(labels: Mapping[str, str] = ENABLE) -> Service:
-    return Service(
-        id="s1",
-        name="web",
-        version=7,
-        labels=MappingProxyType(dict(labels)),
-        target_ports=(80,),
-        vips=((NET, VIP),),
+    return build.service(
+        "s1", name="web", version=7, labels=labels, replicas=None, ports=(80,), vips=((NET, VIP),)
     )
 
 
 def task(tid: str, state: str = "running") -> Task:
-    return Task(
-        id=tid,
-        service_id="s1",
+    return build.task(
+        tid,
+        sid="s1",
         slot=int(tid[-1]),
         node_id=TASK_NODE[tid],
         state=state,
-        desired_state="running",
         timestamp=NOW - 1000,
         addresses=((NET, "app", TASK_IP[tid]),),
     )
 
 
 def snapshot(svc: Service | None = None, tasks: list[Task] | None = None) -> Snapshot:
-    return Snapshot(
-        taken_at=NOW,
-        info=SwarmInfo("n1", "192.168.0.1", "active", True),
-        nodes=tuple(node(n) for n in NODES),
-        services=(svc or service(),),
-        tasks=tuple(tasks if tasks is not None else [task(t) for t in TASK_NODE]),
+    return build.snapshot(
+        nodes=[node(n) for n in NODES],
+        services=[svc or service()],
+        tasks=tasks if tasks is not None else [task(t) for t in TASK_NODE],
+        addr="192.168.0.1",
     )
 
 

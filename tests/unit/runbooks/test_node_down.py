@@ -6,6 +6,7 @@ import pytest
 
 from swarm_medic.core.model import Node, Severity
 from swarm_medic.core.runbook import Runbook
+from tests import builders as build
 from tests.unit.runbooks.kit import REGISTRY, detect
 from tests.unit.runbooks.one_worker import ctx, node, service, task
 
@@ -13,14 +14,8 @@ NODE_DOWN: Runbook = REGISTRY.runbooks["node-down"]
 
 
 def down_node(nid: str, role: str = "worker", state: str = "down") -> Node:
-    return Node(
-        id=nid,
-        hostname=f"host-{nid}",
-        role=role,
-        availability="active",
-        state=state,
-        message="heartbeat failure",
-        addr=f"10.99.0.{len(nid)}",
+    return build.node(
+        nid, role=role, state=state, message="heartbeat failure", addr=f"10.99.0.{len(nid)}"
     )
 
 

@@ -11,36 +11,29 @@ from swarm_medic.core.alerts import Alert, Alerts
 from swarm_medic.core.model import (
     Action,
     ActionKind,
-    Node,
     Service,
     Snapshot,
-    SwarmInfo,
     Target,
     TargetKind,
     Task,
-    UpdateStatus,
 )
 from swarm_medic.core.runbook import ALERTS, Context, context
 from swarm_medic.core.settings import Settings
-from swarm_medic.pipeline import match, registry, verify
+from swarm_medic.pipeline import match, verify
+from tests import builders as build
 from tests.builders import NOW
+from tests.unit.runbooks.kit import REGISTRY
 
-BUILTIN = registry.load([registry.builtin_dir()])
-RB = BUILTIN.runbooks["on-alert"]
+RB = REGISTRY.runbooks["on-alert"]
 
 
 def svc(labels: dict[str, str], name: str = "web", sid: str = "s1", **kw: Any) -> Service:
-    return Service(sid, name, 7, labels=labels, replicas=1, **kw)
+    return build.service(sid, name=name, version=7, labels=labels, **kw)
 
 
 def snap(*services: Service, tasks: tuple[Task, ...] = ()) -> Snapshot:
-    return Snapshot(
-        NOW,
-        SwarmInfo("n1", "10.0.0.1", "active", True),
-        (Node("n1", "manager-1", "manager", "active", "ready", leader=True),),
-        services,
-        tasks,
-    )
+    manager = build.node("n1", hostname="manager-1", role="manager", leader=True)
+    return build.snapshot(nodes=[manager], services=services, tasks=tasks)
 
 
 def alert(name: str = "HighLatency", service: str = "web", fp: str = "f1", **labels: str) -> Alert:
@@ -79,7 +72,7 @@ def test_one_finding_per_alert_and_service_planned_by_the_service_label(
     assert f.summary == "alert HighLatency fires for web: slow"
     assert f.target == Target(TargetKind.ALERT, "HighLatency")
     assert f.actionable is (kind is not None)
-    planned, failures = match.plan_all(BUILTIN.runbooks, [f], c)
+    planned, failures = match.plan_all(REGISTRY.runbooks, [f], c)
     assert failures == []
     action = planned[0][1]
     assert (action.kind if action else None) is kind
@@ -106,8 +99,8 @@ def test_the_label_of_another_alert_does_not_count() -> None:
 
 
 def running_snapshot() -> Snapshot:
-    t = Task("t1", "s1", 1, "n1", "running", "running", timestamp=NOW)
-    return snap(svc({}, update_status=UpdateStatus("completed")), tasks=(t,))
+    t = build.task("t1", sid="s1", timestamp=NOW)
+    return snap(svc({}, update="completed"), tasks=(t,))
 
 
 def pending(alert_name: str = "HighLatency") -> verify.Pending:
