@@ -8,15 +8,7 @@ from typing import Any
 import pytest
 
 from swarm_medic.core.alerts import Alert, Alerts
-from swarm_medic.core.model import (
-    Action,
-    ActionKind,
-    Service,
-    Snapshot,
-    Target,
-    TargetKind,
-    Task,
-)
+from swarm_medic.core.model import Action, ActionKind, Service, Snapshot, Target, TargetKind, Task
 from swarm_medic.core.runbook import ALERTS, Context, context
 from swarm_medic.core.settings import Settings
 from swarm_medic.pipeline import match, verify
