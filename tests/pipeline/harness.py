@@ -32,7 +32,7 @@ LEDGER = Settings().ledger_name
 STUCK_FOR = 400.0  # past the default 300 s threshold of "starting"
 
 
-# --- a medic on a fake swarm --------------------------------------------------------------
+# --- a medic on a fake swarm ------------------------------------------------------------------
 
 
 def swarm(*, leader: bool = True) -> FakeEngine:
@@ -49,6 +49,9 @@ def builtin() -> Registry:
 
 
 class Harness:
+    """A real Medic on `fake`: the built-in runbooks unless told, a fresh metrics registry,
+    captured logs, a clock the test moves (`scan(at)`) and incident ids inc-1, inc-2, ..."""
+
     def __init__(
         self,
         fake: FakeEngine,
@@ -119,7 +122,7 @@ def history(fake: FakeEngine, sid: str) -> History:
     return ledger(fake).history(sid)
 
 
-# --- notifications ------------------------------------------------------------------
+# --- notifications ----------------------------------------------------------------------------
 
 
 class Kept(Notifier):
@@ -156,7 +159,7 @@ class Told:
         return sample(self.prom, "swarm_medic_notifications_total", result=result)
 
 
-# --- probe rounds -------------------------------------------------------------------
+# --- probe rounds -----------------------------------------------------------------------------
 
 NET = "net0123456789abcdef"
 

@@ -2,8 +2,8 @@
 
 Every test drives a real Medic (built-in runbooks, real policy, executor, verifier and journal)
 against an in-memory swarm, with an injected clock, a fresh Prometheus registry and the log
-events captured, and asserts on what an operator would see: log lines, metrics, engine writes
-and the durable ledger.
+events captured (tests/pipeline/harness.py), and asserts on what an operator would see: log
+lines, metrics, engine writes and the durable ledger.
 """
 
 from __future__ import annotations
