@@ -57,7 +57,7 @@ def _malformed_is_value_error(kind: str) -> Callable[[Callable[P, T]], Callable[
         def read(*args: P.args, **kwargs: P.kwargs) -> T:
             try:
                 return fn(*args, **kwargs)
-            except (AttributeError, KeyError, IndexError, OverflowError) as exc:
+            except (AttributeError, KeyError, IndexError, OverflowError, TypeError) as exc:
                 raise ValueError(f"malformed {kind}: {type(exc).__name__}: {exc}") from None
 
         return read

@@ -24,8 +24,7 @@ from swarm_medic.core.ledger import History, LedgerEntryError, Verifying
 from swarm_medic.nodes.channel import open_answer, seal
 from swarm_medic.pipeline.hold import AlertsHold
 from swarm_medic.swarm import mapping, wire
-from tests.unit.test_protocol import VALID
-from tests.unit.test_wire import NODE, SERVICE, TASK
+from tests.unit.samples import NODE, SERVICE, TASK, VALID
 
 PLACEHOLDER = "\x00deep\x00"
 DEPTHS = st.sampled_from([1, 999, 1_000, 1_001, 10_000, 100_000]) | st.integers(1, 100_000)
