@@ -15,9 +15,9 @@ from swarm_medic.telemetry.journal import Journal
 from swarm_medic.telemetry.metrics import Metrics
 from swarm_medic.web import view
 from swarm_medic.web.status import render
+from tests.builders import NOW as T0
 from tests.pipeline.support import Logs
 
-T0 = 1_700_000_000.0
 SETTINGS = Settings(safety=SafetySettings(dry_run=True), http=HttpSettings(http_port=9100))
 
 

@@ -29,8 +29,8 @@ from swarm_medic.core.reach import (
 from swarm_medic.core.reach import plans as make_plans
 from swarm_medic.core.settings import ProbeSettings, SafetySettings
 from tests import builders as build
+from tests.builders import NOW
 
-NOW = 1_700_000_000.0
 NET_A = "neta0123456789abcdef"
 NET_B = "netb0123456789abcdef"
 ENABLE = {"swarm-medic.enable": "true"}

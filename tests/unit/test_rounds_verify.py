@@ -35,10 +35,11 @@ from swarm_medic.telemetry.journal import Journal
 from swarm_medic.telemetry.metrics import Metrics
 from swarm_medic.web.http import serve
 from tests import builders as build
+from tests.builders import NOW
 from tests.netkit import closed_port
 
-NOW = 1_700_000_000.0
 OPT_IN = SafetySettings()  # the default scope: services labelled swarm-medic.enable=true
+
 KEY = "s3cret"  # the shared secret of the test swarm
 WRONG_KEY = "not-the-key"
 NET = "net0123456789abcdef"

@@ -17,13 +17,14 @@ from runbooks.stuck_task import DEFAULT_STUCK_AFTER, STUCK_AFTER
 from swarm_medic.cli import main
 from swarm_medic.config import load as load_settings
 from swarm_medic.core.errors import SettingsError
-from swarm_medic.core.model import Node, Service, Snapshot, SwarmInfo, Target
+from swarm_medic.core.model import Service, Snapshot, Target
 from swarm_medic.core.reach import Reachability
 from swarm_medic.core.runbook import Context, Runbook, Sightings, context
 from swarm_medic.core.settings import ProbeSettings, Settings
 from swarm_medic.pipeline import match, registry
+from tests import builders as build
+from tests.builders import NOW
 
-NOW = 1_700_000_000.0
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples" / "runbooks"
 BUILTIN = registry.load([registry.builtin_dir()])
@@ -31,13 +32,8 @@ SECRET = "s3cr3t-" + "x" * 40
 
 
 def snap(*services: Service) -> Snapshot:
-    return Snapshot(
-        NOW,
-        SwarmInfo("n1", "10.0.0.1", "active", True),
-        (Node("n1", "manager-1", "manager", "active", "ready", leader=True),),
-        services,
-        (),
-    )
+    manager = build.node("n1", hostname="manager-1", role="manager", leader=True)
+    return build.snapshot(nodes=[manager], services=services)
 
 
 def write(tmp_path: Path, name: str, body: str) -> registry.Registry:

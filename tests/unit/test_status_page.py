@@ -16,8 +16,8 @@ from swarm_medic.web.status import (
     StatusView,
     render,
 )
+from tests.builders import NOW as T0
 
-T0 = 1_700_000_000.0
 EVIL = '<script>alert("x")</script>'
 
 
