@@ -30,6 +30,7 @@ from __future__ import annotations
 import ipaddress
 import math
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 
 from swarm_medic.runbook import (
     DAY,
@@ -102,15 +103,14 @@ def larger_prefix(needed: int) -> int:
     return min(24, 32 - math.ceil(math.log2(2 * max(needed, 1) + 3)))
 
 
+@dataclass
 class Use:
-    """Who holds addresses on one network. (A plain class: a runbook file is loaded by path,
-    outside sys.modules, where @dataclass cannot resolve its own module.)"""
+    """Who holds addresses on one network."""
 
-    def __init__(self) -> None:
-        self.task_ips: set[str] = set()
-        self.vips: set[str] = set()
-        self.lb_nodes: set[str] = set()  # nodes with a task on it: one LB endpoint each
-        self.per_service: dict[str, int] = {}  # service id -> addresses it holds
+    task_ips: set[str] = field(default_factory=set)
+    vips: set[str] = field(default_factory=set)
+    lb_nodes: set[str] = field(default_factory=set)  # nodes with a task on it: one LB endpoint each
+    per_service: dict[str, int] = field(default_factory=dict)  # service id -> addresses it holds
 
     @property
     def used(self) -> int:
