@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 from swarm_medic.runbook import (
     DAY,
-    PRE_RUNNING_STATES,
+    LIVE_STATES,
     Context,
     Count,
     Duration,
@@ -43,12 +43,12 @@ from swarm_medic.runbook import (
     Setting,
     Severity,
     Snapshot,
+    TaskState,
 )
 
 NAME = "ip-exhaustion"
-WAITING = frozenset({"new", "allocated", "pending"})  # before (or at) address allocation
-# a task in one of these holds its addresses; the allocator frees them once it has ended
-HOLDING = frozenset((*PRE_RUNNING_STATES, "running"))
+# before (or at) address allocation
+WAITING = frozenset({TaskState.NEW, TaskState.ALLOCATED, TaskState.PENDING})
 
 SETTINGS = (
     Setting(
@@ -132,7 +132,7 @@ def usage(snap: Snapshot) -> dict[str, Use]:
     """Addresses in use per network id, from the tasks' attachments and the services' VIPs."""
     out: dict[str, Use] = {}
     for t in snap.tasks:
-        if t.state not in HOLDING:
+        if t.state not in LIVE_STATES:
             continue  # the allocator has freed (or will free) an ended task's addresses
         for net, _, ip in t.addresses:
             use = out.setdefault(net, Use())

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from swarm_medic.runbook import Context, Finding, Severity, Target
+from swarm_medic.runbook import Context, Finding, NodeState, Severity, Target
 
 NAME = "node-down"
-NOT_READY = frozenset({"down", "unknown", "disconnected"})
+NOT_READY = frozenset({NodeState.DOWN, NodeState.UNKNOWN, NodeState.DISCONNECTED})
 
 
 def detect(ctx: Context) -> Iterator[Finding]:

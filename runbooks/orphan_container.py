@@ -35,6 +35,7 @@ from collections.abc import Iterator
 
 from swarm_medic.runbook import (
     DAY,
+    ENDED_STATES,
     PROBES,
     Action,
     Container,
@@ -62,7 +63,6 @@ SETTINGS = (
 # A service removed before the medic ever saw it: its stop grace period is unknown (swarm does
 # not copy it into the container), so assume a long one rather than cut a shutdown short.
 UNKNOWN_STOP_GRACE = 300.0
-GONE_STATES = frozenset({"shutdown", "remove", "complete", "failed", "rejected", "orphaned"})
 
 
 def stop_grace(ctx: Context, container: Container) -> float:
@@ -91,7 +91,7 @@ def detect(ctx: Context) -> Iterator[Finding]:
                 why = "its task no longer exists in the swarm"
             elif task.node_id and task.node_id != node:
                 why = f"its task is assigned to {names.get(task.node_id, task.node_id)}"
-            elif task.desired_state in GONE_STATES:
+            elif task.desired_state in ENDED_STATES:
                 why = f"its task is desired {task.desired_state}"
             else:
                 continue

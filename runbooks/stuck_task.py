@@ -40,6 +40,7 @@ from swarm_medic.runbook import (
     Setting,
     Severity,
     Target,
+    TaskState,
     fitting_nodes,
     force_update,
     placement_misses,
@@ -47,7 +48,9 @@ from swarm_medic.runbook import (
 )
 
 NAME = "stuck-task"
-RESTARTABLE = frozenset({"assigned", "accepted", "preparing", "starting"})
+RESTARTABLE = frozenset(
+    {TaskState.ASSIGNED, TaskState.ACCEPTED, TaskState.PREPARING, TaskState.STARTING}
+)
 SCHEDULING = {"constraints", "resources", "max-replicas"}
 
 # How long a task may sit in a state before it counts as stuck. Pulls and health start periods

@@ -32,6 +32,7 @@ from collections.abc import Iterator, Sequence
 
 from swarm_medic.runbook import (
     DAY,
+    UPDATE_IN_FLIGHT,
     Action,
     Context,
     Duration,
@@ -42,12 +43,12 @@ from swarm_medic.runbook import (
     Snapshot,
     Target,
     Task,
+    UpdateState,
     choice,
     rollback,
 )
 
 NAME = "stuck-update"
-IN_FLIGHT = ("updating", "rollback_started")
 SETTINGS = (
     Setting(
         "margin",
@@ -109,7 +110,7 @@ def advice_for(svc: Service, state: str, blocked: list[tuple[Task, str]], acts: 
         err = blocked[0][0].err.lower()
         if "no suitable node" in err:
             lead += " (the scheduler cannot place it: fix the constraint or free the resources)"
-    if state == "rollback_started":
+    if state == UpdateState.ROLLBACK_STARTED:
         return (
             f"{lead} — the rollback itself is stuck: fix the cause by hand, or deploy a good spec"
         )
@@ -123,7 +124,7 @@ def detect(ctx: Context) -> Iterator[Finding]:
     snap = ctx.snapshot
     for svc in snap.services:
         us = svc.update_status
-        if us is None or us.state not in IN_FLIGHT or us.started_at is None:
+        if us is None or us.state not in UPDATE_IN_FLIGHT or us.started_at is None:
             continue
         started = us.started_at
         tasks = snap.tasks_of(svc.id)
@@ -136,9 +137,11 @@ def detect(ctx: Context) -> Iterator[Finding]:
             continue
         blocked = blocking(snap, tasks, started)
         acts = (
-            ctx.settings.action == "rollback" and us.state == "updating" and svc.has_previous_spec
+            ctx.settings.action == "rollback"
+            and us.state == UpdateState.UPDATING
+            and svc.has_previous_spec
         )
-        doing = "update" if us.state == "updating" else "rollback"
+        doing = "update" if us.state == UpdateState.UPDATING else "rollback"
         named = "; ".join(words for _, words in blocked[:3]) or "no task named: the updater hangs"
         if len(blocked) > 3:
             named += f"; and {len(blocked) - 3} more"
@@ -175,7 +178,7 @@ def plan(finding: Finding, ctx: Context) -> Action | None:
         or us is None
         or not finding.actionable
         or ctx.settings.action != "rollback"
-        or us.state != "updating"
+        or us.state != UpdateState.UPDATING
         or not svc.has_previous_spec
     ):
         return None

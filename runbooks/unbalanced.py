@@ -34,11 +34,13 @@ from collections.abc import Iterator
 
 from swarm_medic.runbook import (
     DAY,
-    PRE_RUNNING_STATES,
+    LIVE_STATES,
+    UPDATE_SETTLED,
     Action,
     Context,
     Duration,
     Finding,
+    NodeState,
     Service,
     Setting,
     Severity,
@@ -50,8 +52,6 @@ from swarm_medic.runbook import (
 
 NAME = "unbalanced"
 LABEL = "swarm-medic.rebalance"
-SETTLED = frozenset({"completed", "rollback_completed"})
-LIVE = frozenset((*PRE_RUNNING_STATES, "running"))
 
 SETTINGS = (
     Setting(
@@ -70,7 +70,7 @@ def converged(snap: Snapshot, svc: Service) -> bool:
     and none still stopping on a node that reports (a dead node's stale tasks do not count:
     they wait for the node, which is then not ready)."""
     us = svc.update_status
-    if us is not None and us.state not in SETTLED:
+    if us is not None and us.state not in UPDATE_SETTLED:
         return False
     meant = 0
     for t in snap.tasks_of(svc.id):
@@ -78,9 +78,9 @@ def converged(snap: Snapshot, svc: Service) -> bool:
             if t.state != "running":
                 return False
             meant += 1
-        elif t.state in LIVE:
+        elif t.state in LIVE_STATES:
             node = snap.node(t.node_id)
-            if node is not None and node.state == "ready":
+            if node is not None and node.state == NodeState.READY:
                 return False  # a scale-down or an update still stopping it
     return meant == svc.replicas
 

@@ -20,17 +20,75 @@ def _empty() -> Mapping[str, str]:
     return EMPTY
 
 
-# Task states in swarmkit's order of progress; a task in one of these has not reached running.
+# The engine's state vocabularies, named once. The model keeps states as the engine's text
+# (Task.state, Node.state, UpdateStatus.state are str); each member equals its text, so
+# `task.state == TaskState.RUNNING` and `task.state in LIVE_STATES` read it as it is.
+
+
+class TaskState(enum.StrEnum):
+    """A task's state (Status.State) and desired state, in swarmkit's order of progress."""
+
+    NEW = "new"
+    ALLOCATED = "allocated"
+    PENDING = "pending"
+    ASSIGNED = "assigned"
+    ACCEPTED = "accepted"
+    PREPARING = "preparing"
+    READY = "ready"
+    STARTING = "starting"
+    RUNNING = "running"
+    COMPLETE = "complete"
+    SHUTDOWN = "shutdown"
+    FAILED = "failed"
+    REJECTED = "rejected"
+    REMOVE = "remove"
+    ORPHANED = "orphaned"
+
+
+# Not running yet, in order of progress (a setting lists them in this order).
 PRE_RUNNING_STATES = (
-    "new",
-    "allocated",
-    "pending",
-    "assigned",
-    "accepted",
-    "preparing",
-    "ready",
-    "starting",
+    TaskState.NEW,
+    TaskState.ALLOCATED,
+    TaskState.PENDING,
+    TaskState.ASSIGNED,
+    TaskState.ACCEPTED,
+    TaskState.PREPARING,
+    TaskState.READY,
+    TaskState.STARTING,
 )
+# Not ended: on its way, or running. Such a task still holds its addresses on its networks and
+# its place on its node; the allocator frees them once it has ended.
+LIVE_STATES = frozenset((*PRE_RUNNING_STATES, TaskState.RUNNING))
+# Ended, by itself (complete, failed, rejected) or by the orchestrator: never runs again.
+ENDED_STATES = frozenset(TaskState) - LIVE_STATES
+
+
+class UpdateState(enum.StrEnum):
+    """A service's UpdateStatus.State (a service that was never updated has no UpdateStatus)."""
+
+    UPDATING = "updating"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    ROLLBACK_STARTED = "rollback_started"
+    ROLLBACK_PAUSED = "rollback_paused"
+    ROLLBACK_COMPLETED = "rollback_completed"
+
+
+# An update or a rollback under way: tasks come and go meanwhile.
+UPDATE_IN_FLIGHT = frozenset({UpdateState.UPDATING, UpdateState.ROLLBACK_STARTED})
+UPDATE_PAUSED = frozenset({UpdateState.PAUSED, UpdateState.ROLLBACK_PAUSED})
+# Finished. A service with no UpdateStatus at all is settled too: the callers say so, since
+# None is no state.
+UPDATE_SETTLED = frozenset({UpdateState.COMPLETED, UpdateState.ROLLBACK_COMPLETED})
+
+
+class NodeState(enum.StrEnum):
+    """A node's Status.State."""
+
+    READY = "ready"
+    DOWN = "down"
+    UNKNOWN = "unknown"
+    DISCONNECTED = "disconnected"
 
 
 @dataclass(frozen=True, slots=True)
