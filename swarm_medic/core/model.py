@@ -11,7 +11,7 @@ from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 EMPTY: Mapping[str, str] = MappingProxyType({})
 
@@ -400,10 +400,32 @@ class Target:
         return cls(TargetKind.ALERT, alert_name)
 
 
+class FindingFields(TypedDict, total=False):
+    """A Finding's fields besides its key, summary and cause: what its constructors take."""
+
+    severity: Severity
+    service_id: str
+    service_name: str
+    task_ids: tuple[str, ...]
+    node_ids: tuple[str, ...]
+    advice: str
+    actionable: bool
+    details: Mapping[str, str]
+    target: Target | None
+    logs_of: str
+
+
 @dataclass(frozen=True, slots=True)
 class Finding:
     """One fault a runbook saw. `key` identifies the incident across scans; `target` says
-    what the fault is about (None: the service, or nothing more precise)."""
+    what the fault is about (None: the service, or nothing more precise).
+
+    A runbook makes one with `Finding.for_service(...)`, `.for_task(...)`, `.for_node(...)`
+    or `.about(key, ...)`: they leave `runbook` empty and `key` the runbook's own part, and
+    the runbook's name is filled in, and put in front of the key, where detect is called
+    (core.runbook.Runbook.detect). A Finding built whole, runbook and prefixed key included,
+    is taken as it is.
+    """
 
     runbook: str
     key: str
@@ -422,6 +444,70 @@ class Finding:
     # task of a crash loop): the pipeline fetches them once, when the incident opens, since a
     # runbook may not do I/O. "" : none.
     logs_of: str = ""
+
+    @classmethod
+    def about(cls, key: str, summary: str, cause: str, **fields: Unpack[FindingFields]) -> Finding:
+        """A fault that `key` names within its runbook (a network, a config family, the
+        managers): the same fault must give the same key on every scan."""
+        return cls("", key, summary, cause, **fields)
+
+    @classmethod
+    def for_service(
+        cls,
+        service: Service | str,
+        summary: str,
+        cause: str,
+        *,
+        key: str = "",
+        **fields: Unpack[FindingFields],
+    ) -> Finding:
+        """About a service: its id and name, and the service as the target. `service` may be
+        the id of one the snapshot no longer holds (its name is then the id). The key is the
+        service's id unless given."""
+        sid, name = (service, service) if isinstance(service, str) else (service.id, service.name)
+        given: FindingFields = {
+            "service_id": sid,
+            "service_name": name,
+            "target": Target.for_service(sid),
+        }
+        return cls.about(key or sid, summary, cause, **(given | fields))
+
+    @classmethod
+    def for_task(
+        cls,
+        task: Task,
+        service: Service,
+        summary: str,
+        cause: str,
+        *,
+        key: str = "",
+        **fields: Unpack[FindingFields],
+    ) -> Finding:
+        """About one task of a service: the service's id and name, the task and its node, and
+        the task (on its node) as the target. The key is the task's id unless given."""
+        given: FindingFields = {
+            "service_id": service.id,
+            "service_name": service.name,
+            "task_ids": (task.id,),
+            "node_ids": (task.node_id,) if task.node_id else (),
+            "target": Target.for_task(task.id, task.node_id),
+        }
+        return cls.about(key or task.id, summary, cause, **(given | fields))
+
+    @classmethod
+    def for_node(
+        cls,
+        node: Node,
+        summary: str,
+        cause: str,
+        *,
+        key: str = "",
+        **fields: Unpack[FindingFields],
+    ) -> Finding:
+        """About a node: the node, and the node as the target. The key is the node's id
+        unless given."""
+        given: FindingFields = {"node_ids": (node.id,), "target": Target.for_node(node.id)}
+        return cls.about(key or node.id, summary, cause, **(given | fields))
 
 
 class Verdict(enum.StrEnum):

@@ -125,6 +125,109 @@ def test_the_report_only_builtins_have_no_plan() -> None:
     }
 
 
+# --- the framework names the findings ----------------------------------------------------------
+
+NEW_STYLE = '''
+    """Finds services at zero replicas, after a grace; written the short way."""
+
+    from swarm_medic.runbook import Finding
+
+    NAME = "zero"
+
+    def detect(ctx):
+        for s in ctx.snapshot.services:
+            if s.replicas == 0 and ctx.now - ctx.since(s.id) >= 60:
+                yield Finding.for_service(s, f"{s.name} at zero", "zero")
+'''
+
+OLD_STYLE = '''
+    """Finds services at zero replicas, after a grace; written the long way."""
+
+    from swarm_medic.runbook import Finding, Target
+
+    NAME = "zero"
+
+    def detect(ctx):
+        for s in ctx.snapshot.services:
+            if s.replicas == 0 and ctx.now - ctx.since(f"{NAME}:{s.id}") >= 60:
+                yield Finding(runbook=NAME, key=f"{NAME}:{s.id}", summary=f"{s.name} at zero",
+                              cause="zero", service_id=s.id, service_name=s.name,
+                              target=Target.for_service(s.id))
+'''
+
+
+@pytest.mark.parametrize("body", [NEW_STYLE, OLD_STYLE], ids=["short", "long"])
+def test_a_runbook_written_either_way_makes_the_same_finding_and_sightings(
+    tmp_path: Path, body: str
+) -> None:
+    reg = write(tmp_path, "zero", body)
+    assert reg.errors == []
+    sightings = Sightings()
+    s = snap(Service("s0", "batch", 3, replicas=0))
+    assert match.run(reg, context(s, NOW, Settings(), sightings=sightings)).findings == ()
+    assert sightings.held() == {"zero:s0"}  # what verify reads: the finding's own key
+    (f,) = match.run(reg, context(s, NOW + 60, Settings(), sightings=sightings)).findings
+    assert f == api.Finding(
+        "zero",
+        "zero:s0",
+        "batch at zero",
+        "zero",
+        service_id="s0",
+        service_name="batch",
+        target=Target.for_service("s0"),
+    )
+
+
+def test_the_constructors_fill_ids_names_and_target_and_any_field_can_be_given() -> None:
+    svc = Service("s1", "web", 2)
+    task = api.Task("t1", "s1", 1, "n2", "running", "running")
+    node = Node("n2", "worker-2", "worker", "active", "down")
+    assert api.Finding.for_task(task, svc, "sum", "cause", node_ids=("n1", "n2")) == api.Finding(
+        "",
+        "t1",
+        "sum",
+        "cause",
+        service_id="s1",
+        service_name="web",
+        task_ids=("t1",),
+        node_ids=("n1", "n2"),
+        target=Target.for_task("t1", "n2"),
+    )
+    assert api.Finding.for_node(node, "sum", "down", key="n2:x") == api.Finding(
+        "", "n2:x", "sum", "down", node_ids=("n2",), target=Target.for_node("n2")
+    )
+    gone = api.Finding.for_service("s9", "sum", "cause", severity=api.Severity.CRITICAL)
+    assert (gone.key, gone.service_id, gone.service_name, gone.target, gone.severity) == (
+        "s9",
+        "s9",
+        "s9",
+        Target.for_service("s9"),
+        api.Severity.CRITICAL,
+    )
+    alert = api.Finding.for_service(svc, "sum", "alert", target=Target.for_alert("High"))
+    assert alert.target == Target.for_alert("High")
+    whole = api.Finding.about("net1:full", "sum", "full", node_ids=("n1",))
+    assert (whole.runbook, whole.key, whole.service_id, whole.target) == ("", "net1:full", "", None)
+
+
+def test_a_detect_that_yields_something_else_is_that_runbooks_failure(tmp_path: Path) -> None:
+    reg = write(
+        tmp_path,
+        "odd",
+        '''
+        """Yields a string."""
+        NAME = "odd"
+        def detect(ctx):
+            yield "odd:s1"
+        ''',
+    )
+    found = match.run(reg, context(snap(), NOW, Settings()))
+    assert found.findings == ()
+    (failure,) = found.failures
+    assert failure.runbook == "odd"
+    assert failure.error == "TypeError: detect yielded str, not a Finding"
+
+
 # --- plan absent, needs not met ---------------------------------------------------------------
 
 FINDS_EVERY_SERVICE = '''
