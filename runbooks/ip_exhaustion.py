@@ -230,9 +230,8 @@ def detect(ctx: Context) -> Iterator[Finding]:
                 )
             else:
                 what = f"{len(said)} task(s) of {', '.join(names)} rejected: {said[-1].err!r}"
-            yield Finding(
-                runbook=NAME,
-                key=f"{NAME}:{net.id}:exhausted",
+            yield Finding.about(
+                f"{net.id}:exhausted",
                 summary=f"overlay {net.name} ({subnets}) has no free address: {numbers}; {what}",
                 cause="exhausted",
                 severity=Severity.CRITICAL,
@@ -243,9 +242,8 @@ def detect(ctx: Context) -> Iterator[Finding]:
                 details=details | {"stuck": str(len(stuck)), "rejected": str(len(said))},
             )
         else:
-            yield Finding(
-                runbook=NAME,
-                key=f"{NAME}:{net.id}:nearly-full",
+            yield Finding.about(
+                f"{net.id}:nearly-full",
                 summary=f"overlay {net.name} ({subnets}) is nearly full: {numbers}",
                 cause="nearly-full",
                 severity=Severity.WARNING,

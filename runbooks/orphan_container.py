@@ -99,13 +99,12 @@ def detect(ctx: Context) -> Iterator[Finding]:
             svc = snap.service(c.service)
             # swarm may still be stopping it: give it the longest stop grace we can know of
             grace = ctx.settings.grace + stop_grace(ctx, c)
-            seen_for = ctx.now - ctx.since(f"{NAME}:{node}:{cid}")
+            seen_for = ctx.now - ctx.since(f"{node}:{cid}")
             if seen_for < grace:
                 continue
             svc_name = svc.name if svc else f"{c.service} (removed)"
-            yield Finding(
-                runbook=NAME,
-                key=f"{NAME}:{cid}",
+            yield Finding.about(
+                cid,
                 summary=f"container {cid[:12]} of {svc_name} keeps running on "
                 f"{names.get(node, node)}: {why}, seen like this for {seen_for:.0f}s "
                 f"(grace {grace:.0f}s)",

@@ -42,7 +42,6 @@ from swarm_medic.runbook import (
     Setting,
     Severity,
     Snapshot,
-    Target,
     Task,
     TaskState,
     UpdateState,
@@ -129,18 +128,15 @@ def detect(ctx: Context) -> Iterator[Finding]:
                 advice = "roll back to the previous spec"
             else:
                 advice, actionable = "no previous spec to roll back to; fix the spec by hand", False
-        yield Finding(
-            runbook=NAME,
-            key=f"{NAME}:{svc.id}:{us.state}:{started}",
+        yield Finding.for_service(
+            svc,
+            key=f"{svc.id}:{us.state}:{started}",
             summary=summary,
             cause=cause,
             severity=Severity.CRITICAL,
-            service_id=svc.id,
-            service_name=svc.name,
             advice=advice,
             actionable=actionable,
             details=details,
-            target=Target.for_service(svc.id),
         )
 
 

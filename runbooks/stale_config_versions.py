@@ -49,10 +49,9 @@ def detect(ctx: Context) -> Iterator[Finding]:
         shown = ", ".join(names[:SHOWN]) + (
             f" and {len(names) - SHOWN} more" if len(names) > SHOWN else ""
         )
-        yield Finding(
-            runbook=NAME,
+        yield Finding.about(
             # the family is the incident: more stale versions later are the same one
-            key=f"{NAME}:{fam.kind}:{fam.name}",
+            f"{fam.kind}:{fam.name}",
             summary=f"{len(names)} old {fam.kind} version(s) of {fam.name} no service uses: "
             f"{shown}",
             cause="unreferenced",

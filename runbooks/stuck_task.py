@@ -39,7 +39,6 @@ from swarm_medic.runbook import (
     Service,
     Setting,
     Severity,
-    Target,
     TaskState,
     fitting_nodes,
     force_update,
@@ -165,20 +164,17 @@ def detect(ctx: Context) -> Iterator[Finding]:
             restartable = cause == "hang" and states <= RESTARTABLE
             actionable = restartable or (cause in SCHEDULING and fits)
             oldest = max(a for _, _, _, a in stuck)
-            yield Finding(
-                runbook=NAME,
-                key=f"{NAME}:{svc.id}:{cause}",
+            yield Finding.for_service(
+                svc,
+                key=f"{svc.id}:{cause}",
                 summary=(
                     f"{len(stuck)} task(s) of {svc.name} stuck in "
                     f"{'/'.join(sorted(states))} for up to {oldest:.0f}s"
                 ),
                 cause=cause,
                 severity=Severity.CRITICAL if cause != "hang" else Severity.WARNING,
-                service_id=svc.id,
-                service_name=svc.name,
                 task_ids=tuple(sorted(i for i, _, _, _ in stuck)),
                 node_ids=tuple(sorted({n for _, _, n, _ in stuck if n})),
-                target=Target.for_service(svc.id),
                 advice=_explain(cause, states, misses, svc, err),
                 actionable=actionable,
                 details={"states": ",".join(sorted(states)), "oldest_seconds": f"{oldest:.0f}"},

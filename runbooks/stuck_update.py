@@ -41,7 +41,6 @@ from swarm_medic.runbook import (
     Setting,
     Severity,
     Snapshot,
-    Target,
     Task,
     UpdateState,
     choice,
@@ -145,9 +144,9 @@ def detect(ctx: Context) -> Iterator[Finding]:
         named = "; ".join(words for _, words in blocked[:3]) or "no task named: the updater hangs"
         if len(blocked) > 3:
             named += f"; and {len(blocked) - 3} more"
-        yield Finding(
-            runbook=NAME,
-            key=f"{NAME}:{svc.id}:{us.state}:{started:.0f}",
+        yield Finding.for_service(
+            svc,
+            key=f"{svc.id}:{us.state}:{started:.0f}",
             summary=(
                 f"{doing} of {svc.name} stuck: in progress for {ctx.now - started:.0f}s (it "
                 f"could take {total:.0f}s), no new task up for {ctx.now - came_up:.0f}s; "
@@ -155,8 +154,6 @@ def detect(ctx: Context) -> Iterator[Finding]:
             ),
             cause="no-progress",
             severity=Severity.CRITICAL,
-            service_id=svc.id,
-            service_name=svc.name,
             task_ids=tuple(t.id for t, _ in blocked),
             node_ids=tuple(sorted({t.node_id for t, _ in blocked if t.node_id})),
             advice=advice_for(svc, us.state, blocked, acts),
@@ -166,7 +163,6 @@ def detect(ctx: Context) -> Iterator[Finding]:
                 "blocking": "; ".join(words for _, words in blocked),
                 "could_take_seconds": f"{total:.0f}",
             },
-            target=Target.for_service(svc.id),
         )
 
 

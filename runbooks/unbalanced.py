@@ -45,7 +45,6 @@ from swarm_medic.runbook import (
     Setting,
     Severity,
     Snapshot,
-    Target,
     fitting_nodes,
     force_update,
 )
@@ -109,27 +108,22 @@ def detect(ctx: Context) -> Iterator[Finding]:
         empty = [n for n in fitting_nodes(snap, svc) if per_node[n.id] == 0]
         if not empty:
             continue
-        key = f"{NAME}:{svc.id}"
-        held = ctx.now - ctx.since(key)
+        held = ctx.now - ctx.since(svc.id)
         if held < ctx.settings.after:
             continue
         heavy = ", ".join(f"{_hostname(snap, n)} runs {c}" for n, c in piled)
         idle = ", ".join(n.hostname or n.id for n in sorted(empty, key=lambda n: n.hostname))
         allowed = rebalance_allowed(svc)
-        yield Finding(
-            runbook=NAME,
-            key=key,
+        yield Finding.for_service(
+            svc,
             summary=(
                 f"{svc.name}: {idle} could run its tasks and runs none while {heavy} "
                 f"({len(running)} replicas), for {held:.0f}s"
             ),
             cause="unbalanced",
             severity=Severity.WARNING,
-            service_id=svc.id,
-            service_name=svc.name,
             task_ids=tuple(sorted(t.id for t in running if per_node[t.node_id] >= 2)),
             node_ids=tuple(sorted({n for n, _ in piled} | {n.id for n in empty})),
-            target=Target.for_service(svc.id),
             advice=(
                 "force update it to spread the tasks (every replica is replaced, one batch at "
                 "a time by its update config)"
