@@ -20,7 +20,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from swarm_medic.runbook import PROBES, Context, Finding, Severity, running
+from swarm_medic.runbook import PROBES, Context, Finding, Severity
+from swarm_medic.runbook.helpers import running
 
 NAME = "dead-vip"
 NEEDS = (PROBES,)

@@ -33,15 +33,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from swarm_medic.runbook import (
-    PROBES,
-    Cell,
-    Context,
-    Finding,
-    Published,
-    Severity,
-    published_targets,
-)
+from swarm_medic.runbook import PROBES, Cell, Context, Finding, Severity
+from swarm_medic.runbook.helpers import Published, published_targets
 
 NAME = "published-port"
 NEEDS = (PROBES,)

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from swarm_medic.runbook import Context, Count, Finding, Setting, Severity, stale_versions
+from swarm_medic.runbook import Context, Count, Finding, Setting, Severity
+from swarm_medic.runbook.helpers import stale_versions
 
 NAME = "stale-config-versions"
 SHOWN = 5  # names in the summary; the details list them all

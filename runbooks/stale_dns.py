@@ -19,16 +19,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from swarm_medic.runbook import (
-    DAY,
-    PROBES,
-    Context,
-    Duration,
-    Finding,
-    Setting,
-    Severity,
-    running_ips,
-)
+from swarm_medic.runbook import DAY, PROBES, Context, Duration, Finding, Setting, Severity
+from swarm_medic.runbook.helpers import running_ips
 
 NAME = "stale-dns"
 NEEDS = (PROBES,)

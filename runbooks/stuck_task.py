@@ -35,16 +35,13 @@ from swarm_medic.runbook import (
     Context,
     Duration,
     Finding,
-    Miss,
     Service,
     Setting,
     Severity,
     TaskState,
-    fitting_nodes,
     force_update,
-    placement_misses,
-    summarise,
 )
+from swarm_medic.runbook.helpers import Miss, fitting_nodes, placement_misses, summarise
 
 NAME = "stuck-task"
 RESTARTABLE = frozenset(

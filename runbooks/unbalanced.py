@@ -45,9 +45,9 @@ from swarm_medic.runbook import (
     Setting,
     Severity,
     Snapshot,
-    fitting_nodes,
     force_update,
 )
+from swarm_medic.runbook.helpers import fitting_nodes
 
 NAME = "unbalanced"
 LABEL = "swarm-medic.rebalance"

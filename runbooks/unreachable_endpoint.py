@@ -36,8 +36,8 @@ from swarm_medic.runbook import (
     Severity,
     Task,
     replace_task,
-    running,
 )
+from swarm_medic.runbook.helpers import running
 
 NAME = "unreachable-endpoint"
 NEEDS = (PROBES,)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import ast
 import textwrap
+import warnings
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -22,6 +24,7 @@ from swarm_medic.core.runbook import Context, Runbook, Sightings, context
 from swarm_medic.core.settings import Settings
 from swarm_medic.core.settings import load as load_settings
 from swarm_medic.pipeline import match, registry
+from swarm_medic.runbook import helpers
 
 NOW = 1_700_000_000.0
 ROOT = Path(__file__).resolve().parents[2]
@@ -102,12 +105,83 @@ def _swarm_medic_imports(text: str) -> set[str]:
 
 @pytest.mark.parametrize("path", sorted(registry.builtin_dir().glob("*.py")), ids=lambda p: p.name)
 def test_builtin_runbooks_import_only_the_public_api(path: Path) -> None:
-    assert _swarm_medic_imports(path.read_text()) <= {"swarm_medic.runbook"}
+    public = {"swarm_medic.runbook", "swarm_medic.runbook.helpers"}
+    assert _swarm_medic_imports(path.read_text()) <= public
 
 
-def test_everything_in_all_exists() -> None:
-    assert all(hasattr(api, name) for name in api.__all__)
-    assert len(set(api.__all__)) == len(api.__all__)
+@pytest.mark.parametrize("module", [api, helpers], ids=["contract", "helpers"])
+def test_everything_in_all_exists(module: ModuleType) -> None:
+    names: list[str] = vars(module)["__all__"]
+    assert all(hasattr(module, name) for name in names)
+    assert len(set(names)) == len(names)
+
+
+# The API as it was before the helpers had a module of their own.
+BEFORE_THE_SPLIT = (
+    "ALERTS",
+    "DAY",
+    "HOUR",
+    "MINUTE",
+    "PRE_RUNNING_STATES",
+    "PROBES",
+    "Action",
+    "ActionKind",
+    "Alert",
+    "Alerts",
+    "Cell",
+    "Container",
+    "Context",
+    "Count",
+    "Duration",
+    "Finding",
+    "Miss",
+    "Node",
+    "Probes",
+    "Published",
+    "Reachability",
+    "Service",
+    "Setting",
+    "Severity",
+    "Snapshot",
+    "Stored",
+    "Target",
+    "TargetKind",
+    "Task",
+    "UpdateStatus",
+    "Values",
+    "VersionFamily",
+    "choice",
+    "fitting_nodes",
+    "force_update",
+    "parse_bool",
+    "parse_duration",
+    "placement_misses",
+    "probe_port",
+    "published_targets",
+    "remove_orphan",
+    "replace_task",
+    "resume_update",
+    "retry_update",
+    "rollback",
+    "running",
+    "running_ips",
+    "stale_versions",
+    "summarise",
+)
+
+
+def test_the_contract_and_the_helpers_split_the_api_and_old_imports_still_work() -> None:
+    assert not set(api.__all__) & set(helpers.__all__)
+    assert set(BEFORE_THE_SPLIT) <= {*api.__all__, *helpers.__all__}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        namespace: dict[str, object] = {}
+        exec(f"from swarm_medic.runbook import {', '.join(BEFORE_THE_SPLIT)}", namespace)  # noqa: S102
+    assert {str(w.message).split()[1] for w in caught} == set(helpers.__all__)
+    assert all(w.category is DeprecationWarning for w in caught)
+    assert namespace["running"] is helpers.running
+    with pytest.raises(ImportError):
+        exec("from swarm_medic.runbook import nothing_of_the_kind", {})  # noqa: S102
 
 
 def test_the_report_only_builtins_have_no_plan() -> None:
