@@ -36,7 +36,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.labkit import MULTILAB, MedicProcess, image_id, in_node, on_node
+from benchmarks.lab import MULTILAB, MedicProcess, image_id, in_node, on_node
 
 NODES = 3
 MAX_SERVICES = 6

@@ -66,6 +66,8 @@ monitoring_checks() {
   promtool check rules deploy/prometheus/recording.yml deploy/prometheus/alerts.yml
   promtool test rules deploy/prometheus/tests/*.yml
   amtool check-config deploy/alertmanager.yml
+  # the tests that need promtool (the dashboard's PromQL); promtool is known present by now
+  .venv/bin/pytest tests/monitoring
 }
 
 # Engines (scripts/engine.sh): Docker 28.5.2 with Engine 29's API floor, where users are, for
@@ -75,7 +77,7 @@ must "set-up (.venv, Debian packages, engine 28)" setup
 must "lab up: engine 28 (dockerd, swarm, test image)" env ENGINE=28 bash scripts/lab.sh up
 phase "ruff, mypy, import-linter, actionlint" lint
 rm -f build/lab-timings.jsonl
-phase "promtool, amtool: rules, their tests, configs" monitoring_checks
+phase "promtool, amtool: rules, their tests, configs, dashboard" monitoring_checks
 phase "pytest: unit, pipeline, contract (engine 28)" .venv/bin/pytest tests/unit tests/pipeline tests/contract "$@"
 phase "pytest: single-node lab (engine 28)" .venv/bin/pytest tests/lab "$@"
 # the deployed-stack tests run the image of this very tree (scripts/image.sh: offline, base cached)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import textwrap
 from dataclasses import dataclass, replace
-from typing import TextIO
+from typing import Protocol, TextIO
 
 from swarm_medic.core.apiversion import Speaking
 from swarm_medic.core.errors import EngineError
@@ -33,7 +33,11 @@ from swarm_medic.pipeline import match, policy, verify
 from swarm_medic.pipeline.hold import AlertsHold
 from swarm_medic.pipeline.observe import take_snapshot
 from swarm_medic.pipeline.registry import Registry
-from swarm_medic.swarm import Engine
+from swarm_medic.swarm import LedgerStore, SwarmReader
+
+
+class Checked(SwarmReader, LedgerStore, Protocol):
+    """What `check` reads: the swarm, and the ledger (it writes nothing)."""
 
 
 @dataclass(frozen=True)
@@ -48,7 +52,7 @@ class Report:
     engine_at: str = ""
 
 
-def diagnose(engine: Engine, settings: Settings, registry: Registry, now: float) -> Report:
+def diagnose(engine: Checked, settings: Settings, registry: Registry, now: float) -> Report:
     snap = take_snapshot(engine, now)
     ctx = context(snap, now, settings)  # no probe results: runbooks that need them wait
     matched = match.run(registry, ctx)

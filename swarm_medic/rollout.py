@@ -24,6 +24,7 @@ or logged, nor its size. Exit status: 0 done or nothing to do, 1 error.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import sys
@@ -33,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+import tenacity
 import yaml
 
 from swarm_medic.core.errors import Conflict, EngineError, NotFound
@@ -55,9 +57,10 @@ from swarm_medic.core.rollout import (
     version_labels,
     version_name,
 )
-from swarm_medic.swarm import Engine
+from swarm_medic.swarm import ObjectStore, cas
 
 ATTEMPTS = 4  # the first post and at most 3 retries after a lost compare-and-swap
+SWAP_WAIT = tenacity.wait_incrementing(start=0.5, increment=0.5)
 # A service or stack name as the engine allows it (or a service id): checked before it goes
 # into a request path, where a "/" would change which endpoint is asked.
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -80,7 +83,7 @@ Emit = Callable[[Step], None]
 class Rollout:
     """One invocation's engine, settings and steps said so far."""
 
-    engine: Engine
+    engine: ObjectStore
     keep: int
     emit: Emit
     sleep: Callable[[float], None] = time.sleep
@@ -165,7 +168,12 @@ class Rollout:
 
     def _swap(self, kind: str, target: str, svc: ServiceSpec, oid: str, name: str) -> bool:
         """Point the references at `target` to (oid, name) -> whether the service changed."""
-        for attempt in range(ATTEMPTS):
+        tries = itertools.count()
+
+        def once() -> bool:
+            nonlocal svc
+            if next(tries):  # a lost compare-and-swap: the spec as it is now
+                svc = self.engine.service_spec(svc.id)
             at = refs_at(svc, kind, target)
             if all(r.id == oid for r in at):
                 self.emit(
@@ -177,25 +185,25 @@ class Rollout:
                     )
                 )
                 return False
-            try:
-                warnings = self.engine.update_service_spec(
-                    svc.id, svc.version, swap(svc.spec, kind, target, oid, name)
-                )
-            except Conflict:
-                if attempt == ATTEMPTS - 1:
-                    raise RolloutError(
-                        f"service {svc.name} changed under every one of {ATTEMPTS} attempts to "
-                        f"swap its {kind} (someone else is updating it): its {kind} is "
-                        "unchanged; run the rollout again once it settles"
-                    ) from None
-                self.sleep(0.5 * (attempt + 1))
-                svc = self.engine.service_spec(svc.id)
-                continue
+            warnings = self.engine.update_service_spec(
+                svc.id, svc.version, swap(svc.spec, kind, target, oid, name)
+            )
             self.emit(self._swapped(kind, target, svc, at, name))
             for w in warnings:
                 self.emit(Step("warning", f"engine warning: {w}", {"service": svc.name}))
             return True
-        raise AssertionError("unreachable")  # pragma: no cover
+
+        # swarm's updater moves the version again right after an update: a lost
+        # compare-and-swap is read again after a pause that grows (0.5 s, 1 s, 1.5 s)
+        policy = cas.retrying(self.sleep, attempts=ATTEMPTS, wait=SWAP_WAIT)
+        try:
+            return policy(once)
+        except Conflict:
+            raise RolloutError(
+                f"service {svc.name} changed under every one of {ATTEMPTS} attempts to "
+                f"swap its {kind} (someone else is updating it): its {kind} is "
+                "unchanged; run the rollout again once it settles"
+            ) from None
 
     @staticmethod
     def _swapped(kind: str, target: str, svc: ServiceSpec, was: tuple[Ref, ...], name: str) -> Step:
@@ -343,7 +351,7 @@ def read_file(path: str, kind: str, stdin: Any = None) -> bytes:
 def run(
     what: str,
     operands: list[str],
-    engine_factory: Callable[[], Engine],
+    engine_factory: Callable[[], ObjectStore],
     *,
     keep: int,
     as_json: bool,

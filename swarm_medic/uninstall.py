@@ -29,7 +29,7 @@ from typing import TextIO
 from swarm_medic.core.errors import EngineError
 from swarm_medic.core.rollout import FAMILY_LABEL
 from swarm_medic.core.scope import SELF_LABEL
-from swarm_medic.swarm import Engine
+from swarm_medic.swarm import ObjectStore
 
 LABEL_PREFIX = "swarm-medic."
 NAME_PREFIX = "swarm-medic"
@@ -51,7 +51,7 @@ class Leftover:
         return f"{self.kind:<8} {self.name:<32} {what}{used}"
 
 
-def find(engine: Engine, ledger_name: str) -> list[Leftover]:
+def find(engine: ObjectStore, ledger_name: str) -> list[Leftover]:
     services = engine.services()
     medics = [s for s in services if s.labels.get(SELF_LABEL) == "true"]
     out = [
@@ -90,7 +90,7 @@ def find(engine: Engine, ledger_name: str) -> list[Leftover]:
     return out
 
 
-def remove(engine: Engine, item: Leftover) -> str:
+def remove(engine: ObjectStore, item: Leftover) -> str:
     """One leftover removed; what happened, in words. EngineError when the engine refused."""
     if item.kind in ("config", "secret"):
         if item.used_by:
@@ -109,7 +109,7 @@ def remove(engine: Engine, item: Leftover) -> str:
     return "kept: `docker stack rm` removes it"
 
 
-def run(engine: Engine, ledger_name: str, *, dry_run: bool, out: TextIO) -> int:
+def run(engine: ObjectStore, ledger_name: str, *, dry_run: bool, out: TextIO) -> int:
     try:
         found = find(engine, ledger_name)
     except EngineError as exc:
@@ -133,7 +133,7 @@ def run(engine: Engine, ledger_name: str, *, dry_run: bool, out: TextIO) -> int:
     return 0 if _remove_all(engine, found, out) else 1
 
 
-def _remove_all(engine: Engine, found: Iterable[Leftover], out: TextIO) -> bool:
+def _remove_all(engine: ObjectStore, found: Iterable[Leftover], out: TextIO) -> bool:
     clean = True
     for item in found:
         try:

@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,25 +19,50 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from benchmarks import lab
+from benchmarks.lab import (
+    IMAGE,
+    MULTILAB,
+    ROOT,
+    LogLine,
+    docker,
+    image_id,
+    in_node,
+    node_pid,
+    node_sock,
+    on_node,
+)
 from tests.waiting import wait_until
 
-ROOT = Path(__file__).resolve().parents[1]
+# The lab's commands and the medic's process are benchmarks/lab.py's (the soak drives the lab
+# too, and benchmarks never import tests); this module adds what only a test needs.
+__all__ = [
+    "IMAGE",
+    "LAB",
+    "MONITORING",
+    "MULTILAB",
+    "ROOT",
+    "TIMINGS",
+    "Lab",
+    "LogLine",
+    "MedicProcess",
+    "docker",
+    "hang_service",
+    "image_id",
+    "in_node",
+    "lab_engines",
+    "multilab",
+    "node_pid",
+    "node_sock",
+    "on_node",
+    "prometheus_and_alertmanager",
+    "record_timing",
+    "ts",
+]
+
 LAB = ROOT / "scripts" / "lab.sh"
-MULTILAB = ROOT / "scripts" / "multilab.sh"
 MONITORING = ROOT / "scripts" / "monitoring.sh"
-IMAGE = "medic/busybox:test"
 TIMINGS = Path(os.environ.get("SWARM_MEDIC_TIMINGS", ROOT / "build" / "lab-timings.jsonl"))
-
-LogLine = dict[str, Any]
-
-
-def docker(*args: str, check: bool = True, timeout: float = 60) -> str:
-    done = subprocess.run(
-        ["docker", *args], capture_output=True, text=True, timeout=timeout, check=False
-    )
-    if check and done.returncode != 0:
-        raise AssertionError(f"docker {' '.join(args)} failed: {done.stderr.strip()}")
-    return done.stdout.strip()
 
 
 def lab_engines() -> str:
@@ -128,46 +150,46 @@ class Lab:
             self.services.clear()
 
 
-class MedicProcess:
-    """`swarm-medic run` as an operator runs it, its JSON log read back line by line."""
+# A container whose healthcheck cannot pass during a 1 h start period keeps its task in
+# Starting: the "hung start" of moby#37067. The first container of the service hangs; the
+# second one (after a restart) finds the marker on the bind mount and becomes healthy, like a
+# hang that a restart cures.
+HEALTH = (
+    "--health-cmd",
+    "test -e /tmp/ready",
+    "--health-interval",
+    "1s",
+    "--health-start-period",
+    "1h",
+    "--health-retries",
+    "1",
+)
+HANG_ONCE = (
+    "sh",
+    "-c",
+    "if [ -e /state/started ]; then touch /tmp/ready; "
+    "else touch /state/started; fi; exec sleep 3600",
+)
+HANG_ALWAYS = ("sleep", "3600")
 
-    def __init__(
-        self,
-        log_path: Path,
-        env: dict[str, str],
-        args: tuple[str, ...] = (),
-        prefix: tuple[str, ...] = (),
-    ) -> None:
-        self.log_path = log_path
-        self.env = env  # what an operator's CLI next to it needs (same ledger, same engine)
-        self._log = log_path.open("w")
-        self.started = time.time()
-        self.proc = subprocess.Popen(
-            [*prefix, sys.executable, "-m", "swarm_medic.cli", "run", *args],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=ROOT,
-        )
 
-    def lines(self) -> list[LogLine]:
-        out: list[LogLine] = []
-        for raw in self.log_path.read_text().splitlines():
-            try:
-                obj = json.loads(raw)
-            except json.JSONDecodeError:
-                obj = {"event": "<non-json>", "raw": raw}
-            if isinstance(obj, dict):
-                out.append(obj)
-        return out
+def hang_service(
+    lab: Lab, tmp_path: Path, prefix: str, *, once: bool = True, opt_in: bool = True
+) -> str:
+    state = tmp_path / f"state-{prefix}"
+    state.mkdir()
+    return lab.create(
+        prefix,
+        "--mount",
+        f"type=bind,src={state},dst=/state",
+        *HEALTH,
+        opt_in=opt_in,
+        command=HANG_ONCE if once else HANG_ALWAYS,
+    )
 
-    def find(self, event: str, **match: Any) -> list[LogLine]:
-        return [
-            ln
-            for ln in self.lines()
-            if str(ln.get("event", "")).startswith(event)
-            and all(ln.get(k) == v for k, v in match.items())
-        ]
+
+class MedicProcess(lab.MedicProcess):
+    """A medic process a test waits on: a line it must log, or the test fails showing the log."""
 
     def wait_for(self, event: str, timeout: float, **match: Any) -> LogLine:
         def found() -> LogLine | None:
@@ -181,39 +203,10 @@ class MedicProcess:
             raise AssertionError(f"{exc}\n--- medic log tail ---\n{self.tail()}") from None
         return hit
 
-    def tail(self, n: int = 40) -> str:
-        return "\n".join(self.log_path.read_text().splitlines()[-n:])
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
-        return int(self.proc.returncode)
-
 
 def ts(line: LogLine) -> float:
     """Epoch seconds of a log line's ISO timestamp."""
     return datetime.fromisoformat(str(line["timestamp"]).replace("Z", "+00:00")).timestamp()
-
-
-def node_sock(i: int) -> str:
-    """The Engine socket of multi-node lab node I, as seen from the host."""
-    return f"unix:///run/medic/n{i}/run/docker.sock"
-
-
-def on_node(i: int, *args: str, check: bool = True) -> str:
-    return docker("-H", node_sock(i), *args, check=check)
-
-
-def image_id() -> str:
-    """The test image by ID: a task referring to an image by ID never tries a pull, so the
-    multi-node lab needs no route out (and sends nothing out)."""
-    return docker("image", "inspect", IMAGE, "--format", "{{.Id}}")
 
 
 def multilab(*args: str) -> None:
@@ -221,17 +214,6 @@ def multilab(*args: str) -> None:
         ["bash", str(MULTILAB), *args], capture_output=True, text=True, check=False, timeout=120
     )
     assert done.returncode == 0, f"multilab.sh {' '.join(args)}: {done.stderr}"
-
-
-def node_pid(i: int) -> str:
-    """The pid of multi-node lab node I's dockerd: its namespaces are the node's."""
-    return (Path("/run/medic") / f"n{i}.pid").read_text().strip()
-
-
-def in_node(i: int) -> tuple[str, ...]:
-    """argv prefix that runs a command inside node I (its mount, network and UTS namespaces),
-    as a global service's task with the socket and netns folder mounted would see the node."""
-    return ("nsenter", "-t", node_pid(i), "-m", "-n", "-u", "--")
 
 
 def _monitoring(*args: str) -> None:

@@ -317,6 +317,14 @@ def _lookups(
     return by_task, by_dns, by_vip, net_of
 
 
+# The nodes a round asks. Not only "ready": a new leader marks every node "unknown" until it
+# has heard from it, which can last over a minute after an election, and a brain that asked
+# only ready nodes then probed from its own node alone, blind exactly when the swarm was
+# shaken. An unknown node costs at most its own timeout, in parallel, recorded as its own
+# failure. "down" nodes are not asked: swarm has heard nothing from them for its grace period.
+ASKED = frozenset({"ready", "unknown", "disconnected"})
+
+
 def plans(
     snap: Snapshot,
     settings: Settings,
@@ -343,7 +351,7 @@ def plans(
     out: dict[str, ProbePlan] = {}
     period = 1
     for node in snap.nodes:
-        if node.state != "ready":
+        if node.state not in ASKED:
             continue
         mine = sorted(tg.nets_on_node.get(node.id, ()))
         segs_tcp = [tg.tcp[n] for n in mine]

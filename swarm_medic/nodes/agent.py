@@ -52,7 +52,7 @@ from swarm_medic.core.protocol import (
     TcpResult,
 )
 from swarm_medic.nodes.probe import in_netns, interface_up, resolve_a, tcp_connect_all
-from swarm_medic.swarm import Engine
+from swarm_medic.swarm import NodeLocal
 
 DOCKER_NETNS = "/var/run/docker/netns"
 NO_VANTAGE = "no vantage point"
@@ -103,7 +103,7 @@ class NodeAgent:
 
     def __init__(
         self,
-        engine: Engine,
+        engine: NodeLocal,
         node_id: str = "",
         *,
         netns_dir: str = DOCKER_NETNS,

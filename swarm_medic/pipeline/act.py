@@ -24,14 +24,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from swarm_medic.core.errors import Conflict, EngineError
 from swarm_medic.core.ledger import Ledger, Verifying, as_written
-from swarm_medic.core.model import Action, ActionKind, Result
+from swarm_medic.core.model import Action, ActionKind, LedgerDoc, Result
 from swarm_medic.core.protocol import REMOVE_TASK_CONTAINER, ActAnswer, ActRequest
 from swarm_medic.core.settings import Settings
 from swarm_medic.nodes.channel import ChannelError, NodeRefused
-from swarm_medic.swarm import Engine
+from swarm_medic.swarm import Change, LedgerStore, ServiceWriter
+
+
+class Acting(ServiceWriter, LedgerStore, Protocol):
+    """The executor's engine: the ledger (the claim, the outcome) and the service it changes."""
 
 
 @dataclass(frozen=True)
@@ -55,7 +60,7 @@ class Executor:
 
     def __init__(
         self,
-        engine: Engine,
+        engine: Acting,
         settings: Settings,
         hands: Hands | None = None,
         hands_down: HandsDown = lambda node_id: "",
@@ -191,14 +196,15 @@ class Executor:
     def record_outcome(self, service_id: str, healed: bool, now: float) -> str:
         """Writes a verified outcome; returns why the circuit opened, if it did."""
         s = self._settings
-        for _ in range(3):  # the ledger is shared; retry on a lost compare-and-swap
-            ledger = Ledger.from_doc(self._engine.read_ledger(s.ledger_name))
-            ledger, opened = ledger.record_outcome(
+
+        def record(doc: LedgerDoc | None) -> Change[str]:
+            ledger, opened = Ledger.from_doc(doc).record_outcome(
                 service_id, healed, now, s.breaker_failures, s.breaker_reset
             )
-            try:
-                self._engine.write_ledger(s.ledger_name, ledger.doc, ledger.labels(now))
-            except Conflict:
-                continue
-            return ledger.history(service_id).open_reason if opened else ""
-        raise Conflict("could not record the outcome: the ledger kept changing")
+            why = ledger.history(service_id).open_reason if opened else ""
+            return Change(ledger.labels(now), why)
+
+        try:  # the ledger is shared: a lost compare-and-swap is read and recorded again
+            return self._engine.cas_update(s.ledger_name, record)
+        except Conflict:
+            raise Conflict("could not record the outcome: the ledger kept changing") from None

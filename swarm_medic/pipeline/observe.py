@@ -15,12 +15,12 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from swarm_medic.core.errors import NotAManager
 from swarm_medic.core.model import Snapshot
-from swarm_medic.swarm import Engine
+from swarm_medic.swarm import SwarmReader
 
 CALLS_PER_SCAN = 7
 
 
-def take_snapshot(engine: Engine, now: float) -> Snapshot:
+def take_snapshot(engine: SwarmReader, now: float) -> Snapshot:
     before = engine.api_calls
     info = engine.info()
     if not info.control_available:

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 
 from swarm_medic.core.errors import Conflict
 from swarm_medic.core.ledger import Ledger, Pause
-from swarm_medic.swarm import Engine
-
-ATTEMPTS = 5
+from swarm_medic.core.model import LedgerDoc
+from swarm_medic.swarm import Change, LedgerStore
 
 
 @dataclass(frozen=True)
@@ -25,18 +24,18 @@ class Switched:
     after: Pause | None  # the pause in force after it
 
 
-def set_pause(engine: Engine, ledger_name: str, pause: Pause | None, now: float) -> Switched:
-    """Writes the switch (None: resume). Raises EngineError (Conflict after ATTEMPTS lost races)."""
-    for _ in range(ATTEMPTS):
-        doc = engine.read_ledger(ledger_name)
+def set_pause(store: LedgerStore, ledger_name: str, pause: Pause | None, now: float) -> Switched:
+    """Writes the switch (None: resume). Raises EngineError (Conflict when the ledger kept
+    changing under every attempt)."""
+
+    def switch(doc: LedgerDoc | None) -> Change[Switched]:
         ledger = Ledger.from_doc(doc)
-        before = ledger.paused(now)
         if pause is None and ledger.pause is None:
-            return Switched(None, None)  # nothing to resume: no write
+            return Change(None, Switched(None, None))  # nothing to resume: no write
         changed = ledger.with_pause(pause)
-        try:
-            engine.write_ledger(ledger_name, doc, changed.labels(now))
-        except Conflict:
-            continue
-        return Switched(before, changed.paused(now))
-    raise Conflict(f"the ledger {ledger_name} kept changing; try again")
+        return Change(changed.labels(now), Switched(ledger.paused(now), changed.paused(now)))
+
+    try:
+        return store.cas_update(ledger_name, switch)
+    except Conflict:
+        raise Conflict(f"the ledger {ledger_name} kept changing; try again") from None

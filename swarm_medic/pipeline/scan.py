@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 from swarm_medic.core import ledger as ledger_mod
 from swarm_medic.core.alerts import AlertBook, Alerts
@@ -25,16 +26,20 @@ from swarm_medic.core.scope import notify_muted, notify_wanted
 from swarm_medic.core.settings import Settings
 from swarm_medic.nodes.rounds import Prober
 from swarm_medic.pipeline import match, policy, verify
-from swarm_medic.pipeline.act import NODE_LOCAL, Executor
+from swarm_medic.pipeline.act import NODE_LOCAL, Acting, Executor
 from swarm_medic.pipeline.hold import AlertsHold
 from swarm_medic.pipeline.observe import take_snapshot
 from swarm_medic.pipeline.registry import Registry
-from swarm_medic.swarm import Engine
-from swarm_medic.swarm.mapping import LOG_LINES
+from swarm_medic.swarm import LOG_LINES, SwarmReader
 from swarm_medic.telemetry.journal import Journal
 from swarm_medic.telemetry.status import Recent, Remediation
 
 VERIFY_POLL = 2.0
+
+
+class Brain(SwarmReader, Acting, Protocol):
+    """The leader's loop reads the swarm (and a task's log) and the ledger, and acts through
+    the executor."""
 
 
 @dataclass
@@ -64,7 +69,7 @@ class Medic:
 
     def __init__(
         self,
-        engine: Engine,
+        engine: Brain,
         settings: Settings,
         registry: Registry,
         journal: Journal,

@@ -16,8 +16,7 @@ from collections.abc import Callable
 import tenacity
 
 from swarm_medic.core.model import Event
-from swarm_medic.swarm import Engine, EventStream
-from swarm_medic.swarm.mapping import event_from_api
+from swarm_medic.swarm import EventStream, MalformedEvent, SwarmReader
 from swarm_medic.telemetry.journal import Journal
 
 # Service and node changes can start or end a fault; container die/start/health changes are
@@ -48,7 +47,7 @@ class Watcher:
 
     def __init__(
         self,
-        engine: Engine,
+        engine: SwarmReader,
         journal: Journal,
         on_event: Callable[[Event], None],
         *,
@@ -90,11 +89,9 @@ class Watcher:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def handle(self, raw: object) -> None:
-        try:
-            ev = event_from_api(raw)
-        except (ValueError, TypeError) as exc:
-            self._journal.event_malformed(str(exc), raw)
+    def handle(self, ev: Event | MalformedEvent) -> None:
+        if isinstance(ev, MalformedEvent):
+            self._journal.event_malformed(ev.error, ev.raw)
             return
         if self.last_nano is not None and ev.time_nano < self.last_nano:
             return
@@ -127,10 +124,10 @@ class Watcher:
                 self.connected = True
                 self._journal.stream_connected(self.last_nano, reconnect)
                 attempt = 0
-                for raw in self._stream:
+                for ev in self._stream:
                     if self._stop.is_set():
                         return
-                    self.handle(raw)
+                    self.handle(ev)
                 error = "stream ended (engine restarted or closed the connection)"
             except Exception as exc:  # noqa: BLE001 - the watcher must outlive any engine failure
                 error = f"{type(exc).__name__}: {exc}"

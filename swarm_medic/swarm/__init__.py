@@ -1,19 +1,36 @@
 """The swarm boundary: the only package that talks to the Docker Engine.
 
-`Engine` is the interface the rest of swarm-medic uses. `swarm.engine.DockerEngine` implements
-it over the Docker SDK (and is the only module that imports `docker`); `swarm.fake.FakeEngine`
-implements it in memory for unit tests and benchmarks. `tests/contract/` runs the same tests
-over both.
+The rest of swarm-medic sees the engine through the role it uses, each a small Protocol here:
+
+  SwarmReader    the swarm as it is: info and lists, the event stream (typed events), a task's
+                 log, the API version spoken (observe, watch, check, the scan)
+  ServiceWriter  one service changed by compare-and-swap on its version (the executor)
+  LedgerStore    the ledger config: read, write, and `cas_update`, the one retried
+                 read-change-write (the executor's outcome, `pause`)
+  ObjectStore    a service's raw spec, config and secret objects (rollout, uninstall)
+  NodeLocal      this node's own containers (the node agent only)
+
+`Engine` is all of them: what `swarm.engine.DockerEngine` (the only module that imports
+`docker`) and `swarm.fake.FakeEngine` (in memory, for tests and benchmarks) implement;
+`tests/contract/` runs the same tests over both.
+
+What the engine sends is read here and nowhere else (import-linter keeps it so): `mapping`
+declares each node, service and task field once, and `shape` makes both decode paths from that
+declaration; `wire` decodes the answers' bytes and the event stream's lines with it, and
+`mapping` reads as plain JSON what the fast path does not fit. `cas` is the compare-and-swap
+retry policy.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from typing import Any, Protocol
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
 
 from swarm_medic.core.apiversion import Speaking
 from swarm_medic.core.model import (
     ContainerDetail,
+    Event,
     LedgerDoc,
     LocalContainer,
     Network,
@@ -24,15 +41,35 @@ from swarm_medic.core.model import (
     Task,
 )
 from swarm_medic.core.rollout import ServiceSpec
+from swarm_medic.swarm.mapping import LOG_LINES as LOG_LINES  # what `task_logs` keeps at most
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True)
+class MalformedEvent:
+    """An event line the engine sent that is not an event: the watcher logs and counts it, and
+    the stream goes on."""
+
+    error: str  # what is wrong with it, in one line
+    raw: object  # what arrived (the decoded JSON value, or the start of the line)
 
 
 class EventStream(Protocol):
-    def __iter__(self) -> Iterator[Any]: ...
+    def __iter__(self) -> Iterator[Event | MalformedEvent]: ...
 
     def close(self) -> None: ...
 
 
-class Engine(Protocol):
+@dataclass(frozen=True, slots=True)
+class Change(Generic[R]):
+    """What a `cas_update` change makes of the ledger it was given."""
+
+    labels: Mapping[str, str] | None  # the ledger's new labels; None: leave it as it is
+    result: R  # what the caller wanted to know, from the read it won on
+
+
+class SwarmReader(Protocol):
     api_calls: int  # every Engine API request made, for "constant calls per scan"
     malformed: list[str]  # objects skipped because they could not be read; drained by observe
     # the engine and API version last negotiated (no request; None until the first)
@@ -63,9 +100,19 @@ class Engine(Protocol):
         ...
 
     def events(self, since_nano: int | None) -> EventStream:
-        """Service, node and container events from `since_nano` on (None: from now)."""
+        """Service, node and container events from `since_nano` on (None: from now), decoded:
+        a line that is not an event comes as a MalformedEvent, and the stream goes on."""
         ...
 
+    def task_logs(self, task_id: str, tail: int) -> str:
+        """The last `tail` lines (at most LOG_LINES) of a task's container log (stdout and
+        stderr), made safe to show: at most mapping.LOG_BYTES, control characters dropped
+        (`mapping.log_text`). One request, never retried: a slow or gone node costs one
+        timeout, not a scan."""
+        ...
+
+
+class ServiceWriter(Protocol):
     def force_update(self, service_id: str, version: int) -> None:
         """Bump TaskTemplate.ForceUpdate. Raises Conflict if the service is not at `version`."""
         ...
@@ -79,7 +126,29 @@ class Engine(Protocol):
         carries on. Compare-and-swap on `version`."""
         ...
 
-    # --- rollout: one service's raw spec, config and secret objects --------------------------
+
+class LedgerStore(Protocol):
+    def read_ledger(self, name: str) -> LedgerDoc | None: ...
+
+    def write_ledger(self, name: str, doc: LedgerDoc | None, labels: Mapping[str, str]) -> None:
+        """Create (doc None) or replace the labels of the ledger; Conflict if it moved on."""
+        ...
+
+    def cas_update(self, name: str, change: Callable[[LedgerDoc | None], Change[R]]) -> R:
+        """Read the ledger, `change` it, write it by compare-and-swap on the version read; when
+        another writer got there first, read and change again (`cas.ATTEMPTS` in all, then
+        Conflict). -> the result of the change that was written (or asked for no write)."""
+        ...
+
+
+class ObjectStore(Protocol):
+    """The config and secret objects, and the services whose specs refer to them."""
+
+    def services(self) -> tuple[Service, ...]: ...
+
+    def configs(self) -> tuple[Stored, ...]: ...
+
+    def secrets(self) -> tuple[Stored, ...]: ...
 
     def service_spec(self, service: str) -> ServiceSpec:
         """One service by id or name: its raw Spec and Version.Index; NotFound if none."""
@@ -103,19 +172,13 @@ class Engine(Protocol):
         service's spec uses it (the engine does not look at PreviousSpecs)."""
         ...
 
-    def task_logs(self, task_id: str, tail: int) -> str:
-        """The last `tail` lines of a task's container log (stdout and stderr), made safe to
-        show: at most mapping.LOG_BYTES, control characters dropped (`mapping.log_text`).
-        One request, never retried: a slow or gone node costs one timeout, not a scan."""
+
+class NodeLocal(Protocol):
+    """What this node's engine runs: answers on workers too."""
+
+    def info(self) -> SwarmInfo:
+        """Which node this engine is (`node_id`)."""
         ...
-
-    def read_ledger(self, name: str) -> LedgerDoc | None: ...
-
-    def write_ledger(self, name: str, doc: LedgerDoc | None, labels: Mapping[str, str]) -> None:
-        """Create (doc None) or replace the labels of the ledger; Conflict if it moved on."""
-        ...
-
-    # --- node-local: what this node's engine runs (answers on workers too) -----------------
 
     def local_containers(self) -> tuple[LocalContainer, ...]:
         """Containers of swarm tasks on this node, running or not: one list call."""
@@ -136,5 +199,9 @@ class Engine(Protocol):
     def remove_container(self, container_id: str) -> None:
         """Force-remove a container (swarm then replaces its task)."""
         ...
+
+
+class Engine(SwarmReader, ServiceWriter, LedgerStore, ObjectStore, NodeLocal, Protocol):
+    """Every role: what a process builds once (`App`) and hands out by role."""
 
     def close(self) -> None: ...

@@ -1,7 +1,9 @@
 """The real Engine: Docker SDK calls, mapped to the model, errors made readable.
 
 The only module in swarm-medic that imports `docker`. Transient failures (connection refused,
-timeouts, 5xx) are retried with tenacity; 4xx never are, nor a lost compare-and-swap.
+timeouts, 5xx) are retried with tenacity; 4xx never are, nor a lost compare-and-swap (only the
+ledger's `cas_update` goes again, and it reads and changes again first: `swarm.cas`). Sections
+follow the roles of `swarm.Engine`.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from swarm_medic.core.model import (
     Task,
 )
 from swarm_medic.core.rollout import ServiceSpec
-from swarm_medic.swarm import EventStream, mapping, wire
+from swarm_medic.swarm import Change, EventStream, R, cas, mapping, wire
 
 T = TypeVar("T")
 
@@ -148,6 +150,7 @@ class DockerEngine:
             sleep=sleep,
             reraise=True,
         )
+        self._cas = cas.retrying(sleep)
 
     # --- the API version: negotiated, and again after the engine went away -----------------
 
@@ -209,7 +212,7 @@ class DockerEngine:
             self._gone(err)
             raise err from exc
 
-    # --- reads: one request each, whatever the size of the swarm ---------------------------
+    # --- reading the swarm: one request each, whatever its size ---------------------------
     # The body is decoded by `wire` (msgspec, only the fields we read, element by element)
     # rather than by requests' json(): no dict is built for the fields we never look at, and
     # an object listed unchanged since the last scan is not decoded again.
@@ -222,9 +225,7 @@ class DockerEngine:
 
         return self._call(what, get)
 
-    def _list(
-        self, what: str, path: str, kind: wire.Kind[Any, T], memo: wire.Memo[T]
-    ) -> tuple[T, ...]:
+    def _list(self, what: str, path: str, kind: wire.Kind[T], memo: wire.Memo[T]) -> tuple[T, ...]:
         body = self._get_json(what, path)
         try:
             return wire.decode_list(body, kind, self.malformed, memo)
@@ -283,10 +284,41 @@ class DockerEngine:
             "open event stream",
             lambda: self._api.events(since=since, filters=filters, decode=False),
         )
-        # decoded line by line by wire: an event nested too deeply is skipped, not fatal
+        # decoded line by line by wire: a line that is not an event is said, not fatal
         return wire.EventLines(stream)
 
-    # --- writes: compare-and-swap on Version.Index, never retried blindly -----------------
+    def task_logs(self, task_id: str, tail: int) -> str:
+        what = f"read the log of task {task_id[:12]}"
+        tail = max(1, min(tail, mapping.LOG_LINES))
+        url = self._api._url("/tasks/{0}/logs", task_id)
+        params = {"stdout": 1, "stderr": 1, "follow": 0, "tail": max(1, tail)}
+        body = bytearray()
+        self._ready(what)
+        self.api_calls += 1  # once: a timeout would only come again
+        try:
+            resp = self._api._get(url, params=params, stream=True, timeout=LOG_TIMEOUT)
+            try:
+                self._api._raise_for_status(resp)
+                # Bounded: `tail` counts lines, and one line can be as long as its writer likes.
+                for chunk in resp.iter_content(chunk_size=8192):
+                    body += chunk
+                    if len(body) >= mapping.LOG_READ_MAX:
+                        break
+            finally:
+                resp.close()
+        except requests.exceptions.Timeout as exc:
+            raise EngineUnavailable(
+                f"{what}: no answer within {LOG_TIMEOUT:g}s (the task's node may be down or slow)"
+            ) from exc
+        except Exception as exc:
+            if isinstance(exc, requests.exceptions.RequestException) and not isinstance(
+                exc, (docker.errors.APIError, requests.exceptions.ConnectionError)
+            ):
+                raise EngineError(f"{what}: the answer broke off ({type(exc).__name__})") from exc
+            raise translate(exc, what) from exc
+        return mapping.log_text(bytes(body[: mapping.LOG_READ_MAX]), tail)
+
+    # --- writing a service: compare-and-swap on Version.Index, never retried blindly ------
 
     def _update_service(self, service_id: str, version: int, *, how: str) -> None:
         """how: force (bump ForceUpdate), rollback (rollback=previous) or resume (the same
@@ -326,7 +358,7 @@ class DockerEngine:
     def resume_update(self, service_id: str, version: int) -> None:
         self._update_service(service_id, version, how="resume")
 
-    # --- rollout: the raw spec of one service, config and secret versions -------------------
+    # --- the object store: a service's raw spec, config and secret objects -----------------
 
     def service_spec(self, service: str) -> ServiceSpec:
         raw = self._call(f"inspect service {service}", lambda: self._api.inspect_service(service))
@@ -377,36 +409,7 @@ class DockerEngine:
         remove = self._api.remove_config if kind == "config" else self._api.remove_secret
         self._once(what, lambda: remove(object_id))
 
-    def task_logs(self, task_id: str, tail: int) -> str:
-        what = f"read the log of task {task_id[:12]}"
-        tail = max(1, min(tail, mapping.LOG_LINES))
-        url = self._api._url("/tasks/{0}/logs", task_id)
-        params = {"stdout": 1, "stderr": 1, "follow": 0, "tail": max(1, tail)}
-        body = bytearray()
-        self._ready(what)
-        self.api_calls += 1  # once: a timeout would only come again
-        try:
-            resp = self._api._get(url, params=params, stream=True, timeout=LOG_TIMEOUT)
-            try:
-                self._api._raise_for_status(resp)
-                # Bounded: `tail` counts lines, and one line can be as long as its writer likes.
-                for chunk in resp.iter_content(chunk_size=8192):
-                    body += chunk
-                    if len(body) >= mapping.LOG_READ_MAX:
-                        break
-            finally:
-                resp.close()
-        except requests.exceptions.Timeout as exc:
-            raise EngineUnavailable(
-                f"{what}: no answer within {LOG_TIMEOUT:g}s (the task's node may be down or slow)"
-            ) from exc
-        except Exception as exc:
-            if isinstance(exc, requests.exceptions.RequestException) and not isinstance(
-                exc, (docker.errors.APIError, requests.exceptions.ConnectionError)
-            ):
-                raise EngineError(f"{what}: the answer broke off ({type(exc).__name__})") from exc
-            raise translate(exc, what) from exc
-        return mapping.log_text(bytes(body[: mapping.LOG_READ_MAX]), tail)
+    # --- the ledger: a config whose labels hold the history ------------------------------
 
     def read_ledger(self, name: str) -> LedgerDoc | None:
         found = self._call("list configs", lambda: self._api.configs(filters={"name": name}))
@@ -444,6 +447,11 @@ class DockerEngine:
             raise translate(exc, f"write ledger {name}") from exc
         except Exception as exc:
             raise translate(exc, f"write ledger {name}") from exc
+
+    def cas_update(self, name: str, change: Callable[[LedgerDoc | None], Change[R]]) -> R:
+        return cas.update_ledger(self, name, change, self._cas)
+
+    # --- node-local: this node's own containers (answers on workers too) -------------------
 
     def local_containers(self) -> tuple[LocalContainer, ...]:
         raw = self._call(

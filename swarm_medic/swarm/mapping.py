@@ -1,19 +1,30 @@
-"""Engine API dictionaries -> model values. Pure; shared by the real engine and the fake.
+"""Engine API objects -> model values: each field declared once, and the dict path.
 
-Every field read here is optional in practice (older engines, half-created objects), so each
-lookup has a default and a malformed object raises ValueError naming the object.
+Nodes, services and tasks are declared field by field (`NODE`, `SERVICE`, `TASK`: a
+`shape.Shape` each), and both decode paths are made from that one declaration: `wire` decodes
+the list answers' bytes with it, and the `*_from_api` functions here read an object as plain
+JSON with it (the answer for an element the fast path's strict types do not fit). The other
+objects (info, networks, configs, events, containers) are read here alone, as dicts.
+
+Every field is optional in practice (older engines, half-created objects), so each has a
+default, and a malformed object raises ValueError naming the object. Pure; shared by the real
+engine and the fake.
 """
 
 from __future__ import annotations
 
 import functools
+import sys
 import unicodedata
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any, ParamSpec, TypeVar
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+import msgspec
 
 from swarm_medic.core.model import (
+    EMPTY,
     ContainerDetail,
     Event,
     FileRef,
@@ -30,6 +41,7 @@ from swarm_medic.core.model import (
     UpdateStatus,
 )
 from swarm_medic.core.protocol import is_ipv4
+from swarm_medic.swarm.shape import Field, Shape
 
 Json = Mapping[str, Any]
 T = TypeVar("T")
@@ -45,7 +57,7 @@ def _malformed_is_value_error(kind: str) -> Callable[[Callable[P, T]], Callable[
         def read(*args: P.args, **kwargs: P.kwargs) -> T:
             try:
                 return fn(*args, **kwargs)
-            except (AttributeError, KeyError, IndexError, OverflowError) as exc:
+            except (AttributeError, KeyError, IndexError, OverflowError, TypeError) as exc:
                 raise ValueError(f"malformed {kind}: {type(exc).__name__}: {exc}") from None
 
         return read
@@ -109,6 +121,11 @@ def _labels(value: object) -> Mapping[str, str]:
     return MappingProxyType({str(k): str(v) for k, v in value.items()})
 
 
+def _own_labels(value: dict[str, str] | None) -> Mapping[str, str]:
+    # a fresh dict from the decoder, owned by nobody else: wrapped, not copied
+    return MappingProxyType(value) if value else EMPTY
+
+
 def _resources(value: object) -> Resources:
     if not isinstance(value, Mapping):
         return Resources()
@@ -125,44 +142,43 @@ def _require_id(obj: Json, kind: str) -> str:
     return oid
 
 
-@_malformed_is_value_error("node")
-def node_from_api(obj: Json) -> Node:
-    nid = _require_id(obj, "node")
-    spec = obj.get("Spec") or {}
-    desc = obj.get("Description") or {}
-    status = obj.get("Status") or {}
-    platform = desc.get("Platform") or {}
-    engine = desc.get("Engine") or {}
-    manager = obj.get("ManagerStatus") or {}
-    return Node(
-        id=nid,
-        hostname=str(desc.get("Hostname") or ""),
-        role=str(spec.get("Role") or "worker"),
-        availability=str(spec.get("Availability") or "active"),
-        state=str(status.get("State") or "unknown"),
-        message=str(status.get("Message") or ""),
-        addr=str(status.get("Addr") or ""),
-        labels=_labels(spec.get("Labels")),
-        engine_labels=_labels(engine.get("Labels")),
-        platform_os=str(platform.get("OS") or ""),
-        platform_arch=str(platform.get("Architecture") or ""),
-        resources=_resources(desc.get("Resources")),
-        leader=bool(manager.get("Leader")),
-        reachability=str(manager.get("Reachability") or ""),
-    )
+def _nanos(value: object, default: float) -> float:
+    """A Go time.Duration in nanoseconds -> seconds; unset or nonsense -> `default`."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return default
+    return value / 1e9
 
 
-def _mode(spec: Json) -> tuple[str, int | None]:
-    mode = spec.get("Mode") or {}
+def _ip(cidr: object) -> str:
+    return str(cidr).split("/", 1)[0] if cidr else ""
+
+
+# --- the readers of the parts that are more than one value ----------------------------------
+# Both paths give them the same plain JSON (`part`: the fast path declares them `Any`): they
+# are small next to the rest of a task or service, so one reading of each is worth more than
+# a faster second one.
+
+
+def _mode(value: object) -> str:
+    mode = value or {}
+    if "Replicated" in mode:  # type: ignore[operator]
+        return "replicated"
+    if "Global" in mode:  # type: ignore[operator]
+        return "global"
+    if "ReplicatedJob" in mode:  # type: ignore[operator]
+        return "replicated-job"
+    if "GlobalJob" in mode:  # type: ignore[operator]
+        return "global-job"
+    return "replicated"
+
+
+def _replicas(value: object) -> int | None:
+    mode: Any = value or {}
     if "Replicated" in mode:
-        return "replicated", int((mode.get("Replicated") or {}).get("Replicas", 1))
-    if "Global" in mode:
-        return "global", None
-    if "ReplicatedJob" in mode:
-        return "replicated-job", None
-    if "GlobalJob" in mode:
-        return "global-job", None
-    return "replicated", 1
+        return int((mode.get("Replicated") or {}).get("Replicas", 1))
+    if "Global" in mode or "ReplicatedJob" in mode or "GlobalJob" in mode:
+        return None
+    return 1
 
 
 def _update_status(value: object) -> UpdateStatus | None:
@@ -174,57 +190,6 @@ def _update_status(value: object) -> UpdateStatus | None:
         started_at=parse_time(value.get("StartedAt")) or None,
         completed_at=parse_time(value.get("CompletedAt")) or None,
     )
-
-
-@_malformed_is_value_error("service")
-def service_from_api(obj: Json) -> Service:
-    sid = _require_id(obj, "service")
-    spec = obj.get("Spec") or {}
-    template = spec.get("TaskTemplate") or {}
-    container = template.get("ContainerSpec") or {}
-    placement = template.get("Placement") or {}
-    reservations = (template.get("Resources") or {}).get("Reservations") or {}
-    mode, replicas = _mode(spec)
-    return Service(
-        id=sid,
-        name=str(spec.get("Name") or sid),
-        version=int((obj.get("Version") or {}).get("Index") or 0),
-        labels=_labels(spec.get("Labels")),
-        mode=mode,
-        replicas=replicas,
-        image=str(container.get("Image") or ""),
-        constraints=tuple(str(c) for c in placement.get("Constraints") or ()),
-        max_replicas_per_node=int(placement.get("MaxReplicas") or 0),
-        reservations=_resources(reservations),
-        update_status=_update_status(obj.get("UpdateStatus")),
-        has_previous_spec=bool(obj.get("PreviousSpec")),
-        force_update=int(template.get("ForceUpdate") or 0),
-        updated_at=parse_time(obj.get("UpdatedAt")) or None,
-        endpoint_mode=str((spec.get("EndpointSpec") or {}).get("Mode") or "vip"),
-        target_ports=target_ports((spec.get("EndpointSpec") or {}).get("Ports")),
-        vips=tuple(
-            (str(v.get("NetworkID") or ""), _ip(v.get("Addr")))
-            for v in (obj.get("Endpoint") or {}).get("VirtualIPs") or ()
-            if isinstance(v, Mapping) and is_ipv4(_ip(v.get("Addr")))
-        ),
-        stop_grace_period=_nanos(container.get("StopGracePeriod"), 10.0),
-        memory_limit=int(
-            ((template.get("Resources") or {}).get("Limits") or {}).get("MemoryBytes") or 0
-        ),
-        update_config=update_config(spec.get("UpdateConfig")),
-        networks=networks(template.get("Networks") or spec.get("Networks")),
-        published=published(
-            (obj.get("Endpoint") or {}).get("Ports")
-            or (spec.get("EndpointSpec") or {}).get("Ports")
-        ),
-        configs=file_refs(container.get("Configs"), "Config"),
-        secrets=file_refs(container.get("Secrets"), "Secret"),
-        previous_refs=previous_refs(obj.get("PreviousSpec")),
-    )
-
-
-# The parts below are read by both paths (wire hands them over as plain JSON): they are small
-# and rare next to tasks, so one reading of each is worth more than a faster second one.
 
 
 def update_config(value: object) -> UpdateConfig:
@@ -248,6 +213,15 @@ def target_ports(value: object) -> tuple[int, ...]:
         int(p["TargetPort"])
         for p in value or ()  # type: ignore[attr-defined]
         if isinstance(p, Mapping) and p.get("TargetPort")
+    )
+
+
+def _vips(value: object) -> tuple[tuple[str, str], ...]:
+    """Endpoint.VirtualIPs: (network id, IPv4) of each."""
+    return tuple(
+        (str(v.get("NetworkID") or ""), _ip(v.get("Addr")))
+        for v in value or ()  # type: ignore[attr-defined]
+        if isinstance(v, Mapping) and is_ipv4(_ip(v.get("Addr")))
     )
 
 
@@ -306,6 +280,249 @@ def previous_refs(value: object) -> tuple[str, ...]:
     return tuple(sorted({r.id for r in refs}))
 
 
+class _NetSpec(msgspec.Struct):
+    Name: str | None = None
+    Ingress: bool | None = None
+
+
+class _Net(msgspec.Struct):
+    ID: str | None = None
+    Spec: _NetSpec | None = None
+
+
+class _Attachment(msgspec.Struct):
+    Network: _Net | None = None
+    Addresses: list[str] | None = None
+
+
+_NO_NET, _NO_NETSPEC = _Net(), _NetSpec()
+
+
+def _own_attachments(atts: list[_Attachment] | None) -> tuple[tuple[str, str, str], ...]:
+    """_attachments of the fast path's Structs: every task has them, and each names a whole
+    network object (its spec, IPAM, driver options), which a typed Struct skips unbuilt."""
+    if not atts:
+        return ()
+    out = []
+    for att in atts:
+        net = att.Network or _NO_NET
+        spec = net.Spec or _NO_NETSPEC
+        if spec.Ingress or spec.Name == "ingress":
+            continue
+        for addr in att.Addresses or ():
+            if is_ipv4(ip := _ip(addr)):
+                out.append((net.ID or "", spec.Name or "", ip))
+    return tuple(out)
+
+
+def _attachments(value: object) -> tuple[tuple[str, str, str], ...]:
+    out = []
+    for att in value or ():  # type: ignore[attr-defined]
+        net = att.get("Network") or {}
+        spec = net.get("Spec") or {}
+        if spec.get("Ingress") or spec.get("Name") == "ingress":
+            continue  # the routing mesh's network is not the service's own overlay
+        for addr in att.get("Addresses") or ():
+            # the model (and every probe) is IPv4; a dual-stack overlay's IPv6 is left out
+            if is_ipv4(ip := _ip(addr)):
+                out.append((str(net.get("ID") or ""), str(spec.get("Name") or ""), ip))
+    return tuple(out)
+
+
+# --- the kinds of field -----------------------------------------------------------------------
+# Each says the fast path's strict type and how both paths read the value (see shape.py).
+
+_NO_RAW = msgspec.Raw()
+_ANY = msgspec.json.Decoder()
+
+
+def text(*path: str, default: str = "", shared: bool = False, or_id: bool = False) -> Field:
+    """A string; unset or empty: `default` (`or_id`: the object's id). `shared`: one copy of
+    each value (sys.intern), for the ids, states and messages thousands of tasks repeat."""
+    # "" is unusual when the default is not: the dict path reads it as the default
+    typ = Annotated[str, msgspec.Meta(min_length=1)] if default else str
+    return Field(
+        (path,),
+        typ,
+        default,
+        slow=lambda v: str(v or default),
+        fast=sys.intern if shared else None,
+        or_id=or_id,
+    )
+
+
+def count(*path: str) -> Field:
+    """A number; unset: 0."""
+    return Field((path,), int, 0, slow=lambda v: int(v or 0))
+
+
+def whole(*path: str) -> Field:
+    """An integer, or None when unset or not an integer."""
+    return Field((path,), int | None, None, slow=lambda v: int(v) if isinstance(v, int) else None)
+
+
+def flag(*path: str) -> Field:
+    return Field((path,), bool, False, slow=bool)
+
+
+def when(*path: str, unset: float | None = 0.0) -> Field:
+    """An RFC 3339 time -> epoch seconds; unset or unreadable: `unset`."""
+
+    def read(v: object) -> float | None:
+        return parse_time(v) or unset
+
+    # parse_time's own "unknown" is 0.0: a task's two times are read without the wrapper
+    return Field((path,), str, "", slow=read, fast=parse_time if unset == 0.0 else read)
+
+
+def duration(*path: str, default: float) -> Field:
+    """A Go time.Duration (nanoseconds) -> seconds; unset or nonsense: `default`."""
+    read = functools.partial(_nanos, default=default)
+    return Field((path,), int | None, None, slow=read, fast=read)
+
+
+def labels(*path: str) -> Field:
+    return Field((path,), dict[str, str] | None, None, slow=_labels, fast=_own_labels)
+
+
+def texts(*path: str) -> Field:
+    """A list of strings -> a tuple."""
+    return Field(
+        (path,),
+        list[str] | None,
+        None,
+        slow=lambda v: tuple(str(c) for c in v or ()),
+        fast=lambda v: tuple(v) if v else (),
+    )
+
+
+def part(*paths: tuple[str, ...], read: Callable[..., Any]) -> Field:
+    """A part read by `read` from its plain JSON (both paths; several paths: their values)."""
+    return Field(paths, Any, None, slow=read, fast=read)
+
+
+def _present(raw: msgspec.Raw) -> bool:
+    """bool() of the JSON value, without building it when it is a non-empty object."""
+    if not raw:
+        return False
+    if memoryview(raw)[:2].tobytes() == b'{"':
+        return True
+    return bool(_ANY.decode(raw))
+
+
+def _previous_refs_raw(raw: msgspec.Raw) -> tuple[str, ...]:
+    return previous_refs(_ANY.decode(raw)) if _present(raw) else ()
+
+
+# --- nodes, services and tasks, field by field ----------------------------------------------
+
+_TEMPLATE = ("Spec", "TaskTemplate")
+_CONTAINER = (*_TEMPLATE, "ContainerSpec")
+
+NODE = Shape(
+    Node,
+    "node",
+    ("ID",),
+    hostname=text("Description", "Hostname"),
+    role=text("Spec", "Role", default="worker"),
+    availability=text("Spec", "Availability", default="active"),
+    state=text("Status", "State", default="unknown"),
+    message=text("Status", "Message"),
+    addr=text("Status", "Addr"),
+    labels=labels("Spec", "Labels"),
+    engine_labels=labels("Description", "Engine", "Labels"),
+    platform_os=text("Description", "Platform", "OS"),
+    platform_arch=text("Description", "Platform", "Architecture"),
+    resources=part(("Description", "Resources"), read=_resources),
+    leader=flag("ManagerStatus", "Leader"),
+    reachability=text("ManagerStatus", "Reachability"),
+)
+
+SERVICE = Shape(
+    Service,
+    "service",
+    ("ID",),
+    name=text("Spec", "Name", or_id=True),
+    version=count("Version", "Index"),
+    labels=labels("Spec", "Labels"),
+    mode=part(("Spec", "Mode"), read=_mode),
+    replicas=part(("Spec", "Mode"), read=_replicas),
+    image=text(*_CONTAINER, "Image"),
+    constraints=texts(*_TEMPLATE, "Placement", "Constraints"),
+    max_replicas_per_node=count(*_TEMPLATE, "Placement", "MaxReplicas"),
+    reservations=part((*_TEMPLATE, "Resources", "Reservations"), read=_resources),
+    update_status=part(("UpdateStatus",), read=_update_status),
+    has_previous_spec=Field((("PreviousSpec",),), msgspec.Raw, _NO_RAW, slow=bool, fast=_present),
+    force_update=count(*_TEMPLATE, "ForceUpdate"),
+    updated_at=when("UpdatedAt", unset=None),
+    endpoint_mode=text("Spec", "EndpointSpec", "Mode", default="vip"),
+    target_ports=part(("Spec", "EndpointSpec", "Ports"), read=target_ports),
+    vips=part(("Endpoint", "VirtualIPs"), read=_vips),
+    stop_grace_period=duration(*_CONTAINER, "StopGracePeriod", default=10.0),
+    memory_limit=count(*_TEMPLATE, "Resources", "Limits", "MemoryBytes"),
+    update_config=part(("Spec", "UpdateConfig"), read=update_config),
+    # TaskTemplate.Networks, or where older engines kept them
+    networks=part(
+        (*_TEMPLATE, "Networks"),
+        ("Spec", "Networks"),
+        read=lambda asked, old: networks(asked or old),
+    ),
+    # the ports the engine published (it may have chosen them), or else those asked for
+    published=part(
+        ("Endpoint", "Ports"),
+        ("Spec", "EndpointSpec", "Ports"),
+        read=lambda ports, asked: published(ports or asked),
+    ),
+    configs=part((*_CONTAINER, "Configs"), read=functools.partial(file_refs, kind="Config")),
+    secrets=part((*_CONTAINER, "Secrets"), read=functools.partial(file_refs, kind="Secret")),
+    # only whether there is one is read from each service: the spec itself is not built
+    previous_refs=Field(
+        (("PreviousSpec",),), msgspec.Raw, _NO_RAW, slow=previous_refs, fast=_previous_refs_raw
+    ),
+)
+
+TASK = Shape(
+    Task,
+    "task",
+    ("ID",),
+    # ids, states and scheduler messages repeat across thousands of tasks: shared
+    service_id=text("ServiceID", shared=True),
+    slot=whole("Slot"),
+    node_id=text("NodeID", shared=True),
+    state=text("Status", "State", default="new", shared=True),
+    desired_state=text("DesiredState", shared=True),
+    message=text("Status", "Message", shared=True),
+    err=text("Status", "Err", shared=True),
+    timestamp=when("Status", "Timestamp"),
+    created_at=when("CreatedAt"),
+    container_id=text("Status", "ContainerStatus", "ContainerID"),
+    exit_code=whole("Status", "ContainerStatus", "ExitCode"),
+    addresses=Field(
+        (("NetworksAttachments",),),
+        list[_Attachment] | None,
+        None,
+        slow=_attachments,
+        fast=_own_attachments,
+    ),
+)
+
+# Named functions, not the shapes' bound methods: callers, logs and the property tests read a
+# reader's name and return type.
+@_malformed_is_value_error("node")
+def node_from_api(obj: Json) -> Node:
+    return NODE.from_dict(obj)
+
+
+@_malformed_is_value_error("service")
+def service_from_api(obj: Json) -> Service:
+    return SERVICE.from_dict(obj)
+
+
+@_malformed_is_value_error("task")
+def task_from_api(obj: Json) -> Task:
+    return TASK.from_dict(obj)
+
+
 @_malformed_is_value_error("network")
 def network_from_api(obj: Json) -> Network:
     nid = obj.get("Id") or obj.get("ID")
@@ -346,55 +563,6 @@ def stored_from_api(kind: str) -> Callable[[Json], Stored]:
 
 
 CONFIG, SECRET = stored_from_api("config"), stored_from_api("secret")
-
-
-def _nanos(value: object, default: float) -> float:
-    """A Go time.Duration in nanoseconds -> seconds; unset or nonsense -> `default`."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        return default
-    return value / 1e9
-
-
-def _ip(cidr: object) -> str:
-    return str(cidr).split("/", 1)[0] if cidr else ""
-
-
-def _attachments(obj: Json) -> tuple[tuple[str, str, str], ...]:
-    out = []
-    for att in obj.get("NetworksAttachments") or ():
-        net = att.get("Network") or {}
-        spec = net.get("Spec") or {}
-        if spec.get("Ingress") or spec.get("Name") == "ingress":
-            continue  # the routing mesh's network is not the service's own overlay
-        for addr in att.get("Addresses") or ():
-            # the model (and every probe) is IPv4; a dual-stack overlay's IPv6 is left out
-            if is_ipv4(ip := _ip(addr)):
-                out.append((str(net.get("ID") or ""), str(spec.get("Name") or ""), ip))
-    return tuple(out)
-
-
-@_malformed_is_value_error("task")
-def task_from_api(obj: Json) -> Task:
-    tid = _require_id(obj, "task")
-    status = obj.get("Status") or {}
-    cstatus = status.get("ContainerStatus") or {}
-    exit_code = cstatus.get("ExitCode")
-    slot = obj.get("Slot")
-    return Task(
-        id=tid,
-        service_id=str(obj.get("ServiceID") or ""),
-        slot=int(slot) if isinstance(slot, int) else None,
-        node_id=str(obj.get("NodeID") or ""),
-        state=str(status.get("State") or "new"),
-        desired_state=str(obj.get("DesiredState") or ""),
-        message=str(status.get("Message") or ""),
-        err=str(status.get("Err") or ""),
-        timestamp=parse_time(status.get("Timestamp")),
-        created_at=parse_time(obj.get("CreatedAt")),
-        container_id=str(cstatus.get("ContainerID") or ""),
-        exit_code=int(exit_code) if isinstance(exit_code, int) else None,
-        addresses=_attachments(obj),
-    )
 
 
 @_malformed_is_value_error("docker info")

@@ -622,6 +622,8 @@ class Journal:
             seconds=round(seconds, 3),
             cpu_seconds=round(cpu_seconds, 4),
             nodes=len(reach.ipvs),
+            # nodes heard this round (`nodes` counts those heard within the window)
+            answered=sum(1 for r in reach.answered.values() if r == reach.rounds),
         )
 
     def hand_retired(self, container_id: str, error: str) -> None:

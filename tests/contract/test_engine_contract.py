@@ -17,12 +17,11 @@ import pytest
 
 from swarm_medic.core.apiversion import SUPPORTED_MAX, SUPPORTED_MIN, parse
 from swarm_medic.core.errors import Conflict, EngineError, NotFound
-from swarm_medic.core.model import FileRef, Service
+from swarm_medic.core.model import Event, FileRef, LedgerDoc, Service
 from swarm_medic.core.rollout import FAMILY_LABEL
 from swarm_medic.pipeline.observe import CALLS_PER_SCAN, take_snapshot
-from swarm_medic.swarm import Engine
+from swarm_medic.swarm import Change, Engine, cas
 from swarm_medic.swarm.fake import FakeEngine
-from swarm_medic.swarm.mapping import event_from_api
 
 
 class World(Protocol):
@@ -243,6 +242,47 @@ def test_ledger_create_read_update_conflict(world: FakeWorld | RealWorld) -> Non
     assert dict(final.labels) == {"swarm-medic.svc.a": "2"}
 
 
+def test_ledger_cas_update_reads_and_changes_again_when_it_lost(
+    world: FakeWorld | RealWorld,
+) -> None:
+    name = f"medic-contract-ledger-{uuid.uuid4().hex[:6]}"
+    if isinstance(world, RealWorld):
+        world.configs.append(name)
+    eng = world.engine
+    seen: list[LedgerDoc | None] = []
+
+    def change(doc: LedgerDoc | None) -> Change[int]:
+        seen.append(doc)
+        if len(seen) == 1:  # another writer gets there between this read and its write
+            eng.write_ledger(name, None, {"swarm-medic.svc.b": "1"})
+        labels = {**(doc.labels if doc else {}), "swarm-medic.svc.a": str(len(seen))}
+        return Change(labels, len(seen))
+
+    assert eng.cas_update(name, change) == 2
+    assert seen[0] is None and seen[1] is not None
+    doc = eng.read_ledger(name)
+    assert doc is not None
+    assert dict(doc.labels) == {"swarm-medic.svc.b": "1", "swarm-medic.svc.a": "2"}
+
+    assert eng.cas_update(name, lambda doc: Change(None, "no write")) == "no write"
+    unchanged = eng.read_ledger(name)
+    assert unchanged is not None and unchanged.version == doc.version
+
+    beaten: list[LedgerDoc | None] = []
+
+    def always_beaten(doc: LedgerDoc | None) -> Change[None]:
+        beaten.append(doc)
+        eng.write_ledger(name, doc, {"swarm-medic.svc.b": str(len(beaten))})
+        return Change({"swarm-medic.svc.a": "lost"}, None)
+
+    with pytest.raises(Conflict):
+        eng.cas_update(name, always_beaten)
+    assert len(beaten) == cas.ATTEMPTS
+    final = eng.read_ledger(name)
+    assert final is not None
+    assert dict(final.labels) == {"swarm-medic.svc.b": str(cas.ATTEMPTS)}
+
+
 def test_events_replay_from_since(world: FakeWorld | RealWorld) -> None:
     if isinstance(world, FakeWorld):
         since = int(world.engine.now * 1e9)
@@ -252,8 +292,8 @@ def test_events_replay_from_since(world: FakeWorld | RealWorld) -> None:
     stream = world.engine.events(since)
     seen = []
     try:
-        for raw in stream:
-            ev = event_from_api(raw)
+        for ev in stream:
+            assert isinstance(ev, Event), ev  # decoded behind the boundary
             seen.append(ev)
             if ev.type == "service" and ev.actor_id == sid:
                 break

@@ -1,7 +1,7 @@
 """Notifications on the lab swarm: the story of a real fault, told to a JSON webhook, in order,
 once, with one incident id.
 
-A service whose task hangs in Starting (the healthcheck start period of test_runbooks_lab) is
+A service whose task hangs in Starting (the healthcheck start period of labkit.hang_service) is
 healed by the medic, started with `--notify json://127.0.0.1:PORT/hook` pointing at a receiver
 in this test (the medic runs on this host: loopback reaches it). A second run reads the URL
 from a file, as a docker secret would give it (SWARM_MEDIC_NOTIFY_FILE), in dry-run.
@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.lab.test_runbooks_lab import hang_service
-from tests.labkit import Lab, MedicProcess, ts
+from tests.labkit import Lab, MedicProcess, hang_service, ts
 from tests.netkit import Receiver
 from tests.waiting import wait_until
 

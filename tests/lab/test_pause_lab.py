@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.lab.test_runbooks_lab import hang_service
-from tests.labkit import Lab, MedicProcess, docker
+from tests.labkit import Lab, MedicProcess, docker, hang_service
 
 pytestmark = pytest.mark.lab
 

@@ -15,49 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.labkit import Lab, MedicProcess, docker, record_timing, ts
+from tests.labkit import Lab, MedicProcess, docker, hang_service, record_timing, ts
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.lab
 
-# A container whose healthcheck cannot pass during a 1 h start period keeps its task in
-# Starting: the "hung start" of moby#37067. The first container of the service hangs; the
-# second one (after a restart) finds the marker on the bind mount and becomes healthy, like a
-# hang that a restart cures.
-HEALTH = (
-    "--health-cmd",
-    "test -e /tmp/ready",
-    "--health-interval",
-    "1s",
-    "--health-start-period",
-    "1h",
-    "--health-retries",
-    "1",
-)
-HANG_ONCE = (
-    "sh",
-    "-c",
-    "if [ -e /state/started ]; then touch /tmp/ready; "
-    "else touch /state/started; fi; exec sleep 3600",
-)
-HANG_ALWAYS = ("sleep", "3600")
-
 Medic = Callable[..., MedicProcess]
-
-
-def hang_service(
-    lab: Lab, tmp_path: Path, prefix: str, *, once: bool = True, opt_in: bool = True
-) -> str:
-    state = tmp_path / f"state-{prefix}"
-    state.mkdir()
-    return lab.create(
-        prefix,
-        "--mount",
-        f"type=bind,src={state},dst=/state",
-        *HEALTH,
-        opt_in=opt_in,
-        command=HANG_ONCE if once else HANG_ALWAYS,
-    )
 
 
 @pytest.mark.smoke

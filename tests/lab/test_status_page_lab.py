@@ -16,8 +16,7 @@ import pytest
 from selenium.webdriver.common.by import By
 
 from tests.browserkit import chromium, console_problems
-from tests.lab.test_runbooks_lab import hang_service
-from tests.labkit import Lab, MedicProcess
+from tests.labkit import Lab, MedicProcess, hang_service
 from tests.netkit import free_port
 from tests.waiting import wait_until
 

@@ -22,9 +22,9 @@ from swarm_medic.swarm.fake import FakeEngine
 from swarm_medic.telemetry.http import Server, serve
 from swarm_medic.telemetry.journal import Journal
 from swarm_medic.telemetry.metrics import Metrics
+from tests.builders import NOW as T0
 from tests.pipeline.support import Logs, sample
 
-T0 = 1_700_000_000.0
 ME = "mgr1"
 TOKEN = "alert-token-" + "z" * 40
 LABELS = {"swarm-medic.enable": "true", "swarm-medic.on-alert.LabStale": "force-update"}

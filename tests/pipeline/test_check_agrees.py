@@ -31,8 +31,9 @@ from swarm_medic.pipeline import registry as registry_mod
 from swarm_medic.swarm.fake import FakeEngine
 from swarm_medic.telemetry.journal import Journal
 from swarm_medic.telemetry.metrics import Metrics
+from tests.builders import NOW as T0
+from tests.pipeline.harness import LEDGER, Harness, stuck_service, swarm
 from tests.pipeline.support import Logs
-from tests.pipeline.test_daemon import LEDGER, T0, Harness, stuck_service, swarm
 
 Seen = tuple[str, Verdict, Reason, str]  # (service, verdict, reason, explanation)
 

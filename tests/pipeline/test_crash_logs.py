@@ -15,11 +15,9 @@ from swarm_medic.core.settings import Settings
 from swarm_medic.swarm.engine import LOG_TIMEOUT, DockerEngine
 from swarm_medic.swarm.fake import FakeEngine
 from swarm_medic.swarm.mapping import LOG_LINES, LOG_READ_MAX
-from tests.pipeline.test_daemon import ENABLE, ME, T0, Harness, builtin, swarm
-from tests.pipeline.test_engine_errors import Calls, api_error, negotiated
-from tests.pipeline.test_notify import Kept, Told
-
-NOWHERE = "unix:///nonexistent.sock"
+from tests.builders import NOW as T0
+from tests.pipeline.harness import ENABLE, ME, Harness, Kept, Told, builtin, swarm
+from tests.pipeline.sdk import NOWHERE, Calls, api_error, negotiated
 
 
 def frame(payload: bytes, stream: int = 1) -> bytes:

@@ -2,13 +2,12 @@
 
 Every test drives a real Medic (built-in runbooks, real policy, executor, verifier and journal)
 against an in-memory swarm, with an injected clock, a fresh Prometheus registry and the log
-events captured, and asserts on what an operator would see: log lines, metrics, engine writes
-and the durable ledger.
+events captured (tests/pipeline/harness.py), and asserts on what an operator would see: log
+lines, metrics, engine writes and the durable ledger.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -18,112 +17,29 @@ from structlog.testing import capture_logs
 
 from swarm_medic.core.errors import Conflict, EngineUnavailable
 from swarm_medic.core.incidents import REMIND_EVERY
-from swarm_medic.core.ledger import PREFIX, History, Ledger
+from swarm_medic.core.ledger import PREFIX, History
 from swarm_medic.core.model import Action, Finding, LedgerDoc, Severity
 from swarm_medic.core.runbook import Context, Runbook
 from swarm_medic.core.settings import Settings
 from swarm_medic.pipeline import registry as registry_mod
 from swarm_medic.pipeline.observe import CALLS_PER_SCAN
-from swarm_medic.pipeline.registry import Registry
-from swarm_medic.pipeline.scan import VERIFY_POLL, Medic
-from swarm_medic.swarm.fake import FakeEngine
+from swarm_medic.pipeline.scan import VERIFY_POLL
 from swarm_medic.telemetry.journal import Journal
 from swarm_medic.telemetry.metrics import Metrics
-from tests.pipeline.support import Logs, sample
-
-T0 = 1_700_000_000.0
-ME = "mgr1"
-ENABLE = {"swarm-medic.enable": "true"}
-LEDGER = Settings().ledger_name
-STUCK_FOR = 400.0  # past the default 300 s threshold of "starting"
-
-
-# --- the harness -------------------------------------------------------------------------
-
-
-def swarm(*, leader: bool = True) -> FakeEngine:
-    """A one-node swarm seen from its manager `ME` (the leader unless told otherwise)."""
-    fake = FakeEngine(node_id=ME, now=T0)
-    fake.add_node("manager-1", node_id=ME, leader=leader)
-    return fake
-
-
-def builtin() -> Registry:
-    reg = registry_mod.load([registry_mod.builtin_dir()])
-    assert reg.errors == []
-    return reg
-
-
-class Harness:
-    def __init__(
-        self,
-        fake: FakeEngine,
-        settings: Settings | None = None,
-        *,
-        runbooks: Registry | None = None,
-        journal: Journal | None = None,
-    ) -> None:
-        self.fake = fake
-        self.settings = settings or Settings()
-        self.prom = CollectorRegistry()
-        self.logs = Logs()
-        self.now = [T0]
-        ids = itertools.count(1)
-        self.medic = Medic(
-            fake,
-            self.settings,
-            runbooks or builtin(),
-            journal or Journal(Metrics(self.prom), self.logs.logger),
-            clock=lambda: self.now[0],
-            make_id=lambda: f"inc-{next(ids)}",
-        )
-        self.wakes: list[float] = []
-        self.medic.wake = self.wakes.append
-
-    def scan(self, at: float) -> int:
-        """One scan at time `at`; returns the Engine API calls it made."""
-        self.now[0] = at
-        before = self.fake.api_calls
-        self.medic.scan()
-        return self.fake.api_calls - before
-
-    def metric(self, name: str, **labels: str) -> float:
-        return sample(self.prom, name, **labels)
-
-    def actions(
-        self, result: str, runbook: str = "stuck-task", kind: str = "force_update"
-    ) -> float:
-        return self.metric("swarm_medic_actions_total", runbook=runbook, action=kind, result=result)
-
-    def decisions(self, verdict: str, reason: str, runbook: str = "stuck-task") -> float:
-        return self.metric(
-            "swarm_medic_decisions_total", runbook=runbook, verdict=verdict, reason=reason
-        )
-
-
-def stuck_service(
-    fake: FakeEngine, name: str = "web", labels: Mapping[str, str] | None = None
-) -> tuple[str, str]:
-    """A replicated service whose only task hangs in `starting` (no error) for 400 s."""
-    sid = fake.add_service(name, labels=ENABLE if labels is None else labels)
-    tid = fake.add_task(sid, state="starting", node_id=ME, since=T0 - STUCK_FOR)
-    return sid, tid
-
-
-def fix(fake: FakeEngine, sid: str, tid: str) -> None:
-    """What swarm does after a successful force update: the stuck task replaced and running."""
-    fake.set_task_state(tid, "shutdown", desired="shutdown")
-    fake.add_task(sid, state="running", node_id=ME)
-    fake.set_update_status(sid, "completed")
-
-
-def ledger(fake: FakeEngine) -> Ledger:
-    return Ledger.from_doc(fake.read_ledger(LEDGER))
-
-
-def history(fake: FakeEngine, sid: str) -> History:
-    return ledger(fake).history(sid)
-
+from tests.builders import NOW as T0
+from tests.pipeline.harness import (
+    ENABLE,
+    LEDGER,
+    ME,
+    STUCK_FOR,
+    Harness,
+    builtin,
+    fix,
+    history,
+    stuck_service,
+    swarm,
+)
+from tests.pipeline.support import sample
 
 # --- the whole loop ----------------------------------------------------------------------
 

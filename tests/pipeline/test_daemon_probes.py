@@ -13,9 +13,8 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from swarm_medic.core.protocol import DnsResult, ProbeAnswer, ProbePlan, TcpResult, encode
+from swarm_medic.core.protocol import DnsResult, ProbeAnswer, TcpResult, encode
 from swarm_medic.core.settings import Settings
-from swarm_medic.nodes.agent import NodeAgent
 from swarm_medic.nodes.channel import seal
 from swarm_medic.nodes.rounds import Prober
 from swarm_medic.pipeline import registry
@@ -23,51 +22,11 @@ from swarm_medic.pipeline.scan import Medic
 from swarm_medic.swarm.fake import FakeEngine
 from swarm_medic.telemetry.journal import Journal
 from swarm_medic.telemetry.metrics import Metrics
+from tests.builders import NOW as T0
+from tests.pipeline.harness import NET, ScriptedAgent, world
 from tests.pipeline.support import Logs
 
-T0 = 1_700_000_000.0
-NET = "net0123456789abcdef"
 SETTINGS = Settings(probe_interval=1.0, probe_failures=2, probe_grace=0.0, verify_hold=0.0)
-
-
-class ScriptedAgent(NodeAgent):
-    """Answers for the brain's own node: every task answers but `dead`."""
-
-    def __init__(self, fake: FakeEngine) -> None:
-        super().__init__(fake, "n1")
-        self.dead: set[str] = set()
-        self.plans: list[ProbePlan] = []
-
-    def probe(self, plan: ProbePlan) -> ProbeAnswer:
-        self.plans.append(plan)
-        return ProbeAnswer(
-            node="n1",
-            ipvs=True,
-            tcp=tuple(
-                TcpResult(False, "timeout") if p.task in self.dead else TcpResult(True)
-                for p in plan.tcp
-            ),
-            dns=(DnsResult(None, "not asked"),) * len(plan.dns),
-            vip=(TcpResult(True),) * len(plan.vip),
-        )
-
-
-def world() -> tuple[FakeEngine, str, list[str]]:
-    fake = FakeEngine(node_id="n1", now=T0)
-    fake.add_node("node1", node_id="n1", leader=True)
-    fake.add_node("node2", node_id="n2", role="worker")
-    fake._nodes["n2"]["Status"]["Addr"] = "127.0.0.1"
-    sid = fake.add_service(
-        "web", replicas=3, labels={"swarm-medic.enable": "true", "swarm-medic.probe.port": "80"}
-    )
-    tids = []
-    for i, node in enumerate(("n1", "n1", "n2"), start=2):
-        tid = fake.add_task(sid, node_id=node, slot=i - 1, since=T0 - 100)
-        fake._tasks[tid]["NetworksAttachments"] = [
-            {"Network": {"ID": NET, "Spec": {"Name": "ov"}}, "Addresses": [f"10.0.1.{i}/24"]}
-        ]
-        tids.append(tid)
-    return fake, sid, tids
 
 
 def medic(

@@ -8,7 +8,6 @@ APIClient methods are replaced per test, so nothing here needs dockerd.
 from __future__ import annotations
 
 import json
-from http import HTTPStatus
 from typing import Any
 
 import docker.errors
@@ -23,9 +22,10 @@ from swarm_medic.core.errors import (
     NotFound,
 )
 from swarm_medic.core.model import LedgerDoc
+from swarm_medic.swarm import MalformedEvent
 from swarm_medic.swarm.engine import DockerEngine, translate
+from tests.pipeline.sdk import NOWHERE, Calls, api_error, negotiated, response
 
-NOWHERE = "unix:///nonexistent.sock"
 NOT_A_MANAGER = (
     "This node is not a swarm manager. Worker nodes can't be used to view or modify cluster "
     "state. Please run this command on a manager node or promote the current node to a manager."
@@ -38,16 +38,6 @@ NO_LEADER = (
 )
 
 
-def response(status: int, message: str) -> requests.Response:
-    r = requests.Response()
-    r.status_code = status
-    r.reason = HTTPStatus(status).phrase
-    r.url = "http+docker://localhost/v1.41/services/svc1/update"
-    r.headers["Content-Type"] = "application/json"
-    r._content = json.dumps({"message": message}).encode()
-    return r
-
-
 def ok(obj: object) -> requests.Response:
     """A 200 answer with `obj` as its JSON body: the list and info reads take the raw bytes."""
     r = requests.Response()
@@ -55,18 +45,6 @@ def ok(obj: object) -> requests.Response:
     r.headers["Content-Type"] = "application/json"
     r._content = json.dumps(obj).encode()
     return r
-
-
-def api_error(status: int, message: str) -> Exception:
-    """The exception the Docker SDK raises for this Engine answer."""
-    try:
-        docker.errors.create_api_error_from_http_exception(
-            requests.exceptions.HTTPError(response=response(status, message))
-        )
-    except docker.errors.APIError as exc:
-        err: Exception = exc
-        return err
-    raise AssertionError("the SDK did not raise")
 
 
 @pytest.fixture
@@ -80,43 +58,11 @@ def sleeps() -> list[float]:
     return []
 
 
-# What Docker 28.5.2 answers to GET /version (the fields negotiation reads)
-VERSION_28 = {"Version": "28.5.2", "ApiVersion": "1.51", "MinAPIVersion": "1.24"}
-
-
-def negotiated(engine: DockerEngine, monkeypatch: pytest.MonkeyPatch) -> DockerEngine:
-    """The engine as after its first request: the version asked (of a stand-in answering as
-    Docker 28 does) and settled, no request counted, so a test sees only its own calls."""
-    monkeypatch.setattr(engine._api, "version", lambda api_version=True: dict(VERSION_28))
-    engine.speaks()
-    engine.api_calls = 0
-    return engine
-
-
 @pytest.fixture
 def engine(
     no_docker_env: None, sleeps: list[float], monkeypatch: pytest.MonkeyPatch
 ) -> DockerEngine:
     return negotiated(DockerEngine(NOWHERE, attempts=3, sleep=sleeps.append), monkeypatch)
-
-
-class Calls:
-    """Stands in for an APIClient method: raises the queued errors, then returns `result`."""
-
-    def __init__(self, *errors: Exception, result: Any = None) -> None:
-        self.errors = list(errors)
-        self.result = result
-        self.args: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        self.args.append((args, kwargs))
-        if self.errors:
-            raise self.errors.pop(0)
-        return self.result
-
-    @property
-    def count(self) -> int:
-        return len(self.args)
 
 
 # --- translate ---------------------------------------------------------------------------
@@ -543,7 +489,7 @@ def test_an_event_nested_too_deeply_is_a_malformed_line_not_the_end_of_the_strea
     got = list(stream)
     stream.close()
 
-    assert [g if isinstance(g, str) else g["Actor"]["ID"] for g in got] == [
+    assert [g.error if isinstance(g, MalformedEvent) else g.actor_id for g in got] == [
         "s1",
         "event nested too deeply",
         "s1",

@@ -32,8 +32,8 @@ from swarm_medic.swarm.engine import DockerEngine
 from swarm_medic.swarm.fake import FakeEngine
 from swarm_medic.telemetry.http import Health, serve
 from swarm_medic.telemetry.metrics import Metrics
+from tests.builders import NOW as T0
 
-T0 = 1_700_000_000.0
 ME = "mgr1"
 ENABLE = {"swarm-medic.enable": "true"}
 # every file in runbooks/ is a runbook named after it (stuck_task.py -> stuck-task)

@@ -26,17 +26,14 @@ import pytest
 
 from swarm_medic.nodes.channel import sign
 from swarm_medic.telemetry.httphead import Limits
-from tests.pipeline.test_http_hostile import (
+from tests.pipeline.rawhttp import (
     CLIENT_TIMEOUT,
-    many_files,
     post_head,
     proc_figures,
     read_all,
     server_process,
     status,
 )
-
-__all__ = ["many_files"]  # the fixture, used here by name
 
 SECRET = "s" * 40
 NODE = "node-under-attack"

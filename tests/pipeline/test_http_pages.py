@@ -18,8 +18,8 @@ from swarm_medic.core.settings import Settings
 from swarm_medic.core.settings import load as load_settings
 from swarm_medic.telemetry.http import Server, serve
 from tests.netkit import closed_port
-from tests.pipeline.test_daemon import swarm
-from tests.pipeline.test_http_hostile import Recorder, exchange, post, status
+from tests.pipeline.harness import swarm
+from tests.pipeline.rawhttp import Recorder, exchange, post, status
 
 TOKEN = "st4tus-t0ken-for-people"  # noqa: S105 - a test value
 

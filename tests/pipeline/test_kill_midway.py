@@ -21,9 +21,9 @@ from swarm_medic.pipeline.scan import Medic
 from swarm_medic.swarm.fake import FakeEngine
 from swarm_medic.telemetry.journal import Journal
 from swarm_medic.telemetry.metrics import Metrics
+from tests.builders import NOW as T0
 from tests.pipeline.support import Logs
 
-T0 = 1_700_000_000.0
 ME = "mgr1"
 S = Settings(verify_hold=5.0, verify_timeout=60.0)
 

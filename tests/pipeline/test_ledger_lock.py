@@ -25,9 +25,9 @@ from swarm_medic.pipeline.scan import Medic
 from swarm_medic.swarm.fake import FakeEngine
 from swarm_medic.telemetry.journal import Journal
 from swarm_medic.telemetry.metrics import Metrics
+from tests.builders import NOW as T0
 from tests.pipeline.support import Logs
 
-T0 = 1_700_000_000.0
 ME = "mgr1"
 SETTINGS = Settings()
 

@@ -18,8 +18,8 @@ from swarm_medic.core.settings import Settings
 from swarm_medic.pipeline import registry as registry_mod
 from swarm_medic.swarm.fake import FakeEngine
 from swarm_medic.telemetry.http import serve
+from tests.builders import NOW as T0
 
-T0 = 1_700_000_000.0
 WORKER_BOUND = 150
 BRAIN_BOUND = 400
 

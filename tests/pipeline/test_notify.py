@@ -1,7 +1,7 @@
 """Notifications: the story of an incident told to a real JSON webhook on 127.0.0.1, in order,
 once; never at the cost of a scan.
 
-A real Medic on the FakeEngine (the harness of test_daemon), a real Journal and a real
+A real Medic on the FakeEngine (tests/pipeline/harness.py), a real Journal and a real
 Notifier (Apprise, its json:// plugin, the worker thread) posting to a receiver in this test.
 The filters (leader only, mute label, minimum severity) are checked against a notifier that
 keeps what it is offered: what they decide is what reaches the queue.
@@ -26,58 +26,25 @@ from swarm_medic.swarm.fake import FakeEngine
 from swarm_medic.telemetry.journal import Journal
 from swarm_medic.telemetry.metrics import Metrics
 from swarm_medic.telemetry.notify import Message, Notifier, Scrub
+from tests.builders import NOW as T0
 from tests.netkit import Hanging, Receiver, closed_port
-from tests.pipeline.support import Logs, sample
-from tests.pipeline.test_daemon import (
+from tests.pipeline.harness import (
     ENABLE,
     ME,
-    T0,
-    Harness,
+    Kept,
+    Told,
     builtin,
     fix,
     stuck_service,
     swarm,
 )
+from tests.pipeline.support import Logs, sample
 from tests.waiting import wait_until
 
 DROPPED = (
     "notification dropped: the queue is full (a slow or dead receiver); further drops are "
     "counted, not logged, until the queue is caught up"
 )
-
-
-class Kept(Notifier):
-    """A notifier that keeps what it is offered (no thread, no network)."""
-
-    def __init__(self) -> None:
-        super().__init__([], lambda receiver, error, attempts: None)
-        self.kept: list[Message] = []
-
-    def offer(self, msg: Message) -> bool:
-        self.kept.append(msg)
-        return True
-
-    def steps(self) -> list[tuple[str, str]]:
-        return [(m.step, m.incident) for m in self.kept]
-
-
-class Told:
-    """A Harness whose journal notifies through `notifier`, with its own metrics and logs."""
-
-    def __init__(self, fake: FakeEngine, notifier: Notifier, **settings: object) -> None:
-        self.prom = CollectorRegistry()
-        self.logs = Logs()
-        metrics = Metrics(self.prom)
-        metrics.preinitialise()
-        self.journal = Journal(metrics, self.logs.logger, notifier)
-        s = Settings(notify=("json://127.0.0.1:9/unused",), **settings)  # type: ignore[arg-type]
-        self.h = Harness(fake, s, journal=self.journal)
-
-    def scan(self, at: float) -> None:
-        self.h.scan(at)
-
-    def notifications(self, result: str) -> float:
-        return sample(self.prom, "swarm_medic_notifications_total", result=result)
 
 
 @pytest.fixture

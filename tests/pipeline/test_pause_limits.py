@@ -18,7 +18,8 @@ from swarm_medic.core.settings import Settings
 from swarm_medic.pipeline.hold import AlertsHold
 from swarm_medic.pipeline.pause import set_pause
 from swarm_medic.swarm.fake import FakeEngine
-from tests.pipeline.test_daemon import LEDGER, T0, Harness, stuck_service, swarm
+from tests.builders import NOW as T0
+from tests.pipeline.harness import LEDGER, Harness, stuck_service, swarm
 
 
 def use_engine(monkeypatch: pytest.MonkeyPatch, fake: FakeEngine) -> None:

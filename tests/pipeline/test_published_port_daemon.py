@@ -18,10 +18,10 @@ from swarm_medic.pipeline.scan import Medic
 from swarm_medic.swarm.fake import FakeEngine
 from swarm_medic.telemetry.journal import Journal
 from swarm_medic.telemetry.metrics import Metrics
+from tests.builders import NOW as T0
 from tests.netkit import closed_port
 from tests.pipeline.support import Logs
 
-T0 = 1_700_000_000.0
 SETTINGS = Settings(probe_interval=1.0, probe_failures=2, probe_grace=0.0, probe_timeout=1.0)
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from swarm_medic.core.settings import Settings
 from swarm_medic.swarm.fake import FakeEngine
-from tests.pipeline.test_daemon import ME, T0, Harness, builtin, swarm
+from tests.builders import NOW as T0
+from tests.pipeline.harness import ME, Harness, builtin, swarm
 
 REBALANCE = {"swarm-medic.enable": "true", "swarm-medic.rebalance": "true"}
 AFTER = 5.0

@@ -4,8 +4,8 @@ releases talk over the HTTP port on 127.0.0.1, both ways, and keep working.
 The release before versions (protocol 1, main at 05c28ee) is played by its own code, frozen in
 tests/fixtures/protocol1: its endpoint behind this tree's HTTP port (the server is not wire
 format), its `channel.call` and decoder for an older brain; and by the bytes it sent, replayed
-as captured. The newer brain is Medic with its Prober on the fake engine (tests/pipeline/
-test_daemon_probes.py's swarm: n1 is the brain's own node, n2 is on 127.0.0.1).
+as captured. The newer brain is Medic with its Prober on the fake engine (the probe world of
+tests/pipeline/harness.py: n1 is the brain's own node, n2 is on 127.0.0.1).
 """
 
 from __future__ import annotations
@@ -41,11 +41,12 @@ from swarm_medic.swarm.fake import FakeEngine
 from swarm_medic.telemetry.http import Server, serve
 from swarm_medic.telemetry.journal import Journal
 from swarm_medic.telemetry.metrics import Metrics
+from tests.builders import NOW as T0
 from tests.fixtures.protocol1 import channel as channel1
 from tests.fixtures.protocol1 import endpoint as endpoint1
 from tests.fixtures.protocol1 import protocol as protocol1
+from tests.pipeline.harness import ScriptedAgent, world
 from tests.pipeline.support import Logs, sample
-from tests.pipeline.test_daemon_probes import T0, ScriptedAgent, world
 
 KEY = "rolling-s3cret"
 OLDER = "peer speaks an older protocol"

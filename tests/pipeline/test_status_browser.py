@@ -35,11 +35,11 @@ from swarm_medic.telemetry.journal import Journal
 from swarm_medic.telemetry.metrics import Metrics
 from swarm_medic.telemetry.status import Page
 from tests.browserkit import chromium, console_problems
+from tests.builders import NOW as T0
+from tests.pipeline.harness import NET, ScriptedAgent
 from tests.pipeline.support import Logs
-from tests.pipeline.test_daemon_probes import NET, ScriptedAgent
 
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "status-page.png"
-T0 = 1_700_000_000.0
 ENABLE = {"swarm-medic.enable": "true"}
 EVIL = "<script>document.title='pwned'</script>"
 SETTINGS = Settings(

@@ -14,9 +14,9 @@ from swarm_medic.swarm.fake import FakeEngine
 from swarm_medic.telemetry.journal import Journal
 from swarm_medic.telemetry.metrics import Metrics
 from swarm_medic.telemetry.status import render
+from tests.builders import NOW as T0
 from tests.pipeline.support import Logs
 
-T0 = 1_700_000_000.0
 SETTINGS = Settings(http_port=9100, dry_run=True)
 
 

@@ -18,7 +18,9 @@ from prometheus_client import CollectorRegistry
 
 from swarm_medic.core.model import Event
 from swarm_medic.pipeline.watch import Watcher, relevant
-from swarm_medic.swarm.fake import FakeEngine, _Stream
+from swarm_medic.swarm import EventStream
+from swarm_medic.swarm.fake import FakeEngine
+from swarm_medic.swarm.mapping import event_from_api
 from swarm_medic.telemetry.journal import Journal
 from tests.pipeline.support import Logs, sample
 from tests.waiting import wait_until
@@ -37,6 +39,11 @@ def ev(etype: str, action: str, actor: str, nano: int) -> dict[str, Any]:
         "time": nano // SEC,
         "timeNano": nano,
     }
+
+
+def event(etype: str, action: str, actor: str, nano: int) -> Event:
+    """The same event as the engine's stream yields it to the watcher: decoded."""
+    return event_from_api(ev(etype, action, actor, nano))
 
 
 def emit_raw(fake: FakeEngine, raw: object) -> None:
@@ -93,7 +100,7 @@ class RecordingFake(FakeEngine):
         self.reconnecting = threading.Event()
         self.proceed = threading.Event()
 
-    def events(self, since_nano: int | None) -> _Stream:
+    def events(self, since_nano: int | None) -> EventStream:
         self.since.append(since_nano)
         if self.hold_reconnect and len(self.since) == 2:
             self.reconnecting.set()
@@ -365,12 +372,12 @@ def test_an_event_from_the_future_is_handled_once_but_does_not_move_the_resume_p
     now = [N0 / SEC + 10]
     w = Watcher(FakeEngine(), journal, received, clock=lambda: now[0])
     w.last_nano = N0
-    skewed = ev("service", "update", "from-the-future", N0 + 3600 * SEC)
+    skewed = event("service", "update", "from-the-future", N0 + 3600 * SEC)
 
     w.handle(skewed)
-    w.handle(ev("service", "update", "real-1", N0 + 1 * SEC))
+    w.handle(event("service", "update", "real-1", N0 + 1 * SEC))
     w.handle(skewed)  # replayed after a reconnect: not handled again
-    w.handle(ev("service", "update", "real-2", N0 + 2 * SEC))
+    w.handle(event("service", "update", "real-2", N0 + 2 * SEC))
 
     assert received.actors() == ["from-the-future", "real-1", "real-2"]
     assert w.last_nano == N0 + 2 * SEC
@@ -384,10 +391,10 @@ def test_an_event_stamped_even_a_little_ahead_never_moves_the_resume_point_past_
     received = Received()
     w = Watcher(FakeEngine(), journal, received, clock=lambda: N0 / SEC)
     w.last_nano = N0 - SEC
-    w.handle(ev("service", "update", "ahead", N0 + 59 * SEC))
+    w.handle(event("service", "update", "ahead", N0 + 59 * SEC))
     assert w.last_nano == N0 - SEC
-    w.handle(ev("service", "update", "real", N0 - SEC // 2))  # real, after the resume point
-    w.handle(ev("service", "update", "ahead", N0 + 59 * SEC))  # replayed: handled once
+    w.handle(event("service", "update", "real", N0 - SEC // 2))  # real, after the resume point
+    w.handle(event("service", "update", "ahead", N0 + 59 * SEC))  # replayed: handled once
     assert received.actors() == ["ahead", "real"]
     assert w.last_nano == N0 - SEC // 2
 
@@ -395,9 +402,9 @@ def test_an_event_stamped_even_a_little_ahead_never_moves_the_resume_point_past_
 def test_an_event_of_the_past_still_moves_the_resume_point(journal: Journal) -> None:
     received = Received()
     w = Watcher(FakeEngine(), journal, received, clock=lambda: N0 / SEC + 60)
-    w.handle(ev("service", "update", "s1", N0 + 59 * SEC))
+    w.handle(event("service", "update", "s1", N0 + 59 * SEC))
     assert w.last_nano == N0 + 59 * SEC
-    w.handle(ev("service", "update", "s0", N0 + 30 * SEC))  # older than the resume point
+    w.handle(event("service", "update", "s0", N0 + 30 * SEC))  # older than the resume point
     assert received.actors() == ["s1"]
 
 

@@ -1,5 +1,5 @@
-"""Alerts in: the webhook payload (hostile ones included), the book, the token, the on-alert
-runbook and the verification of a fix for an alert. Pure, no port (tests/pipeline has one)."""
+"""Alerts in: the webhook payload (hostile ones included), the book, the token. Pure, no port
+(tests/pipeline has one); the on-alert runbook is tests/unit/runbooks/test_on_alert.py."""
 
 from __future__ import annotations
 
@@ -12,39 +12,21 @@ from prometheus_client import CollectorRegistry
 from swarm_medic.core.alerts import (
     MAX_ALERTS,
     MAX_LABELS,
-    Alert,
     AlertBook,
-    Alerts,
     PayloadError,
     decode,
     service_of,
 )
 from swarm_medic.core.errors import SettingsError
-from swarm_medic.core.model import (
-    Action,
-    ActionKind,
-    Node,
-    Service,
-    Snapshot,
-    SwarmInfo,
-    Target,
-    TargetKind,
-    Task,
-    UpdateStatus,
-)
-from swarm_medic.core.runbook import ALERTS, Context, context
 from swarm_medic.core.settings import Settings
 from swarm_medic.core.settings import load as load_settings
-from swarm_medic.pipeline import match, registry, verify
 from swarm_medic.pipeline.alerts import ALERTS_PATH, AlertsEndpoint, route
 from swarm_medic.telemetry.journal import Journal
 from swarm_medic.telemetry.metrics import Metrics
+from tests.builders import NOW
 from tests.pipeline.support import Logs, sample
 
-NOW = 1_700_000_000.0
 TOKEN = "t0ken-" + "y" * 40
-BUILTIN = registry.load([registry.builtin_dir()])
-RB = BUILTIN.runbooks["on-alert"]
 
 
 def wire(status: str = "firing", **labels: str) -> dict[str, Any]:
@@ -274,117 +256,3 @@ def test_a_token_that_cannot_travel_in_a_header_is_refused_at_start(token: str) 
     with pytest.raises(SettingsError, match="printable ASCII") as err:
         load_settings({}, {"SWARM_MEDIC_ALERTS_TOKEN": token})
     assert token not in str(err.value) and "<hidden>" in str(err.value)
-
-
-# --- the runbook -------------------------------------------------------------------------------
-
-
-def svc(labels: dict[str, str], name: str = "web", sid: str = "s1", **kw: Any) -> Service:
-    return Service(sid, name, 7, labels=labels, replicas=1, **kw)
-
-
-def snap(*services: Service, tasks: tuple[Task, ...] = ()) -> Snapshot:
-    return Snapshot(
-        NOW,
-        SwarmInfo("n1", "10.0.0.1", "active", True),
-        (Node("n1", "manager-1", "manager", "active", "ready", leader=True),),
-        services,
-        tasks,
-    )
-
-
-def alert(name: str = "HighLatency", service: str = "web", fp: str = "f1", **labels: str) -> Alert:
-    return Alert(fp, name, service, labels, {"summary": "slow"}, NOW - 60, None, NOW)
-
-
-def ctx(s: Snapshot, *alerts: Alert) -> Context:
-    return context(s, NOW, Settings(), alerts=Alerts(alerts))
-
-
-def test_on_alert_needs_alerts_and_is_not_run_without_them() -> None:
-    assert RB.needs == frozenset({ALERTS})
-    plain = context(snap(svc({})), NOW, Settings())
-    assert RB.missing(plain) == (ALERTS,)
-    assert match.run([RB], plain).findings == ()
-
-
-@pytest.mark.parametrize(
-    ("label", "kind"),
-    [
-        ("force-update", ActionKind.FORCE_UPDATE),
-        ("rollback", ActionKind.ROLLBACK),
-        ("report", None),
-        ("reboot-the-world", None),
-        (None, None),
-    ],
-)
-def test_one_finding_per_alert_and_service_planned_by_the_service_label(
-    label: str | None, kind: ActionKind | None
-) -> None:
-    labels = {} if label is None else {"swarm-medic.on-alert.HighLatency": label}
-    c = ctx(snap(svc(labels)), alert(fp="a"), alert(fp="b", instance="2"), alert("Other"))
-    found = [f for f in match.run([RB], c).findings if f.target and f.target.id == "HighLatency"]
-    (f,) = found
-    assert f.key == "on-alert:HighLatency:s1" and f.service_id == "s1"
-    assert f.summary == "alert HighLatency fires for web: slow"
-    assert f.target == Target(TargetKind.ALERT, "HighLatency")
-    assert f.actionable is (kind is not None)
-    planned, failures = match.plan_all(BUILTIN.runbooks, [f], c)
-    assert failures == []
-    action = planned[0][1]
-    assert (action.kind if action else None) is kind
-
-
-def test_an_alert_naming_no_known_service_gives_nothing() -> None:
-    c = ctx(snap(svc({})), alert(service="gone"), alert(service=""), alert(name="", fp="z"))
-    assert match.run([RB], c).findings == ()
-
-
-def test_a_service_may_be_named_by_its_id() -> None:
-    c = ctx(snap(svc({"swarm-medic.on-alert.HighLatency": "force-update"})), alert(service="s1"))
-    (f,) = match.run([RB], c).findings
-    assert f.service_name == "web"
-
-
-def test_the_label_of_another_alert_does_not_count() -> None:
-    c = ctx(snap(svc({"swarm-medic.on-alert.Other": "force-update"})), alert())
-    (f,) = match.run([RB], c).findings
-    assert not f.actionable
-
-
-# --- verification ------------------------------------------------------------------------------
-
-
-def running_snapshot() -> Snapshot:
-    t = Task("t1", "s1", 1, "n1", "running", "running", timestamp=NOW)
-    return snap(svc({}, update_status=UpdateStatus("completed")), tasks=(t,))
-
-
-def pending(alert_name: str = "HighLatency") -> verify.Pending:
-    a = Action(ActionKind.FORCE_UPDATE, "s1", "web", 7, "alert")
-    return verify.Pending("inc-1", "on-alert", a, NOW - 10, NOW + 100, alert=alert_name)
-
-
-def test_converged_is_not_healed_while_the_alert_fires() -> None:
-    still = verify.judge(pending(), running_snapshot(), NOW, 0, alerts=Alerts((alert(),)))
-    assert isinstance(still, verify.Pending)
-    late = verify.judge(pending(), running_snapshot(), NOW + 100, 0, alerts=Alerts((alert(),)))
-    assert isinstance(late, verify.Outcome) and late.result.value == "not_healed"
-    assert "still firing" in late.detail
-
-
-def test_converged_and_resolved_is_healed() -> None:
-    other = alert("Other")  # another alert on the service does not hold this fix
-    done = verify.judge(pending(), running_snapshot(), NOW, 0, alerts=Alerts((other,)))
-    assert isinstance(done, verify.Outcome) and done.result.value == "healed"
-    assert "HighLatency resolved" in done.detail
-
-
-def test_without_alerts_a_fix_for_an_alert_is_never_healed_by_convergence_alone() -> None:
-    out = verify.judge(pending(), running_snapshot(), NOW + 100, 0)
-    assert isinstance(out, verify.Outcome) and out.result.value == "not_healed"
-
-
-def test_a_fix_not_for_an_alert_ignores_alerts() -> None:
-    done = verify.judge(pending(""), running_snapshot(), NOW, 0, alerts=Alerts((alert(),)))
-    assert isinstance(done, verify.Outcome) and done.result.value == "healed"

@@ -26,10 +26,10 @@ from swarm_medic.nodes.channel import (
     seal,
     sign,
 )
+from tests.builders import NOW as T0
 from tests.netkit import closed_port
 
 SECRET = b"correct horse battery staple"
-T0 = 1_700_000_000.0
 NODE = "node-a"
 PATH = "/v1/probe"
 BODY = b'{"tcp":[]}'

@@ -31,9 +31,9 @@ from swarm_medic.nodes.endpoint import NodeEndpoint
 from swarm_medic.swarm.fake import FakeEngine
 from swarm_medic.telemetry.journal import Journal
 from swarm_medic.telemetry.metrics import Metrics
+from tests.builders import NOW as T0
 
 SECRET = b"s3cret"
-T0 = 1_700_000_000.0
 PEER = "10.9.0.7"
 ME = "node-1"
 REFUSED = "swarm_medic_channel_refused_total"

@@ -19,8 +19,7 @@ from swarm_medic.core.ledger import (
     encode,
 )
 from swarm_medic.core.model import LedgerDoc
-
-NOW = 1_700_000_000.0
+from tests.builders import NOW
 
 
 def doc(labels: dict[str, str]) -> LedgerDoc:

@@ -16,8 +16,7 @@ from swarm_medic.core.runbook import Context, RunbookFailure, TaskClock
 from swarm_medic.core.runbook import context as scan_context
 from swarm_medic.core.settings import Settings
 from swarm_medic.pipeline import match, registry
-
-NOW = 1_700_000_000.0
+from tests.builders import NOW
 
 HEADER = '''
 """An operator's runbook that plans something else than what it found."""

@@ -19,8 +19,8 @@ from swarm_medic.core.ledger import (
     encode_pause,
 )
 from swarm_medic.core.model import LedgerDoc
+from tests.builders import NOW
 
-NOW = 1_700_000_000.0
 P = Pause("maintenance window", NOW - 60, "ops@laptop", NOW + 3600)
 
 

@@ -21,9 +21,8 @@ from swarm_medic.core.model import (
 from swarm_medic.core.scope import scope_reason
 from swarm_medic.core.settings import Settings
 from swarm_medic.pipeline import policy
-from tests.builders import node, snapshot
+from tests.builders import NOW, node, service, snapshot
 
-NOW = 1_700_000_000.0
 SID = "svc1"
 RB = "stuck-task"
 OPT_IN = {"swarm-medic.enable": "true"}
@@ -46,7 +45,7 @@ def action(service_id: str = SID) -> Action:
 
 
 def svc(labels: dict[str, str] | None = None, name: str = "web", sid: str = SID) -> Service:
-    return Service(id=sid, name=name, version=7, labels=MappingProxyType(labels or {}))
+    return service(sid, name=name, version=7, labels=labels, replicas=None)
 
 
 def ledger_with(h: History, service_id: str = SID) -> Ledger:

@@ -8,16 +8,17 @@ and derandomised, so a run that passes here passes everywhere.
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import json
 import math
+from collections import abc
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from types import MappingProxyType
-from typing import Any
+from types import MappingProxyType, UnionType
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
@@ -37,7 +38,7 @@ from swarm_medic.core.settings import (
 from swarm_medic.core.settings import load as load_settings
 from swarm_medic.pipeline import registry
 from swarm_medic.pipeline.watch import Watcher
-from swarm_medic.swarm import mapping
+from swarm_medic.swarm import mapping, wire
 from swarm_medic.swarm.fake import FakeEngine
 from swarm_medic.telemetry.journal import Journal
 from swarm_medic.telemetry.metrics import Metrics
@@ -161,13 +162,63 @@ READERS: list[Callable[[Any], object]] = [
 # --- engine objects ----------------------------------------------------------------------
 
 
+def conforms(value: object, hint: Any) -> bool:
+    """`value` has the type `hint` declares, down to every field of a model value: a reader that
+    let a list through into a str field would break whoever reads the field, not the reader."""
+    origin, args = get_origin(hint), get_args(hint)
+    if origin in (Union, UnionType):
+        return any(conforms(value, a) for a in args)
+    if origin is tuple:
+        each = items(value, args)
+        return each is not None and all(conforms(v, t) for v, t in each)
+    if origin is abc.Mapping:
+        return isinstance(value, abc.Mapping) and all(
+            conforms(k, args[0]) and conforms(v, args[1]) for k, v in value.items()
+        )
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        fields = get_type_hints(hint)
+        return isinstance(value, hint) and all(
+            conforms(getattr(value, f.name), fields[f.name]) for f in dataclasses.fields(hint)
+        )
+    numeric = hint in (int, float)  # bool is an int to isinstance, never a number to a reader
+    kinds = (int, float) if hint is float else hint
+    return isinstance(value, kinds) and not (numeric and isinstance(value, bool))
+
+
+def items(value: object, args: tuple[Any, ...]) -> list[tuple[object, Any]] | None:
+    """Each item of `value` with the type tuple[`args`] gives it; None when it cannot be one."""
+    if not isinstance(value, tuple):
+        return None
+    types = args[:1] * len(value) if args[1:] == (Ellipsis,) else args
+    return list(zip(value, types, strict=True)) if len(types) == len(value) else None
+
+
+# What a reader keeps of the object it read, so the value is that object and not a stand-in.
+KEPT: dict[str, Callable[[Any, Any], bool]] = {
+    "node_from_api": lambda raw, v: v.id == raw["ID"],
+    "service_from_api": lambda raw, v: v.id == raw["ID"],
+    "task_from_api": lambda raw, v: v.id == raw["ID"],
+    "container_from_api": lambda raw, v: v.id == raw["Id"],
+    "event_from_api": lambda raw, v: (v.type, v.action) == (raw["Type"], raw["Action"]),
+}
+
+
 @pytest.mark.parametrize("reader", READERS, ids=lambda f: f.__name__)
 @given(raw=anything)
+# a list where a number belongs, deeper than the generated objects often reach
+@example(raw={"ID": "x", "Description": {"Resources": {"NanoCPUs": [1]}}})
+@example(raw={"ID": "x", "Spec": {"Mode": {"Replicated": {"Replicas": [1]}}}})
+@example(raw={"ID": "x", "Version": {"Index": [1]}})
 def test_an_engine_object_maps_to_a_value_or_a_value_error(
     reader: Callable[[Any], object], raw: object
 ) -> None:
-    with contextlib.suppress(ValueError, TypeError):
-        reader(raw)
+    try:
+        value = reader(raw)
+    except ValueError:
+        return
+    assert conforms(value, get_type_hints(reader)["return"]), value
+    kept = KEPT.get(reader.__name__)
+    assert kept is None or kept(raw, value), value
 
 
 @pytest.mark.parametrize("reader", READERS[:3] + READERS[4:5], ids=lambda f: f.__name__)
@@ -188,8 +239,9 @@ def test_the_watcher_handles_anything(raw: object) -> None:
     journal = Journal(Metrics(CollectorRegistry()))
     w = Watcher(FakeEngine(), journal, seen.append, clock=lambda: 1_700_000_000.0)
     w.last_nano = 1_700_000_000 * 10**9
-    w.handle(raw)
-    w.handle(raw)  # the same event twice (a replay) is never handled twice
+    line = json.dumps(raw).encode()  # a line of the engine's stream, decoded at the boundary
+    w.handle(wire.decode_event(line))
+    w.handle(wire.decode_event(line))  # the same event twice (a replay) is never handled twice
     assert len(seen) <= 1
 
 

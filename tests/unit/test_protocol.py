@@ -19,48 +19,21 @@ from swarm_medic.core.protocol import (
     MAX_TEXT,
     ActAnswer,
     ActRequest,
-    Container,
-    DnsResult,
-    DnsTarget,
     Envelope,
     PortTarget,
     ProbeAnswer,
     ProbePlan,
     ProtocolError,
     TcpResult,
-    TcpTarget,
-    VipTarget,
     check_aligned,
     decode,
     encode,
     is_ipv4,
 )
 from swarm_medic.nodes.channel import open_answer, seal
+from tests.unit.samples import ANSWER, PLAN, TARGET, VALID
 
 KINDS: list[type[Any]] = [ProbePlan, ActRequest, ProbeAnswer, ActAnswer, Envelope]
-TARGET = TcpTarget(net="n1", task="t1", service="s1", node="node1", ip="10.0.1.2", port=80)
-PLAN = ProbePlan(
-    tcp=(TARGET,),
-    dns=(DnsTarget(net="n1", service="s1", name="tasks.web"),),
-    vip=(VipTarget(net="n1", service="s1", ip="10.0.1.100", port=80),),
-    ports=(PortTarget(ip="192.168.0.2", port=8080),),
-)
-ANSWER = ProbeAnswer(
-    node="node1",
-    ipvs=True,
-    tcp=(TcpResult(False, "timeout", 1000.0),),
-    dns=(DnsResult(("10.0.1.2", "10.0.1.3")),),
-    vip=(TcpResult(None, "no vantage point"),),
-    ports=(TcpResult(False, "refused", 0.4),),
-    errors=("vantage c1: gone",),
-    containers=(Container(id="c" * 64, task="t1", service="s1", state="running", name="w.1"),),
-)
-VALID: list[tuple[type[Any], bytes]] = [
-    (ProbePlan, encode(PLAN)),
-    (ProbeAnswer, encode(ANSWER)),
-    (ActRequest, encode(ActRequest(kind="remove_task_container", task="t1", service="s1"))),
-    (ActAnswer, encode(ActAnswer(ok=True, container="c", task="t1", node="node1"))),
-]
 
 
 def decodes_or_refuses(data: bytes | str, kind: type[Any]) -> None:

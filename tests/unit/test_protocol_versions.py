@@ -36,7 +36,7 @@ from swarm_medic.core.protocol import (
 from swarm_medic.nodes.channel import Change, Versions, open_answer, seal
 from tests.fixtures.protocol1 import channel as channel1
 from tests.fixtures.protocol1 import protocol as protocol1
-from tests.unit.test_protocol import ANSWER, PLAN
+from tests.unit.samples import ANSWER, PLAN
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "protocol1"
 META: dict[str, Any] = json.loads((FIXTURES / "exchanges.json").read_text())

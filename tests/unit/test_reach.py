@@ -29,8 +29,8 @@ from swarm_medic.core.reach import (
 from swarm_medic.core.reach import plans as make_plans
 from swarm_medic.core.settings import Settings
 from tests import builders as build
+from tests.builders import NOW
 
-NOW = 1_700_000_000.0
 NET_A = "neta0123456789abcdef"
 NET_B = "netb0123456789abcdef"
 ENABLE = {"swarm-medic.enable": "true"}
@@ -204,10 +204,19 @@ def test_vip_entries_only_for_endpoint_mode_vip_on_the_nodes_networks() -> None:
 
 
 def test_down_nodes_get_no_plan_but_their_tasks_are_still_targets() -> None:
-    nodes = [node("n1"), node("n2", state="down"), node("n3", state="unknown")]
+    nodes = [node("n1"), node("n2", state="down")]
     got = plans(snap([service()], [task("a1", "n1"), task("a2", "n2")], nodes), SETTINGS, NOW)
     assert sorted(got) == ["n1"]
     assert tcp_targets(got["n1"]) == [("a1", NET_A, True), ("a2", NET_A, False)]
+
+
+def test_nodes_a_new_leader_has_not_heard_from_yet_are_still_asked() -> None:
+    # after an election swarm says "unknown" of every node for up to a minute; asking only
+    # "ready" nodes left the new brain probing from its own node alone
+    nodes = [node("n1", state="unknown"), node("n2", state="unknown"), node("n3", state="down")]
+    got = plans(snap([service()], [task("a1", "n1"), task("a2", "n2")], nodes), SETTINGS, NOW)
+    assert sorted(got) == ["n1", "n2"]
+    assert tcp_targets(got["n2"], me="n2") == [("a1", NET_A, False), ("a2", NET_A, True)]
 
 
 def test_a_task_address_that_is_not_ipv4_is_not_planned_and_fails_nothing_else() -> None:

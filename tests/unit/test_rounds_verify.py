@@ -35,9 +35,9 @@ from swarm_medic.telemetry.http import serve
 from swarm_medic.telemetry.journal import Journal
 from swarm_medic.telemetry.metrics import Metrics
 from tests import builders as build
+from tests.builders import NOW
 from tests.netkit import closed_port
 
-NOW = 1_700_000_000.0
 KEY = "s3cret"  # the shared secret of the test swarm
 WRONG_KEY = "not-the-key"
 NET = "net0123456789abcdef"

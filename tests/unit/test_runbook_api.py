@@ -18,15 +18,16 @@ import swarm_medic.runbook as api
 from runbooks.stuck_task import DEFAULT_STUCK_AFTER, STUCK_AFTER
 from swarm_medic.cli import main
 from swarm_medic.core.errors import SettingsError
-from swarm_medic.core.model import Node, Service, Snapshot, SwarmInfo, Target
+from swarm_medic.core.model import Service, Snapshot, Target
 from swarm_medic.core.reach import Reachability
 from swarm_medic.core.runbook import Context, Runbook, Sightings, context
 from swarm_medic.core.settings import Settings
 from swarm_medic.core.settings import load as load_settings
 from swarm_medic.pipeline import match, registry
 from swarm_medic.runbook import helpers
+from tests import builders as build
+from tests.builders import NOW
 
-NOW = 1_700_000_000.0
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples" / "runbooks"
 BUILTIN = registry.load([registry.builtin_dir()])
@@ -34,13 +35,8 @@ SECRET = "s3cr3t-" + "x" * 40
 
 
 def snap(*services: Service) -> Snapshot:
-    return Snapshot(
-        NOW,
-        SwarmInfo("n1", "10.0.0.1", "active", True),
-        (Node("n1", "manager-1", "manager", "active", "ready", leader=True),),
-        services,
-        (),
-    )
+    manager = build.node("n1", hostname="manager-1", role="manager", leader=True)
+    return build.snapshot(nodes=[manager], services=services)
 
 
 def write(tmp_path: Path, name: str, body: str) -> registry.Registry:
@@ -253,9 +249,9 @@ def test_a_runbook_written_either_way_makes_the_same_finding_and_sightings(
 
 
 def test_the_constructors_fill_ids_names_and_target_and_any_field_can_be_given() -> None:
-    svc = Service("s1", "web", 2)
-    task = api.Task("t1", "s1", 1, "n2", "running", "running")
-    node = Node("n2", "worker-2", "worker", "active", "down")
+    svc = build.service("s1", name="web")
+    task = build.task("t1", sid="s1", node_id="n2")
+    node = build.node("n2", state="down")
     assert api.Finding.for_task(task, svc, "sum", "cause", node_ids=("n1", "n2")) == api.Finding(
         "",
         "t1",

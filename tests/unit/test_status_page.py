@@ -17,8 +17,8 @@ from swarm_medic.telemetry.status import (
     StatusView,
     render,
 )
+from tests.builders import NOW as T0
 
-T0 = 1_700_000_000.0
 EVIL = '<script>alert("x")</script>'
 
 

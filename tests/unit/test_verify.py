@@ -15,8 +15,8 @@ from swarm_medic.core.model import (
 )
 from swarm_medic.pipeline.verify import MUST_COMPLETE, Outcome, Pending, converged, judge
 from tests import builders as build
+from tests.builders import NOW as T0
 
-T0 = 1_700_000_000.0
 SID = "svc1"
 HOLD = 10.0
 

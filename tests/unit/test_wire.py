@@ -12,106 +12,17 @@ import pytest
 from swarm_medic.core.model import Node, Service, Task
 from swarm_medic.swarm import mapping, wire
 from swarm_medic.swarm.mapping import _parse_time_general, parse_time
+from swarm_medic.swarm.shape import Shape
+from tests.unit.samples import NODE, SERVICE, TASK
 
-TASK: dict[str, Any] = {
-    "ID": "t1abc",
-    "Version": {"Index": 41},
-    "CreatedAt": "2026-11-26T07:58:40.000000001Z",
-    "UpdatedAt": "2026-11-26T07:58:42.229777971Z",
-    "Labels": {},
-    "Spec": {"ContainerSpec": {"Image": "nginx:1.27", "Env": ["A=1"]}, "ForceUpdate": 0},
-    "ServiceID": "svc1",
-    "Slot": 1,
-    "NodeID": "node1",
-    "Status": {
-        "Timestamp": "2026-11-26T07:58:42.229777971Z",
-        "State": "running",
-        "Message": "started",
-        "ContainerStatus": {"ContainerID": "c0ffee", "PID": 42, "ExitCode": 0},
-        "PortStatus": {},
-    },
-    "DesiredState": "running",
-    "NetworksAttachments": [
-        {
-            "Network": {"ID": "ingress1", "Spec": {"Name": "ingress", "Ingress": True}},
-            "Addresses": ["10.0.0.5/24"],
-        },
-        {
-            "Network": {"ID": "net1", "Spec": {"Name": "shop_backend"}},
-            "Addresses": ["10.0.1.7/24", ""],
-        },
-    ],
-}
-
-SERVICE: dict[str, Any] = {
-    "ID": "svc1",
-    "Version": {"Index": 1234},
-    "CreatedAt": "2026-11-26T07:00:00Z",
-    "UpdatedAt": "2026-11-26T07:58:00.123456789Z",
-    "Spec": {
-        "Name": "web",
-        "Labels": {"swarm-medic.enable": "true"},
-        "TaskTemplate": {
-            "ContainerSpec": {
-                "Image": "nginx:1.27@sha256:abcd",
-                "Args": ["nginx"],
-                "StopGracePeriod": 45_000_000_000,
-                "Configs": [
-                    {"File": {"Name": "/etc/app.conf"}, "ConfigID": "c1", "ConfigName": "app-1"}
-                ],
-                "Secrets": [{"File": {"Name": "pw"}, "SecretID": "s1", "SecretName": "pw-1"}],
-            },
-            "Resources": {
-                "Reservations": {"NanoCPUs": 500_000_000, "MemoryBytes": 268435456},
-                "Limits": {"MemoryBytes": 536870912},
-            },
-            "Networks": [{"Target": "net1", "Aliases": ["web"]}],
-            "Placement": {"Constraints": ["node.labels.zone==eu"], "MaxReplicas": 2},
-            "ForceUpdate": 3,
-        },
-        "Mode": {"Replicated": {"Replicas": 4}},
-        "EndpointSpec": {"Mode": "vip", "Ports": [{"TargetPort": 80}, {"Protocol": "tcp"}]},
-        "UpdateConfig": {"Parallelism": 2, "Delay": 5_000_000_000, "Order": "start-first"},
-    },
-    "PreviousSpec": {
-        "Name": "web",
-        "TaskTemplate": {"ContainerSpec": {"Configs": [{"ConfigID": "c0", "ConfigName": "app-0"}]}},
-    },
-    "Endpoint": {
-        "VirtualIPs": [{"NetworkID": "net1", "Addr": "10.0.1.2/24"}, {"NetworkID": "x"}],
-        "Ports": [
-            {"Protocol": "tcp", "TargetPort": 80, "PublishedPort": 8080, "PublishMode": "ingress"}
-        ],
-    },
-    "UpdateStatus": {
-        "State": "paused",
-        "StartedAt": "2026-11-26T07:58:00Z",
-        "Message": "update paused due to failure or early termination of task t9",
-    },
-}
-
-NODE: dict[str, Any] = {
-    "ID": "node1",
-    "Version": {"Index": 9},
-    "Spec": {"Role": "manager", "Availability": "active", "Labels": {"zone": "eu"}},
-    "Description": {
-        "Hostname": "mgr-1",
-        "Platform": {"Architecture": "x86_64", "OS": "linux"},
-        "Resources": {"NanoCPUs": 4_000_000_000, "MemoryBytes": 8_348_520_448},
-        "Engine": {"EngineVersion": "27.3.1", "Labels": {"storage": "ssd"}},
-    },
-    "Status": {"State": "ready", "Addr": "10.0.0.11"},
-    "ManagerStatus": {"Leader": True, "Reachability": "reachable"},
-}
-
-KINDS: list[tuple[wire.Kind[Any, Any], dict[str, Any]]] = [
+KINDS: list[tuple[wire.Kind[Any], dict[str, Any]]] = [
     (wire.TASKS, TASK),
     (wire.SERVICES, SERVICE),
     (wire.NODES, NODE),
 ]
 
 
-def both(kind: wire.Kind[Any, Any], objs: list[Any]) -> tuple[Any, Any]:
+def both(kind: wire.Kind[Any], objs: list[Any]) -> tuple[Any, Any]:
     """(values, problems) from the bytes path and from the dict path, for the same list."""
     body = json.dumps(objs).encode()
     bad_wire: list[str] = []
@@ -123,7 +34,7 @@ def both(kind: wire.Kind[Any, Any], objs: list[Any]) -> tuple[Any, Any]:
 
 @pytest.mark.parametrize(("kind", "obj"), KINDS, ids=lambda k: getattr(k, "name", ""))
 def test_a_realistic_object_maps_as_the_dict_path_maps_it(
-    kind: wire.Kind[Any, Any], obj: dict[str, Any]
+    kind: wire.Kind[Any], obj: dict[str, Any]
 ) -> None:
     (got, bad), (want, _) = both(kind, [obj])
     assert got == want
@@ -247,7 +158,7 @@ def replaced(obj: dict[str, Any], path: tuple[Any, ...], value: object) -> dict[
     return out
 
 
-def cases() -> Iterator[tuple[wire.Kind[Any, Any], dict[str, Any]]]:
+def cases() -> Iterator[tuple[wire.Kind[Any], dict[str, Any]]]:
     for kind, base in KINDS:
         for path in paths(base):
             for value in ODD:
@@ -309,3 +220,11 @@ def test_the_stop_grace_period_is_read_on_both_paths() -> None:
     # the orphan runbook's grace depends on it: a field the fast path forgot would read 10 s
     (svc,) = wire.decode_list(json.dumps([SERVICE]).encode(), wire.SERVICES, [])
     assert svc.stop_grace_period == 45.0 == mapping.service_from_api(SERVICE).stop_grace_period
+
+
+def test_a_model_field_without_its_declaration_is_refused() -> None:
+    # one declaration per field: a field added to the model and not here fails at import
+    declared = dict(mapping.TASK.fields)
+    declared.pop("exit_code")
+    with pytest.raises(ImportError, match="declare each"):
+        Shape(Task, "task", ("ID",), **declared)

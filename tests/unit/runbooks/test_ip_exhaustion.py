@@ -12,11 +12,11 @@ from swarm_medic.core.errors import SettingsError
 from swarm_medic.core.model import Finding, Network, Service, Severity, Task
 from swarm_medic.core.runbook import Runbook, context
 from swarm_medic.core.settings import Settings
-from swarm_medic.pipeline import registry
 from tests import builders as build
+from tests.builders import NOW
+from tests.unit.runbooks.kit import REGISTRY
 
-RB: Runbook = registry.load([registry.builtin_dir()]).runbooks["ip-exhaustion"]
-NOW = build.NOW
+RB: Runbook = REGISTRY.runbooks["ip-exhaustion"]
 NET = "net-small"
 
 

@@ -17,12 +17,11 @@ from swarm_medic.core.model import Finding, Severity
 from swarm_medic.core.rollout import FAMILY_LABEL
 from swarm_medic.core.runbook import Runbook, context
 from swarm_medic.core.settings import Settings
-from swarm_medic.pipeline import registry
 from swarm_medic.pipeline.observe import take_snapshot
 from swarm_medic.rollout import run
 from swarm_medic.swarm.fake import FakeEngine
+from tests.unit.runbooks.kit import REGISTRY
 
-REGISTRY = registry.load([registry.builtin_dir()])
 NAME = "stale-config-versions"
 
 

@@ -11,12 +11,12 @@ from swarm_medic.core.errors import SettingsError
 from swarm_medic.core.model import ActionKind, Finding, Node, Service, Severity, Target, Task
 from swarm_medic.core.runbook import Runbook, Sightings, context
 from swarm_medic.core.settings import Settings
-from swarm_medic.pipeline import match, registry
+from swarm_medic.pipeline import match
 from tests import builders as build
+from tests.builders import NOW
+from tests.unit.runbooks.kit import REGISTRY
 
-REG = registry.load([registry.builtin_dir()])
-RB: Runbook = REG.runbooks["unbalanced"]
-NOW = build.NOW
+RB: Runbook = REGISTRY.runbooks["unbalanced"]
 AFTER = 300.0  # the default `after`
 REBALANCE = {"swarm-medic.enable": "true", "swarm-medic.rebalance": "true"}
 
@@ -97,7 +97,7 @@ def test_an_empty_node_while_another_runs_two_is_reported_after_the_hold() -> No
     assert "`docker service update --force web`" in f.advice
     assert "swarm-medic.rebalance=true" in f.advice
     planned, failures = match.plan_all(
-        REG.runbooks, [f], context(build.snapshot(), NOW, Settings())
+        REGISTRY.runbooks, [f], context(build.snapshot(), NOW, Settings())
     )
     assert planned == [(f, None)] and failures == []
 
@@ -107,7 +107,9 @@ def test_labelled_it_plans_a_force_update_of_that_service() -> None:
     (f,) = held(PILED, svc)
     assert f.actionable
     snap = build.snapshot(nodes=nodes(), services=[svc], tasks=PILED)
-    ((_, action),), failures = match.plan_all(REG.runbooks, [f], context(snap, NOW, Settings()))
+    ((_, action),), failures = match.plan_all(
+        REGISTRY.runbooks, [f], context(snap, NOW, Settings())
+    )
     assert failures == []
     assert action is not None
     assert (action.kind, action.service_id, action.service_version) == (

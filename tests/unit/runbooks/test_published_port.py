@@ -34,14 +34,14 @@ from swarm_medic.core.reach import (
 from swarm_medic.core.reach import plans as make_plans
 from swarm_medic.core.runbook import Runbook, TaskClock, context
 from swarm_medic.core.settings import Settings
-from swarm_medic.pipeline import registry
 from tests import builders as build
+from tests.builders import NOW
+from tests.unit.runbooks.kit import REGISTRY
 
-NOW = build.NOW
 ENABLE = {"swarm-medic.enable": "true"}
 SETTINGS = Settings()  # scope opt-in, probe_grace 20 s, probe_failures 3
 K = SETTINGS.probe_failures
-RUNBOOK: Runbook = registry.load([registry.builtin_dir()]).runbooks["published-port"]
+RUNBOOK: Runbook = REGISTRY.runbooks["published-port"]
 
 ADDR = {"n1": "192.168.0.1", "n2": "192.168.0.2", "n3": "192.168.0.3"}
 HOST = PublishedPort(target=80, published=8080, mode="host")

@@ -9,10 +9,10 @@ import pytest
 from swarm_medic.core.model import Finding, Node, Severity, Target
 from swarm_medic.core.runbook import Runbook, context
 from swarm_medic.core.settings import Settings
-from swarm_medic.pipeline import registry
 from tests import builders as build
+from tests.unit.runbooks.kit import REGISTRY
 
-RB: Runbook = registry.load([registry.builtin_dir()]).runbooks["manager-quorum"]
+RB: Runbook = REGISTRY.runbooks["manager-quorum"]
 
 
 def manager(nid: str, reachability: str = "reachable", *, state: str = "ready") -> Node:
