@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from swarm_medic.core.model import Node, Service, Snapshot, SwarmInfo
+from swarm_medic.core.model import Snapshot
 from swarm_medic.core.runbook import context
 from swarm_medic.core.settings import Settings
 from swarm_medic.pipeline import match, registry
-
-NOW = 1_700_000_000.0
+from tests import builders as build
+from tests.builders import NOW
 
 # What ip-exhaustion once had to avoid: a dataclass in a file whose annotations are strings.
 WITH_A_DATACLASS = '''
@@ -53,16 +53,13 @@ def write(folder: Path, file: str, body: str) -> Path:
 
 
 def snap() -> Snapshot:
-    return Snapshot(
-        NOW,
-        SwarmInfo("n1", "10.0.0.1", "active", True),
-        (Node("n1", "manager-1", "manager", "active", "ready", leader=True),),
-        (
-            Service("s1", "web", 1),
-            Service("s2", "api", 1),
-            Service("s3", "agent", 1, mode="global"),
-        ),
-        (),
+    return build.snapshot(
+        nodes=[build.node("n1", role="manager", leader=True)],
+        services=[
+            build.service("s1", name="web"),
+            build.service("s2", name="api"),
+            build.service("s3", name="agent", mode="global"),
+        ],
     )
 
 

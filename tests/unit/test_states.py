@@ -13,18 +13,14 @@ from swarm_medic.core.model import (
     UPDATE_IN_FLIGHT,
     UPDATE_PAUSED,
     UPDATE_SETTLED,
-    Node,
-    Service,
     Snapshot,
-    SwarmInfo,
-    Task,
     TaskState,
     UpdateState,
     UpdateStatus,
 )
 from swarm_medic.pipeline import verify
-
-NOW = 1_700_000_000.0
+from tests import builders as build
+from tests.builders import NOW
 
 
 def test_task_states_split_into_live_and_ended() -> None:
@@ -50,12 +46,12 @@ def test_the_engines_text_is_read_as_a_member() -> None:
 
 
 def _converged_service(update: UpdateStatus | None) -> Snapshot:
-    svc = Service("s1", "web", 3, replicas=2, update_status=update)
-    tasks = tuple(
-        Task(f"t{i}", "s1", i, f"n{i}", "running", "running", timestamp=NOW) for i in (1, 2)
+    """Two replicas running, one on each of two ready nodes: settled but for the update."""
+    return build.snapshot(
+        nodes=[build.node("n1"), build.node("n2")],
+        services=[build.service("s1", replicas=2, update=update)],
+        tasks=[build.task(f"t{i}", sid="s1", node_id=f"n{i}", slot=i) for i in (1, 2)],
     )
-    nodes = tuple(Node(f"n{i}", f"worker-{i}", "worker", "active", "ready") for i in (1, 2))
-    return Snapshot(NOW, SwarmInfo("n1", "10.0.0.1", "active", True), nodes, (svc,), tasks)
 
 
 @pytest.mark.parametrize("state", [None, *UpdateState])
