@@ -132,6 +132,17 @@ class Executor:
                     Result.CONFLICT,
                     "another instance acted on this service since the decision (ledger moved)",
                 )
+            # The policy judged the swarm-wide limit on the ledger it read; two instances that
+            # both believe they lead (an election under way) each pass that check. Judged again
+            # on the ledger this claim is written against, a second claim loses the
+            # compare-and-swap or sees the first one here.
+            under_way = fresh.in_progress(now) - {sid}
+            if 0 < s.max_concurrent_actions <= len(under_way):
+                return Done(
+                    Result.CONFLICT,
+                    f"{len(under_way)} remediations under way in the swarm since the decision; "
+                    f"limit {s.max_concurrent_actions}",
+                )
             claimed, opened = fresh.record_action(
                 sid, runbook, now, s.budget_per_hour, s.breaker_reset, pending=pending
             )

@@ -506,6 +506,7 @@ TASK = Shape(
     ),
 )
 
+
 # Named functions, not the shapes' bound methods: callers, logs and the property tests read a
 # reader's name and return type.
 @_malformed_is_value_error("node")

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from swarm_medic import cli
-from swarm_medic.core.ledger import Ledger, Pause
+from swarm_medic.core.ledger import Ledger, Pause, Verifying
 from swarm_medic.core.settings import Settings
 from swarm_medic.pipeline.hold import AlertsHold
 from swarm_medic.pipeline.pause import set_pause
@@ -157,6 +157,37 @@ def test_max_concurrent_counts_fixes_being_verified_across_services() -> None:
     other.scan(T0 + 1)
     assert other.actions("done") == 0
     assert other.metric("swarm_medic_remediations_in_progress") == 2
+
+
+def test_the_limit_is_judged_again_on_the_ledger_the_claim_is_written_against() -> None:
+    # Two instances that both believe they lead (an election under way) decide on the same
+    # ledger: each sees room under the limit. The other one claims a fix for another service
+    # between this one's decision and its claim: this one must stand down, not exceed the limit.
+    fake = swarm()
+    stuck_service(fake, "web")
+    other_sid, _ = stuck_service(fake, "api", labels={})  # out of this instance's scope
+    h = Harness(fake, Settings(max_concurrent_actions=1))
+    real = fake.read_ledger
+    reads = [0]
+
+    def the_other_leader_claims_first(name: str):  # type: ignore[no-untyped-def]
+        reads[0] += 1
+        if reads[0] == 3:  # 1: take over pending fixes; 2: the decision; 3: the claim
+            doc = real(LEDGER)
+            pending = Verifying("other", "stuck-task", "force_update", 1, T0, T0 + 600)
+            claimed, _ = Ledger.from_doc(doc).record_action(
+                other_sid, "stuck-task", T0, 10, 3600, pending=pending
+            )
+            fake.write_ledger(LEDGER, doc, claimed.labels(T0))
+        return real(name)
+
+    fake.read_ledger = the_other_leader_claims_first  # type: ignore[method-assign]
+    h.scan(T0)
+
+    assert h.decisions("act", "ok") == 1
+    assert h.actions("conflict") == 1
+    assert acted(h) == 0
+    assert Ledger.from_doc(real(LEDGER)).in_progress(T0) == {other_sid}
 
 
 def test_a_report_label_means_findings_never_actions() -> None:
