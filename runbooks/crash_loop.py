@@ -42,7 +42,6 @@ from swarm_medic.runbook import (
     Setting,
     Severity,
     Snapshot,
-    Target,
     Task,
 )
 
@@ -181,17 +180,14 @@ def detect(ctx: Context) -> Iterator[Finding]:
         cause, words = why_ended(last, svc)
         shown = crashes[:SHOWN]
         codes = [exit_code(t) for t in shown]
-        yield Finding(
-            runbook=NAME,
-            key=f"{NAME}:{svc.id}",
+        yield Finding.for_service(
+            svc,
             summary=(
                 f"{svc.name}: {len(crashes)} tasks ended by themselves within "
                 f"{_say(window)}; the last: {words}"
             ),
             cause=cause,
             severity=Severity.CRITICAL,
-            service_id=svc.id,
-            service_name=svc.name,
             task_ids=tuple(sorted(t.id for t in crashes)),
             node_ids=tuple(sorted({t.node_id for t in crashes if t.node_id})),
             advice=advice_for(cause, svc, exit_code(last)),
@@ -206,6 +202,5 @@ def detect(ctx: Context) -> Iterator[Finding]:
                 "nodes": ", ".join(sorted({_hostname(snap, t.node_id) for t in crashes})),
                 "oom": oom_judgement(cause, words, codes),
             },
-            target=Target.for_service(svc.id),
             logs_of=last.id,
         )

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from swarm_medic.runbook import PROBES, Context, Finding, Severity, Target, running
+from swarm_medic.runbook import PROBES, Context, Finding, Severity
+from swarm_medic.runbook.helpers import running
 
 NAME = "dead-vip"
 NEEDS = (PROBES,)
@@ -53,16 +54,13 @@ def detect(ctx: Context) -> Iterator[Finding]:
             else "the node's IPVS rules for this VIP are missing or stale; "
             "recreating the service or restarting the engine rebuilds them. "
         )
-        yield Finding(
-            runbook=NAME,
-            key=f"{NAME}:{sid}:{net}",
+        yield Finding.for_service(
+            svc or sid,
+            key=f"{sid}:{net}",
             summary=f"VIP {vip} of {name} does not answer from {where} while its tasks do",
             cause="no-ipvs" if no_ipvs else "lb-rules",
             severity=Severity.CRITICAL,
-            service_id=sid,
-            service_name=name,
             node_ids=tuple(sorted(nodes)),
-            target=Target.for_service(sid),
             advice=kernel + "Not automatic.",
             actionable=False,
         )

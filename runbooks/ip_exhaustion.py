@@ -30,10 +30,11 @@ from __future__ import annotations
 import ipaddress
 import math
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 
 from swarm_medic.runbook import (
     DAY,
-    PRE_RUNNING_STATES,
+    LIVE_STATES,
     Context,
     Count,
     Duration,
@@ -42,12 +43,12 @@ from swarm_medic.runbook import (
     Setting,
     Severity,
     Snapshot,
+    TaskState,
 )
 
 NAME = "ip-exhaustion"
-WAITING = frozenset({"new", "allocated", "pending"})  # before (or at) address allocation
-# a task in one of these holds its addresses; the allocator frees them once it has ended
-HOLDING = frozenset((*PRE_RUNNING_STATES, "running"))
+# before (or at) address allocation
+WAITING = frozenset({TaskState.NEW, TaskState.ALLOCATED, TaskState.PENDING})
 
 SETTINGS = (
     Setting(
@@ -102,15 +103,14 @@ def larger_prefix(needed: int) -> int:
     return min(24, 32 - math.ceil(math.log2(2 * max(needed, 1) + 3)))
 
 
+@dataclass
 class Use:
-    """Who holds addresses on one network. (A plain class: a runbook file is loaded by path,
-    outside sys.modules, where @dataclass cannot resolve its own module.)"""
+    """Who holds addresses on one network."""
 
-    def __init__(self) -> None:
-        self.task_ips: set[str] = set()
-        self.vips: set[str] = set()
-        self.lb_nodes: set[str] = set()  # nodes with a task on it: one LB endpoint each
-        self.per_service: dict[str, int] = {}  # service id -> addresses it holds
+    task_ips: set[str] = field(default_factory=set)
+    vips: set[str] = field(default_factory=set)
+    lb_nodes: set[str] = field(default_factory=set)  # nodes with a task on it: one LB endpoint each
+    per_service: dict[str, int] = field(default_factory=dict)  # service id -> addresses it holds
 
     @property
     def used(self) -> int:
@@ -132,7 +132,7 @@ def usage(snap: Snapshot) -> dict[str, Use]:
     """Addresses in use per network id, from the tasks' attachments and the services' VIPs."""
     out: dict[str, Use] = {}
     for t in snap.tasks:
-        if t.state not in HOLDING:
+        if t.state not in LIVE_STATES:
             continue  # the allocator has freed (or will free) an ended task's addresses
         for net, _, ip in t.addresses:
             use = out.setdefault(net, Use())
@@ -230,9 +230,8 @@ def detect(ctx: Context) -> Iterator[Finding]:
                 )
             else:
                 what = f"{len(said)} task(s) of {', '.join(names)} rejected: {said[-1].err!r}"
-            yield Finding(
-                runbook=NAME,
-                key=f"{NAME}:{net.id}:exhausted",
+            yield Finding.about(
+                f"{net.id}:exhausted",
                 summary=f"overlay {net.name} ({subnets}) has no free address: {numbers}; {what}",
                 cause="exhausted",
                 severity=Severity.CRITICAL,
@@ -243,9 +242,8 @@ def detect(ctx: Context) -> Iterator[Finding]:
                 details=details | {"stuck": str(len(stuck)), "rejected": str(len(said))},
             )
         else:
-            yield Finding(
-                runbook=NAME,
-                key=f"{NAME}:{net.id}:nearly-full",
+            yield Finding.about(
+                f"{net.id}:nearly-full",
                 summary=f"overlay {net.name} ({subnets}) is nearly full: {numbers}",
                 cause="nearly-full",
                 severity=Severity.WARNING,

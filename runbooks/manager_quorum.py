@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from swarm_medic.runbook import Context, Finding, Node, Severity, Target
+from swarm_medic.runbook import Context, Finding, Node, Severity
 
 NAME = "manager-quorum"
 
@@ -83,14 +83,13 @@ def detect(ctx: Context) -> Iterator[Finding]:
         states = ", ".join(
             f"{n.hostname or n.id} ({n.reachability or 'no status'}, node {n.state})" for n in gone
         )
-        yield Finding(
-            runbook=NAME,
-            key=f"{NAME}:unreachable",
+        yield Finding.for_node(
+            gone[0],
+            key="unreachable",
             summary=f"{len(gone)} manager(s) not reachable: {states}; {margin}",
             cause="unreachable",
             severity=Severity.CRITICAL if survivable <= 0 else Severity.WARNING,
             node_ids=tuple(n.id for n in gone),
-            target=Target.for_node(gone[0].id),
             advice=_recovery(gone),
             actionable=False,
             details=details | {"unreachable": _names(gone)},
@@ -102,9 +101,8 @@ def detect(ctx: Context) -> Iterator[Finding]:
             else f"Promote a healthy worker (`docker node promote NODE`) to {total + 1} "
             f"managers: {total} managers survive no loss. {FORCE_NEW_CLUSTER}"
         )
-        yield Finding(
-            runbook=NAME,
-            key=f"{NAME}:no-margin",
+        yield Finding.about(
+            "no-margin",
             summary=f"one more manager loss and the swarm has no leader: {margin}",
             cause="no-margin",
             severity=Severity.CRITICAL,
@@ -114,9 +112,8 @@ def detect(ctx: Context) -> Iterator[Finding]:
             details=details,
         )
     if total % 2 == 0:
-        yield Finding(
-            runbook=NAME,
-            key=f"{NAME}:even",
+        yield Finding.about(
+            "even",
             summary=(
                 f"{total} managers, an even number: they survive {total - quorum} loss(es), no "
                 f"more than {total - 1} would, and every raft write waits for one node more"

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from swarm_medic.runbook import Context, Finding, Severity, Target
+from swarm_medic.runbook import Context, Finding, NodeState, Severity
 
 NAME = "node-down"
-NOT_READY = frozenset({"down", "unknown", "disconnected"})
+NOT_READY = frozenset({NodeState.DOWN, NodeState.UNKNOWN, NodeState.DISCONNECTED})
 
 
 def detect(ctx: Context) -> Iterator[Finding]:
@@ -46,15 +46,12 @@ def detect(ctx: Context) -> Iterator[Finding]:
         tasks = sorted(held.get(node.id, []))
         shown = ", ".join(tasks[:10]) + (f", and {len(tasks) - 10} more" if len(tasks) > 10 else "")
         where = f"{node.hostname or node.id} ({node.addr or 'no address'}, {node.role})"
-        yield Finding(
-            runbook=NAME,
-            key=f"{NAME}:{node.id}",
+        yield Finding.for_node(
+            node,
             summary=f"node {where} is {node.state}: {node.message or 'no message'}; "
             f"swarm still shows {len(tasks)} task(s) on it",
             cause=node.state,
             severity=Severity.CRITICAL if node.role == "manager" else Severity.WARNING,
-            node_ids=(node.id,),
-            target=Target.for_node(node.id),
             advice=(f"tasks still assigned to it: {shown}. " if tasks else "")
             + "Its containers may still run if only the network is cut. Replicated tasks move "
             "to other nodes when a node fits; global ones do not. If the node is gone for good, "

@@ -59,22 +59,20 @@ def detect(ctx: Context) -> Iterator[Finding]:
         svc = by_name.get(alert.service) or ctx.snapshot.service(alert.service)
         if svc is None:
             continue
-        key = f"{NAME}:{alert.name}:{svc.id}"
+        key = f"{alert.name}:{svc.id}"
         if key in seen:  # one finding per alert name and service, whatever the instances
             continue
         seen.add(key)
         alike = ctx.alerts.firing_for(alert.name, svc.name, svc.id)
         what = wanted(svc, alert.name)
         label = f"{LABEL}{alert.name}"
-        yield Finding(
-            runbook=NAME,
+        yield Finding.for_service(
+            svc,
             key=key,
             summary=f"alert {alert.name} fires for {svc.name}"
             + (f": {alert.summary}" if alert.summary else ""),
             cause="alert",
             severity=_SEVERITY.get(alert.labels.get("severity", ""), Severity.WARNING),
-            service_id=svc.id,
-            service_name=svc.name,
             advice=(
                 f"{svc.name}'s label {label}={what}"
                 if what != "report"

@@ -35,6 +35,7 @@ from collections.abc import Iterator
 
 from swarm_medic.runbook import (
     DAY,
+    ENDED_STATES,
     PROBES,
     Action,
     Container,
@@ -62,7 +63,6 @@ SETTINGS = (
 # A service removed before the medic ever saw it: its stop grace period is unknown (swarm does
 # not copy it into the container), so assume a long one rather than cut a shutdown short.
 UNKNOWN_STOP_GRACE = 300.0
-GONE_STATES = frozenset({"shutdown", "remove", "complete", "failed", "rejected", "orphaned"})
 
 
 def stop_grace(ctx: Context, container: Container) -> float:
@@ -91,7 +91,7 @@ def detect(ctx: Context) -> Iterator[Finding]:
                 why = "its task no longer exists in the swarm"
             elif task.node_id and task.node_id != node:
                 why = f"its task is assigned to {names.get(task.node_id, task.node_id)}"
-            elif task.desired_state in GONE_STATES:
+            elif task.desired_state in ENDED_STATES:
                 why = f"its task is desired {task.desired_state}"
             else:
                 continue
@@ -99,13 +99,12 @@ def detect(ctx: Context) -> Iterator[Finding]:
             svc = snap.service(c.service)
             # swarm may still be stopping it: give it the longest stop grace we can know of
             grace = ctx.settings.grace + stop_grace(ctx, c)
-            seen_for = ctx.now - ctx.since(f"{NAME}:{node}:{cid}")
+            seen_for = ctx.now - ctx.since(f"{node}:{cid}")
             if seen_for < grace:
                 continue
             svc_name = svc.name if svc else f"{c.service} (removed)"
-            yield Finding(
-                runbook=NAME,
-                key=f"{NAME}:{cid}",
+            yield Finding.about(
+                cid,
                 summary=f"container {cid[:12]} of {svc_name} keeps running on "
                 f"{names.get(node, node)}: {why}, seen like this for {seen_for:.0f}s "
                 f"(grace {grace:.0f}s)",

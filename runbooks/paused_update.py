@@ -35,14 +35,16 @@ import re
 from collections.abc import Iterator
 
 from swarm_medic.runbook import (
+    UPDATE_PAUSED,
     Action,
     Context,
     Finding,
     Setting,
     Severity,
     Snapshot,
-    Target,
     Task,
+    TaskState,
+    UpdateState,
     choice,
     resume_update,
     retry_update,
@@ -51,8 +53,9 @@ from swarm_medic.runbook import (
 
 NAME = "paused-update"
 _TASK = re.compile(r"\btask ([\w-]{1,64})\s*$")
-OWN_FAILURE = frozenset({"failed", "rejected", "complete"})
-STOPPED_BY_SWARM = frozenset({"shutdown", "remove", "orphaned"})
+# the ended states, split by who ended the task
+OWN_FAILURE = frozenset({TaskState.FAILED, TaskState.REJECTED, TaskState.COMPLETE})
+STOPPED_BY_SWARM = frozenset({TaskState.SHUTDOWN, TaskState.REMOVE, TaskState.ORPHANED})
 # Finding.cause for a pause, by what ended the task it names
 FAILED, STOPPED, UNKNOWN = "new-spec-failed", "stopped-by-node", "cause-unknown"
 
@@ -96,12 +99,12 @@ def judge(snap: Snapshot, message: str) -> tuple[str, str, Task | None]:
 def detect(ctx: Context) -> Iterator[Finding]:
     for svc in ctx.snapshot.services:
         us = svc.update_status
-        if us is None or us.state not in ("paused", "rollback_paused"):
+        if us is None or us.state not in UPDATE_PAUSED:
             continue
         started = f"{us.started_at:.0f}" if us.started_at else "?"
         summary = f"update of {svc.name} is {us.state.replace('_', ' ')}: {us.message}"
         details = {"update_message": us.message}
-        if us.state == "rollback_paused":
+        if us.state == UpdateState.ROLLBACK_PAUSED:
             cause, actionable = "rollback_paused", False
             advice = (
                 "the rollback itself paused; fix the cause, then "
@@ -125,18 +128,15 @@ def detect(ctx: Context) -> Iterator[Finding]:
                 advice = "roll back to the previous spec"
             else:
                 advice, actionable = "no previous spec to roll back to; fix the spec by hand", False
-        yield Finding(
-            runbook=NAME,
-            key=f"{NAME}:{svc.id}:{us.state}:{started}",
+        yield Finding.for_service(
+            svc,
+            key=f"{svc.id}:{us.state}:{started}",
             summary=summary,
             cause=cause,
             severity=Severity.CRITICAL,
-            service_id=svc.id,
-            service_name=svc.name,
             advice=advice,
             actionable=actionable,
             details=details,
-            target=Target.for_service(svc.id),
         )
 
 

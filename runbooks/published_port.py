@@ -33,16 +33,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from swarm_medic.runbook import (
-    PROBES,
-    Cell,
-    Context,
-    Finding,
-    Published,
-    Severity,
-    Target,
-    published_targets,
-)
+from swarm_medic.runbook import PROBES, Cell, Context, Finding, Severity
+from swarm_medic.runbook.helpers import Published, published_targets
 
 NAME = "published-port"
 NEEDS = (PROBES,)
@@ -109,19 +101,16 @@ def detect(ctx: Context) -> Iterator[Finding]:
         )
         where = ", ".join(sorted(names.get(n, n) for n in failing))
         errors = ", ".join(sorted({seen[n].error for n in failing}))
-        yield Finding(
-            runbook=NAME,
-            key=f"{NAME}:{pub.service}:{pub.port}:{pub.ip}",
+        yield Finding.for_service(
+            svc or pub.service,
+            key=f"{pub.service}:{pub.port}:{pub.ip}",
             summary=f"published port {pub.port}/tcp ({pub.mode} mode) of {name} does not "
             f"answer at {pub.ip} ({host}) from {where} ({errors}) for {k}+ probes while its "
             "tasks run; "
             + (f"it answers at {', '.join(answering)}" if answering else "no address answers"),
             cause=cause,
             severity=Severity.CRITICAL,
-            service_id=pub.service,
-            service_name=name,
             node_ids=tuple(sorted({pub.node, *failing})),
-            target=Target.for_service(pub.service),
             advice=_advice(
                 cause,
                 pub,

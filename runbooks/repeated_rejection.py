@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from swarm_medic.runbook import DAY, Context, Count, Duration, Finding, Setting, Severity, Target
+from swarm_medic.runbook import DAY, Context, Count, Duration, Finding, Setting, Severity
 
 NAME = "repeated-rejection"
 SETTINGS = (
@@ -63,18 +63,15 @@ def detect(ctx: Context) -> Iterator[Finding]:
         for err, tasks in sorted(by_err.items()):
             if len(tasks) < threshold:
                 continue
-            yield Finding(
-                runbook=NAME,
-                key=f"{NAME}:{svc.id}:{err}",
+            yield Finding.for_service(
+                svc,
+                key=f"{svc.id}:{err}",
                 summary=f"{svc.name}: {len(tasks)} tasks rejected with {err!r}",
                 cause="rejected",
                 severity=Severity.CRITICAL,
-                service_id=svc.id,
-                service_name=svc.name,
                 task_ids=tuple(sorted(i for i, _ in tasks)),
                 node_ids=tuple(sorted({n for _, n in tasks if n})),
                 advice=advice_for(err),
                 actionable=False,
                 details={"error": err},
-                target=Target.for_service(svc.id),
             )

@@ -24,15 +24,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from swarm_medic.runbook import (
-    DEFAULT_KEEP,
-    Context,
-    Count,
-    Finding,
-    Setting,
-    Severity,
-    stale_versions,
-)
+from swarm_medic.runbook import Context, Count, Finding, Setting, Severity
+from swarm_medic.runbook.helpers import DEFAULT_KEEP, stale_versions
 
 NAME = "stale-config-versions"
 SHOWN = 5  # names in the summary; the details list them all
@@ -57,10 +50,9 @@ def detect(ctx: Context) -> Iterator[Finding]:
         shown = ", ".join(names[:SHOWN]) + (
             f" and {len(names) - SHOWN} more" if len(names) > SHOWN else ""
         )
-        yield Finding(
-            runbook=NAME,
+        yield Finding.about(
             # the family is the incident: more stale versions later are the same one
-            key=f"{NAME}:{fam.kind}:{fam.name}",
+            f"{fam.kind}:{fam.name}",
             summary=f"{len(names)} old {fam.kind} version(s) of {fam.name} no service uses: "
             f"{shown}",
             cause="unreferenced",

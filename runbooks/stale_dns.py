@@ -19,17 +19,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from swarm_medic.runbook import (
-    DAY,
-    PROBES,
-    Context,
-    Duration,
-    Finding,
-    Setting,
-    Severity,
-    Target,
-    running_ips,
-)
+from swarm_medic.runbook import DAY, PROBES, Context, Duration, Finding, Setting, Severity
+from swarm_medic.runbook.helpers import running_ips
 
 NAME = "stale-dns"
 NEEDS = (PROBES,)
@@ -63,16 +54,13 @@ def detect(ctx: Context) -> Iterator[Finding]:
     for (sid, net), lines in per_service.items():
         svc = snap.service(sid)
         name = svc.name if svc else sid
-        yield Finding(
-            runbook=NAME,
-            key=f"{NAME}:{sid}:{net}",
+        yield Finding.for_service(
+            svc or sid,
+            key=f"{sid}:{net}",
             summary=f"tasks.{name} disagrees with swarm's running tasks on "
             f"{len(lines)} node(s) for over {ctx.settings.grace:.0f}s",
             cause="stale-records",
             severity=Severity.WARNING,
-            service_id=sid,
-            service_name=name,
-            target=Target.for_service(sid),
             advice="; ".join(lines) + ". A force update of the service usually refreshes "
             "the records (not automatic).",
             actionable=False,

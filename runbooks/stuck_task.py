@@ -35,19 +35,18 @@ from swarm_medic.runbook import (
     Context,
     Duration,
     Finding,
-    Miss,
     Service,
     Setting,
     Severity,
-    Target,
-    fitting_nodes,
+    TaskState,
     force_update,
-    placement_misses,
-    summarise,
 )
+from swarm_medic.runbook.helpers import Miss, fitting_nodes, placement_misses, summarise
 
 NAME = "stuck-task"
-RESTARTABLE = frozenset({"assigned", "accepted", "preparing", "starting"})
+RESTARTABLE = frozenset(
+    {TaskState.ASSIGNED, TaskState.ACCEPTED, TaskState.PREPARING, TaskState.STARTING}
+)
 SCHEDULING = {"constraints", "resources", "max-replicas"}
 
 # How long a task may sit in a state before it counts as stuck. Pulls and health start periods
@@ -162,20 +161,17 @@ def detect(ctx: Context) -> Iterator[Finding]:
             restartable = cause == "hang" and states <= RESTARTABLE
             actionable = restartable or (cause in SCHEDULING and fits)
             oldest = max(a for _, _, _, a in stuck)
-            yield Finding(
-                runbook=NAME,
-                key=f"{NAME}:{svc.id}:{cause}",
+            yield Finding.for_service(
+                svc,
+                key=f"{svc.id}:{cause}",
                 summary=(
                     f"{len(stuck)} task(s) of {svc.name} stuck in "
                     f"{'/'.join(sorted(states))} for up to {oldest:.0f}s"
                 ),
                 cause=cause,
                 severity=Severity.CRITICAL if cause != "hang" else Severity.WARNING,
-                service_id=svc.id,
-                service_name=svc.name,
                 task_ids=tuple(sorted(i for i, _, _, _ in stuck)),
                 node_ids=tuple(sorted({n for _, _, n, _ in stuck if n})),
-                target=Target.for_service(svc.id),
                 advice=_explain(cause, states, misses, svc, err),
                 actionable=actionable,
                 details={"states": ",".join(sorted(states)), "oldest_seconds": f"{oldest:.0f}"},

@@ -32,6 +32,7 @@ from collections.abc import Iterator, Sequence
 
 from swarm_medic.runbook import (
     DAY,
+    UPDATE_IN_FLIGHT,
     Action,
     Context,
     Duration,
@@ -40,14 +41,13 @@ from swarm_medic.runbook import (
     Setting,
     Severity,
     Snapshot,
-    Target,
     Task,
+    UpdateState,
     choice,
     rollback,
 )
 
 NAME = "stuck-update"
-IN_FLIGHT = ("updating", "rollback_started")
 SETTINGS = (
     Setting(
         "margin",
@@ -109,7 +109,7 @@ def advice_for(svc: Service, state: str, blocked: list[tuple[Task, str]], acts: 
         err = blocked[0][0].err.lower()
         if "no suitable node" in err:
             lead += " (the scheduler cannot place it: fix the constraint or free the resources)"
-    if state == "rollback_started":
+    if state == UpdateState.ROLLBACK_STARTED:
         return (
             f"{lead} — the rollback itself is stuck: fix the cause by hand, or deploy a good spec"
         )
@@ -123,7 +123,7 @@ def detect(ctx: Context) -> Iterator[Finding]:
     snap = ctx.snapshot
     for svc in snap.services:
         us = svc.update_status
-        if us is None or us.state not in IN_FLIGHT or us.started_at is None:
+        if us is None or us.state not in UPDATE_IN_FLIGHT or us.started_at is None:
             continue
         started = us.started_at
         tasks = snap.tasks_of(svc.id)
@@ -136,15 +136,17 @@ def detect(ctx: Context) -> Iterator[Finding]:
             continue
         blocked = blocking(snap, tasks, started)
         acts = (
-            ctx.settings.action == "rollback" and us.state == "updating" and svc.has_previous_spec
+            ctx.settings.action == "rollback"
+            and us.state == UpdateState.UPDATING
+            and svc.has_previous_spec
         )
-        doing = "update" if us.state == "updating" else "rollback"
+        doing = "update" if us.state == UpdateState.UPDATING else "rollback"
         named = "; ".join(words for _, words in blocked[:3]) or "no task named: the updater hangs"
         if len(blocked) > 3:
             named += f"; and {len(blocked) - 3} more"
-        yield Finding(
-            runbook=NAME,
-            key=f"{NAME}:{svc.id}:{us.state}:{started:.0f}",
+        yield Finding.for_service(
+            svc,
+            key=f"{svc.id}:{us.state}:{started:.0f}",
             summary=(
                 f"{doing} of {svc.name} stuck: in progress for {ctx.now - started:.0f}s (it "
                 f"could take {total:.0f}s), no new task up for {ctx.now - came_up:.0f}s; "
@@ -152,8 +154,6 @@ def detect(ctx: Context) -> Iterator[Finding]:
             ),
             cause="no-progress",
             severity=Severity.CRITICAL,
-            service_id=svc.id,
-            service_name=svc.name,
             task_ids=tuple(t.id for t, _ in blocked),
             node_ids=tuple(sorted({t.node_id for t, _ in blocked if t.node_id})),
             advice=advice_for(svc, us.state, blocked, acts),
@@ -163,7 +163,6 @@ def detect(ctx: Context) -> Iterator[Finding]:
                 "blocking": "; ".join(words for _, words in blocked),
                 "could_take_seconds": f"{total:.0f}",
             },
-            target=Target.for_service(svc.id),
         )
 
 
@@ -175,7 +174,7 @@ def plan(finding: Finding, ctx: Context) -> Action | None:
         or us is None
         or not finding.actionable
         or ctx.settings.action != "rollback"
-        or us.state != "updating"
+        or us.state != UpdateState.UPDATING
         or not svc.has_previous_spec
     ):
         return None

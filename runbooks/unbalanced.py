@@ -34,24 +34,23 @@ from collections.abc import Iterator
 
 from swarm_medic.runbook import (
     DAY,
-    PRE_RUNNING_STATES,
+    LIVE_STATES,
+    UPDATE_SETTLED,
     Action,
     Context,
     Duration,
     Finding,
+    NodeState,
     Service,
     Setting,
     Severity,
     Snapshot,
-    Target,
-    fitting_nodes,
     force_update,
 )
+from swarm_medic.runbook.helpers import fitting_nodes
 
 NAME = "unbalanced"
 LABEL = "swarm-medic.rebalance"
-SETTLED = frozenset({"completed", "rollback_completed"})
-LIVE = frozenset((*PRE_RUNNING_STATES, "running"))
 
 SETTINGS = (
     Setting(
@@ -70,7 +69,7 @@ def converged(snap: Snapshot, svc: Service) -> bool:
     and none still stopping on a node that reports (a dead node's stale tasks do not count:
     they wait for the node, which is then not ready)."""
     us = svc.update_status
-    if us is not None and us.state not in SETTLED:
+    if us is not None and us.state not in UPDATE_SETTLED:
         return False
     meant = 0
     for t in snap.tasks_of(svc.id):
@@ -78,9 +77,9 @@ def converged(snap: Snapshot, svc: Service) -> bool:
             if t.state != "running":
                 return False
             meant += 1
-        elif t.state in LIVE:
+        elif t.state in LIVE_STATES:
             node = snap.node(t.node_id)
-            if node is not None and node.state == "ready":
+            if node is not None and node.state == NodeState.READY:
                 return False  # a scale-down or an update still stopping it
     return meant == svc.replicas
 
@@ -109,27 +108,22 @@ def detect(ctx: Context) -> Iterator[Finding]:
         empty = [n for n in fitting_nodes(snap, svc) if per_node[n.id] == 0]
         if not empty:
             continue
-        key = f"{NAME}:{svc.id}"
-        held = ctx.now - ctx.since(key)
+        held = ctx.now - ctx.since(svc.id)
         if held < ctx.settings.after:
             continue
         heavy = ", ".join(f"{_hostname(snap, n)} runs {c}" for n, c in piled)
         idle = ", ".join(n.hostname or n.id for n in sorted(empty, key=lambda n: n.hostname))
         allowed = rebalance_allowed(svc)
-        yield Finding(
-            runbook=NAME,
-            key=key,
+        yield Finding.for_service(
+            svc,
             summary=(
                 f"{svc.name}: {idle} could run its tasks and runs none while {heavy} "
                 f"({len(running)} replicas), for {held:.0f}s"
             ),
             cause="unbalanced",
             severity=Severity.WARNING,
-            service_id=svc.id,
-            service_name=svc.name,
             task_ids=tuple(sorted(t.id for t in running if per_node[t.node_id] >= 2)),
             node_ids=tuple(sorted({n for n, _ in piled} | {n.id for n in empty})),
-            target=Target.for_service(svc.id),
             advice=(
                 "force update it to spread the tasks (every replica is replaced, one batch at "
                 "a time by its update config)"

@@ -34,11 +34,10 @@ from swarm_medic.runbook import (
     Finding,
     Reachability,
     Severity,
-    Target,
     Task,
     replace_task,
-    running,
 )
+from swarm_medic.runbook.helpers import running
 
 NAME = "unreachable-endpoint"
 NEEDS = (PROBES,)
@@ -92,22 +91,18 @@ def detect(ctx: Context) -> Iterator[Finding]:
             bad_names = ", ".join(sorted(names.get(n, n) for n in bad))
             errors = sorted({cells[n].error for n in bad})
             ip = next((a[2] for a in t.addresses), "?")
-            yield Finding(
-                runbook=NAME,
-                key=f"{NAME}:{t.id}",
+            yield Finding.for_task(
+                t,
+                svc,
                 summary=f"task {svc.name}.{t.slot} ({ip}:{port}) on "
                 f"{names.get(t.node_id, t.node_id)} is Running but unreachable from "
                 f"{bad_names} ({', '.join(errors)}) for {k}+ rounds",
                 cause=cause,
                 severity=Severity.CRITICAL,
-                service_id=svc.id,
-                service_name=svc.name,
-                task_ids=(t.id,),
                 node_ids=tuple(sorted({t.node_id, *bad})),
                 advice=ADVICE[cause].format(bad=bad_names, home=names.get(t.node_id, t.node_id)),
                 actionable=True,
                 details={"from": ",".join(sorted(bad))},
-                target=Target.for_task(t.id, t.node_id),
             )
 
 

@@ -8,7 +8,7 @@ Label a service swarm-medic.replicas-zero=expected to leave it out.
 
 from collections.abc import Iterator
 
-from swarm_medic.runbook import DAY, Context, Duration, Finding, Setting, Severity, Target
+from swarm_medic.runbook import DAY, Context, Duration, Finding, Setting
 
 NAME = "replicas-zero"
 SETTINGS = (Setting("grace", Duration(60, 30 * DAY), "1h", "how long at zero before it counts"),)
@@ -20,17 +20,13 @@ def detect(ctx: Context) -> Iterator[Finding]:
             continue
         if svc.labels.get("swarm-medic.replicas-zero") == "expected":
             continue
-        seen_for = ctx.now - ctx.since(f"{NAME}:{svc.id}")
+        # one incident per service: the key, here and in the finding, is its id
+        seen_for = ctx.now - ctx.since(svc.id)
         if seen_for < ctx.settings.grace:
             continue
-        yield Finding(
-            runbook=NAME,
-            key=f"{NAME}:{svc.id}",  # the same fault gives the same key on every scan
+        yield Finding.for_service(
+            svc,
             summary=f"{svc.name} has been scaled to 0 for {seen_for:.0f}s",
             cause="scaled-to-zero",
-            severity=Severity.WARNING,
-            service_id=svc.id,
-            service_name=svc.name,
-            target=Target.for_service(svc.id),
             advice=f"scale it back (`docker service scale {svc.name}=N`) or remove it",
         )

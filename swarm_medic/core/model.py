@@ -11,7 +11,7 @@ from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 EMPTY: Mapping[str, str] = MappingProxyType({})
 
@@ -20,17 +20,75 @@ def _empty() -> Mapping[str, str]:
     return EMPTY
 
 
-# Task states in swarmkit's order of progress; a task in one of these has not reached running.
+# The engine's state vocabularies, named once. The model keeps states as the engine's text
+# (Task.state, Node.state, UpdateStatus.state are str); each member equals its text, so
+# `task.state == TaskState.RUNNING` and `task.state in LIVE_STATES` read it as it is.
+
+
+class TaskState(enum.StrEnum):
+    """A task's state (Status.State) and desired state, in swarmkit's order of progress."""
+
+    NEW = "new"
+    ALLOCATED = "allocated"
+    PENDING = "pending"
+    ASSIGNED = "assigned"
+    ACCEPTED = "accepted"
+    PREPARING = "preparing"
+    READY = "ready"
+    STARTING = "starting"
+    RUNNING = "running"
+    COMPLETE = "complete"
+    SHUTDOWN = "shutdown"
+    FAILED = "failed"
+    REJECTED = "rejected"
+    REMOVE = "remove"
+    ORPHANED = "orphaned"
+
+
+# Not running yet, in order of progress (a setting lists them in this order).
 PRE_RUNNING_STATES = (
-    "new",
-    "allocated",
-    "pending",
-    "assigned",
-    "accepted",
-    "preparing",
-    "ready",
-    "starting",
+    TaskState.NEW,
+    TaskState.ALLOCATED,
+    TaskState.PENDING,
+    TaskState.ASSIGNED,
+    TaskState.ACCEPTED,
+    TaskState.PREPARING,
+    TaskState.READY,
+    TaskState.STARTING,
 )
+# Not ended: on its way, or running. Such a task still holds its addresses on its networks and
+# its place on its node; the allocator frees them once it has ended.
+LIVE_STATES = frozenset((*PRE_RUNNING_STATES, TaskState.RUNNING))
+# Ended, by itself (complete, failed, rejected) or by the orchestrator: never runs again.
+ENDED_STATES = frozenset(TaskState) - LIVE_STATES
+
+
+class UpdateState(enum.StrEnum):
+    """A service's UpdateStatus.State (a service that was never updated has no UpdateStatus)."""
+
+    UPDATING = "updating"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    ROLLBACK_STARTED = "rollback_started"
+    ROLLBACK_PAUSED = "rollback_paused"
+    ROLLBACK_COMPLETED = "rollback_completed"
+
+
+# An update or a rollback under way: tasks come and go meanwhile.
+UPDATE_IN_FLIGHT = frozenset({UpdateState.UPDATING, UpdateState.ROLLBACK_STARTED})
+UPDATE_PAUSED = frozenset({UpdateState.PAUSED, UpdateState.ROLLBACK_PAUSED})
+# Finished. A service with no UpdateStatus at all is settled too: the callers say so, since
+# None is no state.
+UPDATE_SETTLED = frozenset({UpdateState.COMPLETED, UpdateState.ROLLBACK_COMPLETED})
+
+
+class NodeState(enum.StrEnum):
+    """A node's Status.State."""
+
+    READY = "ready"
+    DOWN = "down"
+    UNKNOWN = "unknown"
+    DISCONNECTED = "disconnected"
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,10 +400,32 @@ class Target:
         return cls(TargetKind.ALERT, alert_name)
 
 
+class FindingFields(TypedDict, total=False):
+    """A Finding's fields besides its key, summary and cause: what its constructors take."""
+
+    severity: Severity
+    service_id: str
+    service_name: str
+    task_ids: tuple[str, ...]
+    node_ids: tuple[str, ...]
+    advice: str
+    actionable: bool
+    details: Mapping[str, str]
+    target: Target | None
+    logs_of: str
+
+
 @dataclass(frozen=True, slots=True)
 class Finding:
     """One fault a runbook saw. `key` identifies the incident across scans; `target` says
-    what the fault is about (None: the service, or nothing more precise)."""
+    what the fault is about (None: the service, or nothing more precise).
+
+    A runbook makes one with `Finding.for_service(...)`, `.for_task(...)`, `.for_node(...)`
+    or `.about(key, ...)`: they leave `runbook` empty and `key` the runbook's own part, and
+    the runbook's name is filled in, and put in front of the key, where detect is called
+    (core.runbook.Runbook.detect). A Finding built whole, runbook and prefixed key included,
+    is taken as it is.
+    """
 
     runbook: str
     key: str
@@ -364,6 +444,70 @@ class Finding:
     # task of a crash loop): the pipeline fetches them once, when the incident opens, since a
     # runbook may not do I/O. "" : none.
     logs_of: str = ""
+
+    @classmethod
+    def about(cls, key: str, summary: str, cause: str, **fields: Unpack[FindingFields]) -> Finding:
+        """A fault that `key` names within its runbook (a network, a config family, the
+        managers): the same fault must give the same key on every scan."""
+        return cls("", key, summary, cause, **fields)
+
+    @classmethod
+    def for_service(
+        cls,
+        service: Service | str,
+        summary: str,
+        cause: str,
+        *,
+        key: str = "",
+        **fields: Unpack[FindingFields],
+    ) -> Finding:
+        """About a service: its id and name, and the service as the target. `service` may be
+        the id of one the snapshot no longer holds (its name is then the id). The key is the
+        service's id unless given."""
+        sid, name = (service, service) if isinstance(service, str) else (service.id, service.name)
+        given: FindingFields = {
+            "service_id": sid,
+            "service_name": name,
+            "target": Target.for_service(sid),
+        }
+        return cls.about(key or sid, summary, cause, **(given | fields))
+
+    @classmethod
+    def for_task(
+        cls,
+        task: Task,
+        service: Service,
+        summary: str,
+        cause: str,
+        *,
+        key: str = "",
+        **fields: Unpack[FindingFields],
+    ) -> Finding:
+        """About one task of a service: the service's id and name, the task and its node, and
+        the task (on its node) as the target. The key is the task's id unless given."""
+        given: FindingFields = {
+            "service_id": service.id,
+            "service_name": service.name,
+            "task_ids": (task.id,),
+            "node_ids": (task.node_id,) if task.node_id else (),
+            "target": Target.for_task(task.id, task.node_id),
+        }
+        return cls.about(key or task.id, summary, cause, **(given | fields))
+
+    @classmethod
+    def for_node(
+        cls,
+        node: Node,
+        summary: str,
+        cause: str,
+        *,
+        key: str = "",
+        **fields: Unpack[FindingFields],
+    ) -> Finding:
+        """About a node: the node, and the node as the target. The key is the node's id
+        unless given."""
+        given: FindingFields = {"node_ids": (node.id,), "target": Target.for_node(node.id)}
+        return cls.about(key or node.id, summary, cause, **(given | fields))
 
 
 class Verdict(enum.StrEnum):

@@ -38,7 +38,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from swarm_medic.core.model import Node, Service, Snapshot, Task
+from swarm_medic.core.model import UPDATE_IN_FLIGHT, Node, Service, Snapshot, Task
 from swarm_medic.core.protocol import (
     MAX_NAMES,
     MAX_PORTS,
@@ -86,8 +86,6 @@ def running(t: Task) -> bool:
 
 
 UNSPECIFIED = "0.0.0.0"  # noqa: S104 - an address compared, never bound
-# UpdateStatus states of an update (or rollback) under way: tasks come and go meanwhile
-UPDATING = frozenset({"updating", "rollback_started"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +111,7 @@ def node_address(node: Node) -> str | None:
 def settled(snap: Snapshot, svc: Service) -> bool:
     """Every task of the service meant to run is running (one at least), and no update or
     rollback is under way: a port that does not answer then is not churn."""
-    if svc.update_status is not None and svc.update_status.state in UPDATING:
+    if svc.update_status is not None and svc.update_status.state in UPDATE_IN_FLIGHT:
         return False
     meant = [t for t in snap.tasks_of(svc.id) if t.desired_state == "running"]
     return bool(meant) and all(t.state == "running" for t in meant)

@@ -170,13 +170,16 @@ class Context:
     services_seen: Mapping[str, Service] = field(default_factory=lambda: EMPTY_SERVICES)
     settings: Values = field(default_factory=Values)
     alert_state: Alerts | None = None
+    runbook: str = ""  # whose context this is (Runbook.bind): the name in front of its keys
 
     def age(self, task: Task) -> float:
         return self.clock.age(task, self.now)
 
     def since(self, key: str) -> float:
-        """When the medic first saw the condition `key` names (now, the first time asked)."""
-        return self.sightings.since(key, self.now)
+        """When the medic first saw the condition `key` names (now, the first time asked).
+        The key is the runbook's own, as a finding's: its name goes in front of it, so that
+        the condition held here and the finding reported later are one incident."""
+        return self.sightings.since(incident_key(self.runbook, key), self.now)
 
     @property
     def probes(self) -> Probes:
@@ -196,6 +199,15 @@ class Context:
         if need == ALERTS:
             return self.alert_state is not None
         return need == PROBES and self.probe_results is not None
+
+
+def incident_key(runbook: str, key: str) -> str:
+    """`key` with the runbook's name in front: "stuck-task" and "svc1:hang" make
+    "stuck-task:svc1:hang". A key that starts with it already is left as it is: runbooks
+    written before the framework did this put the name there themselves, and their incidents
+    keep their keys."""
+    prefix = f"{runbook}:"
+    return key if not runbook or key.startswith(prefix) else prefix + key
 
 
 def context(
@@ -303,10 +315,20 @@ class Runbook:
         return tuple(sorted(n for n in self.needs if not ctx.has(n)))
 
     def bind(self, ctx: Context) -> Context:
-        return replace(ctx, settings=self.values)
+        return replace(ctx, settings=self.values, runbook=self.name)
 
-    def detect(self, ctx: Context) -> Iterable[Finding]:
-        return self.detect_fn(self.bind(ctx))
+    def detect(self, ctx: Context) -> Iterator[Finding]:
+        for finding in self.detect_fn(self.bind(ctx)):
+            yield self.claim(finding)
+
+    def claim(self, finding: Finding) -> Finding:
+        """The finding as this runbook's: its name filled in, and put in front of the key.
+        A finding that names its runbook already is taken as it is."""
+        if not isinstance(finding, Finding):
+            raise TypeError(f"detect yielded {type(finding).__name__}, not a Finding")
+        if finding.runbook:
+            return finding
+        return replace(finding, runbook=self.name, key=incident_key(self.name, finding.key))
 
     def plan(self, finding: Finding, ctx: Context) -> Action | None:
         return None if self.plan_fn is None else self.plan_fn(finding, self.bind(ctx))

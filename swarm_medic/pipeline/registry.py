@@ -1,19 +1,23 @@
 """Finds runbook files and loads each one on its own: a broken file never stops the others.
 
 A runbook file is loaded by path (importlib), so an operator can drop a file into
---runbooks-dir without packaging it. What a broken file did wrong is kept as a LoadError with
-a message that names the file, the line and the problem. What a runbook file holds is
-described in `swarm_medic.runbook`; `configure` then gives each runbook the operator's values
-of its own settings (a wrong one stops the start: see core.runbook.configure).
-"""
+--runbooks-dir without packaging it; as an import would, it registers the module in
+sys.modules, under a name of its own (the same file name in two folders makes two modules).
+What a broken file did wrong is kept as a LoadError with a message that names the file, the
+line and the problem, and its module is not kept. What a runbook file holds is described in
+`swarm_medic.runbook`; `configure` then gives each runbook the operator's values of its own
+settings (a wrong one stops the start: see core.runbook.configure)."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import sys
 import traceback
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 
 from swarm_medic.core import runbook as core
 from swarm_medic.core.errors import SettingsError
@@ -64,12 +68,37 @@ def builtin_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "runbooks"
 
 
+def module_name(path: Path) -> str:
+    """The name a runbook file's module is registered under in sys.modules: one per file, so
+    that an operator's stuck_task.py never replaces the built-in one, and never a name an
+    `import` statement could reach by chance."""
+    where = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
+    return f"swarm_medic_runbook_{path.stem}_{where}"
+
+
 def load_file(path: Path) -> Runbook:
-    spec = importlib.util.spec_from_file_location(f"swarm_medic_runbook_{path.stem}", path)
+    name = module_name(path)
+    spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot import {path}")
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    # Registered before it runs, as `import` does: a @dataclass (or typing.get_type_hints) in
+    # the file looks its own module up there, and finds None otherwise.
+    before = sys.modules.get(name)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+        return _runbook(module, path)
+    except BaseException:
+        # a file that does not load leaves nothing behind (its last good load, if any, stays)
+        if before is None:
+            del sys.modules[name]
+        else:
+            sys.modules[name] = before
+        raise
+
+
+def _runbook(module: ModuleType, path: Path) -> Runbook:
     missing = [n for n in ("NAME", "detect") if not hasattr(module, n)]
     if missing:
         raise AttributeError(

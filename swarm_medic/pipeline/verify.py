@@ -17,11 +17,17 @@ from dataclasses import dataclass, replace
 
 from swarm_medic.core.alerts import Alerts
 from swarm_medic.core.ledger import Ledger, Verifying
-from swarm_medic.core.model import PRE_RUNNING_STATES, Action, ActionKind, Result, Snapshot
+from swarm_medic.core.model import (
+    PRE_RUNNING_STATES,
+    UPDATE_SETTLED,
+    Action,
+    ActionKind,
+    Result,
+    Snapshot,
+    UpdateState,
+)
 from swarm_medic.core.reach import Reachability, running
 from swarm_medic.pipeline.match import NODE_LOCAL
-
-SETTLED = {None, "completed", "rollback_completed"}
 
 
 @dataclass(frozen=True)
@@ -50,8 +56,8 @@ class Outcome:
 # already replaced the stopped one with the new spec), no updater runs and it stays unset
 # (measured on the 3-node lab, 20.10): that is a completed resume too, once the tasks run.
 MUST_COMPLETE: dict[ActionKind, frozenset[str | None]] = {
-    ActionKind.ROLLBACK: frozenset({"rollback_completed"}),
-    ActionKind.RESUME_UPDATE: frozenset({"completed", None}),
+    ActionKind.ROLLBACK: frozenset({UpdateState.ROLLBACK_COMPLETED}),
+    ActionKind.RESUME_UPDATE: frozenset({UpdateState.COMPLETED, None}),
 }
 
 
@@ -65,7 +71,7 @@ def converged(
     if must is not None and state not in must:
         done = " or ".join(sorted(str(m).replace("_", " ") for m in must if m))
         return False, f"update not {done} (update state {state})"
-    if state not in SETTLED:
+    if state is not None and state not in UPDATE_SETTLED:  # None: never updated
         return False, f"update state {state}"
     current = [t for t in snapshot.tasks_of(service_id) if t.desired_state == "running"]
     running = sum(1 for t in current if t.state == "running")

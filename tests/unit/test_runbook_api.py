@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import ast
 import textwrap
+import warnings
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -22,6 +24,7 @@ from swarm_medic.core.reach import Reachability
 from swarm_medic.core.runbook import Context, Runbook, Sightings, context
 from swarm_medic.core.settings import ProbeSettings, Settings
 from swarm_medic.pipeline import match, registry
+from swarm_medic.runbook import helpers
 from tests import builders as build
 from tests.builders import NOW
 
@@ -98,12 +101,84 @@ def _swarm_medic_imports(text: str) -> set[str]:
 
 @pytest.mark.parametrize("path", sorted(registry.builtin_dir().glob("*.py")), ids=lambda p: p.name)
 def test_builtin_runbooks_import_only_the_public_api(path: Path) -> None:
-    assert _swarm_medic_imports(path.read_text()) <= {"swarm_medic.runbook"}
+    public = {"swarm_medic.runbook", "swarm_medic.runbook.helpers"}
+    assert _swarm_medic_imports(path.read_text()) <= public
 
 
-def test_everything_in_all_exists() -> None:
-    assert all(hasattr(api, name) for name in api.__all__)
-    assert len(set(api.__all__)) == len(api.__all__)
+@pytest.mark.parametrize("module", [api, helpers], ids=["contract", "helpers"])
+def test_everything_in_all_exists(module: ModuleType) -> None:
+    names: list[str] = vars(module)["__all__"]
+    assert all(hasattr(module, name) for name in names)
+    assert len(set(names)) == len(names)
+
+
+# The API as it was before the helpers had a module of their own.
+BEFORE_THE_SPLIT = (
+    "ALERTS",
+    "DAY",
+    "DEFAULT_KEEP",
+    "HOUR",
+    "MINUTE",
+    "PRE_RUNNING_STATES",
+    "PROBES",
+    "Action",
+    "ActionKind",
+    "Alert",
+    "Alerts",
+    "Cell",
+    "Container",
+    "Context",
+    "Count",
+    "Duration",
+    "Finding",
+    "Miss",
+    "Node",
+    "Probes",
+    "Published",
+    "Reachability",
+    "Service",
+    "Setting",
+    "Severity",
+    "Snapshot",
+    "Stored",
+    "Target",
+    "TargetKind",
+    "Task",
+    "UpdateStatus",
+    "Values",
+    "VersionFamily",
+    "choice",
+    "fitting_nodes",
+    "force_update",
+    "parse_bool",
+    "parse_duration",
+    "placement_misses",
+    "probe_port",
+    "published_targets",
+    "remove_orphan",
+    "replace_task",
+    "resume_update",
+    "retry_update",
+    "rollback",
+    "running",
+    "running_ips",
+    "stale_versions",
+    "summarise",
+)
+
+
+def test_the_contract_and_the_helpers_split_the_api_and_old_imports_still_work() -> None:
+    assert not set(api.__all__) & set(helpers.__all__)
+    assert set(BEFORE_THE_SPLIT) <= {*api.__all__, *helpers.__all__}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        namespace: dict[str, object] = {}
+        exec(f"from swarm_medic.runbook import {', '.join(BEFORE_THE_SPLIT)}", namespace)  # noqa: S102
+    assert {str(w.message).split()[1] for w in caught} == set(helpers.__all__)
+    assert all(w.category is DeprecationWarning for w in caught)
+    assert namespace["running"] is helpers.running
+    with pytest.raises(ImportError):
+        exec("from swarm_medic.runbook import nothing_of_the_kind", {})  # noqa: S102
 
 
 def test_the_report_only_builtins_have_no_plan() -> None:
@@ -119,6 +194,109 @@ def test_the_report_only_builtins_have_no_plan() -> None:
         "stale-config-versions",
         "stale-dns",
     }
+
+
+# --- the framework names the findings ----------------------------------------------------------
+
+NEW_STYLE = '''
+    """Finds services at zero replicas, after a grace; written the short way."""
+
+    from swarm_medic.runbook import Finding
+
+    NAME = "zero"
+
+    def detect(ctx):
+        for s in ctx.snapshot.services:
+            if s.replicas == 0 and ctx.now - ctx.since(s.id) >= 60:
+                yield Finding.for_service(s, f"{s.name} at zero", "zero")
+'''
+
+OLD_STYLE = '''
+    """Finds services at zero replicas, after a grace; written the long way."""
+
+    from swarm_medic.runbook import Finding, Target
+
+    NAME = "zero"
+
+    def detect(ctx):
+        for s in ctx.snapshot.services:
+            if s.replicas == 0 and ctx.now - ctx.since(f"{NAME}:{s.id}") >= 60:
+                yield Finding(runbook=NAME, key=f"{NAME}:{s.id}", summary=f"{s.name} at zero",
+                              cause="zero", service_id=s.id, service_name=s.name,
+                              target=Target.for_service(s.id))
+'''
+
+
+@pytest.mark.parametrize("body", [NEW_STYLE, OLD_STYLE], ids=["short", "long"])
+def test_a_runbook_written_either_way_makes_the_same_finding_and_sightings(
+    tmp_path: Path, body: str
+) -> None:
+    reg = write(tmp_path, "zero", body)
+    assert reg.errors == []
+    sightings = Sightings()
+    s = snap(Service("s0", "batch", 3, replicas=0))
+    assert match.run(reg, context(s, NOW, Settings(), sightings=sightings)).findings == ()
+    assert sightings.held() == {"zero:s0"}  # what verify reads: the finding's own key
+    (f,) = match.run(reg, context(s, NOW + 60, Settings(), sightings=sightings)).findings
+    assert f == api.Finding(
+        "zero",
+        "zero:s0",
+        "batch at zero",
+        "zero",
+        service_id="s0",
+        service_name="batch",
+        target=Target.for_service("s0"),
+    )
+
+
+def test_the_constructors_fill_ids_names_and_target_and_any_field_can_be_given() -> None:
+    svc = build.service("s1", name="web")
+    task = build.task("t1", sid="s1", node_id="n2")
+    node = build.node("n2", state="down")
+    assert api.Finding.for_task(task, svc, "sum", "cause", node_ids=("n1", "n2")) == api.Finding(
+        "",
+        "t1",
+        "sum",
+        "cause",
+        service_id="s1",
+        service_name="web",
+        task_ids=("t1",),
+        node_ids=("n1", "n2"),
+        target=Target.for_task("t1", "n2"),
+    )
+    assert api.Finding.for_node(node, "sum", "down", key="n2:x") == api.Finding(
+        "", "n2:x", "sum", "down", node_ids=("n2",), target=Target.for_node("n2")
+    )
+    gone = api.Finding.for_service("s9", "sum", "cause", severity=api.Severity.CRITICAL)
+    assert (gone.key, gone.service_id, gone.service_name, gone.target, gone.severity) == (
+        "s9",
+        "s9",
+        "s9",
+        Target.for_service("s9"),
+        api.Severity.CRITICAL,
+    )
+    alert = api.Finding.for_service(svc, "sum", "alert", target=Target.for_alert("High"))
+    assert alert.target == Target.for_alert("High")
+    whole = api.Finding.about("net1:full", "sum", "full", node_ids=("n1",))
+    assert (whole.runbook, whole.key, whole.service_id, whole.target) == ("", "net1:full", "", None)
+
+
+def test_a_detect_that_yields_something_else_is_that_runbooks_failure(tmp_path: Path) -> None:
+    reg = write(
+        tmp_path,
+        "odd",
+        '''
+        """Yields a string."""
+        NAME = "odd"
+        def detect(ctx):
+            yield "odd:s1"
+        ''',
+    )
+    found = match.run(reg, context(snap(), NOW, Settings()))
+    assert found.findings == ()
+    (failure,) = found.failures
+    assert failure.runbook == "odd"
+    assert failure.error == "TypeError: detect yielded str, not a Finding"
 
 
 # --- plan absent, needs not met ---------------------------------------------------------------

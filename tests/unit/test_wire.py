@@ -101,10 +101,27 @@ def test_unchanged_elements_are_not_decoded_again() -> None:
     assert second[0] is first[0]  # the same bytes: the same value, not decoded again
     assert second[1].state == "failed"
     assert len(memo.values) == 2  # this answer's elements only; the skipped one is not kept
+    assert all(isinstance(v, Task) for v in memo.values.values())  # and no bytes
     third_bad: list[str] = []
     wire.decode_list(json.dumps([{"ID": ""}]).encode(), wire.TASKS, third_bad, memo)
     assert third_bad == bad  # a malformed element is reported on every answer
     assert memo.values == {}
+
+
+def test_a_value_is_reused_only_for_the_same_bytes_not_the_same_version() -> None:
+    # The engine fills a manager's Leader and Reachability at list time, without a new
+    # Version.Index: the same (ID, version) with other bytes is decoded again.
+    memo: wire.Memo[Node] = wire.Memo()
+    leader = {**NODE, "ManagerStatus": {"Leader": True, "Reachability": "reachable"}}
+    follower = {**NODE, "ManagerStatus": {"Leader": False, "Reachability": "unreachable"}}
+    first = wire.decode_list(json.dumps([leader]).encode(), wire.NODES, [], memo)
+    second = wire.decode_list(json.dumps([follower]).encode(), wire.NODES, [], memo)
+    again = wire.decode_list(json.dumps([follower]).encode(), wire.NODES, [], memo)
+
+    assert first[0].leader and not second[0].leader
+    assert second[0].reachability == "unreachable"
+    assert again[0] is second[0]
+    assert len(memo.values) == 1
 
 
 @pytest.mark.parametrize(

@@ -257,6 +257,8 @@ class World:
             container["ExitCode"] = exit_code
         self._tasks[tid] = {
             "ID": tid,
+            # as the engine writes it: ID, then Version, bumped at every change
+            "Version": {"Index": 1},
             "ServiceID": service_id,
             "Slot": slot,
             "NodeID": node_id,
@@ -275,6 +277,7 @@ class World:
     def set_task_state(self, task_id: str, state: str, *, desired: str | None = None) -> None:
         self._frozen = None
         task = self._tasks[task_id]
+        task["Version"]["Index"] += 1
         task["Status"]["State"] = state
         task["Status"]["Timestamp"] = ts(self.now)
         if desired is not None:
