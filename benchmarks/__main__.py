@@ -26,6 +26,8 @@ import msgspec
 import structlog
 from prometheus_client import CollectorRegistry
 
+from benchmarks.real_shape import dressed
+from benchmarks.rss import not_in_image
 from benchmarks.scan_bench import LEADER, NOW, build, naive_scan
 from swarm_medic.core.model import Snapshot
 from swarm_medic.core.runbook import TaskClock, context
@@ -216,14 +218,17 @@ def measure_events() -> list[float]:
 # --- memory ------------------------------------------------------------------------------------
 
 
-def measure_rss() -> dict[str, Any]:
+def measure_rss(*, real: bool) -> dict[str, Any]:
+    """`real`: the answers dressed as a real engine's (benchmarks/real_shape.py)."""
     eng = build(1000)
-    answers = eng.freeze()
+    answers = dressed(eng.freeze()) if real else eng.freeze()
+    # what the image does not install is not imported: the daemon's imports, not this venv's
+    refused = ",".join(not_in_image(Path(__file__).parent.parent / "requirements/runtime.txt"))
     with tempfile.NamedTemporaryFile(suffix=".msgpack") as f:
         f.write(msgspec.msgpack.encode(answers))
         f.flush()
         done = subprocess.run(
-            [sys.executable, "-m", "benchmarks.rss", f.name, LEADER, str(NOW)],
+            [sys.executable, "-m", "benchmarks.rss", f.name, LEADER, str(NOW), refused],
             capture_output=True,
             text=True,
             check=False,
@@ -282,7 +287,8 @@ def main(argv: list[str]) -> int:
     scan = measure_scan()
     runs = scan["runs"]
     rates = measure_events()
-    rss = measure_rss()
+    rss = measure_rss(real=True)
+    rss_fake = measure_rss(real=False)
     probes = measure_probes()
     figures: dict[str, Any] = {
         "scan_cpu_ms_10k": round(med(runs["scan: observe + clock + match, steady"]), 2),
@@ -296,6 +302,8 @@ def main(argv: list[str]) -> int:
         "match_cpu_ms_10k": round(med(runs["match (all runbooks)"]), 2),
         "api_calls_per_scan_naive": scan["naive"],
         "rss_mib_imports": rss.get("imports"),
+        "rss_mib_10k_fake_shaped": rss_fake.get("after_100_scans"),
+        "answers_mib_10k": rss.get("answers_mib"),
         "machine": machine(),
     }
     if as_json:
@@ -316,7 +324,8 @@ def main(argv: list[str]) -> int:
         "scan_cpu_ms_10k": f"{figures['scan_cpu_ms_10k_before']} ms with dicts -> mapping.py; "
         f"{figures['scan_cpu_ms_10k_cold']} ms cold",
         "api_calls_per_scan": f"{scan['naive']} with one task list per service",
-        "rss_mib_10k": f"{rss.get('imports')} MiB after the imports alone",
+        "rss_mib_10k": f"{rss.get('imports')} MiB after the imports alone; "
+        f"{rss_fake.get('after_100_scans')} MiB with the fake's lean answers",
     }
     for key, (op, target) in TARGETS.items():
         value = figures.get(key)
@@ -331,8 +340,10 @@ def main(argv: list[str]) -> int:
         print(
             f"\nmemory (VmRSS, MiB): python {rss['python']}, after the daemon's imports "
             f"{rss['imports']}, after 1 scan {rss['after_1_scan']}, after 100 scans "
-            f"{rss['after_100_scans']} (the engine's answers held by the fake: "
-            f"{rss['answers_mib']} MiB)"
+            f"{rss['after_100_scans']} (answers shaped like Engine 28's, held by the fake: "
+            f"{rss['answers_mib']} MiB; the fake's own lean answers: "
+            f"{rss_fake.get('answers_mib')} MiB, {rss_fake.get('after_100_scans')} MiB after "
+            "100 scans)"
         )
     return 0
 
