@@ -1,4 +1,6 @@
-"""Performance at scale: `python -m benchmarks` (a table) or `python -m benchmarks --json`.
+"""Performance at scale: `python -m benchmarks` (a table) or `python -m benchmarks --json`;
+`python -m benchmarks --compare [REV]`: this tree's figures beside REV's (default: the previous
+release), measured in the same run (benchmarks/compare.py).
 
 Measurements only: always exits 0, whatever the figures. See benchmarks/README.md for what
 each figure means, its target and the machine the recorded figures come from.
@@ -6,6 +8,7 @@ each figure means, its target and the machine the recorded figures come from.
 
 from __future__ import annotations
 
+import argparse
 import gc
 import importlib
 import importlib.util
@@ -26,7 +29,7 @@ import msgspec
 import structlog
 from prometheus_client import CollectorRegistry
 
-from benchmarks import coverage
+from benchmarks import compare, coverage
 from benchmarks.real_shape import dressed
 from benchmarks.rss import not_in_image
 from benchmarks.scan_bench import LEADER, NOW, build, naive_scan
@@ -306,7 +309,24 @@ def machine() -> dict[str, str]:
 
 
 def main(argv: list[str]) -> int:
-    as_json = "--json" in argv
+    ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    ap.add_argument("--json", action="store_true", help="one JSON object instead of a table")
+    ap.add_argument(
+        "--compare",
+        nargs="?",
+        const="",
+        metavar="REV",
+        help="this tree beside REV, measured in one run (default REV: the newest tag reachable "
+        "from HEAD, else PREVIOUS of tests/multilab/test_rolling_upgrade.py)",
+    )
+    ap.add_argument(
+        "--runs", type=int, default=compare.RUNS, help="runs of each side with --compare"
+    )
+    args = ap.parse_args(argv)
+    if args.compare is not None:
+        root = Path(__file__).resolve().parent.parent
+        return compare.main(root, args.compare or None, args.runs, TARGETS, as_json=args.json)
+    as_json = args.json
     med = statistics.median
     scan = measure_scan()
     runs = scan["runs"]
