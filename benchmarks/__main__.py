@@ -1,4 +1,6 @@
-"""Performance at scale: `python -m benchmarks` (a table) or `python -m benchmarks --json`.
+"""Performance at scale: `python -m benchmarks` (a table) or `python -m benchmarks --json`;
+`python -m benchmarks --compare [REV]`: this tree's figures beside REV's (default: the previous
+release), measured in the same run (benchmarks/compare.py).
 
 Measurements only: always exits 0, whatever the figures. See benchmarks/README.md for what
 each figure means, its target and the machine the recorded figures come from.
@@ -6,6 +8,7 @@ each figure means, its target and the machine the recorded figures come from.
 
 from __future__ import annotations
 
+import argparse
 import gc
 import importlib
 import importlib.util
@@ -26,6 +29,7 @@ import msgspec
 import structlog
 from prometheus_client import CollectorRegistry
 
+from benchmarks import compare, coverage
 from benchmarks.real_shape import dressed
 from benchmarks.rss import not_in_image
 from benchmarks.scan_bench import LEADER, NOW, build, naive_scan
@@ -47,6 +51,8 @@ TARGETS: dict[str, tuple[str, float]] = {  # key -> (<= or >=, target)
     "rss_mib_10k": ("<=", 60.0),
     "probe_round_cpu_ms_100n": ("<=", 50.0),
     "probe_bytes_per_node_100n": ("<=", 64 * 1024.0),
+    # issue 20: a one-node-one-task fault found within 60 s plus the K confirmation rounds
+    "find_s_100n_worst": ("<=", coverage.Probing().target()),
 }
 
 
@@ -262,6 +268,27 @@ def measure_probes() -> dict[str, float | None]:
         return dict.fromkeys(keys)
 
 
+# --- time to find a fault at 100 nodes (benchmarks/coverage.py) --------------------------------
+
+
+def measure_coverage() -> tuple[dict[str, float | None], str]:
+    """The figures, and how they were made (for the table's baseline column)."""
+    keys = ("find_s_100n_worst", "find_s_100n_median")
+    try:
+        got = coverage.measure()
+    except Exception as exc:  # noqa: BLE001 - a measurement: report what failed, exit 0
+        print(
+            f"coverage: benchmarks/coverage.py failed: {exc!r}; reported as null", file=sys.stderr
+        )
+        return dict.fromkeys(keys), ""
+    median = "n/a" if got.median_s is None else f"{got.median_s:,.0f}"
+    how = (
+        f"median {median} s over {got.samples} faults; every pair probed within "
+        f"{got.period} rounds" + (f"; {got.missed} never found" if got.missed else "")
+    )
+    return dict(zip(keys, (got.worst_s, got.median_s), strict=True)), how
+
+
 # --- report ------------------------------------------------------------------------------------
 
 
@@ -282,7 +309,24 @@ def machine() -> dict[str, str]:
 
 
 def main(argv: list[str]) -> int:
-    as_json = "--json" in argv
+    ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    ap.add_argument("--json", action="store_true", help="one JSON object instead of a table")
+    ap.add_argument(
+        "--compare",
+        nargs="?",
+        const="",
+        metavar="REV",
+        help="this tree beside REV, measured in one run (default REV: the newest tag reachable "
+        "from HEAD, else PREVIOUS of tests/multilab/test_rolling_upgrade.py)",
+    )
+    ap.add_argument(
+        "--runs", type=int, default=compare.RUNS, help="runs of each side with --compare"
+    )
+    args = ap.parse_args(argv)
+    if args.compare is not None:
+        root = Path(__file__).resolve().parent.parent
+        return compare.main(root, args.compare or None, args.runs, TARGETS, as_json=args.json)
+    as_json = args.json
     med = statistics.median
     scan = measure_scan()
     runs = scan["runs"]
@@ -290,13 +334,16 @@ def main(argv: list[str]) -> int:
     rss = measure_rss(real=True)
     rss_fake = measure_rss(real=False)
     probes = measure_probes()
+    found, found_how = measure_coverage()
     figures: dict[str, Any] = {
         "scan_cpu_ms_10k": round(med(runs["scan: observe + clock + match, steady"]), 2),
         "api_calls_per_scan": scan["calls"],
         "events_per_s": round(med(rates)),
         "rss_mib_10k": rss.get("after_100_scans"),
         **probes,
+        "find_s_100n_worst": found["find_s_100n_worst"],
         # context for the figures above
+        "find_s_100n_median": found["find_s_100n_median"],
         "scan_cpu_ms_10k_cold": round(med(runs["scan: observe + clock + match, cold"]), 2),
         "scan_cpu_ms_10k_before": round(med(runs["scan: dicts -> mapping.py (before)"]), 2),
         "match_cpu_ms_10k": round(med(runs["match (all runbooks)"]), 2),
@@ -326,6 +373,7 @@ def main(argv: list[str]) -> int:
         "api_calls_per_scan": f"{scan['naive']} with one task list per service",
         "rss_mib_10k": f"{rss.get('imports')} MiB after the imports alone; "
         f"{rss_fake.get('after_100_scans')} MiB with the fake's lean answers",
+        "find_s_100n_worst": found_how,
     }
     for key, (op, target) in TARGETS.items():
         value = figures.get(key)
