@@ -226,8 +226,13 @@ def test_records_closed_before_the_horizon_are_dropped_open_ones_are_kept() -> N
         RECORD_PREFIX + "recent": encode(rec("recent", closed=now - 10)),
         RECORD_PREFIX + "still-open": encode(rec("still-open")),
     }
-    out = labels(before, {}, now)
-    assert set(out) == {RECORD_PREFIX + "recent", RECORD_PREFIX + "still-open"}
+    assert labels(before, {}, now) == before  # a write of no record does not decode them
+    out = labels(before, {"new": rec("new", now)}, now)
+    assert set(out) == {
+        RECORD_PREFIX + "recent",
+        RECORD_PREFIX + "still-open",
+        RECORD_PREFIX + "new",
+    }
     assert PRUNED_LABEL not in out  # the horizon is said by the report itself
 
 
