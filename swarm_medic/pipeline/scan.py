@@ -468,7 +468,7 @@ class Medic:
                 self.journal.incident_step(inc.finding.runbook, "fixed")
             inc.acted = True
             self._acted_at[action.service_id] = now
-            if snap is not None and self._recording(snap):
+            if self._recording(snap):
                 self._queue(records.Acted(inc.id, now))
             self._told_fixes[inc.id] = tell
             self.state.pending[action.service_id] = verify.Pending(
@@ -594,7 +594,13 @@ class Medic:
         the medic did not make is someone else's (said once per incident). The medic's own
         shows in the scan after its action; an update swarm started within OWN_UPDATE_GRACE of
         it is the medic's too. -> the incidents someone else's change was first seen on."""
-        touched = []
+        touched: list[Incident] = []
+        if not snap.is_leader:
+            # another instance acts: its changes would look like someone else's from here.
+            # Forgotten, so that leading later starts from what is seen then
+            for inc in self.incidents.all():
+                inc.seen = None
+            return touched
         for inc in (*self.incidents.all(), *closed):
             sid = inc.finding.service_id
             if not sid:
@@ -658,7 +664,10 @@ class Medic:
             self._queue(records.Closed(inc.id, now))
             ended = "closed_by_someone" if inc.touched_at is not None else "closed_no_human"
             self.journal.incident_step(inc.finding.runbook, ended)
-        for sid in [s for s, t in self._acted_at.items() if now - t > OWN_UPDATE_GRACE * 10]:
+        # kept past the next scan, however far apart scans are: it is the previous scan's
+        # action that explains the change the next one sees
+        keep = OWN_UPDATE_GRACE * 10 + 2 * self.settings.scan.scan_interval
+        for sid in [s for s, t in self._acted_at.items() if now - t > keep]:
             del self._acted_at[sid]
 
     def _write_records(self, now: float) -> None:

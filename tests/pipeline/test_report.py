@@ -300,6 +300,23 @@ def test_only_the_leader_records() -> None:
     assert fake.read_ledger(LEDGER) is None
 
 
+def test_a_follower_does_not_take_the_leaders_fix_for_someone_elses() -> None:
+    """Only the leader knows its own actions: another manager judges no hand, and when it
+    leads later it starts from what it sees then."""
+    fake = swarm(leader=False)
+    fake.add_node("manager-2", node_id="mgr2", leader=True)
+    h = Harness(fake)
+    sid, _ = stuck_service(fake)
+    h.scan(T0)
+    fake.force_update(sid, fake.raw_service(sid)["Version"]["Index"])  # the leader's fix
+    h.scan(T0 + 15)
+    fake._nodes[ME]["ManagerStatus"]["Leader"] = True  # this manager leads from now on
+    fake._nodes["mgr2"]["ManagerStatus"]["Leader"] = False
+    h.scan(T0 + 30)
+    h.scan(T0 + 45)
+    assert h.logs.named("service changed by someone else while the incident is open") == []
+
+
 def test_report_on_a_ledger_of_the_previous_release_and_on_none(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
