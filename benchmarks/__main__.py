@@ -29,7 +29,7 @@ import msgspec
 import structlog
 from prometheus_client import CollectorRegistry
 
-from benchmarks import compare, coverage
+from benchmarks import compare, coverage, ledger_bench
 from benchmarks.real_shape import dressed
 from benchmarks.rss import not_in_image
 from benchmarks.scan_bench import LEADER, NOW, build, naive_scan
@@ -337,6 +337,7 @@ def main(argv: list[str]) -> int:
     rss_fake = measure_rss(real=False)
     probes = measure_probes()
     found, found_how = measure_coverage()
+    ledger = ledger_bench.measure()
     figures: dict[str, Any] = {
         "scan_cpu_ms_10k": round(med(runs["scan: observe + clock + match, steady"]), 2),
         "api_calls_per_scan": scan["calls"],
@@ -353,6 +354,8 @@ def main(argv: list[str]) -> int:
         "rss_mib_imports": rss.get("imports"),
         "rss_mib_10k_fake_shaped": rss_fake.get("after_100_scans"),
         "answers_mib_10k": rss.get("answers_mib"),
+        # the ledger at its cap of incident records (benchmarks/ledger_bench.py)
+        **{f"ledger_{k}": v for k, v in ledger.items()},
         "machine": machine(),
     }
     if as_json:
@@ -386,6 +389,13 @@ def main(argv: list[str]) -> int:
         else:
             shown = f"{value:,}"
         print(f"  {key:<26} {shown:>12} {op + f'{target:,.0f}':>12}   {baselines.get(key, '')}")
+    print(
+        f"\nthe ledger with {ledger['records']} incident records (baseline: none): the answer "
+        f"{ledger['answer_kib']} KiB ({ledger['answer_kib_before']}), a scan's read "
+        f"{ledger['scan_read_ms']} ms ({ledger['scan_read_ms_before']}), a claim's write "
+        f"{ledger['claim_write_ms']} ms, a record's write {ledger['record_write_ms']} ms "
+        f"({ledger['write_ms_before']}), report {ledger['report_ms']} ms"
+    )
     if rss:
         print(
             f"\nmemory (VmRSS, MiB): python {rss['python']}, after the daemon's imports "

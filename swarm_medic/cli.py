@@ -1,5 +1,5 @@
-"""Command line: `swarm-medic run | check | pause | resume | rollout | runbooks | uninstall`,
-`--version`."""
+"""Command line: `swarm-medic run | check | pause | resume | report | rollout | runbooks |
+uninstall`, `--version`."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ from swarm_medic import __version__
 from swarm_medic.config import add_arguments, load
 from swarm_medic.core.errors import SettingsError, SwarmMedicError
 from swarm_medic.core.ledger import MAX_TEXT, Pause
-from swarm_medic.core.parsers import DAY, Count, Duration
+from swarm_medic.core.parsers import DAY, MINUTE, Count, Duration, say_duration
+from swarm_medic.core.records import HORIZON
 from swarm_medic.core.runbook import RUNBOOK_FLAG, Runbook, env_name, flag_form
 from swarm_medic.core.settings import Settings
 from swarm_medic.core.versions import DEFAULT_KEEP
@@ -35,7 +36,8 @@ EXIT_CODES = f"""exit codes (every command):
   {EXIT_OK}    done; check: healthy
   {EXIT_FINDINGS}    check: faults found
   {EXIT_USAGE}    a wrong flag, argument or setting
-  {EXIT_FAILED}    could not do it: the engine unreachable or refusing, a runbook that failed
+  {EXIT_FAILED}    could not do it: the engine unreachable or refusing, a runbook that failed,
+       a ledger record that could not be read (report)
   {EXIT_PIPE}  the output was closed by its reader (e.g. | head): the command stops quietly
 With --json, an error is also one JSON object on stdout: {{"ok": false, "error": "..."}}.
 """
@@ -121,6 +123,29 @@ def _parser() -> argparse.ArgumentParser:
     add_arguments(pause, only=("engine",), names=LEDGER_ONLY)
     resume = sub.add_parser("resume", help="end the pause: every instance acts again")
     add_arguments(resume, only=("engine",), names=LEDGER_ONLY)
+    report = sub.add_parser(
+        "report",
+        help="what the healing was worth: per runbook, incidents found, fixed, healed, fixes "
+        "that did not hold, time to heal, the share closed with no human action, harm",
+        description="What the healing was worth, from the incidents the leader recorded in "
+        "the ledger: per runbook, the incidents found in the time asked for, fixed (acted on), "
+        "verified healed, fixes that did not hold, time to heal p50/p95 (finding to verified "
+        "heal), the share closed with no human action, and the harm rate (heals followed "
+        "within 10 minutes by another incident of the service). README.md says how each "
+        "figure is computed. Changes nothing.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    report.add_argument(
+        "--since",
+        type=_since,
+        default=REPORT_SINCE(DEFAULT_SINCE),
+        metavar="DURATION",
+        help=f"count the incidents found this long ago or later, e.g. 24h or 30d (default "
+        f"{DEFAULT_SINCE}; the ledger keeps {say_duration(HORIZON)})",
+    )
+    report.add_argument("--json", action="store_true", help="one JSON object")
+    add_arguments(report, only=("engine",), names=LEDGER_ONLY)
     _add_rollout(sub)
     uninstall = sub.add_parser(
         "uninstall",
@@ -146,6 +171,15 @@ def _parser() -> argparse.ArgumentParser:
 
 PAUSE_FOR = Duration(1.0, 90 * DAY)
 KEEP = Count(1000, low=0)
+REPORT_SINCE = Duration(MINUTE, HORIZON)
+DEFAULT_SINCE = "7d"
+
+
+def _since(text: str) -> float:
+    try:
+        return REPORT_SINCE(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _keep(text: str) -> int:
@@ -287,6 +321,23 @@ def cmd_resume(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from swarm_medic.commands import report
+
+    settings = _settings(args)
+    name = settings.safety.ledger_name
+    try:
+        worth, exists = report.read(_engine_factory(settings)(), name, time.time(), args.since)
+    except SwarmMedicError as exc:
+        return _failed(args, f"swarm-medic report: could not read the ledger: {exc}")
+    (report.render_json if args.json else report.render_table)(
+        worth, sys.stdout, name, exists=exists
+    )
+    # records that could not be read: the figures are incomplete, as a check with a failed
+    # runbook is (said in the output; a pruned history is not an error: it is the bound)
+    return EXIT_FAILED if worth.problems else EXIT_OK
+
+
 def cmd_rollout(args: argparse.Namespace) -> int:
     from swarm_medic.commands import rollout
 
@@ -369,6 +420,7 @@ COMMANDS = {
     "check": cmd_check,
     "pause": cmd_pause,
     "resume": cmd_resume,
+    "report": cmd_report,
     "rollout": cmd_rollout,
     "runbooks": cmd_runbooks,
     "uninstall": cmd_uninstall,

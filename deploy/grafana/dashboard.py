@@ -114,6 +114,104 @@ def grid(title: str, about: str, target: Any, w: int = 12) -> Any:
     )
 
 
+def merged(title: str, about: str, columns: list[tuple[str, Any]], w: int = 16) -> Any:
+    """A table of instant queries joined on their labels (runbook), a column each."""
+    p = table.Panel().title(title).description(about).datasource(DS).show_header(True)
+    names = {}
+    for i, (name, target) in enumerate(columns):
+        ref = chr(ord("A") + i)
+        p = p.with_target(target.ref_id(ref))
+        names[f"Value #{ref}"] = name
+    p = p.with_transformation(model.DataTransformerConfig(id_val="merge", options={}))
+    p = p.with_transformation(
+        model.DataTransformerConfig(
+            id_val="organize",
+            options={"excludeByName": {"Time": True}, "renameByName": names},
+        )
+    )
+    return p.span(w).height(8)
+
+
+def outcomes(outcome: str, by: str = "runbook") -> str:
+    """An incident step counted over the dashboard's time range (by the brain, act mode)."""
+    return (
+        f"sum by ({by}) (increase(swarm_medic_incident_outcomes_total"
+        f'{{{SEL}, outcome=~"{outcome}"}}[$__range]))'
+    )
+
+
+def heal_quantile(q: float, by: str = "runbook") -> str:
+    return (
+        f"histogram_quantile({q}, sum by ({by}, le) "
+        f"(increase(swarm_medic_incident_time_to_heal_seconds_bucket{{{SEL}}}[$__range])))"
+    )
+
+
+def worth_row(d: Any) -> Any:
+    """`swarm-medic report` from the metrics: the same definitions (README), over the time
+    range, from the brain's counters (Prometheus's percentiles are bucket estimates)."""
+    d = d.with_row(dash.Row("What the healing was worth (in the time range)"))
+    per = [
+        ("found", q(outcomes("found"), instant=True, lazy=True)),
+        ("fixed", q(outcomes("fixed"), instant=True, lazy=True)),
+        ("healed", q(outcomes("healed"), instant=True, lazy=True)),
+        ("did not hold", q(outcomes("not_healed|undone"), instant=True, lazy=True)),
+        ("time to heal p50", q(heal_quantile(0.5), instant=True, lazy=True)),
+        ("time to heal p95", q(heal_quantile(0.95), instant=True, lazy=True)),
+        (
+            "closed, no human",
+            q(
+                f"{outcomes('closed_no_human')} / {outcomes('found')}",
+                instant=True,
+                lazy=True,
+            ),
+        ),
+        ("harm", q(f"{outcomes('undone')} / {outcomes('healed')}", instant=True, lazy=True)),
+    ]
+    d = d.with_panel(
+        merged(
+            "Incidents found, fixed, healed, per runbook",
+            "Incidents found in the time range, fixed (the medic carried out an action), "
+            "verified healed, fixes that did not hold (judged not healed, or a heal undone), "
+            "time to heal from the finding (p50/p95, bucket estimates), the share closed "
+            "with no human action, and the harm rate (heals undone over heals). "
+            "`swarm-medic report --since` computes the same from the ledger.",
+            per,
+        )
+    )
+    d = d.with_panel(
+        figure(
+            "Closed with no human action",
+            "Incidents closed while nobody but the medic changed their service (by its fix or "
+            "by swarm itself), over the incidents found.",
+            [
+                q(
+                    f"{outcomes('closed_no_human', 'cluster')} / {outcomes('found', 'cluster')}",
+                    "{{cluster}}",
+                    lazy=True,
+                )
+            ],
+            w=4,
+            unit="percentunit",
+        )
+    )
+    return d.with_panel(
+        figure(
+            "Harm rate",
+            "Heals undone (another incident of the service within 10 min of the heal) over heals.",
+            [
+                q(
+                    f"{outcomes('undone', 'cluster')} / {outcomes('healed', 'cluster')}",
+                    "{{cluster}}",
+                    lazy=True,
+                )
+            ],
+            w=4,
+            unit="percentunit",
+        )
+    )
+
+
 def build() -> Any:
     _LAZY.clear()
     d = (
@@ -365,6 +463,8 @@ def build() -> Any:
             ],
         )
     )
+
+    d = worth_row(d)
 
     d = d.with_row(dash.Row("Telling people, and alerts in"))
     d = d.with_panel(

@@ -6,7 +6,7 @@ What it finds, from the engine's own objects:
            stack rm STACK` removes it; while one exists nothing else is removed either (a
            running medic writes the ledger again)
   config   the ledger (--ledger-name: action history, cooldowns, circuit breakers, the pause
-           switch)
+           switch, the incidents `report` counts)
   config, secret  the versions `rollout` made (label swarm-medic.rollout.family), and those
            named swarm-medic* (the shipped stack's channel secret, notification URLs and
            tokens) or used by the medic's service
@@ -72,7 +72,10 @@ def find(engine: ObjectStore, ledger_name: str) -> list[Leftover]:
         medic_uses = set().union(*(users[s.id] for s in medics))
         for obj in sorted(stored, key=lambda o: o.name):
             if kind == "config" and obj.name == ledger_name:
-                what = "the ledger: action history, cooldowns, circuit breakers, pause switch"
+                what = (
+                    "the ledger: action history, cooldowns, circuit breakers, pause switch, "
+                    "incident records"
+                )
             elif FAMILY_LABEL in obj.labels:
                 what = f"a version `rollout` made of {obj.labels[FAMILY_LABEL]}"
             elif obj.id in medic_uses:

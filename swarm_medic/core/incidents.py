@@ -4,6 +4,10 @@ A finding's `key` names the fault (e.g. stuck-task:<service>:<cause>). The first
 a key opens an incident with a fresh id; the scan that no longer sees it closes it. Every log
 line about the fault carries the incident id. `Recent` keeps the last fixes' ends
 (`Remediation`), which the status page lists.
+
+While an incident is open, the leader watches its service for changes made by someone else
+(`changed_by_someone`): a person's `docker service update`, `rollback`, `scale` or `rm`, a
+`docker stack deploy`. The report counts an incident closed after one as closed by a human.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from swarm_medic.core.model import Finding, Reason, Snapshot
+from swarm_medic.core.model import Finding, Reason, Service, Snapshot, UpdateStatus
 
 REMIND_EVERY = 300.0  # an unchanged skip (e.g. circuit open) is said again this often
 RECENT = 50  # fixes' ends remembered for the status page
@@ -41,6 +45,13 @@ class Incident:
     # the incident whose fault explains this one (one cause, one story): said in the log with
     # its id, never notified apart; the leader's own incidents only (see `explained_by`)
     linked_to: str = ""
+    # its service as last seen (None: not about a service, or not seen yet), and when, for
+    # `changed_by_someone`; what someone else changed, and when it was first seen
+    seen: Service | None = None
+    seen_at: float = 0.0
+    touched: str = ""
+    touched_at: float | None = None
+    recorded: bool = False  # its record is in the ledger (written, or queued to be)
 
     def remind_due(self, now: float, every: float) -> bool:
         """Whether to notify people of it again (or at last: opened before this instance led)."""
@@ -143,6 +154,15 @@ def new_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
+@dataclass(frozen=True)
+class Known:
+    """An incident another instance opened and left open (the ledger's record of it)."""
+
+    id: str
+    found: float
+    acted: bool = False
+
+
 class Incidents:
     """The open incidents by finding key: turns each scan's findings into opened and closed
     incidents, so a fault seen on every scan is reported once, with one id, while it lasts."""
@@ -150,15 +170,33 @@ class Incidents:
     def __init__(self, make_id: Callable[[], str] = new_id) -> None:
         self._open: dict[str, Incident] = {}
         self._make_id = make_id
+        self._known: dict[str, Known] = {}  # finding key -> an earlier leader's open incident
+
+    def adopt(self, known: dict[str, Known]) -> None:
+        """The incidents an earlier leader left open, by finding key: one open here takes their
+        id and found time now, one not seen yet when it is (at the next `update` only): the
+        same fault keeps one id and one age whichever instance leads."""
+        for key, k in known.items():
+            inc = self._open.get(key)
+            if inc is not None:
+                inc.id, inc.opened_at = k.id, min(inc.opened_at, k.found)
+                inc.acted = inc.acted or k.acted
+        self._known = {k: v for k, v in known.items() if k not in self._open}
 
     def update(self, findings: Iterable[Finding], now: float) -> Changes:
         changes = Changes()
         seen: set[str] = set()
+        known, self._known = self._known, {}
         for f in findings:
             seen.add(f.key)
             inc = self._open.get(f.key)
             if inc is None:
-                inc = Incident(self._make_id(), f, now)
+                k = known.get(f.key)
+                inc = (
+                    Incident(k.id, f, min(now, k.found), acted=k.acted, recorded=True)
+                    if k is not None
+                    else Incident(self._make_id(), f, now)
+                )
                 self._open[f.key] = inc
                 changes.opened.append(inc)
             else:
@@ -194,6 +232,94 @@ class Incidents:
             key = (inc.finding.runbook, inc.finding.service_name, stance(inc))
             out[key] = min(out.get(key, inc.opened_at), inc.opened_at)
         return out
+
+
+# --- someone else's hand on a service ----------------------------------------------------------
+
+MANUAL_ROLLBACK = "manually requested rollback"  # swarmkit's message for an API rollback
+NEW_UPDATE = "a new update was started"
+
+
+def _spec(s: Service) -> tuple[object, ...]:
+    """What the model reads of a service's spec: a person's update changes some of it."""
+    return (
+        s.name,
+        tuple(sorted(s.labels.items())),
+        s.mode,
+        s.replicas,
+        s.image,
+        s.constraints,
+        s.max_replicas_per_node,
+        s.reservations,
+        s.force_update,
+        s.endpoint_mode,
+        s.target_ports,
+        s.stop_grace_period,
+        s.memory_limit,
+        s.update_config,
+        s.networks,
+        s.configs,
+        s.secrets,
+    )
+
+
+_SPEC_NAMES = (
+    "name",
+    "labels",
+    "mode",
+    "replicas",
+    "image",
+    "constraints",
+    "max replicas per node",
+    "reservations",
+    "force update",
+    "endpoint mode",
+    "ports",
+    "stop grace period",
+    "memory limit",
+    "update config",
+    "networks",
+    "configs",
+    "secrets",
+)
+
+
+def _swarms_rollback(status: UpdateStatus | None) -> bool:
+    """Swarm's own rollback of a failed update (its update config's failure action): it swaps
+    the spec back by itself, which is no one's hand."""
+    return (
+        status is not None
+        and status.state.startswith("rollback")
+        and status.message != MANUAL_ROLLBACK
+    )
+
+
+def changed_by_someone(before: Service, after: Service | None) -> str:
+    """What an update through the API changed between two sightings of a service ("" : none
+    seen). The caller rules out the medic's own actions.
+
+    Version.Index alone cannot tell: swarm's updater moves it (and UpdatedAt) each time it writes
+    an update's progress (updating, paused, completed). A person's update shows as a change of
+    the spec as the model reads it, or as a new update started (UpdateStatus reset, or a later
+    StartedAt: `--env-add` and the rest the model does not read), and a removal as the service
+    gone. Swarm's own rollback of a failed update is not one."""
+    if after is None:
+        return "the service was removed"
+    a, b = after.update_status, before.update_status
+    # an API update resets UpdateStatus: none came since swarm's own rollback began
+    if after.version == before.version or _swarms_rollback(a):
+        return ""
+    fields = [
+        name for name, x, y in zip(_SPEC_NAMES, _spec(before), _spec(after), strict=True) if x != y
+    ]
+    if fields:
+        return f"its spec changed: {', '.join(fields)}"
+    if b is not None and a is None:
+        return "an update was requested (its update status was reset)"
+    new_start = a is not None and a.started_at is not None
+    if new_start and (b is None or a is None or a.started_at != b.started_at):
+        return NEW_UPDATE
+    return ""
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,11 @@ next reads the pending fix back, releases the claim if the action never reached 
 (the service is still at the version it was decided on), or resumes the verification under the
 same incident id. No fix is done twice and none goes unjudged.
 
+The incidents the leader found, and what became of each, are kept beside it, one label per
+incident (`swarm-medic.incident.<id>`, core/records.py): read only when asked for
+(`Ledger.records`), since every manager reads the ledger on every scan; written back by every
+writer as they were, pruned to their own bounds.
+
 One more label, `swarm-medic.pause` (PAUSE_LABEL), is the swarm-wide pause switch that
 `swarm-medic pause` and `resume` write (with the same compare-and-swap): JSON
 {"until": time or null, "reason", "by", "at"}. It is read as strictly as the rest, but a pause
@@ -29,12 +34,15 @@ with it, so labels cannot ride along with it either.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import cached_property
 from types import MappingProxyType
 
+from swarm_medic.core import records as records_mod
 from swarm_medic.core.model import LedgerDoc
+from swarm_medic.core.records import RECORD_PREFIX, IncidentRecord, Records
 
 PREFIX = "swarm-medic.svc."
 PAUSE_LABEL = "swarm-medic.pause"
@@ -287,6 +295,11 @@ class Ledger:
     unreadable: frozenset[str] = frozenset()  # a corrupt entry: never act on that service
     problems: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # sid -> why
     pause: Pause | None = None  # the pause switch as written (perhaps over: see `paused`)
+    # incident records changed since the read (core/records.py); the others are written back
+    # as they were read
+    record_changes: Mapping[str, IncidentRecord] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
 
     @classmethod
     def from_doc(cls, doc: LedgerDoc | None) -> Ledger:
@@ -302,6 +315,24 @@ class Ledger:
                 bad[sid] = str(exc)
         pause = _pause_of(doc.labels) if doc else None
         return cls(doc, MappingProxyType(services), frozenset(bad), MappingProxyType(bad), pause)
+
+    @cached_property
+    def _records_read(self) -> Records:
+        return Records.from_labels(self.doc.labels if self.doc else {})
+
+    def records(self) -> Records:
+        """The incident records as read, with this ledger's changes; decoded on first use."""
+        read = self._records_read
+        if not self.record_changes:
+            return read
+        return replace(read, by_id=MappingProxyType({**read.by_id, **self.record_changes}))
+
+    def with_records(self, changes: Iterable[records_mod.Change]) -> Ledger:
+        """This ledger with `changes` applied to its incident records; `labels` writes them."""
+        done = records_mod.changed(self.records(), changes)
+        if not done:
+            return self
+        return replace(self, record_changes=MappingProxyType({**self.record_changes, **done}))
 
     def paused(self, now: float) -> Pause | None:
         """The pause in force at `now` (an unreadable pause label is in force), or None."""
@@ -328,8 +359,11 @@ class Ledger:
             k: v
             for k, v in before.items()
             if k != PAUSE_LABEL
+            and not k.startswith(RECORD_PREFIX)
+            and k != records_mod.PRUNED_LABEL
             and (not k.startswith(PREFIX) or k[len(PREFIX) :] in self.unreadable)
         }
+        out.update(records_mod.labels(before, self.record_changes, now))
         if (p := self.paused(now)) is not None:
             # an unreadable pause is kept as it is: only resume or a new pause replaces it
             out[PAUSE_LABEL] = before.get(PAUSE_LABEL, "") if p.problem else encode_pause(p)

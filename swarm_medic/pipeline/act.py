@@ -30,7 +30,9 @@ from swarm_medic.core.errors import Conflict, EngineError
 from swarm_medic.core.ledger import Ledger, Verifying, as_written
 from swarm_medic.core.model import Action, ActionKind, LedgerDoc, Result
 from swarm_medic.core.protocol import REMOVE_TASK_CONTAINER, ActAnswer, ActRequest
+from swarm_medic.core.records import IncidentRecord, Judged
 from swarm_medic.core.settings import SafetySettings
+from swarm_medic.core.worth import undone_by
 from swarm_medic.nodes.channel import ChannelError, NodeRefused
 from swarm_medic.swarm import Change, LedgerStore, ServiceWriter
 
@@ -44,6 +46,16 @@ class Done:
     result: Result  # DONE, CONFLICT, FAILED or UNREACHABLE
     error: str = ""
     circuit_opened: str = ""  # why, if this action spent the service's budget
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A verified outcome as written: why the circuit opened ("" : it did not), the incident's
+    record after it (None: the ledger has none), and the incident that undid a heal."""
+
+    circuit_opened: str = ""
+    record: IncidentRecord | None = None
+    undone_by: IncidentRecord | None = None
 
 
 Hands = Callable[[str, ActRequest], ActAnswer]
@@ -204,16 +216,32 @@ class Executor:
         except EngineError:
             pass  # the claim stands: one action of budget spent, the safe way to be wrong
 
-    def record_outcome(self, service_id: str, healed: bool, now: float) -> str:
-        """Writes a verified outcome; returns why the circuit opened, if it did."""
+    def record_outcome(
+        self,
+        service_id: str,
+        healed: bool,
+        now: float,
+        *,
+        incident: str = "",
+        acted: float | None = None,
+    ) -> Recorded:
+        """Writes a verified outcome, and the verdict into its incident's record in the same
+        write (`acted`: when the fix was claimed). -> what was written."""
         s = self._settings
 
-        def record(doc: LedgerDoc | None) -> Change[str]:
+        def record(doc: LedgerDoc | None) -> Change[Recorded]:
             ledger, opened = Ledger.from_doc(doc).record_outcome(
                 service_id, healed, now, s.breaker_failures, s.breaker_reset
             )
+            if incident:
+                ledger = ledger.with_records([Judged(incident, healed, now, acted)])
+            records = ledger.records()
+            after = records.by_id.get(incident)
+            # an incident of the service found since its fix, before this heal, undid it already
+            first_heal = healed and after is not None and after.healed == now
+            undone = undone_by(after, records.by_id.values()) if after and first_heal else None
             why = ledger.history(service_id).open_reason if opened else ""
-            return Change(ledger.labels(now), why)
+            return Change(ledger.labels(now), Recorded(why, after, undone))
 
         try:  # the ledger is shared: a lost compare-and-swap is read and recorded again
             return self._engine.cas_update(s.ledger_name, record)

@@ -14,34 +14,44 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from swarm_medic.core import ledger as ledger_mod
+from swarm_medic.core import records
 from swarm_medic.core.alerts import AlertBook, Alerts
 from swarm_medic.core.apiversion import Speaking
 from swarm_medic.core.errors import EngineError, NotAManager
 from swarm_medic.core.incidents import (
+    NEW_UPDATE,
     REMIND_EVERY,
     Incident,
     Incidents,
+    Known,
     Recent,
     Remediation,
+    changed_by_someone,
     explained_by,
     new_id,
 )
 from swarm_medic.core.ledger import Ledger, Pause
-from swarm_medic.core.model import Action, Result, Snapshot, TargetKind, Verdict
+from swarm_medic.core.model import Action, LedgerDoc, Result, Snapshot, TargetKind, Verdict
 from swarm_medic.core.reach import Reachability
+from swarm_medic.core.records import IncidentRecord
 from swarm_medic.core.runbook import ServiceMemory, Sightings, TaskClock, context
 from swarm_medic.core.scope import notify_muted, notify_wanted
 from swarm_medic.core.settings import Settings
+from swarm_medic.core.worth import undone_by
 from swarm_medic.nodes.rounds import Prober
 from swarm_medic.pipeline import match, policy, verify
 from swarm_medic.pipeline.act import NODE_LOCAL, Acting, Executor
 from swarm_medic.pipeline.hold import AlertsHold
 from swarm_medic.pipeline.observe import take_snapshot
 from swarm_medic.pipeline.registry import Registry
-from swarm_medic.swarm import LOG_LINES, SwarmReader
+from swarm_medic.swarm import LOG_LINES, Change, SwarmReader
 from swarm_medic.telemetry.journal import Journal
 
 VERIFY_POLL = 2.0
+# The medic's own update shows as a new update of its service: one that swarm started this soon
+# after the medic acted is taken for the medic's (its updater starts within a second or two)
+OWN_UPDATE_GRACE = 30.0
+MAX_UNWRITTEN = 1000  # incident record changes kept while the ledger cannot be written
 
 
 class Brain(SwarmReader, Acting, Protocol):
@@ -67,6 +77,23 @@ class State:
     pause_known: bool = False  # False until the ledger is read, and while it cannot be
     hold: str = ""  # why the alerts hold held at the last check ("" : no hold)
     in_progress: int = 0  # remediations under way in the swarm (being verified)
+
+
+def _undone(
+    before: records.Records, after: records.Records, steps: Sequence[records.Change]
+) -> list[tuple[IncidentRecord, IncidentRecord]]:
+    """(heal, new incident) for each heal that a new incident of these `steps` undoes first."""
+    out = []
+    for step in steps:
+        new = after.by_id.get(step.id) if isinstance(step, records.Opened) else None
+        if new is None or step.id in before.by_id or not new.service_id:
+            continue
+        same = [r for r in after.by_id.values() if r.service_id == new.service_id]
+        for r in same:
+            earlier = [o for o in same if o.id != new.id]
+            if r.healed is not None and undone_by(r, [new]) is new and not undone_by(r, earlier):
+                out.append((r, new))
+    return out
 
 
 class Medic:
@@ -118,6 +145,15 @@ class Medic:
         self.hold = AlertsHold.of(settings.safety)  # --hold-while-alerts
         self._told_fixes: dict[str, bool] = {}  # incident id of a fix verified -> notify its end
         self._spoken: Speaking | None = None  # the engine version last said in the journal
+        # The incidents' record (core/records.py), written by the leader in acting mode: the
+        # changes not written yet, when the medic last acted on each service (its own changes
+        # are not someone else's), and whether records an earlier leader left open are to be
+        # closed (those whose fault this leader does not see)
+        self._unwritten: list[records.Change] = []
+        self._acted_at: dict[str, float] = {}
+        self._orphans_due = False
+        # for the status page: the ledger as last read (the figures are computed when asked)
+        self.last_ledger: Ledger | None = None
 
     def scan(self) -> None:
         # the scan's notifications go out once all are offered, the most urgent first
@@ -194,6 +230,7 @@ class Medic:
         self.open_incidents = self.incidents.all()
         for inc in changes.opened:
             self._opened(inc, snap, now)
+        touched = self._watch_services(snap, now, changes.closed)
         for inc in changes.closed:
             self.journal.closed(
                 inc,
@@ -201,6 +238,7 @@ class Medic:
                 verifying=inc.finding.service_id in self.state.pending,
                 notify=self._tells(inc, snap),
             )
+        self._record_steps(snap, now, changes.closed, touched)
         self._remind(snap, now)
 
         self._verify(snap, now, alerts, faults)
@@ -244,6 +282,8 @@ class Medic:
         )
         self.state.in_progress = len(ledger.in_progress(now) | set(self.state.pending))
         self.journal.remediations_in_progress(self.state.in_progress)
+        if self._recording(snap):
+            self._write_records(now)
         self.state.last_ok, self.state.last_error = now, ""
         self.journal.scan_ok(
             snap, self.clock() - now, self.engine.api_calls - before, len(matched.findings)
@@ -327,6 +367,7 @@ class Medic:
                 self.journal.ledger_read_failed(str(exc))
             return Ledger(unreadable=ids)
         self._note_pause(ledger, snap.taken_at)
+        self.last_ledger = ledger
         if not ids:
             return ledger
         if self._resume_due:  # fixes an earlier instance left may be under way: act blind? no.
@@ -423,7 +464,12 @@ class Medic:
             )
         if done.result is Result.DONE:
             target = inc.finding.target
+            if not inc.acted and self._recording(snap):
+                self.journal.incident_step(inc.finding.runbook, "fixed")
             inc.acted = True
+            self._acted_at[action.service_id] = now
+            if self._recording(snap):
+                self._queue(records.Acted(inc.id, now))
             self._told_fixes[inc.id] = tell
             self.state.pending[action.service_id] = verify.Pending(
                 inc.id,
@@ -475,11 +521,16 @@ class Medic:
                     checked.detail,
                 )
             )
+            healed = checked.result is Result.HEALED
             try:
-                why = self.executor.record_outcome(sid, checked.result is Result.HEALED, now)
+                written = self.executor.record_outcome(
+                    sid, healed, now, incident=p.incident_id, acted=p.started
+                )
             except EngineError as exc:
                 self.journal.outcome_not_recorded(p.incident_id, str(exc))
                 continue
+            why = written.circuit_opened
+            self._judged(p.runbook, healed, written.record, written.undone_by, now)
             if why:
                 self.state.open_until[sid] = now + self.safety.breaker_reset
                 self.state.breaker_why[sid] = why
@@ -493,6 +544,163 @@ class Medic:
                     notify=tell and snap.is_leader,
                 )
 
+    def _adopt(self, ledger: Ledger) -> None:
+        """On becoming the leader: the incidents an earlier leader recorded as open keep their
+        ids and found times here; those whose fault is gone are closed at the first write."""
+        if self.safety.dry_run:
+            return
+        known = {r.key: Known(r.id, r.found, r.fixed) for r in ledger.records().open() if r.key}
+        self.incidents.adopt(known)
+        for inc in self.incidents.all():
+            inc.recorded = inc.recorded or inc.finding.key in known
+        self._orphans_due = True
+
+    def _judged(
+        self,
+        runbook: str,
+        healed: bool,
+        record: IncidentRecord | None,
+        undone: IncidentRecord | None,
+        now: float,
+    ) -> None:
+        """A fix's verdict as written into its incident's record: counted, and its time to
+        heal from the finding (the record says when it was found, whichever leader found it)."""
+        if record is None or self.safety.dry_run:
+            return  # no record of it (written by an older release, or pruned): not counted
+        self.journal.incident_step(runbook, "healed" if healed else "not_healed")
+        if healed and record.healed == now:
+            self.journal.incident_healed(runbook, max(0.0, now - record.found))
+            if undone is not None:
+                self.journal.heal_undone(record, undone)
+
+    # --- the incidents' record ----------------------------------------------------------------
+
+    def _recording(self, snap: Snapshot | None) -> bool:
+        """Whether this instance writes the incidents' record: the leader, acting (dry-run
+        changes nothing, the ledger included)."""
+        return snap is not None and snap.is_leader and not self.safety.dry_run
+
+    def _queue(self, change: records.Change) -> None:
+        self._unwritten.append(change)
+        if len(self._unwritten) > MAX_UNWRITTEN:
+            dropped = len(self._unwritten) - MAX_UNWRITTEN
+            del self._unwritten[:dropped]
+            self.journal.records_dropped(dropped)
+
+    def _watch_services(
+        self, snap: Snapshot, now: float, closed: Sequence[Incident]
+    ) -> list[Incident]:
+        """Each incident's service against its last sighting: a change through the API that
+        the medic did not make is someone else's (said once per incident). The medic's own
+        shows in the scan after its action; an update swarm started within OWN_UPDATE_GRACE of
+        it is the medic's too. -> the incidents someone else's change was first seen on."""
+        touched: list[Incident] = []
+        if not snap.is_leader:
+            # another instance acts: its changes would look like someone else's from here.
+            # Forgotten, so that leading later starts from what is seen then
+            for inc in self.incidents.all():
+                inc.seen = None
+            return touched
+        for inc in (*self.incidents.all(), *closed):
+            sid = inc.finding.service_id
+            if not sid:
+                continue
+            svc = snap.service(sid)
+            before, inc.seen, seen_at, inc.seen_at = inc.seen, svc, inc.seen_at, now
+            if before is None or inc.touched:
+                continue
+            what = changed_by_someone(before, svc)
+            acted = self._acted_at.get(sid)
+            if not what or (acted is not None and acted >= seen_at):
+                continue
+            us = svc.update_status if svc is not None else None
+            started = us.started_at if us is not None else None
+            if (
+                what == NEW_UPDATE
+                and acted is not None
+                and started is not None
+                and acted - 1.0 <= started <= acted + OWN_UPDATE_GRACE
+            ):
+                continue
+            inc.touched, inc.touched_at = what, now
+            self.journal.changed_by_someone(inc, what)
+            touched.append(inc)
+        return touched
+
+    def _record_steps(
+        self,
+        snap: Snapshot,
+        now: float,
+        closed: Sequence[Incident],
+        touched: Sequence[Incident],
+    ) -> None:
+        """This scan's steps of the incidents, queued for the ledger (the leader, acting)."""
+        if not self._recording(snap):
+            return
+        for inc in self.incidents.all():
+            if not inc.recorded:  # new, or opened before this instance led
+                inc.recorded = True
+                f = inc.finding
+                self._queue(
+                    records.Opened(
+                        IncidentRecord(
+                            inc.id,
+                            f.runbook,
+                            inc.opened_at,
+                            key=f.key,
+                            service_id=f.service_id,
+                            service=f.service_name,
+                            touched=inc.touched_at,
+                        )
+                    )
+                )
+                self.journal.incident_step(f.runbook, "found")
+        for inc in touched:
+            if inc.recorded and inc.touched_at is not None:
+                self._queue(records.Touched(inc.id, inc.touched_at))
+        for inc in closed:
+            if not inc.recorded:
+                continue
+            self._queue(records.Closed(inc.id, now))
+            ended = "closed_by_someone" if inc.touched_at is not None else "closed_no_human"
+            self.journal.incident_step(inc.finding.runbook, ended)
+        # kept past the next scan, however far apart scans are: it is the previous scan's
+        # action that explains the change the next one sees
+        keep = OWN_UPDATE_GRACE * 10 + 2 * self.settings.scan.scan_interval
+        for sid in [s for s, t in self._acted_at.items() if now - t > keep]:
+            del self._acted_at[sid]
+
+    def _write_records(self, now: float) -> None:
+        """The queued steps, in one compare-and-swap of the ledger (nothing queued: no write).
+        A failed write keeps them for the next scan. A new incident of a service healed in the
+        last HARM_WINDOW undoes that heal: said and counted here, once."""
+        orphans = self._orphans_due
+        if not self._unwritten and not orphans:
+            return
+        queued = list(self._unwritten)
+        mine = {inc.id for inc in self.incidents.all()}
+
+        def write(doc: LedgerDoc | None) -> Change[list[tuple[IncidentRecord, IncidentRecord]]]:
+            ledger = Ledger.from_doc(doc)
+            before = ledger.records()
+            steps = list(queued)
+            if orphans:  # an earlier leader's open incidents whose fault is gone
+                steps += [records.Closed(r.id, now) for r in before.open() if r.id not in mine]
+            after = ledger.with_records(steps)
+            if after is ledger:
+                return Change(None, [])
+            return Change(after.labels(now), _undone(before, after.records(), queued))
+
+        try:
+            harms = self.engine.cas_update(self.safety.ledger_name, write)
+        except EngineError as exc:
+            self.journal.records_not_written(str(exc), len(queued))
+            return
+        del self._unwritten[: len(queued)]
+        self._orphans_due = False
+        for healed, by in harms:
+            self.journal.heal_undone(healed, by)
+
     def _resume_pending(self, snap: Snapshot, now: float) -> bool:
         """On becoming the leader: take over the fixes an earlier instance claimed and left
         unjudged (it was killed, or lost the leadership), as `verify.take_over` judges them.
@@ -502,10 +710,14 @@ class Medic:
         except EngineError as exc:
             self.journal.ledger_resume_read_failed(str(exc))
             return False
+        self._adopt(ledger)
         changed, taken = verify.take_over(ledger, snap, now, known=frozenset(self.state.pending))
         for t in taken:
             if t.outcome is verify.TakeOver.RESUMED:
                 self.state.pending[t.service_id] = t.pending()
+            if t.outcome in (verify.TakeOver.RESUMED, verify.TakeOver.LATE):
+                # it reached the engine: the instance that carried it out may not have said so
+                self._queue(records.Acted(t.fix.incident, t.fix.at))
             fields = {"incident": t.fix.incident, "runbook": t.fix.runbook, "action": t.fix.kind}
             self.journal.pending_fix(t.outcome.value, t.service_name, t.service_id, **fields)
         if changed is not ledger:

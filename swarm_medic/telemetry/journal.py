@@ -21,6 +21,7 @@ from swarm_medic.core.incidents import Incident
 from swarm_medic.core.ledger import Pause
 from swarm_medic.core.model import Action, Decision, Reason, Result, Severity, Snapshot, Verdict
 from swarm_medic.core.reach import Reachability
+from swarm_medic.core.records import IncidentRecord
 from swarm_medic.core.runbook import LoadError, RunbookFailure
 from swarm_medic.telemetry.metrics import Metrics
 from swarm_medic.telemetry.notify import Message, Notifier
@@ -306,18 +307,24 @@ class Journal:
     ) -> None:
         # After an action the finding usually clears at once; healed is the verifier's word.
         lasted = round(now - inc.opened_at, 1)
+        # someone else's change of its service (core.incidents.changed_by_someone): not on its own
+        by = {"changed_by_someone": inc.touched} if inc.touched else {}
         self._log.info(
             "cleared; verifying the fix holds" if verifying else "resolved",
             **_incident_fields(inc),
             summary=inc.finding.summary,
             lasted_seconds=lasted,
+            **by,
         )
         if notify and not verifying:
+            headline = "resolved" if inc.acted else "resolved on its own"
+            if inc.touched:
+                headline = "resolved after someone else changed the service"
             self._tell(
                 _message(
                     inc,
                     "resolved",
-                    "resolved" if inc.acted else "resolved on its own",
+                    headline,
                     "success",
                     summary=inc.finding.summary,
                     lasted=_took(lasted),
@@ -515,6 +522,53 @@ class Journal:
                     "failure",
                 )
             )
+
+    # --- the incidents' record: what the healing was worth ----------------------------------
+
+    def incident_step(self, runbook: str, outcome: str) -> None:
+        """One step of an incident as the brain records it (INCIDENT_OUTCOMES)."""
+        self.metrics.incident_outcomes.labels(runbook, outcome).inc()
+
+    def incident_healed(self, runbook: str, seconds: float) -> None:
+        """An incident's fix verified healed, `seconds` after the incident was found."""
+        self.metrics.incident_time_to_heal.labels(runbook).observe(seconds)
+
+    def changed_by_someone(self, inc: Incident, what: str) -> None:
+        """Someone else changed the service of an open incident: if it closes, a person's
+        hand (or a deploy) closed it, not the medic's nor swarm's."""
+        self._log.warning(
+            "service changed by someone else while the incident is open",
+            **_incident_fields(inc),
+            change=what,
+        )
+
+    def heal_undone(self, healed: IncidentRecord, by: IncidentRecord) -> None:
+        """A verified heal followed, within 10 minutes, by another incident of its service:
+        the fix did not hold, or did harm."""
+        self.metrics.incident_outcomes.labels(healed.runbook, "undone").inc()
+        self._log.warning(
+            "heal undone: the service had another incident soon after its fix",
+            incident=healed.id,
+            runbook=healed.runbook,
+            service=healed.service,
+            service_id=healed.service_id,
+            by_incident=by.id,
+            by_runbook=by.runbook,
+            after_heal_seconds=round(by.found - (healed.healed or by.found), 1),
+        )
+
+    def records_not_written(self, error: str, waiting: int) -> None:
+        self._log.error(
+            "could not write the incidents' record to the ledger; tried again at the next scan",
+            error=error,
+            waiting=waiting,
+        )
+
+    def records_dropped(self, dropped: int) -> None:
+        self._log.error(
+            "incident record changes dropped: the ledger could not be written for too long",
+            dropped=dropped,
+        )
 
     # --- notifications ------------------------------------------------------------------------
 

@@ -38,6 +38,17 @@ EVENT_TYPES = ("service", "node", "container")
 # POST /v1/alerts: taken in, wrong or missing token, not a webhook payload, alerts off
 ALERT_RESULTS = ("accepted", "unauthorized", "bad_request", "disabled")
 NOTIFY_RESULTS = ("sent", "failed", "dropped")
+# What became of the incidents (swarm_medic_incident_outcomes_total's `outcome`): the steps the
+# brain records in the ledger, from which `swarm-medic report` computes the same figures
+INCIDENT_OUTCOMES = (
+    "found",
+    "fixed",
+    "healed",
+    "not_healed",
+    "undone",
+    "closed_no_human",
+    "closed_by_someone",
+)
 
 
 class HttpRefusal(StrEnum):
@@ -147,6 +158,22 @@ class Metrics:
             "From action to verified healed",
             ["runbook"],
             buckets=(1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600),
+            registry=r,
+        )
+        self.incident_outcomes = Counter(
+            "swarm_medic_incident_outcomes_total",
+            "What became of the incidents, counted by the brain as it records them (act mode): "
+            "found; fixed (a first action carried out); healed, not_healed (a fix's verdict); "
+            "undone (a heal followed within 10 min by another incident of its service); "
+            "closed_no_human, closed_by_someone (someone else changed or removed its service)",
+            ["runbook", "outcome"],
+            registry=r,
+        )
+        self.incident_time_to_heal = Histogram(
+            "swarm_medic_incident_time_to_heal_seconds",
+            "From an incident's finding to its fix verified healed (the brain, act mode)",
+            ["runbook"],
+            buckets=(15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 21600),
             registry=r,
         )
         self.runbook_errors = Counter(

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from html import escape
 
 from swarm_medic.core.incidents import Remediation
+from swarm_medic.core.parsers import say_duration
+from swarm_medic.core.worth import HARM_WINDOW, Figures, Worth
 
 HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
@@ -25,6 +27,7 @@ HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 CONTENT_TYPE = "text/html; charset=utf-8"
+WORTH_SINCE = 7 * 86400.0  # the window of the figures shown: `swarm-medic report`'s default
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,7 @@ class StatusView:
     breakers: tuple[Breaker, ...] = ()
     verifying: int = 0
     reach: ReachMatrix = field(default_factory=ReachMatrix)
+    worth: Worth | None = None  # the figures of `swarm-medic report` (None: no ledger read yet)
 
     @property
     def is_brain(self) -> bool:
@@ -264,6 +268,72 @@ def _reach(v: StatusView) -> str:
     )
 
 
+def _share(part: int, whole: int) -> str:
+    return "-" if not whole else f"{part}/{whole} ({100 * part / whole:.0f}%)"
+
+
+def _worth_row(f: Figures) -> str:
+    heal = (
+        "-"
+        if f.heal_p50 is None or f.heal_p95 is None
+        else f"{_duration(f.heal_p50)} / {_duration(f.heal_p95)}"
+    )
+    cells = (
+        f.found,
+        f.open,
+        f.fixed,
+        f.healed,
+        f.did_not_hold,
+        heal,
+        _share(f.no_human, f.found),
+        _share(f.undone, f.healed),
+    )
+    tds = "".join(f"<td class=n>{_e(c)}</td>" for c in cells)
+    name = f"<td>{_e(f.runbook)}</td>" if f.runbook else "<td><b>all</b></td>"
+    return f"<tr>{name}{tds}</tr>"
+
+
+def _worth(v: StatusView) -> str:
+    w = v.worth
+    if w is None:
+        return '<p class="empty">The ledger has not been read yet.</p>'
+    if not w.total.found:
+        return (
+            '<p class="empty">No incident recorded in that time (in dry-run the medic '
+            "records nothing).</p>"
+        )
+    head = (
+        "runbook",
+        "found",
+        "open",
+        "fixed",
+        "healed",
+        "did not hold",
+        "time to heal p50 / p95",
+        "closed, no human",
+        "harm",
+    )
+    rows = [_worth_row(f) for f in w.runbooks]
+    if len(w.runbooks) > 1:
+        rows.append(_worth_row(w.total))
+    notes = []
+    for h in w.harms[-10:]:
+        notes.append(
+            f"heal undone: {_e(h.healed.runbook)} on {_e(h.healed.service)} (incident "
+            f"{_e(h.healed.id)}), then {_e(h.by.runbook)} (incident {_e(h.by.id)})"
+        )
+    if w.total.watching:
+        notes.append(
+            f"{w.total.watching} heal(s) in the last {say_duration(HARM_WINDOW)}: whether they "
+            "hold is not known yet"
+        )
+    if w.complete_from > w.start:
+        notes.append(f"incidents found before {_e(_utc(w.complete_from))} may be missing")
+    notes += [f"not counted: {_e(p)}" for p in w.problems[:10]]
+    extra = "".join(f"<p><small>{n}</small></p>" for n in notes)
+    return _table(head, rows, "") + extra
+
+
 def render(v: StatusView) -> str:
     mode = "DRY-RUN (observes only)" if v.mode == "dry-run" else "ACT"
     facts = [
@@ -298,6 +368,9 @@ def render(v: StatusView) -> str:
             _remediations(v),
             f"<h2>Open circuit breakers ({len(v.breakers)})</h2>",
             _breakers(v),
+            "<h2>What the healing was worth (incidents found in the last "
+            f"{_e(say_duration(v.worth.since if v.worth else WORTH_SINCE))})</h2>",
+            _worth(v),
             "<h2>Reachability</h2>",
             _reach(v),
         ]

@@ -14,8 +14,10 @@ from dataclasses import replace
 from swarm_medic.core.incidents import Incident
 from swarm_medic.core.model import Snapshot
 from swarm_medic.core.reach import Reachability, running
+from swarm_medic.core.worth import compute
 from swarm_medic.pipeline.scan import Medic
 from swarm_medic.web.status import (
+    WORTH_SINCE,
     Breaker,
     OpenIncident,
     ReachCell,
@@ -73,6 +75,8 @@ def build(medic: Medic, now: float, *, version: str, pause: str | None = None) -
             breakers.append(Breaker(svc.name if svc else sid, until, why.get(sid, "")))
     with medic.reach_lock:
         reach = matrix(medic.reach, snap)
+    ledger = medic.last_ledger  # the last read, published whole; records decoded here
+    worth = compute(ledger.records(), now, WORTH_SINCE) if ledger is not None else None
     return replace(
         view,
         incidents=tuple(_incident(i) for i in incidents),
@@ -80,6 +84,7 @@ def build(medic: Medic, now: float, *, version: str, pause: str | None = None) -
         breakers=tuple(breakers),
         verifying=len(st.pending),
         reach=reach,
+        worth=worth,
     )
 
 

@@ -36,6 +36,7 @@ from tests.pipeline.harness import (
     builtin,
     fix,
     history,
+    ledger,
     stuck_service,
     swarm,
 )
@@ -79,8 +80,9 @@ def test_stuck_task_is_found_acted_on_verified_and_recorded() -> None:
     assert h.medic.state.pending[sid].incident_id == "inc-1"
     assert h.wakes == [VERIFY_POLL]
     # 4 snapshot calls + the first leader scan's ledger read (pending fixes to take over) +
-    # the ledger read of decide + (ledger read, ledger write, update) of act
-    assert calls == CALLS_PER_SCAN + 1 + 1 + 3
+    # the ledger read of decide + (ledger read, ledger write, update) of act + (ledger read,
+    # ledger write) of the incident's record: found, and acted on
+    assert calls == CALLS_PER_SCAN + 1 + 1 + 3 + 2
     assert h.actions("done") == 1
     assert h.decisions("act", "ok") == 1
     assert h.metric("swarm_medic_incidents_total", runbook="stuck-task") == 1
@@ -222,7 +224,7 @@ def test_services_out_of_scope_are_reported_not_touched(
     assert h.decisions("skip", reason) == 1
     assert h.decisions("act", "ok") == 0
     assert fake.writes == []
-    assert fake.read_ledger(LEDGER) is None
+    assert dict(ledger(fake).services) == {}  # nothing claimed (the incident is recorded)
     assert fake.raw_service(sid)["Spec"]["TaskTemplate"]["ForceUpdate"] == 0
 
 
@@ -912,4 +914,4 @@ def test_a_runbook_file_acting_on_another_service_is_refused(tmp_path: Path) -> 
     assert h.metric("swarm_medic_runbook_errors_total", runbook="rogue") == 1
     assert h.decisions("skip", "no_action", runbook="rogue") == 1
     assert fake.writes == []
-    assert fake.read_ledger(LEDGER) is None  # not even claimed
+    assert dict(ledger(fake).services) == {}  # not even claimed

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
+from swarm_medic.core.ledger import Ledger
 from swarm_medic.core.protocol import DnsResult, ProbeAnswer, TcpResult, encode
 from swarm_medic.core.settings import HttpSettings, ProbeSettings, SafetySettings, Settings
 from swarm_medic.nodes.channel import seal
@@ -82,7 +83,8 @@ def test_rounds_feed_the_matrix_and_a_dead_task_is_replaced_through_its_node() -
     assert logs.starting("action: replace_task") == []
     (skip,) = logs.named("decision: skip (node_unreachable)")
     assert "no shared secret" in skip["explanation"]
-    assert fake.read_ledger(Settings().safety.ledger_name) is None
+    claims = Ledger.from_doc(fake.read_ledger(Settings().safety.ledger_name)).services
+    assert dict(claims) == {}  # the incident is recorded, nothing claimed
     assert (
         prom.get_sample_value(
             "swarm_medic_decisions_total",

@@ -16,6 +16,7 @@ from swarm_medic.telemetry.metrics import Metrics
 from swarm_medic.web import view
 from swarm_medic.web.status import render
 from tests.builders import NOW as T0
+from tests.pipeline.harness import ME, Harness, fix, stuck_service, swarm
 from tests.pipeline.support import Logs
 
 SETTINGS = Settings(safety=SafetySettings(dry_run=True), http=HttpSettings(http_port=9100))
@@ -92,3 +93,26 @@ def test_the_view_is_built_while_a_scan_holds_its_lock() -> None:
 
         threading.Thread(target=build, daemon=True).start()
         assert done.wait(5)
+
+
+def test_the_brains_page_shows_what_the_healing_was_worth_from_the_ledger() -> None:
+    """Read from the shared ledger as the scan last read it, as `report` reads it."""
+    fake = swarm()
+    h = Harness(fake)
+    sid, tid = stuck_service(fake)
+    h.scan(T0)
+    fix(fake, sid, tid)
+    h.scan(T0 + 5)
+    h.scan(T0 + 16)  # verified healed; the record is written after the scan's ledger read
+    h.scan(T0 + 30)
+    v = view.build(h.medic, T0 + 31, version="x")
+    assert v.worth is not None
+    (st,) = v.worth.runbooks
+    assert (st.runbook, st.found, st.fixed, st.healed, st.heal_p50) == ("stuck-task", 1, 1, 1, 16)
+    page = render(v)
+    assert "What the healing was worth" in page and "16s / 16s" in page
+    # a manager that does not lead shows none: the brain's page has them
+    fake._nodes[ME]["ManagerStatus"]["Leader"] = False
+    fake.add_node("manager-2", node_id="mgr2", leader=True)
+    h.scan(T0 + 45)
+    assert view.build(h.medic, T0 + 46, version="x").worth is None

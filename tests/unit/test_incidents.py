@@ -3,10 +3,21 @@ news."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
-from swarm_medic.core.incidents import REMIND_EVERY, STANCES, Incidents, stance
-from swarm_medic.core.model import Finding, Reason
+from swarm_medic.core.incidents import (
+    MANUAL_ROLLBACK,
+    REMIND_EVERY,
+    STANCES,
+    Incidents,
+    Known,
+    changed_by_someone,
+    stance,
+)
+from swarm_medic.core.model import Finding, Reason, Service, UpdateStatus
+from tests.builders import service
 
 T0 = 1_000.0
 FAULT = Finding(runbook="stuck-task", key="stuck-task:svc:hang", summary="stuck", cause="hang")
@@ -113,3 +124,88 @@ def test_open_since_is_the_oldest_incident_per_runbook_service_and_stance() -> N
     }
     incidents.update([], T0 + 120)
     assert incidents.open_since() == {}
+
+
+# --- an earlier leader's incidents, taken over ---------------------------------------------------
+
+
+def test_an_earlier_leaders_open_incident_keeps_its_id_and_age() -> None:
+    other = Finding(runbook="crash-loop", key="crash-loop:svc", summary="crashes", cause="exit")
+    incidents = Incidents(lambda: "mine")
+    (seen,) = incidents.update([other], T0 + 50).opened  # seen here before this one led
+    incidents.adopt(
+        {
+            FAULT.key: Known("theirs", T0, acted=True),
+            other.key: Known("their-other", T0 + 10),
+        }
+    )
+    assert (seen.id, seen.opened_at) == ("their-other", T0 + 10)
+    (inc,) = incidents.update([FAULT, other], T0 + 60).opened
+    assert (inc.id, inc.opened_at, inc.acted, inc.recorded) == ("theirs", T0, True, True)
+    # taken over at the first update only: the same fault later is a new incident
+    incidents.update([other], T0 + 70)
+    (again,) = incidents.update([FAULT, other], T0 + 80).opened
+    assert again.id == "mine"
+
+
+# --- someone else's hand on a service ------------------------------------------------------------
+
+
+def moved(before: Service, **changes: object) -> Service:
+    return replace(before, version=before.version + 1, **changes)  # type: ignore[arg-type]
+
+
+SVC = service("svc1", version=10, image="app:1", update=UpdateStatus("completed", started_at=T0))
+
+
+@pytest.mark.parametrize(
+    ("after", "says"),
+    [
+        (None, "the service was removed"),
+        (moved(SVC, image="app:2"), "its spec changed: image"),
+        (moved(SVC, replicas=3, labels={"a": "b"}), "its spec changed: labels, replicas"),
+        (moved(SVC, force_update=1), "its spec changed: force update"),
+        (moved(SVC, update_status=None), "an update was requested"),
+        (
+            moved(SVC, update_status=UpdateStatus("updating", started_at=T0 + 100)),
+            "a new update was started",  # an --env-add: the spec as the model reads it is equal
+        ),
+        (
+            moved(
+                SVC,
+                image="app:1-previous",
+                update_status=UpdateStatus(
+                    "rollback_started", MANUAL_ROLLBACK, started_at=T0 + 100
+                ),
+            ),
+            "its spec changed: image",  # `docker service rollback`
+        ),
+    ],
+)
+def test_a_change_through_the_api_is_seen(after: Service | None, says: str) -> None:
+    assert changed_by_someone(SVC, after).startswith(says)
+
+
+@pytest.mark.parametrize(
+    "after",
+    [
+        SVC,
+        replace(SVC, image="app:2"),  # same version: the same object, read again
+        # swarm's updater writing an update's progress moves the version only
+        moved(SVC),
+        moved(SVC, update_status=UpdateStatus("paused", "task failed", started_at=T0)),
+        # swarm's own rollback of a failed update swaps the spec back
+        moved(
+            SVC,
+            image="app:0",
+            update_status=UpdateStatus(
+                "rollback_started",
+                "update rolled back due to failure or early termination of task t9",
+                started_at=T0 + 100,
+            ),
+        ),
+    ],
+    ids=["same", "same-version", "updater", "paused", "swarms-rollback"],
+)
+def test_swarms_own_writes_are_no_ones_hand(after: Service) -> None:
+    assert changed_by_someone(SVC, after) == ""

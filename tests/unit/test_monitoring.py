@@ -15,7 +15,7 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from swarm_medic.telemetry import metrics
-from tests.dashboard import generator, queries, rules_generator
+from tests.dashboard import generator, may_be_empty, queries, rules_generator
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -230,6 +230,33 @@ def test_the_dashboard_answers_3am_questions() -> None:
     (acted,) = d["annotations"]["list"]
     assert "swarm_medic_actions_total" in acted["expr"]
     assert any("${brain}" in link["url"] for link in d["links"])
+
+
+def test_the_worth_row_computes_reports_figures_from_the_brains_metrics() -> None:
+    """Every outcome a query asks for is one the daemon counts (a typo would be an empty
+    panel, never an error), and each figure of `report` has its column."""
+    d = json.loads((DEPLOY / "grafana" / "swarm-medic.json").read_text())
+    titles = [p["title"] for p in d["panels"]]
+    row = titles.index("What the healing was worth (in the time range)")
+    table = d["panels"][row + 1]
+    assert table["type"] == "table"
+    (organize,) = [t for t in table["transformations"] if t["id"] == "organize"]
+    columns = set(organize["options"]["renameByName"].values())
+    assert columns == {
+        "found",
+        "fixed",
+        "healed",
+        "did not hold",
+        "time to heal p50",
+        "time to heal p95",
+        "closed, no human",
+        "harm",
+    }
+    exprs = [e for t in titles[row + 1 : row + 4] for e in queries()[t]]
+    asked = {o for e in exprs for m in re.findall(r'outcome=~"([^"]+)"', e) for o in m.split("|")}
+    assert asked == set(metrics.INCIDENT_OUTCOMES) - {"closed_by_someone"}
+    assert any("swarm_medic_incident_time_to_heal_seconds_bucket" in e for e in exprs)
+    assert all(e in may_be_empty() for e in exprs)  # series appear once the brain records one
 
 
 def test_the_monitoring_stack_mounts_files_that_exist_under_defined_configs() -> None:

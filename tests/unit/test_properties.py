@@ -25,7 +25,7 @@ from prometheus_client import CollectorRegistry
 from runbooks import stuck_task
 from runbooks.stuck_task import DEFAULT_STUCK_AFTER
 from swarm_medic.config import load as load_settings
-from swarm_medic.core import ledger, reach
+from swarm_medic.core import ledger, reach, records, worth
 from swarm_medic.core.errors import SettingsError
 from swarm_medic.core.model import Event, LedgerDoc, Service
 from swarm_medic.core.parsers import Count, Duration
@@ -290,6 +290,54 @@ def test_ledger_from_doc_never_raises_and_never_holds_a_non_finite_number(
     assert set(led.problems) == led.unreadable
     assert not set(led.services) & led.unreadable
     led.labels(1_700_000_000.0)  # writing back never raises either
+
+
+# --- the incidents' record in the ledger -----------------------------------------------------
+
+record_like = st.fixed_dictionaries(
+    {},
+    optional={k: times | st.text(max_size=10) | json_like for k in ("f", "c", "a", "la", "h", "t")}
+    | {k: st.integers() | json_like for k in ("x", "nh")}
+    | {k: st.text(max_size=12) | json_like for k in ("rb", "k", "s", "n")},
+)
+record_values = (
+    st.text(max_size=200)
+    | st.builds(
+        records.encode,
+        st.builds(
+            records.IncidentRecord,
+            st.text(max_size=8),
+            st.text(min_size=1, max_size=8),
+            st.floats(min_value=0, max_value=4e9),
+        ),
+    )
+    | record_like.map(json.dumps)
+)
+
+
+@given(
+    labels=st.dictionaries(
+        st.builds(lambda s: records.RECORD_PREFIX + s, st.text(max_size=8))
+        | st.just(records.PRUNED_LABEL)
+        | st.text(max_size=20),
+        record_values | json_like,
+        max_size=6,
+    )
+)
+def test_records_read_as_finite_values_or_said_problems_and_the_report_never_raises(
+    labels: dict[str, Any],
+) -> None:
+    led = ledger.Ledger.from_doc(LedgerDoc("cfg", 1, MappingProxyType(labels)))
+    got = led.records()
+    for r in got.by_id.values():
+        times_of = (r.found, r.closed, r.acted, r.last_acted, r.healed, r.touched)
+        assert all(t is None or math.isfinite(t) for t in times_of)
+        assert r.runbook and r.actions >= 0 and r.not_held >= 0
+    assert not set(got.by_id) & set(got.problems)
+    worth.compute(got, 1_700_000_000.0, 7 * 86400.0)
+    led.with_records([records.Closed(rid, 1_700_000_000.0) for rid in got.by_id]).labels(
+        1_700_000_000.0
+    )
 
 
 # --- settings -----------------------------------------------------------------------------

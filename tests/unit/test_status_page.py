@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
+from types import MappingProxyType
 
 from swarm_medic.core.incidents import Recent, Remediation
+from swarm_medic.core.records import IncidentRecord, Records
+from swarm_medic.core.worth import Worth, compute
 from swarm_medic.web.status import (
     HEADERS,
+    WORTH_SINCE,
     Breaker,
     OpenIncident,
     Page,
@@ -151,3 +155,54 @@ def test_page_is_rebuilt_at_most_once_a_second() -> None:
 def test_headers_forbid_scripts_and_caching() -> None:
     assert HEADERS["Content-Security-Policy"] == "default-src 'none'; style-src 'unsafe-inline'"
     assert HEADERS["Cache-Control"] == "no-store"
+
+
+# --- what the healing was worth --------------------------------------------------------------
+
+
+def worth_of(*records: IncidentRecord, now: float = T0 + 3600) -> Worth:
+    return compute(Records(MappingProxyType({r.id: r for r in records})), now, WORTH_SINCE)
+
+
+def test_the_worth_section_shows_each_runbooks_figures_and_a_total() -> None:
+    healed = IncidentRecord(
+        "i1",
+        "stuck-task",
+        T0,
+        service_id="s1",
+        service="web",
+        acted=T0 + 1,
+        actions=1,
+        closed=T0 + 5,
+        healed=T0 + 40,
+    )
+    back = IncidentRecord("i2", "crash-loop", T0 + 100, service_id="s1", service="web")
+    page = render(brain(worth=worth_of(healed, back)))
+    section = page.split("What the healing was worth (incidents found in the last 7d)")[1]
+    rows = re.findall(r"<tr>(.*?)</tr>", section)
+    cells = [c for r in rows if (c := re.findall(r"<td[^>]*>(.*?)</td>", r))]
+    assert cells[0] == ["crash-loop", "1", "1", "0", "0", "0", "-", "0/1 (0%)", "-"]
+    assert cells[1] == [
+        "stuck-task",
+        "1",
+        "0",
+        "1",
+        "1",
+        "1",
+        "40s / 40s",
+        "1/1 (100%)",
+        "1/1 (100%)",
+    ]
+    assert cells[2][0] == "<b>all</b>" and cells[2][1] == "2"
+    assert "heal undone: stuck-task on web (incident i1), then crash-loop (incident i2)" in section
+
+
+def test_the_worth_section_escapes_and_says_when_there_is_nothing() -> None:
+    evil = IncidentRecord(
+        EVIL, EVIL, T0, service_id="s", service=EVIL, acted=T0, actions=1, healed=T0 + 1
+    )
+    again = IncidentRecord("x", EVIL, T0 + 2, service_id="s")
+    page = render(brain(worth=worth_of(evil, again)))
+    assert "<script" not in page
+    assert "No incident recorded in that time" in render(brain(worth=worth_of()))
+    assert "The ledger has not been read yet." in render(brain())
