@@ -243,20 +243,7 @@ def as_written(h: History) -> History:
 
 
 def _json_object(text: object) -> dict[str, object]:
-    if not isinstance(text, str):
-        raise LedgerEntryError(f"the label is not text but {type(text).__name__}")
-    size = len(text.encode("utf-8", "surrogatepass"))
-    if size > MAX_LABEL_BYTES:
-        raise LedgerEntryError(f"the label is {size} bytes long (at most {MAX_LABEL_BYTES})")
-    try:
-        obj = json.loads(text)
-    except RecursionError:
-        raise LedgerEntryError("the label's JSON is nested too deeply") from None
-    except ValueError as exc:
-        raise LedgerEntryError(f"the label is not JSON: {exc}") from None
-    if not isinstance(obj, dict):
-        raise LedgerEntryError(f"the label is not a JSON object but {type(obj).__name__}")
-    return obj
+    return records_mod.json_label(text, MAX_LABEL_BYTES, LedgerEntryError)
 
 
 def decode(text: object) -> History:

@@ -108,21 +108,28 @@ def _count(obj: Mapping[str, object], key: str, what: str) -> int:
     return value
 
 
-def decode(incident_id: str, text: object) -> IncidentRecord:
-    """One label's value -> IncidentRecord. Raises RecordError, and nothing else."""
+def json_label(text: object, limit: int, error: type[ValueError]) -> dict[str, object]:
+    """A ledger label's value -> the JSON object it must hold, at most `limit` bytes; `error`
+    (the caller's kind) says why not. The ledger's service entries are read the same way."""
     if not isinstance(text, str):
-        raise RecordError(f"the label is not text but {type(text).__name__}")
+        raise error(f"the label is not text but {type(text).__name__}")
     size = len(text.encode("utf-8", "surrogatepass"))
-    if size > MAX_RECORD_BYTES:
-        raise RecordError(f"the label is {size} bytes long (at most {MAX_RECORD_BYTES})")
+    if size > limit:
+        raise error(f"the label is {size} bytes long (at most {limit})")
     try:
         obj = json.loads(text)
     except RecursionError:
-        raise RecordError("the label's JSON is nested too deeply") from None
+        raise error("the label's JSON is nested too deeply") from None
     except ValueError as exc:
-        raise RecordError(f"the label is not JSON: {exc}") from None
+        raise error(f"the label is not JSON: {exc}") from None
     if not isinstance(obj, dict):
-        raise RecordError(f"the label is not a JSON object but {type(obj).__name__}")
+        raise error(f"the label is not a JSON object but {type(obj).__name__}")
+    return obj
+
+
+def decode(incident_id: str, text: object) -> IncidentRecord:
+    """One label's value -> IncidentRecord. Raises RecordError, and nothing else."""
+    obj = json_label(text, MAX_RECORD_BYTES, RecordError)
     if "f" not in obj:
         raise RecordError("the record says no time found ('f')")
     runbook = _text(obj, "rb", "the runbook ('rb')", required=True)
