@@ -25,16 +25,25 @@ runs in the background so a long stop never holds the brain's request. A node st
 
 Plans and answers are protocol types; the answer lists are positional (entry i answers plan
 entry i), and every probe stands alone: one target that cannot be probed fails only itself.
+
+A plan of protocol 3 carries a standing duty for the tcp targets instead (core/duty.py): the
+agent keeps the lists and the history (`Watch`), probes this round's pick the same way as a
+positional plan's targets, and answers its state. One brain at a time: a second request waits
+for the first (two brains exist only for the seconds an election takes).
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from functools import partial
 
+import msgspec
+
+from swarm_medic.core.duty import Watch
 from swarm_medic.core.errors import EngineError
 from swarm_medic.core.model import ContainerDetail, LocalContainer
 from swarm_medic.core.protocol import (
@@ -126,6 +135,8 @@ class NodeAgent:
         self.netns_dir = netns_dir.rstrip("/")
         self.timeout = timeout
         self.dry_run = dry_run
+        self._watch: Watch | None = None  # the standing duty, from the first brain that sends one
+        self._watch_lock = threading.Lock()
 
     @property
     def node_id(self) -> str:
@@ -180,6 +191,22 @@ class NodeAgent:
         return out
 
     def probe(self, plan: ProbePlan) -> ProbeAnswer:
+        """The answer to a plan: positional, or the state of its duty (ProtocolError for a duty
+        larger than a node holds)."""
+        if plan.duty is None:
+            return self.answer(plan)
+        with self._watch_lock:
+            if self._watch is None:
+                self._watch = Watch(phase=zlib.crc32(self.node_id.encode()))
+            watch = self._watch
+            watch.hold(plan.duty)
+            picked = watch.pick(plan.duty.take, plan.duty.suspects)
+            got = self.answer(msgspec.structs.replace(plan, tcp=tuple(picked), duty=None))
+            said = watch.record(picked, got.tcp)
+            return msgspec.structs.replace(got, tcp=(), duty=watch.state(said))
+
+    def answer(self, plan: ProbePlan) -> ProbeAnswer:
+        """A positional plan's answer: entry i of each list answers entry i of the plan's."""
         errors: list[str] = []
         containers = self.engine.local_containers()
         alive = {c.id for c in containers}

@@ -9,21 +9,32 @@ unsigned, signed for another request or that does not decode into the protocol's
 that node's failure, recorded in `failures`, like a failing runbook: the round and the scan
 go on with the other nodes.
 
+Every (node, task) pair is probed within --probe-coverage: the rounds' spacing says how many
+rounds that is (`cover`), and each node probes its targets / `cover` a round. A remote node
+of protocol 3 holds a standing duty for its tcp targets and answers its state (core/duty.py);
+the brain's own node, asked in-process, and nodes of protocol 2 get positional windows of that
+size. What each node said it holds is kept (`held`), so an overlay's list is sent to a node
+only when it does not hold it.
+
 Nodes may run another release than the brain for the minutes a rolling upgrade takes: the
 brain reads a node one protocol release away (older or newer) and tells it what it speaks in
 every request; what each node spoke in its last answer is kept (`speaks`), and a node heard
 speaking another protocol is said once, not every round. A node further away is that node's
-failure, with both versions named.
+failure, with both versions named. A node not heard yet is sent a duty: one of protocol 2
+reads past it and answers no tcp results, and gets positional windows from the next round.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import TypeVar
 
-from swarm_medic.core import reach
+import msgspec
+
+from swarm_medic.core import duty, reach
 from swarm_medic.core.model import Snapshot
 from swarm_medic.core.protocol import (
     ACT_PATH,
@@ -79,6 +90,9 @@ class Prober:
         self.last_round = 0.0
         self.round_no = 0  # moves every node's rotation window
         self.period = 1  # rounds the last plans need to probe every pair
+        self.cover = 1  # rounds within which every (node, task) pair is probed
+        self.lists: dict[str, duty.NetList] = {}  # the overlays' lists the last duties named
+        self.held: dict[str, dict[str, str]] = {}  # node -> overlay -> the list it said it holds
         self.addresses: dict[str, str] = {}  # node id -> underlay address
         self.me = ""
         self.hostnames: dict[str, str] = {}  # node id -> hostname, for the log
@@ -157,18 +171,39 @@ class Prober:
             raise ChannelError(f"answer names node {answer.node[:32]}, not {node_id}")
         try:
             check_aligned(plan, answer)
+            if plan.duty is not None and answer.duty is not None:
+                duty.check(plan.duty, self.lists, answer.duty)
         except ProtocolError as exc:
             raise ChannelError(str(exc)) from None
         return answer
 
-    def run(self, snap: Snapshot, now: float, suspects: reach.Suspects | None = None) -> Answers:
-        """One round: node id -> (plan sent, its answer); nodes that failed are in .failures."""
-        started, cpu = time.monotonic(), time.process_time()
-        self.last_round = now
-        self.me = snap.info.node_id
-        self.addresses = {n.id: n.addr for n in snap.nodes if n.addr}
-        self.hostnames = {n.id: n.hostname for n in snap.nodes}
-        self.speaks.keep(self.hostnames)  # a node that left is forgotten
+    def _covers(self, now: float) -> int:
+        """Rounds within --probe-coverage, spaced as this round is from the last (at least
+        --probe-interval): a round that comes late makes the next ones probe more."""
+        gap = self.settings.probe_interval
+        if self.last_round:
+            gap = max(gap, now - self.last_round)
+        return max(1, int(self.settings.probe_coverage // gap))
+
+    def _duty_nodes(self, snap: Snapshot) -> set[str]:
+        """The remote nodes sent a duty: every one not heard speaking an older protocol."""
+        if self.protocol < 3:
+            return set()
+        out = set()
+        for n in snap.nodes:
+            said = self.speaks.get(n.id)
+            if n.id != self.me and (said is None or said >= 3):
+                out.add(n.id)
+        return out
+
+    def _plan(self, snap: Snapshot, now: float, suspects: reach.Suspects | None) -> reach.Plans:
+        tg = reach.targets(snap, self.scope, now, self.settings.probe_grace)
+        self.lists = duty.lists(tg.tcp, self.lists)
+        duties = self._duty_nodes(snap)
+        if suspects is not None and duties:
+            # a node with a duty probes its own suspects first: the brain plans none for it
+            tcp = {n: keys for n, keys in suspects.tcp.items() if n not in duties}
+            suspects = dataclasses.replace(suspects, tcp=tcp)
         planned = reach.plans(
             snap,
             self.scope,
@@ -177,9 +212,34 @@ class Prober:
             round_no=self.round_no,
             budget=self.budget,
             suspects=suspects,
+            cover=self.cover,
+            duties=duties,
+            given=tg,
         )
+        for nid in duties & planned.by_node.keys():
+            given = duty.duty(
+                sorted(tg.nets_on_node.get(nid, ())),
+                self.lists,
+                self.held.get(nid),
+                cover=self.cover,
+                least=self.budget.tcp,
+            )
+            planned.by_node[nid] = msgspec.structs.replace(planned.by_node[nid], duty=given)
+        return planned
+
+    def run(self, snap: Snapshot, now: float, suspects: reach.Suspects | None = None) -> Answers:
+        """One round: node id -> (plan sent, its answer); nodes that failed are in .failures."""
+        started, cpu = time.monotonic(), time.process_time()
+        self.cover = self._covers(now)
+        self.last_round = now
+        self.me = snap.info.node_id
+        self.addresses = {n.id: n.addr for n in snap.nodes if n.addr}
+        self.hostnames = {n.id: n.hostname for n in snap.nodes}
+        self.speaks.keep(self.hostnames)  # a node that left is forgotten
+        self.held = {n: h for n, h in self.held.items() if n in self.hostnames}
+        planned = self._plan(snap, now, suspects)
         self.round_no += 1
-        self.period = planned.period
+        self.period = max(planned.period, self.cover)
         answers: Answers = {}
         self.failures = {}
         if planned.by_node:
@@ -204,6 +264,11 @@ class Prober:
                     self.failures[nid] = str(exc)
                 except Exception as exc:  # noqa: BLE001 - one node's failure, never the scan's
                     self.failures[nid] = f"{type(exc).__name__}: {str(exc)[:200]}"
+        for nid, (plan, ans) in answers.items():
+            if ans.duty is not None:
+                self.held[nid] = {st.net: st.digest for st in ans.duty.nets}
+            elif plan.duty is not None:
+                self.held.pop(nid, None)
         self.answered = set(answers)
         self.seconds = time.monotonic() - started
         self.cpu_seconds = time.process_time() - cpu  # this process: brain + its own node
