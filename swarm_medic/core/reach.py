@@ -713,6 +713,11 @@ class Reachability:
     def from_nodes(self, task_id: str) -> dict[str, Cell]:
         return dict(self.tcp.by_task.get(task_id, {}))
 
+    def failing_tasks(self) -> set[str]:
+        """Tasks whose last probe from some node failed: O(failing pairs), so a runbook that
+        looks only at those costs what the faults do, not what the swarm's size does."""
+        return {task for _, task in self.tcp.suspect}
+
     def suspects(self) -> Suspects:
         """Pairs to probe again next round whatever the rotation says."""
         tcp: dict[str, set[str]] = {}

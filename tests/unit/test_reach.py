@@ -528,3 +528,16 @@ def test_dns_and_vip_entries_no_longer_probed_are_forgotten() -> None:
         r.record(DNS_SNAP, dns_ans(("10.0.1.2", "10.0.1.3")), NOW + i)
     assert ("n2", "s1", NET_A) not in r.dns
     assert ("n2", "s1", NET_A) not in r.vip
+
+
+def test_failing_tasks_are_those_a_node_last_failed_to_reach() -> None:
+    r = Reachability()
+    r.tcp[("n1", "a1")] = Cell(False, "timeout", 1, NOW)
+    r.tcp[("n2", "a1")] = Cell(True, "", 0, NOW)
+    r.tcp[("n1", "a2")] = Cell(True, "", 0, NOW)
+    assert r.failing_tasks() == {"a1"}
+    r.tcp[("n1", "a1")] = Cell(True, "", 0, NOW)
+    assert r.failing_tasks() == set()
+    r.tcp[("n2", "a2")] = Cell(False, "refused", 2, NOW)
+    del r.tcp[("n2", "a2")]
+    assert r.failing_tasks() == set()
