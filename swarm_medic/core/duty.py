@@ -30,6 +30,7 @@ import hashlib
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Final
 
 import msgspec
 
@@ -37,7 +38,6 @@ from swarm_medic.core.protocol import (
     MAX_DUTY,
     MAX_FAILS,
     MAX_LISTED,
-    MAX_TARGETS,
     Duty,
     Failing,
     NetDuty,
@@ -49,6 +49,10 @@ from swarm_medic.core.protocol import (
 )
 
 _ENCODER = msgspec.json.Encoder()
+# Targets sent to one node in one request: a target is about 160 bytes of JSON, so a request
+# stays near 650 KiB, well inside the node's 1 MiB (MAX_REQUEST). An overlay's list is cut to
+# it; the lists that do not fit a round are only named, and sent in the next rounds.
+SENT: Final = 4096
 
 
 # --- the brain's side ------------------------------------------------------------------------
@@ -72,12 +76,13 @@ def digest_of(tcp: Sequence[TcpTarget]) -> str:
 def lists(
     tcp: Mapping[str, Sequence[TcpTarget]], before: Mapping[str, NetList] | None = None
 ) -> dict[str, NetList]:
-    """Each overlay's list (at most MAX_TARGETS, the protocol's cap on one list), the list of
-    `before` reused when its targets are the same: no digest computed again, and the fold
-    recognises it as the list it knows."""
+    """Each overlay's list (at most SENT targets: what one request carries; past it, an
+    overlay's tasks are not watched from its nodes), the list of `before` reused when its
+    targets are the same: no digest computed again, and the fold recognises it as the list it
+    knows."""
     out: dict[str, NetList] = {}
     for net, targets in tcp.items():
-        held = tuple(targets[:MAX_TARGETS])
+        held = tuple(targets[:SENT])
         prev = before.get(net) if before else None
         out[net] = (
             prev if prev is not None and prev.tcp == held else NetList(net, digest_of(held), held)
@@ -102,17 +107,21 @@ def duty(
 ) -> Duty:
     """The duty of a node on `nets`. `held`: what it said it holds in its last answer (None:
     not heard since this brain started; it is believed to hold the lists, and says otherwise
-    in its answer, which costs it one round without an opinion). The failing ones it may probe
-    again first are as many as it probes in rotation: a node whose overlay broke does not wait
-    for the rotation to confirm every pair, and its work at most doubles."""
+    in its answer, which costs it one round without an opinion). At most SENT targets are sent
+    in one duty: the other lists it lacks are named, and sent in the next rounds. The failing
+    ones it may probe again first are as many as it probes in rotation: a node whose overlay
+    broke does not wait for the rotation to confirm every pair, and its work at most doubles."""
     sent: list[NetDuty] = []
-    total = 0
+    total = carried = 0
     for net in nets:
         nl = lists.get(net)
         if nl is None or total + len(nl.tcp) > MAX_DUTY:
             continue  # more than a node holds: the overlays past it are not watched from there
         total += len(nl.tcp)
         send = held is not None and held.get(net) != nl.digest
+        if send and carried + len(nl.tcp) > SENT:
+            send = False  # named only: sent in a later round, when this request has room
+        carried += len(nl.tcp) if send else 0
         sent.append(NetDuty(net=net, digest=nl.digest, tcp=nl.tcp if send else None))
     n = take(total, cover, least)
     return Duty(nets=tuple(sent), take=n, suspects=n)

@@ -18,7 +18,6 @@ from swarm_medic.core.model import Snapshot, Task
 from swarm_medic.core.protocol import (
     MAX_DUTY,
     MAX_LISTED,
-    MAX_TARGETS,
     Duty,
     Failing,
     NetDuty,
@@ -111,12 +110,32 @@ def test_a_duty_names_the_lists_a_node_holds_and_sends_the_others() -> None:
 
 
 def test_a_duty_never_holds_more_than_a_node_takes() -> None:
-    full = [f"net{i}{'f' * 16}" for i in range(MAX_DUTY // MAX_TARGETS)]
-    ls = duty.lists({net: list(targets(MAX_TARGETS, net)) for net in full})
+    full = [f"net{i}{'f' * 16}" for i in range(MAX_DUTY // duty.SENT)]
+    ls = duty.lists({net: list(targets(duty.SENT, net)) for net in full})
     ls |= duty.lists({NET_B: list(targets(20, NET_B))})
     got = duty.duty([*full, NET_B], ls, {}, cover=4, least=40)
     assert [nd.net for nd in got.nets] == full  # the overlay past MAX_DUTY is not watched
     assert got.take == MAX_DUTY // 4
+
+
+def test_a_round_sends_at_most_sent_targets_and_the_other_lists_later() -> None:
+    nets = [f"net{i}{'e' * 16}" for i in range(3)]
+    ls = duty.lists({net: list(targets(duty.SENT // 2 + 1, net)) for net in nets})
+    held: dict[str, str] = {}
+    rounds_to_hold = 0
+    while any(held.get(net) != ls[net].digest for net in nets):
+        got = duty.duty(nets, ls, held, cover=4, least=40)
+        sent = [nd for nd in got.nets if nd.tcp is not None]
+        assert sum(len(nd.tcp or ()) for nd in sent) <= duty.SENT
+        assert [nd.net for nd in got.nets] == nets  # every list named, held or not
+        held |= {nd.net: nd.digest for nd in sent}
+        rounds_to_hold += 1
+    assert rounds_to_hold == 3
+
+
+def test_an_overlay_longer_than_one_request_carries_is_cut() -> None:
+    ls = duty.lists({NET_A: list(targets(duty.SENT + 5))})
+    assert ls[NET_A].tcp == targets(duty.SENT)
 
 
 # --- the node's watch ----------------------------------------------------------------------------
