@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import TypeVar
 
 import msgspec
@@ -39,6 +39,7 @@ from swarm_medic.core.model import Snapshot
 from swarm_medic.core.protocol import (
     ACT_PATH,
     MAX_ANSWER,
+    MAX_ENVELOPE,
     PROBE_PATH,
     PROTOCOL,
     ActAnswer,
@@ -51,8 +52,18 @@ from swarm_medic.core.protocol import (
     spoken,
 )
 from swarm_medic.core.settings import ProbeSettings, SafetySettings
+from swarm_medic.nodes import fanout
 from swarm_medic.nodes.agent import AgentError, NodeAgent
-from swarm_medic.nodes.channel import ChannelError, NodeRefused, Versions, call
+from swarm_medic.nodes.channel import (
+    H_NONCE,
+    ChannelError,
+    NodeRefused,
+    Versions,
+    call,
+    open_answer,
+    request_bytes,
+    sign,
+)
 from swarm_medic.telemetry.journal import Journal
 
 Answers = dict[str, tuple[ProbePlan, ProbeAnswer]]
@@ -103,8 +114,8 @@ class Prober:
         self.answered: set[str] = set()  # nodes that answered the last round
         self.seconds = 0.0
         self.cpu_seconds = 0.0
-        # kept across rounds: starting 32 threads every round is CPU for nothing
-        self._pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="swarm-medic-probe")
+        # its own node's probes, while the exchanges with the others run (one thread, kept)
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="swarm-medic-probe")
 
     def due(self, now: float) -> bool:
         return now - self.last_round >= self.settings.probe_interval
@@ -136,6 +147,10 @@ class Prober:
         """Sends `message` saying the protocol this brain speaks; the node's answer, read in the
         protocol the node says it speaks (one release either way)."""
         raw = self._remote(node_id, path, encode(message, speaks=self.protocol))
+        return self._read(node_id, raw, kind)
+
+    def _read(self, node_id: str, raw: bytes, kind: type[A]) -> A:
+        """An opened answer, read in the protocol the node says it speaks."""
         try:
             theirs, answer = spoken(raw, kind, limit=MAX_ANSWER, ours=self.protocol)
         except ProtocolError as exc:
@@ -159,14 +174,14 @@ class Prober:
         if theirs < self.protocol:
             self.journal.channel_downgraded()
 
-    def _probe(self, node_id: str, plan: ProbePlan) -> ProbeAnswer:
-        if node_id == self.me:
-            try:
-                answer = self.agent.probe(plan)
-            except AgentError as exc:
-                raise ChannelError(str(exc)) from exc
-        else:
-            answer = self._ask(node_id, PROBE_PATH, plan, ProbeAnswer)
+    def _own(self, plan: ProbePlan) -> ProbeAnswer:
+        try:
+            return self._checked(self.me, plan, self.agent.probe(plan))
+        except AgentError as exc:
+            raise ChannelError(str(exc)) from exc
+
+    def _checked(self, node_id: str, plan: ProbePlan, answer: ProbeAnswer) -> ProbeAnswer:
+        """`answer`, if it is the named node's answer to `plan`; ChannelError otherwise."""
         if answer.node != node_id:
             raise ChannelError(f"answer names node {answer.node[:32]}, not {node_id}")
         try:
@@ -176,6 +191,77 @@ class Prober:
         except ProtocolError as exc:
             raise ChannelError(str(exc)) from None
         return answer
+
+    def _opened(self, node_id: str, nonce: str, envelope: bytes) -> bytes:
+        """The answer's own bytes once its seal verifies (ProtocolError otherwise)."""
+        return open_answer(self.secret, PROBE_PATH, nonce, node_id, envelope)
+
+    def _probe(self, node_id: str, plan: ProbePlan) -> ProbeAnswer:
+        """One node's answer to `plan` (ChannelError if none), as a round asks it."""
+        got = self._ask_all({node_id: plan})[node_id]
+        if isinstance(got, Exception):
+            raise got
+        return got
+
+    def _ask_all(self, plans: Mapping[str, ProbePlan]) -> dict[str, ProbeAnswer | Exception]:
+        """Every node's answer to its plan, or why there is none: its own node in a thread of
+        the pool, every other over the channel at once from this one (nodes/fanout.py), each
+        exchange within its own timeout."""
+        out: dict[str, ProbeAnswer | Exception] = {}
+        own = self._pool.submit(self._own, plans[self.me]) if self.me in plans else None
+        requests: list[fanout.Request] = []
+        nonces: dict[str, str] = {}
+        for nid, plan in plans.items():
+            if nid == self.me:
+                continue
+            addr = self.addresses.get(nid)
+            if not self.secret:
+                out[nid] = ChannelError("no shared secret (--secret): cannot ask other nodes")
+            elif not addr:
+                out[nid] = ChannelError(f"node {nid} has no known address")
+            else:
+                body = encode(plan, speaks=self.protocol)
+                signed = sign(self.secret, "POST", PROBE_PATH, body, self.clock(), node=nid)
+                nonces[nid] = signed[H_NONCE]
+                data = request_bytes(addr, self.port, PROBE_PATH, body, signed)
+                requests.append(fanout.Request(nid, addr, self.port, data))
+        replies = fanout.exchange_all(requests, timeout=self.timeout, limit=MAX_ENVELOPE)
+        for nid, reply in replies.items():
+            try:
+                out[nid] = self._answer(nid, plans[nid], nonces[nid], reply)
+            except ChannelError as exc:
+                out[nid] = exc
+        if own is not None:
+            wait([own], timeout=self.timeout + 1)
+            if not own.done():
+                own.cancel()
+                out[self.me] = ChannelError(f"no answer within {self.timeout + 1:.0f}s")
+            else:
+                failed = own.exception()
+                if failed is None:
+                    out[self.me] = own.result()
+                else:
+                    out[self.me] = failed if isinstance(failed, Exception) else ChannelError("")
+        return out
+
+    def _answer(
+        self, nid: str, plan: ProbePlan, nonce: str, reply: fanout.Reply | fanout.ExchangeError
+    ) -> ProbeAnswer:
+        """A node's reply as its answer to `plan`; ChannelError, saying why, if it is not."""
+        url = f"http://{self.addresses[nid]}:{self.port}{PROBE_PATH}"
+        if isinstance(reply, fanout.ExchangeError):
+            raise ChannelError(f"{url}: {reply}")
+        if reply.status != 200:
+            detail = reply.body[:200].decode(errors="replace")
+            # 409: the node's instance answered and said no (its reason, unsigned: a forged
+            # refusal can only make the brain do less)
+            kind = NodeRefused if reply.status == 409 else ChannelError
+            raise kind(f"{url}: HTTP {reply.status}: {detail}")
+        try:
+            raw = self._opened(nid, nonce, reply.body)
+        except ProtocolError as exc:
+            raise ChannelError(f"{url}: {exc}") from None
+        return self._checked(nid, plan, self._read(nid, raw, ProbeAnswer))
 
     def _covers(self, now: float) -> int:
         """Rounds within --probe-coverage, spaced as this round is from the last (at least
@@ -242,28 +328,13 @@ class Prober:
         self.period = max(planned.period, self.cover)
         answers: Answers = {}
         self.failures = {}
-        if planned.by_node:
-            # one request per node at once (bounded): a round costs about one probe timeout,
-            # not one per node
-            pool = self._pool
-            futures: dict[str, Future[ProbeAnswer]] = {
-                nid: pool.submit(self._probe, nid, plan) for nid, plan in planned.by_node.items()
-            }
-            # 32 at a time, each within its timeout; a node that holds its connection past
-            # that is not waited for (its thread ends with its socket timeout)
-            waves = -(-len(futures) // 32)
-            wait(futures.values(), timeout=self.timeout * waves + 1)
-            for nid, fut in futures.items():
-                if not fut.done():
-                    fut.cancel()  # not started yet: never sent; running: ends by its timeout
-                    self.failures[nid] = f"no answer within {self.timeout * waves + 1:.0f}s"
-                    continue
-                try:
-                    answers[nid] = (planned.by_node[nid], fut.result())
-                except ChannelError as exc:
-                    self.failures[nid] = str(exc)
-                except Exception as exc:  # noqa: BLE001 - one node's failure, never the scan's
-                    self.failures[nid] = f"{type(exc).__name__}: {str(exc)[:200]}"
+        for nid, got in self._ask_all(planned.by_node).items():
+            if isinstance(got, ProbeAnswer):
+                answers[nid] = (planned.by_node[nid], got)
+            elif isinstance(got, ChannelError):
+                self.failures[nid] = str(got)
+            else:  # one node's failure, never the scan's
+                self.failures[nid] = f"{type(got).__name__}: {str(got)[:200]}"
         for nid, (plan, ans) in answers.items():
             if ans.duty is not None:
                 self.held[nid] = {st.net: st.digest for st in ans.duty.nets}
