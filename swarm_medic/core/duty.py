@@ -38,6 +38,7 @@ from swarm_medic.core.protocol import (
     MAX_DUTY,
     MAX_FAILS,
     MAX_LISTED,
+    Container,
     Duty,
     Failing,
     NetDuty,
@@ -67,10 +68,10 @@ class NetList:
     tcp: tuple[TcpTarget, ...]
 
 
-def digest_of(tcp: Sequence[TcpTarget]) -> str:
-    """The name of a list: the same targets in the same order have the same name on every
+def digest_of(items: Sequence[TcpTarget] | Sequence[Container]) -> str:
+    """The name of a list: the same items in the same order have the same name on every
     instance (no process-local hash), so a node keeps its list across a change of brain."""
-    return hashlib.blake2b(_ENCODER.encode(tcp), digest_size=8).hexdigest()
+    return hashlib.blake2b(_ENCODER.encode(items), digest_size=8).hexdigest()
 
 
 def lists(

@@ -31,7 +31,10 @@ field an older peer does not know, save the version itself, which every release 
 
 Unknown fields are ignored (not refused) so a newer brain can add optional fields without
 breaking older nodes during a rolling update; the version field is one, and protocol 1 reads
-past it like any other.
+past it like any other. `ports` (published ports, added after the others) is such a field: a
+node from before it ignores the plan's `ports` and answers none, so an answer with no `ports`
+results is "no opinion on any of them", while any other count that is not the plan's is refused
+like a misaligned tcp list.
 
 Standing duties (protocol 3). A plan may carry a `Duty` instead of tcp targets: the node's tcp
 targets, one list per overlay named by a digest (`NetDuty`; the list itself is sent only when
@@ -41,10 +44,9 @@ answers its state (`Watched`): per overlay, a bitmap of the targets whose last p
 and the failing ones with their failures in a row, in the order of the list it holds; a target
 in neither has no opinion. A node of protocol 2 reads past `duty` and answers no tcp results:
 the brain takes that as no opinion and sends it positional plans once it has heard it speak 2
-(core/duty.py says the rest). `ports` (published ports, added after the others) is such a field: a
-node from before it ignores the plan's `ports` and answers none, so an answer with no `ports`
-results is "no opinion on any of them", while any other count that is not the plan's is refused
-like a misaligned tcp list.
+(core/duty.py says the rest). Its container list, too, is sent only when it changed: the plan
+says the digest of the list the brain holds (`listed`), the answer the digest of the node's
+list, and leaves the list out when the two are the same.
 """
 
 from __future__ import annotations
@@ -110,7 +112,7 @@ PROTOCOL: Final = 3
 VERSION_FIELD: Final = "protocol"
 # Fields added after protocol 2, and the protocol that added them: left out of a message whose
 # value is None there (a plan without a duty is protocol 2's plan, byte for byte but the version)
-LATER: Final = {"duty": 3}
+LATER: Final = {"duty": 3, "listed": 3}
 
 
 class Speaks(msgspec.Struct, frozen=True):
@@ -200,6 +202,9 @@ class ProbePlan(msgspec.Struct, frozen=True):
     vip: Annotated[tuple[VipTarget, ...], Meta(max_length=MAX_NAMES)] = ()
     ports: Annotated[tuple[PortTarget, ...], Meta(max_length=MAX_PORTS)] = ()
     duty: Duty | None = None  # protocol 3: the node's standing tcp duty (then tcp is empty)
+    # protocol 3: the digest of the node's container list the brain holds; the node leaves its
+    # list out of the answer when it is still that one
+    listed: OptDigest | None = None
 
 
 REMOVE_TASK_CONTAINER: Final = "remove_task_container"
@@ -287,6 +292,9 @@ class ProbeAnswer(msgspec.Struct, frozen=True):
     errors: Annotated[tuple[Text, ...], Meta(max_length=MAX_ERRORS)] = ()
     containers: Annotated[tuple[Container, ...], Meta(max_length=MAX_CONTAINERS)] = ()
     duty: Watched | None = None  # protocol 3: the state of the plan's duty
+    # protocol 3: the digest of this node's container list (duty.digest_of); with no
+    # `containers`, the list is the one the plan's `listed` names, unchanged
+    listed: OptDigest | None = None
 
 
 class ActAnswer(msgspec.Struct, frozen=True):

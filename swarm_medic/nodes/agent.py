@@ -43,7 +43,7 @@ from functools import partial
 
 import msgspec
 
-from swarm_medic.core.duty import Watch
+from swarm_medic.core.duty import Watch, digest_of
 from swarm_medic.core.errors import EngineError
 from swarm_medic.core.model import ContainerDetail, LocalContainer
 from swarm_medic.core.protocol import (
@@ -56,6 +56,7 @@ from swarm_medic.core.protocol import (
     ActRequest,
     Container,
     DnsResult,
+    Duty,
     ProbeAnswer,
     ProbePlan,
     TcpResult,
@@ -195,13 +196,25 @@ class NodeAgent:
         larger than a node holds)."""
         if plan.duty is None:
             return self.answer(plan)
+        return self._listed(plan, self._watched(plan, plan.duty))
+
+    def _listed(self, plan: ProbePlan, answer: ProbeAnswer) -> ProbeAnswer:
+        """The answer with its container list's digest, and without the list if the brain
+        holds it already (protocol 3)."""
+        digest = digest_of(answer.containers)
+        if digest == plan.listed:
+            return msgspec.structs.replace(answer, containers=(), listed=digest)
+        return msgspec.structs.replace(answer, listed=digest)
+
+    def _watched(self, plan: ProbePlan, duty: Duty) -> ProbeAnswer:
         with self._watch_lock:
             if self._watch is None:
                 self._watch = Watch(phase=zlib.crc32(self.node_id.encode()))
             watch = self._watch
-            watch.hold(plan.duty)
-            picked = watch.pick(plan.duty.take, plan.duty.suspects)
-            got = self.answer(msgspec.structs.replace(plan, tcp=tuple(picked), duty=None))
+            watch.hold(duty)
+            picked = watch.pick(duty.take, duty.suspects)
+            positional = msgspec.structs.replace(plan, tcp=tuple(picked), duty=None, listed=None)
+            got = self.answer(positional)
             said = watch.record(picked, got.tcp)
             return msgspec.structs.replace(got, tcp=(), duty=watch.state(said))
 

@@ -44,6 +44,7 @@ from swarm_medic.core.protocol import (
     PROTOCOL,
     ActAnswer,
     ActRequest,
+    Container,
     ProbeAnswer,
     ProbePlan,
     ProtocolError,
@@ -104,6 +105,8 @@ class Prober:
         self.cover = 1  # rounds within which every (node, task) pair is probed
         self.lists: dict[str, duty.NetList] = {}  # the overlays' lists the last duties named
         self.held: dict[str, dict[str, str]] = {}  # node -> overlay -> the list it said it holds
+        # node -> (digest, list) of its task containers, as it last sent them (protocol 3)
+        self.listed: dict[str, tuple[str, tuple[Container, ...]]] = {}
         self.addresses: dict[str, str] = {}  # node id -> underlay address
         self.me = ""
         self.hostnames: dict[str, str] = {}  # node id -> hostname, for the log
@@ -261,7 +264,21 @@ class Prober:
             raw = self._opened(nid, nonce, reply.body)
         except ProtocolError as exc:
             raise ChannelError(f"{url}: {exc}") from None
-        return self._checked(nid, plan, self._read(nid, raw, ProbeAnswer))
+        return self._complete(
+            nid, plan, self._checked(nid, plan, self._read(nid, raw, ProbeAnswer))
+        )
+
+    def _complete(self, nid: str, plan: ProbePlan, answer: ProbeAnswer) -> ProbeAnswer:
+        """The answer with the node's container list: the one held, when the node says it is
+        unchanged (protocol 3); a list sent is kept, once it matches the digest it came with."""
+        if answer.listed is None:
+            return answer
+        if not answer.containers and plan.listed is not None and answer.listed == plan.listed:
+            return msgspec.structs.replace(answer, containers=self.listed[nid][1])
+        if duty.digest_of(answer.containers) != answer.listed:
+            raise ChannelError(f"node {nid}: its container list is not the one its digest names")
+        self.listed[nid] = (answer.listed, answer.containers)
+        return answer
 
     def _covers(self, now: float) -> int:
         """Rounds within --probe-coverage, spaced as this round is from the last (at least
@@ -310,7 +327,9 @@ class Prober:
                 cover=self.cover,
                 least=self.budget.tcp,
             )
-            planned.by_node[nid] = msgspec.structs.replace(planned.by_node[nid], duty=given)
+            planned.by_node[nid] = msgspec.structs.replace(
+                planned.by_node[nid], duty=given, listed=self.listed.get(nid, ("", ()))[0] or None
+            )
         return planned
 
     def run(self, snap: Snapshot, now: float, suspects: reach.Suspects | None = None) -> Answers:
@@ -323,6 +342,7 @@ class Prober:
         self.hostnames = {n.id: n.hostname for n in snap.nodes}
         self.speaks.keep(self.hostnames)  # a node that left is forgotten
         self.held = {n: h for n, h in self.held.items() if n in self.hostnames}
+        self.listed = {n: c for n, c in self.listed.items() if n in self.hostnames}
         planned = self._plan(snap, now, suspects)
         self.round_no += 1
         self.period = max(planned.period, self.cover)

@@ -577,3 +577,16 @@ def test_a_duty_larger_than_a_node_holds_is_a_bad_request(world: World, ns: Netn
     with pytest.raises(ProtocolError, match="more than 32768"):
         world.agent.probe(ProbePlan(duty=Duty(nets=nets, take=1)))
     assert ns.connects == []
+
+
+def test_a_duty_answer_leaves_out_a_container_list_the_brain_holds(world: World, ns: Netns) -> None:
+    world.container("10.0.1.2", "sb1")
+    first = world.agent.probe(watching(()))
+    assert len(first.containers) == 1
+    assert first.listed == digest_of(first.containers)
+    again = world.agent.probe(msgspec.structs.replace(watching(()), listed=first.listed))
+    assert (again.containers, again.listed) == ((), first.listed)
+    world.container("10.0.1.3", "sb2")  # a new one: the list is sent again
+    changed = world.agent.probe(msgspec.structs.replace(watching(()), listed=first.listed))
+    assert len(changed.containers) == 2
+    assert changed.listed == digest_of(changed.containers) != first.listed

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import msgspec
 import pytest
 import structlog
 from prometheus_client import CollectorRegistry
@@ -17,6 +18,7 @@ from swarm_medic.core.model import Action, ActionKind, Node, Snapshot, Task
 from swarm_medic.core.protocol import (
     ActAnswer,
     ActRequest,
+    Container,
     DnsResult,
     DnsTarget,
     NetState,
@@ -58,6 +60,8 @@ class FakeAgent(NodeAgent):
         self.plans: list[ProbePlan] = []
         self.acts: list[ActRequest] = []
         self.short = False  # answer one TCP result less than asked
+        self.containers: tuple[Container, ...] = ()  # its task containers
+        self.lie = False  # say a digest of its container list that is not its list's
 
     def answer(self, plan: ProbePlan) -> ProbeAnswer:
         if self.refuse:
@@ -69,7 +73,12 @@ class FakeAgent(NodeAgent):
             dns=(NO_DNS,) * len(plan.dns),
             vip=(TcpResult(True),) * len(plan.vip),
             ipvs=True,
+            containers=self.containers,
         )
+
+    def _listed(self, plan: ProbePlan, answer: ProbeAnswer) -> ProbeAnswer:
+        said = super()._listed(plan, answer)
+        return msgspec.structs.replace(said, listed="0" * 16) if self.lie else said
 
     def act(self, request: ActRequest) -> ActAnswer:
         self.acts.append(request)
@@ -103,6 +112,8 @@ def remote(server: Remote) -> Remote:
     server.agent.acts.clear()
     server.agent.short = False
     server.agent._watch = None  # each test's brain starts with a node that holds no duty
+    server.agent.containers = ()
+    server.agent.lie = False
     return server
 
 
@@ -181,6 +192,51 @@ def test_a_round_asks_its_own_node_in_process_and_the_other_over_the_channel(
     assert plan2.duty.nets == (named,)
     assert said.duty == Watched(nets=(NetState(NET, named.digest, ok=b"\x03"),), probed=2)
     assert prober.held == {"n2": {NET: named.digest}}
+
+
+class Kept(Prober):
+    """Keeps each answer's bytes as the node sent them."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.bodies: list[bytes] = []
+
+    def _opened(self, node_id: str, nonce: str, envelope: bytes) -> bytes:
+        body = super()._opened(node_id, nonce, envelope)
+        self.bodies.append(body)
+        return body
+
+
+ON_N2 = (
+    Container("c" * 64, "t2", "s1", "running", "web.2.t2"),
+    Container("d" * 64, "", "", "exited", "old"),
+)
+
+
+def test_a_node_sends_its_container_list_only_when_it_changed(remote: Remote) -> None:
+    remote.agent.containers = ON_N2
+    prober = Kept(ProbeSettings(secret=KEY), FakeAgent("n1"), port=remote.port, scope=OPT_IN)
+    for i in range(3):
+        got = prober.run(snapshot(), NOW + 15 * i)["n2"][1]
+        assert got.containers == ON_N2  # what the round sees: the list, every round
+    first, second, third = prober.bodies
+    assert b"web.2.t2" in first
+    assert b"web.2.t2" not in second and b"web.2.t2" not in third  # said unchanged
+    remote.agent.containers = ON_N2[:1]  # one gone
+    got = prober.run(snapshot(), NOW + 45)["n2"][1]
+    assert got.containers == ON_N2[:1]
+    assert b"web.2.t2" in prober.bodies[-1]
+
+
+def test_a_container_list_that_is_not_the_one_its_digest_names_is_a_failure(
+    remote: Remote,
+) -> None:
+    remote.agent.containers = ON_N2
+    remote.agent.lie = True
+    prober = Prober(ProbeSettings(secret=KEY), FakeAgent("n1"), port=remote.port, scope=OPT_IN)
+    answers = prober.run(snapshot(), NOW)
+    assert sorted(answers) == ["n1"]
+    assert prober.failures == {"n2": "node n2: its container list is not the one its digest names"}
 
 
 def test_a_round_is_due_after_the_probe_interval(remote: Remote) -> None:
