@@ -56,6 +56,7 @@ from swarm_medic.core.protocol import (
     Container,
     DnsTarget,
     Failing,
+    NetState,
     PortTarget,
     ProbeAnswer,
     ProbePlan,
@@ -511,6 +512,7 @@ class _View:
     held: NetList
     ok: int  # the bitmap as a number: bit i, target i answered
     failing: dict[int, Failing]
+    said: NetState  # as the node said it
 
 
 @dataclass
@@ -612,12 +614,12 @@ class Reachability:
             if held is None or st.digest != held.digest:
                 continue
             seen.add(st.net)
+            view = views.get(st.net)
+            if view is not None and view.held is held and view.said == st:
+                continue  # the steady state: not one cell touched, nothing decoded
             ok = int.from_bytes(st.ok, "little")
             failing = {f.at: f for f in st.failing}
-            view = views.get(st.net)
             if view is not None and view.held is held:
-                if view.ok == ok and view.failing == failing:
-                    continue  # the steady state: not one cell touched
                 changed = _bits(view.ok ^ ok)
                 changed.update(view.failing, failing)
                 places: Collection[int] = changed
@@ -625,7 +627,7 @@ class Reachability:
                 if view is not None:
                     self._drop_cells(node, view.held, keep=held)
                 places = range(len(held.tcp))
-            views[st.net] = new = _View(held, ok, failing)
+            views[st.net] = new = _View(held, ok, failing, st)
             self._write(node, new, places, now, rnd)
         for net in [n for n in views if n not in seen]:
             self._drop_cells(node, views.pop(net).held)
