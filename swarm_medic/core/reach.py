@@ -416,7 +416,7 @@ def plans(
     return Plans(out, period)
 
 
-@dataclass
+@dataclass(slots=True)
 class Cell:
     ok: bool
     error: str
