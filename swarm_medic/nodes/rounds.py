@@ -103,6 +103,7 @@ class Prober:
         self.round_no = 0  # moves every node's rotation window
         self.period = 1  # rounds the last plans need to probe every pair
         self.cover = 1  # rounds within which every (node, task) pair is probed
+        self.sent = 0  # targets of lists sent in the last round (0 when every node holds its)
         self.lists: dict[str, duty.NetList] = {}  # the overlays' lists the last duties named
         self.held: dict[str, dict[str, str]] = {}  # node -> overlay -> the list it said it holds
         # node -> (digest, list) of its task containers, as it last sent them (protocol 3)
@@ -319,6 +320,7 @@ class Prober:
             duties=duties,
             given=tg,
         )
+        self.sent = 0
         for nid in duties & planned.by_node.keys():
             given = duty.duty(
                 sorted(tg.nets_on_node.get(nid, ())),
@@ -327,6 +329,7 @@ class Prober:
                 cover=self.cover,
                 least=self.budget.tcp,
             )
+            self.sent += sum(len(nd.tcp) for nd in given.nets if nd.tcp is not None)
             planned.by_node[nid] = msgspec.structs.replace(
                 planned.by_node[nid], duty=given, listed=self.listed.get(nid, ("", ()))[0] or None
             )

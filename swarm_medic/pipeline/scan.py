@@ -303,7 +303,13 @@ class Medic:
         news = {n: why for n, why in prober.failures.items() if self.state.unprobed.get(n) != why}
         self.state.unprobed = dict(prober.failures)
         self.journal.probe_round(
-            self.reach, prober.seconds, news, hostnames, cpu_seconds=prober.cpu_seconds
+            self.reach,
+            prober.seconds,
+            news,
+            hostnames,
+            cpu_seconds=prober.cpu_seconds,
+            cover=prober.cover,
+            sent=prober.sent,
         )
 
     def _hands_down(self, planned: Sequence[tuple[object, Action | None]]) -> dict[str, str]:

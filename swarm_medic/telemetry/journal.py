@@ -589,7 +589,11 @@ class Journal:
         hostnames: dict[str, str],
         *,
         cpu_seconds: float = 0.0,
+        cover: int = 1,
+        sent: int = 0,
     ) -> None:
+        """`cover`: the rounds within which every (node, task) pair is probed; `sent`: the
+        targets of the overlays' lists sent to nodes that did not hold them (0 when steady)."""
         m = self.metrics
         m.probe_rounds.inc()
         m.probes.inc(reach.probes_last_round)
@@ -628,6 +632,8 @@ class Journal:
             nodes=len(reach.ipvs),
             # nodes heard this round (`nodes` counts those heard within the window)
             answered=sum(1 for r in reach.answered.values() if r == reach.rounds),
+            cover=cover,
+            sent=sent,
         )
 
     def hand_retired(self, container_id: str, error: str) -> None:

@@ -278,6 +278,10 @@ def test_a_brain_and_a_node_of_this_tree_keep_a_standing_duty(node: Instance) ->
     assert brain.prober.failures == {}
     assert node.probed == [0, 3, 3]  # named, then sent, then named: the node kept it
     assert all(brain.medic.reach.tcp[("n2", t)].ok for t in brain.tids)
+    # the round's line says the lists' targets it sent, and within how many rounds every
+    # pair is probed: 60 s of --probe-interval (1 s) at first, then of the rounds' spacing (2 s)
+    said = [(r["sent"], r["cover"]) for r in brain.logs.named("probe round")]
+    assert said == [(0, 60), (3, 30), (0, 30)]
 
     # t1, on the brain's own node, stops answering from n2 alone: n2's own history counts
     # its failures in a row, and its state says so until the finding
