@@ -115,7 +115,10 @@ def _start(req: Request, timeout: float) -> _Open:
         family = socket.AF_INET6 if ipaddress.ip_address(req.host).version == 6 else socket.AF_INET
     except ValueError:
         raise ExchangeError(f"{req.host[:64]!r} is not an IP address") from None
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+    except OSError as exc:  # out of descriptors, say: this exchange fails, the others go on
+        raise ExchangeError(f"{type(exc).__name__}: {exc}") from None
     sock.setblocking(False)
     code = sock.connect_ex((req.host, req.port))
     if code not in (0, errno.EINPROGRESS):

@@ -233,7 +233,7 @@ class Prober:
         for nid, reply in replies.items():
             try:
                 out[nid] = self._answer(nid, plans[nid], nonces[nid], reply)
-            except ChannelError as exc:
+            except Exception as exc:  # noqa: BLE001 - one node's failure, never the round's
                 out[nid] = exc
         if own is not None:
             wait([own], timeout=self.timeout + 1)
