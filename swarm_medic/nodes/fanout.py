@@ -160,12 +160,11 @@ def _receive(ex: _Open, limit: int) -> Reply | None:
         return None
     except OSError as exc:
         raise ExchangeError(f"{type(exc).__name__}: {exc}") from None
-    ex.got += chunk
-    if len(ex.got) > MAX_HEAD + limit:
-        raise ExchangeError(f"answer over {limit} bytes")
+    ex.got += chunk  # bounded: the head by MAX_HEAD, the body by its length (<= limit)
     if ex.status < 0:
         _head(ex, limit, ended=not chunk)
     if ex.status >= 0 and len(ex.got) - ex.body_at >= ex.length:
+        # what comes past the Content-Length is not the answer's, and not read further
         return Reply(ex.status, bytes(ex.got[ex.body_at : ex.body_at + ex.length]))
     if not chunk:
         raise ExchangeError("the answer ended before its Content-Length")
