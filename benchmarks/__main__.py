@@ -59,7 +59,7 @@ PROBE_KEYS = (
     "probe_find_s_median_100n",
     *(
         f"{key}_{way}"
-        for way in ("rotation", "full")
+        for way in ("windows", "rotation", "full")
         for key in (
             "probe_round_cpu_ms_100n",
             "probe_bytes_per_node_100n",
@@ -357,7 +357,11 @@ def main(argv: list[str]) -> int:
         **{
             key: "; ".join(
                 f"{_shown(figures.get(f'{key}_{way}'))} {said}"
-                for way, said in (("rotation", "40-target rotation"), ("full", "every pair"))
+                for way, said in (
+                    ("windows", "windows of that size"),
+                    ("rotation", "40-target rotation"),
+                    ("full", "every pair"),
+                )
             )
             for key in (
                 "probe_round_cpu_ms_100n",
