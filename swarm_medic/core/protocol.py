@@ -35,6 +35,18 @@ past it like any other. `ports` (published ports, added after the others) is suc
 node from before it ignores the plan's `ports` and answers none, so an answer with no `ports`
 results is "no opinion on any of them", while any other count that is not the plan's is refused
 like a misaligned tcp list.
+
+Standing duties (protocol 3). A plan may carry a `Duty` instead of tcp targets: the node's tcp
+targets, one list per overlay named by a digest (`NetDuty`; the list itself is sent only when
+the node does not hold it), how many to probe each round (`take`, least recently probed first)
+and how many failing ones to probe again first (`suspects`). The node keeps the history and
+answers its state (`Watched`): per overlay, a bitmap of the targets whose last probe answered
+and the failing ones with their failures in a row, in the order of the list it holds; a target
+in neither has no opinion. A node of protocol 2 reads past `duty` and answers no tcp results:
+the brain takes that as no opinion and sends it positional plans once it has heard it speak 2
+(core/duty.py says the rest). Its container list, too, is sent only when it changed: the plan
+says the digest of the list the brain holds (`listed`), the answer the digest of the node's
+list, and leaves the list out when the two are the same.
 """
 
 from __future__ import annotations
@@ -60,6 +72,10 @@ MAX_ERRORS: Final = 256
 MAX_ID: Final = 128  # swarm ids are 25 characters, container ids 64
 MAX_TEXT: Final = 512  # error strings, container names
 MAX_DNS_NAME: Final = 255
+MAX_NETS: Final = 512  # overlays in one duty
+MAX_DUTY: Final = 32768  # tcp targets one node holds across its duty's overlays
+MAX_LISTED: Final = 1024  # failing targets one answer lists (the rest: no opinion this round)
+MAX_FAILS: Final = 1_000_000
 
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 # [0-9], not \d (which matches any Unicode digit), and \Z, not $ (which allows a trailing \n)
@@ -80,6 +96,8 @@ Port = Annotated[int, Meta(ge=1, le=65535)]
 DnsName = Annotated[str, Meta(min_length=1, max_length=MAX_DNS_NAME)]
 Millis = Annotated[float, Meta(ge=0, le=3_600_000)]
 Hex64 = Annotated[str, Meta(pattern=r"^[0-9a-f]{64}\Z")]
+Digest = Annotated[str, Meta(pattern=r"^[0-9a-f]{16}\Z")]
+OptDigest = Annotated[str, Meta(pattern=r"^(?:[0-9a-f]{16})?\Z")]
 
 
 class ProtocolError(ValueError):
@@ -90,8 +108,11 @@ class ProtocolError(ValueError):
 
 # The brain-to-node protocol this tree speaks. Say a new one when a message changes in a way an
 # instance of the previous release would misread; 1 is the release before versions.
-PROTOCOL: Final = 2
+PROTOCOL: Final = 3
 VERSION_FIELD: Final = "protocol"
+# Fields added after protocol 2, and the protocol that added them: left out of a message whose
+# value is None there (a plan without a duty is protocol 2's plan, byte for byte but the version)
+LATER: Final = {"duty": 3, "listed": 3}
 
 
 class Speaks(msgspec.Struct, frozen=True):
@@ -156,11 +177,34 @@ class PortTarget(msgspec.Struct, frozen=True):
     port: Port
 
 
+class NetDuty(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One overlay's tcp targets a node watches, in a fixed order named by `digest` (a hash of
+    the list). `tcp` None: the brain believes the node holds that list already."""
+
+    net: Id
+    digest: Digest
+    tcp: Annotated[tuple[TcpTarget, ...], Meta(max_length=MAX_TARGETS)] | None = None
+
+
+class Duty(msgspec.Struct, frozen=True):
+    """What a node watches (every overlay it is not given is dropped) and how much of it to
+    probe each round: the failing targets first (at most `suspects`), then the `take` least
+    recently probed of the rest."""
+
+    nets: Annotated[tuple[NetDuty, ...], Meta(max_length=MAX_NETS)] = ()
+    take: Annotated[int, Meta(ge=0, le=MAX_DUTY)] = 0
+    suspects: Annotated[int, Meta(ge=0, le=MAX_DUTY)] = 0
+
+
 class ProbePlan(msgspec.Struct, frozen=True):
     tcp: Annotated[tuple[TcpTarget, ...], Meta(max_length=MAX_TARGETS)] = ()
     dns: Annotated[tuple[DnsTarget, ...], Meta(max_length=MAX_NAMES)] = ()
     vip: Annotated[tuple[VipTarget, ...], Meta(max_length=MAX_NAMES)] = ()
     ports: Annotated[tuple[PortTarget, ...], Meta(max_length=MAX_PORTS)] = ()
+    duty: Duty | None = None  # protocol 3: the node's standing tcp duty (then tcp is empty)
+    # protocol 3: the digest of the node's container list the brain holds; the node leaves its
+    # list out of the answer when it is still that one
+    listed: OptDigest | None = None
 
 
 REMOVE_TASK_CONTAINER: Final = "remove_task_container"
@@ -212,6 +256,32 @@ class Container(msgspec.Struct, frozen=True):
     swarm_made: bool | None = None
 
 
+class Failing(msgspec.Struct, frozen=True, array_like=True):
+    """A watched target whose last `fails` probes in a row failed; `at`: its place in the list."""
+
+    at: Annotated[int, Meta(ge=0, lt=MAX_TARGETS)]
+    fails: Annotated[int, Meta(ge=1, le=MAX_FAILS)]
+    error: Text = ""
+
+
+class NetState(msgspec.Struct, frozen=True, omit_defaults=True):
+    """What a node knows of one overlay's list: `digest` the list it holds ("": none); `ok` a
+    bitmap (bit i of byte i // 8, lowest first) of the targets whose last probe answered;
+    `failing` the targets whose last probe failed. A target in neither: no opinion."""
+
+    net: Id
+    digest: OptDigest = ""
+    ok: Annotated[bytes, Meta(max_length=MAX_TARGETS // 8)] = b""
+    failing: Annotated[tuple[Failing, ...], Meta(max_length=MAX_LISTED)] = ()
+
+
+class Watched(msgspec.Struct, frozen=True):
+    """A node's answer to its duty: its state per overlay, and the probes it made this round."""
+
+    nets: Annotated[tuple[NetState, ...], Meta(max_length=MAX_NETS)] = ()
+    probed: Annotated[int, Meta(ge=0, le=2 * MAX_DUTY)] = 0
+
+
 class ProbeAnswer(msgspec.Struct, frozen=True):
     node: Id
     ipvs: bool = False
@@ -221,6 +291,10 @@ class ProbeAnswer(msgspec.Struct, frozen=True):
     ports: Annotated[tuple[TcpResult, ...], Meta(max_length=MAX_PORTS)] = ()
     errors: Annotated[tuple[Text, ...], Meta(max_length=MAX_ERRORS)] = ()
     containers: Annotated[tuple[Container, ...], Meta(max_length=MAX_CONTAINERS)] = ()
+    duty: Watched | None = None  # protocol 3: the state of the plan's duty
+    # protocol 3: the digest of this node's container list (duty.digest_of); with no
+    # `containers`, the list is the one the plan's `listed` names, unchanged
+    listed: OptDigest | None = None
 
 
 class ActAnswer(msgspec.Struct, frozen=True):
@@ -251,13 +325,17 @@ _DECODERS: dict[type, msgspec.json.Decoder[object]] = {}
 
 def encode(message: Message, *, speaks: int = PROTOCOL) -> bytes:
     """The message as it goes on the wire, saying the protocol its sender `speaks` (1: nothing,
-    as protocol 1 said). Every message has the fields it had in protocol 1 and no other
-    (test_protocol_versions checks it against the frozen protocol 1), so what an older peer
-    gets is what it knows, the version aside; a field added later must be left out here for a
-    peer that does not speak the protocol that added it."""
+    as protocol 1 said). Every message has the fields it had in protocol 2, and the fields of
+    `LATER` (test_protocol_versions checks it against the frozen protocol 2), which are left out
+    when they say nothing or the peer does not speak the protocol that added them: what an
+    older peer gets is what it knows, the version aside."""
+    fields = msgspec.structs.asdict(message)
+    for name, since in LATER.items():
+        if name in fields and (fields[name] is None or speaks < since):
+            del fields[name]
     if speaks <= 1:
-        return _ENCODER.encode(message)
-    return _ENCODER.encode({VERSION_FIELD: speaks, **msgspec.structs.asdict(message)})
+        return _ENCODER.encode(fields)
+    return _ENCODER.encode({VERSION_FIELD: speaks, **fields})
 
 
 def decode(data: bytes | str, kind: type[M], *, limit: int) -> M:

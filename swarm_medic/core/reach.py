@@ -22,12 +22,21 @@ way. Pairs whose last probe failed ("suspects") are probed again every round on 
 window (up to `Budget.suspects` per node), so a fault is confirmed in K rounds once seen,
 not K x period. With fewer targets than the budget, nothing changes: every pair every round.
 
+**Coverage.** With `cover` (the rounds in --probe-coverage), a node's tcp window is never
+smaller than its targets / `cover`, so every (node, task) pair comes round within that many
+rounds whatever the size of the swarm. Nodes of protocol 3 are not sent windows at all: they
+hold a standing duty (core/duty.py) and answer their state, which `record` folds cell by cell,
+touching only what changed since the node's last answer. Plans still carry their DNS names,
+VIPs and published ports as windows.
+
 **Expiry.** A node's container list and errors come from this round's answer only: a node
 that failed the round contributes none (its hand is never asked to remove what it listed in
 the past). Probe cells and the node's IPVS flag are kept until they are `period + 1` rounds
 old (a pair is re-probed at least every `period` rounds, plus one missed round), and cells of
 tasks no longer running are dropped at once, as are those of a published port whose service is
-no longer settled or no longer publishes it on that address.
+no longer settled or no longer publishes it on that address. A duty's cells are the node's
+word, said again every round: they stand while it answers, go with an overlay it no longer
+reports, and with all of the node's once it has not answered for `period + 1` rounds.
 """
 
 from __future__ import annotations
@@ -38,6 +47,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from swarm_medic.core.duty import NetList
 from swarm_medic.core.model import UPDATE_IN_FLIGHT, Node, Service, Snapshot, Task
 from swarm_medic.core.protocol import (
     MAX_NAMES,
@@ -45,11 +55,14 @@ from swarm_medic.core.protocol import (
     MAX_TARGETS,
     Container,
     DnsTarget,
+    Failing,
+    NetState,
     PortTarget,
     ProbeAnswer,
     ProbePlan,
     TcpTarget,
     VipTarget,
+    Watched,
     is_ipv4,
 )
 from swarm_medic.core.scope import scope_reason
@@ -263,7 +276,7 @@ def _extra(
 
 
 @dataclass
-class _Targets:
+class Targets:
     """Every probe target of a snapshot, per overlay network, in a fixed order."""
 
     tcp: dict[str, list[TcpTarget]] = field(default_factory=dict)
@@ -281,8 +294,9 @@ class _Targets:
         return list(per_net.values()) if nets is None else [per_net[n] for n in nets]
 
 
-def _targets(snap: Snapshot, scope: SafetySettings, now: float, grace: float) -> _Targets:
-    out = _Targets()
+def targets(snap: Snapshot, scope: SafetySettings, now: float, grace: float) -> Targets:
+    """Every target of the services in `scope` whose tasks have run for `grace`."""
+    out = Targets()
     for svc, port in probed_services(snap, scope):
         svc_nets: set[str] = set()
         for t in snap.tasks_of(svc.id):
@@ -324,7 +338,7 @@ def _targets(snap: Snapshot, scope: SafetySettings, now: float, grace: float) ->
 Lookup = dict[object, list[tuple[str, Any]]]
 
 
-def _lookup(kind: _Kind, tg: _Targets) -> Lookup:
+def _lookup(kind: _Kind, tg: Targets) -> Lookup:
     out: Lookup = {}
     for segment in tg.segments(kind):
         for x in segment:
@@ -349,6 +363,9 @@ def plans(
     round_no: int = 0,
     budget: Budget = DEFAULT_BUDGET,
     suspects: Suspects | None = None,
+    cover: int | None = None,
+    duties: Collection[str] = (),
+    given: Targets | None = None,
 ) -> Plans:
     """A probe plan for every ready node (a node without a task on a probed overlay gets an
     empty one: its answer still lists its task containers), for the services in `scope`
@@ -357,8 +374,12 @@ def plans(
     Each kind of target (tcp, dns, vip, published ports) the same way: a window of at most its
     budget of the node's targets (published ports: the same list for every node, each from its
     own phase), plus up to `budget.suspects` of those whose last probe from that node failed;
-    beyond the cap the rest wait for later rounds (every pair within `period`)."""
-    tg = _targets(snap, scope, now, grace)
+    beyond the cap the rest wait for later rounds (every pair within `period`).
+
+    `cover`: a node's tcp window is at least its targets / `cover` (every pair within that
+    many rounds). `duties`: nodes that hold a standing duty for their tcp targets (protocol 3)
+    and get no tcp window. `given`: the targets, when the caller has them already."""
+    tg = given if given is not None else targets(snap, scope, now, grace)
     sus = suspects or Suspects()
     # a lookup costs O(targets): built only for a kind with suspect pairs
     lookups = {k.name: _lookup(k, tg) if getattr(sus, k.name) else {} for k in _KINDS}
@@ -372,7 +393,12 @@ def plans(
         phase = zlib.crc32(node.id.encode())
         picked: dict[str, tuple[Any, ...]] = {}
         for k in _KINDS:
+            if k.name == "tcp" and node.id in duties:
+                picked["tcp"] = ()
+                continue
             segments, cap = tg.segments(k, mine), caps[k.name]
+            if k.name == "tcp" and cover is not None:
+                cap = min(k.limit, max(cap, -(-sum(len(s) for s in segments) // max(1, cover))))
             window = _window(segments, phase, round_no, cap)
             window += _extra(
                 getattr(sus, k.name).get(node.id, ()),
@@ -384,11 +410,13 @@ def plans(
             )
             picked[k.name] = tuple(window)
             period = max(period, _period(segments, cap))
-        out[node.id] = ProbePlan(**picked)
+        out[node.id] = ProbePlan(
+            tcp=picked["tcp"], dns=picked["dns"], vip=picked["vip"], ports=picked["ports"]
+        )
     return Plans(out, period)
 
 
-@dataclass
+@dataclass(slots=True)
 class Cell:
     ok: bool
     error: str
@@ -403,25 +431,88 @@ PortKey = tuple[str, str, int]  # (from node, address, published port)
 
 class Matrix(dict[tuple[str, str], Cell]):
     """(from node, task id) -> Cell, indexed by task so `from_nodes` costs O(nodes), not
-    O(matrix). Write it with `m[key] = cell` and `del m[key]` only: those keep the index."""
+    O(matrix). Write it with `m[key] = cell` (a cell that expires by age: a probe's result),
+    `m.put(key, cell)` (a node's word, said again every round: it does not age) and
+    `del m[key]` only: those keep the index, the failing keys and the count per node."""
 
     def __init__(self) -> None:
         super().__init__()
         self.by_task: dict[str, dict[str, Cell]] = {}
         self.suspect: set[tuple[str, str]] = set()  # keys whose last probe failed
+        self.per_node: dict[str, int] = {}  # cells held per vantage node
+        # the keys of the cells that expire by age, least recently probed first: a duty's
+        # cells are not here, so the expiry reads only the expired ones and one more
+        self.aged: dict[tuple[str, str], None] = {}
 
     def __setitem__(self, key: tuple[str, str], cell: Cell) -> None:
+        self._put(key, cell)
+        self.aged.pop(key, None)
+        self.aged[key] = None
+
+    def put(self, key: tuple[str, str], cell: Cell) -> None:
+        self._put(key, cell)
+        self.aged.pop(key, None)
+
+    def _put(self, key: tuple[str, str], cell: Cell) -> None:
+        if key not in self:
+            self.per_node[key[0]] = self.per_node.get(key[0], 0) + 1
         super().__setitem__(key, cell)
         self.by_task.setdefault(key[1], {})[key[0]] = cell
+        if cell.ok:
+            self.suspect.discard(key)
+        else:
+            self.suspect.add(key)
+
+    def probed(self, key: tuple[str, str], cell: Cell) -> None:
+        """`cell`, already held under `key`, changed in place by a new probe: the hot path of
+        the positional answers, with no index to rebuild."""
+        self.aged.pop(key, None)
+        self.aged[key] = None
+        if cell.ok:
+            self.suspect.discard(key)
+        else:
+            self.suspect.add(key)
 
     def __delitem__(self, key: tuple[str, str]) -> None:
         super().__delitem__(key)
         self.suspect.discard(key)
+        self.aged.pop(key, None)
+        left = self.per_node[key[0]] - 1
+        if left:
+            self.per_node[key[0]] = left
+        else:
+            del self.per_node[key[0]]
         cells = self.by_task.get(key[1])
         if cells is not None:
             cells.pop(key[0], None)
             if not cells:
                 del self.by_task[key[1]]
+
+    def expire(self, oldest: int) -> None:
+        """Drops the cells that age, last probed in round `oldest` or before."""
+        expired = []
+        for key in self.aged:
+            if self[key].round > oldest:
+                break
+            expired.append(key)
+        for key in expired:
+            del self[key]
+
+    def failing_per_node(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for node, _ in self.suspect:
+            out[node] = out.get(node, 0) + 1
+        return out
+
+
+@dataclass(slots=True)
+class _View:
+    """What the brain last folded of one node's state of one overlay's list."""
+
+    held: NetList
+    ok: int  # the bitmap as a number: bit i, target i answered
+    failing: dict[int, Failing]
+    said: NetState  # as the node said it
 
 
 @dataclass
@@ -439,6 +530,8 @@ class Reachability:
     probes_last_round: int = 0
     period: int = 1  # of the last round's plans
     answered: dict[str, int] = field(default_factory=dict)  # node -> round of its last answer
+    # node -> overlay -> what the brain last folded of the node's duty there
+    _views: dict[str, dict[str, _View]] = field(default_factory=dict, repr=False)
     _dns_round: dict[Key3, int] = field(default_factory=dict, repr=False)
     _services: frozenset[str] = field(default_factory=frozenset, repr=False)
 
@@ -449,9 +542,12 @@ class Reachability:
         now: float,
         *,
         period: int = 1,
+        lists: Mapping[str, NetList] | None = None,
     ) -> None:
         """Folds one round's answers (node id -> (plan sent, its answer)) into the history.
-        Costs O(probes this round + running tasks + expired cells), not O(matrix)."""
+        Costs O(probes this round + running tasks + expired cells), not O(matrix); a duty's
+        state costs what changed since the node's last answer. `lists`: the overlays' lists
+        the duties of this round named (core/duty.py)."""
         self.round_at, self.rounds = now, self.rounds + 1
         self.period = max(1, period)
         self.probes_last_round = 0
@@ -464,6 +560,12 @@ class Reachability:
             self.errors[node] = ans.errors
             self.ipvs[node] = ans.ipvs
             self.containers[node] = ans.containers
+            if plan.duty is not None and ans.duty is not None:
+                self._fold_duty(node, ans.duty, lists or {}, now, rnd)
+            elif node in self._views:
+                # no duty this round (a node that does not read one answers none): what it
+                # said of its duty goes, what it probes now comes in as cells that age
+                self._drop_views(node)
             for target, r in zip(plan.tcp, ans.tcp, strict=False):
                 if r.ok is None:
                     continue  # no vantage point this round: no opinion, history kept
@@ -471,18 +573,12 @@ class Reachability:
                 key = (node, target.task)
                 cell = self.tcp.get(key)
                 if cell is None:
-                    self.tcp[key] = cell = _fold(None, r.ok, r.error, now, rnd)
+                    self.tcp[key] = _fold(None, r.ok, r.error, now, rnd)
                 else:
                     # the hot path (every probe of a known pair): the cell changes in place
-                    # (the task index holds the same object) and moves to the end, so the
-                    # dict stays ordered by last probe, with no Python-level index upkeep
+                    # (the task index holds the same object), its key moves to the end
                     _refold(cell, r.ok, r.error, now, rnd)
-                    dict.__delitem__(self.tcp, key)
-                    dict.__setitem__(self.tcp, key, cell)
-                if cell.fails:
-                    self.tcp.suspect.add(key)
-                else:
-                    self.tcp.suspect.discard(key)
+                    self.tcp.probed(key, cell)
             for vt, r in zip(plan.vip, ans.vip, strict=False):
                 if r.ok is None:
                     continue
@@ -504,14 +600,75 @@ class Reachability:
                 self._dns_round[dkey] = rnd  # ordered by last probe, as the cells
         self._expire(snap)
 
+    def _fold_duty(
+        self, node: str, said: Watched, lists: Mapping[str, NetList], now: float, rnd: int
+    ) -> None:
+        """One node's state of its duty: per overlay, only the places whose state changed since
+        its last answer are written (nothing, when nothing changed). A state of a list that is
+        not this round's (the node holds an older one) is no opinion: its cells go."""
+        self.probes_last_round += said.probed
+        views = self._views.setdefault(node, {})
+        seen: set[str] = set()
+        for st in said.nets:
+            held = lists.get(st.net)
+            if held is None or st.digest != held.digest:
+                continue
+            seen.add(st.net)
+            view = views.get(st.net)
+            if view is not None and view.held is held and view.said == st:
+                continue  # the steady state: not one cell touched, nothing decoded
+            ok = int.from_bytes(st.ok, "little")
+            failing = {f.at: f for f in st.failing}
+            if view is not None and view.held is held:
+                changed = _bits(view.ok ^ ok)
+                changed.update(view.failing, failing)
+                places: Collection[int] = changed
+            else:
+                if view is not None:
+                    self._drop_cells(node, view.held, keep=held)
+                places = range(len(held.tcp))
+            views[st.net] = new = _View(held, ok, failing, st)
+            self._write(node, new, places, now, rnd)
+        for net in [n for n in views if n not in seen]:
+            self._drop_cells(node, views.pop(net).held)
+        if not views:
+            del self._views[node]
+
+    def _write(self, node: str, new: _View, places: Collection[int], now: float, rnd: int) -> None:
+        """The cells of `places` in `new`'s list as it says them, each written if it differs."""
+        tcp, failing, ok = new.held.tcp, new.failing, new.ok
+        for i in places:
+            key = (node, tcp[i].task)
+            f = failing.get(i)
+            cell = self.tcp.get(key)
+            if f is not None:
+                if cell is None or cell.ok or (cell.fails, cell.error) != (f.fails, f.error):
+                    self.tcp.put(key, Cell(False, f.error, f.fails, now, rnd))
+            elif (ok >> i) & 1:
+                if cell is None or not cell.ok:
+                    self.tcp.put(key, Cell(True, "", 0, now, rnd))
+            elif cell is not None:
+                del self.tcp[key]  # no opinion now
+
+    def _drop_cells(self, node: str, held: NetList, keep: NetList | None = None) -> None:
+        tasks = {t.task for t in held.tcp}
+        if keep is not None:
+            tasks -= {t.task for t in keep.tcp}  # the new list's places are all written anew
+        for task in tasks:
+            if (node, task) in self.tcp:
+                del self.tcp[(node, task)]
+
+    def _drop_views(self, node: str) -> None:
+        for view in self._views.pop(node, {}).values():
+            self._drop_cells(node, view.held)
+
     def _expire(self, snap: Snapshot) -> None:
         oldest = self.rounds - self.period - 1  # kept: probed in a round after this one
         gone = [t for t in self.tcp.by_task if not _is_running(snap, t)]
         for t in gone:
             for node in list(self.tcp.by_task[t]):
                 del self.tcp[(node, t)]
-        for key in _not_since(self.tcp, oldest):
-            del self.tcp[key]
+        self.tcp.expire(oldest)
         for vkey in _not_since(self.vip, oldest):
             del self.vip[vkey]
         self._expire_ports(snap, oldest)
@@ -533,6 +690,7 @@ class Reachability:
             self.dns.pop(dkey, None)
         for node in [n for n, r in self.answered.items() if r <= oldest]:
             del self.answered[node]
+            self._drop_views(node)
             self.ipvs.pop(node, None)
 
     def _record_ports(self, node: str, plan: ProbePlan, ans: ProbeAnswer, now: float) -> None:
@@ -556,6 +714,11 @@ class Reachability:
 
     def from_nodes(self, task_id: str) -> dict[str, Cell]:
         return dict(self.tcp.by_task.get(task_id, {}))
+
+    def failing_tasks(self) -> set[str]:
+        """Tasks whose last probe from some node failed: O(failing pairs), so a runbook that
+        looks only at those costs what the faults do, not what the swarm's size does."""
+        return {task for _, task in self.tcp.suspect}
 
     def suspects(self) -> Suspects:
         """Pairs to probe again next round whatever the rotation says."""
@@ -588,6 +751,16 @@ def _not_since(cells: Mapping[K, Cell], oldest: int) -> list[K]:
         if cell.round > oldest:
             break
         out.append(key)
+    return out
+
+
+def _bits(x: int) -> set[int]:
+    """The places of the bits set in `x`: O(bits set), for the few that changed."""
+    out = set()
+    while x:
+        low = x & -x
+        out.add(low.bit_length() - 1)
+        x ^= low
     return out
 
 

@@ -110,8 +110,10 @@ class Probes:
 
     `reach` is the matrix (reach.tcp: (from node, task id) -> Cell; reach.vip, reach.dns,
     reach.ports (published ports: (from node, address, port) -> Cell), reach.ipvs,
-    reach.containers: see core.reach); `failures` is --probe-failures, the failed
-    rounds in a row that make a fault; `services` the services probed, with their port.
+    reach.containers: see core.reach; reach.failing_tasks(), the tasks some node failed to
+    reach, is where a runbook about unreachable tasks starts: at 100 nodes the matrix holds
+    100 cells per task); `failures` is --probe-failures, the failed rounds in a row that make
+    a fault; `services` the services probed, with their port.
     """
 
     reach: Reachability

@@ -54,6 +54,7 @@ API_TIMEOUT = Duration(0.1, HOUR)
 PROBE_INTERVAL = Duration(0.1, DAY)
 PROBE_TIMEOUT = Duration(0.01, MINUTE)
 PROBE_GRACE = Duration(0.1, DAY)
+PROBE_COVERAGE = Duration(0.1, DAY)
 NOTIFY_REMIND = Duration(1.0, 30 * DAY)
 
 T = TypeVar("T")
@@ -271,6 +272,14 @@ class ProbeSettings:
         PROBE_INTERVAL,
         15.0,
         "time between overlay probe rounds",
+        "DURATION",
+    )
+    probe_coverage: float = setting(
+        "probe_coverage",
+        PROBE_COVERAGE,
+        60.0,
+        "every (node, task) pair is probed at least once in this time: each round a node "
+        "probes as many of its tasks as that takes (all of them if the rounds are further apart)",
         "DURATION",
     )
     probe_timeout: float = setting(

@@ -25,16 +25,25 @@ runs in the background so a long stop never holds the brain's request. A node st
 
 Plans and answers are protocol types; the answer lists are positional (entry i answers plan
 entry i), and every probe stands alone: one target that cannot be probed fails only itself.
+
+A plan of protocol 3 carries a standing duty for the tcp targets instead (core/duty.py): the
+agent keeps the lists and the history (`Watch`), probes this round's pick the same way as a
+positional plan's targets, and answers its state. One brain at a time: a second request waits
+for the first (two brains exist only for the seconds an election takes).
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from functools import partial
 
+import msgspec
+
+from swarm_medic.core.duty import Watch, digest_of
 from swarm_medic.core.errors import EngineError
 from swarm_medic.core.model import ContainerDetail, LocalContainer
 from swarm_medic.core.protocol import (
@@ -47,6 +56,7 @@ from swarm_medic.core.protocol import (
     ActRequest,
     Container,
     DnsResult,
+    Duty,
     ProbeAnswer,
     ProbePlan,
     TcpResult,
@@ -126,6 +136,8 @@ class NodeAgent:
         self.netns_dir = netns_dir.rstrip("/")
         self.timeout = timeout
         self.dry_run = dry_run
+        self._watch: Watch | None = None  # the standing duty, from the first brain that sends one
+        self._watch_lock = threading.Lock()
 
     @property
     def node_id(self) -> str:
@@ -180,6 +192,34 @@ class NodeAgent:
         return out
 
     def probe(self, plan: ProbePlan) -> ProbeAnswer:
+        """The answer to a plan: positional, or the state of its duty (ProtocolError for a duty
+        larger than a node holds)."""
+        if plan.duty is None:
+            return self.answer(plan)
+        return self._listed(plan, self._watched(plan, plan.duty))
+
+    def _listed(self, plan: ProbePlan, answer: ProbeAnswer) -> ProbeAnswer:
+        """The answer with its container list's digest, and without the list if the brain
+        holds it already (protocol 3)."""
+        digest = digest_of(answer.containers)
+        if digest == plan.listed:
+            return msgspec.structs.replace(answer, containers=(), listed=digest)
+        return msgspec.structs.replace(answer, listed=digest)
+
+    def _watched(self, plan: ProbePlan, duty: Duty) -> ProbeAnswer:
+        with self._watch_lock:
+            if self._watch is None:
+                self._watch = Watch(phase=zlib.crc32(self.node_id.encode()))
+            watch = self._watch
+            watch.hold(duty)
+            picked = watch.pick(duty.take, duty.suspects)
+            positional = msgspec.structs.replace(plan, tcp=tuple(picked), duty=None, listed=None)
+            got = self.answer(positional)
+            said = watch.record(picked, got.tcp)
+            return msgspec.structs.replace(got, tcp=(), duty=watch.state(said))
+
+    def answer(self, plan: ProbePlan) -> ProbeAnswer:
+        """A positional plan's answer: entry i of each list answers entry i of the plan's."""
         errors: list[str] = []
         containers = self.engine.local_containers()
         alive = {c.id for c in containers}

@@ -254,6 +254,20 @@ def call(
         raise ChannelError(f"{url}{path}: {exc}") from None
 
 
+def request_bytes(host: str, port: int, path: str, body: bytes, signed: Mapping[str, str]) -> bytes:
+    """The whole HTTP request of a signed POST, as `call` sends one (nodes/fanout.py sends it)."""
+    where = f"[{host}]" if ":" in host else host
+    lines = [
+        f"POST {path} HTTP/1.1",
+        f"Host: {where}:{port}",
+        "Content-Type: application/json",
+        f"Content-Length: {len(body)}",
+        "Connection: close",
+        *(f"{k}: {v}" for k, v in signed.items()),
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
 def _read(resp: HTTPResponse, limit: int) -> bytes:
     """At most `limit` bytes (the exchange's deadline cuts a node that drips them): a node
     that talks forever costs one round's timeout, not memory or the round itself."""

@@ -337,13 +337,19 @@ class Medic:
     def _probe(self, prober: Prober, snap: Snapshot, now: float) -> None:
         answers = prober.run(snap, now, self.reach.suspects())
         with self.reach_lock:
-            self.reach.record(snap, answers, now, period=prober.period)
+            self.reach.record(snap, answers, now, period=prober.period, lists=prober.lists)
         hostnames = {n.id: n.hostname for n in snap.nodes}
         # a node that cannot be asked is said once, and again only when the reason changes
         news = {n: why for n, why in prober.failures.items() if self.state.unprobed.get(n) != why}
         self.state.unprobed = dict(prober.failures)
         self.journal.probe_round(
-            self.reach, prober.seconds, news, hostnames, cpu_seconds=prober.cpu_seconds
+            self.reach,
+            prober.seconds,
+            news,
+            hostnames,
+            cpu_seconds=prober.cpu_seconds,
+            cover=prober.cover,
+            sent=prober.sent,
         )
 
     def _hands_down(self, planned: Sequence[tuple[object, Action | None]]) -> dict[str, str]:

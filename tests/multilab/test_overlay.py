@@ -17,6 +17,7 @@ import uuid
 
 import pytest
 
+from swarm_medic.core.protocol import PROTOCOL
 from swarm_medic.nodes.channel import sign
 from tests.labkit import image_id, node_pid, on_node, record_timing, ts
 from tests.multilab.kit import (
@@ -163,7 +164,7 @@ def test_forged_and_replayed_requests_are_refused(
     secret = next(
         iter(sorted(p.read_bytes() for p in medics[0].log_path.parent.glob("channel-secret")))
     )
-    probe_body = b"{}"
+    probe_body = json.dumps({"protocol": PROTOCOL}).encode()  # one without is protocol 1's
     signed = sign(secret.strip(), "POST", "/v1/probe", probe_body, time.time(), node=node2)
     probe_url = "http://10.99.0.12:9324/v1/probe"
     assert post(probe_url, probe_body, {"Content-Type": "application/json", **signed}) == 200

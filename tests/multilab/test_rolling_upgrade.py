@@ -1,7 +1,7 @@
 """A rolling upgrade of the medic keeps healing (issue 17, section 2), on the 3-node lab.
 
-The previous release is built in the test from its commit (PREVIOUS: main before the protocol
-had versions, protocol 1) with its own scripts/image.sh, and deployed as operators deploy it
+The previous release is built in the test from its commit (PREVIOUS: main before standing probe
+duties, protocol 2) with its own scripts/image.sh, and deployed as operators deploy it
 (deploy/swarm-medic.yml, acting). Then `docker service update --image` this tree's image, one
 node at a time with a minute between nodes: for minutes the brain and the nodes run different
 releases. While they do, an overlay fault (eth0 down inside a web task, on a node whose medic
@@ -39,7 +39,9 @@ from tests.waiting import wait_until
 
 pytestmark = pytest.mark.lab
 
-PREVIOUS = "05c28ee"  # the release before protocol versions: its instances speak protocol 1
+# the release before standing probe duties: its instances speak protocol 2, and send every node
+# a positional plan each round (the release before it, 05c28ee, spoke protocol 1: two back now)
+PREVIOUS = "89637ef"
 PREVIOUS_IMAGE = "swarm-medic:previous"
 UPDATE_DELAY = "60s"
 REFUSALS = ("refused brain-to-node request", "refused a peer's protocol")
@@ -87,8 +89,8 @@ def build_previous() -> str:
 
 
 def protocols() -> dict[int, int | None]:
-    """Node -> the protocol its medic says in /healthz (1: the previous release, which says
-    none; None: no answer, a task being replaced)."""
+    """Node -> the protocol its medic says in /healthz (1 if it says none, as releases before
+    versions; None: no answer, a task being replaced)."""
     out: dict[int, int | None] = {}
     for i in stack.NODES:
         try:
@@ -154,14 +156,14 @@ def releases(multilab_up: None) -> Iterator[tuple[str, str]]:
     stack.remove()
 
 
-def test_the_previous_release_runs_everywhere_and_says_no_protocol(
+def test_the_previous_release_runs_everywhere_and_says_its_protocol(
     releases: tuple[str, str],
 ) -> None:
-    assert protocols() == {1: 1, 2: 1, 3: 1}
+    assert protocols() == {1: 2, 2: 2, 3: 2}
     brain()  # one brain
-    # its start-up lines, without a protocol: what an operator sees of a release before it
+    # its start-up lines say it: what an operator sees of the release before
     starts = stack.find(stack.logs(), "swarm-medic ")
-    assert len(starts) >= 3 and not any("protocol" in s for s in starts)
+    assert len(starts) >= 3 and all(s.get("protocol") == 2 for s in starts), starts
 
 
 @pytest.mark.timeout(900)
@@ -188,7 +190,7 @@ def test_an_upgrade_under_way_heals_a_fault_once_and_refuses_no_exchange(
     # mixed: the first node runs this tree's release, healthy, the others the previous one
     def mixed() -> dict[int, int | None] | None:
         now = protocols()
-        return now if {1, 2} <= set(now.values()) else None
+        return now if {2, 3} <= set(now.values()) else None
 
     spoken = wait_until("one node upgraded, the others not yet", mixed, 180, 2)
     t_mixed = time.time()
@@ -202,7 +204,7 @@ def test_an_upgrade_under_way_heals_a_fault_once_and_refuses_no_exchange(
 
     healed = stack.wait_for_line("verified: healed", 180, service=web.name)
     assert task not in web.running_on().values()
-    still_mixed = {1, 2} <= set(protocols().values())
+    still_mixed = {2, 3} <= set(protocols().values())
     lines = stack.logs()
     acts = [
         a for a in stack.find(lines, "action: replace_task done") if task in (a.get("tasks") or [])
@@ -218,14 +220,14 @@ def test_an_upgrade_under_way_heals_a_fault_once_and_refuses_no_exchange(
     wait_until("the update on every node", lambda: stack.healthy_everywhere(current), 420, 2)
     wait_until("the update completed", lambda: update_state() == "completed", 120, 2)
     t_done = time.time()
-    assert protocols() == {1: 2, 2: 2, 3: 2}
+    assert protocols() == {1: 3, 2: 3, 3: 3}
     assert not refusals(t_update), refusals(t_update)
     lines = [ln for ln in stack.logs() if ts(ln) >= t_update]
     # an older peer was said, by the newer side, once per peer and change, not every round
     # (the mix lasted dozens of probe rounds; a new instance says what it hears once)
     older = stack.find(lines, "peer speaks an older protocol")
     assert older, "no instance said it heard an older peer"
-    assert all(ln["theirs"] == 1 and ln["ours"] == 2 for ln in older), older
+    assert all(ln["theirs"] == 2 and ln["ours"] == 3 for ln in older), older
     assert len(older) <= 12, older
     assert len(acts) == len(
         [
@@ -256,7 +258,7 @@ def test_a_rollback_of_the_medic_leaves_it_working(releases: tuple[str, str]) ->
         2,
     )
     wait_until("the rollback completed", lambda: update_state() == "rollback_completed", 120, 2)
-    assert protocols() == {1: 1, 2: 1, 3: 1}
+    assert protocols() == {1: 2, 2: 2, 3: 2}
     the_brain = brain()
 
     # every other node's fresh instance serves the brain's probe plans again

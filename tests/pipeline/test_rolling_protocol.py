@@ -1,11 +1,12 @@
-"""A rolling upgrade, in one process (issue 17, section 2): a brain and a node of different
-releases talk over the HTTP port on 127.0.0.1, both ways, and keep working.
+"""A rolling upgrade, in one process (issue 17, section 2; issue 20, section 2): a brain and a
+node of different releases talk over the HTTP port on 127.0.0.1, both ways, and keep working.
 
-The release before versions (protocol 1, main at 05c28ee) is played by its own code, frozen in
-tests/fixtures/protocol1: its endpoint behind this tree's HTTP port (the server is not wire
-format), its `channel.call` and decoder for an older brain; and by the bytes it sent, replayed
-as captured. The newer brain is Medic with its Prober on the fake engine (the probe world of
-tests/pipeline/harness.py: n1 is the brain's own node, n2 is on 127.0.0.1).
+The previous release (protocol 2, main at 89637ef, before standing probe duties) is played by
+its own code, frozen in tests/fixtures/protocol2: its endpoint behind this tree's HTTP port (the
+server is not wire format), its `channel.call` and decoder for an older brain; and by the bytes
+it sent, replayed as captured. The release before it (protocol 1, tests/fixtures/protocol1) is
+two releases back: refused. The newer brain is Medic with its Prober on the fake engine (the
+probe world of tests/pipeline/harness.py: n1 is the brain's own node, n2 is on 127.0.0.1).
 """
 
 from __future__ import annotations
@@ -43,8 +44,10 @@ from swarm_medic.telemetry.metrics import Metrics
 from swarm_medic.web.http import Server, serve
 from tests.builders import NOW as T0
 from tests.fixtures.protocol1 import channel as channel1
-from tests.fixtures.protocol1 import endpoint as endpoint1
 from tests.fixtures.protocol1 import protocol as protocol1
+from tests.fixtures.protocol2 import channel as channel2
+from tests.fixtures.protocol2 import endpoint as endpoint2
+from tests.fixtures.protocol2 import protocol as protocol2
 from tests.pipeline.harness import ScriptedAgent, world
 from tests.pipeline.support import Logs, sample
 
@@ -52,7 +55,7 @@ KEY = "rolling-s3cret"
 OLDER = "peer speaks an older protocol"
 REFUSED = "swarm_medic_channel_refused_total"
 DOWNGRADED = "swarm_medic_channel_downgraded_total"
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "protocol1"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "protocol2"
 
 Control = Callable[[str, Mapping[str, str], bytes, str], Answer]
 
@@ -77,12 +80,14 @@ class Instance:
         )
         self.port = int(self.server.server_address[1])
         self.acted: list[str] = []  # tasks whose container its hand was asked to retire
+        self.dead: set[str] = set()  # tasks that do not answer from this node
+        self.probed: list[int] = []  # tcp targets probed, request by request
 
     def speaks(self, protocol: int, node: str = "n2", key: str = KEY) -> None:
-        """Runs the release that speaks `protocol` (1: the frozen release before versions)."""
-        if protocol == 1:
-            auth1 = channel1.RequestAuth(key.encode(), clock=lambda: self.now[0])
-            self.control = endpoint1.NodeEndpoint(OldAgent(node, self), auth1, self.journal).handle
+        """Runs the release that speaks `protocol` (2: the frozen previous release)."""
+        if protocol == 2:
+            auth2 = channel2.RequestAuth(key.encode(), clock=lambda: self.now[0])
+            self.control = endpoint2.NodeEndpoint(OldAgent(node, self), auth2, self.journal).handle
         else:
             auth = RequestAuth(key.encode(), clock=lambda: self.now[0])
             agent = NewAgent(node, self)
@@ -100,41 +105,50 @@ class Instance:
 
 
 class OldAgent:
-    """A node's agent answering in protocol 1's own messages: every target answers."""
+    """A node's agent answering in protocol 2's own messages: every target answers."""
 
     def __init__(self, node: str, instance: Instance) -> None:
         self.node_id = node
         self.instance = instance
 
-    def probe(self, plan: protocol1.ProbePlan) -> protocol1.ProbeAnswer:
-        ok = protocol1.TcpResult(True, "", 0.3)
-        return protocol1.ProbeAnswer(
+    def probe(self, plan: protocol2.ProbePlan) -> protocol2.ProbeAnswer:
+        ok = protocol2.TcpResult(True, "", 0.3)
+        self.instance.probed.append(len(plan.tcp))
+        return protocol2.ProbeAnswer(
             node=self.node_id,
             ipvs=True,
-            tcp=(ok,) * len(plan.tcp),
-            dns=(protocol1.DnsResult(None, "not asked"),) * len(plan.dns),
+            tcp=tuple(
+                protocol2.TcpResult(False, "timeout") if p.task in self.instance.dead else ok
+                for p in plan.tcp
+            ),
+            dns=(protocol2.DnsResult(None, "not asked"),) * len(plan.dns),
             vip=(ok,) * len(plan.vip),
             ports=(ok,) * len(plan.ports),
         )
 
-    def act(self, request: protocol1.ActRequest) -> protocol1.ActAnswer:
+    def act(self, request: protocol2.ActRequest) -> protocol2.ActAnswer:
         self.instance.acted.append(request.task)
-        return protocol1.ActAnswer(ok=True, container="c" * 64, task=request.task, node="n2")
+        return protocol2.ActAnswer(ok=True, container="c" * 64, task=request.task, node="n2")
 
 
 class NewAgent(NodeAgent):
-    """This tree's agent with the same answers."""
+    """This tree's agent with the same answers: it scripts the probes (`answer`), its duty is
+    the real agent's."""
 
     def __init__(self, node: str, instance: Instance) -> None:
         super().__init__(FakeEngine(node_id=node), node)
         self.instance = instance
 
-    def probe(self, plan: ProbePlan) -> ProbeAnswer:
+    def answer(self, plan: ProbePlan) -> ProbeAnswer:
         ok = TcpResult(True, "", 0.3)
+        self.instance.probed.append(len(plan.tcp))
         return ProbeAnswer(
             node=self.node_id,
             ipvs=True,
-            tcp=(ok,) * len(plan.tcp),
+            tcp=tuple(
+                TcpResult(False, "timeout") if p.task in self.instance.dead else ok
+                for p in plan.tcp
+            ),
             dns=(DnsResult(None, "not asked"),) * len(plan.dns),
             vip=(ok,) * len(plan.vip),
             ports=(ok,) * len(plan.ports),
@@ -191,18 +205,21 @@ class Brain:
             self.medic.scan()
 
 
-# --- a newer brain and a node of the release before versions ---------------------------------
+# --- a newer brain and a node of the previous release ------------------------------------------
 
 
 def test_a_newer_brain_probes_and_heals_through_a_node_of_the_previous_release(
     node: Instance,
 ) -> None:
-    node.speaks(1)
+    node.speaks(2)
     brain = Brain(node)
     brain.scans(3)
     assert brain.prober.failures == {}
     assert "n2" in brain.prober.answered
-    assert brain.prober.speaks.get("n2") == 1
+    assert brain.prober.speaks.get("n2") == 2
+    # n2, not heard yet, was sent a duty, which protocol 2 reads past: no tcp target, no tcp
+    # result, no opinion; once heard speaking 2 it gets positional plans
+    assert node.probed == [0, 3, 3]
     t3 = brain.tids[2]
     assert brain.medic.reach.tcp[("n2", t3)].ok  # n2's answers are data
 
@@ -216,7 +233,7 @@ def test_a_newer_brain_probes_and_heals_through_a_node_of_the_previous_release(
     # the older node was said once, over nine rounds; every exchange with it counted
     (older,) = brain.logs.named(OLDER)
     assert (older["node"], older["node_id"], older["role"]) == ("node2", "n2", "node")
-    assert (older["theirs"], older["ours"], older["before"]) == (1, PROTOCOL, None)
+    assert (older["theirs"], older["ours"], older["before"]) == (2, PROTOCOL, None)
     assert sample(brain.prom, DOWNGRADED) == 9 + 1  # nine rounds and one hand
     # and the old node refused nothing, and served every plan
     assert node.refused() == 0
@@ -227,12 +244,12 @@ def test_a_newer_brain_probes_and_heals_through_a_node_of_the_previous_release(
 def test_a_node_upgraded_and_rolled_back_under_the_brain_is_said_once_each_way(
     node: Instance,
 ) -> None:
-    node.speaks(1)
+    node.speaks(2)
     brain = Brain(node)
     brain.scans(4)
     node.speaks(PROTOCOL)  # the update reached n2
     brain.scans(4)
-    node.speaks(1)  # docker service rollback
+    node.speaks(2)  # docker service rollback
     brain.scans(4)
     assert brain.prober.failures == {}
     said = [
@@ -241,58 +258,92 @@ def test_a_node_upgraded_and_rolled_back_under_the_brain_is_said_once_each_way(
         if str(e["event"]).startswith("peer speaks")
     ]
     assert said == [
-        (OLDER, None, 1),
-        ("peer speaks our protocol", 1, PROTOCOL),
-        (OLDER, PROTOCOL, 1),
+        (OLDER, None, 2),
+        ("peer speaks our protocol", 2, PROTOCOL),
+        (OLDER, PROTOCOL, 2),
     ]
     assert sample(brain.prom, DOWNGRADED) == 8
     assert node.refused() == 0
+    # positional while it spoke 2, a duty once heard speaking 3 (its list named first, then
+    # sent, as it held none), positional again once heard speaking 2 after a duty it read past
+    spoke_2, spoke_3, spoke_2_again = node.probed[:4], node.probed[4:8], node.probed[8:]
+    assert (spoke_2, spoke_3, spoke_2_again) == ([0, 3, 3, 3], [3, 0, 3, 3], [0, 3, 3, 3])
+    assert all(brain.medic.reach.tcp[("n2", t)].ok for t in brain.tids)
+
+
+def test_a_brain_and_a_node_of_this_tree_keep_a_standing_duty(node: Instance) -> None:
+    node.speaks(PROTOCOL)
+    brain = Brain(node)
+    brain.scans(3)
+    assert brain.prober.failures == {}
+    assert node.probed == [0, 3, 3]  # named, then sent, then named: the node kept it
+    assert all(brain.medic.reach.tcp[("n2", t)].ok for t in brain.tids)
+    # the round's line says the lists' targets it sent, and within how many rounds every
+    # pair is probed: 60 s of --probe-interval (1 s) at first, then of the rounds' spacing (2 s)
+    said = [(r["sent"], r["cover"]) for r in brain.logs.named("probe round")]
+    assert said == [(0, 60), (3, 30), (0, 30)]
+
+    # t1, on the brain's own node, stops answering from n2 alone: n2's own history counts
+    # its failures in a row, and its state says so until the finding
+    t1 = brain.tids[0]
+    node.dead.add(t1)
+    brain.scans(2)
+    cell = brain.medic.reach.tcp[("n2", t1)]
+    assert (cell.ok, cell.fails, cell.error) == (False, 2, "timeout")
+    (finding,) = [f for f in brain.logs.named("finding") if f["runbook"] == "unreachable-endpoint"]
+    assert finding["tasks"] == [t1]
+    assert "unreachable from node2" in finding["summary"]
+    assert sample(brain.prom, DOWNGRADED) == 0
 
 
 # --- an older brain and a node of this tree ---------------------------------------------------
 
 
-def old_brain_probe(port: int, plan: protocol1.ProbePlan) -> protocol1.ProbeAnswer:
-    """What the release before versions does to ask a node (its rounds._probe): call, decode,
+def old_brain_probe(port: int, plan: protocol2.ProbePlan) -> protocol2.ProbeAnswer:
+    """What the previous release does to ask a node (its rounds._ask and _probe): call, decode,
     check the node and the alignment, with its own frozen code."""
-    raw = channel1.call(
+    raw = channel2.call(
         f"http://127.0.0.1:{port}",
         PROBE_PATH,
-        protocol1.encode(plan),
+        protocol2.encode(plan),
         KEY.encode(),
         node="n2",
         timeout=5,
         clock=lambda: T0,
     )
-    answer = protocol1.decode(raw, protocol1.ProbeAnswer, limit=protocol1.MAX_ANSWER)
+    theirs, answer = protocol2.spoken(raw, protocol2.ProbeAnswer, limit=protocol2.MAX_ANSWER)
+    assert theirs == PROTOCOL
     assert answer.node == "n2"
-    protocol1.check_aligned(plan, answer)
+    protocol2.check_aligned(plan, answer)
     return answer
 
 
+PLAN2 = protocol2.ProbePlan(
+    tcp=(protocol2.TcpTarget(net="net", task="t", service="s", node="n2", ip="10.0.1.2", port=80),),
+    vip=(protocol2.VipTarget(net="net", service="s", ip="10.0.1.100", port=80),),
+    ports=(protocol2.PortTarget(ip="192.168.0.2", port=8080),),
+)
 PLAN1 = protocol1.ProbePlan(
     tcp=(protocol1.TcpTarget(net="net", task="t", service="s", node="n2", ip="10.0.1.2", port=80),),
-    vip=(protocol1.VipTarget(net="net", service="s", ip="10.0.1.100", port=80),),
-    ports=(protocol1.PortTarget(ip="192.168.0.2", port=8080),),
 )
 
 
 def test_an_older_brain_probes_and_acts_through_a_node_of_this_tree(node: Instance) -> None:
     node.speaks(PROTOCOL)
     for _ in range(5):
-        answer = old_brain_probe(node.port, PLAN1)
+        answer = old_brain_probe(node.port, PLAN2)
         assert [r.ok for r in answer.tcp + answer.vip + answer.ports] == [True] * 3
-    act = protocol1.ActRequest(kind="remove_task_container", task="t", service="s")
-    raw = channel1.call(
+    act = protocol2.ActRequest(kind="remove_task_container", task="t", service="s")
+    raw = channel2.call(
         f"http://127.0.0.1:{node.port}",
         ACT_PATH,
-        protocol1.encode(act),
+        protocol2.encode(act),
         KEY.encode(),
         node="n2",
         timeout=5,
         clock=lambda: T0,
     )
-    done = protocol1.decode(raw, protocol1.ActAnswer, limit=protocol1.MAX_ANSWER)
+    done = protocol2.decode(raw, protocol2.ActAnswer, limit=protocol2.MAX_ANSWER)
     assert done.ok and done.task == "t"
     assert node.acted == ["t"]
 
@@ -301,7 +352,7 @@ def test_an_older_brain_probes_and_acts_through_a_node_of_this_tree(node: Instan
     assert (older["peer"], older["role"], older["theirs"], older["ours"]) == (
         "127.0.0.1",
         "brain",
-        1,
+        2,
         PROTOCOL,
     )
     assert sample(node.prom, DOWNGRADED) == 6
@@ -335,13 +386,13 @@ def test_the_captured_requests_of_the_previous_release_are_answered_as_it_reads_
     assert status == 200, body
     path = PROBE_PATH if name == "probe" else ACT_PATH
     # the older brain opens the seal and decodes the answer with its own code
-    opened = channel1.open_answer(meta["secret"].encode(), path, nonce, meta["node"], body)
+    opened = channel2.open_answer(meta["secret"].encode(), path, nonce, meta["node"], body)
     if name == "probe":
-        plan = protocol1.decode(request.partition(b"\r\n\r\n")[2], protocol1.ProbePlan, limit=10**6)
-        answer = protocol1.decode(opened, protocol1.ProbeAnswer, limit=protocol1.MAX_ANSWER)
-        protocol1.check_aligned(plan, answer)
+        plan = protocol2.decode(request.partition(b"\r\n\r\n")[2], protocol2.ProbePlan, limit=10**6)
+        answer = protocol2.decode(opened, protocol2.ProbeAnswer, limit=protocol2.MAX_ANSWER)
+        protocol2.check_aligned(plan, answer)
     else:
-        done = protocol1.decode(opened, protocol1.ActAnswer, limit=protocol1.MAX_ANSWER)
+        done = protocol2.decode(opened, protocol2.ActAnswer, limit=protocol2.MAX_ANSWER)
         assert done.ok
     assert json.loads(opened)["protocol"] == PROTOCOL  # said, and skipped by the older brain
 
@@ -407,9 +458,17 @@ def test_an_answer_two_releases_ahead_is_refused_naming_both(node: Instance) -> 
 
 
 def test_an_older_brain_is_refused_by_a_node_two_releases_ahead(node: Instance) -> None:
-    node.speaks(3)  # reads 2 to 4: protocol 1 is two releases back
+    node.speaks(PROTOCOL)  # reads 2 to 4: protocol 1, the release before versions, is too far
     with pytest.raises(channel1.ChannelError, match="speaks protocol 1; this instance speaks 3"):
-        old_brain_probe(node.port, PLAN1)
+        channel1.call(
+            f"http://127.0.0.1:{node.port}",
+            PROBE_PATH,
+            protocol1.encode(PLAN1),
+            KEY.encode(),
+            node="n2",
+            timeout=5,
+            clock=lambda: T0,
+        )
     assert node.refused() == 0  # a version, not a forgery: no refusal of the signature
 
 
@@ -424,10 +483,10 @@ def signed(body: bytes, *, path: str = PROBE_PATH, key: str = KEY) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
-FORMATS = {1: protocol1.encode(PLAN1), 2: b'{"protocol":2,' + protocol1.encode(PLAN1)[1:]}
+FORMATS = {2: protocol2.encode(PLAN2), 3: b'{"protocol":3,' + protocol2.encode(PLAN2, speaks=1)[1:]}
 
 
-@pytest.mark.parametrize("speaks", [1, 2])
+@pytest.mark.parametrize("speaks", [2, 3])
 def test_a_tampered_request_is_refused_in_both_formats(speaks: int, node: Instance) -> None:
     node.speaks(PROTOCOL)
     good = signed(FORMATS[speaks])
@@ -435,21 +494,22 @@ def test_a_tampered_request_is_refused_in_both_formats(speaks: int, node: Instan
     assert status == 401
     status, _ = http_exchange(node.port, signed(FORMATS[speaks], key="guessed"))
     assert status == 401
-    if speaks == 2:  # the version is signed like the rest: changing it breaks the signature
-        status, _ = http_exchange(node.port, good.replace(b'"protocol":2', b'"protocol":1'))
-        assert status == 401
-    assert node.refused() == (3 if speaks == 2 else 2)
+    # the version is signed like the rest: changing it breaks the signature
+    other = b'"protocol":%d' % (5 - speaks)
+    status, _ = http_exchange(node.port, good.replace(b'"protocol":%d' % speaks, other))
+    assert status == 401
+    assert node.refused() == 3
     assert node.acted == []
     assert sample(node.prom, "swarm_medic_probe_plans_served_total") == 0
 
 
-@pytest.mark.parametrize("speaks", [1, 2])
+@pytest.mark.parametrize("speaks", [2, 3])
 def test_deep_nesting_is_refused_in_both_formats(speaks: int, node: Instance) -> None:
     node.speaks(PROTOCOL)
     deep = b"[" * 50_000 + b"]" * 50_000
     for body in (
         b'{"x-unknown":' + deep + b"," + FORMATS[speaks][1:],
-        b'{"protocol":' + deep + b"," + FORMATS[1][1:],
+        b'{"protocol":' + deep + b"," + protocol2.encode(PLAN2, speaks=1)[1:],
     ):
         status, answer = http_exchange(node.port, signed(body))
         assert status == 400, answer
@@ -459,7 +519,7 @@ def test_deep_nesting_is_refused_in_both_formats(speaks: int, node: Instance) ->
 
 def test_an_oversize_request_is_refused_whatever_it_says(node: Instance) -> None:
     node.speaks(PROTOCOL)
-    for body in (FORMATS[1], FORMATS[2]):
+    for body in (FORMATS[2], FORMATS[3]):
         big = body[:-1] + b',"pad":"' + b"x" * (1 << 20) + b'"}'
         status, _ = http_exchange(node.port, signed(big))
         assert status in (0, 413)  # the port's own cap, before any handler (0: cut off)

@@ -12,17 +12,25 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import msgspec
 import pytest
 
+from swarm_medic.core.duty import digest_of
 from swarm_medic.core.protocol import (
     ActAnswer,
     ActRequest,
     DnsResult,
     DnsTarget,
+    Duty,
+    Failing,
+    NetDuty,
+    NetState,
     PortTarget,
     ProbePlan,
+    ProtocolError,
     TcpTarget,
     VipTarget,
+    Watched,
 )
 from swarm_medic.nodes import agent as agent_mod
 from swarm_medic.nodes.agent import REMOVE_TASK_CONTAINER, AgentError, NodeAgent
@@ -514,3 +522,71 @@ def test_published_ports_on_loopback_for_real() -> None:
         server.close()
     assert [(r.ok, r.error) for r in ans.ports] == [(False, "refused"), (True, "")]
     assert ans.tcp == () and ans.errors == ()
+
+
+# --- a standing duty (protocol 3) -------------------------------------------------------------
+
+
+def watching(targets: tuple[TcpTarget, ...], *, sent: bool = True, take: int = 10) -> ProbePlan:
+    named = NetDuty(net=NET, digest=digest_of(targets), tcp=targets if sent else None)
+    return ProbePlan(dns=(DNS,), duty=Duty(nets=(named,), take=take, suspects=take))
+
+
+def test_a_duty_is_probed_like_a_plan_and_answered_as_its_state(world: World, ns: Netns) -> None:
+    tid = world.container("10.0.1.2", "sb1")
+    world.local_ns()
+    ns.refused.add("10.0.1.8")
+    targets = (tcp("r1", "10.0.1.8", local=False), tcp(tid, "10.0.1.2", local=True))
+    ans = world.agent.probe(watching(targets))
+    # the same namespaces as a positional plan's targets: its own from the overlay's
+    assert ns.where("10.0.1.2") == [world.local_ns()]
+    assert ns.where("10.0.1.8") == [world.sandbox("sb1")]
+    assert ans.tcp == ()
+    assert len(ans.dns) == 1  # the rest of the plan is positional as ever
+    assert ans.duty == Watched(
+        nets=(
+            NetState(
+                net=NET, digest=digest_of(targets), ok=b"\x02", failing=(Failing(0, 1, "refused"),)
+            ),
+        ),
+        probed=2,
+    )
+    # the next brain, or round, only names the list: the node keeps it and its history
+    ans = world.agent.probe(watching(targets, sent=False))
+    assert ans.duty is not None
+    assert ans.duty.nets[0].failing == (Failing(0, 2, "refused"),)
+
+
+def test_a_duty_whose_list_the_node_does_not_hold_is_said_so(world: World, ns: Netns) -> None:
+    targets = (tcp("r1", "10.0.1.8", local=False),)
+    ans = world.agent.probe(watching(targets, sent=False))
+    assert ans.duty == Watched(nets=(NetState(net=NET),), probed=0)
+    assert ns.connects == []
+
+
+def test_a_duty_larger_than_a_node_holds_is_a_bad_request(world: World, ns: Netns) -> None:
+    many = tuple(tcp(f"t{i}", f"10.0.{i // 250}.{i % 250 + 2}", local=False) for i in range(8192))
+    nets = tuple(
+        NetDuty(
+            net=f"net{k}",
+            digest="0" * 16,
+            tcp=tuple(msgspec.structs.replace(t, net=f"net{k}") for t in many),
+        )
+        for k in range(5)
+    )
+    with pytest.raises(ProtocolError, match="more than 32768"):
+        world.agent.probe(ProbePlan(duty=Duty(nets=nets, take=1)))
+    assert ns.connects == []
+
+
+def test_a_duty_answer_leaves_out_a_container_list_the_brain_holds(world: World, ns: Netns) -> None:
+    world.container("10.0.1.2", "sb1")
+    first = world.agent.probe(watching(()))
+    assert len(first.containers) == 1
+    assert first.listed == digest_of(first.containers)
+    again = world.agent.probe(msgspec.structs.replace(watching(()), listed=first.listed))
+    assert (again.containers, again.listed) == ((), first.listed)
+    world.container("10.0.1.3", "sb2")  # a new one: the list is sent again
+    changed = world.agent.probe(msgspec.structs.replace(watching(()), listed=first.listed))
+    assert len(changed.containers) == 2
+    assert changed.listed == digest_of(changed.containers) != first.listed

@@ -16,6 +16,7 @@ from swarm_medic.core.errors import NotFound
 from swarm_medic.core.protocol import (
     ACT_PATH,
     PROBE_PATH,
+    PROTOCOL,
     ActAnswer,
     ActRequest,
     ProbeAnswer,
@@ -50,6 +51,12 @@ PLAN = {
     ]
 }
 REMOVE = {"kind": "remove_task_container", "task": "t1", "service": "s"}
+
+
+def said(body: bytes) -> bytes:
+    """A JSON object's bytes as this release sends them: its protocol first (one two releases
+    back, such as protocol 1's unversioned body, is refused for its version)."""
+    return b'{"protocol":%d,' % PROTOCOL + body[1:] if body.startswith(b"{") else body
 
 
 class FakeAgent(NodeAgent):
@@ -93,7 +100,7 @@ class Setup:
         key: bytes = SECRET,
         node: str = ME,
     ) -> tuple[int, dict[str, Any]]:
-        data = body if body is not None else json.dumps(payload or {}).encode()
+        data = said(body if body is not None else json.dumps(payload or {}).encode())
         headers = sign(key, "POST", path, data, T0, node=node)
         self.nonce = headers[H_NONCE]
         return self.endpoint.handle(path, headers, data, PEER)
@@ -149,7 +156,7 @@ def test_forged_requests_are_counted_each_and_logged_once_a_minute() -> None:
 def test_a_non_ascii_signature_is_a_bad_signature_not_a_crash(sig: str) -> None:
     # before: hmac.compare_digest raised TypeError, the port answered 500 with its text
     s = Setup()
-    body = json.dumps(REMOVE).encode()
+    body = said(json.dumps(REMOVE).encode())
     headers = {**sign(SECRET, "POST", ACT_PATH, body, T0, node=ME), "X-Medic-Signature": sig}
     assert s.endpoint.handle(ACT_PATH, headers, body, PEER) == (401, {"error": "refused"})
     (entry,) = s.events("refused brain-to-node request")
@@ -168,7 +175,7 @@ def test_an_unsigned_request_is_refused() -> None:
 
 def test_a_replayed_request_is_refused_the_second_time() -> None:
     s = Setup()
-    body = b'{"tcp":[]}'
+    body = said(b'{"tcp":[]}')
     headers = sign(SECRET, "POST", PROBE_PATH, body, T0, node=ME)
     assert s.endpoint.handle(PROBE_PATH, headers, body, PEER)[0] == 200
     assert s.endpoint.handle(PROBE_PATH, headers, body, PEER) == (401, {"error": "refused"})
@@ -328,8 +335,8 @@ def test_an_unknown_path_is_404() -> None:
 
 def test_answers_encode_what_the_agent_said() -> None:
     done = ActAnswer(ok=True, container="c", task="t", node=ME)
-    said = (
+    fields = (
         b'"ok":true,"container":"c","task":"t","node":"node-1","stop_timeout":null,"dry_run":false}'
     )
-    assert encode(done) == b'{"protocol":2,' + said  # the protocol this instance speaks, first
-    assert encode(done, speaks=1) == b"{" + said  # protocol 1 said nothing of it
+    assert encode(done) == b'{"protocol":%d,' % PROTOCOL + fields  # what it speaks, first
+    assert encode(done, speaks=1) == b"{" + fields  # protocol 1 said nothing of it

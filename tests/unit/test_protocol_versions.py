@@ -1,10 +1,12 @@
-"""Protocol versions (issue 17, section 2): what this tree sends, protocol 1 reads; what protocol 1
-sent, this tree reads; a peer more than one release away is refused with both versions named.
+"""Protocol versions (issue 17, section 2; issue 20, section 2): what this tree sends, the
+previous release reads; what the previous release sent, this tree reads; a peer more than one
+release away is refused with both versions named.
 
-Protocol 1 is the release before versions (main at 05c28ee). It is played here by its own code,
-frozen in tests/fixtures/protocol1 (protocol, channel), and by the bytes it put on the wire,
-captured there before versions existed (capture.py). Exchanges over HTTP, both ways, are in
-tests/pipeline/test_rolling_protocol.py.
+The previous release is protocol 2 (main at 89637ef, before standing probe duties), played here
+by its own code, frozen in tests/fixtures/protocol2 (protocol, channel, endpoint), and by the
+bytes it put on the wire, captured there (capture.py). Protocol 1 (the release before versions,
+tests/fixtures/protocol1) is now two releases back: refused, naming both. Exchanges over HTTP,
+both ways, are in tests/pipeline/test_rolling_protocol.py.
 """
 
 from __future__ import annotations
@@ -18,15 +20,20 @@ import pytest
 
 from swarm_medic.core import protocol
 from swarm_medic.core.protocol import (
+    LATER,
     MAX_ANSWER,
     MAX_REQUEST,
     PROTOCOL,
     ActAnswer,
     ActRequest,
+    Duty,
+    NetDuty,
+    NetState,
     ProbeAnswer,
     ProbePlan,
     ProtocolError,
     VersionError,
+    Watched,
     check_aligned,
     decode,
     encode,
@@ -34,27 +41,30 @@ from swarm_medic.core.protocol import (
     spoken,
 )
 from swarm_medic.nodes.channel import Change, Versions, open_answer, seal
-from tests.fixtures.protocol1 import channel as channel1
-from tests.fixtures.protocol1 import protocol as protocol1
+from tests.fixtures.protocol2 import channel as channel2
+from tests.fixtures.protocol2 import protocol as protocol2
 from tests.unit.samples import ANSWER, PLAN
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "protocol1"
-META: dict[str, Any] = json.loads((FIXTURES / "exchanges.json").read_text())
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+PREVIOUS = FIXTURES / "protocol2"
+META: dict[str, Any] = json.loads((PREVIOUS / "exchanges.json").read_text())
 SECRET = META["secret"].encode()
 NODE: str = META["node"]
 ACT = ActRequest(kind="remove_task_container", task="t1", service="s1")
 DONE = ActAnswer(ok=True, container="c" * 64, task="t1", node="node1", stop_timeout=20.0)
 MESSAGES: list[tuple[type[Any], type[Any], protocol.Message]] = [
-    (ProbePlan, protocol1.ProbePlan, PLAN),
-    (ProbeAnswer, protocol1.ProbeAnswer, ANSWER),
-    (ActRequest, protocol1.ActRequest, ACT),
-    (ActAnswer, protocol1.ActAnswer, DONE),
+    (ProbePlan, protocol2.ProbePlan, PLAN),
+    (ProbeAnswer, protocol2.ProbeAnswer, ANSWER),
+    (ActRequest, protocol2.ActRequest, ACT),
+    (ActAnswer, protocol2.ActAnswer, DONE),
 ]
+DUTY = Duty(nets=(NetDuty(net="net1", digest="0123456789abcdef"),), take=40, suspects=40)
+WATCHED = Watched(nets=(NetState(net="net1", digest="0123456789abcdef", ok=b"\x01"),), probed=1)
 
 
-def http(name: str) -> tuple[str, dict[str, str], bytes]:
+def http(name: str, release: Path = PREVIOUS) -> tuple[str, dict[str, str], bytes]:
     """A captured HTTP message: its first line, its headers, its body."""
-    head, _, body = (FIXTURES / name).read_bytes().partition(b"\r\n\r\n")
+    head, _, body = (release / name).read_bytes().partition(b"\r\n\r\n")
     first, *lines = head.decode("latin-1").split("\r\n")
     headers = dict(line.split(": ", 1) for line in lines)
     return first, headers, body
@@ -66,28 +76,44 @@ def captured_answer(name: str) -> tuple[str, bytes]:
     return headers["X-Medic-Nonce"], http(f"{name}.answer")[2]
 
 
-# --- what protocol 1 reads of this tree --------------------------------------------------------
+# --- what protocol 2 reads of this tree --------------------------------------------------------
 
 
-@pytest.mark.parametrize(("kind", "kind1", "message"), MESSAGES)
-def test_protocol_1_reads_what_this_tree_sends(
-    kind: type[Any], kind1: type[Any], message: protocol.Message
+@pytest.mark.parametrize(("kind", "kind2", "message"), MESSAGES)
+def test_protocol_2_reads_what_this_tree_sends(
+    kind: type[Any], kind2: type[Any], message: protocol.Message
 ) -> None:
-    """The frozen decoder of the release before versions reads every message this tree sends,
-    and reads exactly what it was sent: the version field is skipped like any unknown one."""
+    """The frozen decoder of the previous release reads every message this tree sends, and
+    reads exactly what it was sent: the version field is skipped like any unknown one."""
     sent = encode(message)
     assert sent.startswith(b'{"protocol":%d,' % PROTOCOL)
-    read = protocol1.decode(sent, kind1, limit=protocol1.MAX_ANSWER)
-    assert protocol1.encode(read) == encode(message, speaks=1)
+    read = protocol2.decode(sent, kind2, limit=protocol2.MAX_ANSWER)
+    assert protocol2.encode(read, speaks=2) == encode(message, speaks=2)
 
 
-@pytest.mark.parametrize(("kind", "kind1", "message"), MESSAGES)
-def test_speaking_1_is_byte_for_byte_what_protocol_1_sent(
-    kind: type[Any], kind1: type[Any], message: protocol.Message
+@pytest.mark.parametrize(("kind", "kind2", "message"), MESSAGES)
+def test_speaking_2_is_byte_for_byte_what_protocol_2_sent(
+    kind: type[Any], kind2: type[Any], message: protocol.Message
 ) -> None:
-    as_1 = protocol1.decode(encode(message, speaks=1), kind1, limit=protocol1.MAX_ANSWER)
-    assert encode(message, speaks=1) == protocol1.encode(as_1)
-    assert spoken(protocol1.encode(as_1), kind, limit=MAX_ANSWER) == (1, message)
+    as_2 = protocol2.decode(encode(message, speaks=2), kind2, limit=protocol2.MAX_ANSWER)
+    assert encode(message, speaks=2) == protocol2.encode(as_2)
+    assert spoken(protocol2.encode(as_2), kind, limit=MAX_ANSWER) == (2, message)
+
+
+def test_a_duty_is_read_past_by_protocol_2_as_a_plan_with_no_tcp_target() -> None:
+    """What a node of the previous release makes of a plan with a duty: the positional lists
+    (DNS, VIPs, ports) it answers as ever, no tcp target, so no tcp result: the brain takes
+    that as no opinion, and sends it positional plans once it has heard it speak 2."""
+    plan = msgspec.structs.replace(PLAN, tcp=(), duty=DUTY)
+    read = protocol2.decode(encode(plan), protocol2.ProbePlan, limit=protocol2.MAX_REQUEST)
+    assert read.tcp == ()
+    assert protocol2.encode(read, speaks=3) == encode(msgspec.structs.replace(plan, duty=None))
+
+
+def test_a_state_is_read_past_by_a_brain_of_protocol_2() -> None:
+    answer = msgspec.structs.replace(ANSWER, tcp=(), duty=WATCHED)
+    read = protocol2.decode(encode(answer), protocol2.ProbeAnswer, limit=protocol2.MAX_ANSWER)
+    assert protocol2.encode(read, speaks=3) == encode(msgspec.structs.replace(answer, duty=None))
 
 
 def _fields(kind: type[Any]) -> dict[str, Any]:
@@ -105,70 +131,98 @@ def _fields(kind: type[Any]) -> dict[str, Any]:
     return out
 
 
-@pytest.mark.parametrize(("kind", "kind1", "message"), MESSAGES)
-def test_every_field_is_one_protocol_1_knows(
-    kind: type[Any], kind1: type[Any], message: protocol.Message
+@pytest.mark.parametrize(("kind", "kind2", "message"), MESSAGES)
+def test_every_field_is_one_protocol_2_knows_or_one_left_out_for_it(
+    kind: type[Any], kind2: type[Any], message: protocol.Message
 ) -> None:
-    """Protocol 2 added the version and nothing else, so nothing needs leaving out for an older
-    peer. A field added later fails this test: `encode` must then leave it out for a peer that
-    does not speak the protocol that added it (Prober.speaks says what each node speaks)."""
-    assert _fields(kind) == _fields(kind1)
+    """Protocol 3 added the duty (plan) and its state (answer), optional, in `LATER`: `encode`
+    leaves them out when they say nothing, or for a peer that speaks an older protocol. A field
+    added later and not declared there fails this test."""
+    later = {f for f in _fields(kind) if f.split(".")[0] in LATER}
+    assert {k: v for k, v in _fields(kind).items() if k not in later} == _fields(kind2)
+    assert all(_fields(kind)[f.split(".")[0]] is False for f in later)  # optional, all of them
     assert protocol.VERSION_FIELD not in _fields(kind)
+    for name in LATER:
+        assert f'"{name}"'.encode() not in encode(message)  # None: left out
+    with_duty = msgspec.structs.replace(PLAN, duty=DUTY)
+    assert b'"duty"' in encode(with_duty)
+    assert b'"duty"' not in encode(with_duty, speaks=2)  # never to a peer that cannot read it
 
 
-# --- what this tree reads of protocol 1 ----------------------------------------------------------
+# --- what this tree reads of protocol 2 ----------------------------------------------------------
 
 
 @pytest.mark.parametrize("name", ["probe", "probe-empty"])
-def test_the_captured_probe_plans_of_protocol_1_are_read_as_protocol_1(name: str) -> None:
+def test_the_captured_probe_plans_of_protocol_2_are_read_as_protocol_2(name: str) -> None:
     first, _, body = http(f"{name}.request")
     assert first.split()[1] == protocol.PROBE_PATH
     theirs, plan = spoken(body, ProbePlan, limit=MAX_REQUEST)
-    assert theirs == 1
-    as_1 = protocol1.decode(body, protocol1.ProbePlan, limit=protocol1.MAX_REQUEST)
-    assert encode(plan, speaks=1) == protocol1.encode(as_1) == body
+    assert theirs == 2
+    assert plan.duty is None
+    as_2 = protocol2.decode(body, protocol2.ProbePlan, limit=protocol2.MAX_REQUEST)
+    assert encode(plan, speaks=2) == protocol2.encode(as_2) == body
 
 
 @pytest.mark.parametrize("name", ["act", "act-dry-run"])
-def test_the_captured_actions_of_protocol_1_are_read_as_protocol_1(name: str) -> None:
+def test_the_captured_actions_of_protocol_2_are_read_as_protocol_2(name: str) -> None:
     first, _, body = http(f"{name}.request")
     assert first.split()[1] == protocol.ACT_PATH
     theirs, request = spoken(body, ActRequest, limit=MAX_REQUEST)
-    assert theirs == 1
-    assert encode(request, speaks=1) == body
+    assert theirs == 2
+    assert encode(request, speaks=2) == body
     assert request.kind == protocol.REMOVE_TASK_CONTAINER
 
 
-def test_the_captured_probe_answers_of_protocol_1_open_and_are_read_as_protocol_1() -> None:
+def test_the_captured_probe_answers_of_protocol_2_open_and_are_read_as_protocol_2() -> None:
     _, _, plan = http("probe.request")
     for name in ("probe", "probe-empty"):
         nonce, envelope = captured_answer(name)
         body = open_answer(SECRET, protocol.PROBE_PATH, nonce, NODE, envelope)
         theirs, answer = spoken(body, ProbeAnswer, limit=MAX_ANSWER)
-        assert (theirs, answer.node) == (1, NODE)
-        assert encode(answer, speaks=1) == body
+        assert (theirs, answer.node, answer.duty) == (2, NODE, None)
+        assert encode(answer, speaks=2) == body
     check_aligned(decode(plan, ProbePlan, limit=MAX_REQUEST), answer)
     assert answer.containers[0].swarm_made is True
 
 
-def test_the_captured_act_answers_of_protocol_1_open_and_are_read_as_protocol_1() -> None:
+def test_the_captured_act_answers_of_protocol_2_open_and_are_read_as_protocol_2() -> None:
     said = {}
     for name in ("act", "act-dry-run"):
         nonce, envelope = captured_answer(name)
         body = open_answer(SECRET, protocol.ACT_PATH, nonce, NODE, envelope)
         theirs, said[name] = spoken(body, ActAnswer, limit=MAX_ANSWER)
-        assert theirs == 1
-        assert encode(said[name], speaks=1) == body
+        assert theirs == 2
+        assert encode(said[name], speaks=2) == body
     assert said["act"].ok and said["act"].stop_timeout == 20.0
     assert said["act-dry-run"].dry_run and not said["act-dry-run"].ok
 
 
-def test_this_trees_sealed_answer_opens_with_protocol_1s_channel() -> None:
+def test_this_trees_sealed_answer_opens_with_protocol_2s_channel() -> None:
     """The seal did not change: an older brain opens a newer node's answer."""
-    body = encode(ANSWER)
+    body = encode(msgspec.structs.replace(ANSWER, duty=WATCHED))
     envelope = json.dumps(seal(SECRET, "/v1/probe", "n0nce", "node1", body)).encode()
-    opened = channel1.open_answer(SECRET, "/v1/probe", "n0nce", "node1", envelope)
-    assert protocol1.decode(opened, protocol1.ProbeAnswer, limit=protocol1.MAX_ANSWER)
+    opened = channel2.open_answer(SECRET, "/v1/probe", "n0nce", "node1", envelope)
+    assert protocol2.decode(opened, protocol2.ProbeAnswer, limit=protocol2.MAX_ANSWER)
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("probe", ProbePlan),
+        ("probe-empty", ProbePlan),
+        ("act", ActRequest),
+        ("act-dry-run", ActRequest),
+    ],
+)
+def test_the_captured_requests_of_protocol_1_are_refused_two_releases_back(
+    name: str, kind: type[Any]
+) -> None:
+    """Protocol 1 said no version: a message without one is protocol 1's, two releases back."""
+    _, _, body = http(f"{name}.request", FIXTURES / "protocol1")
+    with pytest.raises(VersionError) as caught:
+        spoken(body, kind, limit=MAX_REQUEST)
+    assert (caught.value.theirs, caught.value.ours) == (1, PROTOCOL)
+    assert f"this instance speaks {PROTOCOL} and reads {PROTOCOL - 1} to" in str(caught.value)
 
 
 # --- versions: read one release either way, refuse the rest --------------------------------------
@@ -176,20 +230,30 @@ def test_this_trees_sealed_answer_opens_with_protocol_1s_channel() -> None:
 
 @pytest.mark.parametrize(
     ("ours", "theirs", "ok"),
-    [(2, 1, True), (2, 2, True), (2, 3, True), (2, 0, False), (2, 4, False), (3, 1, False)],
+    [
+        (2, 1, True),
+        (2, 2, True),
+        (2, 3, True),
+        (2, 0, False),
+        (2, 4, False),
+        (3, 1, False),
+        (3, 2, True),
+        (3, 4, True),
+        (3, 5, False),
+    ],
 )
 def test_a_side_reads_one_release_either_way(ours: int, theirs: int, ok: bool) -> None:
     assert readable(theirs, ours) is ok
 
 
 def test_a_message_of_the_next_release_is_read_its_new_fields_skipped() -> None:
-    newer = json.loads(encode(PLAN, speaks=3))
-    newer["tcp"][0]["mtu"] = 1450  # what protocol 3 may add: skipped, not refused
+    newer = json.loads(encode(PLAN, speaks=PROTOCOL + 1))
+    newer["tcp"][0]["mtu"] = 1450  # what the next release may add: skipped, not refused
     newer["quic"] = [{"ip": "10.0.0.1", "port": 443}]
-    assert spoken(json.dumps(newer), ProbePlan, limit=MAX_REQUEST) == (3, PLAN)
+    assert spoken(json.dumps(newer), ProbePlan, limit=MAX_REQUEST) == (PROTOCOL + 1, PLAN)
 
 
-@pytest.mark.parametrize(("ours", "theirs"), [(2, 4), (2, 0), (2, 99), (3, 1)])
+@pytest.mark.parametrize(("ours", "theirs"), [(2, 4), (2, 0), (2, 99), (3, 1), (3, 5)])
 def test_a_peer_more_than_one_release_away_is_refused_naming_both(ours: int, theirs: int) -> None:
     data = encode(PLAN, speaks=theirs) if theirs > 1 else encode(PLAN, speaks=1)
     if theirs == 0:
@@ -208,7 +272,7 @@ def test_the_version_is_read_before_the_fields_it_changes() -> None:
     with pytest.raises(VersionError, match="speaks protocol 5"):
         spoken(far, ProbePlan, limit=MAX_REQUEST)
     with pytest.raises(ProtocolError, match="ProbePlan"):  # and ours, with the same fields, not
-        spoken(far.replace(b"5", b"2"), ProbePlan, limit=MAX_REQUEST)
+        spoken(far.replace(b"5", b"%d" % PROTOCOL), ProbePlan, limit=MAX_REQUEST)
 
 
 @pytest.mark.parametrize(
@@ -225,14 +289,14 @@ def test_a_version_that_is_not_a_number_is_a_bad_message(bad: bytes) -> None:
 # --- hostile input, in both formats --------------------------------------------------------------
 
 
-@pytest.mark.parametrize("speaks", [1, 2])
+@pytest.mark.parametrize("speaks", [1, 2, 3])
 def test_oversize_is_refused_before_the_version_is_read(speaks: int) -> None:
     data = encode(PLAN, speaks=speaks)
     with pytest.raises(ProtocolError, match="over the"):
         spoken(data + b" " * MAX_REQUEST, ProbePlan, limit=MAX_REQUEST)
 
 
-@pytest.mark.parametrize("speaks", [1, 2])
+@pytest.mark.parametrize("speaks", [1, 2, 3])
 @pytest.mark.parametrize("where", ["version", "unknown field", "known field"])
 def test_deep_nesting_is_refused_in_both_formats(speaks: int, where: str) -> None:
     deep = b"[" * 100_000 + b"]" * 100_000
@@ -247,13 +311,16 @@ def test_deep_nesting_is_refused_in_both_formats(speaks: int, where: str) -> Non
         spoken(data, ProbePlan, limit=len(data))
 
 
-@pytest.mark.parametrize("speaks", [1, 2])
+@pytest.mark.parametrize("speaks", [1, 2, 3])
 def test_a_tampered_answer_does_not_open_in_either_format(speaks: int) -> None:
-    body = encode(ANSWER, speaks=speaks)
+    body = encode(
+        msgspec.structs.replace(ANSWER, duty=WATCHED if speaks >= 3 else None), speaks=speaks
+    )
     envelope = seal(SECRET, "/v1/probe", "n0nce", "node1", body)
     for forged in (
         {**envelope, "body": envelope["body"].replace("timeout", "timeouT")},
-        {**envelope, "body": envelope["body"].replace(f'"protocol":{speaks}', '"protocol":3')},
+        {**envelope, "body": envelope["body"].replace(f'"protocol":{speaks}', '"protocol":4')},
+        {**envelope, "body": envelope["body"].replace('"probed":1', '"probed":0')},
         {**envelope, "sig": "0" * 64},
     ):
         if forged == envelope:

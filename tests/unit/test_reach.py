@@ -283,6 +283,33 @@ def test_suspects_are_probed_every_round_on_top_of_the_window() -> None:
         assert {"t0050", "t0051", "t0099"} <= set(tasks)
 
 
+def test_with_a_coverage_bound_a_window_grows_to_cover_every_pair_in_time() -> None:
+    got = make_plans(big(3, 400), SCOPE, NOW, grace=GRACE, cover=4)
+    assert got.period == 4
+    assert all(len(p.tcp) == 100 for p in got.by_node.values())
+    seen: dict[str, set[str]] = {}
+    for r in range(4):
+        for nid, p in make_plans(
+            big(3, 400), SCOPE, NOW, grace=GRACE, cover=4, round_no=r
+        ).by_node.items():
+            seen.setdefault(nid, set()).update(t.task for t in p.tcp)
+    assert all(len(tasks) == 400 for tasks in seen.values())
+    # never smaller than the budget: a small swarm is probed as before
+    small = make_plans(big(3, 100), SCOPE, NOW, grace=GRACE, cover=4)
+    assert all(len(p.tcp) == Budget().tcp for p in small.by_node.values())
+
+
+def test_a_node_that_holds_a_duty_gets_no_tcp_window_and_the_rest_as_before() -> None:
+    s = snap(
+        [service(vips=((NET_A, "10.0.1.100"),))],
+        [task("a1", "n1"), task("a2", "n2", nets=((NET_A, "10.0.1.3"),))],
+    )
+    got = make_plans(s, SCOPE, NOW, grace=GRACE, duties={"n2"}).by_node
+    assert got["n2"].tcp == ()
+    assert len(got["n1"].tcp) == 2
+    assert (got["n2"].dns, got["n2"].vip) == (got["n1"].dns, got["n1"].vip) != ((), ())
+
+
 def test_the_full_budget_is_the_old_every_pair_every_round() -> None:
     got = make_plans(big(4, 100), SCOPE, NOW, grace=GRACE, budget=FULL)
     assert got.period == 1
@@ -501,3 +528,16 @@ def test_dns_and_vip_entries_no_longer_probed_are_forgotten() -> None:
         r.record(DNS_SNAP, dns_ans(("10.0.1.2", "10.0.1.3")), NOW + i)
     assert ("n2", "s1", NET_A) not in r.dns
     assert ("n2", "s1", NET_A) not in r.vip
+
+
+def test_failing_tasks_are_those_a_node_last_failed_to_reach() -> None:
+    r = Reachability()
+    r.tcp[("n1", "a1")] = Cell(False, "timeout", 1, NOW)
+    r.tcp[("n2", "a1")] = Cell(True, "", 0, NOW)
+    r.tcp[("n1", "a2")] = Cell(True, "", 0, NOW)
+    assert r.failing_tasks() == {"a1"}
+    r.tcp[("n1", "a1")] = Cell(True, "", 0, NOW)
+    assert r.failing_tasks() == set()
+    r.tcp[("n2", "a2")] = Cell(False, "refused", 2, NOW)
+    del r.tcp[("n2", "a2")]
+    assert r.failing_tasks() == set()

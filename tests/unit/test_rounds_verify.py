@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import msgspec
 import pytest
 import structlog
 from prometheus_client import CollectorRegistry
@@ -17,11 +18,14 @@ from swarm_medic.core.model import Action, ActionKind, Node, Snapshot, Task
 from swarm_medic.core.protocol import (
     ActAnswer,
     ActRequest,
+    Container,
     DnsResult,
     DnsTarget,
+    NetState,
     ProbeAnswer,
     ProbePlan,
     TcpResult,
+    Watched,
 )
 from swarm_medic.core.reach import Cell, Reachability
 from swarm_medic.core.settings import ProbeSettings, SafetySettings
@@ -47,14 +51,19 @@ NO_DNS = DnsResult(None, "not looked up")
 
 
 class FakeAgent(NodeAgent):
+    """Scripts the probes of a positional plan (`answer`); a duty is the real agent's: it picks
+    the targets and hands them to `answer` as a positional plan."""
+
     def __init__(self, node_id: str, refuse: str = "") -> None:
         super().__init__(FakeEngine(node_id=node_id), node_id)
         self.refuse = refuse
         self.plans: list[ProbePlan] = []
         self.acts: list[ActRequest] = []
         self.short = False  # answer one TCP result less than asked
+        self.containers: tuple[Container, ...] = ()  # its task containers
+        self.lie = False  # say a digest of its container list that is not its list's
 
-    def probe(self, plan: ProbePlan) -> ProbeAnswer:
+    def answer(self, plan: ProbePlan) -> ProbeAnswer:
         if self.refuse:
             raise AgentError(self.refuse)
         self.plans.append(plan)
@@ -64,7 +73,12 @@ class FakeAgent(NodeAgent):
             dns=(NO_DNS,) * len(plan.dns),
             vip=(TcpResult(True),) * len(plan.vip),
             ipvs=True,
+            containers=self.containers,
         )
+
+    def _listed(self, plan: ProbePlan, answer: ProbeAnswer) -> ProbeAnswer:
+        said = super()._listed(plan, answer)
+        return msgspec.structs.replace(said, listed="0" * 16) if self.lie else said
 
     def act(self, request: ActRequest) -> ActAnswer:
         self.acts.append(request)
@@ -97,6 +111,9 @@ def remote(server: Remote) -> Remote:
     server.agent.plans.clear()
     server.agent.acts.clear()
     server.agent.short = False
+    server.agent._watch = None  # each test's brain starts with a node that holds no duty
+    server.agent.containers = ()
+    server.agent.lie = False
     return server
 
 
@@ -140,16 +157,86 @@ def test_a_round_asks_its_own_node_in_process_and_the_other_over_the_channel(
     prober = Prober(ProbeSettings(secret=KEY), mine, port=remote.port, scope=OPT_IN)
     answers = prober.run(snapshot(), NOW)
     assert prober.failures == {}
-    ((plan1,), (plan2,)) = mine.plans, remote.agent.plans
-    assert answers == {
-        n: (p, ProbeAnswer(node=n, tcp=(TcpResult(True),) * 2, dns=(NO_DNS,), ipvs=True))
-        for n, p in (("n1", plan1), ("n2", plan2))
-    }
+    (plan1,) = mine.plans
+    assert answers["n1"] == (
+        plan1,
+        ProbeAnswer(node="n1", tcp=(TcpResult(True),) * 2, dns=(NO_DNS,), ipvs=True),
+    )
     assert prober.me == "n1"
     assert prober.last_round == NOW
     assert sorted((p.task, p.node) for p in plan1.tcp) == [("t1", "n1"), ("t2", "n2")]
-    assert plan2.tcp == plan1.tcp  # the same targets; each agent knows which are its own
+
+    # the other node holds a standing duty for the same targets (protocol 3): in the first
+    # round the list is only named (a node may hold it from an earlier brain), and n2, which
+    # does not, says so: no opinion yet
+    plan2, said = answers["n2"]
+    assert plan2.tcp == ()
     assert plan2.dns == (DnsTarget(net=NET, service="s1", name="tasks.web"),)
+    assert plan2.duty is not None
+    (named,) = plan2.duty.nets
+    assert (named.net, named.tcp) == (NET, None)
+    assert said.tcp == ()
+    assert said.duty == Watched(nets=(NetState(net=NET),), probed=0)
+
+    # the next round sends it the list; n2 probes it (each agent knows which are its own)
+    plan2, said = prober.run(snapshot(), NOW + 15)["n2"]
+    assert plan2.duty is not None
+    (sent,) = plan2.duty.nets
+    assert (sent.digest, sent.tcp) == (named.digest, plan1.tcp)
+    assert said.duty == Watched(nets=(NetState(NET, named.digest, ok=b"\x03"),), probed=2)
+    assert remote.agent.plans[-1].tcp == plan1.tcp
+
+    # and from then on only names it
+    plan2, said = prober.run(snapshot(), NOW + 30)["n2"]
+    assert plan2.duty is not None
+    assert plan2.duty.nets == (named,)
+    assert said.duty == Watched(nets=(NetState(NET, named.digest, ok=b"\x03"),), probed=2)
+    assert prober.held == {"n2": {NET: named.digest}}
+
+
+class Kept(Prober):
+    """Keeps each answer's bytes as the node sent them."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.bodies: list[bytes] = []
+
+    def _opened(self, node_id: str, nonce: str, envelope: bytes) -> bytes:
+        body = super()._opened(node_id, nonce, envelope)
+        self.bodies.append(body)
+        return body
+
+
+ON_N2 = (
+    Container("c" * 64, "t2", "s1", "running", "web.2.t2"),
+    Container("d" * 64, "", "", "exited", "old"),
+)
+
+
+def test_a_node_sends_its_container_list_only_when_it_changed(remote: Remote) -> None:
+    remote.agent.containers = ON_N2
+    prober = Kept(ProbeSettings(secret=KEY), FakeAgent("n1"), port=remote.port, scope=OPT_IN)
+    for i in range(3):
+        got = prober.run(snapshot(), NOW + 15 * i)["n2"][1]
+        assert got.containers == ON_N2  # what the round sees: the list, every round
+    first, second, third = prober.bodies
+    assert b"web.2.t2" in first
+    assert b"web.2.t2" not in second and b"web.2.t2" not in third  # said unchanged
+    remote.agent.containers = ON_N2[:1]  # one gone
+    got = prober.run(snapshot(), NOW + 45)["n2"][1]
+    assert got.containers == ON_N2[:1]
+    assert b"web.2.t2" in prober.bodies[-1]
+
+
+def test_a_container_list_that_is_not_the_one_its_digest_names_is_a_failure(
+    remote: Remote,
+) -> None:
+    remote.agent.containers = ON_N2
+    remote.agent.lie = True
+    prober = Prober(ProbeSettings(secret=KEY), FakeAgent("n1"), port=remote.port, scope=OPT_IN)
+    answers = prober.run(snapshot(), NOW)
+    assert sorted(answers) == ["n1"]
+    assert prober.failures == {"n2": "node n2: its container list is not the one its digest names"}
 
 
 def test_a_round_is_due_after_the_probe_interval(remote: Remote) -> None:
@@ -210,7 +297,10 @@ def test_an_answer_that_does_not_answer_the_plan_entry_for_entry_is_a_failure(
     remote: Remote,
 ) -> None:
     remote.agent.short = True
-    prober = Prober(ProbeSettings(secret=KEY), FakeAgent("n1"), port=remote.port, scope=OPT_IN)
+    # a brain of protocol 2 sends positional plans to every node
+    prober = Prober(
+        ProbeSettings(secret=KEY), FakeAgent("n1"), port=remote.port, scope=OPT_IN, protocol=2
+    )
     answers = prober.run(snapshot(), NOW)
     assert sorted(answers) == ["n1"]
     assert prober.failures == {"n2": "ProbeAnswer: 1 tcp results for 2 tcp targets"}

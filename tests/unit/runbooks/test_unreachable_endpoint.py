@@ -124,3 +124,12 @@ def test_own_node_alone_does_not_raise_it() -> None:
     r = matrix({("n3", "t3"): K})
     del r.tcp[("n3", "t1")], r.tcp[("n3", "t2")]
     assert detect(UNREACHABLE, ctx(r)) == []
+
+
+def test_two_tasks_unreachable_in_the_same_round_are_two_findings() -> None:
+    # t1 from n2 only, t3 from n1 only: each judged on its own vantages
+    found = detect(UNREACHABLE, ctx(matrix({("n2", "t1"): K, ("n1", "t3"): K})))
+    assert sorted((f.task_ids, f.details["from"]) for f in found) == [
+        (("t1",), "n2"),
+        (("t3",), "n1"),
+    ]
