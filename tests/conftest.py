@@ -27,6 +27,9 @@ def lab_up() -> None:
 
 @pytest.fixture
 def lab(lab_up: None) -> Iterator[Lab]:
+    left = Lab.clear_leftovers()
+    if left:
+        print(f"lab: removed services an earlier test left behind: {', '.join(left)}")
     lab = Lab()
     yield lab
     lab.remove_all()

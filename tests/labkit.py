@@ -149,6 +149,29 @@ class Lab:
             docker("service", "rm", *self.services, check=False)
             self.services.clear()
 
+    @staticmethod
+    def clear_leftovers() -> list[str]:
+        """Services an earlier test or run left on the lab (every lab service and stack is
+        named medic-*), removed with their containers, so that another test's remains never
+        count as this test's findings. -> their names (a leak worth reading in the output)."""
+        names = [
+            n
+            for n in docker("service", "ls", "--format", "{{.Name}}", check=False).split()
+            if n.startswith("medic-")
+        ]
+        if not names:
+            return []
+        docker("service", "rm", *names, check=False)
+
+        def gone() -> bool:
+            left = docker(
+                "ps", "-a", "--format", '{{.Label "com.docker.swarm.service.name"}}', check=False
+            )
+            return not set(left.split()) & set(names)
+
+        wait_until("the leftover services' containers gone", gone, 60)
+        return names
+
 
 # A container whose healthcheck cannot pass during a 1 h start period keeps its task in
 # Starting: the "hung start" of moby#37067. The first container of the service hangs; the

@@ -68,7 +68,9 @@ def test_report_counts_the_medics_heal_and_a_persons_fix(
 
     doc = report(m, "--since", "1h")
     (st,) = [r for r in doc["runbooks"] if r["runbook"] == "stuck-task"]
-    assert (st["found"], st["fixed"], st["healed"], st["did_not_hold"]) == (2, 1, 1, 0)
+    assert (st["found"], st["fixed"], st["healed"], st["did_not_hold"]) == (2, 1, 1, 0), (
+        f"{json.dumps(doc, indent=1)}\n--- medic log tail ---\n{m.tail(150)}"
+    )
     assert (st["closed_no_human"], st["closed_by_someone"]) == (1, 1)
     assert st["no_human_share"] == 0.5
     assert st["harm_rate"] == 0.0
