@@ -115,6 +115,11 @@ class Node:
     leader: bool = False
     # ManagerStatus.Reachability: reachable | unreachable | unknown ("" on a worker)
     reachability: str = ""
+    version: int = 0  # Version.Index: a node removal is decided on it (compare-and-swap)
+    created_at: float = 0.0  # when it joined the swarm (a node that leaves and joins is new)
+    # when the node object last changed: for a Down node, about when it went down (a leader
+    # change marks every node unknown and then down again, which moves it later)
+    updated_at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +206,9 @@ class Task:
     exit_code: int | None = None
     # (network id, network name, IPv4) per overlay network the task is attached to (no ingress)
     addresses: tuple[tuple[str, str, str], ...] = ()
+    # Spec.ContainerSpec.Image: the image this task runs (a service's tasks of an update in
+    # flight run two), with its digest once the manager resolved it
+    image: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +244,8 @@ class SwarmInfo:
     local_state: str  # inactive | pending | active | error | locked
     control_available: bool  # true on managers
     engine_version: str = ""
+    # SystemTime: the engine's clock when it answered /info (epoch seconds; 0.0: not said)
+    system_time: float = 0.0
 
 
 @dataclass(frozen=True)
