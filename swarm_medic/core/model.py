@@ -349,11 +349,15 @@ class ActionKind(enum.StrEnum):
     RESUME_UPDATE = "resume_update"  # re-issue the same spec: swarm resumes a paused update
     REPLACE_TASK = "replace_task"  # the task's node removes its container; swarm makes another
     REMOVE_ORPHAN = "remove_orphan"  # a node removes a task container swarm no longer knows
+    REMOVE_NODE = "remove_node"  # the brain removes a worker's Down node entry (docker node rm)
 
 
 @dataclass(frozen=True, slots=True)
 class Action:
-    """What to do, as data. Only `act.Executor` carries it out."""
+    """What to do, as data. Only `act.Executor` carries it out.
+
+    An action on a node itself (REMOVE_NODE) names no service: `node_id` is the node, and
+    `service_version` that node's Version.Index."""
 
     kind: ActionKind
     service_id: str
@@ -362,6 +366,13 @@ class Action:
     reason: str
     task_id: str = ""  # REPLACE_TASK: which task, on which node
     node_id: str = ""
+
+    @property
+    def subject(self) -> str:
+        """What the safety policy judges and the ledger keeps this action's history under:
+        its service, or the node an action on a node is about (swarm ids never repeat across
+        kinds of object, so the two cannot meet)."""
+        return self.node_id if self.kind is ActionKind.REMOVE_NODE else self.service_id
 
 
 class TargetKind(enum.StrEnum):

@@ -198,7 +198,7 @@ class Medic:
             self.journal.closed(
                 inc,
                 now,
-                verifying=inc.finding.service_id in self.state.pending,
+                verifying=self._verifying(inc),
                 notify=self._tells(inc, snap),
             )
         self._remind(snap, now)
@@ -268,6 +268,14 @@ class Medic:
         self.journal.opened(inc, notify=tell)
         if tell:
             inc.told_at = now
+
+    def _verifying(self, inc: Incident) -> bool:
+        """A fix is being verified for this incident's service, or for the incident itself (a
+        node's removal names no service)."""
+        pending = self.state.pending
+        return inc.finding.service_id in pending or any(
+            p.incident_id == inc.id for p in pending.values()
+        )
 
     def _tells(self, inc: Incident, snap: Snapshot) -> bool:
         """Whether people are notified of this incident's steps: only by the leader (the brain;
@@ -410,12 +418,12 @@ class Medic:
                 )
             )
         if done.circuit_opened:
-            self.state.open_until[action.service_id] = now + self.safety.breaker_reset
-            self.state.breaker_why[action.service_id] = done.circuit_opened
+            self.state.open_until[action.subject] = now + self.safety.breaker_reset
+            self.state.breaker_why[action.subject] = done.circuit_opened
             self.journal.circuit_opened(
                 inc.finding.runbook,
                 action.service_name,
-                action.service_id,
+                action.subject,
                 done.circuit_opened,
                 incident=inc.id,
                 resets_in=self.safety.breaker_reset,
@@ -425,7 +433,7 @@ class Medic:
             target = inc.finding.target
             inc.acted = True
             self._told_fixes[inc.id] = tell
-            self.state.pending[action.service_id] = verify.Pending(
+            self.state.pending[action.subject] = verify.Pending(
                 inc.id,
                 inc.finding.runbook,
                 action,
