@@ -10,7 +10,9 @@ registry (or missing registry credentials: deploy with --with-registry-auth), a 
 source, a missing secret or network.
 
 What the medic does: reports it once per incident (not once per task), with the error and the
-nodes involved. No action: retrying is what swarm is already doing.
+nodes involved. No action: retrying is what swarm is already doing. Rejections for the image on
+nodes where it is missing while other nodes run that image are left to `image-on-some-nodes`,
+which names both sides and the likely cause: one story, not two pages for the same tasks.
 
 Risks: none; it never acts.
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from swarm_medic.runbook import DAY, Context, Count, Duration, Finding, Setting, Severity
+from swarm_medic.runbook.helpers import image_splits
 
 NAME = "repeated-rejection"
 SETTINGS = (
@@ -51,6 +54,7 @@ def detect(ctx: Context) -> Iterator[Finding]:
         # A task that reached running after the rejections means the cause was fixed: the
         # rejected tasks that linger in the task history no longer count.
         fixed_at = max((t.timestamp for t in history if t.state == "running"), default=0.0)
+        split = {t.id for s in image_splits(ctx.snapshot, svc, ctx.now, window) for t in s.rejected}
         by_err: dict[str, list[tuple[str, str]]] = {}
         for t in history:
             if (
@@ -58,6 +62,7 @@ def detect(ctx: Context) -> Iterator[Finding]:
                 and t.err
                 and ctx.now - t.timestamp <= window
                 and t.timestamp > fixed_at
+                and t.id not in split
             ):
                 by_err.setdefault(t.err, []).append((t.id, t.node_id))
         for err, tasks in sorted(by_err.items()):

@@ -19,12 +19,17 @@ answer questions several runbooks ask, the same way the pipeline answers them.
                                        its `--keep` default
     ghosts(snapshot)                   Down node entries of machines that joined the swarm
                                        again under a new id: entry id -> Ghost (entry, twin)
+    is_image_error(err)                a task error that says its node could not get the image
+    image_splits(snapshot, svc, now, window)
+                                       a service's images that run on some nodes and are
+                                       rejected for the image on others (ImageSplit)
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from swarm_medic.core.constraints import Miss, fitting_nodes, placement_misses, summarise
-from swarm_medic.core.model import Node, NodeState, Snapshot
+from swarm_medic.core.model import Node, NodeState, Service, Snapshot, Task, TaskState
 from swarm_medic.core.reach import (
     Published,
     probe_port,
@@ -37,11 +42,14 @@ from swarm_medic.core.versions import DEFAULT_KEEP, VersionFamily, stale_version
 __all__ = [
     "DEFAULT_KEEP",
     "Ghost",
+    "ImageSplit",
     "Miss",
     "Published",
     "VersionFamily",
     "fitting_nodes",
     "ghosts",
+    "image_splits",
+    "is_image_error",
     "placement_misses",
     "probe_port",
     "published_targets",
@@ -99,3 +107,79 @@ def _joined_again(entry: Node, twin: Node) -> bool:
         and twin.created_at > entry.created_at
     )
     return after_it_went_down or same_machine
+
+
+# What a node's engine says when it could not get a task's image: swarm's agent tries a pull,
+# and the container create that follows a failed one says "No such image" (moby#34351); the
+# registry's own refusals and a missing tag or digest say so in their words.
+_IMAGE_ERRORS = (
+    "no such image",
+    "pull access denied",
+    "manifest unknown",
+    "manifest for",
+    "unauthorized",
+    "authentication required",
+    "error pulling image",
+    "repository does not exist",
+)
+
+
+def is_image_error(err: str) -> bool:
+    """Whether a task's error says its node could not get the image (not found there, refused
+    by the registry, or not in the registry)."""
+    low = err.lower()
+    return any(e in low for e in _IMAGE_ERRORS)
+
+
+@dataclass(frozen=True, slots=True)
+class ImageSplit:
+    """One image of a service that nodes run while others are rejected for it.
+
+    `have`: the nodes that run a task of it (so they have it) and were not rejected for it
+    since; `cannot`: node id -> the tasks rejected there for it within the window, on nodes
+    that run none; `errors`: the distinct errors of those tasks, sorted."""
+
+    image: str
+    have: tuple[str, ...]
+    cannot: Mapping[str, tuple[Task, ...]]
+    errors: tuple[str, ...]
+
+    @property
+    def rejected(self) -> tuple[Task, ...]:
+        return tuple(t for tasks in self.cannot.values() for t in tasks)
+
+
+def image_splits(
+    snapshot: Snapshot, service: Service, now: float, window: float
+) -> tuple[ImageSplit, ...]:
+    """The images of `service` that some nodes run while others were rejected for them (an
+    image error, within `window` before `now`). A task is of the image its own spec names (a
+    task the engine listed without one: its service's), so the tasks of an update in flight
+    are never taken for nodes that have the new image. A node that runs the image and was
+    rejected for it after its task started has lost it: it counts as neither."""
+    rejected: dict[str, dict[str, list[Task]]] = {}  # image -> node -> its rejected tasks
+    running: dict[str, dict[str, float]] = {}  # image -> node -> when its oldest task ran
+    for t in snapshot.tasks_of(service.id):
+        image = t.image or service.image
+        if not t.node_id:
+            continue
+        if t.state == TaskState.REJECTED and is_image_error(t.err) and now - t.timestamp <= window:
+            rejected.setdefault(image, {}).setdefault(t.node_id, []).append(t)
+        elif t.state == TaskState.RUNNING and t.desired_state == TaskState.RUNNING:
+            on = running.setdefault(image, {})
+            on[t.node_id] = min(on.get(t.node_id, t.timestamp), t.timestamp)
+    out = []
+    for image, by_node in sorted(rejected.items()):
+        runs = running.get(image, {})
+        have = tuple(
+            sorted(
+                n
+                for n, since in runs.items()
+                if not any(t.timestamp >= since for t in by_node.get(n, ()))
+            )
+        )
+        cannot = {n: tuple(ts) for n, ts in sorted(by_node.items()) if n not in runs}
+        if have and cannot:
+            errors = tuple(sorted({t.err for ts in cannot.values() for t in ts}))
+            out.append(ImageSplit(image, have, cannot, errors))
+    return tuple(out)

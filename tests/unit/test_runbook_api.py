@@ -189,6 +189,7 @@ def test_the_report_only_builtins_have_no_plan() -> None:
     assert report_only == {
         "crash-loop",
         "dead-vip",
+        "image-on-some-nodes",
         "ip-exhaustion",
         "manager-quorum",
         "node-down",
@@ -379,6 +380,7 @@ def test_defaults_come_from_the_declaration() -> None:
     values = {rb.name: dict(rb.values) for rb in BUILTIN if rb.settings}
     assert values == {
         "crash-loop": {"threshold": 3, "window": 600.0},
+        "image-on-some-nodes": {"threshold": 3, "window": 600.0},
         "ip-exhaustion": {"after": 30.0, "full": 90},
         "orphan-container": {"grace": 60.0},
         "paused-update": {"action": "rollback"},
