@@ -3,6 +3,11 @@
 
 Run: .venv/bin/python -m benchmarks.probe_bench   (a measurement: it always exits 0)
 
+The clock readings (issue 19's clock-skew: each answer says the node's clock and how long it
+held the request, the brain measures the offset and keeps it) are measured against a baseline
+in the same run: agents that answer without them (`--agents-unclocked`, the endpoint as it
+was) and a brain that reads none, with the same rotation.
+
 The 100 simulated agents live in one subprocess (`--agents`): one HTTP server
 (swarm_medic.web.http.serve) on 127.0.0.1, port 0, whose control routes each request to the
 NodeEndpoint of the node named in its signed X-Medic-Node header (every node's address is
@@ -28,6 +33,7 @@ from prometheus_client import CollectorRegistry
 
 from swarm_medic.core.model import Snapshot
 from swarm_medic.core.protocol import (
+    MAX_REQUEST,
     ActAnswer,
     ActRequest,
     Container,
@@ -35,8 +41,10 @@ from swarm_medic.core.protocol import (
     ProbeAnswer,
     ProbePlan,
     TcpResult,
+    encode,
+    spoken,
 )
-from swarm_medic.core.reach import DEFAULT_BUDGET, FULL, Budget, Reachability
+from swarm_medic.core.reach import DEFAULT_BUDGET, FULL, Budget, Clock, Reachability
 from swarm_medic.core.runbook import TaskClock, context
 from swarm_medic.core.settings import HttpSettings, ProbeSettings, Settings
 from swarm_medic.nodes.agent import NodeAgent
@@ -104,7 +112,16 @@ class SimAgent(NodeAgent):
         return ActAnswer(ok=False)
 
 
-def serve_agents() -> None:
+class _Unclocked(NodeEndpoint):
+    """The endpoint as it was before the clock readings: the agent's answer, unstamped."""
+
+    def _probe(self, body: bytes, peer: str) -> bytes:
+        theirs, plan = spoken(body, ProbePlan, limit=MAX_REQUEST, ours=self.protocol)
+        self._heard(peer, theirs)
+        return encode(self.agent.probe(plan), speaks=self.protocol, reader=theirs)
+
+
+def serve_agents(clocked: bool = True) -> None:
     """The subprocess: 100 agents behind one port, routed by the signed node header."""
     from swarm_medic.web.http import serve
     from swarm_medic.web.httphead import Limits
@@ -125,8 +142,9 @@ def serve_agents() -> None:
         name = f"{names[t.service_id]}.{t.slot}.{t.id}"
         mine.setdefault(t.node_id, []).append(Container(cid, t.id, t.service_id, "running", name))
     journal = Journal(Metrics(CollectorRegistry()), _Quiet())
+    kind = NodeEndpoint if clocked else _Unclocked
     endpoints = {
-        n.id: NodeEndpoint(
+        n.id: kind(
             SimAgent(n.id, tuple(mine.get(n.id, ())), dead), RequestAuth(SECRET.encode()), journal
         )
         for n in snap.nodes
@@ -165,17 +183,27 @@ class _Measured(Prober):
         return raw
 
 
+class _Unmeasured(_Measured):
+    """The brain as it was before the clock readings: it times nothing and keeps nothing."""
+
+    def _measured(self, node_id: str, plan: ProbePlan) -> tuple[ProbeAnswer, Clock | None]:
+        return self._probe(node_id, plan), None
+
+
 def _wire_bytes(body: bytes) -> int:
     # exactly what http.py sends for the sealed envelope: json.dumps with its defaults
     return len(json.dumps({"sig": "0" * 64, "body": body.decode()}).encode())
 
 
-def run(snap: Snapshot, port: int, budget: Budget, dead: str) -> dict[str, float]:
+def run(
+    snap: Snapshot, port: int, budget: Budget, dead: str, *, clocked: bool = True
+) -> dict[str, float]:
     settings = Settings(
         probes=ProbeSettings(secret=SECRET, probe_grace=0.0), http=HttpSettings(http_port=port)
     )
     agent = NodeAgent(FakeEngine(node_id=BRAIN), BRAIN)
-    prober = _Measured(settings.probes, agent, port=port, scope=settings.safety, budget=budget)
+    kind = _Measured if clocked else _Unmeasured
+    prober = kind(settings.probes, agent, port=port, scope=settings.safety, budget=budget)
     reach = Reachability()
     unreachable = registry.load([registry.builtin_dir()]).runbooks["unreachable-endpoint"]
     cpu: list[float] = []
@@ -187,7 +215,7 @@ def run(snap: Snapshot, port: int, budget: Budget, dead: str) -> dict[str, float
         gc.collect()
         start = time.process_time()
         answers = prober.run(snap, now, reach.suspects())
-        reach.record(snap, answers, now, period=prober.period)
+        reach.record(snap, answers, now, period=prober.period, clocks=prober.clocks)
         spent = time.process_time() - start
         if prober.failures:
             raise RuntimeError(f"round {r}: {sorted(prober.failures.items())[:3]}")
@@ -197,18 +225,38 @@ def run(snap: Snapshot, port: int, budget: Budget, dead: str) -> dict[str, float
         ctx = context(snap, now, settings, TaskClock(), reach=reach)
         if not detected and any(f.task_ids == (dead,) for f in unreachable.detect(ctx)):
             detected = r + 1
+    if clocked and len(reach.clocks) != NODES:
+        raise RuntimeError(f"{len(reach.clocks)} clocks read of {NODES} nodes")
     return {
         "cpu_ms": statistics.median(cpu),
         "bytes": statistics.median(sizes),
         "period": float(prober.period),
         "probes": float(reach.probes_last_round),
         "detect_rounds": float(detected),
+        "skew_detect_ms": _skew_detect_ms(snap, settings, reach) if clocked else 0.0,
     }
 
 
-def _agents() -> tuple[subprocess.Popen[str], int]:
+def _skew_detect_ms(snap: Snapshot, settings: Settings, reach: Reachability) -> float:
+    """CPU ms of one clock-skew detect over the readings of every node (once per scan)."""
+    skew = registry.load([registry.builtin_dir()]).runbooks["clock-skew"]
+    ctx = context(snap, reach.round_at, settings, TaskClock(), reach=reach)
+    runs = []
+    for _ in range(ROUNDS):
+        start = time.process_time()
+        list(skew.detect(ctx))
+        runs.append((time.process_time() - start) * 1000)
+    return statistics.median(runs)
+
+
+def _agents(clocked: bool = True) -> tuple[subprocess.Popen[str], int]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.probe_bench", "--agents"],
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.probe_bench",
+            "--agents" if clocked else "--agents-unclocked",
+        ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -221,15 +269,28 @@ def measure_all() -> dict[str, dict[str, float]]:
     eng, dead = build()
     snap = observe.take_snapshot(eng, NOW)
     proc, port = _agents()
+    bare, bare_port = _agents(clocked=False)
     try:
+        # with and without the clocks twice each, alternating: a run's place in the sequence
+        # (the warm-up of the interpreter, the other load of the machine) weighs as much as
+        # the clocks, so each figure is the better of its two runs
+        pairs = [
+            (
+                run(snap, bare_port, DEFAULT_BUDGET, dead, clocked=False),
+                run(snap, port, DEFAULT_BUDGET, dead),
+            )
+            for _ in range(2)
+        ]
         return {
-            "rotation": run(snap, port, DEFAULT_BUDGET, dead),
+            "rotation": min((c for _, c in pairs), key=lambda r: r["cpu_ms"]),
             "baseline": run(snap, port, FULL, dead),
+            "unclocked": min((u for u, _ in pairs), key=lambda r: r["cpu_ms"]),
         }
     finally:
-        assert proc.stdin is not None  # noqa: S101 - Popen with stdin=PIPE
-        proc.stdin.close()
-        proc.wait(timeout=30)
+        for p in (proc, bare):
+            assert p.stdin is not None  # noqa: S101 - Popen with stdin=PIPE
+            p.stdin.close()
+            p.wait(timeout=30)
 
 
 def measure() -> dict[str, float]:
@@ -238,7 +299,7 @@ def measure() -> dict[str, float]:
 
 def main() -> int:
     got = measure_all()
-    new, old = got["rotation"], got["baseline"]
+    new, old, bare = got["rotation"], got["baseline"], got["unclocked"]
     b = DEFAULT_BUDGET
     cpu_x, bytes_x = old["cpu_ms"] / new["cpu_ms"], old["bytes"] / new["bytes"]
     print(f"""\
@@ -255,6 +316,14 @@ median of {ROUNDS} rounds after {WARMUP} warm-up rounds (brain CPU: time.process
   rounds to detect a dead task (K={K}) {new["detect_rounds"]:4.0f}   \
 {old["detect_rounds"]:10.0f}
 
+the nodes' clocks read (rotation, against agents and a brain without them, same run)
+                              with clocks  without
+  brain CPU ms per round    {new["cpu_ms"]:10.1f}   {bare["cpu_ms"]:10.1f}   \
+({new["cpu_ms"] / bare["cpu_ms"]:.2f}x)
+  answer bytes per node     {new["bytes"]:10.0f}   {bare["bytes"]:10.0f}   \
+(+{new["bytes"] - bare["bytes"]:.0f} bytes, {new["bytes"] / bare["bytes"]:.3f}x)
+  clock-skew detect, {NODES} readings: {new["skew_detect_ms"]:.2f} ms CPU per scan
+
 target: brain CPU <= {TARGET_CPU_MS:.0f} ms: {"PASS" if new["cpu_ms"] <= TARGET_CPU_MS else "FAIL"}
 target: answer <= {TARGET_BYTES} bytes per node: \
 {"PASS" if new["bytes"] <= TARGET_BYTES else "FAIL"}""")
@@ -267,7 +336,7 @@ def _figures(new: Mapping[str, float]) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["--agents"]:
-        serve_agents()
+    if sys.argv[1:] in (["--agents"], ["--agents-unclocked"]):
+        serve_agents(clocked=sys.argv[1] == "--agents")
         raise SystemExit(0)
     raise SystemExit(main())

@@ -35,6 +35,13 @@ past it like any other. `ports` (published ports, added after the others) is suc
 node from before it ignores the plan's `ports` and answers none, so an answer with no `ports`
 results is "no opinion on any of them", while any other count that is not the plan's is refused
 like a misaligned tcp list.
+
+The node's clock rides the same way, with no new protocol: `ProbeAnswer.clock` (its wall clock
+as it answered) and `held` (how long it held the request, by its monotonic clock), which the
+brain turns into an offset corrected by the round trip (`reach.Clock`). An instance of protocol
+2 from before them skips them like any unknown field; they are absent (None) from a node that
+does not say them, and left out of what a protocol 1 reader gets (`LATER`), so that speaking 1
+stays byte for byte what protocol 1 sent.
 """
 
 from __future__ import annotations
@@ -79,6 +86,10 @@ IPv4 = Annotated[str, Meta(pattern=IPV4_PATTERN)]
 Port = Annotated[int, Meta(ge=1, le=65535)]
 DnsName = Annotated[str, Meta(min_length=1, max_length=MAX_DNS_NAME)]
 Millis = Annotated[float, Meta(ge=0, le=3_600_000)]
+# a wall clock in epoch seconds, up to 2100-01-01: a node's clock is whatever it says, within
+# what a float of seconds holds without losing its milliseconds
+Epoch = Annotated[float, Meta(ge=0, le=4_102_444_800)]
+Seconds = Annotated[float, Meta(ge=0, le=3600)]
 Hex64 = Annotated[str, Meta(pattern=r"^[0-9a-f]{64}\Z")]
 
 
@@ -221,6 +232,10 @@ class ProbeAnswer(msgspec.Struct, frozen=True):
     ports: Annotated[tuple[TcpResult, ...], Meta(max_length=MAX_PORTS)] = ()
     errors: Annotated[tuple[Text, ...], Meta(max_length=MAX_ERRORS)] = ()
     containers: Annotated[tuple[Container, ...], Meta(max_length=MAX_CONTAINERS)] = ()
+    # the node's wall clock when it answered, and how long it held the request (probing
+    # included): what the brain needs to measure the node's clock against its own
+    clock: Epoch | None = None
+    held: Seconds | None = None
 
 
 class ActAnswer(msgspec.Struct, frozen=True):
@@ -249,15 +264,28 @@ _ENCODER = msgspec.json.Encoder()
 _DECODERS: dict[type, msgspec.json.Decoder[object]] = {}
 
 
-def encode(message: Message, *, speaks: int = PROTOCOL) -> bytes:
+# Optional fields a message gained after protocol 1, each with the protocol that added it:
+# left out for a reader of an older one (test_protocol_versions checks that every other field
+# is one protocol 1 knows).
+LATER: Final[dict[type, dict[str, int]]] = {ProbeAnswer: {"clock": 2, "held": 2}}
+
+
+def encode(message: Message, *, speaks: int = PROTOCOL, reader: int | None = None) -> bytes:
     """The message as it goes on the wire, saying the protocol its sender `speaks` (1: nothing,
-    as protocol 1 said). Every message has the fields it had in protocol 1 and no other
-    (test_protocol_versions checks it against the frozen protocol 1), so what an older peer
-    gets is what it knows, the version aside; a field added later must be left out here for a
-    peer that does not speak the protocol that added it."""
-    if speaks <= 1:
+    as protocol 1 said), for a `reader` of that protocol (unless told: the one it speaks).
+    Every message has the fields it had in protocol 1, and those of `LATER` the reader's
+    protocol has, and no other; so what an older peer gets is what it knows, the version
+    aside."""
+    reads = speaks if reader is None else min(reader, speaks)
+    later = [name for name, added in LATER.get(type(message), {}).items() if added > reads]
+    if speaks <= 1 and not later:
         return _ENCODER.encode(message)
-    return _ENCODER.encode({VERSION_FIELD: speaks, **msgspec.structs.asdict(message)})
+    fields = msgspec.structs.asdict(message)
+    for name in later:
+        del fields[name]
+    if speaks <= 1:
+        return _ENCODER.encode(fields)
+    return _ENCODER.encode({VERSION_FIELD: speaks, **fields})
 
 
 def decode(data: bytes | str, kind: type[M], *, limit: int) -> M:

@@ -9,6 +9,11 @@ unsigned, signed for another request or that does not decode into the protocol's
 that node's failure, recorded in `failures`, like a failing runbook: the round and the scan
 go on with the other nodes.
 
+Each remote node's clock is measured on the way (`reach.measured`: the node says its clock
+and how long it held the request, the brain times the exchange); a node that refuses the
+brain's request as too far off in time says by how much (`channel.ClockRefused`), and that is
+kept too. `clocks` holds the last round's readings.
+
 Nodes may run another release than the brain for the minutes a rolling upgrade takes: the
 brain reads a node one protocol release away (older or newer) and tells it what it speaks in
 every request; what each node spoke in its last answer is kept (`speaks`), and a node heard
@@ -41,7 +46,7 @@ from swarm_medic.core.protocol import (
 )
 from swarm_medic.core.settings import ProbeSettings, SafetySettings
 from swarm_medic.nodes.agent import AgentError, NodeAgent
-from swarm_medic.nodes.channel import ChannelError, NodeRefused, Versions, call
+from swarm_medic.nodes.channel import ChannelError, ClockRefused, NodeRefused, Versions, call
 from swarm_medic.telemetry.journal import Journal
 
 Answers = dict[str, tuple[ProbePlan, ProbeAnswer]]
@@ -86,6 +91,7 @@ class Prober:
         self.protocol = protocol
         self.speaks = Versions(protocol)  # node id -> the protocol of its last answer
         self.failures: dict[str, str] = {}  # node id -> why it could not be asked last round
+        self.clocks: dict[str, reach.Clock] = {}  # node id -> its clock, as of the last round
         self.answered: set[str] = set()  # nodes that answered the last round
         self.seconds = 0.0
         self.cpu_seconds = 0.0
@@ -161,6 +167,15 @@ class Prober:
             raise ChannelError(str(exc)) from None
         return answer
 
+    def _measured(self, node_id: str, plan: ProbePlan) -> tuple[ProbeAnswer, reach.Clock | None]:
+        """The node's answer, and its clock as the answer says it (None: its own node, which
+        shares our clock, or a node that does not say it)."""
+        sent = self.clock()
+        answer = self._probe(node_id, plan)
+        if node_id == self.me or answer.clock is None:
+            return answer, None
+        return answer, reach.measured(answer.clock, answer.held or 0.0, sent, self.clock())
+
     def run(self, snap: Snapshot, now: float, suspects: reach.Suspects | None = None) -> Answers:
         """One round: node id -> (plan sent, its answer); nodes that failed are in .failures."""
         started, cpu = time.monotonic(), time.process_time()
@@ -182,12 +197,13 @@ class Prober:
         self.period = planned.period
         answers: Answers = {}
         self.failures = {}
+        self.clocks = {}
         if planned.by_node:
             # one request per node at once (bounded): a round costs about one probe timeout,
             # not one per node
             pool = self._pool
-            futures: dict[str, Future[ProbeAnswer]] = {
-                nid: pool.submit(self._probe, nid, plan) for nid, plan in planned.by_node.items()
+            futures: dict[str, Future[tuple[ProbeAnswer, reach.Clock | None]]] = {
+                nid: pool.submit(self._measured, nid, plan) for nid, plan in planned.by_node.items()
             }
             # 32 at a time, each within its timeout; a node that holds its connection past
             # that is not waited for (its thread ends with its socket timeout)
@@ -199,11 +215,20 @@ class Prober:
                     self.failures[nid] = f"no answer within {self.timeout * waves + 1:.0f}s"
                     continue
                 try:
-                    answers[nid] = (planned.by_node[nid], fut.result())
+                    answer, clock = fut.result()
+                except ClockRefused as exc:
+                    self.failures[nid] = str(exc)
+                    self.clocks[nid] = reach.refused_at(exc.skew, exc.sent, exc.received)
+                    continue
                 except ChannelError as exc:
                     self.failures[nid] = str(exc)
+                    continue
                 except Exception as exc:  # noqa: BLE001 - one node's failure, never the scan's
                     self.failures[nid] = f"{type(exc).__name__}: {str(exc)[:200]}"
+                    continue
+                answers[nid] = (planned.by_node[nid], answer)
+                if clock is not None:
+                    self.clocks[nid] = clock
         self.answered = set(answers)
         self.seconds = time.monotonic() - started
         self.cpu_seconds = time.process_time() - cpu  # this process: brain + its own node

@@ -305,7 +305,7 @@ class Medic:
     def _probe(self, prober: Prober, snap: Snapshot, now: float) -> None:
         answers = prober.run(snap, now, self.reach.suspects())
         with self.reach_lock:
-            self.reach.record(snap, answers, now, period=prober.period)
+            self.reach.record(snap, answers, now, period=prober.period, clocks=prober.clocks)
         hostnames = {n.id: n.hostname for n in snap.nodes}
         # a node that cannot be asked is said once, and again only when the reason changes
         news = {n: why for n, why in prober.failures.items() if self.state.unprobed.get(n) != why}

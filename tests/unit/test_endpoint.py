@@ -16,6 +16,7 @@ from swarm_medic.core.errors import NotFound
 from swarm_medic.core.protocol import (
     ACT_PATH,
     PROBE_PATH,
+    PROTOCOL,
     ActAnswer,
     ActRequest,
     ProbeAnswer,
@@ -164,6 +165,38 @@ def test_an_unsigned_request_is_refused() -> None:
     assert code == 401
     assert s.events("refused brain-to-node request")[0]["why"] == "unsigned request"
     assert s.agent.calls == []
+
+
+@pytest.mark.parametrize("ahead", [45.5, -3600.0])
+def test_a_genuine_request_refused_as_stale_says_how_far_off(ahead: float) -> None:
+    s = Setup()
+    body = b'{"tcp":[]}'
+    headers = sign(SECRET, "POST", PROBE_PATH, body, T0 - ahead, node=ME)
+    assert s.endpoint.handle(PROBE_PATH, headers, body, PEER) == (
+        401,
+        {"error": "refused", "skew": ahead},
+    )
+    assert s.events("refused brain-to-node request")[0]["why"].startswith("timestamp")
+    # a forged one is refused for its signature first: it learns nothing of our clock
+    forged = sign(b"guessed", "POST", PROBE_PATH, body, T0 - ahead, node=ME)
+    assert s.endpoint.handle(PROBE_PATH, forged, body, PEER) == (401, {"error": "refused"})
+    assert s.agent.calls == []
+
+
+def test_a_probe_answer_says_the_nodes_clock_and_how_long_it_held_the_request() -> None:
+    s = Setup()
+    ticks = iter([10.0, 10.25])
+    s.endpoint.clock = lambda: next(ticks)
+    s.endpoint.wall = lambda: T0 + 7.5
+    code, answer = s.post(PROBE_PATH, {"protocol": PROTOCOL, "tcp": []})
+    assert code == 200
+    said = json.loads(s.opened(PROBE_PATH, answer))
+    assert (said["clock"], said["held"]) == (T0 + 7.5, 0.25)
+    # a brain of protocol 1 (it says no version) is not sent what it does not know
+    ticks = iter([20.0, 20.5])
+    code, answer = s.post(PROBE_PATH, {"tcp": []})
+    assert code == 200
+    assert not {"clock", "held"} & set(json.loads(s.opened(PROBE_PATH, answer)))
 
 
 def test_a_replayed_request_is_refused_the_second_time() -> None:

@@ -109,11 +109,40 @@ def _fields(kind: type[Any]) -> dict[str, Any]:
 def test_every_field_is_one_protocol_1_knows(
     kind: type[Any], kind1: type[Any], message: protocol.Message
 ) -> None:
-    """Protocol 2 added the version and nothing else, so nothing needs leaving out for an older
-    peer. A field added later fails this test: `encode` must then leave it out for a peer that
-    does not speak the protocol that added it (Prober.speaks says what each node speaks)."""
-    assert _fields(kind) == _fields(kind1)
-    assert protocol.VERSION_FIELD not in _fields(kind)
+    """Protocol 2 added the version, and the optional fields listed in `protocol.LATER`
+    (which `encode` leaves out for a reader of protocol 1), and nothing else. A field added
+    otherwise fails this test: it must be listed there, with the protocol that added it."""
+    later = protocol.LATER.get(kind, {})
+    ours = _fields(kind)
+    assert {k: v for k, v in ours.items() if k not in later} == _fields(kind1)
+    assert all(ours[name] is False for name in later)  # optional: absent is "not said"
+    assert protocol.VERSION_FIELD not in ours
+
+
+CLOCKED = msgspec.structs.replace(ANSWER, clock=1_700_000_000.125, held=0.004)
+
+
+def test_the_nodes_clock_is_skipped_by_protocol_1_and_left_out_for_it() -> None:
+    """An answer saying the node's clock is read by protocol 1's frozen decoder as if the clock
+    were not there (as a protocol 2 instance from before the clock reads it: unknown fields are
+    skipped), and a reader of protocol 1 is not sent it at all."""
+    sent = encode(CLOCKED)
+    assert b'"clock":1700000000.125' in sent and b'"held":0.004' in sent
+    read = protocol1.decode(sent, protocol1.ProbeAnswer, limit=protocol1.MAX_ANSWER)
+    assert protocol1.encode(read) == encode(ANSWER, speaks=1)
+    for_1 = encode(CLOCKED, reader=1)
+    assert b"clock" not in for_1 and b"held" not in for_1
+    assert for_1.startswith(b'{"protocol":%d,' % PROTOCOL)  # the version it speaks is said
+    assert encode(CLOCKED, speaks=1) == encode(ANSWER, speaks=1)
+    assert spoken(sent, ProbeAnswer, limit=MAX_ANSWER) == (PROTOCOL, CLOCKED)
+
+
+@pytest.mark.parametrize(
+    "field", ['"clock":-1', '"clock":4102444801', '"held":-0.5', '"held":7200', '"clock":"now"']
+)
+def test_a_clock_out_of_bounds_is_refused(field: str) -> None:
+    with pytest.raises(ProtocolError):
+        decode(b'{"node":"n1",' + field.encode() + b"}", ProbeAnswer, limit=MAX_ANSWER)
 
 
 # --- what this tree reads of protocol 1 ----------------------------------------------------------

@@ -187,6 +187,7 @@ def test_the_contract_and_the_helpers_split_the_api_and_old_imports_still_work()
 def test_the_report_only_builtins_have_no_plan() -> None:
     report_only = {rb.name for rb in BUILTIN if rb.plan_fn is None}
     assert report_only == {
+        "clock-skew",
         "crash-loop",
         "dead-vip",
         "image-on-some-nodes",
@@ -379,6 +380,7 @@ def test_a_bad_declaration_is_a_load_error_naming_it(
 def test_defaults_come_from_the_declaration() -> None:
     values = {rb.name: dict(rb.values) for rb in BUILTIN if rb.settings}
     assert values == {
+        "clock-skew": {"warn": 1.0, "critical": 3600.0},
         "crash-loop": {"threshold": 3, "window": 600.0},
         "image-on-some-nodes": {"threshold": 3, "window": 600.0},
         "ip-exhaustion": {"after": 30.0, "full": 90},
