@@ -15,8 +15,9 @@ A node more than 30 s off refuses the brain's requests altogether; its refusal s
 much the request's timestamp was off, which is kept as its reading (its own word, unsigned).
 Besides, the engine's SystemTime in /info (the brain's own engine, read every scan) is set
 against the brain's clock: the medic's process on another clock than its engine (a remote
-DOCKER_HOST, a faked time) measures every node against the wrong one (the time the /info
-request takes, milliseconds on a local socket, is not taken out).
+DOCKER_HOST, a faked time) measures every node against the wrong one. The time the /info
+request takes is not taken out (milliseconds on a local socket), so the disagreement must
+hold for a minute before it is reported: a slow answer lasts one scan.
 
 Severity: a warning beyond `warn` (only the part beyond the error bound counts); critical
 from `critical` (default 1h) behind the brain, or ahead of it on a manager. Why 1 hour: swarm
@@ -76,6 +77,7 @@ SETTINGS = (
 )
 FRESH = 600.0  # a reading older than this is not judged: the node stopped answering
 CHANNEL_SKEW = 30.0  # what the channel accepts (nodes.channel.RequestAuth)
+ENGINE_HELD = 60.0  # how long the engine's clock must disagree before it is reported
 
 
 def _seconds(s: float) -> str:
@@ -129,12 +131,15 @@ def detect(ctx: Context) -> Iterator[Finding]:
     else:
         for nid, c in sorted(off.items()):
             yield _node_off(ctx, nid, c.offset, c.error, c.refused)
-    if snap.info.system_time:
+    if snap.info.system_time and brain is not None:
         engine = snap.info.system_time - ctx.now
-        if abs(engine) > warn and brain is not None:
+        # the engine stamps its answer after the scan's start: a slow /info looks like an
+        # engine ahead, for one scan; a clock that is off stays off
+        key = f"engine:{brain.id}"
+        if abs(engine) > warn and ctx.now - ctx.since(key) >= ENGINE_HELD:
             yield Finding.for_node(
                 brain,
-                key=f"engine:{brain.id}",
+                key=key,
                 summary=f"the medic's clock on {_who(brain, brain.id)} is {_seconds(engine)} "
                 f"{'behind' if engine > 0 else 'ahead of'} its own engine's (SystemTime)",
                 cause="engine-clock",
