@@ -54,7 +54,6 @@ def detect(ctx: Context) -> Iterator[Finding]:
         # A task that reached running after the rejections means the cause was fixed: the
         # rejected tasks that linger in the task history no longer count.
         fixed_at = max((t.timestamp for t in history if t.state == "running"), default=0.0)
-        split = {t.id for s in image_splits(ctx.snapshot, svc, ctx.now, window) for t in s.rejected}
         by_err: dict[str, list[tuple[str, str]]] = {}
         for t in history:
             if (
@@ -62,9 +61,13 @@ def detect(ctx: Context) -> Iterator[Finding]:
                 and t.err
                 and ctx.now - t.timestamp <= window
                 and t.timestamp > fixed_at
-                and t.id not in split
             ):
                 by_err.setdefault(t.err, []).append((t.id, t.node_id))
+        if by_err:
+            split = {
+                t.id for s in image_splits(ctx.snapshot, svc, ctx.now, window) for t in s.rejected
+            }
+            by_err = {e: [(i, n) for i, n in ts if i not in split] for e, ts in by_err.items()}
         for err, tasks in sorted(by_err.items()):
             if len(tasks) < threshold:
                 continue

@@ -157,16 +157,22 @@ def image_splits(
     task the engine listed without one: its service's), so the tasks of an update in flight
     are never taken for nodes that have the new image. A node that runs the image and was
     rejected for it after its task started has lost it: it counts as neither."""
+    tasks = snapshot.tasks_of(service.id)
     rejected: dict[str, dict[str, list[Task]]] = {}  # image -> node -> its rejected tasks
+    for t in tasks:
+        if (
+            t.state == TaskState.REJECTED
+            and t.node_id
+            and now - t.timestamp <= window
+            and is_image_error(t.err)
+        ):
+            rejected.setdefault(t.image or service.image, {}).setdefault(t.node_id, []).append(t)
+    if not rejected:  # most services, every scan: one pass over their tasks, no more
+        return ()
     running: dict[str, dict[str, float]] = {}  # image -> node -> when its oldest task ran
-    for t in snapshot.tasks_of(service.id):
-        image = t.image or service.image
-        if not t.node_id:
-            continue
-        if t.state == TaskState.REJECTED and is_image_error(t.err) and now - t.timestamp <= window:
-            rejected.setdefault(image, {}).setdefault(t.node_id, []).append(t)
-        elif t.state == TaskState.RUNNING and t.desired_state == TaskState.RUNNING:
-            on = running.setdefault(image, {})
+    for t in tasks:
+        if t.state == TaskState.RUNNING and t.desired_state == TaskState.RUNNING and t.node_id:
+            on = running.setdefault(t.image or service.image, {})
             on[t.node_id] = min(on.get(t.node_id, t.timestamp), t.timestamp)
     out = []
     for image, by_node in sorted(rejected.items()):
