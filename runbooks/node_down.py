@@ -13,6 +13,10 @@ tasks it held (service, slot, state). Swarm moves replicated tasks elsewhere whe
 global ones, not those pinned by constraints or max-replicas-per-node: they wait, Pending);
 the finding says which. No action by default: draining or removing a node is a human's call.
 
+A Down entry whose machine joined the swarm again under a new id (a ghost: its hostname is on
+a Ready node that joined after it went down) is not reported here: that machine is up, and
+`stale-nodes` tells that story with the command that removes the entry.
+
 Risks: none; it never acts. A manager that is down is marked critical: with three managers,
 one more loss costs the quorum.
 """
@@ -22,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from swarm_medic.runbook import Context, Finding, NodeState, Severity
+from swarm_medic.runbook.helpers import ghosts
 
 NAME = "node-down"
 NOT_READY = frozenset({NodeState.DOWN, NodeState.UNKNOWN, NodeState.DISCONNECTED})
@@ -40,8 +45,9 @@ def detect(ctx: Context) -> Iterator[Finding]:
             held.setdefault(t.node_id, []).append(
                 f"{name}{slot} ({t.state}, desired {t.desired_state})"
             )
+    rejoined = ghosts(snap)
     for node in snap.nodes:
-        if node.state not in NOT_READY:
+        if node.state not in NOT_READY or node.id in rejoined:
             continue
         tasks = sorted(held.get(node.id, []))
         shown = ", ".join(tasks[:10]) + (f", and {len(tasks) - 10} more" if len(tasks) > 10 else "")

@@ -10,7 +10,9 @@ registry (or missing registry credentials: deploy with --with-registry-auth), a 
 source, a missing secret or network.
 
 What the medic does: reports it once per incident (not once per task), with the error and the
-nodes involved. No action: retrying is what swarm is already doing.
+nodes involved. No action: retrying is what swarm is already doing. Rejections for the image on
+nodes where it is missing while other nodes run that image are left to `image-on-some-nodes`,
+which names both sides and the likely cause: one story, not two pages for the same tasks.
 
 Risks: none; it never acts.
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from swarm_medic.runbook import DAY, Context, Count, Duration, Finding, Setting, Severity
+from swarm_medic.runbook.helpers import image_splits
 
 NAME = "repeated-rejection"
 SETTINGS = (
@@ -60,6 +63,11 @@ def detect(ctx: Context) -> Iterator[Finding]:
                 and t.timestamp > fixed_at
             ):
                 by_err.setdefault(t.err, []).append((t.id, t.node_id))
+        if by_err:
+            split = {
+                t.id for s in image_splits(ctx.snapshot, svc, ctx.now, window) for t in s.rejected
+            }
+            by_err = {e: [(i, n) for i, n in ts if i not in split] for e, ts in by_err.items()}
         for err, tasks in sorted(by_err.items()):
             if len(tasks) < threshold:
                 continue

@@ -2,7 +2,8 @@
 # Makes .venv with swarm-medic (editable, its dependencies from the hashed lock in requirements/)
 # and, with --dev, the test, lint and release tools, and
 # promtool and amtool (Debian's prometheus and prometheus-alertmanager, services not started),
-# and Debian's chromium and chromium-driver for the status page's browser test.
+# and Debian's chromium and chromium-driver for the status page's browser test, and Debian's
+# faketime for the clock-skew lab test (one node's medic runs with its clock ahead).
 # On a fresh Debian 12 it first installs python3 and venv support from Debian's packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -58,5 +59,11 @@ if [ "${1:-}" = "--dev" ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
       chromium chromium-driver >/dev/null
+  fi
+  # tests/multilab/test_clock_skew.py: libfaketime preloaded into one node's medic
+  if ! command -v faketime >/dev/null; then
+    say "installing faketime (Debian package)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends faketime >/dev/null
   fi
 fi

@@ -33,6 +33,9 @@ def node(
     leader: bool = False,
     platform_os: str = "linux",
     platform_arch: str = "x86_64",
+    version: int = 1,
+    created_at: float = 0.0,
+    updated_at: float = 0.0,
 ) -> Node:
     return Node(
         id=nid,
@@ -48,6 +51,9 @@ def node(
         platform_arch=platform_arch,
         resources=Resources(int(cpus * CPU), int(mem_gib * GIB)),
         leader=leader,
+        version=version,
+        created_at=created_at,
+        updated_at=updated_at,
     )
 
 
@@ -103,6 +109,7 @@ def task(
     timestamp: float = 0.0,
     container_id: str = "",
     addresses: tuple[tuple[str, str, str], ...] = (),
+    image: str = "",
 ) -> Task:
     return Task(
         id=tid,
@@ -116,6 +123,7 @@ def task(
         timestamp=timestamp,
         container_id=container_id,
         addresses=addresses,
+        image=image,
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -93,7 +93,12 @@ def node_medics(tmp_path: Path, multilab_up: None) -> Iterator[Callable[..., lis
     secret = tmp_path / "channel-secret"
     secret.write_text(uuid.uuid4().hex + uuid.uuid4().hex)
 
-    def start(nodes: tuple[int, ...] = (1, 2, 3), **settings: str) -> list[MedicProcess]:
+    def start(
+        nodes: tuple[int, ...] = (1, 2, 3),
+        wrap: Mapping[int, tuple[str, ...]] | None = None,
+        **settings: str,
+    ) -> list[MedicProcess]:
+        """`wrap`: node -> argv the node's medic runs under (e.g. faketime), inside the node."""
         env = {
             k: v
             for k, v in os.environ.items()
@@ -114,7 +119,12 @@ def node_medics(tmp_path: Path, multilab_up: None) -> Iterator[Callable[..., lis
             }
         )
         env.update({f"SWARM_MEDIC_{k.upper()}": v for k, v in settings.items()})
-        procs = [MedicProcess(tmp_path / f"node{i}-medic.log", env, (), in_node(i)) for i in nodes]
+        procs = [
+            MedicProcess(
+                tmp_path / f"node{i}-medic.log", env, (), in_node(i) + (wrap or {}).get(i, ())
+            )
+            for i in nodes
+        ]
         started.extend(procs)
         return procs
 

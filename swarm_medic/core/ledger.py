@@ -1,7 +1,8 @@
 """The durable history the safety policy needs: actions, failed fixes, open circuits. Pure.
 
 It lives in the swarm itself, as labels of one swarm config object (`--ledger-name`), one label
-per service that was ever acted on: `swarm-medic.svc.<service id>` = compact JSON. So it
+per service that was ever acted on: `swarm-medic.svc.<service id>` = compact JSON (and per node
+an action on a node was about, under the node's id: `Action.subject`). So it
 survives a restart of swarm-medic, is the same whichever manager leads, and every write is a
 compare-and-swap on the config's Version.Index: the write that claims an action is also the
 lock that stops a second instance from taking it.
@@ -64,7 +65,15 @@ class LedgerEntryError(ValueError):
 
 MAX_VERSION = 2**63 - 1
 ACTION_KINDS = frozenset(
-    {"force_update", "rollback", "retry_update", "resume_update", "replace_task", "remove_orphan"}
+    {
+        "force_update",
+        "rollback",
+        "retry_update",
+        "resume_update",
+        "replace_task",
+        "remove_orphan",
+        "remove_node",
+    }
 )
 
 

@@ -115,6 +115,11 @@ class Node:
     leader: bool = False
     # ManagerStatus.Reachability: reachable | unreachable | unknown ("" on a worker)
     reachability: str = ""
+    version: int = 0  # Version.Index: a node removal is decided on it (compare-and-swap)
+    created_at: float = 0.0  # when it joined the swarm (a node that leaves and joins is new)
+    # when the node object last changed: for a Down node, about when it went down (a leader
+    # change marks every node unknown and then down again, which moves it later)
+    updated_at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +206,9 @@ class Task:
     exit_code: int | None = None
     # (network id, network name, IPv4) per overlay network the task is attached to (no ingress)
     addresses: tuple[tuple[str, str, str], ...] = ()
+    # Spec.ContainerSpec.Image: the image this task runs (a service's tasks of an update in
+    # flight run two), with its digest once the manager resolved it
+    image: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +244,8 @@ class SwarmInfo:
     local_state: str  # inactive | pending | active | error | locked
     control_available: bool  # true on managers
     engine_version: str = ""
+    # SystemTime: the engine's clock when it answered /info (epoch seconds; 0.0: not said)
+    system_time: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -339,11 +349,15 @@ class ActionKind(enum.StrEnum):
     RESUME_UPDATE = "resume_update"  # re-issue the same spec: swarm resumes a paused update
     REPLACE_TASK = "replace_task"  # the task's node removes its container; swarm makes another
     REMOVE_ORPHAN = "remove_orphan"  # a node removes a task container swarm no longer knows
+    REMOVE_NODE = "remove_node"  # the brain removes a worker's Down node entry (docker node rm)
 
 
 @dataclass(frozen=True, slots=True)
 class Action:
-    """What to do, as data. Only `act.Executor` carries it out."""
+    """What to do, as data. Only `act.Executor` carries it out.
+
+    An action on a node itself (REMOVE_NODE) names no service: `node_id` is the node, and
+    `service_version` that node's Version.Index."""
 
     kind: ActionKind
     service_id: str
@@ -352,6 +366,13 @@ class Action:
     reason: str
     task_id: str = ""  # REPLACE_TASK: which task, on which node
     node_id: str = ""
+
+    @property
+    def subject(self) -> str:
+        """What the safety policy judges and the ledger keeps this action's history under:
+        its service, or the node an action on a node is about (swarm ids never repeat across
+        kinds of object, so the two cannot meet)."""
+        return self.node_id if self.kind is ActionKind.REMOVE_NODE else self.service_id
 
 
 class TargetKind(enum.StrEnum):

@@ -47,6 +47,11 @@ the brain takes that as no opinion and sends it positional plans once it has hea
 (core/duty.py says the rest). Its container list, too, is sent only when it changed: the plan
 says the digest of the list the brain holds (`listed`), the answer the digest of the node's
 list, and leaves the list out when the two are the same.
+
+Protocol 3 also says the node's clock: `ProbeAnswer.clock` (its wall clock as it answered) and
+`held` (how long it held the request, by its monotonic clock), which the brain turns into an
+offset corrected by the round trip (`reach.Clock`). They are absent (None) from a node that
+does not say them (a node of protocol 2), and left out of what a brain of protocol 2 gets.
 """
 
 from __future__ import annotations
@@ -95,6 +100,10 @@ IPv4 = Annotated[str, Meta(pattern=IPV4_PATTERN)]
 Port = Annotated[int, Meta(ge=1, le=65535)]
 DnsName = Annotated[str, Meta(min_length=1, max_length=MAX_DNS_NAME)]
 Millis = Annotated[float, Meta(ge=0, le=3_600_000)]
+# a wall clock in epoch seconds, up to 2100-01-01: a node's clock is whatever it says, within
+# what a float of seconds holds without losing its milliseconds
+Epoch = Annotated[float, Meta(ge=0, le=4_102_444_800)]
+Seconds = Annotated[float, Meta(ge=0, le=3600)]
 Hex64 = Annotated[str, Meta(pattern=r"^[0-9a-f]{64}\Z")]
 Digest = Annotated[str, Meta(pattern=r"^[0-9a-f]{16}\Z")]
 OptDigest = Annotated[str, Meta(pattern=r"^(?:[0-9a-f]{16})?\Z")]
@@ -112,7 +121,7 @@ PROTOCOL: Final = 3
 VERSION_FIELD: Final = "protocol"
 # Fields added after protocol 2, and the protocol that added them: left out of a message whose
 # value is None there (a plan without a duty is protocol 2's plan, byte for byte but the version)
-LATER: Final = {"duty": 3, "listed": 3}
+LATER: Final = {"duty": 3, "listed": 3, "clock": 3, "held": 3}
 
 
 class Speaks(msgspec.Struct, frozen=True):
@@ -295,6 +304,10 @@ class ProbeAnswer(msgspec.Struct, frozen=True):
     # protocol 3: the digest of this node's container list (duty.digest_of); with no
     # `containers`, the list is the one the plan's `listed` names, unchanged
     listed: OptDigest | None = None
+    # the node's wall clock when it answered, and how long it held the request (probing
+    # included): what the brain needs to measure the node's clock against its own
+    clock: Epoch | None = None
+    held: Seconds | None = None
 
 
 class ActAnswer(msgspec.Struct, frozen=True):
@@ -323,15 +336,17 @@ _ENCODER = msgspec.json.Encoder()
 _DECODERS: dict[type, msgspec.json.Decoder[object]] = {}
 
 
-def encode(message: Message, *, speaks: int = PROTOCOL) -> bytes:
+def encode(message: Message, *, speaks: int = PROTOCOL, reader: int | None = None) -> bytes:
     """The message as it goes on the wire, saying the protocol its sender `speaks` (1: nothing,
-    as protocol 1 said). Every message has the fields it had in protocol 2, and the fields of
-    `LATER` (test_protocol_versions checks it against the frozen protocol 2), which are left out
-    when they say nothing or the peer does not speak the protocol that added them: what an
-    older peer gets is what it knows, the version aside."""
+    as protocol 1 said), for a `reader` of that protocol (unless told: the one it speaks).
+    Every message has the fields it had in protocol 2, and the fields of `LATER`
+    (test_protocol_versions checks it against the frozen protocol 2), which are left out when
+    they say nothing or the reader does not read the protocol that added them: what an older
+    peer gets is what it knows, the version aside."""
+    reads = speaks if reader is None else min(reader, speaks)
     fields = msgspec.structs.asdict(message)
     for name, since in LATER.items():
-        if name in fields and (fields[name] is None or speaks < since):
+        if name in fields and (fields[name] is None or reads < since):
             del fields[name]
     if speaks <= 1:
         return _ENCODER.encode(fields)

@@ -29,6 +29,12 @@ hold a standing duty (core/duty.py) and answer their state, which `record` folds
 touching only what changed since the node's last answer. Plans still carry their DNS names,
 VIPs and published ports as windows.
 
+**Clocks.** A node's answer says its wall clock and how long it held the request; the brain
+times the exchange, and keeps each node's last reading (`Clock`: the offset from the brain's
+clock, corrected by the round trip, with its error bound), also when the node refused the
+brain's request for its timestamp (then the offset is the node's own word, unsigned). A node
+that left the swarm is forgotten.
+
 **Expiry.** A node's container list and errors come from this round's answer only: a node
 that failed the round contributes none (its hand is never asked to remove what it listed in
 the past). Probe cells and the node's IPVS flag are kept until they are `period + 1` rounds
@@ -416,6 +422,38 @@ def plans(
     return Plans(out, period)
 
 
+@dataclass(frozen=True, slots=True)
+class Clock:
+    """A node's clock against the brain's, as last measured.
+
+    `offset`: node minus brain, in seconds (positive: the node is ahead); the true offset is
+    within `error` of it. `at`: the brain's time of the reading. `refused`: the node refused
+    the brain's signed request as too far off (`channel.ClockRefused`): the offset is what the
+    node said of the request's timestamp, unsigned, not a signed answer."""
+
+    offset: float
+    error: float
+    at: float
+    refused: bool = False
+
+
+def measured(node_clock: float, held: float, sent: float, received: float) -> Clock:
+    """The offset of a node that answered at `node_clock` after holding the request `held`
+    seconds, asked at `sent` and heard at `received` (the brain's clock): NTP's reckoning,
+    node_clock - (sent + received + held) / 2, within half the round trip left once the node's
+    own time is taken out (the network's, each way unknown)."""
+    trip = max(0.0, received - sent - held)
+    return Clock(node_clock - (sent + received + held) / 2, trip / 2, received)
+
+
+def refused_at(skew: float, sent: float, received: float) -> Clock:
+    """The offset of a node that refused the request signed at `sent` as `skew` seconds off
+    (its clock minus the timestamp, when the request reached it): the request's trip there is
+    somewhere in the exchange, so the offset is skew minus half of it, within the other half."""
+    trip = max(0.0, received - sent)
+    return Clock(skew - trip / 2, trip / 2, received, refused=True)
+
+
 @dataclass(slots=True)
 class Cell:
     ok: bool
@@ -532,6 +570,7 @@ class Reachability:
     answered: dict[str, int] = field(default_factory=dict)  # node -> round of its last answer
     # node -> overlay -> what the brain last folded of the node's duty there
     _views: dict[str, dict[str, _View]] = field(default_factory=dict, repr=False)
+    clocks: dict[str, Clock] = field(default_factory=dict)  # node -> its last clock reading
     _dns_round: dict[Key3, int] = field(default_factory=dict, repr=False)
     _services: frozenset[str] = field(default_factory=frozenset, repr=False)
 
@@ -543,12 +582,15 @@ class Reachability:
         *,
         period: int = 1,
         lists: Mapping[str, NetList] | None = None,
+        clocks: Mapping[str, Clock] | None = None,
     ) -> None:
-        """Folds one round's answers (node id -> (plan sent, its answer)) into the history.
-        Costs O(probes this round + running tasks + expired cells), not O(matrix); a duty's
-        state costs what changed since the node's last answer. `lists`: the overlays' lists
-        the duties of this round named (core/duty.py)."""
+        """Folds one round's answers (node id -> (plan sent, its answer)) and clock readings
+        into the history. Costs O(probes this round + running tasks + expired cells), not
+        O(matrix); a duty's state costs what changed since the node's last answer. `lists`: the
+        overlays' lists the duties of this round named (core/duty.py)."""
         self.round_at, self.rounds = now, self.rounds + 1
+        known = {n.id for n in snap.nodes}  # a node that left is forgotten
+        self.clocks = {n: c for n, c in {**self.clocks, **(clocks or {})}.items() if n in known}
         self.period = max(1, period)
         self.probes_last_round = 0
         rnd = self.rounds

@@ -17,7 +17,16 @@ from typing import Any
 
 from swarm_medic.core.alerts import Alerts
 from swarm_medic.core.errors import SettingsError
-from swarm_medic.core.model import Action, ActionKind, Finding, Service, Snapshot, Target, Task
+from swarm_medic.core.model import (
+    Action,
+    ActionKind,
+    Finding,
+    Node,
+    Service,
+    Snapshot,
+    Target,
+    Task,
+)
 from swarm_medic.core.reach import Reachability, probed_services
 from swarm_medic.core.settings import RUNBOOK_ENV_PREFIX, Settings
 
@@ -457,6 +466,14 @@ def remove_orphan(service_id: str, service: Service | None, target: Target, why:
         task_id=target.task,
         node_id=target.node,
     )
+
+
+def remove_node(node: Node, why: str) -> Action:
+    """The brain removes the node's entry (`docker node rm`, never forced), decided on its
+    version: a worker's only (a manager's is refused), and only a Down one (the engine refuses
+    a node that is up). Its finding must be about that node (Finding.for_node). No service
+    is named, so no service's scope or labels apply: the runbook's own setting is the opt-in."""
+    return Action(ActionKind.REMOVE_NODE, "", "", node.version, why, node_id=node.id)
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import os
 import threading
 import time
@@ -51,6 +52,17 @@ H_SIG = "X-Medic-Signature"
 
 class Refused(Exception):
     """The request was not authentic or was a replay; the reason is safe to log."""
+
+
+class Stale(Refused):
+    """A genuine request (its signature verified) whose timestamp is more than the skew off:
+    `off` is this node's clock minus it. Clock skew, or a replay: the node tells the brain
+    how far off, since only a holder of the secret (or a replayer, who learns the node's time,
+    as any HTTP Date header says) gets this far."""
+
+    def __init__(self, off: float) -> None:
+        super().__init__(f"timestamp {off:+.0f}s off (clock skew or a replay)")
+        self.off = off
 
 
 def signature(
@@ -141,8 +153,8 @@ class RequestAuth:
         except ValueError:
             raise Refused("unreadable timestamp") from None
         now = self._clock()
-        if abs(now - when) > self._skew:
-            raise Refused(f"timestamp {now - when:+.0f}s off (clock skew or a replay)")
+        if not abs(now - when) <= self._skew:  # NaN is off too
+            raise Stale(now - when)
         held = self._monotonic()
         with self._lock:
             # kept for twice the window a timestamp is accepted in, whatever the wall clock did
@@ -203,6 +215,34 @@ class NodeRefused(ChannelError):
     """The node's instance answered, and said no (a definitive answer, with its reason)."""
 
 
+# The largest clock offset a refusal may report and be believed: ten years either way. It is
+# unsigned (a forged one can only make the brain say a node's clock looks off).
+MAX_SKEW = 10 * 365 * 86400.0
+
+
+class ClockRefused(ChannelError):
+    """The node refused the request as too far off in time: `skew` is what it said (its clock
+    minus the request's timestamp), `sent` and `received` when the brain signed the request
+    and heard the refusal (its clock)."""
+
+    def __init__(self, message: str, *, skew: float, sent: float, received: float) -> None:
+        super().__init__(message)
+        self.skew, self.sent, self.received = skew, sent, received
+
+
+def said_skew(detail: bytes) -> float | None:
+    """The clock offset a node's 401 answer names (`{"error": "refused", "skew": S}`), or
+    None: another refusal, or not a believable number."""
+    try:
+        said = json.loads(detail)
+    except ValueError:
+        return None
+    skew = said.get("skew") if isinstance(said, dict) else None
+    if isinstance(skew, bool) or not isinstance(skew, int | float):
+        return None
+    return float(skew) if abs(skew) <= MAX_SKEW else None  # NaN is refused by the comparison
+
+
 def call(
     url: str,
     path: str,
@@ -215,7 +255,8 @@ def call(
 ) -> bytes:
     """POST a signed request meant for `node` to http://ADDR:PORT + path; the answer's bytes
     once its seal verifies (decoding them into a message is the caller's, with protocol)."""
-    signed = sign(secret, "POST", path, body, clock(), node=node)
+    sent = clock()
+    signed = sign(secret, "POST", path, body, sent, node=node)
     headers = {"Content-Type": "application/json", **signed}
     parts = urllib.parse.urlsplit(url)
     # http.client, not urllib: a round is one request per node, and urllib's opener and
@@ -229,17 +270,14 @@ def call(
             conn.request("POST", path, body=body, headers=headers)
             resp = conn.getresponse()
             if resp.status != 200:
-                detail = resp.read(200).decode(errors="replace")
+                detail = resp.read(200)
                 if exchange.expired:
                     raise TimeoutError
-                # 409: the node's instance answered and said no (its reason, unsigned: a
-                # forged refusal can only make the brain do less)
-                kind = NodeRefused if resp.status == 409 else ChannelError
-                raise kind(f"{url}{path}: HTTP {resp.status}: {detail}")
+                raise not_ok(f"{url}{path}", resp.status, detail, sent, clock())
             raw = _read(resp, MAX_ENVELOPE)
             if exchange.expired:
                 raise TimeoutError
-        except NodeRefused:
+        except (NodeRefused, ClockRefused):
             raise
         except (OSError, HTTPException, ValueError) as exc:
             if exchange.expired:
@@ -266,6 +304,19 @@ def request_bytes(host: str, port: int, path: str, body: bytes, signed: Mapping[
         *(f"{k}: {v}" for k, v in signed.items()),
     ]
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def not_ok(where: str, status: int, detail: bytes, sent: float, received: float) -> ChannelError:
+    """The error a node's non-200 answer is: ClockRefused (a 401 that says how far off the
+    request's time was), NodeRefused (409) or ChannelError; `sent`/`received` on the brain's
+    clock."""
+    said = f"{where}: HTTP {status}: {detail.decode(errors='replace')}"
+    skew = said_skew(detail) if status == 401 else None
+    if skew is not None:
+        return ClockRefused(said, skew=skew, sent=sent, received=received)
+    # 409: the node's instance answered and said no (its reason, unsigned: a forged refusal
+    # can only make the brain do less)
+    return NodeRefused(said) if status == 409 else ChannelError(said)
 
 
 def _read(resp: HTTPResponse, limit: int) -> bytes:

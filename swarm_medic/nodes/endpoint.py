@@ -1,10 +1,12 @@
 """The node side of the brain-to-node channel: authenticate, decode, then probe or act.
 
 Refusals (unsigned, forged, stale or replayed requests, or requests meant for another node)
-change nothing, answer 401 and are logged and counted; a request that does not decode into
-its protocol message answers 400; an action the agent will not take (its own dry-run
-included) answers 409 with its reason. A 200 answer is sealed (channel.seal) over the
-request's nonce and this node's id, inside the JSON envelope http.py serializes as is.
+change nothing, answer 401 and are logged and counted (a genuine request refused as stale says
+how far off its timestamp was: the brain's clue that a clock, not the secret, is wrong); a
+request that does not decode into its protocol message answers 400; an action the agent will
+not take (its own dry-run included) answers 409 with its reason. A 200 answer is sealed
+(channel.seal) over the request's nonce and this node's id, inside the JSON envelope http.py
+serializes as is; a probe answer says this node's clock and how long it held the request.
 
 The node answers a brain of the previous release, or of the next one, in its own protocol
 (protocol.encode: nothing an older brain does not read); a brain more than one release away
@@ -16,6 +18,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
+
+import msgspec
 
 from swarm_medic.core.errors import EngineError
 from swarm_medic.core.protocol import (
@@ -31,7 +35,7 @@ from swarm_medic.core.protocol import (
     spoken,
 )
 from swarm_medic.nodes.agent import AgentError, NodeAgent
-from swarm_medic.nodes.channel import Refused, RequestAuth, Versions, seal
+from swarm_medic.nodes.channel import Refused, RequestAuth, Stale, Versions, seal
 from swarm_medic.telemetry.journal import Journal
 
 Answer = tuple[int, dict[str, Any]]
@@ -49,10 +53,13 @@ class NodeEndpoint:
         clock: Callable[[], float] = time.monotonic,
         *,
         protocol: int = PROTOCOL,
+        wall: Callable[[], float] = time.time,
     ) -> None:
-        """`protocol`: what this node speaks (a test plays another release with it)."""
+        """`protocol`: what this node speaks (a test plays another release with it); `wall`:
+        the clock a probe answer says (the brain measures this node's clock by it)."""
         self.agent = agent
-        self.clock = clock  # times the rate limit of the refusal lines
+        self.clock = clock  # times the rate limit of the refusal lines, and a request's hold
+        self.wall = wall
         self.auth = auth
         self.journal = journal
         self._secret = auth.secret if auth is not None else b""
@@ -70,6 +77,9 @@ class NodeEndpoint:
             nonce = self.auth.authenticate("POST", path, headers, body, node=me)
         except Refused as exc:
             self.journal.channel_refused(peer, path, str(exc), now=self.clock())
+            if isinstance(exc, Stale):
+                # the brain can then say that clocks, not secrets, are what is wrong
+                return 401, {"error": "refused", "skew": round(exc.off, 3)}
             return 401, {"error": "refused"}
         code, answer = self._dispatch(path, body, peer)
         if code != 200 or not isinstance(answer, bytes):
@@ -95,11 +105,16 @@ class NodeEndpoint:
             return 502, {"ok": False, "error": str(exc)}
 
     def _probe(self, body: bytes, peer: str) -> bytes:
+        start = self.clock()
         theirs, plan = spoken(body, ProbePlan, limit=MAX_REQUEST, ours=self.protocol)
         self._heard(peer, theirs)
-        answer = encode(self.agent.probe(plan), speaks=self.protocol)
+        answer = self.agent.probe(plan)
+        # stamped last: the brain takes the time held (the probes) out of the round trip
+        clocked = msgspec.structs.replace(
+            answer, clock=self.wall(), held=min(3600.0, max(0.0, self.clock() - start))
+        )
         self.journal.probe_plan_served()
-        return answer
+        return encode(clocked, speaks=self.protocol, reader=theirs)
 
     def _act(self, body: bytes, peer: str) -> bytes:
         theirs, request = spoken(body, ActRequest, limit=MAX_REQUEST, ours=self.protocol)

@@ -44,6 +44,9 @@ class Request:
 class Reply:
     status: int
     body: bytes
+    # time.monotonic() when the exchange began (its connect) and when its answer was complete
+    started: float = field(default=0.0, compare=False)
+    ended: float = field(default=0.0, compare=False)
 
 
 class ExchangeError(Exception):
@@ -61,6 +64,7 @@ class _Open:
     status: int = -1  # -1 until the head is read
     body_at: int = 0  # where the body starts
     length: int = 0  # Content-Length
+    started: float = 0.0  # time.monotonic() of the connect
 
 
 def exchange_all(
@@ -124,7 +128,8 @@ def _start(req: Request, timeout: float) -> _Open:
     if code not in (0, errno.EINPROGRESS):
         sock.close()
         raise ExchangeError(_oserror(code))
-    return _Open(req, sock, time.monotonic() + timeout)
+    now = time.monotonic()
+    return _Open(req, sock, now + timeout, started=now)
 
 
 def _step(sel: selectors.BaseSelector, ex: _Open, events: int, limit: int) -> Reply | None:
@@ -165,7 +170,8 @@ def _receive(ex: _Open, limit: int) -> Reply | None:
         _head(ex, limit, ended=not chunk)
     if ex.status >= 0 and len(ex.got) - ex.body_at >= ex.length:
         # what comes past the Content-Length is not the answer's, and not read further
-        return Reply(ex.status, bytes(ex.got[ex.body_at : ex.body_at + ex.length]))
+        body = bytes(ex.got[ex.body_at : ex.body_at + ex.length])
+        return Reply(ex.status, body, ex.started, time.monotonic())
     if not chunk:
         raise ExchangeError("the answer ended before its Content-Length")
     return None

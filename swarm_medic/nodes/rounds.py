@@ -16,6 +16,11 @@ the brain's own node, asked in-process, and nodes of protocol 2 get positional w
 size. What each node said it holds is kept (`held`), so an overlay's list is sent to a node
 only when it does not hold it.
 
+Each remote node's clock is measured on the way (`reach.measured`: the node says its clock
+and how long it held the request, the brain times the exchange); a node that refuses the
+brain's request as too far off in time says by how much (`channel.ClockRefused`), and that is
+kept too. `clocks` holds the last round's readings.
+
 Nodes may run another release than the brain for the minutes a rolling upgrade takes: the
 brain reads a node one protocol release away (older or newer) and tells it what it speaks in
 every request; what each node spoke in its last answer is kept (`speaks`), and a node heard
@@ -29,7 +34,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import TypeVar
 
 import msgspec
@@ -58,9 +63,11 @@ from swarm_medic.nodes.agent import AgentError, NodeAgent
 from swarm_medic.nodes.channel import (
     H_NONCE,
     ChannelError,
+    ClockRefused,
     NodeRefused,
     Versions,
     call,
+    not_ok,
     open_answer,
     request_bytes,
     sign,
@@ -69,6 +76,18 @@ from swarm_medic.telemetry.journal import Journal
 
 Answers = dict[str, tuple[ProbePlan, ProbeAnswer]]
 A = TypeVar("A", ProbeAnswer, ActAnswer)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Times:
+    """The brain's wall clock and time.monotonic() read together: a monotonic time of the
+    fan-out on the wall clock."""
+
+    at_wall: float
+    at_mono: float
+
+    def wall(self, mono: float) -> float:
+        return self.at_wall + mono - self.at_mono
 
 
 class Prober:
@@ -116,6 +135,7 @@ class Prober:
         self.speaks = Versions(protocol)  # node id -> the protocol of its last answer
         self.failures: dict[str, str] = {}  # node id -> why it could not be asked last round
         self.answered: set[str] = set()  # nodes that answered the last round
+        self.clocks: dict[str, reach.Clock] = {}  # node id -> its clock, as of the last round
         self.seconds = 0.0
         self.cpu_seconds = 0.0
         # its own node's probes, while the exchanges with the others run (one thread, kept)
@@ -229,45 +249,56 @@ class Prober:
                 nonces[nid] = signed[H_NONCE]
                 data = request_bytes(addr, self.port, PROBE_PATH, body, signed)
                 requests.append(fanout.Request(nid, addr, self.port, data))
+        # the exchanges' times on the brain's clock, for the nodes' clocks (reach.measured)
+        on = _Times(self.clock(), time.monotonic())
         replies = fanout.exchange_all(requests, timeout=self.timeout, limit=MAX_ENVELOPE)
         for nid, reply in replies.items():
             try:
-                out[nid] = self._answer(nid, plans[nid], nonces[nid], reply)
+                out[nid] = self._answer(nid, plans[nid], nonces[nid], reply, on)
+            except ClockRefused as exc:
+                self.clocks[nid] = reach.refused_at(exc.skew, exc.sent, exc.received)
+                out[nid] = exc
             except Exception as exc:  # noqa: BLE001 - one node's failure, never the round's
                 out[nid] = exc
         if own is not None:
-            wait([own], timeout=self.timeout + 1)
-            if not own.done():
-                own.cancel()
-                out[self.me] = ChannelError(f"no answer within {self.timeout + 1:.0f}s")
-            else:
-                failed = own.exception()
-                if failed is None:
-                    out[self.me] = own.result()
-                else:
-                    out[self.me] = failed if isinstance(failed, Exception) else ChannelError("")
+            out[self.me] = self._own_answer(own)
         return out
 
+    def _own_answer(self, own: Future[ProbeAnswer]) -> ProbeAnswer | Exception:
+        wait([own], timeout=self.timeout + 1)
+        if not own.done():
+            own.cancel()
+            return ChannelError(f"no answer within {self.timeout + 1:.0f}s")
+        failed = own.exception()
+        if failed is None:
+            return own.result()
+        return failed if isinstance(failed, Exception) else ChannelError("")
+
     def _answer(
-        self, nid: str, plan: ProbePlan, nonce: str, reply: fanout.Reply | fanout.ExchangeError
+        self,
+        nid: str,
+        plan: ProbePlan,
+        nonce: str,
+        reply: fanout.Reply | fanout.ExchangeError,
+        on: _Times,
     ) -> ProbeAnswer:
-        """A node's reply as its answer to `plan`; ChannelError, saying why, if it is not."""
+        """A node's reply as its answer to `plan` (its clock measured, when it says it);
+        ChannelError, saying why, if it is not (ClockRefused when the node said the request
+        was too far off in time)."""
         url = f"http://{self.addresses[nid]}:{self.port}{PROBE_PATH}"
         if isinstance(reply, fanout.ExchangeError):
             raise ChannelError(f"{url}: {reply}")
+        sent, received = on.wall(reply.started), on.wall(reply.ended)
         if reply.status != 200:
-            detail = reply.body[:200].decode(errors="replace")
-            # 409: the node's instance answered and said no (its reason, unsigned: a forged
-            # refusal can only make the brain do less)
-            kind = NodeRefused if reply.status == 409 else ChannelError
-            raise kind(f"{url}: HTTP {reply.status}: {detail}")
+            raise not_ok(url, reply.status, reply.body[:200], sent, received)
         try:
             raw = self._opened(nid, nonce, reply.body)
         except ProtocolError as exc:
             raise ChannelError(f"{url}: {exc}") from None
-        return self._complete(
-            nid, plan, self._checked(nid, plan, self._read(nid, raw, ProbeAnswer))
-        )
+        got = self._complete(nid, plan, self._checked(nid, plan, self._read(nid, raw, ProbeAnswer)))
+        if got.clock is not None:
+            self.clocks[nid] = reach.measured(got.clock, got.held or 0.0, sent, received)
+        return got
 
     def _complete(self, nid: str, plan: ProbePlan, answer: ProbeAnswer) -> ProbeAnswer:
         """The answer with the node's container list: the one held, when the node says it is
@@ -351,6 +382,7 @@ class Prober:
         self.period = max(planned.period, self.cover)
         answers: Answers = {}
         self.failures = {}
+        self.clocks = {}
         for nid, got in self._ask_all(planned.by_node).items():
             if isinstance(got, ProbeAnswer):
                 answers[nid] = (planned.by_node[nid], got)

@@ -9,6 +9,9 @@ the same fresh ledger only one write succeeds. The service update itself carries
 Version.Index the decision was made on, so a service changed meanwhile (a deploy) makes the
 action fail cleanly with Conflict instead of overwriting the deploy.
 
+A node entry's removal (REMOVE_NODE) names no service: it is claimed the same way under the
+node's id (`Action.subject`), and the engine reads the node's version just before removing it.
+
 A node-local action needs that node's instance: if the node could not be asked in the last
 probe round, nothing is claimed (Result.UNREACHABLE); if the request to it fails, the claim is
 released, so a dead node never spends a service's budget or opens its circuit breaker.
@@ -26,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from swarm_medic.core.errors import Conflict, EngineError
+from swarm_medic.core.errors import Conflict, EngineError, NotFound
 from swarm_medic.core.ledger import Ledger, Verifying, as_written
 from swarm_medic.core.model import Action, ActionKind, LedgerDoc, Result
 from swarm_medic.core.protocol import REMOVE_TASK_CONTAINER, ActAnswer, ActRequest
@@ -34,11 +37,12 @@ from swarm_medic.core.records import IncidentRecord, Judged
 from swarm_medic.core.settings import SafetySettings
 from swarm_medic.core.worth import undone_by
 from swarm_medic.nodes.channel import ChannelError, NodeRefused
-from swarm_medic.swarm import Change, LedgerStore, ServiceWriter
+from swarm_medic.swarm import Change, LedgerStore, NodeWriter, ServiceWriter
 
 
-class Acting(ServiceWriter, LedgerStore, Protocol):
-    """The executor's engine: the ledger (the claim, the outcome) and the service it changes."""
+class Acting(ServiceWriter, NodeWriter, LedgerStore, Protocol):
+    """The executor's engine: the ledger (the claim, the outcome) and the service (or the node
+    entry) it changes."""
 
 
 @dataclass(frozen=True)
@@ -115,7 +119,7 @@ class Executor:
             task=action.task_id,
             node=action.node_id,
         )
-        claim = self._claim(action.service_id, runbook, now, decided, pending)
+        claim = self._claim(action.subject, runbook, now, decided, pending)
         if isinstance(claim, Done):
             return claim
         fresh, claimed, why = claim
@@ -123,9 +127,12 @@ class Executor:
         if action.kind in NODE_LOCAL:
             done = self._replace_task(action, why)
             if done.result is Result.UNREACHABLE:
-                self._release(action.service_id, fresh, claimed, now)
+                self._release(action.subject, fresh, claimed, now)
             return done
-        done = self._update_service(action, why)
+        if action.kind is ActionKind.REMOVE_NODE:
+            done = self._remove_node(action, why)
+        else:
+            done = self._update_service(action, why)
         self.failpoint("after-act")
         return done
 
@@ -175,6 +182,17 @@ class Executor:
                 self._engine.force_update(action.service_id, action.service_version)
         except Conflict as exc:
             return Done(Result.CONFLICT, str(exc), why)
+        except EngineError as exc:
+            return Done(Result.FAILED, str(exc), why)
+        return Done(Result.DONE, "", why)
+
+    def _remove_node(self, action: Action, why: str) -> Done:
+        try:
+            self._engine.remove_node(action.node_id, action.service_version)
+        except Conflict as exc:
+            return Done(Result.CONFLICT, str(exc), why)
+        except NotFound as exc:  # someone removed it first: nothing of ours to verify
+            return Done(Result.FAILED, f"the node entry is gone already ({exc})", why)
         except EngineError as exc:
             return Done(Result.FAILED, str(exc), why)
         return Done(Result.DONE, "", why)

@@ -5,8 +5,9 @@ them). A runbook whose NEEDS this scan does not meet (no probe results on this i
 not run: that is not a failure. A runbook that raises is isolated: the error is returned next
 to the findings of the others, and whoever records it (journal) logs and counts it.
 
-A plan must act on what its finding is about: the same service, and for a node-local action
-one of the finding's tasks on one of its nodes. This is checked here, not in the policy,
+A plan must act on what its finding is about: the same service, for a node-local action one
+of the finding's tasks on one of its nodes, and for an action on a node (which names no
+service) the node the finding is about. This is checked here, not in the policy,
 because every gate of the policy (self, opt-in, history, cooldown, budget) is looked up by the
 finding's service: an action naming another service would pass them all on that service's
 behalf. Such a plan is a fault of the runbook (an operator's file can hold anything), so it is
@@ -18,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from swarm_medic.core.model import Action, ActionKind, Finding
+from swarm_medic.core.model import Action, ActionKind, Finding, TargetKind
 from swarm_medic.core.runbook import Context, Runbook, RunbookFailure
 
 
@@ -57,7 +58,16 @@ def off_target(finding: Finding, action: object) -> str:
             f"its action names service {action.service_id!r:.80} but its finding is about "
             f"{finding.service_id!r:.80}"
         )
+    return _off_its_node(finding, action)
+
+
+def _off_its_node(finding: Finding, action: Action) -> str:
     what = action.kind.value
+    if action.kind is ActionKind.REMOVE_NODE:
+        # no service to judge it by: the node it removes is the one its finding is about
+        target = finding.target
+        if target is None or target.kind is not TargetKind.NODE or target.id != action.node_id:
+            return f"its {what} names node {action.node_id!r:.80}, not the node of its finding"
     if action.kind in NODE_LOCAL:
         if action.task_id not in finding.task_ids:
             return f"its {what} names task {action.task_id!r:.80}, not one of its finding's"

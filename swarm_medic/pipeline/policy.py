@@ -61,11 +61,14 @@ from swarm_medic.core.model import (
 )
 from swarm_medic.core.scope import enabled, is_self, report_only
 from swarm_medic.core.settings import SafetySettings
+from swarm_medic.pipeline.match import NODE_LOCAL
 
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
-    """One finding and its planned action, with everything a gate may look at."""
+    """One finding and its planned action, with everything a gate may look at. `subject` is
+    what the action's history is kept under (`Action.subject`: its service, or the node an
+    action on a node removes); `history` is the subject's."""
 
     finding: Finding
     action: Action | None
@@ -75,12 +78,13 @@ class Candidate:
     safety: SafetySettings
     now: float
     leader: bool
-    verifying: Set[str]  # services whose earlier fix is being verified
-    claimed: Set[str]  # services an earlier finding of this scan acts on
+    verifying: Set[str]  # subjects (services; nodes) whose earlier fix is being verified
+    claimed: Set[str]  # subjects an earlier finding of this scan acts on
     hands_down: Mapping[str, str]  # node id -> why its instance cannot be asked now
     pause: Pause | None = None  # the pause in force now
     hold: str = ""  # why the alerts hold holds ("" : no hold)
     in_progress: Set[str] = frozenset()  # services with a fix under way anywhere in the swarm
+    subject: str = ""
 
 
 def _nothing(c: Candidate) -> str:
@@ -101,14 +105,21 @@ class Gate:
         return self.reason.wording
 
 
+# Actions that need no service: an orphan's is gone, and a node's removal names none.
+SERVICELESS = frozenset({ActionKind.REMOVE_ORPHAN, ActionKind.REMOVE_NODE})
+
+
 def _no_action(c: Candidate) -> bool:
     if c.action is None:
         return True
     # a removed service leaves nothing to act on, except the orphan containers it left behind
-    return c.service is None and c.action.kind is not ActionKind.REMOVE_ORPHAN
+    return c.service is None and c.action.kind not in SERVICELESS
 
 
 def _not_opted_in(c: Candidate) -> bool:
+    if c.action is not None and c.action.kind is ActionKind.REMOVE_NODE:
+        # the scope opts services in; a node's removal is opted in by its runbook's setting
+        return False
     if c.service is None:  # an orphan's service is gone: nobody can opt it in; only scope=all
         return c.safety.scope != "all"
     return c.safety.scope == "opt-in" and not enabled(c.service)
@@ -134,7 +145,9 @@ def _cooldown(c: Candidate) -> str:
 
 
 def _hands_down(c: Candidate) -> str:
-    return c.hands_down.get(c.action.node_id, "") if c.action is not None else ""
+    if c.action is None or c.action.kind not in NODE_LOCAL:
+        return ""  # only a node-local action needs its node's instance
+    return c.hands_down.get(c.action.node_id, "")
 
 
 def _pause(c: Candidate) -> str:
@@ -166,12 +179,12 @@ GATES: tuple[Gate, ...] = (
     Gate(Reason.NOT_LEADER, lambda c: not c.leader),
     Gate(
         Reason.LEDGER_UNREADABLE,
-        lambda c: c.finding.service_id in c.ledger.unreadable,
+        lambda c: c.subject in c.ledger.unreadable,
         lambda c: "its history in the ledger is corrupt",
     ),
     Gate(Reason.CIRCUIT_OPEN, lambda c: c.history.circuit_open(c.now), _circuit),
-    Gate(Reason.VERIFYING, lambda c: c.finding.service_id in c.verifying),
-    Gate(Reason.BUSY, lambda c: c.finding.service_id in c.claimed),
+    Gate(Reason.VERIFYING, lambda c: c.subject in c.verifying),
+    Gate(Reason.BUSY, lambda c: c.subject in c.claimed),
     Gate(Reason.COOLDOWN, _cooling, _cooldown),
     Gate(
         Reason.BUDGET_SPENT,
@@ -230,12 +243,13 @@ def decide(
     pause = ledger.paused(now)
     under_way = frozenset(in_progress) | frozenset(verifying)
     for finding, action in planned:
+        subject = action.subject if action is not None else finding.service_id
         c = Candidate(
             finding,
             action,
             services.get(finding.service_id),
             ledger,
-            ledger.history(finding.service_id),
+            ledger.history(subject),
             safety,
             now,
             leader,
@@ -245,11 +259,12 @@ def decide(
             pause,
             hold,
             under_way,
+            subject,
         )
         gate = first_stop(c)
         reason = gate.reason if gate is not None else PASSED
         if reason.verdict is not Verdict.SKIP:
-            claimed.add(finding.service_id)
+            claimed.add(subject)
         explanation = gate.explain(c) if gate is not None else ""
         decisions.append(Decision(finding, reason.verdict, reason, action, explanation))
     return decisions
@@ -265,7 +280,7 @@ def history_wanted(
     read stands for `Ledger(unreadable=history_wanted(...))`: no action on those services."""
     if not snap.is_leader:
         return frozenset()
-    return frozenset(a.service_id for _, a in planned if a is not None)
+    return frozenset(a.subject for _, a in planned if a is not None)
 
 
 def evaluate(

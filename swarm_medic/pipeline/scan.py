@@ -235,7 +235,7 @@ class Medic:
             self.journal.closed(
                 inc,
                 now,
-                verifying=inc.finding.service_id in self.state.pending,
+                verifying=self._verifying(inc),
                 notify=self._tells(inc, snap),
             )
         self._record_steps(snap, now, changes.closed, touched)
@@ -309,6 +309,14 @@ class Medic:
         if tell:
             inc.told_at = now
 
+    def _verifying(self, inc: Incident) -> bool:
+        """A fix is being verified for this incident's service, or for the incident itself (a
+        node's removal names no service)."""
+        pending = self.state.pending
+        return inc.finding.service_id in pending or any(
+            p.incident_id == inc.id for p in pending.values()
+        )
+
     def _tells(self, inc: Incident, snap: Snapshot) -> bool:
         """Whether people are notified of this incident's steps: only by the leader (the brain;
         the other managers see the same incidents and keep quiet), only of a service not muted
@@ -337,7 +345,14 @@ class Medic:
     def _probe(self, prober: Prober, snap: Snapshot, now: float) -> None:
         answers = prober.run(snap, now, self.reach.suspects())
         with self.reach_lock:
-            self.reach.record(snap, answers, now, period=prober.period, lists=prober.lists)
+            self.reach.record(
+                snap,
+                answers,
+                now,
+                period=prober.period,
+                lists=prober.lists,
+                clocks=prober.clocks,
+            )
         hostnames = {n.id: n.hostname for n in snap.nodes}
         # a node that cannot be asked is said once, and again only when the reason changes
         news = {n: why for n, why in prober.failures.items() if self.state.unprobed.get(n) != why}
@@ -457,12 +472,12 @@ class Medic:
                 )
             )
         if done.circuit_opened:
-            self.state.open_until[action.service_id] = now + self.safety.breaker_reset
-            self.state.breaker_why[action.service_id] = done.circuit_opened
+            self.state.open_until[action.subject] = now + self.safety.breaker_reset
+            self.state.breaker_why[action.subject] = done.circuit_opened
             self.journal.circuit_opened(
                 inc.finding.runbook,
                 action.service_name,
-                action.service_id,
+                action.subject,
                 done.circuit_opened,
                 incident=inc.id,
                 resets_in=self.safety.breaker_reset,
@@ -477,7 +492,7 @@ class Medic:
             if self._recording(snap):
                 self._queue(records.Acted(inc.id, now))
             self._told_fixes[inc.id] = tell
-            self.state.pending[action.service_id] = verify.Pending(
+            self.state.pending[action.subject] = verify.Pending(
                 inc.id,
                 inc.finding.runbook,
                 action,

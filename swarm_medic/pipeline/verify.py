@@ -7,6 +7,8 @@ fault it was for (no finding with its key, and no condition held under that key 
 It is not healed if that has not happened by --verify-timeout after the action.
 A fix for an alert (its finding's target is an alert: `Pending.alert`) is healed only when,
 besides, no alert of that name fires for the service any more (Alertmanager said it resolved).
+A node entry's removal names no service: it is healed once the node is no longer listed (and
+its runbook no longer sees the fault), held for --verify-hold like the rest.
 """
 
 from __future__ import annotations
@@ -117,6 +119,13 @@ def orphan_gone(p: Pending, reach: Reachability | None) -> tuple[bool, str]:
     return (not left, "the orphan container is gone" if not left else "still there")
 
 
+def node_gone(p: Pending, snapshot: Snapshot) -> tuple[bool, str]:
+    node = snapshot.node(p.action.node_id)
+    if node is None:
+        return True, f"node {p.action.node_id} is no longer listed"
+    return False, f"node {p.action.node_id} is still listed ({node.state})"
+
+
 def resolved(p: Pending, alerts: Alerts | None) -> tuple[bool, str]:
     """The alert the fix was for no longer fires for its service."""
     if alerts is None:
@@ -138,7 +147,10 @@ def judge(
     seen: Set[str] = frozenset(),
 ) -> Pending | Outcome:
     """`seen`: the keys this scan's runbooks reported or held (Sightings.held)."""
-    ok, detail = converged(snapshot, p.action.service_id, MUST_COMPLETE.get(p.action.kind))
+    if p.action.kind is ActionKind.REMOVE_NODE:
+        ok, detail = node_gone(p, snapshot)
+    else:
+        ok, detail = converged(snapshot, p.action.service_id, MUST_COMPLETE.get(p.action.kind))
     if ok and p.alert:
         ok, also = resolved(p, alerts)
         detail = f"{detail}, {also}" if ok else also
@@ -171,6 +183,10 @@ class TakeOver(enum.StrEnum):
         "pending fix released: it never reached the engine (the service is still at the "
         "version it was decided on); the incident is judged again"
     )
+    NODE_KEPT = (
+        "pending node removal released: the node is still listed, so it never happened; the "
+        "incident is judged again"
+    )
     LATE = (
         "pending fix dropped: its verification deadline passed while no instance watched; "
         "the incident is judged again"
@@ -188,9 +204,10 @@ class TakenOver:
     def pending(self) -> Pending:
         """The fix to verify (RESUMED), under the incident id that claimed it."""
         p = self.fix
+        kind = ActionKind(p.kind)
         action = Action(
-            ActionKind(p.kind),
-            self.service_id,
+            kind,
+            "" if kind is ActionKind.REMOVE_NODE else self.service_id,  # its subject: the node
             self.service_name,
             p.version,
             "resumed from the ledger",
@@ -209,7 +226,9 @@ def take_over(
 
     A service update carries the version it was decided on, so a service still at that version
     never received it: the claim is released and the incident judged afresh. A node-local
-    action leaves no such trace, so it is verified like any other."""
+    action leaves no such trace, so it is verified like any other. A node entry's removal
+    (kept under the node's id) happened if the node is gone, and did not if it is still listed:
+    verified, or released."""
     changed = ledger
     taken: list[TakenOver] = []
     for sid, h in sorted(ledger.services.items()):
@@ -217,6 +236,16 @@ def take_over(
         if p is None or sid in known:
             continue
         svc = snap.service(sid)
+        if ActionKind(p.kind) is ActionKind.REMOVE_NODE:
+            listed = snap.node(p.node)
+            if listed is not None:
+                changed, outcome = changed.release(sid), TakeOver.NODE_KEPT
+            elif now >= p.deadline:
+                changed, outcome = changed.forget_pending(sid), TakeOver.LATE
+            else:
+                outcome = TakeOver.RESUMED
+            taken.append(TakenOver(sid, "", p, outcome))
+            continue
         if svc is None:
             changed, outcome = changed.forget_pending(sid), TakeOver.REMOVED
         elif ActionKind(p.kind) not in NODE_LOCAL and svc.version == p.version:

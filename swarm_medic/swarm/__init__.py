@@ -5,6 +5,7 @@ The rest of swarm-medic sees the engine through the role it uses, each a small P
   SwarmReader    the swarm as it is: info and lists, the event stream (typed events), a task's
                  log, the API version spoken (observe, watch, check, the scan)
   ServiceWriter  one service changed by compare-and-swap on its version (the executor)
+  NodeWriter     a worker's Down node entry removed, decided on its version (the executor)
   LedgerStore    the ledger config: read, write, and `cas_update`, the one retried
                  read-change-write (the executor's outcome, `pause`)
   ObjectStore    a service's raw spec, config and secret objects (rollout, uninstall)
@@ -127,6 +128,15 @@ class ServiceWriter(Protocol):
         ...
 
 
+class NodeWriter(Protocol):
+    def remove_node(self, node_id: str, version: int) -> None:
+        """Remove a worker's node entry as `docker node rm` does, never forced (the engine
+        itself refuses a node that is not down). Conflict if the node is no longer at
+        `version`; NotFound if it is gone; EngineError, before any write, if it is a manager
+        (a raft member: never removed here), or when the engine refuses."""
+        ...
+
+
 class LedgerStore(Protocol):
     def read_ledger(self, name: str) -> LedgerDoc | None: ...
 
@@ -201,7 +211,7 @@ class NodeLocal(Protocol):
         ...
 
 
-class Engine(SwarmReader, ServiceWriter, LedgerStore, ObjectStore, NodeLocal, Protocol):
+class Engine(SwarmReader, ServiceWriter, NodeWriter, LedgerStore, ObjectStore, NodeLocal, Protocol):
     """Every role: what a process builds once (`App`) and hands out by role."""
 
     def close(self) -> None: ...

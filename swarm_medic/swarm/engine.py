@@ -358,6 +358,27 @@ class DockerEngine:
     def resume_update(self, service_id: str, version: int) -> None:
         self._update_service(service_id, version, how="resume")
 
+    # --- removing a node entry: a worker's, at the version it was decided on ----------------
+
+    def remove_node(self, node_id: str, version: int) -> None:
+        what = f"remove node {node_id}"
+        current = self._call(f"inspect node {node_id}", lambda: self._api.inspect_node(node_id))
+        seen = int((current.get("Version") or {}).get("Index") or 0)
+        if seen != version:
+            # DELETE /nodes takes no version: the inspect just before is the compare, and the
+            # engine's own refusal of a node that is not down covers the moment in between
+            raise Conflict(
+                f"{what}: the node is at version {seen}, the decision was made at {version}"
+            )
+        role = (current.get("Spec") or {}).get("Role")
+        if role != "worker":
+            raise EngineError(
+                f"{what}: it is a {role or 'node of no known role'}, and only a worker's entry "
+                "is ever removed (a manager is a raft member: demote it first, by hand)"
+            )
+        # Once, never forced: a timeout may hide a success (the verifier then sees it gone).
+        self._once(what, lambda: self._api.remove_node(node_id, force=False))
+
     # --- the object store: a service's raw spec, config and secret objects -----------------
 
     def service_spec(self, service: str) -> ServiceSpec:

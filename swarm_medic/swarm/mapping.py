@@ -436,6 +436,9 @@ NODE = Shape(
     resources=part(("Description", "Resources"), read=_resources),
     leader=flag("ManagerStatus", "Leader"),
     reachability=text("ManagerStatus", "Reachability"),
+    version=count("Version", "Index"),
+    created_at=when("CreatedAt"),
+    updated_at=when("UpdatedAt"),
 )
 
 SERVICE = Shape(
@@ -504,6 +507,7 @@ TASK = Shape(
         slow=_attachments,
         fast=_own_attachments,
     ),
+    image=text("Spec", "ContainerSpec", "Image", shared=True),
 )
 
 
@@ -575,7 +579,17 @@ def info_from_api(obj: Json) -> SwarmInfo:
         local_state=str(swarm.get("LocalNodeState") or "inactive"),
         control_available=bool(swarm.get("ControlAvailable")),
         engine_version=str(obj.get("ServerVersion") or ""),
+        system_time=_clock(obj.get("SystemTime")),
     )
+
+
+def _clock(value: object) -> float:
+    """The engine's SystemTime; one it writes in a form we do not read is not said (0.0): a
+    clock reading is worth less than the scan the rest of /info serves."""
+    try:
+        return parse_time(value)
+    except (ValueError, OverflowError):
+        return 0.0
 
 
 @_malformed_is_value_error("event")

@@ -465,6 +465,8 @@ class Journal:
             "elapsed_seconds": round(elapsed, 1),
             "detail": detail,
         }
+        if action.node_id:
+            fields["node"] = action.node_id
         healed = result is Result.HEALED
         if healed:
             self.metrics.time_to_heal.labels(runbook).observe(elapsed)

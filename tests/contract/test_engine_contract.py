@@ -17,7 +17,7 @@ import pytest
 
 from swarm_medic.core.apiversion import SUPPORTED_MAX, SUPPORTED_MIN, parse
 from swarm_medic.core.errors import Conflict, EngineError, NotFound
-from swarm_medic.core.model import Event, FileRef, LedgerDoc, Service
+from swarm_medic.core.model import Event, FileRef, LedgerDoc, Node, Service
 from swarm_medic.core.versions import FAMILY_LABEL
 from swarm_medic.pipeline.observe import CALLS_PER_SCAN, take_snapshot
 from swarm_medic.swarm import Change, Engine, cas
@@ -182,6 +182,41 @@ def test_the_log_of_a_missing_task_is_an_engine_error(world: FakeWorld | RealWor
     # what the pipeline catches when a crashed task is gone before its log is read
     with pytest.raises(EngineError):
         world.engine.task_logs("no-such-task-" + uuid.uuid4().hex[:6], 20)
+
+
+def own_node(engine: Engine) -> Node:
+    me = engine.info().node_id
+    node = next((n for n in engine.nodes() if n.id == me), None)
+    assert node is not None, f"the engine's own node {me} is not listed"
+    return node
+
+
+def test_a_node_removal_is_decided_on_the_nodes_version(world: FakeWorld | RealWorld) -> None:
+    me = own_node(world.engine)
+    assert me.version > 0 and me.created_at > 0 and me.updated_at >= me.created_at
+    with pytest.raises(Conflict):
+        world.engine.remove_node(me.id, me.version + 1000)
+    with pytest.raises(NotFound):
+        world.engine.remove_node("nosuchnode" + uuid.uuid4().hex[:15], 1)
+    assert me.id in {n.id for n in world.engine.nodes()}
+
+
+def test_a_manager_is_never_removed(world: FakeWorld | RealWorld) -> None:
+    # the lab's only node manages, is ready and leads: refused before any write
+    refused: EngineError | None = None
+    for _ in range(10):
+        me = own_node(world.engine)
+        assert me.role == "manager"
+        try:
+            world.engine.remove_node(me.id, me.version)
+        except Conflict:
+            time.sleep(0.2)  # its status moved the version between the list and the removal
+        except EngineError as exc:
+            refused = exc
+            break
+    assert refused is not None and not isinstance(refused, NotFound)
+    assert "manager" in str(refused)
+    assert me.id in {n.id for n in world.engine.nodes()}
 
 
 def test_rollback_needs_a_previous_spec(world: FakeWorld | RealWorld) -> None:

@@ -17,6 +17,21 @@ SWARM_ALONE = 8.0  # seconds we watch swarm do nothing about the fault
 K = 2  # SWARM_MEDIC_PROBE_FAILURES in the node_medics fixture
 
 
+def managers() -> dict[str, str]:
+    """hostname -> ManagerStatus ("Leader", "Reachable", "Unreachable"; "" for a worker)."""
+    out = on_node(1, "node", "ls", "--format", "{{.Hostname}}|{{.ManagerStatus}}")
+    return dict(line.split("|", 1) for line in out.splitlines() if "|" in line)
+
+
+def leader_index() -> int:
+    """The node number of the leader: the acting medic talks to its engine."""
+    return next(int(h[-1]) for h, s in managers().items() if s == "Leader")
+
+
+def node_id(i: int) -> str:
+    return on_node(i, "info", "--format", "{{.Swarm.NodeID}}")
+
+
 @dataclass
 class Web:
     name: str

@@ -31,6 +31,7 @@ from tests.labkit import (
     record_timing,
     ts,
 )
+from tests.multilab.kit import leader_index, managers, node_id
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.lab
@@ -38,21 +39,6 @@ pytestmark = pytest.mark.lab
 Medic = Callable[..., MedicProcess]
 SWARM_ALONE = 4.0  # seconds we watch swarm leave a returned node empty
 AFTER = "5s"  # unbalanced.after in these tests
-
-
-def managers() -> dict[str, str]:
-    """hostname -> ManagerStatus ("Leader", "Reachable", "Unreachable"; "" for a worker)."""
-    out = on_node(1, "node", "ls", "--format", "{{.Hostname}}|{{.ManagerStatus}}")
-    return dict(line.split("|", 1) for line in out.splitlines() if "|" in line)
-
-
-def leader_index() -> int:
-    """The node number of the leader: the acting medic talks to its engine."""
-    return next(int(h[-1]) for h, s in managers().items() if s == "Leader")
-
-
-def node_id(i: int) -> str:
-    return on_node(i, "info", "--format", "{{.Swarm.NodeID}}")
 
 
 # --- manager-quorum --------------------------------------------------------------------------

@@ -22,7 +22,9 @@ from swarm_medic.nodes.channel import (
     ChannelError,
     Refused,
     RequestAuth,
+    Stale,
     call,
+    said_skew,
     seal,
     sign,
 )
@@ -142,6 +144,34 @@ def test_a_timestamp_beyond_the_skew_is_refused(offset: float) -> None:
     headers = signed(at=T0 + offset)
     with pytest.raises(Refused, match=r"^timestamp"):
         auth(Clock(T0), skew=30.0).authenticate("POST", PATH, headers, BODY, node=NODE)
+
+
+@pytest.mark.parametrize("offset", [-31.0, 31.0, float("nan")])
+def test_a_stale_refusal_says_this_nodes_clock_minus_the_timestamp(offset: float) -> None:
+    headers = signed(at=T0 - offset)  # NaN: signed as "nan", which passed the check before
+    with pytest.raises(Stale) as refused:
+        auth(Clock(T0), skew=30.0).authenticate("POST", PATH, headers, BODY, node=NODE)
+    assert refused.value.off == pytest.approx(offset, nan_ok=True)
+
+
+@pytest.mark.parametrize(
+    ("detail", "skew"),
+    [
+        (b'{"error": "refused", "skew": 45.5}', 45.5),
+        (b'{"error": "refused", "skew": -3600}', -3600.0),
+        (b'{"error": "refused"}', None),  # refused for another reason: not a clock's
+        (b'{"error": "refused", "skew": true}', None),
+        (b'{"error": "refused", "skew": "45"}', None),
+        (b'{"error": "refused", "skew": 1e300}', None),  # not a believable clock
+        (b'{"error": "refused", "skew": NaN}', None),
+        (b'["skew", 4]', None),
+        (b'{"error": "refused", "sk', None),  # cut at 200 bytes, or not JSON at all
+    ],
+)
+def test_the_skew_a_refusal_names_is_read_only_when_believable(
+    detail: bytes, skew: float | None
+) -> None:
+    assert said_skew(detail) == skew
 
 
 @pytest.mark.parametrize("offset", [-29.0, 29.0])

@@ -7,6 +7,7 @@ import json
 import logging
 from typing import Any
 
+import msgspec
 import pytest
 import structlog
 from prometheus_client import CollectorRegistry
@@ -173,6 +174,38 @@ def test_an_unsigned_request_is_refused() -> None:
     assert s.agent.calls == []
 
 
+@pytest.mark.parametrize("ahead", [45.5, -3600.0])
+def test_a_genuine_request_refused_as_stale_says_how_far_off(ahead: float) -> None:
+    s = Setup()
+    body = b'{"tcp":[]}'
+    headers = sign(SECRET, "POST", PROBE_PATH, body, T0 - ahead, node=ME)
+    assert s.endpoint.handle(PROBE_PATH, headers, body, PEER) == (
+        401,
+        {"error": "refused", "skew": ahead},
+    )
+    assert s.events("refused brain-to-node request")[0]["why"].startswith("timestamp")
+    # a forged one is refused for its signature first: it learns nothing of our clock
+    forged = sign(b"guessed", "POST", PROBE_PATH, body, T0 - ahead, node=ME)
+    assert s.endpoint.handle(PROBE_PATH, forged, body, PEER) == (401, {"error": "refused"})
+    assert s.agent.calls == []
+
+
+def test_a_probe_answer_says_the_nodes_clock_and_how_long_it_held_the_request() -> None:
+    s = Setup()
+    ticks = iter([10.0, 10.25])
+    s.endpoint.clock = lambda: next(ticks)
+    s.endpoint.wall = lambda: T0 + 7.5
+    code, answer = s.post(PROBE_PATH, {"protocol": PROTOCOL, "tcp": []})
+    assert code == 200
+    said = json.loads(s.opened(PROBE_PATH, answer))
+    assert (said["clock"], said["held"]) == (T0 + 7.5, 0.25)
+    # a brain of protocol 2 is not sent what it does not know
+    ticks = iter([20.0, 20.5])
+    code, answer = s.post(PROBE_PATH, {"protocol": 2, "tcp": []})
+    assert code == 200
+    assert not {"clock", "held"} & set(json.loads(s.opened(PROBE_PATH, answer)))
+
+
 def test_a_replayed_request_is_refused_the_second_time() -> None:
     s = Setup()
     body = said(b'{"tcp":[]}')
@@ -218,7 +251,10 @@ def test_a_valid_probe_gets_the_agents_answer_sealed() -> None:
     assert code == 200
     assert set(answer) == {"sig", "body"}
     got = decode(s.opened(PROBE_PATH, answer), ProbeAnswer, limit=1 << 20)
-    assert got == ProbeAnswer(node=ME, tcp=(TcpResult(True),))
+    assert got.clock is not None and got.held is not None  # stamped by the endpoint
+    assert msgspec.structs.replace(got, clock=None, held=None) == ProbeAnswer(
+        node=ME, tcp=(TcpResult(True),)
+    )
     assert s.agent.calls == [("probe", decode(json.dumps(PLAN), ProbePlan, limit=1 << 20))]
     assert s.refused() == 0.0
     assert s.registry.get_sample_value("swarm_medic_probe_plans_served_total") == 1.0

@@ -129,6 +129,13 @@ def test_task_from_api_running_with_container() -> None:
     assert t.exit_code == 137
 
 
+def test_task_from_api_reads_the_image_of_its_own_spec() -> None:
+    image = "registry.example.org/shop/web:9.9@sha256:" + "ab" * 32
+    t = task_from_api(_task_obj(Spec={"ContainerSpec": {"Image": image}}))
+    assert t.image == image
+    assert task_from_api(_task_obj()).image == ""
+
+
 def test_task_from_api_global_task_has_no_slot_and_defaults() -> None:
     obj = {"ID": "t2", "ServiceID": "svc1", "NodeID": "node1"}  # no Slot, no Status
     t = task_from_api(obj)
@@ -286,6 +293,24 @@ def test_node_from_api_leader_manager() -> None:
     assert (n.platform_os, n.platform_arch) == ("linux", "x86_64")
     assert n.resources == Resources(4_000_000_000, 8_348_520_448)
     assert n.leader is True
+    assert n.version == 9
+
+
+def test_node_from_api_times_say_when_it_joined_and_last_changed() -> None:
+    n = node_from_api(
+        {
+            "ID": "node2",
+            "Version": {"Index": 31},
+            "CreatedAt": "2026-11-26T07:00:00Z",
+            "UpdatedAt": "2026-11-26T07:58:42.229777971Z",
+            "Status": {"State": "down", "Message": "heartbeat failure"},
+        }
+    )
+    assert n.version == 31
+    assert n.created_at == pytest.approx(_utc(7, 0, 0), abs=1e-6)
+    assert n.updated_at == pytest.approx(T0, abs=1e-6)
+    unknown = node_from_api({"ID": "node3"})
+    assert (unknown.version, unknown.created_at, unknown.updated_at) == (0, 0.0, 0.0)
 
 
 def test_node_from_api_down_worker_defaults() -> None:
@@ -342,6 +367,21 @@ def test_info_from_api_manager() -> None:
     assert info.local_state == "active"
     assert info.control_available is True
     assert info.engine_version == "27.3.1"
+
+
+@pytest.mark.parametrize(
+    ("said", "expected"),
+    [
+        ("2026-11-26T07:58:42.229777971Z", T0),
+        ("2026-11-26T08:58:42.229777971+01:00", T0),  # the engine's own zone
+        ("yesterday at noon", 0.0),  # unreadable: not said, and /info still read
+        (None, 0.0),
+    ],
+)
+def test_info_from_api_reads_the_engines_clock(said: object, expected: float) -> None:
+    info = info_from_api({"ServerVersion": "28.5.2", "SystemTime": said})
+    assert info.system_time == pytest.approx(expected, abs=1e-6)
+    assert info.engine_version == "28.5.2"
 
 
 def test_info_from_api_not_in_swarm() -> None:

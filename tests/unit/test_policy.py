@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 import pytest
@@ -473,3 +473,69 @@ def test_evaluate_counts_the_ledger_s_fixes_under_way() -> None:
         now=NOW,
     )
     assert d.reason is Reason.MAX_CONCURRENT
+
+
+def node_finding(node_id: str = "old3") -> Finding:
+    f = Finding.for_node(
+        node(node_id, state="down"), "a ghost", "ghost", key=f"ghost:{node_id}", actionable=True
+    )
+    return replace(f, runbook="stale-nodes")
+
+
+def removal(node_id: str = "old3") -> Action:
+    return Action(ActionKind.REMOVE_NODE, "", "", 4, "ghost", node_id=node_id)
+
+
+@pytest.mark.parametrize(
+    ("led", "safety", "reason"),
+    [
+        # no service to opt in or out: the runbook's own setting was the opt-in
+        (Ledger(), SafetySettings(scope="opt-in"), "ok"),
+        (Ledger(), SafetySettings(dry_run=True), "dry_run"),
+        (PAUSED, SafetySettings(), "paused"),
+        # the node's own history: cooldown, budget, breaker and a corrupt entry are its
+        (ledger_with(History(actions=((NOW - 100, "stale-nodes"),)), "old3"), None, "cooldown"),
+        (ledger_with(History(open_until=NOW + 60, open_reason="x"), "old3"), None, "circuit_open"),
+        (
+            Ledger.from_doc(LedgerDoc("cfg", 1, MappingProxyType({PREFIX + "old3": "{"}))),
+            None,
+            "ledger_unreadable",
+        ),
+        # a service's history says nothing about a node
+        (ledger_with(History(open_until=NOW + 60, open_reason="x"), SID), None, "ok"),
+    ],
+)
+def test_a_node_removal_is_judged_by_the_nodes_history(
+    led: Ledger, safety: SafetySettings | None, reason: str
+) -> None:
+    (d,) = policy.decide(
+        [(node_finding(), removal())],
+        services={SID: svc(OPT_IN)},
+        ledger=led,
+        safety=safety or SafetySettings(cooldown=300),
+        now=NOW,
+        leader=True,
+        # a node-local action's node that could not be asked says nothing of this removal
+        hands_down={"old3": "did not answer"},
+    )
+    assert d.reason == reason
+    assert policy.history_wanted([(node_finding(), removal())], LEADING) == {"old3"}
+
+
+LEADING = snapshot(nodes=[node("n1", role="manager", leader=True)])
+
+
+def test_two_removals_of_one_node_in_a_scan_are_busy_but_two_nodes_are_not() -> None:
+    decisions = policy.decide(
+        [
+            (node_finding("a"), removal("a")),
+            (node_finding("a"), removal("a")),
+            (node_finding("b"), removal("b")),
+        ],
+        services={},
+        ledger=Ledger(),
+        safety=SafetySettings(),
+        now=NOW,
+        leader=True,
+    )
+    assert [d.reason for d in decisions] == ["ok", "busy", "ok"]

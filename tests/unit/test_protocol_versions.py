@@ -147,6 +147,32 @@ def test_every_field_is_one_protocol_2_knows_or_one_left_out_for_it(
     with_duty = msgspec.structs.replace(PLAN, duty=DUTY)
     assert b'"duty"' in encode(with_duty)
     assert b'"duty"' not in encode(with_duty, speaks=2)  # never to a peer that cannot read it
+    clocked = msgspec.structs.replace(ANSWER, clock=1.0, held=0.0)
+    assert b'"clock"' not in encode(clocked, speaks=2)  # never to a peer that cannot read it
+
+
+CLOCKED = msgspec.structs.replace(ANSWER, clock=1_700_000_000.125, held=0.004)
+
+
+def test_the_nodes_clock_is_left_out_for_a_reader_of_protocol_2() -> None:
+    """Protocol 3 answers say the node's clock; a brain of protocol 2 is not sent it, and reads
+    the rest with its frozen decoder as the answer it knows."""
+    sent = encode(CLOCKED)
+    assert b'"clock":1700000000.125' in sent and b'"held":0.004' in sent
+    for_2 = encode(CLOCKED, reader=2)
+    assert b"clock" not in for_2 and b"held" not in for_2
+    assert for_2.startswith(b'{"protocol":%d,' % PROTOCOL)  # the version it speaks is said
+    read = protocol2.decode(for_2, protocol2.ProbeAnswer, limit=protocol2.MAX_ANSWER)
+    assert protocol2.encode(read, speaks=2) == encode(ANSWER, speaks=2)
+    assert spoken(sent, ProbeAnswer, limit=MAX_ANSWER) == (PROTOCOL, CLOCKED)
+
+
+@pytest.mark.parametrize(
+    "field", ['"clock":-1', '"clock":4102444801', '"held":-0.5', '"held":7200', '"clock":"now"']
+)
+def test_a_clock_out_of_bounds_is_refused(field: str) -> None:
+    with pytest.raises(ProtocolError):
+        decode(b'{"node":"n1",' + field.encode() + b"}", ProbeAnswer, limit=MAX_ANSWER)
 
 
 # --- what this tree reads of protocol 2 ----------------------------------------------------------

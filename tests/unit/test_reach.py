@@ -22,9 +22,12 @@ from swarm_medic.core.reach import (
     FULL,
     Budget,
     Cell,
+    Clock,
     Reachability,
     Suspects,
+    measured,
     probe_port,
+    refused_at,
 )
 from swarm_medic.core.reach import plans as make_plans
 from swarm_medic.core.settings import ProbeSettings, SafetySettings
@@ -541,3 +544,46 @@ def test_failing_tasks_are_those_a_node_last_failed_to_reach() -> None:
     r.tcp[("n2", "a2")] = Cell(False, "refused", 2, NOW)
     del r.tcp[("n2", "a2")]
     assert r.failing_tasks() == set()
+
+
+# --- clocks -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("there", "back", "held", "offset"),
+    [
+        (0.010, 0.010, 0.0, 5.0),  # symmetric trip: exact
+        (0.010, 0.010, 2.5, -3.0),  # the node probed 2.5 s: taken out of the trip
+        (0.090, 0.010, 0.0, 0.0),  # lopsided: off by half the difference, within the bound
+    ],
+)
+def test_a_clock_is_measured_by_the_round_trip_the_node_did_not_spend(
+    there: float, back: float, held: float, offset: float
+) -> None:
+    sent = NOW
+    node_clock = sent + there + offset + held  # the node's clock as it answered
+    received = sent + there + held + back
+    c = measured(node_clock, held, sent, received)
+    assert c.error == pytest.approx((there + back) / 2)
+    assert abs(c.offset - offset) <= c.error + 1e-9
+    assert c.offset == pytest.approx(offset + (there - back) / 2)
+    assert (c.at, c.refused) == (received, False)
+
+
+def test_a_refusal_is_the_nodes_word_less_half_the_exchange() -> None:
+    # signed at NOW, reached the node 0.1 s later, whose clock runs 60 s ahead: it says +60.1
+    c = refused_at(60.1, NOW, NOW + 0.2)
+    assert c.offset == pytest.approx(60.0)
+    assert c.error == pytest.approx(0.1)
+    assert c.refused
+
+
+def test_each_nodes_last_clock_is_kept_until_the_node_leaves() -> None:
+    nodes = [build.node("n1"), build.node("n2"), build.node("n3")]
+    r = Reachability()
+    first = {"n2": Clock(1.5, 0.01, NOW), "n3": Clock(-0.2, 0.01, NOW)}
+    r.record(snap([], [], nodes), {}, NOW, clocks=first)
+    r.record(snap([], [], nodes), {}, NOW + 15, clocks={"n2": Clock(1.6, 0.02, NOW + 15)})
+    assert r.clocks == {"n2": Clock(1.6, 0.02, NOW + 15), "n3": first["n3"]}
+    r.record(snap([], [], nodes[:2]), {}, NOW + 30)  # n3 left the swarm
+    assert set(r.clocks) == {"n2"}

@@ -7,6 +7,7 @@ port 0, only ever asked from 127.0.0.1.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import msgspec
@@ -86,12 +87,18 @@ class FakeAgent(NodeAgent):
 
 
 class Remote:
-    """Node n2's instance: its agent behind a NodeEndpoint on a loopback HTTP server."""
+    """Node n2's instance: its agent behind a NodeEndpoint on a loopback HTTP server; `ahead`:
+    how far its clock runs ahead of ours (what it says in its answers, and judges requests by)."""
 
-    def __init__(self) -> None:
+    def __init__(self, ahead: float = 0.0) -> None:
         self.agent = FakeAgent("n2")
         journal = Journal(Metrics(CollectorRegistry()), structlog.get_logger("test"))
-        endpoint = NodeEndpoint(self.agent, RequestAuth(KEY.encode()), journal)
+
+        def wall() -> float:
+            return time.time() + ahead
+
+        auth = RequestAuth(KEY.encode(), clock=wall)
+        endpoint = NodeEndpoint(self.agent, auth, journal, wall=wall)
         self.server = serve(
             "127.0.0.1", 0, CollectorRegistry(), lambda: (True, {}), endpoint.handle
         )
@@ -162,6 +169,11 @@ def test_a_round_asks_its_own_node_in_process_and_the_other_over_the_channel(
         plan1,
         ProbeAnswer(node="n1", tcp=(TcpResult(True),) * 2, dns=(NO_DNS,), ipvs=True),
     )
+    # the other node said its clock (ours: the same machine's), and the brain measured it
+    assert answers["n2"][1].clock is not None and answers["n1"][1].clock is None
+    (clock,) = prober.clocks.values()
+    assert set(prober.clocks) == {"n2"} and not clock.refused
+    assert abs(clock.offset) <= clock.error + 1e-3 and clock.error < 1.0
     assert prober.me == "n1"
     assert prober.last_round == NOW
     assert sorted((p.task, p.node) for p in plan1.tcp) == [("t1", "n1"), ("t2", "n2")]
@@ -237,6 +249,41 @@ def test_a_container_list_that_is_not_the_one_its_digest_names_is_a_failure(
     answers = prober.run(snapshot(), NOW)
     assert sorted(answers) == ["n1"]
     assert prober.failures == {"n2": "node n2: its container list is not the one its digest names"}
+
+
+def prober_of(remote: Remote) -> Prober:
+    return Prober(ProbeSettings(secret=KEY), FakeAgent("n1"), port=remote.port, scope=OPT_IN)
+
+
+def test_a_node_whose_clock_runs_ahead_is_measured_so() -> None:
+    ahead = Remote(ahead=5.0)
+    try:
+        prober = prober_of(ahead)
+        prober.run(snapshot(), NOW)
+        assert prober.failures == {}
+        clock = prober.clocks["n2"]
+        assert abs(clock.offset - 5.0) <= clock.error + 1e-3
+        assert not clock.refused
+    finally:
+        ahead.server.shutdown()
+        ahead.server.server_close()
+
+
+@pytest.mark.parametrize("ahead", [120.0, -45.0])
+def test_a_node_too_far_off_refuses_and_says_by_how_much(ahead: float) -> None:
+    off = Remote(ahead=ahead)
+    try:
+        prober = prober_of(off)
+        answers = prober.run(snapshot(), NOW)
+        assert sorted(answers) == ["n1"]  # refused: nothing of n2 is read
+        assert "HTTP 401" in prober.failures["n2"]
+        clock = prober.clocks["n2"]
+        assert clock.refused
+        assert abs(clock.offset - ahead) <= clock.error + 1e-3
+        assert off.agent.plans == []
+    finally:
+        off.server.shutdown()
+        off.server.server_close()
 
 
 def test_a_round_is_due_after_the_probe_interval(remote: Remote) -> None:

@@ -19,10 +19,12 @@ from swarm_medic.swarm.fake.ledger import LedgerStoring
 from swarm_medic.swarm.fake.local import NodeLocalContainers
 from swarm_medic.swarm.fake.objects import ObjectStoring
 from swarm_medic.swarm.fake.reading import Reading
-from swarm_medic.swarm.fake.writing import ServiceWriting
+from swarm_medic.swarm.fake.writing import NodeWriting, ServiceWriting
 
 
-class FakeEngine(Reading, ServiceWriting, LedgerStoring, ObjectStoring, NodeLocalContainers):
+class FakeEngine(
+    Reading, ServiceWriting, NodeWriting, LedgerStoring, ObjectStoring, NodeLocalContainers
+):
     """Every role of `swarm.Engine`, in memory."""
 
 

@@ -15,7 +15,7 @@ import msgspec
 from swarm_medic.core.errors import NotFound
 from swarm_medic.core.model import Network, Node, Service, Stored, SwarmInfo, Task
 from swarm_medic.swarm import EventStream, mapping, wire
-from swarm_medic.swarm.fake.world import STOP, Json, World
+from swarm_medic.swarm.fake.world import STOP, Json, World, ts
 
 
 class _Lines:
@@ -47,17 +47,18 @@ def _frame(payload: bytes, stream: int = 1) -> bytes:
 class Reading(World):
     def info(self) -> SwarmInfo:
         self._enter(manager_only=False)
-        return mapping.info_from_api(
-            {
-                "ServerVersion": str(self.version_answer.get("Version") or ""),
-                "Swarm": {
-                    "NodeID": self.node_id,
-                    "NodeAddr": "127.0.0.1",
-                    "LocalNodeState": "active",
-                    "ControlAvailable": self.manager,
-                },
-            }
-        )
+        answer: Json = {
+            "ServerVersion": str(self.version_answer.get("Version") or ""),
+            "Swarm": {
+                "NodeID": self.node_id,
+                "NodeAddr": "127.0.0.1",
+                "LocalNodeState": "active",
+                "ControlAvailable": self.manager,
+            },
+        }
+        if self.system_time is not None:
+            answer["SystemTime"] = ts(self.system_time)
+        return mapping.info_from_api(answer)
 
     def nodes(self) -> tuple[Node, ...]:
         self._enter()

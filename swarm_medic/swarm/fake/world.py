@@ -75,6 +75,8 @@ class World:
         }
         self.speaking: Speaking | None = None
         self._stale = True
+        # What /info says as SystemTime (None: nothing, as the fake's clock is a test's own)
+        self.system_time: float | None = None
 
     def freeze(self, answers: Mapping[str, bytes] | None = None) -> dict[str, bytes]:
         """Encode the node, service and task lists once and answer with those bytes until the
@@ -125,12 +127,19 @@ class World:
         leader: bool = False,
         nano_cpus: int = 2_000_000_000,
         memory_bytes: int = 8 << 30,
+        addr: str = "127.0.0.1",
+        created: float | None = None,
+        updated: float | None = None,
     ) -> str:
+        """`created`: when it joined; `updated`: when its object last changed (default: now)."""
         nid = node_id or self._next_id("node")
         self._frozen = None
+        joined = self.now if created is None else created
         obj: Json = {
             "ID": nid,
             "Version": {"Index": 1},
+            "CreatedAt": ts(joined),
+            "UpdatedAt": ts(joined if updated is None else updated),
             "Spec": {"Role": role, "Availability": availability, "Labels": dict(labels or {})},
             "Description": {
                 "Hostname": hostname,
@@ -138,12 +147,22 @@ class World:
                 "Resources": {"NanoCPUs": nano_cpus, "MemoryBytes": memory_bytes},
                 "Engine": {"Labels": {}},
             },
-            "Status": {"State": state, "Addr": "127.0.0.1"},
+            "Status": {"State": state, "Addr": addr},
         }
         if role == "manager":
             obj["ManagerStatus"] = {"Leader": leader, "Reachability": "reachable"}
         self._nodes[nid] = obj
         return nid
+
+    def set_node_state(self, node_id: str, state: str, message: str = "") -> None:
+        """The node's Status.State changes, as the dispatcher writes it (a heartbeat missed:
+        "down", "heartbeat failure"): its version and UpdatedAt move on."""
+        self._frozen = None
+        node = self._nodes[node_id]
+        node["Version"]["Index"] += 1
+        node["UpdatedAt"] = ts(self.now)
+        node["Status"]["State"] = state
+        node["Status"]["Message"] = message
 
     def add_service(
         self,
@@ -246,13 +265,17 @@ class World:
         slot: int | None = 1,
         exit_code: int | None = None,
         created: float | None = None,
+        image: str = "",
     ) -> str:
         """`since`: when the task entered `state` (and was created, unless `created` says);
-        `exit_code`: its container's, once it ended."""
+        `exit_code`: its container's, once it ended; `image`: the one it runs (default: its
+        service's)."""
         tid = self._next_id("task")
         self._frozen = None
         when = ts(self.now if since is None else since)
         container: Json = {"ContainerID": f"ctr-{tid}"}
+        svc = self._services.get(service_id)
+        spec_image = svc["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"] if svc else ""
         if exit_code is not None:
             container["ExitCode"] = exit_code
         self._tasks[tid] = {
@@ -264,6 +287,8 @@ class World:
             "NodeID": node_id,
             "CreatedAt": when if created is None else ts(created),
             "DesiredState": desired,
+            # the spec the task was made from: its service's image as it was then
+            "Spec": {"ContainerSpec": {"Image": image or spec_image}},
             "Status": {
                 "State": state,
                 "Timestamp": when,

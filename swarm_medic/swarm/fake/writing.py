@@ -1,14 +1,15 @@
-"""The fake's ServiceWriter: force update, roll back, resume, compare-and-swap on the version.
-
-Each write is recorded in `writes` (verb, service id, version) and publishes the service's
-`update` event, as the engine does.
+"""The fake's writers. ServiceWriter: force update, roll back, resume, compare-and-swap on the
+version; each write is recorded in `writes` (verb, service id, version) and publishes the
+service's `update` event, as the engine does. NodeWriter: a node entry removed as swarmkit's
+RemoveNode does without force (a manager or a ready node refused), recorded in `writes` as
+("remove_node", node id, version) with the node's `remove` event.
 """
 
 from __future__ import annotations
 
 import copy
 
-from swarm_medic.core.errors import EngineError
+from swarm_medic.core.errors import Conflict, EngineError, NotFound
 from swarm_medic.swarm.fake.world import World
 
 
@@ -45,3 +46,39 @@ class ServiceWriting(World):
                 "Message": "manually requested rollback",
             }
             self._service_event("update", service_id)
+
+
+class NodeWriting(World):
+    def remove_node(self, node_id: str, version: int) -> None:
+        with self._lock:
+            self._enter()
+            what = f"remove node {node_id}"
+            node = self._nodes.get(node_id)
+            if node is None:
+                raise NotFound(f"{what}: node {node_id} not found", status=404)
+            if node["Version"]["Index"] != version:
+                raise Conflict(
+                    f"{what}: the node is at version {node['Version']['Index']}, "
+                    f"the decision was made at {version}"
+                )
+            if node["Spec"]["Role"] != "worker":
+                raise EngineError(f"{what}: it is a {node['Spec']['Role']}, never removed here")
+            if node["Status"]["State"] == "ready":
+                # swarmkit's words (FailedPrecondition, HTTP 400) for a removal without force
+                raise EngineError(
+                    f"{what}: node {node_id} is not down and can't be removed", status=400
+                )
+            self._frozen = None
+            del self._nodes[node_id]
+            self.writes.append(("remove_node", node_id, version))
+            nano = int(self.now * 1e9) + next(self._ids)
+            self.emit(
+                {
+                    "Type": "node",
+                    "Action": "remove",
+                    "scope": "swarm",
+                    "time": nano // 10**9,
+                    "timeNano": nano,
+                    "Actor": {"ID": node_id, "Attributes": {}},
+                }
+            )
