@@ -47,3 +47,52 @@ def test_a_killed_node_comes_back_over_pid_files_whose_numbers_were_reused() -> 
     finally:
         stranger.kill()
         stranger.wait()
+
+
+def roles() -> dict[str, str]:
+    """node entry -> "<manager status or worker> <status>", as node1 lists them."""
+    out = on_node(
+        1,
+        "node",
+        "ls",
+        "--format",
+        "{{.ID}} {{if .ManagerStatus}}manager{{else}}worker{{end}} {{.Status}}",
+    )
+    return dict(line.split(maxsplit=1) for line in out.splitlines() if line.strip())
+
+
+def test_a_node_left_a_worker_with_its_old_entry_down_is_made_whole_again() -> None:
+    """What the stale-nodes test does (demote, leave, join again as a worker), stopped half
+    way: heal promotes the machine again and drops its ghost. A heal once exited 1 in silence
+    here (a command substitution that failed under set -e while node3 was not yet a manager),
+    and the two modules after it failed."""
+    old = on_node(3, "info", "--format", "{{.Swarm.NodeID}}")
+    on_node(1, "node", "demote", old)
+    wait_until(
+        "node3 a worker",
+        lambda: on_node(3, "info", "--format", "{{.Swarm.ControlAvailable}}") == "false",
+        30,
+    )
+    on_node(3, "swarm", "leave")
+    wait_until("node3's old entry Down", lambda: roles().get(old) == "worker Down", 30)
+    token = on_node(1, "swarm", "join-token", "-q", "worker")
+    on_node(
+        3,
+        "swarm",
+        "join",
+        "--token",
+        token,
+        "--advertise-addr",
+        "10.99.0.13",
+        "--listen-addr",
+        "10.99.0.13:2377",
+        "10.99.0.11:2377",
+    )
+    multilab("heal")
+    new = on_node(3, "info", "--format", "{{.Swarm.NodeID}}")
+    wait_until(
+        "three managers, Ready, and no ghost",
+        lambda: sorted(roles().values()) == ["manager Ready"] * 3 and old not in roles(),
+        60,
+    )
+    assert new != old
