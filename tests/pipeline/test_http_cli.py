@@ -346,12 +346,17 @@ def test_check_table_says_what_would_be_done_and_changes_nothing() -> None:
     assert "WOULD DO" in text
     rows = table_rows(text)
     assert rows["web"][:4] == ["stuck-task", "web", "warning", "force_update"]
-    assert rows["web"][4] == "1 task(s) of web stuck in starting for up to 400s"
+    assert rows["web"][4] == (
+        "1 task(s) of web stuck in starting for up to 400s (stuck starting after 300s (default))"
+    )
     assert rows["api"][:4] == ["repeated-rejection", "api", "critical", "report only"]
     assert rows["batch"][3] == "force_update (skip: not_opted_in)"
     assert "  repeated-rejection / api:\n    the image cannot be found on the node" in text
     held = f"    not acted on: {Reason.NOT_OPTED_IN.wording}\n"
-    assert text.endswith(held)  # batch's paragraph comes last; the others were not held back
+    # batch's paragraph comes last (the others were not held back), then each service's
+    # stuck-task thresholds and where they came from
+    assert text.split("\nstuck-task, per service:\n")[0].endswith(held)
+    assert "  web    new=60s (default), pending=60s (default)" in text
     assert text.count("not acted on:") == 1
     assert "healthy" not in text
     assert fake.writes == []
@@ -405,6 +410,9 @@ def test_check_of_a_healthy_swarm() -> None:
     assert table.getvalue() == (
         "swarm: 1 node(s), 1 service(s), 1 task(s), engine Docker 28.5.2-fake (API 1.51)\n"
         "healthy: no findings\n"
+        "\nstuck-task, per service:\n"
+        "  web  new=60s (default), pending=60s (default), assigned=120s (default), "
+        "preparing=300s (default), starting=300s (default)\n"
     )
     doc = json.loads(as_json.getvalue())
     assert (doc["healthy"], doc["findings"], doc["errors"]) == (True, [], [])
