@@ -102,7 +102,8 @@ SETTINGS = (
         "after",
         parse_stuck_after,
         DEFAULT_TEXT,
-        "per-state thresholds; give only those to change, e.g. pending=30s,starting=2m",
+        "per-state thresholds; the ceiling of what each service's history teaches, and a state "
+        "given here overrides it; give only those to change, e.g. pending=30s,starting=2m",
         "STATE=DURATION,...",
     ),
 )
