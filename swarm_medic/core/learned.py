@@ -149,6 +149,8 @@ def observe(
     for t in sorted(snapshot.tasks, key=lambda t: t.timestamp):
         if t.state != "running" or t.desired_state != "running":
             continue
+        if t.timestamp > snapshot.taken_at:
+            continue  # its node's clock is ahead: counted once ours has passed the stamp
         now_running.add(t.id)
         if t.id in counted or snapshot.service(t.service_id) is None:
             continue
