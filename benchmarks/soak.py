@@ -8,8 +8,10 @@ One swarm-medic per node, inside the node, acting (no dry-run), `scope=all`, pro
 seeded random operator keeps changing services on an overlay: creates them, scales them up and
 down, runs rolling updates start-first and stop-first with stop grace periods of up to 20 s
 (busybox ignores SIGTERM, so each old task runs its whole grace), removes them, and drains a
-node during a rolling update, then makes it active again. All of it is what a healthy swarm
-does every day; none of it is a fault.
+node during a rolling update, then makes it active again. Beside them one service starts slow
+but steady (healthy STEADY_START seconds after each start) and is rolled every STEADY_EVERY
+seconds: the thresholds the medic learns of it (issue 22) must leave it alone. All of it is
+what a healthy swarm does every day; none of it is a fault.
 
 Counted as a failure: any finding of severity warning or critical, and any action, with one
 exception that is not churn the medic mistook for a fault. Swarm may pause a rolling update when
@@ -41,6 +43,8 @@ from benchmarks.lab import MULTILAB, MedicProcess, image_id, in_node, on_node
 NODES = 3
 MAX_SERVICES = 6
 SETTLE = 45.0  # after the churn: swarm finishes stopping what it stops, medics keep watching
+STEADY_START = 40  # seconds the steady service takes to become healthy, every time
+STEADY_EVERY = 75.0  # a roll of it: each new task up STEADY_START s later
 
 
 @dataclass
@@ -75,6 +79,30 @@ class Soak:
         )  # fmt: skip
         self.services[name] = replicas
         self.ops["create"] += 1
+
+    def steady(self) -> str:
+        """The slow but steady service (not among the random operator's)."""
+        name = f"medic-soak-steady-{uuid.uuid4().hex[:6]}"
+        on_node(
+            1,
+            "service", "create", "-d", "--name", name,
+            "--replicas", "1",
+            "--no-resolve-image",
+            "--stop-grace-period", "1s",
+            "--health-cmd", "test -e /tmp/ready",
+            "--health-interval", "2s",
+            "--health-start-period", "5m",
+            "--health-retries", "1",
+            "--label", "medic.lab=1",
+            self.image, "sh", "-c",
+            f"sleep {STEADY_START}; touch /tmp/ready; exec sleep 86400",
+        )  # fmt: skip
+        self.ops["steady create"] += 1
+        return name
+
+    def roll_steady(self, name: str) -> None:
+        on_node(1, "service", "update", "-d", "--force", name)
+        self.ops["steady roll (40 s start)"] += 1
 
     def scale(self, name: str) -> None:
         replicas = max(1, self.services[name] + self.rng.choice([-2, -1, 1, 2]))
@@ -206,10 +234,15 @@ def main(argv: list[str] | None = None) -> int:
     procs = medics(logdir)
     try:
         started = time.monotonic()
+        steady = soak.steady()
+        rolled = started
         steps = 0
         while time.monotonic() - started < args.minutes * 60:
             soak.step()
             steps += 1
+            if time.monotonic() - rolled >= STEADY_EVERY:
+                soak.roll_steady(steady)
+                rolled = time.monotonic()
             time.sleep(soak.rng.uniform(1.0, 4.0))
         soak.reactivate()
         time.sleep(SETTLE)

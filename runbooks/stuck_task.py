@@ -1,8 +1,13 @@
 """Tasks stuck before running (new, allocated, pending, assigned, ... preparing, starting).
 
 Symptom: a task whose desired state is running sits in a pre-running state longer than its
-threshold (defaults per state; the setting `after`; per service with the labels
-`swarm-medic.stuck-after=DURATION` or `swarm-medic.stuck-after.<state>=DURATION`).
+threshold. The threshold of each service and state, most specific first: the label
+`swarm-medic.stuck-after.<state>=DURATION`, the label `swarm-medic.stuck-after=DURATION`, the
+setting `after` where the operator gave that state; else what the service's own history says
+(new, pending, assigned, preparing, starting: p90 of its last 20 tasks' times x 3, at least
+20 s in starting, 120 s in preparing, 30 s in the others, learned once 5 tasks were seen)
+capped by the setting's default; else the default. The finding says which, and
+`swarm-medic check` lists them per service.
 
 Cause, read from the task's Status.Err / Status.Message:
   constraints   no node satisfies the placement constraints (says which, and what each node lacks)
@@ -27,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from types import MappingProxyType
+from typing import NamedTuple
 
 from swarm_medic.runbook import (
     DAY,
@@ -64,11 +70,21 @@ DEFAULT_STUCK_AFTER: Mapping[str, float] = MappingProxyType(
     }
 )
 STUCK_AFTER = Duration(1.0, 30 * DAY)  # also bounds the swarm-medic.stuck-after labels
+DEFAULT_TEXT = ",".join(f"{k}={v:.0f}s" for k, v in DEFAULT_STUCK_AFTER.items())
+
+
+class StuckAfter(dict[str, float]):
+    """The `after` setting: per-state thresholds, and the states the operator gave (those
+    override what a service's history says; the others are its ceiling)."""
+
+    given: frozenset[str] = frozenset()
 
 
 def parse_stuck_after(text: str) -> Mapping[str, float]:
-    """ "pending=30s,starting=2m" -> overrides of DEFAULT_STUCK_AFTER."""
-    out = dict(DEFAULT_STUCK_AFTER)
+    """ "pending=30s,starting=2m" -> overrides of DEFAULT_STUCK_AFTER. The default's own text
+    gives no state: the defaults are a ceiling for what is learned, not an override."""
+    out = StuckAfter(DEFAULT_STUCK_AFTER)
+    given: set[str] = set()
     for part in filter(None, (p.strip() for p in text.split(","))):
         state, sep, value = part.partition("=")
         if not sep or state.strip() not in PRE_RUNNING_STATES:
@@ -76,15 +92,18 @@ def parse_stuck_after(text: str) -> Mapping[str, float]:
                 f"expected STATE=DURATION pairs with STATE in {', '.join(PRE_RUNNING_STATES)}"
             )
         out[state.strip()] = STUCK_AFTER(value)
-    return MappingProxyType(out)
+        given.add(state.strip())
+    out.given = frozenset() if text.strip() == DEFAULT_TEXT else frozenset(given)
+    return out
 
 
 SETTINGS = (
     Setting(
         "after",
         parse_stuck_after,
-        ",".join(f"{k}={v:.0f}s" for k, v in DEFAULT_STUCK_AFTER.items()),
-        "per-state thresholds; give only those to change, e.g. pending=30s,starting=2m",
+        DEFAULT_TEXT,
+        "per-state thresholds; the ceiling of what each service's history teaches, and a state "
+        "given here overrides it; give only those to change, e.g. pending=30s,starting=2m",
         "STATE=DURATION,...",
     ),
 )
@@ -112,15 +131,54 @@ def _label_seconds(service: Service, key: str) -> float | None:
         return None  # a bad or out-of-range label keeps the default
 
 
-def thresholds(service: Service, defaults: dict[str, float]) -> dict[str, float]:
-    """Defaults, then `swarm-medic.stuck-after`, then per-state labels: most specific wins."""
+class Limit(NamedTuple):
+    """A threshold in force, and where it came from (said in the finding and by `check`)."""
+
+    seconds: float
+    source: str
+
+    def describe(self) -> str:
+        return f"{self.seconds:.0f}s ({self.source})"
+
+
+def thresholds(
+    service: Service, defaults: Mapping[str, float], ctx: Context | None = None
+) -> dict[str, Limit]:
+    """Per state, most specific first: the per-state label, `swarm-medic.stuck-after`, the
+    setting where the operator gave the state, what the service's history says (capped by the
+    configured value), the default."""
+    given: frozenset[str] = getattr(defaults, "given", frozenset())
     every = _label_seconds(service, "swarm-medic.stuck-after")
-    out = {state: every if every is not None else limit for state, limit in defaults.items()}
-    for state in out:
+    out: dict[str, Limit] = {}
+    for state, limit in defaults.items():
         specific = _label_seconds(service, f"swarm-medic.stuck-after.{state}")
         if specific is not None:
-            out[state] = specific
+            out[state] = Limit(specific, f"label swarm-medic.stuck-after.{state}")
+        elif every is not None:
+            out[state] = Limit(every, "label swarm-medic.stuck-after")
+        elif state in given:
+            out[state] = Limit(limit, "setting stuck-task.after")
+        elif ctx is not None and (got := ctx.learned_threshold(service.id, state, limit)):
+            seconds, n = got
+            capped = " (capped by the default)" if seconds >= limit else ""
+            out[state] = Limit(seconds, f"learned from {n} tasks{capped}")
+        else:
+            out[state] = Limit(limit, "default")
     return out
+
+
+def standing(ctx: Context) -> Iterator[tuple[str, str]]:
+    """(service, its thresholds in force and where each came from), for `check` and
+    `swarm-medic runbooks stuck-task`."""
+    for svc in sorted(ctx.snapshot.services, key=lambda s: s.name):
+        limits = thresholds(svc, ctx.settings.after, ctx)
+        yield (
+            svc.name,
+            ", ".join(f"{state}={limits[state].describe()}" for state in SHOWN if state in limits),
+        )
+
+
+SHOWN = ("new", "pending", "assigned", "preparing", "starting")
 
 
 def _explain(
@@ -138,17 +196,17 @@ def _explain(
 
 
 def detect(ctx: Context) -> Iterator[Finding]:
-    defaults = dict(ctx.settings.after)
+    defaults = ctx.settings.after
     for svc in ctx.snapshot.services:
-        limits: dict[str, float] | None = None
+        limits: dict[str, Limit] | None = None
         groups: dict[str, list[tuple[str, str, str, float]]] = {}
         first_err: dict[str, str] = {}  # cause -> the first stuck task's error, for the words
         for t in ctx.snapshot.tasks_of(svc.id):
             if t.desired_state != "running" or t.state not in PRE_RUNNING_STATES:
                 continue
-            limits = limits or thresholds(svc, defaults)
+            limits = limits or thresholds(svc, defaults, ctx)
             age = ctx.age(t)
-            if age < limits[t.state]:
+            if age < limits[t.state].seconds:
                 continue
             cause = classify(t.err, t.message)
             groups.setdefault(cause, []).append((t.id, t.state, t.node_id, age))
@@ -161,12 +219,16 @@ def detect(ctx: Context) -> Iterator[Finding]:
             restartable = cause == "hang" and states <= RESTARTABLE
             actionable = restartable or (cause in SCHEDULING and fits)
             oldest = max(a for _, _, _, a in stuck)
+            shown = limits or {}  # set by the first stuck task
+            over = "; ".join(
+                f"{s} after {shown[s].describe()}" for s in sorted(states) if s in shown
+            )
             yield Finding.for_service(
                 svc,
                 key=f"{svc.id}:{cause}",
                 summary=(
                     f"{len(stuck)} task(s) of {svc.name} stuck in "
-                    f"{'/'.join(sorted(states))} for up to {oldest:.0f}s"
+                    f"{'/'.join(sorted(states))} for up to {oldest:.0f}s (stuck {over})"
                 ),
                 cause=cause,
                 severity=Severity.CRITICAL if cause != "hang" else Severity.WARNING,
@@ -174,7 +236,11 @@ def detect(ctx: Context) -> Iterator[Finding]:
                 node_ids=tuple(sorted({n for _, _, n, _ in stuck if n})),
                 advice=_explain(cause, states, misses, svc, err),
                 actionable=actionable,
-                details={"states": ",".join(sorted(states)), "oldest_seconds": f"{oldest:.0f}"},
+                details={
+                    "states": ",".join(sorted(states)),
+                    "oldest_seconds": f"{oldest:.0f}",
+                    "threshold": over,
+                },
             )
 
 

@@ -166,6 +166,7 @@ def _parser() -> argparse.ArgumentParser:
     rbs.add_argument("name", nargs="?", help="a runbook to explain")
     rbs.add_argument("--runbooks-dir", default=None, help="an extra directory of runbooks")
     _add_runbook_setting(rbs)
+    add_arguments(rbs, only=("engine",), names=LEDGER_ONLY)
     return p
 
 
@@ -394,6 +395,25 @@ def _explain(rb: Runbook) -> str:
     return out
 
 
+def _standing(args: argparse.Namespace, name: str, runbooks: registry.Registry) -> str:
+    """What the runbook holds per service in this swarm now (stuck-task: each service's
+    thresholds and where they came from), read as `check` reads it; said if it cannot be."""
+    from swarm_medic.commands.check import diagnose
+
+    try:
+        settings = _settings(args)
+        report = diagnose(_engine_factory(settings)(), settings, runbooks, time.time())
+    except SwarmMedicError as exc:
+        return f"\nPer service: cannot read the swarm here ({exc}).\n"
+    lines = dict(report.standing).get(name, ())
+    if not lines:
+        return "\nPer service: no service in this swarm.\n"
+    width = max(len(n) for n, _ in lines)
+    return "\nPer service, in this swarm now:\n" + "".join(
+        f"  {n.ljust(width)}  {text}\n" for n, text in lines
+    )
+
+
 def cmd_runbooks(args: argparse.Namespace) -> int:
     runbooks = registry.load(registry.default_dirs(args.runbooks_dir or ""))
     runbooks.configure(args.runbook_setting, os.environ)
@@ -406,6 +426,8 @@ def cmd_runbooks(args: argparse.Namespace) -> int:
             )
             return 2
         print(_explain(rb), end="")
+        if rb.standing_fn is not None:
+            print(_standing(args, rb.name, runbooks), end="")
         return 0
     width = max((len(n) for n in runbooks.runbooks), default=0)
     for rb in sorted(runbooks.runbooks.values(), key=lambda r: r.name):

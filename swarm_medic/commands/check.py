@@ -11,7 +11,10 @@ would decide now. What `check` cannot know is taken from the durable record or l
 - the pause switch is read from the ledger (always: one request) and shown first; the alerts
   hold (`--hold-while-alerts`) is asked when an action could follow, as the daemon does;
 - nodes are not asked (no probe round), so `node_unreachable` never shows, and runbooks that
-  count sightings across scans see this one snapshot only.
+  count sightings across scans see this one snapshot only;
+- what each service's history says (core/learned.py) is the leader's, as written in the
+  ledger; each runbook that says what it holds per service (`standing`: stuck-task's
+  thresholds and where each came from) is listed after the findings.
 
 Exit status: 0 healthy, 1 findings, 3 could not check (cli.EXIT_* for every command).
 """
@@ -23,11 +26,12 @@ import textwrap
 from dataclasses import dataclass, replace
 from typing import Protocol, TextIO
 
+from swarm_medic.core import learned
 from swarm_medic.core.apiversion import Speaking
 from swarm_medic.core.errors import EngineError
 from swarm_medic.core.ledger import Ledger, Pause
 from swarm_medic.core.model import Decision, Reason, Snapshot, Verdict
-from swarm_medic.core.runbook import context
+from swarm_medic.core.runbook import Context, context
 from swarm_medic.core.settings import Settings
 from swarm_medic.pipeline import match, policy, verify
 from swarm_medic.pipeline.hold import AlertsHold
@@ -50,22 +54,32 @@ class Report:
     hold: str = ""  # why the alerts hold holds ("" : no hold, or not asked)
     engine: Speaking | None = None  # the engine and API version spoken
     engine_at: str = ""
+    # runbook -> (subject, what it holds for it): stuck-task's thresholds per service
+    standing: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
 
 
 def diagnose(engine: Checked, settings: Settings, registry: Registry, now: float) -> Report:
     snap = take_snapshot(engine, now)
-    ctx = context(snap, now, settings)  # no probe results: runbooks that need them wait
+    unknown = ""
+    errors: list[str] = []
+    try:  # read always, as the daemon does: the pause switch is in it
+        doc = engine.read_ledger(settings.safety.ledger_name)
+        ledger, unreadable = Ledger.from_doc(doc), False
+    except EngineError as exc:  # the daemon does not act blind: neither does its check
+        doc, ledger, unreadable, unknown = None, Ledger(), True, f"cannot read the ledger: {exc}"
+    book = learned.Book.from_labels(doc.labels if doc else {})
+    # no probe results: runbooks that need them wait
+    ctx = context(snap, now, settings, learned=book.by_service)
     matched = match.run(registry, ctx)
     planned, plan_failures = match.plan_all(registry.runbooks, matched.findings, ctx)
-    errors = [f"runbook {f.runbook} failed: {f.error}" for f in (*matched.failures, *plan_failures)]
+    errors += [
+        f"runbook {f.runbook} failed: {f.error}" for f in (*matched.failures, *plan_failures)
+    ]
     errors += [f"runbook file {e.path} not loaded: {e.message}" for e in registry.errors]
     verifying = frozenset[str]()
     ids = policy.history_wanted(planned, snap)
-    unknown = ""
-    try:  # read always, as the daemon does: the pause switch is in it
-        ledger = Ledger.from_doc(engine.read_ledger(settings.safety.ledger_name))
-    except EngineError as exc:  # the daemon does not act blind: neither does its check
-        ledger, unknown = Ledger(unreadable=ids), f"cannot read the ledger: {exc}"
+    if unreadable:
+        ledger = Ledger(unreadable=ids)
         if ids:
             errors.append(unknown)
     pause, hold = ledger.paused(now), ""
@@ -92,7 +106,31 @@ def diagnose(engine: Checked, settings: Settings, registry: Registry, now: float
         hold,
         engine.speaking,
         str(getattr(engine, "base_url", "") or ""),
+        standing_of(registry, ctx, book),
     )
+
+
+def standing_of(
+    registry: Registry, ctx: Context, book: learned.Book
+) -> tuple[tuple[str, tuple[tuple[str, str], ...]], ...]:
+    """What each runbook that says so holds per subject now; a learned entry of the ledger
+    that cannot be read is said beside its service's line."""
+    names = {s.id: s.name for s in ctx.snapshot.services}
+    bad = {names[sid]: why for sid, why in book.problems.items() if sid in names}
+    out = []
+    for rb in sorted(registry.runbooks.values(), key=lambda r: r.name):
+        try:
+            lines = rb.standing(ctx)
+        except Exception as exc:  # noqa: BLE001 - a runbook's bug is said, the check goes on
+            lines = [("-", f"cannot say: {type(exc).__name__}: {exc}")]
+        if rb.name == "stuck-task":
+            lines = [
+                (n, f"{t}; learned times unreadable ({bad[n]})" if n in bad else t)
+                for n, t in lines
+            ]
+        if lines:
+            out.append((rb.name, tuple(lines)))
+    return tuple(out)
 
 
 def _would(d: Decision) -> str:
@@ -158,6 +196,11 @@ def render_table(report: Report, out: TextIO) -> None:
                     subsequent_indent="      ",
                 )
                 out.write(f"{held}\n")
+    for name, lines in report.standing:
+        out.write(f"\n{name}, per service:\n")
+        width = max(len(n) for n, _ in lines)
+        for subject, text in lines:
+            out.write(f"  {subject.ljust(width)}  {text}\n")
     for e in report.errors:
         out.write(f"error: {e}\n")
 
@@ -196,6 +239,7 @@ def render_json(report: Report, out: TextIO) -> None:
             }
             for d in report.decisions
         ],
+        "standing": {name: dict(lines) for name, lines in report.standing},
         "errors": report.errors,
     }
     json.dump(doc, out, indent=2)

@@ -17,6 +17,8 @@ from typing import Any
 
 from swarm_medic.core.alerts import Alerts
 from swarm_medic.core.errors import SettingsError
+from swarm_medic.core.learned import Times
+from swarm_medic.core.learned import threshold as learned_threshold
 from swarm_medic.core.model import (
     Action,
     ActionKind,
@@ -31,8 +33,11 @@ from swarm_medic.core.reach import Reachability, probed_services
 from swarm_medic.core.settings import RUNBOOK_ENV_PREFIX, Settings
 
 EMPTY_SERVICES: Mapping[str, Service] = MappingProxyType({})
+NOTHING_LEARNED: Mapping[str, Times] = MappingProxyType({})
 Detect = Callable[["Context"], Iterable[Finding]]
 Plan = Callable[[Finding, "Context"], Action | None]
+# what a runbook holds per subject now, for people: (subject, text) lines
+Standing = Callable[["Context"], Iterable[tuple[str, str]]]
 
 # What a runbook may declare in NEEDS. PROBES: the overlay probe results, which exist only on
 # the instance that probes (the brain: the leader, with the channel or on a one-node swarm).
@@ -55,13 +60,29 @@ class TaskClock:
 
     def __init__(self) -> None:
         self._seen: dict[str, tuple[str, float]] = {}
+        # task id -> state -> when it entered it, for each state the medic saw it in (the
+        # engine's stamp unless it is in the future, else the first sighting): what
+        # core/learned.py learns a service's normal times from
+        self._path: dict[str, dict[str, float]] = {}
 
     def observe(self, tasks: Iterable[Task], now: float) -> None:
         fresh: dict[str, tuple[str, float]] = {}
+        paths: dict[str, dict[str, float]] = {}
         for t in tasks:
             prev = self._seen.get(t.id)
             fresh[t.id] = prev if prev and prev[0] == t.state else (t.state, now)
-        self._seen = fresh
+            path = paths[t.id] = self._path.get(t.id, {})
+            if t.state not in path:
+                sane = 0 < t.timestamp <= now
+                path[t.state] = t.timestamp if sane else fresh[t.id][1]
+        self._seen, self._path = fresh, paths
+
+    def path(self, task_id: str) -> Mapping[str, float]:
+        """state -> when the task entered it, for the states the medic saw it in."""
+        return MappingProxyType(self._path.get(task_id, {}))
+
+    def paths(self) -> Mapping[str, Mapping[str, float]]:
+        return MappingProxyType(self._path)
 
     def age(self, task: Task, now: float) -> float:
         if task.timestamp and task.timestamp <= now:
@@ -182,9 +203,19 @@ class Context:
     settings: Values = field(default_factory=Values)
     alert_state: Alerts | None = None
     runbook: str = ""  # whose context this is (Runbook.bind): the name in front of its keys
+    # how long each service's tasks normally take to pass each state (core/learned.py)
+    learned: Mapping[str, Times] = field(default_factory=lambda: NOTHING_LEARNED)
 
     def age(self, task: Task) -> float:
         return self.clock.age(task, self.now)
+
+    def learned_threshold(
+        self, service_id: str, state: str, ceiling: float
+    ) -> tuple[float, int] | None:
+        """How long a task of this service may sit in `state`, learned from its own history
+        (at most `ceiling`), and how many of its tasks it is learned from; None while the
+        service has too little history there."""
+        return learned_threshold(self.learned.get(service_id), state, ceiling)
 
     def since(self, key: str) -> float:
         """When the medic first saw the condition `key` names (now, the first time asked).
@@ -231,6 +262,7 @@ def context(
     sightings: Sightings | None = None,
     services_seen: Mapping[str, Service] | None = None,
     alerts: Alerts | None = None,
+    learned: Mapping[str, Times] | None = None,
 ) -> Context:
     """The scan's Context, before each runbook gets its own settings (Runbook.bind): the
     daemon's settings are read here, and go no further."""
@@ -251,6 +283,7 @@ def context(
         sightings or Sightings(),
         EMPTY_SERVICES if services_seen is None else services_seen,
         alert_state=alerts,
+        learned=NOTHING_LEARNED if learned is None else learned,
     )
 
 
@@ -316,6 +349,9 @@ class Runbook:
     values: Values = field(default_factory=Values)
     # the operator's values as given: key -> (where from, text)
     given: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    # optional `standing(ctx)`: what it holds per subject now (stuck-task: each service's
+    # thresholds and where they came from), shown by `check` and `swarm-medic runbooks NAME`
+    standing_fn: Standing | None = None
 
     @property
     def summary(self) -> str:
@@ -343,6 +379,9 @@ class Runbook:
 
     def plan(self, finding: Finding, ctx: Context) -> Action | None:
         return None if self.plan_fn is None else self.plan_fn(finding, self.bind(ctx))
+
+    def standing(self, ctx: Context) -> list[tuple[str, str]]:
+        return [] if self.standing_fn is None else list(self.standing_fn(self.bind(ctx)))
 
     def configure(self, raw: Mapping[str, tuple[str, str]]) -> Runbook:
         """-> this runbook with the operator's values: key -> (where it came from, text)."""

@@ -116,6 +116,9 @@ def _runbook(module: ModuleType, path: Path) -> Runbook:
     if unknown:
         raise ValueError(f"NEEDS {unknown[0]!r}: known are {', '.join(sorted(KNOWN_NEEDS))}")
     settings = tuple(getattr(module, "SETTINGS", ()))
+    standing = getattr(module, "standing", None)
+    if standing is not None and not callable(standing):
+        raise TypeError("standing must be a function")
     return Runbook(
         name=str(module.NAME),
         doc=module.__doc__ or "",
@@ -125,6 +128,7 @@ def _runbook(module: ModuleType, path: Path) -> Runbook:
         needs=frozenset(needs),
         settings=settings,
         values=check_settings(settings),
+        standing_fn=standing,
     )
 
 

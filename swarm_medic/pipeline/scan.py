@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
+from swarm_medic.core import learned as learned_mod
 from swarm_medic.core import ledger as ledger_mod
 from swarm_medic.core import records
 from swarm_medic.core.alerts import AlertBook, Alerts
@@ -154,6 +155,15 @@ class Medic:
         self._orphans_due = False
         # for the status page: the ledger as last read (the figures are computed when asked)
         self.last_ledger: Ledger | None = None
+        # How long each service's tasks normally take to pass each state (core/learned.py):
+        # learned by every manager from what it sees, seeded from the ledger (where the leader
+        # writes it) when it starts and when it becomes the leader
+        self.learned: dict[str, learned_mod.Times] = {}
+        self._counted: frozenset[str] = frozenset()  # tasks seen running at the last scan
+        self._learned_seeded = False
+        self._learned_written: dict[str, learned_mod.Times] = {}
+        self._learned_at: float | None = None  # the last write
+        self._learned_said: dict[str, tuple[str, float]] = {}  # sid -> (problem, when said)
 
     def scan(self) -> None:
         # the scan's notifications go out once all are offered, the most urgent first
@@ -185,6 +195,7 @@ class Medic:
             return None
         if snap.is_leader and self.state.role != "leader":
             self._resume_due = True  # a new leader takes over the fixes left unjudged
+            self._learned_seeded = False  # and what the last leader learned
         self.state.role = "leader" if snap.is_leader else "manager"
         if snap.is_leader and self._resume_due:
             self._resume_due = not self._resume_pending(snap, now)
@@ -200,6 +211,7 @@ class Medic:
             self.journal.malformed_object(problem)
         self.state.snapshot = snap
         self.task_clock.observe(snap.tasks, now)
+        self._learn(snap, now)
         if self.prober is not None and snap.is_leader and self.prober.due(now):
             self._probe(self.prober, snap, now)
         seen = self.service_memory.observe(snap.services, now)
@@ -215,6 +227,7 @@ class Medic:
             sightings=self.sightings,
             services_seen=seen,
             alerts=alerts,
+            learned=self.learned,
         )
 
         matched = match.run(self.registry, ctx)
@@ -284,6 +297,7 @@ class Medic:
         self.journal.remediations_in_progress(self.state.in_progress)
         if self._recording(snap):
             self._write_records(now)
+            self._write_learned(snap, now)
         self.state.last_ok, self.state.last_error = now, ""
         self.journal.scan_ok(
             snap, self.clock() - now, self.engine.api_calls - before, len(matched.findings)
@@ -389,6 +403,7 @@ class Medic:
             return Ledger(unreadable=ids)
         self._note_pause(ledger, snap.taken_at)
         self.last_ledger = ledger
+        self._seed_learned(ledger, snap)
         if not ids:
             return ledger
         if self._resume_due:  # fixes an earlier instance left may be under way: act blind? no.
@@ -721,6 +736,70 @@ class Medic:
         self._orphans_due = False
         for healed, by in harms:
             self.journal.heal_undone(healed, by)
+
+    # --- what each service's history says (core/learned.py) ----------------------------------
+
+    def _learn(self, snap: Snapshot, now: float) -> None:
+        """The tasks seen running for the first time counted into their services' times,
+        once what the ledger holds is known (`_seed_learned`, at the ledger's read): until
+        then nothing is counted, and the tasks are counted at the first scan after."""
+        if not self._learned_seeded:
+            return
+        self.learned, self._counted = learned_mod.observe(
+            self.learned, snap, self.task_clock.paths(), self._counted
+        )
+        present = {s.id for s in snap.services}
+        for sid in [sid for sid in self.learned if sid not in present]:
+            del self.learned[sid]  # a removed service's history goes with it
+
+    def _seed_learned(self, ledger: Ledger, snap: Snapshot) -> None:
+        """What the ledger holds, taken in once at start-up and again on becoming the
+        leader (what the last leader learned); its unreadable entries said."""
+        if self._learned_seeded:
+            return
+        book = learned_mod.Book.from_labels(ledger.doc.labels if ledger.doc else {})
+        self.learned = learned_mod.seeded(book, self.learned)
+        self._learned_written = dict(book.by_service)
+        self._learned_seeded = True
+        self._say_learned_problems(book, snap, snap.taken_at)
+
+    def _say_learned_problems(self, book: learned_mod.Book, snap: Snapshot, now: float) -> None:
+        for sid, problem in sorted(book.problems.items()):
+            said = self._learned_said.get(sid)
+            if said is not None and said[0] == problem and now - said[1] < REMIND_EVERY:
+                continue
+            self._learned_said[sid] = (problem, now)
+            svc = snap.service(sid)
+            self.journal.learned_unreadable(
+                sid, svc.name if svc else "", learned_mod.LEARNED_PREFIX + sid, problem
+            )
+
+    def _write_learned(self, snap: Snapshot, now: float) -> None:
+        """The leader writes what it learned: at most once a minute, or at once when a
+        threshold appeared or moved materially; nothing new, no write."""
+        changed = {sid: t for sid, t in self.learned.items() if self._learned_written.get(sid) != t}
+        if not changed:
+            return
+        material = any(
+            learned_mod.material(self._learned_written.get(s), t) for s, t in changed.items()
+        )
+        due = self._learned_at is None or now - self._learned_at >= learned_mod.WRITE_EVERY
+        if not (material or due):
+            return
+        services = frozenset(s.id for s in snap.services)
+        mine = dict(self.learned)
+
+        def write(doc: LedgerDoc | None) -> Change[None]:
+            before = dict(doc.labels) if doc else {}
+            after = learned_mod.labels(before, mine, services)
+            return Change(None if after == before else after, None)
+
+        try:
+            self.engine.cas_update(self.safety.ledger_name, write)
+        except EngineError as exc:
+            self.journal.learned_not_written(str(exc))
+            return
+        self._learned_written, self._learned_at = mine, now
 
     def _resume_pending(self, snap: Snapshot, now: float) -> bool:
         """On becoming the leader: take over the fixes an earlier instance claimed and left

@@ -13,6 +13,9 @@ config versions are stale). It defines:
     plan(finding, ctx) -> Action | None      optional: absent = report only
     NEEDS = (PROBES,)                        optional: what it reads beyond the snapshot
     SETTINGS = (Setting(...), ...)           optional: its own settings, with defaults
+    standing(ctx) -> Iterable[(subject, text)]
+                                             optional: what it holds per subject now, for
+                                             people (`check`, `swarm-medic runbooks NAME`)
 
 Both functions are pure: no I/O, no clock, no randomness; everything is in `ctx`:
 
@@ -24,6 +27,10 @@ Both functions are pure: no I/O, no clock, no randomness; everything is in `ctx`
     ctx.since(key)      when the medic first saw the condition `key` (held on every scan since;
                         the key as a finding's, see below)
     ctx.services_seen   services seen in the last hour, removed ones included
+    ctx.learned_threshold(service id, state, ceiling)
+                        how long that service's tasks may sit in a state before running, as
+                        its own history says (p90 x 3, with a floor, at most `ceiling`), and
+                        how many tasks it is learned from; None while it has too little
     ctx.settings        this runbook's own settings, parsed: ctx.settings.grace
     ctx.probes          the overlay and published-port probe results (Probes); only with
                         NEEDS = (PROBES,)

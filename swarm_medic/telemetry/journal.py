@@ -232,6 +232,21 @@ class Journal:
             problem=problem,
         )
 
+    def learned_unreadable(self, service_id: str, service: str, label: str, problem: str) -> None:
+        self._log.warning(
+            "learned times unreadable: this service's stuck-task thresholds are the configured "
+            "ones until it is learned afresh (the label is kept until then)",
+            service=service,
+            service_id=service_id,
+            label=label,
+            problem=problem,
+        )
+
+    def learned_not_written(self, error: str) -> None:
+        self._log.warning(
+            "learned times not written to the ledger: tried again at the next scan", error=error
+        )
+
     # --- the pause switch and swarm-wide limits ----------------------------------------------
 
     def paused(self, pause: Pause) -> None:

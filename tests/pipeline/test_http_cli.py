@@ -12,6 +12,7 @@ import io
 import json
 import os
 import re
+import time
 import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,6 +24,7 @@ from prometheus_client import CollectorRegistry
 from swarm_medic import __version__, cli
 from swarm_medic.app import App
 from swarm_medic.commands.check import Report, diagnose, render_json, render_table
+from swarm_medic.core.errors import EngineError
 from swarm_medic.core.ledger import PREFIX, History, encode
 from swarm_medic.core.model import ActionKind, Reason
 from swarm_medic.core.settings import HttpSettings, Settings
@@ -196,7 +198,14 @@ def test_runbooks_lists_the_builtin_runbooks(
     assert err == ""
 
 
-def test_runbooks_explains_one(clean_env: None, capsys: pytest.CaptureFixture[str]) -> None:
+def test_runbooks_explains_one(
+    clean_env: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # stuck-task says each service's thresholds: read from a fake swarm, never the host's
+    fake = FakeEngine(node_id="mgr1", now=time.time())
+    fake.add_node("manager-1", node_id="mgr1", leader=True)
+    fake.add_service("web")
+    monkeypatch.setattr(cli, "_engine_factory", lambda _settings: lambda: fake)
     assert cli.main(["runbooks", "stuck-task"]) == 0
 
     out, _ = capsys.readouterr()
@@ -206,6 +215,22 @@ def test_runbooks_explains_one(clean_env: None, capsys: pytest.CaptureFixture[st
     assert "Tasks stuck before running" in body
     assert "What the medic does:" in body
     assert "Risks:" in body
+    assert body.endswith(
+        "Per service, in this swarm now:\n  web  new=60s (default), pending=60s (default), "
+        "assigned=120s (default), preparing=300s (default), starting=300s (default)"
+    )
+
+
+def test_runbooks_says_when_it_cannot_read_the_swarm(
+    clean_env: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def down() -> FakeEngine:
+        raise EngineError("the engine does not answer")
+
+    monkeypatch.setattr(cli, "_engine_factory", lambda _settings: down)
+    assert cli.main(["runbooks", "stuck-task"]) == 0
+    out, _ = capsys.readouterr()
+    assert out.endswith("Per service: cannot read the swarm here (the engine does not answer).\n")
 
 
 def test_an_unknown_runbook_is_exit_2(clean_env: None, capsys: pytest.CaptureFixture[str]) -> None:
@@ -346,12 +371,17 @@ def test_check_table_says_what_would_be_done_and_changes_nothing() -> None:
     assert "WOULD DO" in text
     rows = table_rows(text)
     assert rows["web"][:4] == ["stuck-task", "web", "warning", "force_update"]
-    assert rows["web"][4] == "1 task(s) of web stuck in starting for up to 400s"
+    assert rows["web"][4] == (
+        "1 task(s) of web stuck in starting for up to 400s (stuck starting after 300s (default))"
+    )
     assert rows["api"][:4] == ["repeated-rejection", "api", "critical", "report only"]
     assert rows["batch"][3] == "force_update (skip: not_opted_in)"
     assert "  repeated-rejection / api:\n    the image cannot be found on the node" in text
     held = f"    not acted on: {Reason.NOT_OPTED_IN.wording}\n"
-    assert text.endswith(held)  # batch's paragraph comes last; the others were not held back
+    # batch's paragraph comes last (the others were not held back), then each service's
+    # stuck-task thresholds and where they came from
+    assert text.split("\nstuck-task, per service:\n")[0].endswith(held)
+    assert "  web    new=60s (default), pending=60s (default)" in text
     assert text.count("not acted on:") == 1
     assert "healthy" not in text
     assert fake.writes == []
@@ -405,6 +435,9 @@ def test_check_of_a_healthy_swarm() -> None:
     assert table.getvalue() == (
         "swarm: 1 node(s), 1 service(s), 1 task(s), engine Docker 28.5.2-fake (API 1.51)\n"
         "healthy: no findings\n"
+        "\nstuck-task, per service:\n"
+        "  web  new=60s (default), pending=60s (default), assigned=120s (default), "
+        "preparing=300s (default), starting=300s (default)\n"
     )
     doc = json.loads(as_json.getvalue())
     assert (doc["healthy"], doc["findings"], doc["errors"]) == (True, [], [])

@@ -441,4 +441,4 @@ def test_service_labels_never_raise(labels: Mapping[str, str], scope: str) -> No
     port = reach.probe_port(svc)
     assert port is None or 0 < port < 65536
     limits = stuck_task.thresholds(svc, dict(DEFAULT_STUCK_AFTER))
-    assert all(1.0 <= v <= 30 * 86400 for v in limits.values())
+    assert all(1.0 <= v.seconds <= 30 * 86400 for v in limits.values())

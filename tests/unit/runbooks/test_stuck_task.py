@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from runbooks.stuck_task import DEFAULT_STUCK_AFTER
 from swarm_medic.core.model import Action, ActionKind, Finding, Severity
 from swarm_medic.core.runbook import Runbook, TaskClock
 from tests.builders import NOW
@@ -59,9 +60,16 @@ def test_stuck_task_causes(
     assert f.actionable is actionable
     assert f.key == f"stuck-task:svc1:{cause}"
     assert f.task_ids == ("t1",)
-    assert f.details == {"states": state, "oldest_seconds": "1000"}
+    limit = f"{DEFAULT_STUCK_AFTER[state]:.0f}s (default)"
+    assert f.details == {
+        "states": state,
+        "oldest_seconds": "1000",
+        "threshold": f"{state} after {limit}",
+    }
     assert f.severity is (Severity.WARNING if cause == "hang" else Severity.CRITICAL)
-    assert f.summary == f"1 task(s) of web stuck in {state} for up to 1000s"
+    assert f.summary == (
+        f"1 task(s) of web stuck in {state} for up to 1000s (stuck {state} after {limit})"
+    )
     assert (STUCK.plan(f, ctx([svc], [running, stuck])) is not None) is actionable
 
 
@@ -210,8 +218,12 @@ def test_several_stuck_tasks_of_one_cause_make_one_finding() -> None:
     assert f.key == "stuck-task:svc1:hang"
     assert f.task_ids == ("t1", "t2", "t3")
     assert f.node_ids == ("n1", "n2")
-    assert f.details == {"states": "preparing,starting", "oldest_seconds": "900"}
-    assert f.summary == "3 task(s) of web stuck in preparing/starting for up to 900s"
+    assert f.details == {
+        "states": "preparing,starting",
+        "oldest_seconds": "900",
+        "threshold": "preparing after 300s (default); starting after 300s (default)",
+    }
+    assert f.summary.startswith("3 task(s) of web stuck in preparing/starting for up to 900s")
     assert f.actionable is True
     action = STUCK.plan(f, ctx([service()], tasks))
     assert action is not None
