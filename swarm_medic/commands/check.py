@@ -100,12 +100,15 @@ def _would(d: Decision) -> str:
         return d.action.kind.value
     if d.reason is Reason.NO_ACTION:
         return "report only"
+    if d.verdict is Verdict.PROPOSE and d.action:
+        return f"{d.action.kind.value} (proposed: waits for `swarm-medic approve`)"
     return f"{d.action.kind.value if d.action else '-'} (skip: {d.reason.value})"
 
 
 def _held_back(d: Decision) -> str | None:
     """The gate that held an action back, in words: the daemon's journal says the same."""
-    return d.why if d.verdict is Verdict.SKIP and d.reason is not Reason.NO_ACTION else None
+    held = d.verdict in (Verdict.SKIP, Verdict.PROPOSE)
+    return d.why if held and d.reason is not Reason.NO_ACTION else None
 
 
 def render_table(report: Report, out: TextIO) -> None:
