@@ -11,7 +11,9 @@ would decide now. What `check` cannot know is taken from the durable record or l
 - the pause switch is read from the ledger (always: one request) and shown first; the alerts
   hold (`--hold-while-alerts`) is asked when an action could follow, as the daemon does;
 - nodes are not asked (no probe round), so `node_unreachable` never shows, and runbooks that
-  count sightings across scans see this one snapshot only.
+  count sightings across scans see this one snapshot only;
+- the storm guard sees this one scan's findings, as the daemon's first scan does (the daemon
+  also counts findings of the last --storm-window), and the storm is shown first.
 
 Exit status: 0 healthy, 1 findings, 3 could not check (cli.EXIT_* for every command).
 """
@@ -29,6 +31,7 @@ from swarm_medic.core.ledger import Ledger, Pause
 from swarm_medic.core.model import Decision, Reason, Snapshot, Verdict
 from swarm_medic.core.runbook import context
 from swarm_medic.core.settings import Settings
+from swarm_medic.core.storm import Guard
 from swarm_medic.pipeline import match, policy, verify
 from swarm_medic.pipeline.hold import AlertsHold
 from swarm_medic.pipeline.observe import take_snapshot
@@ -50,6 +53,7 @@ class Report:
     hold: str = ""  # why the alerts hold holds ("" : no hold, or not asked)
     engine: Speaking | None = None  # the engine and API version spoken
     engine_at: str = ""
+    storm: str = ""  # what is failing, if this one scan's findings make a storm
 
 
 def diagnose(engine: Checked, settings: Settings, registry: Registry, now: float) -> Report:
@@ -74,6 +78,10 @@ def diagnose(engine: Checked, settings: Settings, registry: Registry, now: float
         hold = alerts.check() if alerts is not None and pause is None else ""
         ledger, taken = verify.take_over(ledger, snap, now)
         verifying = frozenset(t.service_id for t in taken if t.outcome is verify.TakeOver.RESUMED)
+    # the storm guard as the daemon's first scan sees it: this scan's findings alone
+    s = settings.safety
+    guard = Guard(s.storm_share, s.storm_min, s.storm_window, s.storm_hold)
+    guard.observe_snapshot(matched.findings, snap, now)
     decisions = policy.evaluate(
         planned,
         snap,
@@ -82,6 +90,7 @@ def diagnose(engine: Checked, settings: Settings, registry: Registry, now: float
         now=now,
         verifying=verifying,
         hold=hold,
+        storm=guard.why(),
     )
     return Report(
         snap,
@@ -92,6 +101,7 @@ def diagnose(engine: Checked, settings: Settings, registry: Registry, now: float
         hold,
         engine.speaking,
         str(getattr(engine, "base_url", "") or ""),
+        guard.why(),
     )
 
 
@@ -125,6 +135,8 @@ def render_table(report: Report, out: TextIO) -> None:
         out.write(f"paused: unknown ({report.pause_unknown})\n")
     if report.hold:
         out.write(f"holding: {report.hold}\n")
+    if report.storm:
+        out.write(f"STORM: no action anywhere until it passes; {report.storm}\n")
     if not report.decisions:
         out.write("healthy: no findings\n")
     else:
@@ -179,6 +191,7 @@ def render_json(report: Report, out: TextIO) -> None:
         if report.pause is None
         else {**report.pause.fields(), "describe": report.pause.describe()},
         "alerts_hold": report.hold or None,
+        "storm": report.storm or None,
         "findings": [
             {
                 "runbook": d.finding.runbook,

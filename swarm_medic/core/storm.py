@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from swarm_medic.core.model import Finding, Severity, TargetKind
+from swarm_medic.core.model import Finding, Severity, Snapshot, TargetKind
 
 HOLD_SCANS = 2  # scans in a row below the threshold before a storm ends (with `hold` seconds)
 SHOWN = 10  # names listed in a storm's description
@@ -141,6 +141,16 @@ class Guard:
             ended, self.storm, self._below = self.storm, None, None
             return Change(ended=ended)
         return Change()
+
+    def observe_snapshot(self, findings: Iterable[Finding], snap: Snapshot, now: float) -> Change:
+        """`observe` with the services, nodes and tasks of one scan's snapshot."""
+        return self.observe(
+            findings,
+            services={s.id: s.name for s in snap.services},
+            nodes={n.id: n.hostname or n.id for n in snap.nodes},
+            task_nodes={t.id: t.node_id for t in snap.tasks if t.node_id},
+            now=now,
+        )
 
     def _note(
         self,

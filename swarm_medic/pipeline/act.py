@@ -30,7 +30,7 @@ Dry-run never reaches this module: the policy turns every action into `would_act
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from swarm_medic.core.errors import Conflict, EngineError, NotFound
@@ -54,6 +54,7 @@ class Done:
     result: Result  # DONE, CONFLICT, FAILED or UNREACHABLE
     error: str = ""
     circuit_opened: str = ""  # why, if this action spent the service's budget
+    claimed: bool = False  # the claim was written (an approval it carried is consumed)
 
 
 @dataclass(frozen=True)
@@ -136,13 +137,13 @@ class Executor:
             done = self._replace_task(action, why)
             if done.result is Result.UNREACHABLE:
                 self._release(action.subject, fresh, claimed, now)
-            return done
+            return replace(done, claimed=True)
         if action.kind is ActionKind.REMOVE_NODE:
             done = self._remove_node(action, why)
         else:
             done = self._update_service(action, why)
         self.failpoint("after-act")
-        return done
+        return replace(done, claimed=True)
 
     def _claim(
         self,

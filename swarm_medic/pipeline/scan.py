@@ -493,13 +493,7 @@ class Medic:
     def _storm(self, findings: Sequence[Finding], snap: Snapshot, now: float) -> None:
         """The storm guard's verdict on this scan's findings: a storm that starts or ends is
         said (and told, by the leader) once; the gauge says whether one is in force."""
-        change = self.storm.observe(
-            findings,
-            services={s.id: s.name for s in snap.services},
-            nodes={n.id: n.hostname or n.id for n in snap.nodes},
-            task_nodes={t.id: t.node_id for t in snap.tasks if t.node_id},
-            now=now,
-        )
+        change = self.storm.observe_snapshot(findings, snap, now)
         tell = bool(self.settings.notify.notify) and snap.is_leader
         if change.started is not None and self.storm.storm is not None:
             self.storm.storm = replace(self.storm.storm, id=self._make_id())
@@ -521,6 +515,10 @@ class Medic:
             if (a.incident, "expired") not in self._approvals_said:
                 self._approvals_said.add((a.incident, "expired"))
                 self.journal.approval_expired(a)
+        # forgotten once gone from the ledger: the memory is bounded by the ledger's labels
+        self._approvals_said &= {(i, p) for i, p in ledger.approval_problems.items()} | {
+            (a.incident, "expired") for a in expired
+        }
         if expired and self._recording(snap):
             self._drop_approvals([a.incident for a in expired], now)
         if not snap.is_leader:
@@ -556,7 +554,7 @@ class Medic:
         done = self.executor.execute(
             action, inc.finding.runbook, now, decided, inc.id, approval=approval
         )
-        if approval and done.result is not Result.CONFLICT:
+        if approval and done.claimed:  # the claim's write consumed the approval
             self.proposals.pop(inc.id, None)
             self.journal.approval_used(inc, action)
         # A node-local hand action too: its node's instance does it, the brain tells it.
