@@ -45,6 +45,7 @@ def command(medic: MedicProcess, *args: str) -> str:
     return done.stdout
 
 
+@pytest.mark.timeout(600)
 def test_a_proposal_waits_for_its_approval_then_acts_once_an_expired_one_applies_nothing(
     lab: Lab, medic: Medic, tmp_path: Path
 ) -> None:

@@ -31,6 +31,7 @@ def running(lab: Lab, name: str) -> bool:
     return lab.current_states(name) == ["Running"]
 
 
+@pytest.mark.timeout(900)  # the default window (5m) and hold (1m) before acting resumes
 def test_a_storm_opens_one_incident_and_stops_every_action_a_lone_fault_is_healed_after(
     lab: Lab, medic: Medic, tmp_path: Path
 ) -> None:
