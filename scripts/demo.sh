@@ -60,10 +60,13 @@ cat <<TXT
    Ctrl-C stops the medic; 'bash scripts/demo.sh down' removes the demo and the lab.
 TXT
 
-say "4/4 swarm-medic run (thresholds shortened for the demo: Starting 15 s, Pending 10 s)"
+say "4/4 swarm-medic run (thresholds shortened for the demo: Starting 15 s, Pending 10 s; storm guard off)"
 export SWARM_MEDIC_SCAN_INTERVAL=${SWARM_MEDIC_SCAN_INTERVAL:-5s}
 export SWARM_MEDIC_RUNBOOK_STUCK_TASK_AFTER=${SWARM_MEDIC_RUNBOOK_STUCK_TASK_AFTER:-starting=15s,pending=10s}
 export SWARM_MEDIC_VERIFY_HOLD=${SWARM_MEDIC_VERIFY_HOLD:-5s}
 export SWARM_MEDIC_LEDGER_NAME=${SWARM_MEDIC_LEDGER_NAME:-swarm-medic-demo-ledger}
 export SWARM_MEDIC_LOG_FORMAT=${SWARM_MEDIC_LOG_FORMAT:-console}
+# every service of the demo's stack is broken at once: a storm by the guard's measure (4 of 4
+# failing), which would stand still. Off here (share 1), so each fault shows its own story.
+export SWARM_MEDIC_STORM_SHARE=${SWARM_MEDIC_STORM_SHARE:-1}
 exec .venv/bin/swarm-medic run

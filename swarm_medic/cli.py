@@ -1,5 +1,5 @@
-"""Command line: `swarm-medic run | check | pause | resume | report | rollout | runbooks |
-uninstall`, `--version`."""
+"""Command line: `swarm-medic run | check | pause | resume | approve | report | rollout |
+runbooks | uninstall`, `--version`."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from typing import NoReturn
 from swarm_medic import __version__
 from swarm_medic.config import add_arguments, load
 from swarm_medic.core.errors import SettingsError, SwarmMedicError
-from swarm_medic.core.ledger import MAX_TEXT, Pause
+from swarm_medic.core.ledger import MAX_TEXT, Approval, Ledger, Pause
 from swarm_medic.core.parsers import DAY, MINUTE, Count, Duration, say_duration
 from swarm_medic.core.records import HORIZON
 from swarm_medic.core.runbook import RUNBOOK_FLAG, Runbook, env_name, flag_form
@@ -123,6 +123,26 @@ def _parser() -> argparse.ArgumentParser:
     add_arguments(pause, only=("engine",), names=LEDGER_ONLY)
     resume = sub.add_parser("resume", help="end the pause: every instance acts again")
     add_arguments(resume, only=("engine",), names=LEDGER_ONLY)
+    approve = sub.add_parser(
+        "approve",
+        help="let the action proposed for an incident through, once (services labelled "
+        "swarm-medic.approve=true, runbooks in --approve-runbooks); --list shows what waits",
+    )
+    approve.add_argument("incident", nargs="?", help="the incident id the proposal names")
+    approve.add_argument(
+        "--ttl",
+        type=APPROVE_TTL,
+        default=3600.0,
+        metavar="DURATION",
+        help="how long the approval may be applied, e.g. 30m (default: 1h)",
+    )
+    approve.add_argument(
+        "--by", type=_reason, default=None, help="who approves (default: $SUDO_USER or $USER@host)"
+    )
+    approve.add_argument(
+        "--list", action="store_true", help="show the proposals and approvals pending"
+    )
+    add_arguments(approve, only=("engine",), names=LEDGER_ONLY)
     report = sub.add_parser(
         "report",
         help="what the healing was worth: per runbook, incidents found, fixed, healed, fixes "
@@ -171,6 +191,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 PAUSE_FOR = Duration(1.0, 90 * DAY)
+APPROVE_TTL = Duration(1.0, 30 * DAY)
 KEEP = Count(1000, low=0)
 REPORT_SINCE = Duration(MINUTE, HORIZON)
 DEFAULT_SINCE = "7d"
@@ -322,6 +343,45 @@ def cmd_resume(args: argparse.Namespace) -> int:
     return 0
 
 
+def _approver() -> str:
+    sudo = os.environ.get("SUDO_USER", "").strip()
+    return f"{sudo}@{socket.gethostname()}" if sudo else _who()
+
+
+def cmd_approve(args: argparse.Namespace) -> int:
+    from swarm_medic.commands.approve import approve, pending, render
+
+    settings = _settings(args)
+    now = time.time()
+    name = settings.safety.ledger_name
+    if args.list:
+        try:
+            doc = _engine_factory(settings)().read_ledger(name)
+        except SwarmMedicError as exc:
+            return _failed(args, f"swarm-medic approve: could not read the ledger: {exc}")
+        print("\n".join(render(pending(Ledger.from_doc(doc), now))))
+        return EXIT_OK
+    if not args.incident:
+        return _failed(args, "swarm-medic approve: give an INCIDENT id, or --list", EXIT_USAGE)
+    approval = Approval(args.incident, args.by or _approver(), now, now + args.ttl)
+    try:
+        done = approve(_engine_factory(settings)(), name, approval, now)
+    except SwarmMedicError as exc:
+        return _failed(args, f"swarm-medic approve: not approved: {exc}")
+    r = done.record
+    if done.replaced is not None:
+        print(f"replaces: {done.replaced.describe()}")
+    what = r.proposed or "the action the leader proposes for it"
+    print(
+        f"incident {r.id} ({r.runbook}{', service ' + r.service if r.service else ''}): "
+        f"{approval.describe()}\n"
+        f"the leader applies {what} once, at its next scan, through every other gate "
+        "(cooldown, budget, circuit breaker, pause, max-concurrent, storm); "
+        "after the expiry it applies nothing"
+    )
+    return EXIT_OK
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from swarm_medic.commands import report
 
@@ -442,6 +502,7 @@ COMMANDS = {
     "check": cmd_check,
     "pause": cmd_pause,
     "resume": cmd_resume,
+    "approve": cmd_approve,
     "report": cmd_report,
     "rollout": cmd_rollout,
     "runbooks": cmd_runbooks,

@@ -15,6 +15,8 @@ would decide now. What `check` cannot know is taken from the durable record or l
 - what each service's history says (core/learned.py) is the leader's, as written in the
   ledger; each runbook that says what it holds per service (`standing`: stuck-task's
   thresholds and where each came from) is listed after the findings.
+- the storm guard sees this one scan's findings, as the daemon's first scan does (the daemon
+  also counts findings of the last --storm-window), and the storm is shown first.
 
 Exit status: 0 healthy, 1 findings, 3 could not check (cli.EXIT_* for every command).
 """
@@ -33,6 +35,7 @@ from swarm_medic.core.ledger import Ledger, Pause
 from swarm_medic.core.model import Decision, Reason, Snapshot, Verdict
 from swarm_medic.core.runbook import Context, context
 from swarm_medic.core.settings import Settings
+from swarm_medic.core.storm import Guard
 from swarm_medic.pipeline import match, policy, verify
 from swarm_medic.pipeline.hold import AlertsHold
 from swarm_medic.pipeline.observe import take_snapshot
@@ -56,6 +59,7 @@ class Report:
     engine_at: str = ""
     # runbook -> (subject, what it holds for it): stuck-task's thresholds per service
     standing: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
+    storm: str = ""  # what is failing, if this one scan's findings make a storm
 
 
 def diagnose(engine: Checked, settings: Settings, registry: Registry, now: float) -> Report:
@@ -88,6 +92,10 @@ def diagnose(engine: Checked, settings: Settings, registry: Registry, now: float
         hold = alerts.check() if alerts is not None and pause is None else ""
         ledger, taken = verify.take_over(ledger, snap, now)
         verifying = frozenset(t.service_id for t in taken if t.outcome is verify.TakeOver.RESUMED)
+    # the storm guard as the daemon's first scan sees it: this scan's findings alone
+    s = settings.safety
+    guard = Guard(s.storm_share, s.storm_min, s.storm_window, s.storm_hold)
+    guard.observe_snapshot(matched.findings, snap, now)
     decisions = policy.evaluate(
         planned,
         snap,
@@ -96,6 +104,7 @@ def diagnose(engine: Checked, settings: Settings, registry: Registry, now: float
         now=now,
         verifying=verifying,
         hold=hold,
+        storm=guard.why(),
     )
     return Report(
         snap,
@@ -107,6 +116,7 @@ def diagnose(engine: Checked, settings: Settings, registry: Registry, now: float
         engine.speaking,
         str(getattr(engine, "base_url", "") or ""),
         standing_of(registry, ctx, book),
+        guard.why(),
     )
 
 
@@ -138,12 +148,15 @@ def _would(d: Decision) -> str:
         return d.action.kind.value
     if d.reason is Reason.NO_ACTION:
         return "report only"
+    if d.verdict is Verdict.PROPOSE and d.action:
+        return f"{d.action.kind.value} (proposed: waits for `swarm-medic approve`)"
     return f"{d.action.kind.value if d.action else '-'} (skip: {d.reason.value})"
 
 
 def _held_back(d: Decision) -> str | None:
     """The gate that held an action back, in words: the daemon's journal says the same."""
-    return d.why if d.verdict is Verdict.SKIP and d.reason is not Reason.NO_ACTION else None
+    held = d.verdict in (Verdict.SKIP, Verdict.PROPOSE)
+    return d.why if held and d.reason is not Reason.NO_ACTION else None
 
 
 def render_table(report: Report, out: TextIO) -> None:
@@ -160,6 +173,8 @@ def render_table(report: Report, out: TextIO) -> None:
         out.write(f"paused: unknown ({report.pause_unknown})\n")
     if report.hold:
         out.write(f"holding: {report.hold}\n")
+    if report.storm:
+        out.write(f"STORM: no action anywhere until it passes; {report.storm}\n")
     if not report.decisions:
         out.write("healthy: no findings\n")
     else:
@@ -219,6 +234,7 @@ def render_json(report: Report, out: TextIO) -> None:
         if report.pause is None
         else {**report.pause.fields(), "describe": report.pause.describe()},
         "alerts_hold": report.hold or None,
+        "storm": report.storm or None,
         "findings": [
             {
                 "runbook": d.finding.runbook,

@@ -27,6 +27,13 @@ PAUSED, with no end, until someone resumes or pauses again (an operator meant to
 medic; a typo must not switch it back on). A pause past its `until` is over; the next write
 drops it.
 
+An approval (`swarm-medic approve INCIDENT`) is one label per incident,
+`swarm-medic.approval.<incident id>` (APPROVAL_PREFIX) = JSON {"by", "at", "until"}: who approved
+the proposed action, when, and until when it may be applied. It is consumed (removed) in the
+same write as the claim of the action it lets through, so it is applied once; the leader drops
+one past its `until` and says so once. One that cannot be read approves nothing, is said, and
+is kept as it is for an operator to fix or remove.
+
 Why not the service's own labels: a label change is a service update, which would replace the
 PreviousSpec a rollback needs and reset UpdateStatus; a rollback request ignores the spec sent
 with it, so labels cannot ride along with it either.
@@ -47,6 +54,7 @@ from swarm_medic.core.records import RECORD_PREFIX, IncidentRecord, Records
 
 PREFIX = "swarm-medic.svc."
 PAUSE_LABEL = "swarm-medic.pause"
+APPROVAL_PREFIX = "swarm-medic.approval."
 WINDOW = 3600.0  # budgets count actions of the last hour
 
 # The labels are input like any other: anyone with access to the swarm can write them. These
@@ -173,6 +181,58 @@ def decode_pause(text: object) -> Pause:
     )
 
 
+@dataclass(frozen=True)
+class Approval:
+    """An operator's go-ahead for the action proposed on one incident, until `until`."""
+
+    incident: str
+    by: str
+    at: float
+    until: float
+
+    def active(self, now: float) -> bool:
+        return now < self.until
+
+    def describe(self) -> str:
+        by = f" by {self.by}" if self.by else ""
+        return f"approved{by} at {_iso(self.at)}, until {_iso(self.until)}"
+
+
+APPROVAL_KEYS = frozenset({"by", "at", "until"})
+
+
+def encode_approval(a: Approval) -> str:
+    obj = {"by": a.by, "at": round(a.at, 3), "until": round(a.until, 3)}
+    return json.dumps(obj, separators=(",", ":"), sort_keys=True)
+
+
+def decode_approval(incident: str, text: object) -> Approval:
+    """An approval label -> Approval. Raises LedgerEntryError, and nothing else, for a bad one."""
+    obj = _json_object(text)
+    if extra := sorted(set(obj) - APPROVAL_KEYS):
+        raise LedgerEntryError(f"unknown key(s) in the approval: {', '.join(extra)[:80]}")
+    return Approval(
+        incident=incident,
+        by=_text(obj.get("by", ""), "who approved ('by')"),
+        at=_time(obj.get("at"), "the approval's time ('at')"),
+        until=_time(obj.get("until"), "the approval's end ('until')"),
+    )
+
+
+def _approvals_of(labels: Mapping[str, str]) -> tuple[dict[str, Approval], dict[str, str]]:
+    good: dict[str, Approval] = {}
+    bad: dict[str, str] = {}
+    for key, value in labels.items():
+        if not isinstance(key, str) or not key.startswith(APPROVAL_PREFIX):
+            continue
+        iid = key[len(APPROVAL_PREFIX) :]
+        try:
+            good[iid] = decode_approval(iid, value)
+        except LedgerEntryError as exc:
+            bad[iid] = str(exc)
+    return good, bad
+
+
 def _pause_of(labels: Mapping[str, str]) -> Pause | None:
     if PAUSE_LABEL not in labels:
         return None
@@ -296,6 +356,10 @@ class Ledger:
     record_changes: Mapping[str, IncidentRecord] = field(
         default_factory=lambda: MappingProxyType({})
     )
+    # approvals (`swarm-medic approve`) by incident id, readable ones; the unreadable and why
+    approvals: Mapping[str, Approval] = field(default_factory=lambda: MappingProxyType({}))
+    approval_problems: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    approvals_dropped: frozenset[str] = frozenset()  # consumed or expired: not written back
 
     @classmethod
     def from_doc(cls, doc: LedgerDoc | None) -> Ledger:
@@ -310,7 +374,41 @@ class Ledger:
             except LedgerEntryError as exc:
                 bad[sid] = str(exc)
         pause = _pause_of(doc.labels) if doc else None
-        return cls(doc, MappingProxyType(services), frozenset(bad), MappingProxyType(bad), pause)
+        approvals, approval_problems = _approvals_of(doc.labels if doc else {})
+        return cls(
+            doc,
+            MappingProxyType(services),
+            frozenset(bad),
+            MappingProxyType(bad),
+            pause,
+            approvals=MappingProxyType(approvals),
+            approval_problems=MappingProxyType(approval_problems),
+        )
+
+    def approval(self, incident: str, now: float) -> Approval | None:
+        """The approval in force for `incident` at `now`, or None."""
+        a = self.approvals.get(incident)
+        return a if a is not None and a.active(now) else None
+
+    def with_approval(self, a: Approval) -> Ledger:
+        """This ledger with `a` written (replacing one for the same incident)."""
+        return replace(
+            self,
+            approvals=MappingProxyType({**self.approvals, a.incident: a}),
+            approval_problems=MappingProxyType(
+                {k: v for k, v in self.approval_problems.items() if k != a.incident}
+            ),
+            approvals_dropped=self.approvals_dropped - {a.incident},
+        )
+
+    def without_approvals(self, incidents: Iterable[str]) -> Ledger:
+        """This ledger with these approvals removed (consumed, or expired)."""
+        gone = frozenset(incidents)
+        return replace(
+            self,
+            approvals=MappingProxyType({k: v for k, v in self.approvals.items() if k not in gone}),
+            approvals_dropped=self.approvals_dropped | gone,
+        )
 
     @cached_property
     def _records_read(self) -> Records:
@@ -358,7 +456,15 @@ class Ledger:
             and not k.startswith(RECORD_PREFIX)
             and k != records_mod.PRUNED_LABEL
             and (not k.startswith(PREFIX) or k[len(PREFIX) :] in self.unreadable)
+            # approvals: the unreadable ones kept as they are, the others written below
+            and (
+                not k.startswith(APPROVAL_PREFIX)
+                or k[len(APPROVAL_PREFIX) :] in self.approval_problems
+            )
         }
+        for iid, a in self.approvals.items():
+            if iid not in self.approvals_dropped:
+                out[APPROVAL_PREFIX + iid] = encode_approval(a)
         out.update(records_mod.labels(before, self.record_changes, now))
         if (p := self.paused(now)) is not None:
             # an unreadable pause is kept as it is: only resume or a new pause replaces it

@@ -534,6 +534,7 @@ class Finding:
 class Verdict(enum.StrEnum):
     ACT = "act"
     WOULD_ACT = "would_act"  # dry-run
+    PROPOSE = "propose"  # asks first: acted on once approved (`swarm-medic approve`)
     SKIP = "skip"
 
 
@@ -570,6 +571,11 @@ class Reason(enum.StrEnum):
         "pause expires",
     )
     NOT_LEADER = "not_leader", "only the instance on the leader manager acts on services"
+    STORM = (
+        "storm",
+        "too much is failing at once across the swarm (--storm-share): no action anywhere "
+        "until the share falls back",
+    )
     LEDGER_UNREADABLE = (
         "ledger_unreadable",
         "the service's history in the ledger could not be read: no acting blind",
@@ -596,6 +602,11 @@ class Reason(enum.StrEnum):
         "--max-concurrent-actions remediations are already under way in the swarm (being "
         "verified, or decided this scan)",
     )
+    APPROVAL_NEEDED = (
+        "approval_needed",
+        "labelled swarm-medic.approve=true, or its runbook is in --approve-runbooks: proposed, "
+        "acted on once approved with `swarm-medic approve INCIDENT` (never in dry-run)",
+    )
     DRY_RUN = "dry_run", "every gate passed; dry-run only says what would be done"
     OK = "ok", "every gate passed: act"
 
@@ -604,6 +615,8 @@ class Reason(enum.StrEnum):
         """The verdict a decision with this reason carries."""
         if self is Reason.OK:
             return Verdict.ACT
+        if self is Reason.APPROVAL_NEEDED:
+            return Verdict.PROPOSE
         return Verdict.WOULD_ACT if self is Reason.DRY_RUN else Verdict.SKIP
 
 

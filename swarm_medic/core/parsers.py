@@ -87,6 +87,20 @@ class Count:
         return value
 
 
+class Share(float):
+    """A share of a whole (0.3: 30 %): the one float setting that is not a duration."""
+
+    __slots__ = ()
+
+
+def parse_share(text: str) -> Share:
+    """A share above 0 and at most 1."""
+    value = float(text)
+    if not 0 < value <= 1:  # also false for NaN
+        raise ValueError("expected a share above 0 and at most 1 (e.g. 0.3)")
+    return Share(value)
+
+
 def parse_port(text: str) -> int:
     value = int(text)
     if not 0 <= value <= 65535:
@@ -212,9 +226,12 @@ def parse_urls(text: str) -> tuple[str, ...]:
 def show_value(value: object) -> str:
     """A value as one would write it in a flag or a variable ("" for nothing).
 
-    Every float setting is a duration; the README test parses each shown default back."""
+    Every float setting but a Share is a duration; the README test parses each shown default
+    back."""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, Share):
+        return repr(float(value))
     if isinstance(value, float):
         return say_duration(value)
     if isinstance(value, Mapping):

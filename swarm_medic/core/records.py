@@ -58,6 +58,7 @@ class IncidentRecord:
     not_held: int = 0  # fixes the verifier judged not healed
     healed: float | None = None  # when the verifier judged a fix healed
     touched: float | None = None  # when a change to its service by someone else was first seen
+    proposed: str = ""  # the action proposed, waiting for `swarm-medic approve` ("" : none)
 
     @property
     def fixed(self) -> bool:
@@ -66,7 +67,7 @@ class IncidentRecord:
 
 def encode(r: IncidentRecord) -> str:
     obj: dict[str, object] = {"rb": r.runbook, "f": round(r.found, 3)}
-    texts = {"k": r.key, "s": r.service_id, "n": r.service}
+    texts = {"k": r.key, "s": r.service_id, "n": r.service, "p": r.proposed}
     obj.update({k: v for k, v in texts.items() if v})
     times = {
         "c": r.closed,
@@ -149,6 +150,7 @@ def decode(incident_id: str, text: object) -> IncidentRecord:
         not_held=_count(obj, "nh", "the count of fixes not healed ('nh')"),
         healed=_maybe_time(obj, "h", "the time healed ('h')"),
         touched=_maybe_time(obj, "t", "the time someone else changed the service ('t')"),
+        proposed=_text(obj, "p", "the action proposed ('p')"),
     )
 
 
@@ -198,7 +200,15 @@ class Judged:
     acted: float | None = None  # the fix's claim, in case its Acted was never written
 
 
-Change = Opened | Closed | Touched | Acted | Judged
+@dataclass(frozen=True)
+class Proposed:
+    """The action the medic proposes for this incident, waiting for an approval."""
+
+    id: str
+    what: str
+
+
+Change = Opened | Closed | Touched | Acted | Judged | Proposed
 
 
 def apply(record: IncidentRecord | None, change: Change) -> IncidentRecord | None:
@@ -215,9 +225,9 @@ def apply(record: IncidentRecord | None, change: Change) -> IncidentRecord | Non
     if isinstance(change, Touched):
         first = record.touched is None
         return replace(record, touched=change.at) if first else record
-    if isinstance(change, Acted):
-        return _acted(record, change.at)
-    return _judged(record, change)
+    if isinstance(change, Proposed):
+        return replace(record, proposed=change.what[:MAX_TEXT])
+    return _acted(record, change.at) if isinstance(change, Acted) else _judged(record, change)
 
 
 def _judged(record: IncidentRecord, change: Judged) -> IncidentRecord:

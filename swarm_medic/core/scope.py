@@ -14,6 +14,7 @@ from swarm_medic.core.settings import SafetySettings
 ENABLE_LABEL = "swarm-medic.enable"
 SELF_LABEL = "swarm-medic.self"
 ACTION_LABEL = "swarm-medic.action"  # "report": findings, never actions
+APPROVE_LABEL = "swarm-medic.approve"  # true: its actions wait for `swarm-medic approve`
 NOTIFY_LABEL = "swarm-medic.notify"  # false: the service's incidents are never notified
 
 
@@ -70,3 +71,11 @@ def notify_wanted(finding: Finding, service: Service | None, min_severity: str) 
 def notify_muted(service: Service) -> bool:
     """The service is labelled swarm-medic.notify=false."""
     return _label_true(service.labels, NOTIFY_LABEL) is False
+
+
+def asks_first(service: Service | None, runbook: str, approve_runbooks: tuple[str, ...]) -> bool:
+    """Whether an action waits for an approval: its service is labelled
+    swarm-medic.approve=true, or its runbook is one of --approve-runbooks."""
+    if runbook in approve_runbooks:
+        return True
+    return service is not None and _label_true(service.labels, APPROVE_LABEL) is True

@@ -23,6 +23,7 @@ from swarm_medic.core.parsers import (
     MINUTE,
     Count,
     Duration,
+    Share,
     choice,
     parse_alerts_hold,
     parse_basic_auth,
@@ -31,6 +32,7 @@ from swarm_medic.core.parsers import (
     parse_names,
     parse_port,
     parse_secret,
+    parse_share,
     parse_token,
     parse_urls,
     redact_userinfo,
@@ -56,6 +58,8 @@ PROBE_TIMEOUT = Duration(0.01, MINUTE)
 PROBE_GRACE = Duration(0.1, DAY)
 PROBE_COVERAGE = Duration(0.1, DAY)
 NOTIFY_REMIND = Duration(1.0, 30 * DAY)
+STORM_WINDOW = Duration(1.0, DAY)
+STORM_HOLD = Duration(0.0, DAY)
 
 T = TypeVar("T")
 
@@ -211,6 +215,44 @@ class SafetySettings:
         "SWARM_MEDIC_HOLD_BEARER_TOKEN_FILE with a docker secret; never shown)",
         "TOKEN",
         hidden=True,
+    )
+    storm_share: float = setting(
+        "storm_share",
+        parse_share,
+        Share(0.3),
+        "stand still (no action anywhere, one storm incident) while more than this share of "
+        "the services, or of the nodes, had warning or critical findings within --storm-window",
+        "SHARE",
+    )
+    storm_min: int = setting(
+        "storm_min",
+        Count(10_000),
+        3,
+        "the fewest services (or nodes) failing at once that make a storm, whatever the share",
+        "N",
+    )
+    storm_window: float = setting(
+        "storm_window",
+        STORM_WINDOW,
+        300.0,
+        "how far back a finding counts towards a storm",
+        "DURATION",
+    )
+    storm_hold: float = setting(
+        "storm_hold",
+        STORM_HOLD,
+        60.0,
+        "how long the share must stay below --storm-share (and for 2 scans) before a storm "
+        "ends and acting resumes",
+        "DURATION",
+    )
+    approve_runbooks: tuple[str, ...] = setting(
+        "approve_runbooks",
+        parse_names,
+        (),
+        "runbooks whose actions are proposed, not taken, until approved with `swarm-medic "
+        "approve INCIDENT` (services labelled swarm-medic.approve=true too)",
+        "NAME,...",
     )
     ledger_name: str = setting(
         "ledger_name",

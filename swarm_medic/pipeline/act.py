@@ -20,13 +20,17 @@ The claim also reads the pause switch (`swarm-medic pause`): a pause written aft
 decision stands the executor down, and one written after its read makes its compare-and-swap
 fail. Once `pause` has returned, nothing new is claimed.
 
+An approved action (`swarm-medic approve`) consumes its approval in the claim's own write: the
+claim stands down if the approval is gone from the fresh ledger (applied by another instance,
+expired), so one approval lets one action through.
+
 Dry-run never reaches this module: the policy turns every action into `would_act`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from swarm_medic.core.errors import Conflict, EngineError, NotFound
@@ -50,6 +54,7 @@ class Done:
     result: Result  # DONE, CONFLICT, FAILED or UNREACHABLE
     error: str = ""
     circuit_opened: str = ""  # why, if this action spent the service's budget
+    claimed: bool = False  # the claim was written (an approval it carried is consumed)
 
 
 @dataclass(frozen=True)
@@ -102,9 +107,13 @@ class Executor:
         now: float,
         decided: Ledger | None = None,
         incident: str = "",
+        *,
+        approval: str = "",
     ) -> Done:
         """`decided`: the ledger the decision was made on (None: judge on the fresh read).
-        `incident`: recorded with the claim, so a verification outlives this process."""
+        `incident`: recorded with the claim, so a verification outlives this process.
+        `approval`: the incident whose approval lets this action through, consumed by the
+        claim ("" : none needed)."""
         # the policy skips these already; this covers a node lost between decision and act
         down = self.why_no_hands(action.node_id) if action.kind in NODE_LOCAL else ""
         if down:
@@ -119,7 +128,7 @@ class Executor:
             task=action.task_id,
             node=action.node_id,
         )
-        claim = self._claim(action.subject, runbook, now, decided, pending)
+        claim = self._claim(action.subject, runbook, now, decided, pending, approval=approval)
         if isinstance(claim, Done):
             return claim
         fresh, claimed, why = claim
@@ -128,49 +137,65 @@ class Executor:
             done = self._replace_task(action, why)
             if done.result is Result.UNREACHABLE:
                 self._release(action.subject, fresh, claimed, now)
-            return done
+            return replace(done, claimed=True)
         if action.kind is ActionKind.REMOVE_NODE:
             done = self._remove_node(action, why)
         else:
             done = self._update_service(action, why)
         self.failpoint("after-act")
-        return done
+        return replace(done, claimed=True)
 
     def _claim(
-        self, sid: str, runbook: str, now: float, decided: Ledger | None, pending: Verifying
+        self,
+        sid: str,
+        runbook: str,
+        now: float,
+        decided: Ledger | None,
+        pending: Verifying,
+        *,
+        approval: str = "",
     ) -> Done | tuple[Ledger, Ledger, str]:
         """The ledger write that is the lock -> (ledger before, ledger claimed, why the circuit
         opened) or the Done that says why we stand down."""
         s = self._settings
         try:
             fresh = Ledger.from_doc(self._engine.read_ledger(s.ledger_name))
-            if (pause := fresh.paused(now)) is not None:  # paused since the decision
-                return Done(Result.CONFLICT, f"swarm-medic was paused: {pause.describe()}")
-            if decided is not None and not fresh.same_history(decided, sid, now):
-                return Done(
-                    Result.CONFLICT,
-                    "another instance acted on this service since the decision (ledger moved)",
-                )
-            # The policy judged the swarm-wide limit on the ledger it read; two instances that
-            # both believe they lead (an election under way) each pass that check. Judged again
-            # on the ledger this claim is written against, a second claim loses the
-            # compare-and-swap or sees the first one here.
-            under_way = fresh.in_progress(now) - {sid}
-            if 0 < s.max_concurrent_actions <= len(under_way):
-                return Done(
-                    Result.CONFLICT,
-                    f"{len(under_way)} remediations under way in the swarm since the decision; "
-                    f"limit {s.max_concurrent_actions}",
-                )
+            if (why := self._stand_down(fresh, sid, now, decided, approval)) is not None:
+                return Done(Result.CONFLICT, why)
             claimed, opened = fresh.record_action(
                 sid, runbook, now, s.budget_per_hour, s.breaker_reset, pending=pending
             )
+            if approval:  # applied once: consumed by the write that claims the action
+                claimed = claimed.without_approvals([approval])
             self._engine.write_ledger(s.ledger_name, fresh.doc, claimed.labels(now))
         except Conflict as exc:
             return Done(Result.CONFLICT, f"another instance is acting (ledger moved): {exc}")
         except EngineError as exc:
             return Done(Result.FAILED, f"could not claim the action in the ledger: {exc}")
         return fresh, claimed, claimed.history(sid).open_reason if opened else ""
+
+    def _stand_down(
+        self, fresh: Ledger, sid: str, now: float, decided: Ledger | None, approval: str
+    ) -> str | None:
+        """Why the fresh ledger takes away a premise of the decision (None: claim)."""
+        s = self._settings
+        if (pause := fresh.paused(now)) is not None:  # paused since the decision
+            return f"swarm-medic was paused: {pause.describe()}"
+        if decided is not None and not fresh.same_history(decided, sid, now):
+            return "another instance acted on this service since the decision (ledger moved)"
+        # The policy judged the swarm-wide limit on the ledger it read; two instances that
+        # both believe they lead (an election under way) each pass that check. Judged again
+        # on the ledger this claim is written against, a second claim loses the
+        # compare-and-swap or sees the first one here.
+        under_way = fresh.in_progress(now) - {sid}
+        if 0 < s.max_concurrent_actions <= len(under_way):
+            return (
+                f"{len(under_way)} remediations under way in the swarm since the decision; "
+                f"limit {s.max_concurrent_actions}"
+            )
+        if approval and fresh.approval(approval, now) is None:
+            return f"the approval of incident {approval} is gone (applied already, or expired)"
+        return None
 
     def _update_service(self, action: Action, why: str) -> Done:
         try:

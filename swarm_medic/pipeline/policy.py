@@ -14,6 +14,8 @@ on. A finding that passes every gate that skips (dry-run included) claims its se
   paused             swarm-medic is paused swarm-wide (`swarm-medic pause`) until it is resumed
                      or the pause expires
   not_leader         only the instance on the leader manager acts on services
+  storm              too much is failing at once across the swarm (--storm-share): no action
+                     anywhere until the share falls back
   ledger_unreadable  the service's history in the ledger could not be read: no acting blind
   circuit_open       the circuit breaker is open (budget spent or fixes did not hold) until it
                      resets
@@ -27,6 +29,9 @@ on. A finding that passes every gate that skips (dry-run included) claims its se
                      action meanwhile
   max_concurrent     --max-concurrent-actions remediations are already under way in the swarm
                      (being verified, or decided this scan)
+  approval_needed    labelled swarm-medic.approve=true, or its runbook is in --approve-runbooks:
+                     proposed, acted on once approved with `swarm-medic approve INCIDENT` (never
+                     in dry-run)
   dry_run            every gate passed; dry-run only says what would be done
   ok                 every gate passed: act
 
@@ -36,7 +41,11 @@ The swarm-wide facts are inputs like the rest: the pause is the ledger's (`Ledge
 the alerts hold is what `pipeline.hold` found this scan (a string: why it holds, "" for no
 hold), and the remediations in progress are the services with a fix being verified, by this
 instance or any other (`Ledger.in_progress`); findings decided to act earlier in the same scan
-count against `--max-concurrent-actions` too.
+count against `--max-concurrent-actions` too. The storm is what the storm guard
+(core/storm.py) says this scan (a string: what is failing, "" for no storm); `approved` the
+findings (keys) whose incident an operator approved, unexpired (`Ledger.approval`). A finding
+that asks first and passes every other gate is proposed (`propose`): it claims nothing, and
+once approved it goes through the same gates as any other.
 
 `evaluate` is the one evaluation both the daemon's scan and `swarm-medic check` run, and
 `history_wanted` says when it needs the ledger, so `check` shows what the daemon would decide.
@@ -59,7 +68,7 @@ from swarm_medic.core.model import (
     Snapshot,
     Verdict,
 )
-from swarm_medic.core.scope import enabled, is_self, report_only
+from swarm_medic.core.scope import asks_first, enabled, is_self, report_only
 from swarm_medic.core.settings import SafetySettings
 from swarm_medic.pipeline.match import NODE_LOCAL
 
@@ -85,6 +94,8 @@ class Candidate:
     hold: str = ""  # why the alerts hold holds ("" : no hold)
     in_progress: Set[str] = frozenset()  # services with a fix under way anywhere in the swarm
     subject: str = ""
+    storm: str = ""  # what is failing in the storm in force ("" : no storm)
+    approved: bool = False  # an operator approved this finding's incident (unexpired)
 
 
 def _nothing(c: Candidate) -> str:
@@ -168,6 +179,12 @@ def _limit(c: Candidate) -> str:
     return f"{n} under way or decided this scan; limit {limit}"
 
 
+def _asks(c: Candidate) -> bool:
+    """Waits for an approval: asks first and has none (in dry-run approvals never apply)."""
+    asks = asks_first(c.service, c.finding.runbook, c.safety.approve_runbooks)
+    return asks and (c.safety.dry_run or not c.approved)
+
+
 GATES: tuple[Gate, ...] = (
     Gate(Reason.NO_ACTION, _no_action),
     Gate(Reason.SELF, lambda c: c.service is not None and is_self(c.service, c.safety)),
@@ -177,6 +194,8 @@ GATES: tuple[Gate, ...] = (
     # the switch an operator pulls: before any gate that could let an action through
     Gate(Reason.PAUSED, lambda c: c.pause is not None, _pause),
     Gate(Reason.NOT_LEADER, lambda c: not c.leader),
+    # swarm-wide, as the pause: when the cause is not in any one service, none is touched
+    Gate(Reason.STORM, lambda c: bool(c.storm), lambda c: c.storm),
     Gate(
         Reason.LEDGER_UNREADABLE,
         lambda c: c.subject in c.ledger.unreadable,
@@ -194,6 +213,8 @@ GATES: tuple[Gate, ...] = (
     Gate(Reason.ALERTS_HOLD, lambda c: bool(c.hold), lambda c: c.hold),
     # last of the gates that skip: only an action every other gate lets through takes a slot
     Gate(Reason.MAX_CONCURRENT, _at_limit, _limit),
+    # proposes what every other gate would let through; approved, it is acted on as any other
+    Gate(Reason.APPROVAL_NEEDED, _asks, lambda c: "dry-run" if c.safety.dry_run else ""),
     # the last gate does not skip: it says what would be done instead of doing it
     Gate(Reason.DRY_RUN, lambda c: c.safety.dry_run),
 )
@@ -233,10 +254,13 @@ def decide(
     hands_down: Mapping[str, str] | None = None,
     hold: str = "",
     in_progress: Set[str] = frozenset(),
+    storm: str = "",
+    approved: Set[str] = frozenset(),
 ) -> list[Decision]:
     """`hands_down`: node id -> why its instance cannot be asked now (node-local actions).
     `hold`: why the alerts hold holds ("" none); `in_progress`: services with a fix under way
-    (this instance's `verifying` are added); the pause is the ledger's."""
+    (this instance's `verifying` are added); the pause is the ledger's. `storm`: what is
+    failing in a storm ("" none); `approved`: finding keys an operator approved."""
     hands_down = hands_down or {}
     decisions: list[Decision] = []
     claimed: set[str] = set()
@@ -260,10 +284,12 @@ def decide(
             hold,
             under_way,
             subject,
+            storm,
+            finding.key in approved,
         )
         gate = first_stop(c)
         reason = gate.reason if gate is not None else PASSED
-        if reason.verdict is not Verdict.SKIP:
+        if reason.verdict not in (Verdict.SKIP, Verdict.PROPOSE):
             claimed.add(subject)
         explanation = gate.explain(c) if gate is not None else ""
         decisions.append(Decision(finding, reason.verdict, reason, action, explanation))
@@ -293,6 +319,8 @@ def evaluate(
     verifying: Set[str] = frozenset(),
     hands_down: Mapping[str, str] | None = None,
     hold: str = "",
+    storm: str = "",
+    approved: Set[str] = frozenset(),
 ) -> list[Decision]:
     """The decisions on one scan's planned actions: what the daemon's scan and `check` both run.
 
@@ -309,4 +337,6 @@ def evaluate(
         hands_down=hands_down,
         hold=hold,
         in_progress=ledger.in_progress(now),
+        storm=storm,
+        approved=approved,
     )

@@ -32,12 +32,21 @@ from swarm_medic.core.incidents import (
     new_id,
 )
 from swarm_medic.core.ledger import Ledger, Pause
-from swarm_medic.core.model import Action, LedgerDoc, Result, Snapshot, TargetKind, Verdict
+from swarm_medic.core.model import (
+    Action,
+    Finding,
+    LedgerDoc,
+    Result,
+    Snapshot,
+    TargetKind,
+    Verdict,
+)
 from swarm_medic.core.reach import Reachability
 from swarm_medic.core.records import IncidentRecord
 from swarm_medic.core.runbook import ServiceMemory, Sightings, TaskClock, context
 from swarm_medic.core.scope import notify_muted, notify_wanted
 from swarm_medic.core.settings import Settings
+from swarm_medic.core.storm import Guard
 from swarm_medic.core.worth import undone_by
 from swarm_medic.nodes.rounds import Prober
 from swarm_medic.pipeline import match, policy, verify
@@ -130,6 +139,7 @@ class Medic:
             else Executor(engine, settings.safety, failpoint=failpoint)
         )
         self.incidents = Incidents(make_id)
+        self._make_id = make_id
         self.task_clock = TaskClock()
         self.sightings = Sightings()
         self.service_memory = ServiceMemory()
@@ -164,6 +174,17 @@ class Medic:
         self._learned_written: dict[str, learned_mod.Times] = {}
         self._learned_at: float | None = None  # the last write
         self._learned_said: dict[str, tuple[str, float]] = {}  # sid -> (problem, when said)
+        # the storm guard (core/storm.py): too much failing at once, no action anywhere
+        self.storm = Guard(
+            settings.safety.storm_share,
+            settings.safety.storm_min,
+            settings.safety.storm_window,
+            settings.safety.storm_hold,
+        )
+        # ask first: incident id -> the action proposed (shown until acted on or closed), and
+        # the approvals said expired or unreadable (said once each)
+        self.proposals: dict[str, str] = {}
+        self._approvals_said: set[tuple[str, str]] = set()
 
     def scan(self) -> None:
         # the scan's notifications go out once all are offered, the most urgent first
@@ -241,10 +262,12 @@ class Medic:
 
         changes = self.incidents.update(matched.findings, now)
         self.open_incidents = self.incidents.all()
+        self._storm(matched.findings, snap, now)
         for inc in changes.opened:
             self._opened(inc, snap, now)
         touched = self._watch_services(snap, now, changes.closed)
         for inc in changes.closed:
+            self.proposals.pop(inc.id, None)
             self.journal.closed(
                 inc,
                 now,
@@ -256,34 +279,7 @@ class Medic:
 
         self._verify(snap, now, alerts, faults)
 
-        ledger = self._read_ledger(planned, snap)
-        hold = self._alerts_hold(planned, snap, ledger, now)
-        decisions = policy.evaluate(
-            planned,
-            snap,
-            ledger=ledger,
-            safety=self.safety,
-            now=now,
-            verifying=frozenset(self.state.pending),
-            hands_down=self._hands_down(planned),
-            hold=hold,
-        )
-        for d in decisions:
-            incident = self.incidents.get(d.finding.key)
-            if incident is None:
-                continue
-            telling = incident.decided(
-                d.verdict.value, d.reason.value, now, every_time=d.verdict is Verdict.ACT
-            )
-            if telling is not None:
-                self.journal.decision(
-                    incident,
-                    d,
-                    reminder=telling == "reminder",
-                    notify=self._tells(incident, snap),
-                )
-            if d.verdict is Verdict.ACT and d.action is not None:
-                self._act(incident, d.action, now, ledger)
+        ledger = self._decide_and_act(planned, snap, now)
 
         self.state.circuits_open = sum(1 for u in self.state.open_until.values() if u > now)
         self.journal.circuits_open(self.state.circuits_open)
@@ -304,6 +300,47 @@ class Medic:
         )
         if self.state.pending:
             self.wake(VERIFY_POLL)
+
+    def _decide_and_act(
+        self, planned: Sequence[tuple[Finding, Action | None]], snap: Snapshot, now: float
+    ) -> Ledger:
+        """decide, then act on what the gates let through. -> the ledger read for it."""
+        ledger = self._read_ledger(planned, snap)
+        hold = self._alerts_hold(planned, snap, ledger, now)
+        approved = self._approvals(ledger, snap, now)
+        decisions = policy.evaluate(
+            planned,
+            snap,
+            ledger=ledger,
+            safety=self.safety,
+            now=now,
+            verifying=frozenset(self.state.pending),
+            hands_down=self._hands_down(planned),
+            hold=hold,
+            storm=self.storm.why(),
+            approved=approved,
+        )
+        for d in decisions:
+            incident = self.incidents.get(d.finding.key)
+            if incident is None:
+                continue
+            telling = incident.decided(
+                d.verdict.value, d.reason.value, now, every_time=d.verdict is Verdict.ACT
+            )
+            if telling is not None:
+                self.journal.decision(
+                    incident,
+                    d,
+                    reminder=telling == "reminder",
+                    notify=self._tells(incident, snap),
+                )
+            if d.verdict is Verdict.PROPOSE and d.action is not None:
+                self._propose(incident, d.action, snap)
+            if d.verdict is Verdict.ACT and d.action is not None:
+                approval = incident.id if d.finding.key in approved else ""
+                self._act(incident, d.action, now, ledger, approval)
+
+        return ledger
 
     def _opened(self, inc: Incident, snap: Snapshot, now: float) -> None:
         """A new incident said (and told). The last lines of the log of the task its finding
@@ -468,8 +505,73 @@ class Medic:
                 sid, svc.name if svc else "", ledger_mod.PREFIX + sid, problem
             )
 
-    def _act(self, inc: Incident, action: Action, now: float, decided: Ledger) -> None:
-        done = self.executor.execute(action, inc.finding.runbook, now, decided, inc.id)
+    def _storm(self, findings: Sequence[Finding], snap: Snapshot, now: float) -> None:
+        """The storm guard's verdict on this scan's findings: a storm that starts or ends is
+        said (and told, by the leader) once; the gauge says whether one is in force."""
+        change = self.storm.observe_snapshot(findings, snap, now)
+        tell = bool(self.settings.notify.notify) and snap.is_leader
+        if change.started is not None and self.storm.storm is not None:
+            self.storm.storm = replace(self.storm.storm, id=self._make_id())
+            self.journal.storm_started(self.storm.storm, notify=tell)
+        if change.ended is not None:
+            self.journal.storm_ended(change.ended, now, notify=tell)
+        self.journal.storm_state(self.storm.storm is not None)
+
+    def _approvals(self, ledger: Ledger, snap: Snapshot, now: float) -> frozenset[str]:
+        """The findings (keys) whose open incident an operator approved, unexpired. An expired
+        approval applies nothing: said once, and dropped from the ledger by the leader; one
+        that cannot be read approves nothing and is said once (kept as it is)."""
+        for iid, problem in sorted(ledger.approval_problems.items()):
+            if (iid, problem) not in self._approvals_said:
+                self._approvals_said.add((iid, problem))
+                self.journal.approval_unreadable(iid, ledger_mod.APPROVAL_PREFIX + iid, problem)
+        expired = [a for a in ledger.approvals.values() if not a.active(now)]
+        for a in expired:
+            if (a.incident, "expired") not in self._approvals_said:
+                self._approvals_said.add((a.incident, "expired"))
+                self.journal.approval_expired(a)
+        # forgotten once gone from the ledger: the memory is bounded by the ledger's labels
+        self._approvals_said &= {(i, p) for i, p in ledger.approval_problems.items()} | {
+            (a.incident, "expired") for a in expired
+        }
+        if expired and self._recording(snap):
+            self._drop_approvals([a.incident for a in expired], now)
+        if not snap.is_leader:
+            return frozenset()
+        return frozenset(
+            inc.finding.key for inc in self.incidents.all() if ledger.approval(inc.id, now)
+        )
+
+    def _drop_approvals(self, incidents: list[str], now: float) -> None:
+        def drop(doc: LedgerDoc | None) -> Change[None]:
+            ledger = Ledger.from_doc(doc)
+            gone = [i for i in incidents if (a := ledger.approvals.get(i)) and not a.active(now)]
+            return Change(ledger.without_approvals(gone).labels(now) if gone else None, None)
+
+        try:
+            self.engine.cas_update(self.safety.ledger_name, drop)
+        except EngineError as exc:
+            self.journal.approvals_not_dropped(str(exc))
+
+    def _propose(self, inc: Incident, action: Action, snap: Snapshot) -> None:
+        """A proposal is kept for the status page and written into the incident's record, for
+        `swarm-medic approve` to say what it lets through."""
+        what = f"{action.kind.value} on {action.service_name or action.subject}: {action.reason}"
+        if self.proposals.get(inc.id) == what:
+            return
+        self.proposals[inc.id] = what
+        if self._recording(snap):
+            self._queue(records.Proposed(inc.id, what))
+
+    def _act(
+        self, inc: Incident, action: Action, now: float, decided: Ledger, approval: str = ""
+    ) -> None:
+        done = self.executor.execute(
+            action, inc.finding.runbook, now, decided, inc.id, approval=approval
+        )
+        if approval and done.claimed:  # the claim's write consumed the approval
+            self.proposals.pop(inc.id, None)
+            self.journal.approval_used(inc, action)
         # A node-local hand action too: its node's instance does it, the brain tells it.
         snap = self.state.snapshot
         tell = snap is not None and self._tells(inc, snap)

@@ -18,11 +18,12 @@ import structlog
 from swarm_medic.core.alerts import Received
 from swarm_medic.core.apiversion import Speaking
 from swarm_medic.core.incidents import Incident
-from swarm_medic.core.ledger import Pause
+from swarm_medic.core.ledger import Approval, Pause
 from swarm_medic.core.model import Action, Decision, Reason, Result, Severity, Snapshot, Verdict
 from swarm_medic.core.reach import Reachability
 from swarm_medic.core.records import IncidentRecord
 from swarm_medic.core.runbook import LoadError, RunbookFailure
+from swarm_medic.core.storm import Storm
 from swarm_medic.telemetry.metrics import Metrics
 from swarm_medic.telemetry.notify import Message, Notifier
 
@@ -280,6 +281,88 @@ class Journal:
         else:
             self._log.warning("alerts hold lifted: acting again", was=before)
 
+    # --- the storm guard -----------------------------------------------------------------------
+
+    def storm_started(self, storm: Storm, *, notify: bool = False) -> None:
+        """Too much is failing at once: no action anywhere until the share falls back."""
+        what = storm.describe()
+        self._log.error(
+            "storm: too much is failing at once; no action anywhere until it passes",
+            incident=storm.id,
+            runbook="storm",
+            services=list(storm.services),
+            nodes=list(storm.nodes),
+            runbooks=list(storm.runbooks),
+            what=what,
+        )
+        if notify:
+            self._tell(
+                Message(
+                    "finding",
+                    "storm: standing still, no action anywhere",
+                    storm.id,
+                    "storm",
+                    "",
+                    (
+                        ("what", what),
+                        (
+                            "advice",
+                            "look for one cause (registry, network, a zone); "
+                            "swarm-medic acts again by itself once the share falls back",
+                        ),
+                    ),
+                    "failure",
+                    0,
+                )
+            )
+
+    def storm_ended(self, storm: Storm, now: float, *, notify: bool = False) -> None:
+        self._log.warning(
+            "storm over: acting again",
+            incident=storm.id,
+            runbook="storm",
+            lasted=round(now - storm.since, 1),
+        )
+        if notify:
+            self._tell(
+                Message(
+                    "resolved",
+                    "storm over: acting again",
+                    storm.id,
+                    "storm",
+                    "",
+                    (("lasted", _took(now - storm.since)),),
+                    "success",
+                    1,
+                )
+            )
+
+    def storm_state(self, storm: bool) -> None:
+        self.metrics.storm.set(1 if storm else 0)
+
+    # --- approvals (`swarm-medic approve`) -------------------------------------------------------
+
+    def approval_used(self, inc: Incident, action: Action) -> None:
+        self._log.warning(
+            "approval applied: consumed", **_incident_fields(inc), action=action.kind.value
+        )
+
+    def approval_expired(self, a: Approval) -> None:
+        self._log.warning(
+            "approval expired: nothing applied", incident=a.incident, by=a.by, until=a.until
+        )
+
+    def approval_unreadable(self, incident: str, label: str, problem: str) -> None:
+        self._log.error(
+            "approval unreadable: refused, nothing applied; kept until fixed or removed",
+            incident=incident,
+            label=label,
+            problem=problem,
+        )
+
+    def approvals_not_dropped(self, error: str) -> None:
+        self._log.warning("expired approvals not removed from the ledger", error=error)
+
     # --- incidents ----------------------------------------------------------------------------
 
     def opened(self, inc: Incident, *, notify: bool = False) -> None:
@@ -410,6 +493,28 @@ class Journal:
                 self._tell(
                     _message(
                         inc, "would", f"would {what} (dry-run: nothing changed)", "info", why=why
+                    )
+                )
+        elif d.verdict is Verdict.PROPOSE:
+            command = f"swarm-medic approve {inc.id}"
+            self._log.warning(
+                f"decision: propose {what} (waiting for an approval: `{command}` on a manager)",
+                **fields,
+                action=what,
+                why=d.action.reason if d.action else "",
+                approve=command,
+                explanation=d.explanation or None,
+            )
+            if notify and not reminder:
+                why = d.action.reason if d.action else ""
+                self._tell(
+                    _message(
+                        inc,
+                        "would",
+                        f"proposes {what}: approve with `{command}` on a manager",
+                        "warning",
+                        why=why,
+                        approve=command,
                     )
                 )
         elif d.reason is Reason.CIRCUIT_OPEN:

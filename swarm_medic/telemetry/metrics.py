@@ -267,6 +267,12 @@ class Metrics:
             "1 while swarm-medic is paused swarm-wide (`swarm-medic pause`): no action anywhere",
             registry=r,
         )
+        self.storm = Gauge(
+            "swarm_medic_storm",
+            "1 while too much is failing at once (--storm-share): one storm incident, no action "
+            "anywhere",
+            registry=r,
+        )
         self.remediations_in_progress = Gauge(
             "swarm_medic_remediations_in_progress",
             "Remediations under way in the swarm (acted on, being verified): alerts elsewhere "

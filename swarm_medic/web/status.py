@@ -94,6 +94,8 @@ class StatusView:
     verifying: int = 0
     reach: ReachMatrix = field(default_factory=ReachMatrix)
     worth: Worth | None = None  # the figures of `swarm-medic report` (None: no ledger read yet)
+    storm: str = ""  # the storm in force: what is failing ("" : none)
+    proposals: tuple[tuple[str, str], ...] = ()  # (incident id, action proposed), asking first
 
     @property
     def is_brain(self) -> bool:
@@ -334,6 +336,15 @@ def _worth(v: StatusView) -> str:
     return _table(head, rows, "") + extra
 
 
+def _proposals(v: StatusView) -> str:
+    rows = "".join(
+        f"<tr><td>{_e(iid)}</td><td>{_e(what)}</td>"
+        f"<td><code>swarm-medic approve {_e(iid)}</code> (on a manager)</td></tr>"
+        for iid, what in v.proposals
+    )
+    return f"<table><tr><th>incident</th><th>proposed</th><th>to approve</th></tr>{rows}</table>"
+
+
 def render(v: StatusView) -> str:
     mode = "DRY-RUN (observes only)" if v.mode == "dry-run" else "ACT"
     facts = [
@@ -357,9 +368,16 @@ def render(v: StatusView) -> str:
     ]
     if v.pause is not None:
         parts.append(f'<div class="banner pause">{_e(v.pause)}</div>')
+    if v.storm:
+        parts.append(
+            f'<div class="banner pause">storm: no action anywhere until it passes; {_e(v.storm)}'
+            "</div>"
+        )
     if v.last_error:
         parts.append(f'<div class="banner err">last error: {_e(v.last_error)}</div>')
     parts.append(_brain(v))
+    if v.is_brain and v.proposals:
+        parts += [f"<h2>Proposed, waiting for an approval ({len(v.proposals)})</h2>", _proposals(v)]
     if v.is_brain:
         parts += [
             f"<h2>Open incidents ({len(v.incidents)})</h2>",

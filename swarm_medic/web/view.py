@@ -63,6 +63,7 @@ def build(medic: Medic, now: float, *, version: str, pause: str | None = None) -
         last_error=st.last_error,
         pause=pause,
         engine=_engine(medic),
+        storm=medic.storm.why(),
     )
     if role != "leader" or snap is None:
         return view
@@ -85,6 +86,7 @@ def build(medic: Medic, now: float, *, version: str, pause: str | None = None) -
         verifying=len(st.pending),
         reach=reach,
         worth=worth,
+        proposals=tuple(sorted(dict(medic.proposals).items())),
     )
 
 

@@ -8,7 +8,7 @@ check runs on the same FakeEngine, first, so that nothing the daemon writes is s
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -26,6 +26,7 @@ from swarm_medic.core.ledger import (
     encode_pause,
 )
 from swarm_medic.core.model import Decision, LedgerDoc, Reason, Verdict
+from swarm_medic.core.parsers import Share
 from swarm_medic.core.settings import SafetySettings, Settings
 from swarm_medic.pipeline import registry as registry_mod
 from swarm_medic.swarm.fake import FakeEngine
@@ -131,39 +132,41 @@ def sick_cache_report_only() -> FakeEngine:
     return fake
 
 
+# every service of `sick` is failing: a storm, unless the guard is off (share 1) as in the
+# worlds that show the other gates
+DRY = SafetySettings(dry_run=True, storm_share=Share(1.0))
+
+
 @dataclass(frozen=True)
 class World:
     make: Callable[[], FakeEngine]
     prepare: Callable[[FakeEngine], None] = lambda fake: None
-    settings: Settings = field(
-        default_factory=lambda: Settings(safety=SafetySettings(dry_run=True))
-    )
+    settings: Settings = field(default_factory=lambda: Settings(safety=DRY))
 
 
 WORLDS = {
+    "a storm": World(sick, settings=Settings(safety=SafetySettings(dry_run=True))),
     "no history": World(sick),
     "circuit open, cooldown, budget": World(
-        sick, with_histories, Settings(safety=SafetySettings(dry_run=True, budget_per_hour=2))
+        sick, with_histories, Settings(safety=replace(DRY, budget_per_hour=2))
     ),
     "fixes left pending by an earlier leader": World(sick, with_pending_fixes),
     "a corrupt ledger entry": World(sick, with_a_corrupt_entry),
     "the ledger cannot be read": World(sick, with_an_unreadable_ledger),
     "not the leader": World(lambda: sick(leader=False), with_histories),
-    "scope all": World(sick, settings=Settings(safety=SafetySettings(dry_run=True, scope="all"))),
+    "scope all": World(sick, settings=Settings(safety=replace(DRY, scope="all"))),
     "paused": World(sick, paused),
     "paused, not the leader": World(lambda: sick(leader=False), paused),
     "a report-only service": World(sick_cache_report_only),
     "max concurrent actions": World(
         sick,
         with_pending_fixes,
-        Settings(safety=SafetySettings(dry_run=True, max_concurrent_actions=2)),
+        Settings(safety=replace(DRY, max_concurrent_actions=2)),
     ),
     # nothing listens on port 9 of the loopback: Prometheus unreachable holds
     "alerts hold, Prometheus unreachable": World(
         sick,
-        settings=Settings(
-            safety=SafetySettings(dry_run=True, hold_while_alerts=("http://127.0.0.1:9", "Down"))
-        ),
+        settings=Settings(safety=replace(DRY, hold_while_alerts=("http://127.0.0.1:9", "Down"))),
     ),
 }
 
@@ -215,7 +218,8 @@ def test_check_with_an_unreadable_ledger_acts_on_nothing_and_says_why() -> None:
     fake = sick()
     with_an_unreadable_ledger(fake)
 
-    report = diagnose(fake, Settings(), registry_mod.load([registry_mod.builtin_dir()]), T0)
+    settings = Settings(safety=replace(DRY, dry_run=False))
+    report = diagnose(fake, settings, registry_mod.load([registry_mod.builtin_dir()]), T0)
 
     assert report.errors == ["cannot read the ledger: config inspect: the engine is down"]
     opted_in = [d for d in report.decisions if d.finding.service_name != "batch"]

@@ -27,7 +27,8 @@ from swarm_medic.commands.check import Report, diagnose, render_json, render_tab
 from swarm_medic.core.errors import EngineError
 from swarm_medic.core.ledger import PREFIX, History, encode
 from swarm_medic.core.model import ActionKind, Reason
-from swarm_medic.core.settings import HttpSettings, Settings
+from swarm_medic.core.parsers import Share
+from swarm_medic.core.settings import HttpSettings, SafetySettings, Settings
 from swarm_medic.pipeline import registry as registry_mod
 from swarm_medic.swarm import Engine
 from swarm_medic.swarm.engine import DockerEngine
@@ -319,6 +320,10 @@ def test_check_on_a_worker_is_exit_3(
     assert "not a swarm manager" in err
 
 
+# all three services of `sick_swarm` fail: a storm, unless the guard is off (share 1)
+NO_STORM = Settings(safety=SafetySettings(storm_share=Share(1.0)))
+
+
 def sick_swarm() -> FakeEngine:
     """web: opted in, a task hangs in starting; api: its image is missing (rejected 3 times);
     batch: hangs like web but is not opted in."""
@@ -342,8 +347,8 @@ def healthy_swarm() -> FakeEngine:
     return fake
 
 
-def report_of(fake: FakeEngine) -> Report:
-    return diagnose(fake, Settings(), registry_mod.load([registry_mod.builtin_dir()]), T0)
+def report_of(fake: FakeEngine, settings: Settings = NO_STORM) -> Report:
+    return diagnose(fake, settings, registry_mod.load([registry_mod.builtin_dir()]), T0)
 
 
 def table_rows(text: str) -> dict[str, list[str]]:
@@ -354,6 +359,17 @@ def table_rows(text: str) -> dict[str, list[str]]:
         if len(cols) == 5 and cols[0] in RUNBOOKS:
             rows[cols[1]] = cols
     return rows
+
+
+def test_check_runs_the_storm_guard_on_its_scan() -> None:
+    report = report_of(sick_swarm(), Settings())
+    out = io.StringIO()
+    render_table(report, out)
+    assert "STORM: no action anywhere until it passes; 3 of 3 services failing" in out.getvalue()
+    assert {d.reason for d in report.decisions if d.action} == {Reason.STORM, Reason.NOT_OPTED_IN}
+    doc = io.StringIO()
+    render_json(report, doc)
+    assert json.loads(doc.getvalue())["storm"].startswith("3 of 3 services failing")
 
 
 def test_check_table_says_what_would_be_done_and_changes_nothing() -> None:

@@ -15,6 +15,7 @@ import pytest
 from swarm_medic import cli
 from swarm_medic.commands.pause import set_pause
 from swarm_medic.core.ledger import Ledger, Pause, Verifying
+from swarm_medic.core.parsers import Share
 from swarm_medic.core.settings import HttpSettings, SafetySettings, Settings
 from swarm_medic.pipeline.hold import AlertsHold
 from swarm_medic.swarm.fake import FakeEngine
@@ -145,7 +146,10 @@ def test_max_concurrent_counts_fixes_being_verified_across_services() -> None:
     fake = swarm()
     for name in ("web", "api", "db"):
         stuck_service(fake, name)
-    h = Harness(fake, Settings(safety=SafetySettings(max_concurrent_actions=2)))
+    # three of three services failing would be a storm: the guard off (share 1) for this one
+    h = Harness(
+        fake, Settings(safety=SafetySettings(max_concurrent_actions=2, storm_share=Share(1.0)))
+    )
 
     h.scan(T0)
 

@@ -25,6 +25,7 @@ from selenium.webdriver.common.by import By
 
 from swarm_medic import __version__
 from swarm_medic.core.ledger import PREFIX, History, encode
+from swarm_medic.core.parsers import Share
 from swarm_medic.core.settings import HttpSettings, ProbeSettings, SafetySettings, Settings
 from swarm_medic.nodes.rounds import Prober
 from swarm_medic.pipeline import registry
@@ -44,7 +45,8 @@ SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "status-page.png"
 ENABLE = {"swarm-medic.enable": "true"}
 EVIL = "<script>document.title='pwned'</script>"
 SETTINGS = Settings(
-    safety=SafetySettings(verify_hold=0.0),
+    # most services of the page's swarm fail at once: the storm guard off (share 1) to act
+    safety=SafetySettings(verify_hold=0.0, storm_share=Share(1.0)),
     probes=ProbeSettings(probe_interval=1.0, probe_failures=2, probe_grace=0.0),
     http=HttpSettings(http_port=9100),
 )

@@ -96,7 +96,13 @@ class Case:
     node_local: bool = False  # a REPLACE_TASK on node "n2" instead of a force update
     hands_down: dict[str, str] = field(default_factory=dict)
     hold: str = ""
+    storm: str = ""
+    approved: bool = False
 
+
+ASKS = {**OPT_IN, "swarm-medic.approve": "true"}
+ASK_RB = SafetySettings(approve_runbooks=(RB,))
+STORM = "5 of 8 services failing (a, b, c, d, e); runbooks firing: stuck-task"
 
 CASES: dict[str, Case] = {
     "report-only finding": Case("no_action", planned=False),
@@ -209,6 +215,31 @@ CASES: dict[str, Case] = {
     "budget_spent before dry_run": Case(
         "budget_spent", ledger=SPENT, safety=SafetySettings(dry_run=True)
     ),
+    "storm": Case("storm", storm=STORM),
+    "not_leader before storm": Case("not_leader", leader=False, storm=STORM),
+    "paused before storm": Case("paused", ledger=PAUSED, storm=STORM),
+    "storm before circuit_open": Case("storm", ledger=CIRCUIT_OPEN, storm=STORM),
+    "storm before dry_run": Case("storm", storm=STORM, safety=SafetySettings(dry_run=True)),
+    "storm stops an approved action": Case("storm", labels=ASKS, storm=STORM, approved=True),
+    "approve label: proposed": Case("approval_needed", Verdict.PROPOSE, labels=ASKS),
+    "approve label false: acted on": Case(
+        "ok", Verdict.ACT, labels={**OPT_IN, "swarm-medic.approve": "false"}
+    ),
+    "approve runbooks: proposed": Case("approval_needed", Verdict.PROPOSE, safety=ASK_RB),
+    "approved: acted on": Case("ok", Verdict.ACT, labels=ASKS, approved=True),
+    "approved, runbook setting: acted on": Case("ok", Verdict.ACT, safety=ASK_RB, approved=True),
+    "approved in dry-run: still proposed": Case(
+        "approval_needed",
+        Verdict.PROPOSE,
+        labels=ASKS,
+        approved=True,
+        safety=SafetySettings(dry_run=True),
+    ),
+    "cooldown before approval_needed": Case("cooldown", labels=ASKS, ledger=RECENT),
+    "approved, cooldown still holds": Case("cooldown", labels=ASKS, ledger=RECENT, approved=True),
+    "max_concurrent before approval_needed": Case(
+        "max_concurrent", labels=ASKS, ledger=OTHER_VERIFYING, safety=LIMIT_1
+    ),
 }
 
 
@@ -236,6 +267,8 @@ def run(case: Case) -> Decision:
         hands_down=case.hands_down,
         hold=case.hold,
         in_progress=case.ledger.in_progress(NOW),
+        storm=case.storm,
+        approved=frozenset({finding().key}) if case.approved else frozenset(),
     )
     assert len(decisions) == 1
     return decisions[0]
@@ -270,6 +303,7 @@ def test_the_reason_values_are_the_published_label_values() -> None:
         "report_label",
         "paused",
         "not_leader",
+        "storm",
         "ledger_unreadable",
         "circuit_open",
         "verifying",
@@ -279,6 +313,7 @@ def test_the_reason_values_are_the_published_label_values() -> None:
         "node_unreachable",
         "alerts_hold",
         "max_concurrent",
+        "approval_needed",
         "dry_run",
         "ok",
     ]
@@ -296,11 +331,25 @@ def test_the_module_docstring_lists_the_gates_as_they_are() -> None:
     assert policy.describe() in policy.__doc__
 
 
-def test_only_dry_run_and_ok_let_an_action_through() -> None:
+def test_only_dry_run_and_ok_let_an_action_through_and_approval_needed_proposes() -> None:
     assert {r: r.verdict for r in Reason if r.verdict is not Verdict.SKIP} == {
+        Reason.APPROVAL_NEEDED: Verdict.PROPOSE,
         Reason.DRY_RUN: Verdict.WOULD_ACT,
         Reason.OK: Verdict.ACT,
     }
+
+
+def test_a_proposal_claims_no_service_and_takes_no_slot() -> None:
+    decisions = policy.decide(
+        [(finding(), action()), (finding(), action())],
+        services={SID: svc(ASKS)},
+        ledger=Ledger(),
+        safety=SafetySettings(max_concurrent_actions=1),
+        now=NOW,
+        leader=True,
+        approved=frozenset(),
+    )
+    assert [d.reason for d in decisions] == ["approval_needed", "approval_needed"]
 
 
 def test_the_decision_says_why_in_words() -> None:

@@ -206,3 +206,19 @@ def test_the_worth_section_escapes_and_says_when_there_is_nothing() -> None:
     assert "<script" not in page
     assert "No incident recorded in that time" in render(brain(worth=worth_of()))
     assert "The ledger has not been read yet." in render(brain())
+
+
+def test_the_storm_and_the_proposals_are_shown_escaped() -> None:
+    page = render(
+        brain(
+            storm="4 of 8 services failing (<b>web</b>); runbooks firing: stuck-task",
+            proposals=(("inc-1", "force_update on web: <hang>"),),
+        )
+    )
+    assert "storm: no action anywhere until it passes; 4 of 8 services failing" in page
+    assert "&lt;b&gt;web&lt;/b&gt;" in page and "<b>web</b>" not in page
+    assert "Proposed, waiting for an approval (1)" in page
+    assert "force_update on web: &lt;hang&gt;" in page
+    assert "<code>swarm-medic approve inc-1</code>" in page
+    quiet = render(brain())
+    assert "storm:" not in quiet and "Proposed" not in quiet

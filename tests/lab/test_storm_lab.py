@@ -1,0 +1,83 @@
+"""The storm guard on the real swarm: every service of a group loses its image at once (a
+registry gone, as the medic sees it), and the medic stands still, one storm incident and no
+action, while a service broken alone is healed once the storm has passed.
+
+The medic runs with the default settings but the scan interval (and the lab fixture's verify
+timings): --storm-share 0.3, --storm-min 3, --storm-window 5m, --storm-hold 1m and the
+stuck-task default threshold for `starting` (5m). Slow on purpose: about 8 minutes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+import pytest
+
+from tests.labkit import Lab, MedicProcess, docker, hang_service, record_timing, ts
+from tests.waiting import wait_until
+
+pytestmark = pytest.mark.lab
+
+Medic = Callable[..., MedicProcess]
+BROKEN = 4
+MISSING = "medic/busybox:missing"  # never built: every task of it is rejected, No such image
+GOOD = "medic/busybox:test"
+
+
+def running(lab: Lab, name: str) -> bool:
+    return lab.current_states(name) == ["Running"]
+
+
+@pytest.mark.timeout(900)  # the default window (5m) and hold (1m) before acting resumes
+def test_a_storm_opens_one_incident_and_stops_every_action_a_lone_fault_is_healed_after(
+    lab: Lab, medic: Medic, tmp_path: Path
+) -> None:
+    names = [
+        lab.create(f"storm{i}", "--update-failure-action", "pause", "--update-monitor", "5s")
+        for i in range(BROKEN)
+    ]
+    # hangs in `starting` from now on; the default threshold (5m) finds it during the storm
+    alone = hang_service(lab, tmp_path, "alone")
+    for name in names:
+        wait_until(f"{name} running", partial(running, lab, name), 60)
+    wait_until("alone Starting", lambda: lab.current_states(alone) == ["Starting"], 60)
+    m = medic()
+    m.wait_for("engine: ", 30)  # it speaks to the engine: scanning
+
+    t_fault = time.time()
+    for name in names:  # all at once, as a registry outage would
+        docker("service", "update", "-d", "--no-resolve-image", "--image", MISSING, name)
+
+    storm = m.wait_for("storm: too much is failing at once", 120)
+    assert set(names) <= set(storm["services"]), storm
+    skipped = m.wait_for("decision: skip (storm)", 60)
+    assert skipped["service"] in names
+    time.sleep(30)  # scans go on: findings reported, still no action, still one storm
+    assert not m.find("action:"), m.tail(80)
+    assert len(m.find("storm: too much is failing at once")) == 1
+    assert {f["service"] for f in m.find("finding") if f.get("service") in names} == set(names)
+
+    # the cause goes away (the registry is back, as it were); nothing was done meanwhile
+    t_back = time.time()
+    for name in names:
+        docker("service", "update", "-d", "--no-resolve-image", "--image", GOOD, name)
+    over = m.wait_for("storm over: acting again", 5 * 60 + 60 + 60)
+    assert not [a for a in m.find("action:") if a.get("service") in names], m.tail(80)
+    assert over["incident"] == storm["incident"]
+
+    # the lone hung start, found long since (default 5m threshold), is acted on now and healed
+    action = m.wait_for("action: force_update done", 60, service=alone)
+    healed = m.wait_for("verified: healed", 90, service=alone)
+    assert healed["incident"] == action["incident"]
+    assert lab.current_states(alone) == ["Running"]
+    assert len(m.find("action:")) == 1
+    record_timing(
+        runbook="storm",
+        fault=f"{BROKEN} services lose their image at once",
+        storm_after=round(ts(storm) - t_fault, 1),
+        over_after_fix=round(ts(over) - t_back, 1),
+        lone_healed_after_storm=round(ts(healed) - ts(over), 1),
+    )
