@@ -580,7 +580,33 @@ def info_from_api(obj: Json) -> SwarmInfo:
         control_available=bool(swarm.get("ControlAvailable")),
         engine_version=str(obj.get("ServerVersion") or ""),
         system_time=_clock(obj.get("SystemTime")),
+        docker_root_dir=str(obj.get("DockerRootDir") or "")[:4096],
+        node_cert_expiry=_cert_expiry(swarm.get("Cluster")),
+        trust_root=_trust_root(swarm.get("Cluster")),
     )
+
+
+def _cert_expiry(cluster: object) -> float:
+    """Swarm.Cluster.Spec.CAConfig.NodeCertExpiry (nanoseconds) in seconds; 0.0 when not said
+    (a worker's /info has no Cluster) or not a number."""
+    if not isinstance(cluster, Mapping):
+        return 0.0
+    spec = cluster.get("Spec")
+    ca = spec.get("CAConfig") if isinstance(spec, Mapping) else None
+    value = ca.get("NodeCertExpiry") if isinstance(ca, Mapping) else None
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 10**20:
+        return value / 1e9
+    return 0.0
+
+
+def _trust_root(cluster: object) -> str:
+    """The swarm CA's certificate (Swarm.Cluster.TLSInfo.TrustRoot, PEM); "" when not said or
+    longer than a CA bundle is (core/certs.MAX_PEM, read where it is judged)."""
+    if not isinstance(cluster, Mapping):
+        return ""
+    tls = cluster.get("TLSInfo")
+    root = tls.get("TrustRoot") if isinstance(tls, Mapping) else None
+    return root if isinstance(root, str) and len(root) <= 65536 else ""
 
 
 def _clock(value: object) -> float:
