@@ -59,6 +59,10 @@ def _malformed_is_value_error(kind: str) -> Callable[[Callable[P, T]], Callable[
                 return fn(*args, **kwargs)
             except (AttributeError, KeyError, IndexError, OverflowError, TypeError) as exc:
                 raise ValueError(f"malformed {kind}: {type(exc).__name__}: {exc}") from None
+            except RecursionError:
+                # a value nested past the recursion limit where a string belongs: str() of it
+                # recurses (found by hypothesis once it drew such a depth)
+                raise ValueError(f"malformed {kind}: a value nested too deeply") from None
 
         return read
 
