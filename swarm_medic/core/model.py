@@ -246,6 +246,13 @@ class SwarmInfo:
     engine_version: str = ""
     # SystemTime: the engine's clock when it answered /info (epoch seconds; 0.0: not said)
     system_time: float = 0.0
+    # DockerRootDir: the engine's data root ("" not said); under it swarm/certificates holds
+    # this node's certificate and, on a manager, swarm/raft the raft log
+    docker_root_dir: str = ""
+    # Swarm.Cluster (managers only): the swarm's Spec.CAConfig.NodeCertExpiry in seconds (0.0:
+    # not said), and its CA's certificate (TLSInfo.TrustRoot, PEM; "": not said)
+    node_cert_expiry: float = 0.0
+    trust_root: str = ""
 
 
 @dataclass(frozen=True)

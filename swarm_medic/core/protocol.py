@@ -52,6 +52,8 @@ Protocol 3 also says the node's clock: `ProbeAnswer.clock` (its wall clock as it
 `held` (how long it held the request, by its monotonic clock), which the brain turns into an
 offset corrected by the round trip (`reach.Clock`). They are absent (None) from a node that
 does not say them (a node of protocol 2), and left out of what a brain of protocol 2 gets.
+So are the node's health readings: its swarm certificate's expiry (`cert_not_after`) and the
+free space of its data root and raft folder (`disks`), measured by the node's own instance.
 """
 
 from __future__ import annotations
@@ -81,6 +83,8 @@ MAX_NETS: Final = 512  # overlays in one duty
 MAX_DUTY: Final = 32768  # tcp targets one node holds across its duty's overlays
 MAX_LISTED: Final = 1024  # failing targets one answer lists (the rest: no opinion this round)
 MAX_FAILS: Final = 1_000_000
+MAX_DISKS: Final = 4  # filesystems one node measures: its data root, its raft folder
+MAX_PATH: Final = 4096
 
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 # [0-9], not \d (which matches any Unicode digit), and \Z, not $ (which allows a trailing \n)
@@ -104,6 +108,8 @@ Millis = Annotated[float, Meta(ge=0, le=3_600_000)]
 # what a float of seconds holds without losing its milliseconds
 Epoch = Annotated[float, Meta(ge=0, le=4_102_444_800)]
 Seconds = Annotated[float, Meta(ge=0, le=3600)]
+Bytes = Annotated[int, Meta(ge=0, le=1 << 62)]
+Path = Annotated[str, Meta(min_length=1, max_length=MAX_PATH)]
 Hex64 = Annotated[str, Meta(pattern=r"^[0-9a-f]{64}\Z")]
 Digest = Annotated[str, Meta(pattern=r"^[0-9a-f]{16}\Z")]
 OptDigest = Annotated[str, Meta(pattern=r"^(?:[0-9a-f]{16})?\Z")]
@@ -121,7 +127,14 @@ PROTOCOL: Final = 3
 VERSION_FIELD: Final = "protocol"
 # Fields added after protocol 2, and the protocol that added them: left out of a message whose
 # value is None there (a plan without a duty is protocol 2's plan, byte for byte but the version)
-LATER: Final = {"duty": 3, "listed": 3, "clock": 3, "held": 3}
+LATER: Final = {
+    "duty": 3,
+    "listed": 3,
+    "clock": 3,
+    "held": 3,
+    "cert_not_after": 3,
+    "disks": 3,
+}
 
 
 class Speaks(msgspec.Struct, frozen=True):
@@ -291,6 +304,16 @@ class Watched(msgspec.Struct, frozen=True):
     probed: Annotated[int, Meta(ge=0, le=2 * MAX_DUTY)] = 0
 
 
+class Disk(msgspec.Struct, frozen=True, array_like=True):
+    """A filesystem on the answering node: the folder measured (`what`: "data-root" or
+    "raft"), its size and the bytes free to an unprivileged writer (statvfs f_bavail)."""
+
+    what: Annotated[str, Meta(pattern=r"^(?:data-root|raft)\Z")]
+    path: Path
+    total: Bytes
+    free: Bytes
+
+
 class ProbeAnswer(msgspec.Struct, frozen=True):
     node: Id
     ipvs: bool = False
@@ -308,6 +331,11 @@ class ProbeAnswer(msgspec.Struct, frozen=True):
     # included): what the brain needs to measure the node's clock against its own
     clock: Epoch | None = None
     held: Seconds | None = None
+    # protocol 3: this node's swarm certificate's notAfter (None: not known, the file missing
+    # or unreadable), and its data root's filesystem (and its raft folder's, on a manager,
+    # when that is another one); None: not measured
+    cert_not_after: Epoch | None = None
+    disks: Annotated[tuple[Disk, ...], Meta(max_length=MAX_DISKS)] | None = None
 
 
 class ActAnswer(msgspec.Struct, frozen=True):

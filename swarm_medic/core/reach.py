@@ -35,6 +35,11 @@ clock, corrected by the round trip, with its error bound), also when the node re
 brain's request for its timestamp (then the offset is the node's own word, unsigned). A node
 that left the swarm is forgotten.
 
+**Node health.** A node's answer says its swarm certificate's expiry and its data root's (and
+raft folder's) free space (`Health`); the brain keeps each node's last word, with when it
+heard it, while the node is in the swarm: a node that goes Down keeps the expiry it last said
+(the stale-certificate finding needs exactly that), one that left is forgotten.
+
 **Expiry.** A node's container list and errors come from this round's answer only: a node
 that failed the round contributes none (its hand is never asked to remove what it listed in
 the past). Probe cells and the node's IPVS flag are kept until they are `period + 1` rounds
@@ -60,6 +65,7 @@ from swarm_medic.core.protocol import (
     MAX_PORTS,
     MAX_TARGETS,
     Container,
+    Disk,
     DnsTarget,
     Failing,
     NetState,
@@ -437,6 +443,17 @@ class Clock:
     refused: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class Health:
+    """A node's own word on its health, as it last said it (`at`: the brain's time).
+    `cert_not_after`: its swarm certificate's notAfter (None: not known); `disks`: its data
+    root's filesystem and its raft folder's, when that is another one (empty: not measured)."""
+
+    at: float
+    cert_not_after: float | None = None
+    disks: tuple[Disk, ...] = ()
+
+
 def measured(node_clock: float, held: float, sent: float, received: float) -> Clock:
     """The offset of a node that answered at `node_clock` after holding the request `held`
     seconds, asked at `sent` and heard at `received` (the brain's clock): NTP's reckoning,
@@ -571,6 +588,7 @@ class Reachability:
     # node -> overlay -> what the brain last folded of the node's duty there
     _views: dict[str, dict[str, _View]] = field(default_factory=dict, repr=False)
     clocks: dict[str, Clock] = field(default_factory=dict)  # node -> its last clock reading
+    health: dict[str, Health] = field(default_factory=dict)  # node -> its last health word
     _dns_round: dict[Key3, int] = field(default_factory=dict, repr=False)
     _services: frozenset[str] = field(default_factory=frozenset, repr=False)
 
@@ -591,6 +609,7 @@ class Reachability:
         self.round_at, self.rounds = now, self.rounds + 1
         known = {n.id for n in snap.nodes}  # a node that left is forgotten
         self.clocks = {n: c for n, c in {**self.clocks, **(clocks or {})}.items() if n in known}
+        self.health = {n: h for n, h in self.health.items() if n in known}
         self.period = max(1, period)
         self.probes_last_round = 0
         rnd = self.rounds
@@ -602,6 +621,8 @@ class Reachability:
             self.errors[node] = ans.errors
             self.ipvs[node] = ans.ipvs
             self.containers[node] = ans.containers
+            if ans.cert_not_after is not None or ans.disks is not None:
+                self.health[node] = Health(now, ans.cert_not_after, ans.disks or ())
             if plan.duty is not None and ans.duty is not None:
                 self._fold_duty(node, ans.duty, lists or {}, now, rnd)
             elif node in self._views:

@@ -109,6 +109,11 @@ class Sightings:
         self._asked.add(key)
         return self._first.setdefault(key, now)
 
+    def seen(self, key: str) -> bool:
+        """Whether `key` was held on the last scan (or asked already in this one), without
+        asking it: what a hysteresis reads before it decides to hold a condition again."""
+        return key in self._first
+
     def held(self) -> frozenset[str]:
         """The keys asked during this scan: the conditions runbooks still see, reported yet
         or still within their grace (what a fix's verification must see gone)."""
@@ -222,6 +227,12 @@ class Context:
         The key is the runbook's own, as a finding's: its name goes in front of it, so that
         the condition held here and the finding reported later are one incident."""
         return self.sightings.since(incident_key(self.runbook, key), self.now)
+
+    def held(self, key: str) -> bool:
+        """Whether the condition `key` was held on the last scan (asked with `since`), without
+        asking it now: a runbook with a hysteresis keeps a condition held between its two
+        thresholds only if it held already."""
+        return self.sightings.seen(incident_key(self.runbook, key))
 
     @property
     def probes(self) -> Probes:

@@ -61,6 +61,7 @@ from swarm_medic.core.protocol import (
     ProbePlan,
     TcpResult,
 )
+from swarm_medic.nodes.health import Health
 from swarm_medic.nodes.probe import in_netns, interface_up, resolve_a, tcp_connect_all
 from swarm_medic.swarm import NodeLocal
 
@@ -121,10 +122,12 @@ class NodeAgent:
         dry_run: bool = False,
         spawn: Callable[[Callable[[], None]], None] = _background,
         on_retired: Callable[[str, str], None] = lambda container_id, error: None,
+        health: Health | None = None,
     ) -> None:
         """`NodeAgent` answers the brain for this node: probes from its side of each overlay,
         and the one hand action. `spawn` runs a retirement (tests run it inline);
-        `on_retired(container id, "" or what went wrong)` reports how it ended."""
+        `on_retired(container id, "" or what went wrong)` reports how it ended; `health`
+        measures this node's certificate and disks (default: under the engine's data root)."""
         self.engine = engine
         self._spawn = spawn
         self._on_retired = on_retired
@@ -138,6 +141,7 @@ class NodeAgent:
         self.dry_run = dry_run
         self._watch: Watch | None = None  # the standing duty, from the first brain that sends one
         self._watch_lock = threading.Lock()
+        self.health = health or Health(lambda: self.engine.info().docker_root_dir)
 
     @property
     def node_id(self) -> str:
@@ -264,6 +268,8 @@ class NodeAgent:
                 elif isinstance(res, TcpResult):
                     (tcp if kind == "tcp" else vip)[i] = res
         ports = self._ports_done(plan, published, errors)
+        cert = self.health.cert_not_after(errors)
+        disks = self.health.disks(errors)
         listed = [self._describe(c, errors) for c in containers[:MAX_CONTAINERS]]
         if len(containers) > MAX_CONTAINERS:
             errors.append(f"{len(containers)} task containers: listing the first {MAX_CONTAINERS}")
@@ -276,6 +282,8 @@ class NodeAgent:
             ports=ports,
             errors=tuple(_clip(e) for e in errors[:MAX_ERRORS]),
             containers=tuple(listed),
+            cert_not_after=cert,
+            disks=disks,
         )
 
     def _start_ports(self, plan: ProbePlan) -> Future[list[TcpResult]] | None:

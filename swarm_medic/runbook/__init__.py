@@ -26,6 +26,8 @@ Both functions are pure: no I/O, no clock, no randomness; everything is in `ctx`
     ctx.age(task)       how long the task has been in its current state
     ctx.since(key)      when the medic first saw the condition `key` (held on every scan since;
                         the key as a finding's, see below)
+    ctx.held(key)       whether the condition `key` was held on the last scan, without asking
+                        it (a hysteresis: hold it between two thresholds only if it held)
     ctx.services_seen   services seen in the last hour, removed ones included
     ctx.learned_threshold(service id, state, ceiling)
                         how long that service's tasks may sit in a state before running, as

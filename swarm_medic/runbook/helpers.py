@@ -23,11 +23,14 @@ answer questions several runbooks ask, the same way the pipeline answers them.
     image_splits(snapshot, svc, now, window)
                                        a service's images that run on some nodes and are
                                        rejected for the image on others (ImageSplit)
+    cert_not_after(pem)                the earliest notAfter of the certificates in a PEM text
+                                       (epoch seconds), or None when none can be read
 """
 
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from swarm_medic.core.certs import CertError, pem_not_after
 from swarm_medic.core.constraints import Miss, fitting_nodes, placement_misses, summarise
 from swarm_medic.core.model import Node, NodeState, Service, Snapshot, Task, TaskState
 from swarm_medic.core.reach import (
@@ -46,6 +49,7 @@ __all__ = [
     "Miss",
     "Published",
     "VersionFamily",
+    "cert_not_after",
     "fitting_nodes",
     "ghosts",
     "image_splits",
@@ -58,6 +62,15 @@ __all__ = [
     "stale_versions",
     "summarise",
 ]
+
+
+def cert_not_after(pem: str) -> float | None:
+    """The earliest notAfter (epoch seconds) of the certificates in `pem`; None when there is
+    none, or none this reader reads (core/certs.py: a bounded DER reader, no dependency)."""
+    try:
+        return pem_not_after(pem)
+    except CertError:
+        return None
 
 
 # 0.0.0.0 is what some managers report as their address: no machine is told apart by it

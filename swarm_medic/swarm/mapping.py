@@ -59,6 +59,10 @@ def _malformed_is_value_error(kind: str) -> Callable[[Callable[P, T]], Callable[
                 return fn(*args, **kwargs)
             except (AttributeError, KeyError, IndexError, OverflowError, TypeError) as exc:
                 raise ValueError(f"malformed {kind}: {type(exc).__name__}: {exc}") from None
+            except RecursionError:
+                # a value nested past the recursion limit where a string belongs: str() of it
+                # recurses (found by hypothesis once it drew such a depth)
+                raise ValueError(f"malformed {kind}: a value nested too deeply") from None
 
         return read
 
@@ -580,7 +584,33 @@ def info_from_api(obj: Json) -> SwarmInfo:
         control_available=bool(swarm.get("ControlAvailable")),
         engine_version=str(obj.get("ServerVersion") or ""),
         system_time=_clock(obj.get("SystemTime")),
+        docker_root_dir=str(obj.get("DockerRootDir") or "")[:4096],
+        node_cert_expiry=_cert_expiry(swarm.get("Cluster")),
+        trust_root=_trust_root(swarm.get("Cluster")),
     )
+
+
+def _cert_expiry(cluster: object) -> float:
+    """Swarm.Cluster.Spec.CAConfig.NodeCertExpiry (nanoseconds) in seconds; 0.0 when not said
+    (a worker's /info has no Cluster) or not a number."""
+    if not isinstance(cluster, Mapping):
+        return 0.0
+    spec = cluster.get("Spec")
+    ca = spec.get("CAConfig") if isinstance(spec, Mapping) else None
+    value = ca.get("NodeCertExpiry") if isinstance(ca, Mapping) else None
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 10**20:
+        return value / 1e9
+    return 0.0
+
+
+def _trust_root(cluster: object) -> str:
+    """The swarm CA's certificate (Swarm.Cluster.TLSInfo.TrustRoot, PEM); "" when not said or
+    longer than a CA bundle is (core/certs.MAX_PEM, read where it is judged)."""
+    if not isinstance(cluster, Mapping):
+        return ""
+    tls = cluster.get("TLSInfo")
+    root = tls.get("TrustRoot") if isinstance(tls, Mapping) else None
+    return root if isinstance(root, str) and len(root) <= 65536 else ""
 
 
 def _clock(value: object) -> float:

@@ -550,3 +550,30 @@ def test_container_from_api_without_a_readable_name(names: object) -> None:
 def test_a_malformed_object_is_a_value_error(reader: Callable[[Any], object], raw: Any) -> None:
     with pytest.raises(ValueError, match="malformed"):
         reader(raw)
+
+
+def test_info_from_api_reads_the_data_root_the_cert_expiry_and_the_trust_root() -> None:
+    info = info_from_api(
+        {
+            "DockerRootDir": "/srv/docker",
+            "Swarm": {
+                "NodeID": "n1",
+                "Cluster": {
+                    "Spec": {"CAConfig": {"NodeCertExpiry": 7776000000000000}},
+                    "TLSInfo": {"TrustRoot": "-----BEGIN CERTIFICATE-----"},
+                },
+            },
+        }
+    )
+    assert info.docker_root_dir == "/srv/docker"
+    assert info.node_cert_expiry == 90 * 86400.0
+    assert info.trust_root == "-----BEGIN CERTIFICATE-----"
+
+
+@pytest.mark.parametrize(
+    "cluster",
+    [None, [], {"Spec": []}, {"Spec": {"CAConfig": {"NodeCertExpiry": "90d"}}}, {"TLSInfo": 1}],
+)
+def test_an_odd_cluster_in_info_says_nothing_of_certificates(cluster: object) -> None:
+    info = info_from_api({"Swarm": {"NodeID": "n1", "Cluster": cluster}})
+    assert (info.node_id, info.node_cert_expiry, info.trust_root) == ("n1", 0.0, "")

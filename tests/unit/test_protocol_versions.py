@@ -26,6 +26,7 @@ from swarm_medic.core.protocol import (
     PROTOCOL,
     ActAnswer,
     ActRequest,
+    Disk,
     Duty,
     NetDuty,
     NetState,
@@ -388,3 +389,39 @@ def test_versions_forget_nodes_that_left_and_stay_bounded() -> None:
     v.keep({"c"})
     assert [v.get(p) for p in "bcd"] == [None, 1, None]
     assert v.heard("b", 1) == Change(None, 1)  # heard again after being forgotten: said again
+
+
+# --- the node's health (protocol 3) --------------------------------------------------------------
+
+HEALTHY = msgspec.structs.replace(
+    ANSWER,
+    cert_not_after=1_804_441_442.0,
+    disks=(Disk("data-root", "/var/lib/docker", 100 << 30, 8 << 30),),
+)
+
+
+def test_the_nodes_health_is_left_out_for_a_reader_of_protocol_2() -> None:
+    sent = encode(HEALTHY)
+    assert b'"cert_not_after":1804441442.0' in sent
+    assert b'"disks":[["data-root","/var/lib/docker",' in sent
+    assert spoken(sent, ProbeAnswer, limit=MAX_ANSWER) == (PROTOCOL, HEALTHY)
+    for_2 = encode(HEALTHY, reader=2)
+    assert b"cert_not_after" not in for_2 and b"disks" not in for_2
+    read = protocol2.decode(for_2, protocol2.ProbeAnswer, limit=protocol2.MAX_ANSWER)
+    assert protocol2.encode(read, speaks=2) == encode(ANSWER, speaks=2)
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        '"cert_not_after":-1',
+        '"cert_not_after":"soon"',
+        '"disks":[["home","/",1,1]]',  # only the data root and the raft folder
+        '"disks":[["raft","",1,1]]',
+        '"disks":[["raft","/x",-1,1]]',
+        '"disks":[' + ",".join(['["raft","/x",1,1]'] * 5) + "]",  # over MAX_DISKS
+    ],
+)
+def test_health_out_of_bounds_is_refused(field: str) -> None:
+    with pytest.raises(ProtocolError):
+        decode(b'{"node":"n1",' + field.encode() + b"}", ProbeAnswer, limit=MAX_ANSWER)

@@ -10,6 +10,7 @@ import pytest
 from swarm_medic.core.model import Node, Service, Snapshot, Task
 from swarm_medic.core.protocol import (
     Container,
+    Disk,
     DnsResult,
     DnsTarget,
     ProbeAnswer,
@@ -23,6 +24,7 @@ from swarm_medic.core.reach import (
     Budget,
     Cell,
     Clock,
+    Health,
     Reachability,
     Suspects,
     measured,
@@ -587,3 +589,16 @@ def test_each_nodes_last_clock_is_kept_until_the_node_leaves() -> None:
     assert r.clocks == {"n2": Clock(1.6, 0.02, NOW + 15), "n3": first["n3"]}
     r.record(snap([], [], nodes[:2]), {}, NOW + 30)  # n3 left the swarm
     assert set(r.clocks) == {"n2"}
+
+
+def test_each_nodes_health_is_kept_while_it_is_in_the_swarm_even_down() -> None:
+    nodes = [build.node("n1"), build.node("n2", state="down"), build.node("n3")]
+    disks = (Disk("data-root", "/var/lib/docker", 100, 40),)
+    said = ProbeAnswer(node="n2", cert_not_after=NOW + 86400, disks=disks)
+    r = Reachability()
+    r.record(snap([], [], nodes), {"n2": (ProbePlan(), said)}, NOW)
+    assert r.health == {"n2": Health(NOW, NOW + 86400, disks)}
+    r.record(snap([], [], nodes), {"n3": (ProbePlan(), ProbeAnswer(node="n3"))}, NOW + 15)
+    assert set(r.health) == {"n2"}  # n2 went quiet: its last word stands; n3 said nothing
+    r.record(snap([], [], [nodes[0], nodes[2]]), {}, NOW + 30)  # n2 left the swarm
+    assert r.health == {}
