@@ -158,7 +158,9 @@ def thresholds(
             out[state] = Limit(every, "label swarm-medic.stuck-after")
         elif state in given:
             out[state] = Limit(limit, "setting stuck-task.after")
-        elif ctx is not None and (got := ctx.learned_threshold(service.id, state, limit)):
+        elif ctx is not None and (
+            got := ctx.learned_threshold(service.id, state, limit, service.image)
+        ):
             seconds, n = got
             capped = " (capped by the default)" if seconds >= limit else ""
             out[state] = Limit(seconds, f"learned from {n} tasks{capped}")

@@ -62,8 +62,9 @@ FLOOR: Mapping[str, float] = MappingProxyType(
 WRITE_EVERY = 60.0  # at most one write a minute, unless a threshold changed materially
 MATERIAL = 0.2  # a threshold that moved by a fifth or more is written at once
 MAX_SECONDS = 30 * 86400.0
-MAX_LABEL_BYTES = 2048  # 5 states x 20 samples of "123.4," and the keys: under 1 KB
+MAX_LABEL_BYTES = 2048  # 5 states x 20 samples of "123.4," and the keys: under 1 KB; the image 512
 MAX_SERVICES = 1000
+MAX_IMAGE = 512  # an image reference with its digest is well under it
 LATEST = 4_102_444_800.0  # 2100-01-01
 
 
@@ -77,6 +78,9 @@ class Times:
 
     mark: float = 0.0  # the running time of the newest task counted
     samples: Mapping[str, tuple[float, ...]] = field(default_factory=lambda: MappingProxyType({}))
+    # the image the durations were learned under: a new image's tasks may start slower (a
+    # bigger image, a longer migration), so a service that changed its image starts over
+    image: str = ""
 
     def count(self, state: str) -> int:
         return len(self.samples.get(state, ()))
@@ -97,9 +101,14 @@ def percentile(values: Iterable[float], q: float) -> float:
     return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
 
-def threshold(times: Times | None, state: str, ceiling: float) -> tuple[float, int] | None:
+def threshold(
+    times: Times | None, state: str, ceiling: float, image: str = ""
+) -> tuple[float, int] | None:
     """(the learned threshold capped by `ceiling`, the durations it is learned from), or None
-    while the state has too little history (then the configured value stands)."""
+    while the state has too little history, or the history is of another image than the
+    service's `image` now (then the configured value stands)."""
+    if times is not None and times.image and image and times.image != image:
+        return None
     value = None if times is None else times.learned(state)
     if value is None or times is None:
         return None
@@ -126,13 +135,15 @@ def durations(task: Task, path: Mapping[str, float]) -> dict[str, float]:
 
 def add(times: Times, task: Task, path: Mapping[str, float]) -> Times:
     """`times` with a task that went on to running counted (once: its running time is after
-    the mark)."""
+    the mark). A task of another image than the one learned starts the history over."""
+    if task.image and task.image != times.image:
+        times = Times(image=task.image)
     if task.timestamp <= times.mark:
         return times
     samples = dict(times.samples)
     for state, seconds in durations(task, path).items():
         samples[state] = (*samples.get(state, ()), seconds)[-SAMPLES:]
-    return Times(task.timestamp, MappingProxyType(samples))
+    return Times(task.timestamp, MappingProxyType(samples), times.image)
 
 
 def observe(
@@ -152,8 +163,11 @@ def observe(
         if t.timestamp > snapshot.taken_at:
             continue  # its node's clock is ahead: counted once ours has passed the stamp
         now_running.add(t.id)
-        if t.id in counted or snapshot.service(t.service_id) is None:
+        svc = snapshot.service(t.service_id)
+        if t.id in counted or svc is None:
             continue
+        if t.image and svc.image and t.image != svc.image:
+            continue  # a task of the spec before (an update or rollback in flight): not counted
         out[t.service_id] = add(out.get(t.service_id, Times()), t, paths.get(t.id, {}))
     return out, frozenset(now_running)
 
@@ -174,10 +188,12 @@ def material(before: Times | None, after: Times) -> bool:
 
 
 def encode(times: Times) -> str:
-    obj = {
+    obj: dict[str, object] = {
         "m": round(times.mark, 3),
         "s": {s: list(times.samples[s]) for s in LEARNED_STATES if times.samples.get(s)},
     }
+    if times.image:
+        obj["i"] = times.image
     return json.dumps(obj, separators=(",", ":"), sort_keys=True)
 
 
@@ -204,7 +220,7 @@ def decode(text: object) -> Times:
         raise LearnedError(f"the label is not JSON: {exc}") from None
     if not isinstance(obj, dict):
         raise LearnedError(f"the label is not a JSON object but {type(obj).__name__}")
-    if extra := sorted(set(obj) - {"m", "s"}):
+    if extra := sorted(set(obj) - {"m", "s", "i"}):
         raise LearnedError(f"unknown key(s): {', '.join(extra)[:80]}")
     mark = _number(obj.get("m"), "the mark ('m')", LATEST)
     raw = obj.get("s", {})
@@ -217,7 +233,10 @@ def decode(text: object) -> Times:
         if not isinstance(values, list) or len(values) > SAMPLES:
             raise LearnedError(f"the {state} samples are not a list of at most {SAMPLES}")
         samples[state] = tuple(_number(v, f"a {state} sample", MAX_SECONDS) for v in values)
-    return Times(mark, MappingProxyType(samples))
+    image = obj.get("i", "")
+    if not isinstance(image, str) or len(image) > MAX_IMAGE:
+        raise LearnedError(f"the image ('i') is not text of at most {MAX_IMAGE} characters")
+    return Times(mark, MappingProxyType(samples), image)
 
 
 @dataclass(frozen=True)

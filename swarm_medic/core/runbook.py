@@ -215,12 +215,13 @@ class Context:
         return self.clock.age(task, self.now)
 
     def learned_threshold(
-        self, service_id: str, state: str, ceiling: float
+        self, service_id: str, state: str, ceiling: float, image: str = ""
     ) -> tuple[float, int] | None:
         """How long a task of this service may sit in `state`, learned from its own history
         (at most `ceiling`), and how many of its tasks it is learned from; None while the
-        service has too little history there."""
-        return learned_threshold(self.learned.get(service_id), state, ceiling)
+        service has too little history there, or its history is of another image than
+        `image` (the service's now: a new image has not shown how long it takes)."""
+        return learned_threshold(self.learned.get(service_id), state, ceiling, image)
 
     def since(self, key: str) -> float:
         """When the medic first saw the condition `key` names (now, the first time asked).

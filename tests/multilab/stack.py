@@ -73,6 +73,9 @@ def deploy(image: str, *, dry_run: bool) -> None:
         MEDIC_STACK=STACK,
         MEDIC_SCAN_INTERVAL=SCAN_INTERVAL,
         MEDIC_PROBE_INTERVAL=PROBE_INTERVAL,
+        # the lab's nodes keep their data roots under /var/lib/medic (nI): the parent, bound
+        # at its own path, holds each node's, as an operator with a moved data root sets it
+        MEDIC_DOCKER_ROOT="/var/lib/medic",
         SWARM_MEDIC_DRY_RUN="true" if dry_run else "false",
     )
     done = subprocess.run(

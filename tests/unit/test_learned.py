@@ -149,6 +149,38 @@ def test_ledger_round_trip() -> None:
     assert Book.from_labels(labels).by_service == {"s1": t}
 
 
+def running(i: int, image: str) -> Task:
+    return Task(
+        f"t{image}{i}", "s1", 1, "n1", "running", "running", timestamp=NOW + i * 10 + 4,
+        created_at=NOW + i * 10, image=image,
+    )  # fmt: skip
+
+
+def test_a_new_image_starts_the_history_over_and_until_relearned_the_default_stands() -> None:
+    """A release whose tasks start slower than the last one's must not be force-updated on
+    the old release's figure: the history is of one image; a new image starts it over."""
+    t = Times()
+    for i in range(MIN_SAMPLES + 1):
+        t = learned.add(t, running(i, "app:1"), {})
+    assert (t.image, t.count("starting")) == ("app:1", MIN_SAMPLES + 1)
+    assert learned.threshold(t, "starting", 300.0, "app:1") == (20.0, MIN_SAMPLES + 1)
+    # the service now names app:2 (an update under way): the old figure does not apply
+    assert learned.threshold(t, "starting", 300.0, "app:2") is None
+    again = learned.add(t, running(MIN_SAMPLES + 1, "app:2"), {})
+    assert (again.image, again.count("starting")) == ("app:2", 1)
+    assert decode(encode(again)) == again  # the image is kept in the ledger
+
+
+def test_tasks_of_the_spec_before_are_not_counted() -> None:
+    svc = Service("s1", "web", 1, image="app:2")
+    old = running(1, "app:1")
+    got, seen = learned.observe({}, snapshot(services=[svc], tasks=[old], taken_at=NOW + 100), {}, frozenset())
+    assert got == {} and seen == {old.id}
+    new = running(2, "app:2")
+    got, _ = learned.observe({}, snapshot(services=[svc], tasks=[old, new], taken_at=NOW + 100), {}, frozenset())
+    assert got["s1"].image == "app:2" and got["s1"].count("starting") == 1
+
+
 @pytest.mark.parametrize(
     ("text", "why"),
     [
@@ -163,6 +195,8 @@ def test_ledger_round_trip() -> None:
         ('{"m": 1, "s": {"starting": [1e999]}}', "out of range"),
         ('{"m": 1, "s": {"starting": [true]}}', "not a number"),
         ('{"m": 1, "s": {"starting": [' + "1," * 2000 + "1]}}", "bytes long"),
+        ('{"m": 1, "i": 7}', "image"),
+        ('{"m": 1, "i": "' + "x" * 600 + '"}', "image"),
     ],
 )
 def test_a_bad_entry_is_refused_with_the_reason(text: str, why: str) -> None:
