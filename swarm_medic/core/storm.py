@@ -7,9 +7,11 @@ findings; it remembers when each service and node was last seen failing and says
 swarm is in a storm:
 
 - a service counts when a warning/critical finding about it was seen within `window`;
-- a node counts when a node-scoped finding about it was seen within `window`, or findings on
+- a node counts when a finding about that one node was seen within `window`, or findings on
   tasks of at least two services running on it (one broken service with a replica on every
-  node is that service's fault, not the nodes');
+  node is that service's fault, not the nodes'); a finding that names several nodes and no
+  service is about the swarm (manager-quorum's "no margin" names every manager), and counts
+  for none of them, or one such finding would make a storm of any small swarm;
 - a storm starts when either count is at least `minimum` and more than `share` of all
   services (nodes);
 - it ends only once both shares stayed below the threshold for `HOLD_SCANS` scans and `hold`
@@ -70,10 +72,10 @@ class Change:
 
 
 def _node_scoped(f: Finding) -> bool:
-    """About a node itself (not a task of a service on it)."""
-    return (f.target is not None and f.target.kind is TargetKind.NODE) or (
-        not f.service_id and bool(f.node_ids)
-    )
+    """About one node itself (not a task of a service on it, not the swarm's managers)."""
+    if f.service_id or len(_nodes_of(f)) != 1:
+        return False
+    return (f.target is not None and f.target.kind is TargetKind.NODE) or bool(f.node_ids)
 
 
 def _nodes_of(f: Finding) -> tuple[str, ...]:

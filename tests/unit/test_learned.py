@@ -174,10 +174,14 @@ def test_a_new_image_starts_the_history_over_and_until_relearned_the_default_sta
 def test_tasks_of_the_spec_before_are_not_counted() -> None:
     svc = Service("s1", "web", 1, image="app:2")
     old = running(1, "app:1")
-    got, seen = learned.observe({}, snapshot(services=[svc], tasks=[old], taken_at=NOW + 100), {}, frozenset())
+    got, seen = learned.observe(
+        {}, snapshot(services=[svc], tasks=[old], taken_at=NOW + 100), {}, frozenset()
+    )
     assert got == {} and seen == {old.id}
     new = running(2, "app:2")
-    got, _ = learned.observe({}, snapshot(services=[svc], tasks=[old, new], taken_at=NOW + 100), {}, frozenset())
+    got, _ = learned.observe(
+        {}, snapshot(services=[svc], tasks=[old, new], taken_at=NOW + 100), {}, frozenset()
+    )
     assert got["s1"].image == "app:2" and got["s1"].count("starting") == 1
 
 

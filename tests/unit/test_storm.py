@@ -106,6 +106,25 @@ def test_nodes_with_node_scoped_findings() -> None:
     assert change.started is not None and change.started.nodes == ("host0", "host1", "host2")
 
 
+def test_a_finding_about_the_managers_together_counts_for_no_node() -> None:
+    """manager-quorum's "one more loss and no leader" names every manager: that is one fact
+    about the swarm, not three failing nodes (it once made a storm of the 3-node lab as soon
+    as its leader was killed, and the failover test's fault was never healed)."""
+    g = guard()
+    quorum = Finding(
+        "manager-quorum",
+        "manager-quorum:no-margin",
+        "no margin",
+        "no-margin",
+        severity=Severity.CRITICAL,
+        node_ids=("n0", "n1", "n2"),
+    )
+    see(g, [quorum, node_down("n0")], 0.0)
+    assert g.storm is None
+    see(g, [quorum, node_down("n0"), node_down("n1"), node_down("n2")], 1.0)
+    assert g.storm is not None  # each node's own finding still counts
+
+
 def test_one_service_on_every_node_is_not_a_node_storm() -> None:
     g = guard()
     tasks = {"t0": "n0", "t1": "n1", "t2": "n2", "t3": "n3"}
