@@ -5,7 +5,9 @@ as an operator runs it with its JSON log read back. The soak and the lab tests s
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -75,6 +77,9 @@ class MedicProcess:
             stderr=subprocess.STDOUT,
             env=env,
             cwd=ROOT,
+            # a group of its own, stopped whole: a wrapper (faketime forks the medic and waits
+            # for it) must not leave the medic running, holding the node's port, after stop()
+            start_new_session=True,
         )
 
     def lines(self) -> list[LogLine]:
@@ -100,12 +105,32 @@ class MedicProcess:
         return "\n".join(self.log_path.read_text().splitlines()[-n:])
 
     def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        """SIGTERM to the medic's whole process group, SIGKILL to what is left after 20 s;
+        returns once none of the group runs."""
+        group = self.proc.pid
+        self._signal(group, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        while self._alive(group) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if self._alive(group):
+            self._signal(group, signal.SIGKILL)
+            while self._alive(group) and time.monotonic() < deadline + 10:
+                time.sleep(0.1)
+        self.proc.wait()
         self._log.close()
         return int(self.proc.returncode)
+
+    def _alive(self, group: int) -> bool:
+        self.proc.poll()  # reaps the leader once it exits, so it no longer counts
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+    @staticmethod
+    def _signal(group: int, sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, sig)

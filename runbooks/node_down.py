@@ -13,6 +13,12 @@ tasks it held (service, slot, state). Swarm moves replicated tasks elsewhere whe
 global ones, not those pinned by constraints or max-replicas-per-node: they wait, Pending);
 the finding says which. No action by default: draining or removing a node is a human's call.
 
+A node "unknown" is reported only once it has been unknown for UNKNOWN_GRACE (90 s) as this
+instance saw it: a new leader marks every node unknown until it hears from it, for up to a
+minute after every election (moby: "Node moved to unknown state due to leadership change"),
+and that is swarm not knowing yet, not nodes failing. Reported at once, every election paged
+for every node, and the storm guard took the whole swarm for failing.
+
 A Down entry whose machine joined the swarm again under a new id (a ghost: its hostname is on
 a Ready node that joined after it went down) is not reported here: that machine is up, and
 `stale-nodes` tells that story with the command that removes the entry.
@@ -30,6 +36,7 @@ from swarm_medic.runbook.helpers import ghosts
 
 NAME = "node-down"
 NOT_READY = frozenset({NodeState.DOWN, NodeState.UNKNOWN, NodeState.DISCONNECTED})
+UNKNOWN_GRACE = 90.0  # seconds: longer than the minute swarm may take after an election
 
 
 def detect(ctx: Context) -> Iterator[Finding]:
@@ -48,6 +55,10 @@ def detect(ctx: Context) -> Iterator[Finding]:
     rejoined = ghosts(snap)
     for node in snap.nodes:
         if node.state not in NOT_READY or node.id in rejoined:
+            continue
+        if node.state == NodeState.UNKNOWN and (
+            ctx.now - ctx.since(f"unknown:{node.id}") < UNKNOWN_GRACE
+        ):
             continue
         tasks = sorted(held.get(node.id, []))
         shown = ", ".join(tasks[:10]) + (f", and {len(tasks) - 10} more" if len(tasks) > 10 else "")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
+from runbooks.node_down import UNKNOWN_GRACE
 from swarm_medic.core.model import Node, Severity
 from swarm_medic.core.runbook import Runbook
 from tests import builders as build
@@ -23,7 +26,6 @@ def down_node(nid: str, role: str = "worker", state: str = "down") -> Node:
     ("state", "role", "severity"),
     [
         ("down", "worker", Severity.WARNING),
-        ("unknown", "worker", Severity.WARNING),
         ("disconnected", "worker", Severity.WARNING),
         ("down", "manager", Severity.CRITICAL),
     ],
@@ -52,6 +54,19 @@ def test_node_down_lists_the_tasks_swarm_still_shows(
     assert "web.1 (running, desired running)" in f.advice
     assert not f.actionable
     assert NODE_DOWN.plan(f, c) is None
+
+
+def test_an_unknown_node_is_reported_only_once_unknown_past_the_grace() -> None:
+    """After an election the new leader says "unknown" of every node for up to a minute: not
+    a finding (and not a storm) until a node stays unknown past the grace."""
+    nodes = [node(), down_node("n2", "worker", "unknown")]
+    first = ctx([service()], [task("t1", "running", node_id="n2")], nodes=nodes)
+    assert detect(NODE_DOWN, first) == []
+    within = replace(first, now=first.now + UNKNOWN_GRACE - 1)
+    assert detect(NODE_DOWN, within) == []
+    past = replace(first, now=first.now + UNKNOWN_GRACE)
+    (f,) = detect(NODE_DOWN, past)
+    assert (f.cause, f.severity) == ("unknown", Severity.WARNING)
 
 
 def test_ready_nodes_make_no_node_down_finding() -> None:
