@@ -25,11 +25,12 @@ broken path fails again, the verifier says so and the circuit breaker stops furt
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from swarm_medic.runbook import (
     PROBES,
     Action,
+    Cell,
     Context,
     Finding,
     Reachability,
@@ -58,6 +59,19 @@ def _others_answer(reach: Reachability, node: str, tasks: list[Task], t: Task) -
     )
 
 
+def _home_not_heard_yet(reach: Reachability, home: str, cells: Mapping[str, Cell]) -> bool:
+    """The task's own node answers but holds no opinion on anything yet (its first rounds: a
+    node given a standing duty probes once it holds the lists): its vantage is what tells a
+    broken container from a broken path, one round away, so the finding waits for it. A home
+    node that does not answer, or that has opinions but not yet on this task, does not hold
+    the finding back."""
+    return (
+        home not in cells
+        and reach.answered.get(home) == reach.rounds
+        and not reach.tcp.per_node.get(home)
+    )
+
+
 def detect(ctx: Context) -> Iterator[Finding]:
     reach, snap = ctx.probes.reach, ctx.snapshot
     if not reach.rounds:
@@ -77,6 +91,8 @@ def detect(ctx: Context) -> Iterator[Finding]:
             # tasks of the service answer (a vantage that reaches nothing proves nothing).
             sound = {n for n in cells if _others_answer(reach, n, tasks, t)}
             if not any(cells[n].fails >= k for n in sound):
+                continue
+            if _home_not_heard_yet(reach, t.node_id, cells):
                 continue
             # Where the fault is: every sound vantage failing now, even for fewer rounds,
             # and the task's own node, which probes it from the overlay's bridge (no

@@ -133,3 +133,23 @@ def test_two_tasks_unreachable_in_the_same_round_are_two_findings() -> None:
         (("t1",), "n2"),
         (("t3",), "n1"),
     ]
+
+
+def test_the_tasks_own_node_answering_with_no_opinion_yet_holds_the_finding_back() -> None:
+    """The lab's medics start together: the task's own node answers its first round before it
+    holds the lists of its standing duty, and the finding, judged without its vantage, named
+    the path ("some-nodes") where the container's own interface was down. It waits one round
+    for that vantage; a home node that does not answer, or that holds other opinions, does
+    not hold it back."""
+    r = matrix({("n2", "t1"): K, ("n3", "t1"): K})
+    for t in TASK_NODE:
+        del r.tcp[("n1", t)]  # n1, the task's node, holds no opinion on anything yet
+    r.answered.update({"n1": r.rounds, "n2": r.rounds, "n3": r.rounds})
+    assert detect(UNREACHABLE, ctx(r)) == []
+    r.answered["n1"] = r.rounds - 1  # its medic does not answer: judged without it
+    (f,) = detect(UNREACHABLE, ctx(r))
+    assert f.details == {"from": "n2,n3"}
+    r.answered["n1"] = r.rounds
+    r.tcp[("n1", "t2")] = Cell(True, "", 0, NOW)  # it holds opinions, not on t1: judged
+    (f,) = detect(UNREACHABLE, ctx(r))
+    assert f.details == {"from": "n2,n3"}
