@@ -3,7 +3,7 @@ registry gone, as the medic sees it), and the medic stands still, one storm inci
 action, while a service broken alone is healed once the storm has passed.
 
 The medic runs with the default share and minimum (--storm-share 0.3, --storm-min 3) and the
-lab fixture's scan and verify timings; the window and hold are shortened (30 s, 10 s: the
+lab fixture's scan and verify timings; the window and hold are shortened (20 s, 6 s: the
 defaults, 5m and 1m, would only make the test wait) and so is stuck-task's `starting`
 threshold (10 s), for the lone hung start that breaks once the storm is on.
 """
@@ -41,7 +41,7 @@ def test_a_storm_opens_one_incident_and_stops_every_action_a_lone_fault_is_heale
     ]
     for name in names:
         wait_until(f"{name} running", partial(running, lab, name), 60)
-    m = medic(storm_window="30s", storm_hold="10s", runbook_stuck_task_after="starting=10s")
+    m = medic(storm_window="20s", storm_hold="6s", runbook_stuck_task_after="starting=10s")
     m.wait_for("engine: ", 30)  # it speaks to the engine: scanning
 
     t_fault = time.time()
@@ -56,7 +56,7 @@ def test_a_storm_opens_one_incident_and_stops_every_action_a_lone_fault_is_heale
     alone = hang_service(lab, tmp_path, "alone")
     wait_until("alone Starting", lambda: lab.current_states(alone) == ["Starting"], 60)
     m.wait_for("decision: skip (storm)", 60, service=alone)
-    time.sleep(30)  # scans go on: findings reported, still no action, still one storm
+    time.sleep(15)  # scans go on: findings reported, still no action, still one storm
     assert not m.find("action:"), m.tail(80)
     assert len(m.find("storm: too much is failing at once")) == 1
     assert {f["service"] for f in m.find("finding") if f.get("service") in names} == set(names)
@@ -65,7 +65,7 @@ def test_a_storm_opens_one_incident_and_stops_every_action_a_lone_fault_is_heale
     t_back = time.time()
     for name in names:
         docker("service", "update", "-d", "--no-resolve-image", "--image", GOOD, name)
-    over = m.wait_for("storm over: acting again", 30 + 10 + 60)
+    over = m.wait_for("storm over: acting again", 20 + 6 + 60)
     assert not [a for a in m.find("action:") if a.get("service") in names], m.tail(80)
     assert over["incident"] == storm["incident"]
 
