@@ -91,7 +91,9 @@ def _names(ctx: Context, node_ids: tuple[str, ...] | list[str]) -> str:
     for nid in node_ids:
         node = ctx.snapshot.node(nid)
         names.append(node.hostname if node is not None and node.hostname else nid)
-    return ", ".join(names)
+    # sorted: the order tasks were listed in is the engine's, and a message that changes with it
+    # reads as a new story (and did not match itself from run to run)
+    return ", ".join(sorted(names))
 
 
 def detect(ctx: Context) -> Iterator[Finding]:

@@ -78,6 +78,13 @@ def test_the_nodes_that_have_the_image_and_those_that_cannot_get_it() -> None:
     assert detect(REJECTED, c) == []
 
 
+def test_the_nodes_are_named_in_order_whatever_the_order_of_the_tasks() -> None:
+    """The engine lists tasks in its own order: the lab once got "rejected on node3, node2"."""
+    (f,) = detect(SPLIT, ctx(list(reversed(split_tasks()))))
+    assert "is rejected on node2, node3 " in f.summary
+    assert f.details["cannot"] == "node2, node3"
+
+
 @pytest.mark.parametrize(
     ("err", "image", "cause", "says"),
     [
