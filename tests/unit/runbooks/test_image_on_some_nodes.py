@@ -79,8 +79,20 @@ def test_the_nodes_that_have_the_image_and_those_that_cannot_get_it() -> None:
 
 
 def test_the_nodes_are_named_in_order_whatever_the_order_of_the_tasks() -> None:
-    """The engine lists tasks in its own order: the lab once got "rejected on node3, node2"."""
-    (f,) = detect(SPLIT, ctx(list(reversed(split_tasks()))))
+    """Node ids are random, so their order is not their hostnames': the lab once got
+    "rejected on node3, node2"."""
+    # ids in the opposite order of the hostnames
+    swapped = [
+        build.node(i, hostname=h) for i, h in (("z1", "node1"), ("y2", "node2"), ("x3", "node3"))
+    ]
+    tasks = [
+        running("ok1", "z1"),
+        rejected("r1", "y2", 5),
+        rejected("r2", "y2", 10),
+        rejected("r3", "x3", 7),
+    ]
+    snap = build.snapshot(nodes=swapped, services=[web()], tasks=tasks)
+    (f,) = detect(SPLIT, context(snap, NOW, Settings()))
     assert "is rejected on node2, node3 " in f.summary
     assert f.details["cannot"] == "node2, node3"
 
