@@ -62,9 +62,9 @@ def _others_answer(reach: Reachability, node: str, tasks: list[Task], t: Task) -
 def _home_not_heard_yet(reach: Reachability, home: str, cells: Mapping[str, Cell]) -> bool:
     """The task's own node answers but holds no opinion on anything yet (its first rounds: a
     node given a standing duty probes once it holds the lists): its vantage is what tells a
-    broken container from a broken path, one round away, so the finding waits for it. A home
-    node that does not answer, or that has opinions but not yet on this task, does not hold
-    the finding back."""
+    broken container from a broken path, one round away, so the finding waits one round for
+    it. A home node that does not answer, or that has opinions but not yet on this task, does
+    not hold the finding back."""
     return (
         home not in cells
         and reach.answered.get(home) == reach.rounds
@@ -92,7 +92,10 @@ def detect(ctx: Context) -> Iterator[Finding]:
             sound = {n for n in cells if _others_answer(reach, n, tasks, t)}
             if not any(cells[n].fails >= k for n in sound):
                 continue
-            if _home_not_heard_yet(reach, t.node_id, cells):
+            # at most one round more: a home node that answers but never gives an opinion
+            # (its probes cannot run) must not hold the finding back for good
+            held_back = max(cells[n].fails for n in sound) <= k
+            if held_back and _home_not_heard_yet(reach, t.node_id, cells):
                 continue
             # Where the fault is: every sound vantage failing now, even for fewer rounds,
             # and the task's own node, which probes it from the overlay's bridge (no

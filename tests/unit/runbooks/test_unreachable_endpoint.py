@@ -146,6 +146,13 @@ def test_the_tasks_own_node_answering_with_no_opinion_yet_holds_the_finding_back
         del r.tcp[("n1", t)]  # n1, the task's node, holds no opinion on anything yet
     r.answered.update({"n1": r.rounds, "n2": r.rounds, "n3": r.rounds})
     assert detect(UNREACHABLE, ctx(r)) == []
+    # one round later, still no opinion from it (its probes cannot run): judged without it
+    for n in ("n2", "n3"):
+        r.tcp[(n, "t1")] = Cell(False, "timeout", K + 1, NOW)
+    (f,) = detect(UNREACHABLE, ctx(r))
+    assert f.details == {"from": "n2,n3"}
+    for n in ("n2", "n3"):
+        r.tcp[(n, "t1")] = Cell(False, "timeout", K, NOW)
     r.answered["n1"] = r.rounds - 1  # its medic does not answer: judged without it
     (f,) = detect(UNREACHABLE, ctx(r))
     assert f.details == {"from": "n2,n3"}
