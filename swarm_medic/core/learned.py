@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from swarm_medic.core.model import Snapshot, Task
+from swarm_medic.core.records import json_label
 
 LEARNED_PREFIX = "swarm-medic.learned."
 # The states learned, in the order a task passes them. The others (allocated, accepted, ready)
@@ -207,19 +208,7 @@ def _number(value: object, what: str, high: float) -> float:
 
 def decode(text: object) -> Times:
     """One label's value -> Times. Raises LearnedError, and nothing else."""
-    if not isinstance(text, str):
-        raise LearnedError(f"the label is not text but {type(text).__name__}")
-    size = len(text.encode("utf-8", "surrogatepass"))
-    if size > MAX_LABEL_BYTES:
-        raise LearnedError(f"the label is {size} bytes long (at most {MAX_LABEL_BYTES})")
-    try:
-        obj = json.loads(text)
-    except RecursionError:
-        raise LearnedError("the label's JSON is nested too deeply") from None
-    except ValueError as exc:
-        raise LearnedError(f"the label is not JSON: {exc}") from None
-    if not isinstance(obj, dict):
-        raise LearnedError(f"the label is not a JSON object but {type(obj).__name__}")
+    obj = json_label(text, MAX_LABEL_BYTES, LearnedError)
     if extra := sorted(set(obj) - {"m", "s", "i"}):
         raise LearnedError(f"unknown key(s): {', '.join(extra)[:80]}")
     mark = _number(obj.get("m"), "the mark ('m')", LATEST)
