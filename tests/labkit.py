@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -213,6 +214,18 @@ def hang_service(
 
 class MedicProcess(lab.MedicProcess):
     """A medic process a test waits on: a line it must log, or the test fails showing the log."""
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """`swarm-medic ARGS` as an operator runs it beside this medic, with its settings (its
+        ledger, its engine); the caller judges the exit status."""
+        return subprocess.run(
+            [sys.executable, "-m", "swarm_medic.cli", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
 
     def wait_for(self, event: str, timeout: float, **match: Any) -> LogLine:
         def found() -> LogLine | None:

@@ -5,8 +5,6 @@ expired before the medic could use it applies nothing."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from functools import partial
@@ -33,14 +31,7 @@ def approve(medic: MedicProcess, *args: str) -> str:
 
 def command(medic: MedicProcess, *args: str) -> str:
     """`swarm-medic ARGS` as an operator runs it, with the running medic's settings."""
-    done = subprocess.run(
-        [sys.executable, "-m", "swarm_medic.cli", *args],
-        env=medic.env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
+    done = medic.cli(*args)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
 

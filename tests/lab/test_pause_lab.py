@@ -5,8 +5,6 @@ reported, and `swarm-medic resume` lets the medic heal it."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,14 +17,7 @@ pytestmark = pytest.mark.lab
 
 def cli(medic: MedicProcess, *args: str) -> str:
     """`swarm-medic ARGS` as an operator types it, with the running medic's settings."""
-    done = subprocess.run(
-        [sys.executable, "-m", "swarm_medic.cli", *args],
-        env=medic.env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
+    done = medic.cli(*args)
     assert done.returncode == 0, done.stderr
     return str(done.stdout) + str(done.stderr)
 

@@ -5,8 +5,6 @@ report`, run as an operator runs it, reads them back with the person's fix count
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -26,14 +24,7 @@ def starting(lab: Lab, name: str) -> bool:
 
 def report(medic: MedicProcess, *args: str) -> dict[str, Any]:
     """`swarm-medic report --json ARGS` with the running medic's settings (its ledger)."""
-    done = subprocess.run(
-        [sys.executable, "-m", "swarm_medic.cli", "report", "--json", *args],
-        env=medic.env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
+    done = medic.cli("report", "--json", *args)
     assert done.returncode == 0, done.stdout + done.stderr
     doc: dict[str, Any] = json.loads(done.stdout)
     return doc
