@@ -29,7 +29,7 @@ import msgspec
 import structlog
 from prometheus_client import CollectorRegistry
 
-from benchmarks import compare, ledger_bench
+from benchmarks import compare, ledger_bench, mtu_bench
 from benchmarks.real_shape import dressed
 from benchmarks.rss import not_in_image
 from benchmarks.scan_bench import LEADER, NOW, build, naive_scan
@@ -342,6 +342,7 @@ def main(argv: list[str]) -> int:
     rss_fake = measure_rss(real=False)
     probes = measure_probes()
     ledger = ledger_bench.measure()
+    mtu = mtu_bench.measure()
     figures: dict[str, Any] = {
         "scan_cpu_ms_10k": round(med(runs["scan: observe + clock + match, steady"]), 2),
         "api_calls_per_scan": scan["calls"],
@@ -358,6 +359,8 @@ def main(argv: list[str]) -> int:
         "answers_mib_10k": rss.get("answers_mib"),
         # the ledger at its cap of incident records (benchmarks/ledger_bench.py)
         **{f"ledger_{k}": v for k, v in ledger.items()},
+        # what overlay-mtu's probes add to a round at 100 nodes (benchmarks/mtu_bench.py)
+        **{f"probe_{k}": v for k, v in mtu.items()},
         "machine": machine(),
     }
     if as_json:
@@ -408,6 +411,14 @@ def main(argv: list[str]) -> int:
         f"{ledger['scan_read_ms']} ms ({ledger['scan_read_ms_before']}), a claim's write "
         f"{ledger['claim_write_ms']} ms, a record's write {ledger['record_write_ms']} ms "
         f"({ledger['write_ms_before']}), report {ledger['report_ms']} ms"
+    )
+    print(
+        f"\noverlay-mtu at 100 nodes: the brain's round (decode, fold, runbook) "
+        f"{mtu['mtu_brain_ms_healthy']} ms with its fields, {mtu['mtu_brain_ms_without']} ms "
+        f"without (baseline), {mtu['mtu_brain_ms_fault']} ms with one node's underlay losing "
+        f"large packets; an answer {mtu['mtu_bytes_added_healthy']} bytes larger "
+        f"({mtu['mtu_bytes_added_fault_worst']} for that node's); a node's echoes "
+        f"{mtu['mtu_node_ms_per_namespace']} ms CPU per overlay namespace a round"
     )
     if rss:
         print(

@@ -85,6 +85,7 @@ MAX_LISTED: Final = 1024  # failing targets one answer lists (the rest: no opini
 MAX_FAILS: Final = 1_000_000
 MAX_DISKS: Final = 4  # filesystems one node measures: its data root, its raft folder
 MAX_PATH: Final = 4096
+MAX_LOSSY: Final = 256  # paths one answer says lose large packets (the rest: no opinion)
 
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 # [0-9], not \d (which matches any Unicode digit), and \Z, not $ (which allows a trailing \n)
@@ -134,6 +135,9 @@ LATER: Final = {
     "held": 3,
     "cert_not_after": 3,
     "disks": 3,
+    "lossy": 3,
+    "paths_checked": 3,
+    "underlay_mtu": 3,
 }
 
 
@@ -314,6 +318,21 @@ class Disk(msgspec.Struct, frozen=True, array_like=True):
     free: Bytes
 
 
+class Lossy(msgspec.Struct, frozen=True, array_like=True):
+    """A path from the answering node over overlay `net` to a task at `ip` on node `node`
+    that answered a small ICMP echo and lost one of `size` bytes (the overlay's MTU, as this
+    node's side of it says) with don't-fragment, `fails` checks in a row (overlay-mtu)."""
+
+    net: Id
+    node: Id
+    ip: IPv4
+    size: Annotated[int, Meta(ge=68, le=65535)]
+    fails: Annotated[int, Meta(ge=1, le=MAX_FAILS)]
+
+
+MTU = Annotated[int, Meta(ge=68, le=65535)]
+
+
 class ProbeAnswer(msgspec.Struct, frozen=True):
     node: Id
     ipvs: bool = False
@@ -336,6 +355,12 @@ class ProbeAnswer(msgspec.Struct, frozen=True):
     # when that is another one); None: not measured
     cert_not_after: Epoch | None = None
     disks: Annotated[tuple[Disk, ...], Meta(max_length=MAX_DISKS)] | None = None
+    # protocol 3, overlay-mtu: the paths that lose large packets while small ones pass, the
+    # paths it checked this round, and the MTU of its own link that holds its swarm address
+    # (None: not in its namespace, as when it runs in a container)
+    lossy: Annotated[tuple[Lossy, ...], Meta(max_length=MAX_LOSSY)] | None = None
+    paths_checked: Annotated[int, Meta(ge=0, le=MAX_TARGETS)] | None = None
+    underlay_mtu: MTU | None = None
 
 
 class ActAnswer(msgspec.Struct, frozen=True):

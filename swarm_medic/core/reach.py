@@ -68,6 +68,7 @@ from swarm_medic.core.protocol import (
     Disk,
     DnsTarget,
     Failing,
+    Lossy,
     NetState,
     PortTarget,
     ProbeAnswer,
@@ -447,11 +448,15 @@ class Clock:
 class Health:
     """A node's own word on its health, as it last said it (`at`: the brain's time).
     `cert_not_after`: its swarm certificate's notAfter (None: not known); `disks`: its data
-    root's filesystem and its raft folder's, when that is another one (empty: not measured)."""
+    root's filesystem and its raft folder's, when that is another one (empty: not measured);
+    `lossy`: its paths that lose large packets while small ones pass (overlay-mtu), and
+    `underlay_mtu` its own link's MTU (None: not known)."""
 
     at: float
     cert_not_after: float | None = None
     disks: tuple[Disk, ...] = ()
+    lossy: tuple[Lossy, ...] = ()
+    underlay_mtu: int | None = None
 
 
 def measured(node_clock: float, held: float, sent: float, received: float) -> Clock:
@@ -621,8 +626,10 @@ class Reachability:
             self.errors[node] = ans.errors
             self.ipvs[node] = ans.ipvs
             self.containers[node] = ans.containers
-            if ans.cert_not_after is not None or ans.disks is not None:
-                self.health[node] = Health(now, ans.cert_not_after, ans.disks or ())
+            if ans.cert_not_after is not None or ans.disks is not None or ans.lossy is not None:
+                self.health[node] = Health(
+                    now, ans.cert_not_after, ans.disks or (), ans.lossy or (), ans.underlay_mtu
+                )
             if plan.duty is not None and ans.duty is not None:
                 self._fold_duty(node, ans.duty, lists or {}, now, rnd)
             elif node in self._views:

@@ -39,6 +39,7 @@ import threading
 import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
+from dataclasses import dataclass
 from functools import partial
 
 import msgspec
@@ -49,7 +50,9 @@ from swarm_medic.core.model import ContainerDetail, LocalContainer
 from swarm_medic.core.protocol import (
     MAX_CONTAINERS,
     MAX_ERRORS,
+    MAX_FAILS,
     MAX_ID,
+    MAX_LOSSY,
     MAX_TEXT,
     REMOVE_TASK_CONTAINER,
     ActAnswer,
@@ -57,12 +60,22 @@ from swarm_medic.core.protocol import (
     Container,
     DnsResult,
     Duty,
+    Lossy,
     ProbeAnswer,
     ProbePlan,
     TcpResult,
 )
 from swarm_medic.nodes.health import Health
-from swarm_medic.nodes.probe import in_netns, interface_up, resolve_a, tcp_connect_all
+from swarm_medic.nodes.probe import (
+    SMALL,
+    echo_all,
+    in_netns,
+    interface_mtu,
+    interface_up,
+    resolve_a,
+    route_mtu,
+    tcp_connect_all,
+)
 from swarm_medic.swarm import NodeLocal
 
 DOCKER_NETNS = "/var/run/docker/netns"
@@ -105,6 +118,21 @@ def _clip(text: str, limit: int = MAX_TEXT) -> str:
 
 
 Job = tuple[str, int]  # ("tcp" | "dns" | "vip", index in the plan list)
+PathKey = tuple[str, str]  # (overlay, the peer node)
+MTU_PATHS = 16  # paths one overlay namespace checks per round: the failing, then the oldest
+PATH_MEMORY = 40  # rounds a path not checked again is remembered
+
+
+@dataclass
+class PathState:
+    """What this node knows of its path to one peer node over one overlay: the task it
+    checks it with, the size that task's route takes (the overlay's MTU, this side), and how
+    many checks in a row lost the large echo while the small one passed."""
+
+    ip: str
+    size: int = 0
+    fails: int = 0
+    checked: int = 0  # the answer (round) it was last checked in
 
 
 class NodeAgent:
@@ -142,6 +170,11 @@ class NodeAgent:
         self._watch: Watch | None = None  # the standing duty, from the first brain that sends one
         self._watch_lock = threading.Lock()
         self.health = health or Health(lambda: self.engine.info().docker_root_dir)
+        self._paths: dict[PathKey, PathState] = {}  # overlay-mtu: this node's paths
+        self._answers = 0  # answers made: the rounds the path memory counts in
+        self._checked = 0  # paths checked in this answer
+        self._path_error = ""  # why no path could be checked in this answer ("": none)
+        self._node_addr = ""
 
     @property
     def node_id(self) -> str:
@@ -225,6 +258,8 @@ class NodeAgent:
     def answer(self, plan: ProbePlan) -> ProbeAnswer:
         """A positional plan's answer: entry i of each list answers entry i of the plan's."""
         errors: list[str] = []
+        self._answers += 1
+        self._checked, self._path_error = 0, ""
         containers = self.engine.local_containers()
         alive = {c.id for c in containers}
         self._sandboxes = {k: v for k, v in self._sandboxes.items() if k in alive}
@@ -273,6 +308,7 @@ class NodeAgent:
         listed = [self._describe(c, errors) for c in containers[:MAX_CONTAINERS]]
         if len(containers) > MAX_CONTAINERS:
             errors.append(f"{len(containers)} task containers: listing the first {MAX_CONTAINERS}")
+        lossy = self._lossy(errors)
         return ProbeAnswer(
             node=me,
             ipvs=os.path.exists("/proc/net/ip_vs"),
@@ -284,7 +320,72 @@ class NodeAgent:
             containers=tuple(listed),
             cert_not_after=cert,
             disks=disks,
+            lossy=lossy,
+            paths_checked=self._checked,
+            underlay_mtu=self._underlay_mtu(errors),
         )
+
+    def _underlay_mtu(self, errors: list[str]) -> int | None:
+        """The MTU of this node's link that holds its swarm address, if that link is in this
+        instance's namespace (on the host, not in a container)."""
+        try:
+            if not self._node_addr:
+                self._node_addr = self.engine.info().node_addr
+            return interface_mtu(self._node_addr) if self._node_addr else None
+        except (EngineError, OSError) as exc:
+            errors.append(f"underlay MTU: {exc}")
+            return None
+
+    def _lossy(self, errors: list[str]) -> tuple[Lossy, ...]:
+        """The paths that lose large packets, and the ones not checked for long forgotten."""
+        if self._path_error:
+            errors.append(f"overlay-mtu: {self._path_error}")
+        old = self._answers - PATH_MEMORY
+        self._paths = {k: p for k, p in self._paths.items() if p.checked > old}
+        bad = sorted(((k, p) for k, p in self._paths.items() if p.fails > 0), key=lambda kp: kp[0])
+        return tuple(
+            Lossy(net=net, node=node, ip=p.ip, size=p.size, fails=min(p.fails, MAX_FAILS))
+            for (net, node), p in bad[:MAX_LOSSY]
+        )
+
+    def _check_paths(self, passed: dict[PathKey, str]) -> None:
+        """Inside one overlay namespace: a small and a full-size echo with don't-fragment to
+        one task per peer node (`passed`: a task whose connect passed this round), the failing
+        paths first, then the least recently checked. A path that passes small packets and
+        loses large ones is what a TCP connect cannot see: the handshake is small."""
+        nets = {net for net, _ in passed}
+        for key, p in self._paths.items():
+            if key[0] in nets and p.fails > 0:
+                passed[key] = p.ip  # the failing ones are checked with the task they failed on
+        keys = sorted(
+            passed,
+            key=lambda k: (
+                -(self._paths[k].fails if k in self._paths else 0),
+                self._paths[k].checked if k in self._paths else 0,
+                k,
+            ),
+        )[:MTU_PATHS]
+        sizes = {k: route_mtu(passed[k]) or 0 for k in keys}
+        keys = [k for k in keys if sizes[k] > SMALL]
+        probes = [(passed[k], size) for k in keys for size in (SMALL, sizes[k])]
+        results = echo_all(probes, self.timeout)
+        for n, k in enumerate(keys):
+            small, large = results[2 * n], results[2 * n + 1]
+            had = self._paths.get(k)
+            p = had if had is not None and had.ip == passed[k] else PathState(passed[k])
+            self._paths[k] = p
+            p.size, p.checked = sizes[k], self._answers
+            self._checked += 1
+            if small.ok is None and small.error.startswith("no raw socket"):
+                self._path_error = small.error  # CAP_NET_RAW missing: said, once an answer
+            if small.ok is not True or large.ok is None:
+                # the task is gone, blocks ICMP, or no raw socket here: no opinion, and the
+                # next passing task of that node takes the path over
+                del self._paths[k]
+            elif large.ok:
+                p.fails = 0
+            else:
+                p.fails += 1
 
     def _start_ports(self, plan: ProbePlan) -> Future[list[TcpResult]] | None:
         """The published-port connects, started in a thread of their own: they overlap the
@@ -352,9 +453,15 @@ class NodeAgent:
             (plan.tcp[i].ip, plan.tcp[i].port) if k == "tcp" else (plan.vip[i].ip, plan.vip[i].port)
             for k, i in conns
         ]
+        me = self.node_id
+        passed: dict[PathKey, str] = {}
         for (kind, i), r in zip(conns, tcp_connect_all(addrs, self.timeout), strict=True):
             ms = round(max(r.seconds, 0.0) * 1000, 2)
             out.append((kind, i, TcpResult(r.ok, _clip(r.error), ms)))
+            if kind == "tcp" and r.ok and plan.tcp[i].node != me:
+                passed.setdefault((plan.tcp[i].net, plan.tcp[i].node), plan.tcp[i].ip)
+        if passed:
+            self._check_paths(passed)
         for kind, i in batch:
             if kind != "dns":
                 continue

@@ -131,7 +131,7 @@ def _why(code: int) -> str:
     return names.get(code, errno.errorcode.get(code, str(code)).lower())
 
 
-SIOCGIFFLAGS, SIOCGIFADDR = 0x8913, 0x8915
+SIOCGIFFLAGS, SIOCGIFADDR, SIOCGIFMTU = 0x8913, 0x8915, 0x8921
 IFF_UP, IFF_RUNNING = 0x1, 0x40
 
 
@@ -214,3 +214,131 @@ def resolve_a(name: str, timeout: float, server: str = EMBEDDED_DNS, port: int =
             except ValueError as exc:
                 if "another query" not in str(exc) or time.monotonic() > deadline:
                     raise
+
+
+# --- ICMP echo with don't-fragment: does a path carry packets of the overlay's full MTU? -------
+
+IP_MTU_DISCOVER, IP_PMTUDISC_DO, IP_MTU = 10, 2, 14
+ICMP_HEADER = 8
+IP_HEADER = 20
+SMALL = 64  # bytes of IP packet: what a TCP handshake or a health check carries
+
+
+@dataclass(frozen=True)
+class EchoResult:
+    ip: str
+    size: int  # bytes of the IP packet sent
+    ok: bool | None  # None: not sent (no raw socket, too big for this side's own link)
+    error: str = ""
+
+
+def route_mtu(ip: str) -> int | None:
+    """The MTU of the route to `ip` in the calling thread's namespace (the link the packet
+    leaves by): no packet is sent, a UDP socket is only connected."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect((ip, 9))
+            return int(s.getsockopt(socket.IPPROTO_IP, IP_MTU))
+        except OSError:
+            return None
+
+
+def interface_mtu(ip: str) -> int | None:
+    """The MTU of the interface that holds `ip` in the calling thread's namespace (None: no
+    such interface here, as in a container that is not in the host's namespace)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for _, name in socket.if_nameindex():
+            req = struct.pack("256s", name.encode()[:15])
+            try:
+                addr = fcntl.ioctl(s.fileno(), SIOCGIFADDR, req)
+            except OSError:
+                continue
+            if socket.inet_ntoa(addr[20:24]) == ip:
+                return int(struct.unpack("i", fcntl.ioctl(s.fileno(), SIOCGIFMTU, req)[16:20])[0])
+    return None
+
+
+def _checksum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    total = (total >> 16) + (total & 0xFFFF)
+    total += total >> 16
+    return ~total & 0xFFFF
+
+
+def echo_packet(ident: int, seq: int, size: int) -> bytes:
+    """An ICMP echo request that makes an IP packet of `size` bytes."""
+    payload = bytes(range(256)) * (size // 256 + 1)
+    body = payload[: max(0, size - IP_HEADER - ICMP_HEADER)]
+    header = struct.pack("!BBHHH", 8, 0, 0, ident, seq)
+    csum = _checksum(header + body)
+    return struct.pack("!BBHHH", 8, 0, csum, ident, seq) + body
+
+
+def parse_echo_reply(packet: bytes, ident: int) -> tuple[str, int, int] | None:
+    """(source ip, sequence, IP packet size) of an echo reply to `ident`; None for anything
+    else (a raw socket sees every ICMP packet of the namespace)."""
+    if len(packet) < IP_HEADER + ICMP_HEADER:
+        return None
+    ihl = (packet[0] & 0x0F) * 4
+    if ihl < IP_HEADER or len(packet) < ihl + ICMP_HEADER:
+        return None
+    kind, code, _, rid, seq = struct.unpack("!BBHHH", packet[ihl : ihl + ICMP_HEADER])
+    if kind != 0 or code != 0 or rid != ident:
+        return None
+    total = struct.unpack("!H", packet[2:4])[0]
+    return socket.inet_ntoa(packet[12:16]), seq, min(total, len(packet))
+
+
+def echo_all(targets: Sequence[tuple[str, int]], timeout: float) -> list[EchoResult]:
+    """One ICMP echo with don't-fragment to each (ip, IP packet size), all at once from one
+    raw socket; each gets at most `timeout` s. A reply counts only from the address asked and
+    with the whole packet: a path that truncates or fragments is not a pass."""
+    out: dict[int, EchoResult] = {}
+    try:
+        s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+    except OSError as exc:  # no CAP_NET_RAW: no opinion on any path
+        return [
+            EchoResult(ip, size, None, f"no raw socket: {exc.strerror}") for ip, size in targets
+        ]
+    ident = int.from_bytes(os.urandom(2), "big")
+    waiting: dict[int, tuple[str, int]] = {}
+    with s:
+        s.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DO)
+        s.setblocking(False)
+        for seq, (ip, size) in enumerate(targets):
+            if not is_ipv4(ip) or not SMALL <= size <= 65535:
+                out[seq] = EchoResult(ip, size, None, "bad target")
+                continue
+            try:
+                s.sendto(echo_packet(ident, seq, size), (ip, 0))
+            except OSError as exc:  # EMSGSIZE: larger than this side's own link takes
+                out[seq] = EchoResult(ip, size, None, _why(exc.errno or 0))
+                continue
+            waiting[seq] = (ip, size)
+        deadline = time.monotonic() + timeout
+        sel = selectors.DefaultSelector()
+        sel.register(s, selectors.EVENT_READ)
+        try:
+            while waiting and (left := deadline - time.monotonic()) > 0:
+                if not sel.select(left):
+                    break
+                while True:
+                    try:
+                        packet = s.recv(65535)
+                    except BlockingIOError:
+                        break
+                    got = parse_echo_reply(packet, ident)
+                    if got is None or got[1] not in waiting:
+                        continue
+                    src, seq, size = got
+                    ip, sent = waiting[seq]
+                    if src == ip and size >= sent:
+                        out[seq] = EchoResult(ip, sent, True)
+                        del waiting[seq]
+        finally:
+            sel.close()
+    for seq, (ip, size) in waiting.items():
+        out[seq] = EchoResult(ip, size, False, "timeout")
+    return [out[i] for i in range(len(targets))]

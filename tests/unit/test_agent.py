@@ -34,7 +34,7 @@ from swarm_medic.core.protocol import (
 )
 from swarm_medic.nodes import agent as agent_mod
 from swarm_medic.nodes.agent import REMOVE_TASK_CONTAINER, AgentError, NodeAgent
-from swarm_medic.nodes.probe import TcpResult
+from swarm_medic.nodes.probe import EchoResult, TcpResult
 from swarm_medic.swarm.fake import FakeEngine
 from tests.netkit import closed_port
 
@@ -204,6 +204,9 @@ class Netns:
         self.interface_checks: list[tuple[str, str]] = []
         self.connects: list[tuple[str, tuple[str, int]]] = []
         self.lookups: list[tuple[str, str]] = []
+        self.lossy: set[str] = set()  # IPs whose full-size echo is lost
+        self.silent: set[str] = set()  # IPs that answer no echo at all
+        self.echoes: list[tuple[str, tuple[str, int]]] = []
 
     @property
     def current(self) -> str:
@@ -235,6 +238,19 @@ class Netns:
         self.lookups.append((self.current, name))
         return ["10.0.1.2", "10.0.1.3"]
 
+    def echo_all(self, targets: list[tuple[str, int]], timeout: float) -> list[EchoResult]:
+        self.echoes += [(self.current, t) for t in targets]
+        return [
+            EchoResult(ip, size, ip not in self.silent and (size <= 64 or ip not in self.lossy))
+            for ip, size in targets
+        ]
+
+    def route_mtu(self, ip: str) -> int:
+        return 1450
+
+    def interface_mtu(self, ip: str) -> int | None:
+        return 1500 if self.current == "" else None
+
     def where(self, ip: str) -> list[str]:
         return [path for path, (i, _) in self.connects if i == ip]
 
@@ -246,6 +262,9 @@ def ns(monkeypatch: pytest.MonkeyPatch) -> Iterator[Netns]:
     monkeypatch.setattr(agent_mod, "interface_up", fake.interface_up)
     monkeypatch.setattr(agent_mod, "tcp_connect_all", fake.tcp_connect_all)
     monkeypatch.setattr(agent_mod, "resolve_a", fake.resolve_a)
+    monkeypatch.setattr(agent_mod, "echo_all", fake.echo_all)
+    monkeypatch.setattr(agent_mod, "route_mtu", fake.route_mtu)
+    monkeypatch.setattr(agent_mod, "interface_mtu", fake.interface_mtu)
     yield fake
 
 
@@ -590,3 +609,107 @@ def test_a_duty_answer_leaves_out_a_container_list_the_brain_holds(world: World,
     changed = world.agent.probe(msgspec.structs.replace(watching(()), listed=first.listed))
     assert len(changed.containers) == 2
     assert changed.listed == digest_of(changed.containers) != first.listed
+
+
+# --- overlay-mtu: a small and a full-size echo to one task per peer node --------------------
+
+
+def remote(world: World, ip: str, node: str, net: str = NET) -> TcpTarget:
+    return TcpTarget(net=net, task=f"t-{ip}", service="s", node=node, ip=ip, port=80)
+
+
+def test_one_task_per_peer_node_gets_a_small_and_a_full_size_echo(world: World, ns: Netns) -> None:
+    world.container("10.0.1.2", "sb-anchor")
+    targets = [
+        remote(world, "10.0.1.5", "node-2"),
+        remote(world, "10.0.1.6", "node-2"),
+        remote(world, "10.0.1.7", "node-3"),
+    ]
+    ans = world.agent.probe(plan(*targets))
+    sent = sorted(t for _, t in ns.echoes)
+    assert sent == [("10.0.1.5", 64), ("10.0.1.5", 1450), ("10.0.1.7", 64), ("10.0.1.7", 1450)]
+    assert {path for path, _ in ns.echoes} == {world.sandbox("sb-anchor")}
+    assert ans.lossy == () and ans.paths_checked == 2
+    assert ans.underlay_mtu == 1500  # the instance's own namespace: the host's link
+
+
+def test_a_path_that_loses_large_echoes_counts_its_checks_in_a_row(world: World, ns: Netns) -> None:
+    world.container("10.0.1.2", "sb-anchor")
+    targets = plan(remote(world, "10.0.1.5", "node-2"), remote(world, "10.0.1.7", "node-3"))
+    ns.lossy.add("10.0.1.5")
+    for n in (1, 2, 3):
+        ans = world.agent.probe(targets)
+        assert [(p.node, p.ip, p.size, p.fails) for p in ans.lossy or ()] == [
+            ("node-2", "10.0.1.5", 1450, n)
+        ]
+    ns.lossy.clear()  # the path carries large packets again: forgotten at once
+    assert world.agent.probe(targets).lossy == ()
+
+
+def test_a_failing_path_is_checked_again_even_when_its_task_is_not_probed(
+    world: World, ns: Netns
+) -> None:
+    world.container("10.0.1.2", "sb-anchor")
+    ns.lossy.add("10.0.1.5")
+    world.agent.probe(plan(remote(world, "10.0.1.5", "node-2")))
+    ns.echoes.clear()
+    # this round's pick holds another node's task only, on the same overlay
+    ans = world.agent.probe(plan(remote(world, "10.0.1.7", "node-3")))
+    assert ("10.0.1.5", 1450) in [t for _, t in ns.echoes]
+    assert [p.fails for p in ans.lossy or ()] == [2]
+
+
+def test_no_small_echo_is_no_opinion_and_the_path_starts_again(world: World, ns: Netns) -> None:
+    world.container("10.0.1.2", "sb-anchor")
+    targets = plan(remote(world, "10.0.1.5", "node-2"))
+    ns.lossy.add("10.0.1.5")
+    world.agent.probe(targets)
+    ns.silent.add("10.0.1.5")  # the task went, or drops ICMP: neither a pass nor a loss
+    assert world.agent.probe(targets).lossy == ()
+    ns.silent.clear()
+    assert [p.fails for p in world.agent.probe(targets).lossy or ()] == [1]
+
+
+def test_a_failed_connect_local_targets_and_other_kinds_get_no_echo(
+    world: World, ns: Netns
+) -> None:
+    world.container("10.0.1.2", "sb-anchor")
+    local = world.container("10.0.1.3", "sb-local")
+    world.local_ns()
+    ns.refused.add("10.0.1.5")
+    world.agent.probe(
+        ProbePlan(
+            tcp=(remote(world, "10.0.1.5", "node-2"), tcp(local, "10.0.1.3", local=True)),
+            vip=(VIP,),
+        )
+    )
+    assert ns.echoes == []
+
+
+def test_at_most_sixteen_paths_per_overlay_a_round_oldest_first(world: World, ns: Netns) -> None:
+    world.container("10.0.1.2", "sb-anchor")
+    targets = plan(*[remote(world, f"10.0.2.{i}", f"node-{i}") for i in range(1, 21)])
+    first = world.agent.probe(targets)
+    assert first.paths_checked == agent_mod.MTU_PATHS == 16
+    ns.echoes.clear()
+    world.agent.probe(targets)
+    again = {ip for _, (ip, _) in ns.echoes}
+    # the four not checked in the first round come first in the second
+    assert {f"10.0.2.{i}" for i in range(17, 21)} <= again
+
+
+def test_no_raw_socket_is_no_opinion_and_said_in_the_errors(
+    world: World, ns: Netns, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world.container("10.0.1.2", "sb-anchor")
+
+    def no_raw(targets: list[tuple[str, int]], timeout: float) -> list[EchoResult]:
+        return [
+            EchoResult(ip, size, None, "no raw socket: Operation not permitted")
+            for ip, size in targets
+        ]
+
+    monkeypatch.setattr(agent_mod, "echo_all", no_raw)
+    ans = world.agent.probe(plan(remote(world, "10.0.1.5", "node-2")))
+    assert ans.lossy == ()
+    assert "overlay-mtu: no raw socket: Operation not permitted" in ans.errors

@@ -105,3 +105,51 @@ def test_one_target_that_is_not_ipv4_fails_alone(listener: int, bad: str) -> Non
     assert (res[0].ip, res[0].ok) == (bad, False)
     assert res[0].error.startswith("bad target: ")
     assert (res[1].port, res[1].ok, res[1].error) == (listener, True, "")
+
+
+# --- ICMP echo with don't-fragment (overlay-mtu) --------------------------------------------
+
+
+def test_an_echo_packet_has_the_size_asked_and_a_valid_checksum() -> None:
+    from swarm_medic.nodes.probe import _checksum, echo_packet
+
+    pkt = echo_packet(0x1234, 7, 1450)
+    assert len(pkt) + 20 == 1450
+    assert _checksum(pkt) == 0  # a packet with its checksum in sums to zero
+
+
+def test_a_reply_is_read_only_for_our_identifier_and_echo_replies() -> None:
+    import socket
+    import struct
+
+    from swarm_medic.nodes.probe import echo_packet, parse_echo_reply
+
+    body = b"\x00" + echo_packet(0x1234, 7, 100)[1:]  # type 0: an echo reply
+    header = struct.pack(
+        "!BBHHHBBH4s4s",
+        0x45,
+        0,
+        100,
+        0,
+        0,
+        64,
+        1,
+        0,
+        socket.inet_aton("10.0.1.5"),
+        socket.inet_aton("10.0.1.2"),
+    )
+    assert parse_echo_reply(header + body, 0x1234) == ("10.0.1.5", 7, 100)
+    assert parse_echo_reply(header + body, 0x9999) is None
+    request = header + echo_packet(0x1234, 7, 100)  # our own request, seen by a raw socket
+    assert parse_echo_reply(request, 0x1234) is None
+    assert parse_echo_reply(header[:10], 0x1234) is None
+
+
+def test_echoes_on_loopback_for_real() -> None:
+    from swarm_medic.nodes.probe import echo_all, route_mtu
+
+    mtu = route_mtu("127.0.0.1")
+    assert mtu is not None and mtu >= 1500
+    got = echo_all([("127.0.0.1", 64), ("127.0.0.1", 1500), ("127.0.0.1", 70000)], 1.0)
+    assert [r.ok for r in got] == [True, True, None]  # larger than IP carries: not sent
+    assert got[2].error == "bad target"

@@ -196,6 +196,7 @@ def test_the_report_only_builtins_have_no_plan() -> None:
         "manager-quorum",
         "swarm-certificates",
         "node-down",
+        "overlay-mtu",
         "published-port",
         "repeated-rejection",
         "stale-config-versions",
@@ -385,6 +386,7 @@ def test_defaults_come_from_the_declaration() -> None:
         "clock-skew": {"warn": 1.0, "critical": 3600.0},
         "crash-loop": {"threshold": 3, "window": 600.0},
         "disk-pressure": {"high": 90, "low": 85, "critical": 97, "free": 1 << 30},
+        "overlay-mtu": {"rounds": 3},
         "swarm-certificates": {
             "warn": 604800.0,
             "share": 20,
