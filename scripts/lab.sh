@@ -55,6 +55,8 @@ install_packages() {
   command -v iptables >/dev/null || need+=(iptables)
   command -v nsenter >/dev/null || need+=(util-linux)
   command -v ip >/dev/null || need+=(iproute2)
+  # the multi-node lab's spare node: its data root a small ext4 filesystem (multilab.sh)
+  command -v mkfs.ext4 >/dev/null || need+=(e2fsprogs)
   if [ ${#need[@]} -gt 0 ]; then
     say "installing Debian packages: ${need[*]}"
     apt-get update -qq

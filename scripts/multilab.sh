@@ -11,6 +11,10 @@
 #   scripts/multilab.sh heal          put back what a test broke: every node's dockerd up, in
 #                                     the swarm, Ready and active; rebuilt if that fails
 #   scripts/multilab.sh load-image IMG  the host engine's image IMG onto every node
+#   scripts/multilab.sh spare-up MIB  node 9, a single-node swarm of its own on the lab's bridge,
+#                                     its data root a MIB MiB filesystem of its own (a loop-
+#                                     mounted ext4 file): a node whose disk a test may fill
+#   scripts/multilab.sh spare-down    remove node 9, its filesystem and its namespace
 #
 # ENGINE=28 (default) or 20.10 is every node's engine (scripts/engine.sh: 28 runs with Engine
 # 29's API floor); ENGINES="28 20.10 28" gives node I the I-th, a mixed swarm as in the middle
@@ -41,6 +45,7 @@ IMAGE=medic/busybox:test
 # cgroup parent of node I's containers: /$CGROUP-nI (a second lab, e.g. the fresh-state test's
 # sandbox, sets its own so the two never share a cgroup)
 CGROUP=${MULTILAB_CGROUP:-medic}
+SPARE=9  # the spare node: never one of the N, never healed, removed by `down` too
 
 say() { printf '[multilab %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 # node I's engine: the one it was started with, else the I-th of ENGINES, else ENGINE
@@ -60,7 +65,7 @@ nodes() {
   [ -d /run/netns ] || return 0
   local f
   for f in /run/netns/medic-n*; do
-    if [ -e "$f" ]; then echo "${f##*/medic-n}"; fi
+    if [ -e "$f" ] && [ "${f##*/medic-n}" != $SPARE ]; then echo "${f##*/medic-n}"; fi
   done | sort -n
 }
 
@@ -75,21 +80,23 @@ net_up() {
     ip addr add $SUBNET.1/24 dev $BR
     ip link set $BR up
   }
-  for i in $(seq 1 "$N"); do
-    local ns=medic-n$i
-    [ -e /run/netns/$ns ] && continue
-    ip netns add $ns
-    ip link add mveth$i type veth peer name eth0 netns $ns
-    ip link set mveth$i master $BR up
-    ip -n $ns link set lo up
-    ip -n $ns addr add $SUBNET.1$i/24 dev eth0
-    ip -n $ns link set eth0 up
-    ip -n $ns route add default via $SUBNET.1
-  done
+  for i in $(seq 1 "$N"); do net_node "$i"; done
   # Bridged frames cross the root FORWARD chain (br_netfilter), whose policy dockerd sets to
   # DROP: without this rule the nodes cannot talk to each other. Traffic stays on the bridge;
   # no NAT to the outside is set up (the lab never needs it: images are loaded, not pulled).
   iptables -C FORWARD -i $BR -o $BR -j ACCEPT 2>/dev/null || iptables -I FORWARD 1 -i $BR -o $BR -j ACCEPT
+}
+
+net_node() {
+  local i=$1 ns=medic-n$1
+  [ -e /run/netns/$ns ] && return 0
+  ip netns add $ns
+  ip link add mveth$i type veth peer name eth0 netns $ns
+  ip link set mveth$i master $BR up
+  ip -n $ns link set lo up
+  ip -n $ns addr add $SUBNET.1$i/24 dev eth0
+  ip -n $ns link set eth0 up
+  ip -n $ns route add default via $SUBNET.1
 }
 
 write_node_init() {
@@ -224,7 +231,57 @@ cmd_up() {
   say "$N-node swarm ready in $((SECONDS - t0)) s ($MANAGERS manager(s); engines:$engines); node I: $(sock I)"
 }
 
+# node_gone I: what is left of node I once its dockerd is stopped. Containerd and shims a
+# SIGKILLed dockerd left in the node's netns, then container processes still in the node's
+# cgroup: all started by this lab, found by namespace. A data root on a filesystem of its own
+# (the spare's) is unmounted first.
+node_gone() {
+  local i=$1
+  # shellcheck disable=SC2046  # pids, one word each
+  kill_wait 5 $(ip netns pids medic-n$i 2>/dev/null)
+  # shellcheck disable=SC2046
+  kill_wait 5 $(cat /sys/fs/cgroup/pids/$CGROUP-n$i/*/cgroup.procs /sys/fs/cgroup/pids/$CGROUP-n$i/cgroup.procs 2>/dev/null || true)
+  ip netns del medic-n$i 2>/dev/null || true
+  ip link del mveth$i 2>/dev/null || true
+  for c in /sys/fs/cgroup/*/$CGROUP-n$i; do
+    [ -d "$c" ] && find "$c" -depth -type d -exec rmdir {} \; 2>/dev/null || true
+  done
+  if mountpoint -q "$DATA/n$i" 2>/dev/null; then umount -l "$DATA/n$i"; fi
+  rm -rf "$DATA/n$i" "$DATA/n$i.img" "$RUNDIR/n$i" "$RUNDIR/n$i.pid" "$RUNDIR/n$i.engine"
+}
+
+cmd_spare_up() {
+  local mib=${1:-512} i=$SPARE t0=$SECONDS
+  cmd_spare_down 2>/dev/null  # an interrupted earlier one
+  ip link show $BR >/dev/null 2>&1 || { say "no multi-node lab: run up first"; return 1; }
+  net_node $i
+  mkdir -p $DATA/n$i
+  truncate -s "${mib}M" $DATA/n$i.img
+  mkfs.ext4 -q -F -m 0 $DATA/n$i.img
+  mount -o loop $DATA/n$i.img $DATA/n$i
+  write_node_init
+  start_node $i
+  D $i swarm init --advertise-addr $SUBNET.1$i --listen-addr $SUBNET.1$i:2377 \
+    --dispatcher-heartbeat "$HEARTBEAT" >/dev/null
+  docker save $IMAGE | D $i load -q >/dev/null
+  say "spare node$i ready in $((SECONDS - t0)) s: a swarm of its own, its data root a $mib MiB filesystem"
+}
+
+cmd_spare_down() {
+  local i=$SPARE p
+  [ -e /run/netns/medic-n$i ] || [ -e $DATA/n$i.img ] || return 0
+  p=$(dockerd_pid $i || true)
+  if [ -n "$p" ]; then
+    timeout 20 docker -H "$(sock $i)" ps -aq 2>/dev/null |
+      xargs -r timeout 20 docker -H "$(sock $i)" rm -f >/dev/null 2>&1 || true
+    kill_wait 30 "$p"
+  fi
+  node_gone $i
+  say "spare node$i removed"
+}
+
 cmd_down() {
+  cmd_spare_down
   local ns; ns=$(nodes)
   [ -z "$ns" ] && [ ! -e $RUNDIR ] && { say "no multi-node lab"; return 0; }
   if timeout 5 docker -H "$(sock 1)" info >/dev/null 2>&1; then
@@ -241,17 +298,7 @@ cmd_down() {
     [ -n "$p" ] && pids+=("$p")
   done
   kill_wait 30 "${pids[@]}"
-  for i in $ns; do
-    # containerd and shims a SIGKILLed dockerd left in the node's netns, then container
-    # processes still in the node's cgroup: all started by this lab, found by namespace
-    kill_wait 5 $(ip netns pids medic-n$i 2>/dev/null)
-    kill_wait 5 $(cat /sys/fs/cgroup/pids/$CGROUP-n$i/*/cgroup.procs /sys/fs/cgroup/pids/$CGROUP-n$i/cgroup.procs 2>/dev/null || true)
-    ip netns del medic-n$i 2>/dev/null || true
-    for c in /sys/fs/cgroup/*/$CGROUP-n$i; do
-      [ -d "$c" ] && find "$c" -depth -type d -exec rmdir {} \; 2>/dev/null || true
-    done
-    rm -rf "$DATA/n$i" "$RUNDIR/n$i" "$RUNDIR/n$i.pid" "$RUNDIR/n$i.engine"
-  done
+  for i in $ns; do node_gone "$i"; done
   rm -f $RUNDIR/node-init.sh $RUNDIR/managers
   rmdir $RUNDIR/.cg* $RUNDIR $DATA 2>/dev/null || true
   ip link del $BR 2>/dev/null || true
@@ -362,5 +409,7 @@ case "${1:-}" in
   upgrade-node) write_node_init; cmd_upgrade_node "$2" "$3" ;;
   heal) write_node_init; cmd_heal ;;
   load-image) load_image "$2" ;;
+  spare-up) cmd_spare_up "${2:-512}" ;;
+  spare-down) cmd_spare_down ;;
   *) echo "usage: [ENGINE=28|20.10] [ENGINES='28 20.10 28'] $0 up|down|status|kill-node I|start-node I|upgrade-node I ENGINE|heal|load-image IMAGE" >&2; exit 2 ;;
 esac
