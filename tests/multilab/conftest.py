@@ -98,6 +98,10 @@ def web(multilab_up: None) -> Iterator[Web]:
     )
     yield w
     on_node(1, "service", "rm", name, vip, anchor, check=False)
+    # the network goes once the tasks have: retried until removed (or gone), not 50 times
     for _ in range(50):
-        if not on_node(1, "network", "rm", net, check=False):
-            time.sleep(0.3)
+        if on_node(1, "network", "rm", net, check=False):
+            break
+        if not on_node(1, "network", "ls", "-q", "--filter", f"name={net}", check=False):
+            break
+        time.sleep(0.3)
