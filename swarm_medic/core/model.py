@@ -188,6 +188,8 @@ class Service:
     secrets: tuple[FileRef, ...] = ()
     # ids of the configs and secrets PreviousSpec refers to: what a rollback needs to exist
     previous_refs: tuple[str, ...] = ()
+    # the image PreviousSpec names ("" : none): a rollback needs it on every node it may run on
+    previous_image: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -418,6 +418,50 @@ def _previous_refs_raw(raw: msgspec.Raw) -> tuple[str, ...]:
     return previous_refs(_ANY.decode(raw)) if _present(raw) else ()
 
 
+MAX_IMAGE = 4096  # an image reference kept at most this long (a real one is under 300)
+
+
+def _clip_image(value: object) -> str:
+    return value[:MAX_IMAGE] if isinstance(value, str) else ""
+
+
+def previous_image(value: object) -> str:
+    """PreviousSpec.TaskTemplate.ContainerSpec.Image ("" : no previous spec, or none said)."""
+    if not isinstance(value, Mapping):
+        return ""
+    template = value.get("TaskTemplate")
+    container = template.get("ContainerSpec") if isinstance(template, Mapping) else None
+    return _clip_image(container.get("Image")) if isinstance(container, Mapping) else ""
+
+
+class _PrevContainer(msgspec.Struct):
+    Image: str = ""
+
+
+class _PrevTemplate(msgspec.Struct):
+    ContainerSpec: _PrevContainer | None = None
+
+
+class _Prev(msgspec.Struct):
+    TaskTemplate: _PrevTemplate | None = None
+
+
+_PREV = msgspec.json.Decoder(_Prev)
+
+
+def _previous_image_raw(raw: msgspec.Raw) -> str:
+    """previous_image of the fast path: only the image is built of the whole PreviousSpec; a
+    spec whose parts are not the common shape is read as plain JSON."""
+    if not _present(raw):
+        return ""
+    try:
+        prev = _PREV.decode(raw)
+    except msgspec.DecodeError:
+        return previous_image(_ANY.decode(raw))
+    container = prev.TaskTemplate.ContainerSpec if prev.TaskTemplate else None
+    return _clip_image(container.Image) if container else ""
+
+
 # --- nodes, services and tasks, field by field ----------------------------------------------
 
 _TEMPLATE = ("Spec", "TaskTemplate")
@@ -485,6 +529,10 @@ SERVICE = Shape(
     # only whether there is one is read from each service: the spec itself is not built
     previous_refs=Field(
         (("PreviousSpec",),), msgspec.Raw, _NO_RAW, slow=previous_refs, fast=_previous_refs_raw
+    ),
+    # what a rollback runs: a prune on any node keeps it (disk-pressure)
+    previous_image=Field(
+        (("PreviousSpec",),), msgspec.Raw, _NO_RAW, slow=previous_image, fast=_previous_image_raw
     ),
 )
 

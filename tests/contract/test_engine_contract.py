@@ -146,6 +146,7 @@ def test_service_maps_name_labels_version(world: FakeWorld | RealWorld) -> None:
     assert svc.image.startswith("medic/busybox:test")
     assert svc.update_status is None
     assert not svc.has_previous_spec
+    assert svc.previous_image == ""
 
 
 def test_tasks_belong_to_their_service(world: FakeWorld | RealWorld) -> None:
@@ -168,6 +169,7 @@ def test_force_update_is_compare_and_swap(world: FakeWorld | RealWorld) -> None:
     assert after.force_update == before.force_update + 1
     assert after.version > before.version
     assert after.has_previous_spec
+    assert after.previous_image == before.image  # what a rollback runs: a prune keeps it
     with pytest.raises(Conflict):
         world.engine.force_update(sid, before.version)  # stale: someone changed it since
     assert find(world.engine, sid).force_update == after.force_update

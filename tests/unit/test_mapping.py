@@ -222,8 +222,25 @@ def test_service_from_api_global_minimal() -> None:
     assert s.reservations == Resources()
     assert s.update_status is None
     assert s.has_previous_spec is False
+    assert s.previous_image == ""
     assert dict(s.labels) == {}
     assert s.updated_at is None
+
+
+@pytest.mark.parametrize(
+    ("previous", "image"),
+    [
+        ({"TaskTemplate": {"ContainerSpec": {"Image": "app:1@sha256:ab"}}}, "app:1@sha256:ab"),
+        ({"Name": "web"}, ""),
+        ({"TaskTemplate": {"ContainerSpec": {"Image": 7}}}, ""),
+        ({"TaskTemplate": {"ContainerSpec": []}}, ""),
+        ({"TaskTemplate": {"ContainerSpec": {"Image": "x" * 5000}}}, "x" * mapping.MAX_IMAGE),
+    ],
+)
+def test_the_image_a_previous_spec_names(previous: dict[str, Any], image: str) -> None:
+    """What a rollback runs, kept by a prune on every node; bounded like the other fields."""
+    s = service_from_api(_service_obj(PreviousSpec=previous))
+    assert s.previous_image == image
 
 
 @pytest.mark.parametrize(
