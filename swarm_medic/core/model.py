@@ -704,3 +704,30 @@ class LocalContainer:
     node_id: str
     networks: tuple[tuple[str, str], ...] = ()  # (network id, IPv4)
     name: str = ""  # Names[0] without "/"; swarm names its own <service>.<slot|node>.<task>
+
+
+@dataclass(frozen=True, slots=True)
+class Image:
+    """An image this node's engine holds (`docker image ls`): what a prune may remove."""
+
+    id: str  # sha256:<hex>
+    tags: tuple[str, ...] = ()  # RepoTags, "<none>:<none>" left out
+    digests: tuple[str, ...] = ()  # RepoDigests (name@sha256:...), "<none>@<none>" left out
+    created: float = 0.0  # epoch seconds
+    size: int = 0  # bytes, its shared layers included
+    containers: int = -1  # containers using it, as the engine counts them (-1: not counted)
+
+
+@dataclass(frozen=True, slots=True)
+class EngineContainer:
+    """Any container this node's engine holds, swarm's or not, running or not (`docker ps -a`,
+    each inspected for its log): what a prune reads before it removes a stopped one."""
+
+    id: str
+    state: str  # created | running | paused | restarting | removing | exited | dead
+    image_id: str = ""  # ImageID: sha256:<hex>
+    task_id: str = ""  # its swarm task's id (label com.docker.swarm.task.id), "" if none
+    name: str = ""  # Names[0] without "/"
+    log_driver: str = ""  # HostConfig.LogConfig.Type ("" : not known)
+    log_max_size: str = ""  # HostConfig.LogConfig.Config["max-size"] ("" : none, unbounded)
+    log_path: str = ""  # LogPath: the json-file log on the host ("" : none)
