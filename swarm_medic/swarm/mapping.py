@@ -26,8 +26,10 @@ import msgspec
 from swarm_medic.core.model import (
     EMPTY,
     ContainerDetail,
+    EngineContainer,
     Event,
     FileRef,
+    Image,
     LocalContainer,
     Network,
     Node,
@@ -737,6 +739,65 @@ def container_detail_from_api(obj: Json, image: Json | None) -> ContainerDetail:
         image_labels=_labels(img_cfg.get("Labels")),
         stop_timeout=float(timeout) if isinstance(timeout, int) and timeout >= 0 else None,
         stop_signal=str(cfg.get("StopSignal") or ""),
+    )
+
+
+# --- what a prune reads: every image and every container of this node's engine -------------
+
+MAX_REFS = 256  # tags or digests of one image kept at most (a real one has a handful)
+
+
+def _refs(value: object, none: str) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        return ()
+    return tuple(r[:MAX_IMAGE] for r in value[:MAX_REFS] if isinstance(r, str) and r and r != none)
+
+
+def _whole(value: object, default: int) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+@_malformed_is_value_error("image")
+def image_from_api(obj: Json) -> Image:
+    """An element of GET /images/json."""
+    iid = obj.get("Id")
+    if not isinstance(iid, str) or not iid:
+        raise ValueError("image without an Id")
+    created = obj.get("Created")
+    return Image(
+        id=iid,
+        tags=_refs(obj.get("RepoTags"), "<none>:<none>"),
+        digests=_refs(obj.get("RepoDigests"), "<none>@<none>"),
+        created=float(created)
+        if isinstance(created, int | float) and not isinstance(created, bool) and created > 0
+        else 0.0,
+        size=max(0, _whole(obj.get("Size"), 0)),
+        containers=_whole(obj.get("Containers"), -1),
+    )
+
+
+@_malformed_is_value_error("container")
+def engine_container_from_api(listed: Json, inspected: Json | None) -> EngineContainer:
+    """An element of GET /containers/json?all=1, with its log as its inspect says (None: not
+    inspected, its log not known)."""
+    cid = listed.get("Id")
+    if not isinstance(cid, str) or not cid:
+        raise ValueError("container without an Id")
+    labels = listed.get("Labels") or {}
+    names = listed.get("Names")
+    first = names[0] if isinstance(names, list) and names and isinstance(names[0], str) else ""
+    log = ((inspected or {}).get("HostConfig") or {}).get("LogConfig") or {}
+    opts = log.get("Config") or {}
+    path = (inspected or {}).get("LogPath")
+    return EngineContainer(
+        id=cid,
+        state=str(listed.get("State") or ""),
+        image_id=str(listed.get("ImageID") or ""),
+        task_id=str(labels.get(TASK_LABEL) or ""),
+        name=first.removeprefix("/")[:MAX_IMAGE],
+        log_driver=str(log.get("Type") or ""),
+        log_max_size=str(opts.get("max-size") or ""),
+        log_path=path[:MAX_IMAGE] if isinstance(path, str) else "",
     )
 
 

@@ -594,3 +594,41 @@ def test_info_from_api_reads_the_data_root_the_cert_expiry_and_the_trust_root() 
 def test_an_odd_cluster_in_info_says_nothing_of_certificates(cluster: object) -> None:
     info = info_from_api({"Swarm": {"NodeID": "n1", "Cluster": cluster}})
     assert (info.node_id, info.node_cert_expiry, info.trust_root) == ("n1", 0.0, "")
+
+
+def test_an_image_as_a_prune_reads_it() -> None:
+    image = mapping.image_from_api(
+        {
+            "Id": "sha256:" + "a" * 64,
+            "RepoTags": ["app:1", "<none>:<none>", 7],
+            "RepoDigests": ["app@sha256:" + "b" * 64, "<none>@<none>"],
+            "Created": 1_700_000_000,
+            "Size": 1234,
+            "Containers": 2,
+        }
+    )
+    assert image.tags == ("app:1",)
+    assert image.digests == ("app@sha256:" + "b" * 64,)
+    assert (image.created, image.size, image.containers) == (1_700_000_000.0, 1234, 2)
+    untagged = mapping.image_from_api({"Id": "sha256:c", "RepoTags": None, "Containers": -1})
+    assert (untagged.tags, untagged.digests, untagged.containers) == ((), (), -1)
+
+
+def test_a_container_as_a_prune_reads_it() -> None:
+    listed = {
+        "Id": "c1",
+        "Names": ["/web.1.t1"],
+        "State": "exited",
+        "ImageID": "sha256:" + "a" * 64,
+        "Labels": {mapping.TASK_LABEL: "t1"},
+    }
+    inspected = {
+        "LogPath": "/var/lib/docker/containers/c1/c1-json.log",
+        "HostConfig": {"LogConfig": {"Type": "json-file", "Config": {"max-size": "10m"}}},
+    }
+    c = mapping.engine_container_from_api(listed, inspected)
+    assert (c.id, c.state, c.task_id, c.name) == ("c1", "exited", "t1", "web.1.t1")
+    assert (c.log_driver, c.log_max_size) == ("json-file", "10m")
+    assert c.log_path.endswith("c1-json.log") and c.image_id.startswith("sha256:")
+    unknown = mapping.engine_container_from_api({"Id": "c2", "State": "running"}, None)
+    assert (unknown.task_id, unknown.log_driver, unknown.log_path) == ("", "", "")
