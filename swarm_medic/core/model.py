@@ -359,14 +359,30 @@ class ActionKind(enum.StrEnum):
     REPLACE_TASK = "replace_task"  # the task's node removes its container; swarm makes another
     REMOVE_ORPHAN = "remove_orphan"  # a node removes a task container swarm no longer knows
     REMOVE_NODE = "remove_node"  # the brain removes a worker's Down node entry (docker node rm)
+    PRUNE_NODE = "prune_node"  # a node's own instance frees its data root (disk-pressure)
+
+
+# Actions on a node itself: no service is named, the node is their subject.
+ON_NODE = frozenset({ActionKind.REMOVE_NODE, ActionKind.PRUNE_NODE})
+
+
+@dataclass(frozen=True, slots=True)
+class Prune:
+    """What a prune keeps and how far it goes (core/prune.py): every image reference `keep`
+    names, every container of a task in `wanted`; down to `target` percent used."""
+
+    keep: tuple[str, ...] = ()
+    wanted: tuple[str, ...] = ()
+    target: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class Action:
     """What to do, as data. Only `act.Executor` carries it out.
 
-    An action on a node itself (REMOVE_NODE) names no service: `node_id` is the node, and
-    `service_version` that node's Version.Index."""
+    An action on a node itself (REMOVE_NODE, PRUNE_NODE) names no service: `node_id` is the
+    node, and `service_version` that node's Version.Index. A prune says what it keeps in
+    `prune`."""
 
     kind: ActionKind
     service_id: str
@@ -375,13 +391,14 @@ class Action:
     reason: str
     task_id: str = ""  # REPLACE_TASK: which task, on which node
     node_id: str = ""
+    prune: Prune | None = None
 
     @property
     def subject(self) -> str:
         """What the safety policy judges and the ledger keeps this action's history under:
         its service, or the node an action on a node is about (swarm ids never repeat across
         kinds of object, so the two cannot meet)."""
-        return self.node_id if self.kind is ActionKind.REMOVE_NODE else self.service_id
+        return self.node_id if self.kind in ON_NODE else self.service_id
 
 
 class TargetKind(enum.StrEnum):

@@ -248,6 +248,24 @@ PROBE_PATH: Final = "/v1/probe"
 ACT_PATH: Final = "/v1/act"
 
 
+def prune_fits(keep: tuple[str, ...], wanted: tuple[str, ...], target: int) -> str:
+    """Why a prune with these fields cannot be asked for ("" : it can): what the node would
+    refuse to decode (its bounds, or a request over MAX_REQUEST). A keep list cut short would
+    prune an image it names: the brain asks for none rather than for less."""
+    if len(keep) > MAX_KEEP or len(wanted) > MAX_WANTED:
+        return f"{len(keep)} images to keep and {len(wanted)} tasks wanted, over the bounds"
+    if not all(0 < len(k) <= MAX_IMAGE_REF for k in keep):
+        return f"an image reference empty or over {MAX_IMAGE_REF} characters"
+    if not all(0 < len(w) <= MAX_ID for w in wanted):
+        return f"a task id empty or over {MAX_ID} characters"
+    if not 0 <= target <= 100:
+        return f"a target of {target}%"
+    size = len(_ENCODER.encode(keep)) + len(_ENCODER.encode(wanted))
+    if size > MAX_REQUEST - 4096:
+        return f"{size} bytes of images to keep and tasks wanted, over what a request carries"
+    return ""
+
+
 class ActRequest(msgspec.Struct, frozen=True):
     """A node-local action, one of two:
 
