@@ -1,5 +1,5 @@
-"""Eyes and hands of one node: probes from this node's side of each overlay, and the one
-node-local action the brain may ask for.
+"""Eyes and hands of one node: probes from this node's side of each overlay, and the
+node-local actions the brain may ask for.
 
 Every instance, workers included, runs one. The brain (the instance on the leader) sends a
 probe plan; the agent answers from this node:
@@ -14,11 +14,11 @@ probe plan; the agent answers from this node:
   stack (whose traffic to a node address leaves through docker_gwbridge, NATed as any
   client's), in a thread of their own while the overlay probes run.
 
-The actions (an allow-list of two). The first: retire the container of swarm task T of service S on
-this node, after checking that the container's own swarm labels say exactly that and that
-swarm made it (named as swarm names task containers, with labels that did not come from its
-image: a `docker commit` of a task container copies the labels into the image, and every
-container run from it would otherwise pass for the task). Retiring is what swarm itself does
+The actions (an allow-list of two). The first: retire the container of swarm task T of
+service S on this node, after checking that the container's own swarm labels say exactly that
+and that swarm made it (named as swarm names task containers, with labels that did not come
+from its image: a `docker commit` of a task container copies the labels into the image, and
+every container run from it would otherwise pass for the task). Retiring is what swarm itself does
 to a task it shuts down: the container's own stop signal and stop timeout, then removal; it
 runs in the background so a long stop never holds the brain's request. A node started with
 --dry-run refuses it and says what it would have retired, whatever the brain's setting.
@@ -130,7 +130,7 @@ Job = tuple[str, int]  # ("tcp" | "dns" | "vip", index in the plan list)
 class NodeAgent:
     """This node's eyes and hands, behind the channel: the brain cannot see into another
     node's namespaces or touch its containers, so every instance answers probe plans and the
-    one allow-listed action for its own node, checked here and not trusted from the request."""
+    allow-listed actions for its own node, checked here and not trusted from the request."""
 
     def __init__(
         self,
