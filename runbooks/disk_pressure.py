@@ -21,18 +21,45 @@ rollback needs the previous one, and `docker image prune -a` removes it on a nod
 not run it now); set `max-size` on json-file logs. A reading older than 10 minutes (the
 node stopped answering) is not judged.
 
-No action: the prune the issue describes (toward the low watermark, never an image a spec or
-PreviousSpec names) is left out of this runbook for now; it reports only.
+With the setting `prune` = yes (default no: report only), a data root over `high` (or
+critical) is pruned by that node's own instance, toward the low watermark: first the build
+cache, then stopped containers that belong to no task still meant to run, then dangling
+images no container uses, then unused images oldest first; it stops as soon as the data
+root is at or below `low`. Never an image any service's Spec or PreviousSpec names (on any
+node: a rollback needs the previous image wherever the task lands), never an image a
+remaining container uses, never a running container or one of a task still wanted, never a
+forced removal (what the engine says is in use is skipped), never a log: containers on
+json-file without `max-size` and the largest log files are reported in the node's
+`hand: pruned` line. A raft folder on another filesystem is never pruned: reported only.
+Every gate of the safety policy applies (pause, leader, storm, dry-run on the brain and on
+the node, cooldown, budget and breaker per node, approvals, --max-concurrent-actions) except
+the service scope, which has no say on nodes: this setting is the opt-in. Verified healed
+once the finding clears (below `low`) on a reading the node gave after the prune.
 
-Risks: none; it never acts. statvfs measures the filesystem the data root is on: other
-directories on it fill it too, and the finding says so.
+Risks: report only by default. Pruned, an image that no spec names is gone from that node
+(pulled again if a service is later pointed at it), and so is a stopped container that no
+task wants (its logs and writable layer with it; volumes stay), a non-swarm one included, as
+`docker container prune` does. statvfs measures the filesystem the data root is on: other
+directories on it fill it too, and the finding says so; a prune cannot free what they hold.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from swarm_medic.runbook import PROBES, Context, Count, Finding, Node, Setting, Severity
+from swarm_medic.runbook import (
+    PROBES,
+    Action,
+    Context,
+    Count,
+    Finding,
+    Node,
+    Setting,
+    Severity,
+    TaskState,
+    parse_bool,
+    prune_node,
+)
 
 NAME = "disk-pressure"
 NEEDS = (PROBES,)
@@ -75,6 +102,15 @@ SETTINGS = (
         "PERCENT",
     ),
     Setting("free", _size, "1G", "less than this free is critical", "SIZE"),
+    Setting(
+        "prune",
+        parse_bool,
+        "no",
+        "yes: the node's own instance prunes a data root over `high` toward `low` (build "
+        "cache, stopped containers of no wanted task, dangling and unused images; never an "
+        "image a Spec or PreviousSpec names, never a log); no: report only",
+        "yes|no",
+    ),
 )
 FRESH = 600.0  # a reading older than this is not judged: the node stopped answering
 
@@ -102,8 +138,16 @@ ADVICE = (
 )
 RAFT_ADVICE = (
     " On a manager, a full raft folder corrupts the raft log (WAL) and the manager may not "
-    "rejoin: free space before anything else."
+    "rejoin: free space before anything else. The medic never prunes it (another "
+    "filesystem than the data root's)."
 )
+PRUNE_OFF = f" Set {NAME}.prune=yes to let the medic prune a node's data root itself."
+PRUNING = (
+    " The medic prunes this data root toward the low watermark (build cache, stopped "
+    "containers, dangling and unused images; never an image a spec or previous spec names)."
+)
+# a task in these desired states is not wanted any more: its stopped container may go
+UNWANTED = frozenset({TaskState.SHUTDOWN, TaskState.REMOVE})
 
 
 def detect(ctx: Context) -> Iterator[Finding]:
@@ -122,15 +166,19 @@ def detect(ctx: Context) -> Iterator[Finding]:
             if not (critical or used > s.high or (used >= low and ctx.held(key))):
                 continue
             ctx.since(key)  # held: it clears only below the low watermark
-            where = "raft folder" if disk.what == "raft" else "Docker data root"
+            raft = disk.what == "raft"
+            where = "raft folder" if raft else "Docker data root"
+            prunes = s.prune and not raft and (critical or used > s.high)
+            more = RAFT_ADVICE if raft else (PRUNING if prunes else "" if s.prune else PRUNE_OFF)
             yield Finding.for_node(
                 node,
                 f"the {where} {disk.path} on {_who(node)} is {used:.1f}% used, "
                 f"{_bytes(disk.free)} free of {_bytes(disk.total)}",
-                "raft-disk" if disk.what == "raft" else "disk-pressure",
+                "raft-disk" if raft else "disk-pressure",
                 key=key,
                 severity=Severity.CRITICAL if critical else Severity.WARNING,
-                advice=ADVICE + (RAFT_ADVICE if disk.what == "raft" else ""),
+                advice=ADVICE + more,
+                actionable=prunes,
                 details={
                     "path": disk.path,
                     "used_percent": f"{used:.1f}",
@@ -140,3 +188,23 @@ def detect(ctx: Context) -> Iterator[Finding]:
                     "low_percent": str(low),
                 },
             )
+
+
+def plan(finding: Finding, ctx: Context) -> Action | None:
+    """A prune of the node's data root toward the low watermark, keeping every image any
+    service's Spec or PreviousSpec names and every container of the node's tasks still wanted."""
+    target = finding.target
+    if not ctx.settings.prune or target is None or finding.cause != "disk-pressure":
+        return None
+    node = ctx.snapshot.node(target.id)
+    if node is None:
+        return None
+    services = ctx.snapshot.services
+    keep = {s.image for s in services} | {s.previous_image for s in services}
+    wanted = [
+        t.id for t in ctx.snapshot.tasks if t.node_id == node.id and t.desired_state not in UNWANTED
+    ]
+    low = min(ctx.settings.low, ctx.settings.high)
+    used = finding.details.get("used_percent", "?")
+    why = f"the data root of {_who(node)} is {used}% used: prune toward {low}%"
+    return prune_node(node, keep, wanted, low, why)

@@ -73,6 +73,7 @@ class App:
             netns_dir=settings.probes.netns_dir,
             timeout=settings.probes.probe_timeout,
             on_retired=self.journal.hand_retired,
+            on_pruned=self.journal.hand_pruned,
             dry_run=settings.safety.dry_run,
         )
         secret = settings.probes.secret

@@ -81,6 +81,7 @@ ACTION_KINDS = frozenset(
         "replace_task",
         "remove_orphan",
         "remove_node",
+        "prune_node",
     }
 )
 

@@ -188,6 +188,8 @@ class Service:
     secrets: tuple[FileRef, ...] = ()
     # ids of the configs and secrets PreviousSpec refers to: what a rollback needs to exist
     previous_refs: tuple[str, ...] = ()
+    # the image PreviousSpec names ("" : none): a rollback needs it on every node it may run on
+    previous_image: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,14 +359,30 @@ class ActionKind(enum.StrEnum):
     REPLACE_TASK = "replace_task"  # the task's node removes its container; swarm makes another
     REMOVE_ORPHAN = "remove_orphan"  # a node removes a task container swarm no longer knows
     REMOVE_NODE = "remove_node"  # the brain removes a worker's Down node entry (docker node rm)
+    PRUNE_NODE = "prune_node"  # a node's own instance frees its data root (disk-pressure)
+
+
+# Actions on a node itself: no service is named, the node is their subject.
+ON_NODE = frozenset({ActionKind.REMOVE_NODE, ActionKind.PRUNE_NODE})
+
+
+@dataclass(frozen=True, slots=True)
+class Prune:
+    """What a prune keeps and how far it goes (core/prune.py): every image reference `keep`
+    names, every container of a task in `wanted`; down to `target` percent used."""
+
+    keep: tuple[str, ...] = ()
+    wanted: tuple[str, ...] = ()
+    target: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class Action:
     """What to do, as data. Only `act.Executor` carries it out.
 
-    An action on a node itself (REMOVE_NODE) names no service: `node_id` is the node, and
-    `service_version` that node's Version.Index."""
+    An action on a node itself (REMOVE_NODE, PRUNE_NODE) names no service: `node_id` is the
+    node, and `service_version` that node's Version.Index. A prune says what it keeps in
+    `prune`."""
 
     kind: ActionKind
     service_id: str
@@ -373,13 +391,14 @@ class Action:
     reason: str
     task_id: str = ""  # REPLACE_TASK: which task, on which node
     node_id: str = ""
+    prune: Prune | None = None
 
     @property
     def subject(self) -> str:
         """What the safety policy judges and the ledger keeps this action's history under:
         its service, or the node an action on a node is about (swarm ids never repeat across
         kinds of object, so the two cannot meet)."""
-        return self.node_id if self.kind is ActionKind.REMOVE_NODE else self.service_id
+        return self.node_id if self.kind in ON_NODE else self.service_id
 
 
 class TargetKind(enum.StrEnum):
@@ -702,3 +721,30 @@ class LocalContainer:
     node_id: str
     networks: tuple[tuple[str, str], ...] = ()  # (network id, IPv4)
     name: str = ""  # Names[0] without "/"; swarm names its own <service>.<slot|node>.<task>
+
+
+@dataclass(frozen=True, slots=True)
+class Image:
+    """An image this node's engine holds (`docker image ls`): what a prune may remove."""
+
+    id: str  # sha256:<hex>
+    tags: tuple[str, ...] = ()  # RepoTags, "<none>:<none>" left out
+    digests: tuple[str, ...] = ()  # RepoDigests (name@sha256:...), "<none>@<none>" left out
+    created: float = 0.0  # epoch seconds
+    size: int = 0  # bytes, its shared layers included
+    containers: int = -1  # containers using it, as the engine counts them (-1: not counted)
+
+
+@dataclass(frozen=True, slots=True)
+class EngineContainer:
+    """Any container this node's engine holds, swarm's or not, running or not (`docker ps -a`,
+    each inspected for its log): what a prune reads before it removes a stopped one."""
+
+    id: str
+    state: str  # created | running | paused | restarting | removing | exited | dead
+    image_id: str = ""  # ImageID: sha256:<hex>
+    task_id: str = ""  # its swarm task's id (label com.docker.swarm.task.id), "" if none
+    name: str = ""  # Names[0] without "/"
+    log_driver: str = ""  # HostConfig.LogConfig.Type ("" : not known)
+    log_max_size: str = ""  # HostConfig.LogConfig.Config["max-size"] ("" : none, unbounded)
+    log_path: str = ""  # LogPath: the json-file log on the host ("" : none)

@@ -127,7 +127,8 @@ class ProtocolError(ValueError):
 PROTOCOL: Final = 3
 VERSION_FIELD: Final = "protocol"
 # Fields added after protocol 2, and the protocol that added them: left out of a message whose
-# value is None there (a plan without a duty is protocol 2's plan, byte for byte but the version)
+# value is the field's default there, None or empty (a plan without a duty is protocol 2's
+# plan, byte for byte but the version)
 LATER: Final = {
     "duty": 3,
     "listed": 3,
@@ -138,6 +139,12 @@ LATER: Final = {
     "lossy": 3,
     "paths_checked": 3,
     "underlay_mtu": 3,
+    # a prune (ActRequest) and what a node says of an action (ActAnswer): added within
+    # protocol 3, as a new kind of action an older node refuses by name (see ActRequest)
+    "keep": 3,
+    "wanted": 3,
+    "target": 3,
+    "detail": 3,
 }
 
 
@@ -234,20 +241,55 @@ class ProbePlan(msgspec.Struct, frozen=True):
 
 
 REMOVE_TASK_CONTAINER: Final = "remove_task_container"
+PRUNE_NODE: Final = "prune_node"
+MAX_KEEP: Final = 8192  # image references one prune keeps (a Spec's and a PreviousSpec's each)
+MAX_IMAGE_REF: Final = 4096  # one image reference (a real one is under 300 characters)
+MAX_WANTED: Final = 8192  # tasks still wanted on one node
+ImageRef = Annotated[str, Meta(min_length=1, max_length=MAX_IMAGE_REF)]
 
 # where a node's endpoint answers the brain
 PROBE_PATH: Final = "/v1/probe"
 ACT_PATH: Final = "/v1/act"
 
 
+def prune_fits(keep: tuple[str, ...], wanted: tuple[str, ...], target: int) -> str:
+    """Why a prune with these fields cannot be asked for ("" : it can): what the node would
+    refuse to decode (its bounds, or a request over MAX_REQUEST). A keep list cut short would
+    prune an image it names: the brain asks for none rather than for less."""
+    if len(keep) > MAX_KEEP or len(wanted) > MAX_WANTED:
+        return f"{len(keep)} images to keep and {len(wanted)} tasks wanted, over the bounds"
+    if not all(0 < len(k) <= MAX_IMAGE_REF for k in keep):
+        return f"an image reference empty or over {MAX_IMAGE_REF} characters"
+    if not all(0 < len(w) <= MAX_ID for w in wanted):
+        return f"a task id empty or over {MAX_ID} characters"
+    if not 0 <= target <= 100:
+        return f"a target of {target}%"
+    size = len(_ENCODER.encode(keep)) + len(_ENCODER.encode(wanted))
+    if size > MAX_REQUEST - 4096:
+        return f"{size} bytes of images to keep and tasks wanted, over what a request carries"
+    return ""
+
+
 class ActRequest(msgspec.Struct, frozen=True):
-    """The one node-local action: remove the container of task `task` of service `service`.
+    """A node-local action, one of two:
+
+    - remove_task_container: remove the container of task `task` of service `service`;
+    - prune_node: free space on the node's data root (disk-pressure), down to `target`
+      percent used at most, keeping every image `keep` names and every container of a task
+      in `wanted` (core/prune.py). `task` and `service` name the node itself: they stay
+      required, so that an instance of a release before prunes reads the request and refuses
+      its kind by name, as any unknown kind.
+
     `kind` is a plain string (checked by the agent) so an unknown kind is refused with its
-    name rather than as an undecodable request."""
+    name rather than as an undecodable request. The prune's fields are left out of a request
+    that does not say them (LATER)."""
 
     kind: Text
     task: Id
     service: Id
+    keep: Annotated[tuple[ImageRef, ...], Meta(max_length=MAX_KEEP)] = ()
+    wanted: Annotated[tuple[Id, ...], Meta(max_length=MAX_WANTED)] = ()
+    target: Annotated[int, Meta(ge=0, le=100)] = 0
 
 
 # --- answers (node -> brain) ------------------------------------------------------------------
@@ -373,6 +415,9 @@ class ActAnswer(msgspec.Struct, frozen=True):
     # Signed like any answer, so the brain may trust it and retry later instead of counting a
     # failure (a rolling update from dry-run to acting has brains and hands in both modes).
     dry_run: bool = False
+    # what the node does, or would do in dry-run, in words (a prune: what it would remove,
+    # or that one is under way already); "" : nothing to add
+    detail: Text = ""
 
 
 class Envelope(msgspec.Struct, frozen=True):
@@ -398,12 +443,26 @@ def encode(message: Message, *, speaks: int = PROTOCOL, reader: int | None = Non
     peer gets is what it knows, the version aside."""
     reads = speaks if reader is None else min(reader, speaks)
     fields = msgspec.structs.asdict(message)
+    defaults = _defaults(type(message))
     for name, since in LATER.items():
-        if name in fields and (fields[name] is None or reads < since):
+        if name in fields and (fields[name] == defaults[name] or reads < since):
             del fields[name]
     if speaks <= 1:
         return _ENCODER.encode(fields)
     return _ENCODER.encode({VERSION_FIELD: speaks, **fields})
+
+
+def _defaults(kind: type[msgspec.Struct]) -> dict[str, object]:
+    """Each field's default (None for a required one): a later field left at it says nothing."""
+    if kind not in _DEFAULTS:
+        _DEFAULTS[kind] = {
+            f.name: None if f.default is msgspec.NODEFAULT else f.default
+            for f in msgspec.structs.fields(kind)
+        }
+    return _DEFAULTS[kind]
+
+
+_DEFAULTS: dict[type[msgspec.Struct], dict[str, object]] = {}
 
 
 def decode(data: bytes | str, kind: type[M], *, limit: int) -> M:

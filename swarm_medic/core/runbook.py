@@ -24,11 +24,13 @@ from swarm_medic.core.model import (
     ActionKind,
     Finding,
     Node,
+    Prune,
     Service,
     Snapshot,
     Target,
     Task,
 )
+from swarm_medic.core.protocol import prune_fits
 from swarm_medic.core.reach import Reachability, probed_services
 from swarm_medic.core.settings import RUNBOOK_ENV_PREFIX, Settings
 
@@ -525,6 +527,23 @@ def remove_node(node: Node, why: str) -> Action:
     a node that is up). Its finding must be about that node (Finding.for_node). No service
     is named, so no service's scope or labels apply: the runbook's own setting is the opt-in."""
     return Action(ActionKind.REMOVE_NODE, "", "", node.version, why, node_id=node.id)
+
+
+def prune_node(
+    node: Node, keep: Iterable[str], wanted: Iterable[str], target: int, why: str
+) -> Action:
+    """The node's own instance frees its Docker data root down to `target` percent used at
+    most: build cache, stopped containers, dangling and unused images; never an image a `keep`
+    reference names (give every image a service's Spec or PreviousSpec names: a rollback needs
+    it on any node), never a container of a task in `wanted` (the node's tasks still meant to
+    run), never a running container, never forced, never a log. Its finding must be about that
+    node (Finding.for_node); no service is named, so the runbook's own setting is the opt-in.
+    ValueError when `keep` is more than one request carries: no prune rather than one that
+    would not keep them all."""
+    prune = Prune(tuple(sorted({k for k in keep if k})), tuple(sorted(set(wanted))), target)
+    if why_not := prune_fits(prune.keep, prune.wanted, prune.target):
+        raise ValueError(f"no prune of node {node.id}: {why_not}")
+    return Action(ActionKind.PRUNE_NODE, "", "", node.version, why, node_id=node.id, prune=prune)
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
-"""Eyes and hands of one node: probes from this node's side of each overlay, and the one
-node-local action the brain may ask for.
+"""Eyes and hands of one node: probes from this node's side of each overlay, and the
+node-local actions the brain may ask for.
 
 Every instance, workers included, runs one. The brain (the instance on the leader) sends a
 probe plan; the agent answers from this node:
@@ -14,14 +14,25 @@ probe plan; the agent answers from this node:
   stack (whose traffic to a node address leaves through docker_gwbridge, NATed as any
   client's), in a thread of their own while the overlay probes run.
 
-The one action (an allow-list of one): retire the container of swarm task T of service S on
-this node, after checking that the container's own swarm labels say exactly that and that
-swarm made it (named as swarm names task containers, with labels that did not come from its
-image: a `docker commit` of a task container copies the labels into the image, and every
-container run from it would otherwise pass for the task). Retiring is what swarm itself does
+The actions (an allow-list of two). The first: retire the container of swarm task T of
+service S on this node, after checking that the container's own swarm labels say exactly that
+and that swarm made it (named as swarm names task containers, with labels that did not come
+from its image: a `docker commit` of a task container copies the labels into the image, and
+every container run from it would otherwise pass for the task). Retiring is what swarm itself does
 to a task it shuts down: the container's own stop signal and stop timeout, then removal; it
 runs in the background so a long stop never holds the brain's request. A node started with
 --dry-run refuses it and says what it would have retired, whatever the brain's setting.
+
+The second: prune this node (disk-pressure), toward `target` percent used on its data root's
+filesystem, keeping every image the request's `keep` names and every container of a task in
+`wanted`. In the background, one at a time (asked again while one runs: answered ok, nothing
+new started), stopping as soon as the data root is at or below the target (statvfs, as its
+disk reading): (a) the build cache; (b) stopped containers of no wanted task; (c) dangling
+images no container uses; (d) unused images, oldest first. What may go is core/prune.plan's
+decision, made again after (b) from fresh lists; nothing is ever forced, and whatever the
+engine says is in use (409) is skipped. Logs are never touched: containers on json-file with
+no max-size and the largest log files are reported. `on_pruned` gets the summary. A node in
+--dry-run refuses it and says what it would remove.
 
 Plans and answers are protocol types; the answer lists are positional (entry i answers plan
 entry i), and every probe stands alone: one target that cannot be probed fails only itself.
@@ -34,6 +45,7 @@ for the first (two brains exist only for the seconds an election takes).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import zlib
@@ -44,9 +56,10 @@ from functools import partial
 
 import msgspec
 
+from swarm_medic.core import prune
 from swarm_medic.core.duty import Watch, digest_of
-from swarm_medic.core.errors import EngineError
-from swarm_medic.core.model import ContainerDetail, LocalContainer
+from swarm_medic.core.errors import Conflict, EngineError, NotFound
+from swarm_medic.core.model import ContainerDetail, EngineContainer, Image, LocalContainer
 from swarm_medic.core.protocol import (
     MAX_CONTAINERS,
     MAX_ERRORS,
@@ -54,6 +67,7 @@ from swarm_medic.core.protocol import (
     MAX_ID,
     MAX_LOSSY,
     MAX_TEXT,
+    PRUNE_NODE,
     REMOVE_TASK_CONTAINER,
     ActAnswer,
     ActRequest,
@@ -81,7 +95,9 @@ from swarm_medic.swarm import NodeLocal
 DOCKER_NETNS = "/var/run/docker/netns"
 NO_VANTAGE = "no vantage point"
 
-__all__ = ["REMOVE_TASK_CONTAINER", "AgentError", "NodeAgent"]
+__all__ = ["ALLOWED", "PRUNE_NODE", "REMOVE_TASK_CONTAINER", "AgentError", "NodeAgent"]
+
+ALLOWED = (REMOVE_TASK_CONTAINER, PRUNE_NODE)  # the hand's allow-list
 
 
 TASK_LABEL = "com.docker.swarm.task.id"
@@ -109,7 +125,11 @@ def not_swarm_made(d: ContainerDetail, task_id: str) -> str:
 
 
 def _background(fn: Callable[[], None]) -> None:
-    threading.Thread(target=fn, name="swarm-medic-retire", daemon=True).start()
+    threading.Thread(target=fn, name="swarm-medic-hand", daemon=True).start()
+
+
+def _log_size(path: str) -> int:
+    return os.stat(path).st_size
 
 
 def _clip(text: str, limit: int = MAX_TEXT) -> str:
@@ -138,7 +158,7 @@ class PathState:
 class NodeAgent:
     """This node's eyes and hands, behind the channel: the brain cannot see into another
     node's namespaces or touch its containers, so every instance answers probe plans and the
-    one allow-listed action for its own node, checked here and not trusted from the request."""
+    allow-listed actions for its own node, checked here and not trusted from the request."""
 
     def __init__(
         self,
@@ -150,17 +170,23 @@ class NodeAgent:
         dry_run: bool = False,
         spawn: Callable[[Callable[[], None]], None] = _background,
         on_retired: Callable[[str, str], None] = lambda container_id, error: None,
+        on_pruned: Callable[[prune.Pruned], None] = lambda summary: None,
         health: Health | None = None,
+        log_size: Callable[[str], int] = _log_size,
     ) -> None:
         """`NodeAgent` answers the brain for this node: probes from its side of each overlay,
-        and the one hand action. `spawn` runs a retirement (tests run it inline);
-        `on_retired(container id, "" or what went wrong)` reports how it ended; `health`
-        measures this node's certificate and disks (default: under the engine's data root)."""
+        and the hand's two actions. `spawn` runs a retirement or a prune (tests run it
+        inline); `on_retired(container id, "" or what went wrong)` and `on_pruned(summary)`
+        report how they ended; `health` measures this node's certificate and disks (default:
+        under the engine's data root); `log_size` the size of a container's log file."""
         self.engine = engine
         self._spawn = spawn
         self._on_retired = on_retired
+        self._on_pruned = on_pruned
+        self.log_size = log_size
         self._retiring: set[str] = set()
         self._retiring_lock = threading.Lock()
+        self._pruning = False  # one prune at a time on this node
         self._details: dict[str, ContainerDetail] = {}
         self._node_id = node_id
         self._sandboxes: dict[str, str] = {}
@@ -475,9 +501,11 @@ class NodeAgent:
     # --- hands --------------------------------------------------------------------------------
 
     def act(self, request: ActRequest) -> ActAnswer:
+        if request.kind == PRUNE_NODE:
+            return self._prune(request)
         if request.kind != REMOVE_TASK_CONTAINER:
             raise AgentError(
-                f"action {request.kind!r} is not allowed (allowed: {REMOVE_TASK_CONTAINER})"
+                f"action {request.kind!r} is not allowed (allowed: {', '.join(ALLOWED)})"
             )
         task, service = request.task, request.service
         mine = [c for c in self.engine.local_containers() if c.task_id == task]
@@ -526,3 +554,164 @@ class NodeAgent:
             self._on_retired(d.id, error)
 
         self._spawn(run)
+
+    # --- the prune (disk-pressure) --------------------------------------------------------------
+
+    def _prune(self, request: ActRequest) -> ActAnswer:
+        me = self.node_id
+        if request.task != me or request.service != me:
+            raise AgentError(f"a prune of node {request.task} was asked of node {me}: refusing")
+        errors: list[str] = []
+        disk = self.health.data_root_disk(errors)
+        if disk is None or disk.total <= 0:
+            why = "; ".join(errors) or "its size is 0"
+            raise AgentError(f"the data root cannot be measured ({why}): not pruning")
+        before = _used(disk.total, disk.free)
+        if self.dry_run:
+            # this node's own --dry-run binds its hand, whatever the brain was started with
+            planned = prune.plan(
+                self.engine.images(), self.engine.all_containers(), request.keep, request.wanted
+            )
+            said = (
+                f"dry-run, nothing removed: from {before:.1f}% toward {request.target}% used "
+                f"it would prune the build cache, then {planned.describe()}"
+            )
+            return ActAnswer(ok=False, node=me, dry_run=True, detail=_clip(said))
+        with self._retiring_lock:
+            if self._pruning:
+                said = "a prune is under way on this node already: nothing new started"
+                return ActAnswer(ok=True, node=me, detail=said)
+            self._pruning = True
+        self._spawn(partial(self._run_prune, request, before, disk.free))
+        said = f"pruning from {before:.1f}% toward {request.target}% used"
+        return ActAnswer(ok=True, node=me, detail=said)
+
+    def _run_prune(self, request: ActRequest, before: float, free_before: int) -> None:
+        run = _PruneRun(self, request, before, free_before)
+        try:
+            run.steps()
+        except Exception as exc:  # noqa: BLE001 - a prune that broke is reported, not fatal
+            run.errors.append(f"{type(exc).__name__}: {exc}")
+        finally:
+            with self._retiring_lock:
+                self._pruning = False
+        self._on_pruned(run.summary(self.node_id, before, free_before))
+
+
+def _used(total: int, free: int) -> float:
+    """Percent used, as the brain judges a disk reading (disk-pressure)."""
+    return 100.0 * (total - free) / total if total > 0 else 0.0
+
+
+class _PruneRun:
+    """One prune, step by step, stopping as soon as the data root is at or below its target
+    (or can no longer be measured: when in doubt, stop)."""
+
+    def __init__(self, agent: NodeAgent, request: ActRequest, used: float, free: int) -> None:
+        self.agent = agent
+        self.engine = agent.engine
+        self.request = request
+        self.target = request.target
+        self.counts = {"containers": 0, "dangling": 0, "images": 0, "in_use": 0}
+        self.build: int | None = None
+        self.notes: list[str] = []
+        self.errors: list[str] = []
+        self.reached = False
+        self.used_after, self.free_after = used, free  # as last measured
+        self.containers: tuple[EngineContainer, ...] | None = None
+
+    def done(self) -> bool:
+        """At or below the target now (or not measurable: stop)."""
+        errors: list[str] = []
+        disk = self.agent.health.data_root_disk(errors)
+        if disk is None or disk.total <= 0:
+            self.notes.append("stopped: " + ("; ".join(errors) or "the data root has no size"))
+            return True
+        self.used_after, self.free_after = _used(disk.total, disk.free), disk.free
+        self.reached = self.used_after <= self.target
+        return self.reached
+
+    def steps(self) -> None:
+        if self.done():
+            return
+        try:  # (a) the build cache
+            self.build = self.engine.prune_build_cache()
+        except NotFound:
+            self.notes.append("the engine has no builder: no build cache pruned")
+        except EngineError as exc:
+            self.errors.append(f"build cache: {exc}")
+        if self.done():
+            return
+        keep, wanted = self.request.keep, self.request.wanted
+        listed = self.engine.all_containers()
+        for c in prune.plan(self.engine.images(), listed, keep, wanted).containers:  # (b)
+            if self.done():
+                return
+            if self._remove("containers", c.id, partial(self.engine.remove_container, force=False)):
+                self.counts["containers"] += 1
+        if self.done():
+            return
+        # (c) and (d), decided again on what is there now: a container that could not be
+        # removed, or one started since, keeps its image
+        self.containers = self.engine.all_containers()
+        fresh = prune.plan(self.engine.images(), self.containers, keep, wanted)
+        for step, images in (("dangling", fresh.dangling), ("images", fresh.images)):
+            for image in images:
+                if self.done():
+                    return
+                self._remove_image(step, image)
+        self.done()
+
+    def _remove(self, step: str, what: str, remove: Callable[[str], None]) -> bool:
+        try:
+            remove(what)
+        except Conflict:
+            self.counts["in_use"] += 1  # the engine says something uses it: skipped
+            return False
+        except NotFound:
+            return True  # gone already
+        except EngineError as exc:
+            self.errors.append(f"{step}: {exc}")
+            return False
+        return True
+
+    def _remove_image(self, step: str, image: Image) -> None:
+        # by each of its tags (the last one takes the image), or by ID when it has none
+        if all(
+            self._remove(step, ref, self.engine.remove_image) for ref in prune.refs_to_remove(image)
+        ):
+            self.counts[step] += 1
+
+    def summary(self, node: str, before: float, free_before: int) -> prune.Pruned:
+        containers = self.containers  # as listed after (b), if it ran
+        if containers is None:
+            try:  # the logs as they are now
+                containers = self.engine.all_containers()
+            except EngineError as exc:
+                self.errors.append(f"list containers for the logs: {exc}")
+                containers = ()
+        sizes = []
+        for c in containers:
+            # a log not readable from here (or gone) is not reported
+            with contextlib.suppress(OSError):
+                if c.log_path:
+                    sizes.append((c.log_path, self.agent.log_size(c.log_path)))
+        unbounded = prune.unbounded_logs(containers)
+        return prune.Pruned(
+            node=node,
+            target=self.target,
+            used_before=round(before, 1),
+            used_after=round(self.used_after, 1),
+            freed=max(0, self.free_after - free_before),
+            build_cache=self.build,
+            containers=self.counts["containers"],
+            dangling=self.counts["dangling"],
+            images=self.counts["images"],
+            in_use=self.counts["in_use"],
+            reached=self.reached,
+            unbounded_logs=len(unbounded),
+            unbounded=tuple(c.name or c.id[:12] for c in unbounded[: prune.LOGS_SHOWN]),
+            largest_logs=prune.largest(sizes),
+            notes=tuple(self.notes),
+            errors=tuple(self.errors[:MAX_ERRORS]),
+        )

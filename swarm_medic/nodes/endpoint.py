@@ -27,6 +27,7 @@ from swarm_medic.core.protocol import (
     MAX_REQUEST,
     PROBE_PATH,
     PROTOCOL,
+    PRUNE_NODE,
     ActRequest,
     ProbePlan,
     ProtocolError,
@@ -120,8 +121,11 @@ class NodeEndpoint:
         theirs, request = spoken(body, ActRequest, limit=MAX_REQUEST, ours=self.protocol)
         self._heard(peer, theirs)
         done = self.agent.act(request)
-        self.journal.hand_retiring(peer, done.task, done.container, dry_run=done.dry_run)
-        return encode(done, speaks=self.protocol)
+        if request.kind == PRUNE_NODE:
+            self.journal.hand_pruning(peer, done.detail, dry_run=done.dry_run)
+        else:
+            self.journal.hand_retiring(peer, done.task, done.container, dry_run=done.dry_run)
+        return encode(done, speaks=self.protocol, reader=theirs)
 
     def _heard(self, peer: str, theirs: int) -> None:
         """A signed request's version (only a brain holding the secret gets here)."""

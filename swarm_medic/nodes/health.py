@@ -103,6 +103,19 @@ class Health:
             self._trouble("raft", f"{raft} not measured: {exc.strerror or exc}", errors)
         return tuple(out)
 
+    def data_root_disk(self, errors: list[str]) -> Disk | None:
+        """The data root's filesystem now (a prune measures its progress by it, as the brain
+        judges it); None when it cannot be measured, and why in `errors`."""
+        root = self.data_root(errors)
+        if not root:
+            errors.append("the data root is not known")
+            return None
+        try:
+            return self._disk("data-root", root)
+        except OSError as exc:
+            errors.append(f"{root} not measured: {exc.strerror or exc}")
+            return None
+
     def _disk(self, what: str, path: str) -> Disk:
         st = self.statvfs(path)
         size = st.f_frsize or st.f_bsize

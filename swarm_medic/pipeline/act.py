@@ -11,6 +11,8 @@ action fail cleanly with Conflict instead of overwriting the deploy.
 
 A node entry's removal (REMOVE_NODE) names no service: it is claimed the same way under the
 node's id (`Action.subject`), and the engine reads the node's version just before removing it.
+So does a prune (PRUNE_NODE): claimed under the node's id, carried out by that node's instance
+like a node-local action.
 
 A node-local action needs that node's instance: if the node could not be asked in the last
 probe round, nothing is claimed (Result.UNREACHABLE); if the request to it fails, the claim is
@@ -36,7 +38,7 @@ from typing import Protocol
 from swarm_medic.core.errors import Conflict, EngineError, NotFound
 from swarm_medic.core.ledger import Ledger, Verifying, as_written
 from swarm_medic.core.model import Action, ActionKind, LedgerDoc, Result
-from swarm_medic.core.protocol import REMOVE_TASK_CONTAINER, ActAnswer, ActRequest
+from swarm_medic.core.protocol import PRUNE_NODE, REMOVE_TASK_CONTAINER, ActAnswer, ActRequest
 from swarm_medic.core.records import IncidentRecord, Judged
 from swarm_medic.core.settings import SafetySettings
 from swarm_medic.core.worth import undone_by
@@ -71,6 +73,7 @@ Hands = Callable[[str, ActRequest], ActAnswer]
 # node id -> why that node's instance cannot be asked now ("" when it can)
 HandsDown = Callable[[str], str]
 NODE_LOCAL = (ActionKind.REPLACE_TASK, ActionKind.REMOVE_ORPHAN)
+HANDS = (*NODE_LOCAL, ActionKind.PRUNE_NODE)  # carried out by the node's own instance
 
 
 class Executor:
@@ -115,7 +118,7 @@ class Executor:
         `approval`: the incident whose approval lets this action through, consumed by the
         claim ("" : none needed)."""
         # the policy skips these already; this covers a node lost between decision and act
-        down = self.why_no_hands(action.node_id) if action.kind in NODE_LOCAL else ""
+        down = self.why_no_hands(action.node_id) if action.kind in HANDS else ""
         if down:
             return Done(Result.UNREACHABLE, f"node {action.node_id}: {down}")
         pending = Verifying(
@@ -133,8 +136,8 @@ class Executor:
             return claim
         fresh, claimed, why = claim
         self.failpoint("after-claim")
-        if action.kind in NODE_LOCAL:
-            done = self._replace_task(action, why)
+        if action.kind in HANDS:
+            done = self._by_hand(action, why)
             if done.result is Result.UNREACHABLE:
                 self._release(action.subject, fresh, claimed, now)
             return replace(done, claimed=True)
@@ -222,26 +225,29 @@ class Executor:
             return Done(Result.FAILED, str(exc), why)
         return Done(Result.DONE, "", why)
 
-    def _replace_task(self, action: Action, why: str) -> Done:
-        if self.hands is None:  # checked before the claim; kept for the type checker
-            return Done(Result.UNREACHABLE, "no hands")
-        request = ActRequest(
-            kind=REMOVE_TASK_CONTAINER, task=action.task_id, service=action.service_id
-        )
+    def _by_hand(self, action: Action, why: str) -> Done:
+        request = _request(action)
+        # neither happens: hands are checked before the claim, and prune_node() says what a
+        # prune keeps (none that keeps nothing is ever asked for); kept for the type checker
+        if self.hands is None or request is None:
+            what = "no hands" if self.hands is None else "a prune that says nothing of its keep"
+            return Done(Result.UNREACHABLE, what)
         try:
             answer = self.hands(action.node_id, request)
         except NodeRefused as exc:  # a definitive no: the claim stands (cooldown, budget)
             return Done(Result.FAILED, f"node {action.node_id} refused: {exc}", why)
         except ChannelError as exc:
             # The action is idempotent (a second request for a container already gone is
-            # refused by the node), so a request that may or may not have arrived is released.
+            # refused by the node; one for a prune under way starts nothing new), so a request
+            # that may or may not have arrived is released.
             return Done(Result.UNREACHABLE, f"node {action.node_id}: {exc}")
         if answer.dry_run:
             # not a no to this action: that node's instance observes only (for instance halfway
             # through a rolling update out of dry-run). Nothing spent; asked again next scan.
+            said = f": {answer.detail}" if answer.detail else ""
             return Done(
                 Result.UNREACHABLE,
-                f"node {action.node_id}: its instance runs in dry-run; nothing removed",
+                f"node {action.node_id}: its instance runs in dry-run; nothing removed{said}",
             )
         if not answer.ok:
             return Done(Result.FAILED, f"node {action.node_id}: {answer}", why)
@@ -290,3 +296,16 @@ class Executor:
             return self._engine.cas_update(s.ledger_name, record)
         except Conflict:
             raise Conflict("could not record the outcome: the ledger kept changing") from None
+
+
+def _request(action: Action) -> ActRequest | None:
+    """What the node's instance is asked: a prune names the node where a removal names a task
+    and a service (an instance of a release before prunes refuses it by name)."""
+    if action.kind is ActionKind.PRUNE_NODE:
+        if (p := action.prune) is None:
+            return None
+        node = action.node_id
+        return ActRequest(
+            kind=PRUNE_NODE, task=node, service=node, keep=p.keep, wanted=p.wanted, target=p.target
+        )
+    return ActRequest(kind=REMOVE_TASK_CONTAINER, task=action.task_id, service=action.service_id)

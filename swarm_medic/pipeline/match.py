@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from swarm_medic.core.model import Action, ActionKind, Finding, TargetKind
+from swarm_medic.core.model import ON_NODE, Action, ActionKind, Finding, TargetKind
 from swarm_medic.core.runbook import Context, Runbook, RunbookFailure
 
 
@@ -45,6 +45,8 @@ def run(runbooks: Iterable[Runbook], ctx: Context) -> MatchResult:
 
 
 NODE_LOCAL = frozenset({ActionKind.REPLACE_TASK, ActionKind.REMOVE_ORPHAN})
+# what a node's own instance carries out: a task's container, or a prune of the node itself
+HANDS = NODE_LOCAL | {ActionKind.PRUNE_NODE}
 
 
 def off_target(finding: Finding, action: object) -> str:
@@ -63,8 +65,8 @@ def off_target(finding: Finding, action: object) -> str:
 
 def _off_its_node(finding: Finding, action: Action) -> str:
     what = action.kind.value
-    if action.kind is ActionKind.REMOVE_NODE:
-        # no service to judge it by: the node it removes is the one its finding is about
+    if action.kind in ON_NODE:
+        # no service to judge it by: the node it acts on is the one its finding is about
         target = finding.target
         if target is None or target.kind is not TargetKind.NODE or target.id != action.node_id:
             return f"its {what} names node {action.node_id!r:.80}, not the node of its finding"

@@ -59,6 +59,7 @@ from dataclasses import dataclass
 
 from swarm_medic.core.ledger import WINDOW, History, Ledger, Pause
 from swarm_medic.core.model import (
+    ON_NODE,
     Action,
     ActionKind,
     Decision,
@@ -70,7 +71,7 @@ from swarm_medic.core.model import (
 )
 from swarm_medic.core.scope import asks_first, enabled, is_self, report_only
 from swarm_medic.core.settings import SafetySettings
-from swarm_medic.pipeline.match import NODE_LOCAL
+from swarm_medic.pipeline.match import HANDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,8 +117,8 @@ class Gate:
         return self.reason.wording
 
 
-# Actions that need no service: an orphan's is gone, and a node's removal names none.
-SERVICELESS = frozenset({ActionKind.REMOVE_ORPHAN, ActionKind.REMOVE_NODE})
+# Actions that need no service: an orphan's is gone, and an action on a node names none.
+SERVICELESS = frozenset({ActionKind.REMOVE_ORPHAN}) | ON_NODE
 
 
 def _no_action(c: Candidate) -> bool:
@@ -128,8 +129,8 @@ def _no_action(c: Candidate) -> bool:
 
 
 def _not_opted_in(c: Candidate) -> bool:
-    if c.action is not None and c.action.kind is ActionKind.REMOVE_NODE:
-        # the scope opts services in; a node's removal is opted in by its runbook's setting
+    if c.action is not None and c.action.kind in ON_NODE:
+        # the scope opts services in; an action on a node is opted in by its runbook's setting
         return False
     if c.service is None:  # an orphan's service is gone: nobody can opt it in; only scope=all
         return c.safety.scope != "all"
@@ -156,8 +157,8 @@ def _cooldown(c: Candidate) -> str:
 
 
 def _hands_down(c: Candidate) -> str:
-    if c.action is None or c.action.kind not in NODE_LOCAL:
-        return ""  # only a node-local action needs its node's instance
+    if c.action is None or c.action.kind not in HANDS:
+        return ""  # only an action a node's instance carries out needs it
     return c.hands_down.get(c.action.node_id, "")
 
 

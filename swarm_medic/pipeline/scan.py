@@ -50,7 +50,7 @@ from swarm_medic.core.storm import Guard
 from swarm_medic.core.worth import undone_by
 from swarm_medic.nodes.rounds import Prober
 from swarm_medic.pipeline import match, policy, verify
-from swarm_medic.pipeline.act import NODE_LOCAL, Acting, Executor
+from swarm_medic.pipeline.act import HANDS, Acting, Executor
 from swarm_medic.pipeline.hold import AlertsHold
 from swarm_medic.pipeline.observe import take_snapshot
 from swarm_medic.pipeline.registry import Registry
@@ -419,7 +419,7 @@ class Medic:
         )
 
     def _hands_down(self, planned: Sequence[tuple[object, Action | None]]) -> dict[str, str]:
-        nodes = {a.node_id for _, a in planned if a is not None and a.kind in NODE_LOCAL}
+        nodes = {a.node_id for _, a in planned if a is not None and a.kind in HANDS}
         return {n: why for n in nodes if (why := self.executor.why_no_hands(n))}
 
     def _read_ledger(

@@ -8,7 +8,9 @@ It is not healed if that has not happened by --verify-timeout after the action.
 A fix for an alert (its finding's target is an alert: `Pending.alert`) is healed only when,
 besides, no alert of that name fires for the service any more (Alertmanager said it resolved).
 A node entry's removal names no service: it is healed once the node is no longer listed (and
-its runbook no longer sees the fault), held for --verify-hold like the rest.
+its runbook no longer sees the fault), held for --verify-hold like the rest. Nor does a prune:
+it is healed once its runbook no longer sees the fault (disk-pressure: the data root below the
+low watermark) on a reading the node gave after the prune started, held likewise.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass, replace
 from swarm_medic.core.alerts import Alerts
 from swarm_medic.core.ledger import Ledger, Verifying
 from swarm_medic.core.model import (
+    ON_NODE,
     PRE_RUNNING_STATES,
     UPDATE_SETTLED,
     Action,
@@ -126,6 +129,17 @@ def node_gone(p: Pending, snapshot: Snapshot) -> tuple[bool, str]:
     return False, f"node {p.action.node_id} is still listed ({node.state})"
 
 
+def node_read_since(p: Pending, reach: Reachability | None) -> tuple[bool, str]:
+    """After a prune: the node gave its disk reading after the action (the fault's key is what
+    says whether it is healed; without a reading since, its absence says nothing)."""
+    if not p.key:
+        return False, "the fault it was for is not known: cannot tell it cleared"
+    said = reach.health.get(p.action.node_id) if reach is not None else None
+    if said is None or said.at <= p.started:
+        return False, f"waiting for node {p.action.node_id}'s disk reading after the prune"
+    return True, f"node {p.action.node_id} read its disks after the prune"
+
+
 def resolved(p: Pending, alerts: Alerts | None) -> tuple[bool, str]:
     """The alert the fix was for no longer fires for its service."""
     if alerts is None:
@@ -149,6 +163,8 @@ def judge(
     """`seen`: the keys this scan's runbooks reported or held (Sightings.held)."""
     if p.action.kind is ActionKind.REMOVE_NODE:
         ok, detail = node_gone(p, snapshot)
+    elif p.action.kind is ActionKind.PRUNE_NODE:
+        ok, detail = node_read_since(p, reach)
     else:
         ok, detail = converged(snapshot, p.action.service_id, MUST_COMPLETE.get(p.action.kind))
     if ok and p.alert:
@@ -200,6 +216,7 @@ class TakenOver:
     service_name: str  # "" when the service is gone
     fix: Verifying
     outcome: TakeOver
+    key: str = ""  # the fault it was for, as its incident's record says ("" : not known)
 
     def pending(self) -> Pending:
         """The fix to verify (RESUMED), under the incident id that claimed it."""
@@ -207,14 +224,14 @@ class TakenOver:
         kind = ActionKind(p.kind)
         action = Action(
             kind,
-            "" if kind is ActionKind.REMOVE_NODE else self.service_id,  # its subject: the node
+            "" if kind in ON_NODE else self.service_id,  # its subject: the node
             self.service_name,
             p.version,
             "resumed from the ledger",
             p.task,
             p.node,
         )
-        return Pending(p.incident, p.runbook, action, p.at, p.deadline)
+        return Pending(p.incident, p.runbook, action, p.at, p.deadline, key=self.key)
 
 
 def take_over(
@@ -228,31 +245,35 @@ def take_over(
     never received it: the claim is released and the incident judged afresh. A node-local
     action leaves no such trace, so it is verified like any other. A node entry's removal
     (kept under the node's id) happened if the node is gone, and did not if it is still listed:
-    verified, or released."""
+    verified, or released. A prune (under the node's id too) leaves no trace: verified, on the
+    fault its incident's record names."""
     changed = ledger
     taken: list[TakenOver] = []
     for sid, h in sorted(ledger.services.items()):
         p = h.pending
         if p is None or sid in known:
             continue
-        svc = snap.service(sid)
-        if ActionKind(p.kind) is ActionKind.REMOVE_NODE:
-            listed = snap.node(p.node)
-            if listed is not None:
-                changed, outcome = changed.release(sid), TakeOver.NODE_KEPT
-            elif now >= p.deadline:
-                changed, outcome = changed.forget_pending(sid), TakeOver.LATE
-            else:
-                outcome = TakeOver.RESUMED
-            taken.append(TakenOver(sid, "", p, outcome))
-            continue
-        if svc is None:
-            changed, outcome = changed.forget_pending(sid), TakeOver.REMOVED
-        elif ActionKind(p.kind) not in NODE_LOCAL and svc.version == p.version:
-            changed, outcome = changed.release(sid), TakeOver.RELEASED
-        elif now >= p.deadline:
-            changed, outcome = changed.forget_pending(sid), TakeOver.LATE
-        else:
-            outcome = TakeOver.RESUMED
-        taken.append(TakenOver(sid, svc.name if svc else "", p, outcome))
+        changed, outcome, name = _taken(changed, sid, p, snap, now)
+        # a prune is healed when the fault it was for clears: its record names it
+        record = ledger.records().by_id.get(p.incident) if p.kind == "prune_node" else None
+        taken.append(TakenOver(sid, name, p, outcome, record.key if record else ""))
     return changed, taken
+
+
+def _taken(
+    ledger: Ledger, sid: str, p: Verifying, snap: Snapshot, now: float
+) -> tuple[Ledger, TakeOver, str]:
+    """One pending fix judged: (the ledger after, what becomes of it, its service's name)."""
+    kind = ActionKind(p.kind)
+    if kind is ActionKind.REMOVE_NODE and snap.node(p.node) is not None:
+        return ledger.release(sid), TakeOver.NODE_KEPT, ""
+    svc = None if kind in ON_NODE else snap.service(sid)
+    name = svc.name if svc is not None else ""
+    if kind not in ON_NODE and svc is None:
+        return ledger.forget_pending(sid), TakeOver.REMOVED, name
+    # a prune, like a node-local action, leaves no trace of whether it reached the node
+    if svc is not None and kind not in NODE_LOCAL and svc.version == p.version:
+        return ledger.release(sid), TakeOver.RELEASED, name
+    if now >= p.deadline:
+        return ledger.forget_pending(sid), TakeOver.LATE, name
+    return ledger, TakeOver.RESUMED, name

@@ -56,9 +56,10 @@ as it is in front of the keys given to ctx.since. `target` says what it is about
 (never strings in `details`, which are for people) and returns an Action from the
 constructors below, or None. Whatever it returns, the safety policy decides: opt-in scope,
 cooldown, budget, circuit breaker, dry-run. An action must name the finding's service (and,
-node-local, one of its tasks and nodes) or it is refused; `remove_node(node, why)` names no
-service: its finding must be about that node (Finding.for_node), and the node's history takes
-the place of a service's for cooldown, budget and breaker.
+node-local, one of its tasks and nodes) or it is refused; `remove_node(node, why)` and
+`prune_node(node, keep, wanted, target, why)` name no service: their finding must be about that
+node (Finding.for_node), and the node's history takes the place of a service's for cooldown,
+budget and breaker.
 
 NEEDS. A runbook that reads probe results declares NEEDS = (PROBES,): where there are none
 (an instance that is not the brain, `swarm-medic check`) it is not run, which is not an error.
@@ -127,6 +128,7 @@ from swarm_medic.core.runbook import (
     Setting,
     Values,
     force_update,
+    prune_node,
     remove_node,
     remove_orphan,
     replace_task,
@@ -177,6 +179,7 @@ __all__ = [
     "force_update",
     "parse_bool",
     "parse_duration",
+    "prune_node",
     "remove_node",
     "remove_orphan",
     "replace_task",

@@ -9,7 +9,8 @@ The rest of swarm-medic sees the engine through the role it uses, each a small P
   LedgerStore    the ledger config: read, write, and `cas_update`, the one retried
                  read-change-write (the executor's outcome, `pause`)
   ObjectStore    a service's raw spec, config and secret objects (rollout, uninstall)
-  NodeLocal      this node's own containers (the node agent only)
+  NodeLocal      this node's own containers and images (the node agent only): a task
+                 container retired, a prune (disk-pressure)
 
 `Engine` is all of them: what `swarm.engine.DockerEngine` (the only module that imports
 `docker`) and `swarm.fake.FakeEngine` (in memory, for tests and benchmarks) implement;
@@ -31,7 +32,9 @@ from typing import Any, Generic, Protocol, TypeVar
 from swarm_medic.core.apiversion import Speaking
 from swarm_medic.core.model import (
     ContainerDetail,
+    EngineContainer,
     Event,
+    Image,
     LedgerDoc,
     LocalContainer,
     Network,
@@ -206,8 +209,31 @@ class NodeLocal(Protocol):
         """Stop it the way its owner would: its own stop signal, then `timeout` seconds."""
         ...
 
-    def remove_container(self, container_id: str) -> None:
-        """Force-remove a container (swarm then replaces its task)."""
+    def remove_container(self, container_id: str, *, force: bool = True) -> None:
+        """Remove a container: forced (a task's, retired: swarm then replaces its task), or
+        not (a prune's: the engine refuses one that runs, Conflict). NotFound if gone."""
+        ...
+
+    # --- what a prune reads and removes (disk-pressure) ------------------------------------
+
+    def images(self) -> tuple[Image, ...]:
+        """The images this engine holds (`docker image ls`): one list call."""
+        ...
+
+    def all_containers(self) -> tuple[EngineContainer, ...]:
+        """Every container, swarm's or not, running or not, with its log (driver, max-size,
+        LogPath): one list call and one inspect each; one gone in between is left out."""
+        ...
+
+    def remove_image(self, ref: str) -> None:
+        """Remove one reference to an image (a tag, or the image's ID), never forced, as
+        `docker image rm` does: the image goes with its last reference. Conflict if a
+        container uses it (or, by ID, several repositories name it); NotFound if gone."""
+        ...
+
+    def prune_build_cache(self) -> int:
+        """`docker builder prune` (POST /build/prune): the bytes the engine says it reclaimed.
+        NotFound when the engine has no builder to prune."""
         ...
 
 

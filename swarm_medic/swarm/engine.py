@@ -12,6 +12,7 @@ import copy
 import threading
 import time
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any, TypeVar
 
 import docker
@@ -33,6 +34,8 @@ from swarm_medic.core.errors import (
 )
 from swarm_medic.core.model import (
     ContainerDetail,
+    EngineContainer,
+    Image,
     LedgerDoc,
     LocalContainer,
     Network,
@@ -518,12 +521,60 @@ class DockerEngine:
             lambda: self._api.stop(container_id, timeout=max(0, round(timeout))),
         )
 
-    def remove_container(self, container_id: str) -> None:
+    def remove_container(self, container_id: str, *, force: bool = True) -> None:
         # Not retried: a timeout may hide a success, and a second try would only say 404.
-        self._once(
-            f"remove container {container_id[:12]}",
-            lambda: self._api.remove_container(container_id, force=True),
-        )
+        what = f"remove container {container_id[:12]}"
+        self._in_use(what, lambda: self._api.remove_container(container_id, force=force))
+
+    def _in_use(self, what: str, fn: Callable[[], object]) -> None:
+        """A removal, once, never forced by us: the engine's 409 (something uses it, or it
+        runs) is a Conflict, which a prune skips."""
+        try:
+            self._once(what, fn)
+        except EngineError as exc:
+            if exc.status == 409 and not isinstance(exc, Conflict):
+                raise Conflict(f"{what}: in use ({exc})", status=409) from exc
+            raise
+
+    # --- a prune's (disk-pressure): every image and container of this node -----------------
+
+    def images(self) -> tuple[Image, ...]:
+        raw = self._call("list images", lambda: self._api.images(all=False))
+        return mapping.map_each(raw, mapping.image_from_api, "image", self.malformed)
+
+    def all_containers(self) -> tuple[EngineContainer, ...]:
+        raw = self._call("list all containers", lambda: self._api.containers(all=True))
+        if not isinstance(raw, list):
+            raise EngineError("list all containers: the engine answered no list")
+        out: list[EngineContainer] = []
+        for listed in raw:
+            cid = listed.get("Id") if isinstance(listed, Mapping) else None
+            if not isinstance(cid, str) or not cid:
+                self.malformed.append("container skipped: without an Id")
+                continue
+            try:
+                inspected = self._call(
+                    f"inspect container {cid[:12]}", partial(self._api.inspect_container, cid)
+                )
+            except NotFound:
+                continue  # removed since it was listed
+            except EngineError:
+                inspected = None  # its log is not known; the rest of it is
+            try:
+                out.append(mapping.engine_container_from_api(listed, inspected))
+            except ValueError as exc:
+                self.malformed.append(f"container skipped: {exc}")
+        return tuple(out)
+
+    def remove_image(self, ref: str) -> None:
+        what = f"remove image {ref[:80]}"
+        self._in_use(what, lambda: self._api.remove_image(ref, force=False, noprune=False))
+
+    def prune_build_cache(self) -> int:
+        # Once: a timeout may hide a success, and the next prune finds less to do anyway.
+        answer = self._once("prune the build cache", self._api.prune_builds)
+        reclaimed = answer.get("SpaceReclaimed") if isinstance(answer, Mapping) else None
+        return reclaimed if isinstance(reclaimed, int) and reclaimed > 0 else 0
 
     def close(self) -> None:
         self._api.close()

@@ -26,8 +26,10 @@ import msgspec
 from swarm_medic.core.model import (
     EMPTY,
     ContainerDetail,
+    EngineContainer,
     Event,
     FileRef,
+    Image,
     LocalContainer,
     Network,
     Node,
@@ -418,6 +420,50 @@ def _previous_refs_raw(raw: msgspec.Raw) -> tuple[str, ...]:
     return previous_refs(_ANY.decode(raw)) if _present(raw) else ()
 
 
+MAX_IMAGE = 4096  # an image reference kept at most this long (a real one is under 300)
+
+
+def _clip_image(value: object) -> str:
+    return value[:MAX_IMAGE] if isinstance(value, str) else ""
+
+
+def previous_image(value: object) -> str:
+    """PreviousSpec.TaskTemplate.ContainerSpec.Image ("" : no previous spec, or none said)."""
+    if not isinstance(value, Mapping):
+        return ""
+    template = value.get("TaskTemplate")
+    container = template.get("ContainerSpec") if isinstance(template, Mapping) else None
+    return _clip_image(container.get("Image")) if isinstance(container, Mapping) else ""
+
+
+class _PrevContainer(msgspec.Struct):
+    Image: str = ""
+
+
+class _PrevTemplate(msgspec.Struct):
+    ContainerSpec: _PrevContainer | None = None
+
+
+class _Prev(msgspec.Struct):
+    TaskTemplate: _PrevTemplate | None = None
+
+
+_PREV = msgspec.json.Decoder(_Prev)
+
+
+def _previous_image_raw(raw: msgspec.Raw) -> str:
+    """previous_image of the fast path: only the image is built of the whole PreviousSpec; a
+    spec whose parts are not the common shape is read as plain JSON."""
+    if not _present(raw):
+        return ""
+    try:
+        prev = _PREV.decode(raw)
+    except msgspec.DecodeError:
+        return previous_image(_ANY.decode(raw))
+    container = prev.TaskTemplate.ContainerSpec if prev.TaskTemplate else None
+    return _clip_image(container.Image) if container else ""
+
+
 # --- nodes, services and tasks, field by field ----------------------------------------------
 
 _TEMPLATE = ("Spec", "TaskTemplate")
@@ -485,6 +531,10 @@ SERVICE = Shape(
     # only whether there is one is read from each service: the spec itself is not built
     previous_refs=Field(
         (("PreviousSpec",),), msgspec.Raw, _NO_RAW, slow=previous_refs, fast=_previous_refs_raw
+    ),
+    # what a rollback runs: a prune on any node keeps it (disk-pressure)
+    previous_image=Field(
+        (("PreviousSpec",),), msgspec.Raw, _NO_RAW, slow=previous_image, fast=_previous_image_raw
     ),
 )
 
@@ -689,6 +739,65 @@ def container_detail_from_api(obj: Json, image: Json | None) -> ContainerDetail:
         image_labels=_labels(img_cfg.get("Labels")),
         stop_timeout=float(timeout) if isinstance(timeout, int) and timeout >= 0 else None,
         stop_signal=str(cfg.get("StopSignal") or ""),
+    )
+
+
+# --- what a prune reads: every image and every container of this node's engine -------------
+
+MAX_REFS = 256  # tags or digests of one image kept at most (a real one has a handful)
+
+
+def _refs(value: object, none: str) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        return ()
+    return tuple(r[:MAX_IMAGE] for r in value[:MAX_REFS] if isinstance(r, str) and r and r != none)
+
+
+def _whole(value: object, default: int) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+@_malformed_is_value_error("image")
+def image_from_api(obj: Json) -> Image:
+    """An element of GET /images/json."""
+    iid = obj.get("Id")
+    if not isinstance(iid, str) or not iid:
+        raise ValueError("image without an Id")
+    created = obj.get("Created")
+    return Image(
+        id=iid,
+        tags=_refs(obj.get("RepoTags"), "<none>:<none>"),
+        digests=_refs(obj.get("RepoDigests"), "<none>@<none>"),
+        created=float(created)
+        if isinstance(created, int | float) and not isinstance(created, bool) and created > 0
+        else 0.0,
+        size=max(0, _whole(obj.get("Size"), 0)),
+        containers=_whole(obj.get("Containers"), -1),
+    )
+
+
+@_malformed_is_value_error("container")
+def engine_container_from_api(listed: Json, inspected: Json | None) -> EngineContainer:
+    """An element of GET /containers/json?all=1, with its log as its inspect says (None: not
+    inspected, its log not known)."""
+    cid = listed.get("Id")
+    if not isinstance(cid, str) or not cid:
+        raise ValueError("container without an Id")
+    labels = listed.get("Labels") or {}
+    names = listed.get("Names")
+    first = names[0] if isinstance(names, list) and names and isinstance(names[0], str) else ""
+    log = ((inspected or {}).get("HostConfig") or {}).get("LogConfig") or {}
+    opts = log.get("Config") or {}
+    path = (inspected or {}).get("LogPath")
+    return EngineContainer(
+        id=cid,
+        state=str(listed.get("State") or ""),
+        image_id=str(listed.get("ImageID") or ""),
+        task_id=str(labels.get(TASK_LABEL) or ""),
+        name=first.removeprefix("/")[:MAX_IMAGE],
+        log_driver=str(log.get("Type") or ""),
+        log_max_size=str(opts.get("max-size") or ""),
+        log_path=path[:MAX_IMAGE] if isinstance(path, str) else "",
     )
 
 

@@ -20,6 +20,7 @@ from swarm_medic.core.apiversion import Speaking
 from swarm_medic.core.incidents import Incident
 from swarm_medic.core.ledger import Approval, Pause
 from swarm_medic.core.model import Action, Decision, Reason, Result, Severity, Snapshot, Verdict
+from swarm_medic.core.prune import Pruned
 from swarm_medic.core.reach import Reachability
 from swarm_medic.core.records import IncidentRecord
 from swarm_medic.core.runbook import LoadError, RunbookFailure
@@ -837,6 +838,40 @@ class Journal:
                 task=task,
                 container=container,
             )
+
+    def hand_pruning(self, peer: str, detail: str, *, dry_run: bool) -> None:
+        """A prune the brain asked for (disk-pressure), as it starts, is under way already, or
+        what a dry-run node would prune."""
+        if dry_run:
+            self._log.info("hand: dry-run, would prune; nothing removed", peer=peer, detail=detail)
+        else:
+            self._log.warning("hand: pruning at the brain's request", peer=peer, detail=detail)
+
+    def hand_pruned(self, p: Pruned) -> None:
+        """A prune as it ended: one line, with what it freed, per step, and the logs found."""
+        self.metrics.pruned_bytes.inc(p.freed)
+        fields: dict[str, Any] = {
+            "node": p.node,
+            "target_percent": p.target,
+            "used_percent_before": p.used_before,
+            "used_percent_after": p.used_after,
+            "reached": p.reached,
+            "freed_bytes": p.freed,
+            "build_cache_bytes": p.build_cache,
+            "containers": p.containers,
+            "dangling_images": p.dangling,
+            "images": p.images,
+            "in_use_skipped": p.in_use,
+            "unbounded_logs": p.unbounded_logs,
+            "unbounded": list(p.unbounded),
+            "largest_logs": [{"path": f.path, "bytes": f.bytes} for f in p.largest_logs],
+        }
+        if p.notes:
+            fields["notes"] = list(p.notes)
+        if p.errors:
+            self._log.error("hand: pruned", **fields, errors=list(p.errors))
+        else:
+            self._log.warning("hand: pruned", **fields)
 
     def hand_refused(self, peer: str, path: str, error: str) -> None:
         self._log.error("hand: refused", peer=peer, path=path, error=error)

@@ -238,6 +238,13 @@ class Metrics:
             ["node", "state"],
             registry=r,
         )
+        # Counted on the node whose hand pruned (disk-pressure): its own data root.
+        self.pruned_bytes = Counter(
+            "swarm_medic_pruned_bytes",
+            "Bytes freed on this node's data root by prunes its instance carried out at the "
+            "brain's request (disk-pressure.prune), as its filesystem measured them",
+            registry=r,
+        )
         # Counted on the node that answers: proves the brain reaches this node's instance.
         self.probe_plans_served = Counter(
             "swarm_medic_probe_plans_served_total",

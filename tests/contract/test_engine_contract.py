@@ -6,6 +6,7 @@ that tests written against the fake say something true about the real swarm.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
 import uuid
@@ -29,7 +30,12 @@ class World(Protocol):
 
     def create_service(self, labels: dict[str, str]) -> str: ...
 
+    def tag(self, image: str, tag: str) -> None: ...
+
     def cleanup(self) -> None: ...
+
+
+IMAGE = "medic/busybox:test"
 
 
 @dataclass
@@ -38,11 +44,18 @@ class FakeWorld:
 
     def __post_init__(self) -> None:
         self.engine.add_node("node1", node_id="n1", leader=True)
+        self.image = self.engine.add_image(IMAGE, digests=("medic/busybox@sha256:" + "e" * 64,))
 
     def create_service(self, labels: dict[str, str]) -> str:
         sid = self.engine.add_service(f"contract-{uuid.uuid4().hex[:6]}", labels=labels)
-        self.engine.add_task(sid, node_id="n1")
+        tid = self.engine.add_task(sid, node_id="n1")
+        path = f"/var/lib/docker/containers/{tid}/{tid}-json.log"
+        self.engine.add_container(tid, image_id=self.image, log_path=path)
         return sid
+
+    def tag(self, image: str, tag: str) -> None:
+        found = next(i for i in self.engine._images.values() if image in (i["RepoTags"] or ()))
+        found["RepoTags"].append(tag)
 
     def cleanup(self) -> None:
         self.engine.close()
@@ -54,6 +67,7 @@ class RealWorld:
     names: list[str] = field(default_factory=list)
     configs: list[str] = field(default_factory=list)
     secrets: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
 
     def create_service(self, labels: dict[str, str]) -> str:
         from tests.labkit import docker
@@ -71,16 +85,24 @@ class RealWorld:
             "--stop-grace-period",
             "1s",
             *args,
-            "medic/busybox:test",
+            IMAGE,
             "sleep",
             "3600",
         )
         self.names.append(name)
         return sid
 
+    def tag(self, image: str, tag: str) -> None:
+        from tests.labkit import docker
+
+        docker("image", "tag", image, tag)
+        self.tags.append(tag)
+
     def cleanup(self) -> None:
         from tests.labkit import docker
 
+        if self.tags:
+            docker("image", "rm", *self.tags, check=False)
         if self.names:
             docker("service", "rm", *self.names, check=False)
         if self.configs:
@@ -146,6 +168,7 @@ def test_service_maps_name_labels_version(world: FakeWorld | RealWorld) -> None:
     assert svc.image.startswith("medic/busybox:test")
     assert svc.update_status is None
     assert not svc.has_previous_spec
+    assert svc.previous_image == ""
 
 
 def test_tasks_belong_to_their_service(world: FakeWorld | RealWorld) -> None:
@@ -168,6 +191,7 @@ def test_force_update_is_compare_and_swap(world: FakeWorld | RealWorld) -> None:
     assert after.force_update == before.force_update + 1
     assert after.version > before.version
     assert after.has_previous_spec
+    assert after.previous_image == before.image  # what a rollback runs: a prune keeps it
     with pytest.raises(Conflict):
         world.engine.force_update(sid, before.version)  # stale: someone changed it since
     assert find(world.engine, sid).force_update == after.force_update
@@ -413,3 +437,53 @@ def test_a_stored_object_is_swapped_into_a_spec_by_compare_and_swap(
     eng.remove_stored(kind, oid)  # ...and the engine lets it go: the rollout's GC must not
     with pytest.raises(NotFound):
         eng.remove_stored(kind, oid)
+
+
+# --- what a prune reads and removes (disk-pressure) --------------------------------------------
+
+
+def test_a_prune_sees_every_image_and_container_and_removes_nothing_in_use(
+    world: FakeWorld | RealWorld,
+) -> None:
+    """What the node's hand relies on: the images with their tags, digests, age and size; every
+    container with its state, task, image and log; a removal never forced, so that anything
+    in use is the engine's 409 (Conflict), which the hand skips; a tag removed while another
+    names the image only untags it."""
+    eng = world.engine
+    sid = world.create_service({})
+    deadline = time.monotonic() + 30
+    while True:
+        tasks = {t.id for t in eng.tasks() if t.service_id == sid}
+        mine = [c for c in eng.all_containers() if c.task_id in tasks and c.state == "running"]
+        if mine:
+            break
+        assert time.monotonic() < deadline, "the service's container never ran on this node"
+        time.sleep(0.3)
+    (c,) = mine
+    images = {i.id: i for i in eng.images()}
+    assert c.image_id in images, "a running container's image is listed"
+    image = images[c.image_id]
+    assert IMAGE in image.tags and image.created > 0 and image.size > 0
+    assert all(t != "<none>:<none>" for t in image.tags)
+    assert c.log_driver != ""
+    if c.log_driver == "json-file":
+        assert c.log_path.endswith("-json.log")
+
+    with pytest.raises(Conflict):
+        eng.remove_container(c.id, force=False)  # it runs
+    with pytest.raises(Conflict):
+        eng.remove_image(IMAGE if len(image.tags) == 1 else image.id)  # a container uses it
+    assert c.id in {x.id for x in eng.all_containers()}
+
+    extra = f"medic/contract-{uuid.uuid4().hex[:6]}:x"
+    world.tag(IMAGE, extra)
+    assert extra in {t for i in eng.images() for t in i.tags}
+    eng.remove_image(extra)  # untagged: IMAGE still names it
+    after = {i.id: i for i in eng.images()}
+    assert image.id in after and extra not in after[image.id].tags
+    with pytest.raises(NotFound):
+        eng.remove_image(f"medic/contract-none-{uuid.uuid4().hex[:6]}:x")
+
+    # an engine without a builder says NotFound: the hand skips the step and says so
+    with contextlib.suppress(NotFound):
+        assert eng.prune_build_cache() >= 0

@@ -84,7 +84,12 @@ SERVICE: dict[str, Any] = {
     },
     "PreviousSpec": {
         "Name": "web",
-        "TaskTemplate": {"ContainerSpec": {"Configs": [{"ConfigID": "c0", "ConfigName": "app-0"}]}},
+        "TaskTemplate": {
+            "ContainerSpec": {
+                "Image": "nginx:1.26@sha256:0123",
+                "Configs": [{"ConfigID": "c0", "ConfigName": "app-0"}],
+            }
+        },
     },
     "Endpoint": {
         "VirtualIPs": [{"NetworkID": "net1", "Addr": "10.0.1.2/24"}, {"NetworkID": "x"}],

@@ -93,7 +93,8 @@ def test_act_refuses_any_other_kind(engine: FakeEngine, kind: str) -> None:
     sid = engine.add_service("web")
     tid = engine.add_task(sid, node_id=ME)
     engine.add_container(tid)
-    with pytest.raises(AgentError, match=f"is not allowed \\(allowed: {REMOVE_TASK_CONTAINER}\\)"):
+    allowed = f"is not allowed \\(allowed: {REMOVE_TASK_CONTAINER}, prune_node\\)"
+    with pytest.raises(AgentError, match=allowed):
         hand(engine).act(remove(tid, sid, kind))
     assert engine.removed == []
 

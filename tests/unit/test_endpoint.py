@@ -27,6 +27,7 @@ from swarm_medic.core.protocol import (
     decode,
     encode,
 )
+from swarm_medic.core.prune import LogFile, Pruned
 from swarm_medic.nodes.agent import AgentError, NodeAgent
 from swarm_medic.nodes.channel import H_NONCE, RequestAuth, open_answer, sign
 from swarm_medic.nodes.endpoint import NodeEndpoint
@@ -74,6 +75,8 @@ class FakeAgent(NodeAgent):
         self.calls.append(("act", request))
         if self.refuse is not None:
             raise self.refuse
+        if request.kind == "prune_node":
+            return ActAnswer(ok=True, node=ME, detail="pruning from 93.0%")
         return ActAnswer(ok=True, container="ctr1", task=request.task, node=ME)
 
 
@@ -309,6 +312,45 @@ def test_a_node_in_dry_run_answers_what_it_would_remove_and_removes_nothing() ->
     assert got == ActAnswer(ok=False, container=cid, task=tid, node=ME, dry_run=True)
     assert engine.removed == []
     assert [c.id for c in engine.local_containers()] == [cid]
+
+
+def test_a_prune_is_logged_as_one_and_its_summary_as_one_line() -> None:
+    s = Setup()
+    code, answer = s.post(ACT_PATH, {"kind": "prune_node", "task": ME, "service": ME, "target": 85})
+    assert code == 200
+    assert (
+        decode(s.opened(ACT_PATH, answer), ActAnswer, limit=1 << 20).detail == "pruning from 93.0%"
+    )
+    (entry,) = s.events("hand: pruning at the brain's request")
+    assert (entry["peer"], entry["detail"]) == (PEER, "pruning from 93.0%")
+    assert (
+        s.events("hand: retiring a task container at the brain's request (stop, then remove)") == []
+    )
+
+    s.journal.hand_pruned(
+        Pruned(
+            ME,
+            85,
+            93.0,
+            84.5,
+            freed=9 << 30,
+            build_cache=None,
+            images=3,
+            reached=True,
+            largest_logs=(LogFile("/l/a-json.log", 7 << 30),),
+            notes=("no builder",),
+        )
+    )
+    (line,) = s.events("hand: pruned")
+    assert (line["node"], line["freed_bytes"], line["images"], line["reached"]) == (
+        ME,
+        9 << 30,
+        3,
+        True,
+    )
+    assert line["largest_logs"] == [{"path": "/l/a-json.log", "bytes": 7 << 30}]
+    assert line["notes"] == ["no builder"] and "errors" not in line
+    assert s.registry.get_sample_value("swarm_medic_pruned_bytes_total") == 9 << 30
 
 
 def test_an_engine_error_during_an_act_is_502() -> None:

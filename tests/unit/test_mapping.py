@@ -222,8 +222,25 @@ def test_service_from_api_global_minimal() -> None:
     assert s.reservations == Resources()
     assert s.update_status is None
     assert s.has_previous_spec is False
+    assert s.previous_image == ""
     assert dict(s.labels) == {}
     assert s.updated_at is None
+
+
+@pytest.mark.parametrize(
+    ("previous", "image"),
+    [
+        ({"TaskTemplate": {"ContainerSpec": {"Image": "app:1@sha256:ab"}}}, "app:1@sha256:ab"),
+        ({"Name": "web"}, ""),
+        ({"TaskTemplate": {"ContainerSpec": {"Image": 7}}}, ""),
+        ({"TaskTemplate": {"ContainerSpec": []}}, ""),
+        ({"TaskTemplate": {"ContainerSpec": {"Image": "x" * 5000}}}, "x" * mapping.MAX_IMAGE),
+    ],
+)
+def test_the_image_a_previous_spec_names(previous: dict[str, Any], image: str) -> None:
+    """What a rollback runs, kept by a prune on every node; bounded like the other fields."""
+    s = service_from_api(_service_obj(PreviousSpec=previous))
+    assert s.previous_image == image
 
 
 @pytest.mark.parametrize(
@@ -577,3 +594,41 @@ def test_info_from_api_reads_the_data_root_the_cert_expiry_and_the_trust_root() 
 def test_an_odd_cluster_in_info_says_nothing_of_certificates(cluster: object) -> None:
     info = info_from_api({"Swarm": {"NodeID": "n1", "Cluster": cluster}})
     assert (info.node_id, info.node_cert_expiry, info.trust_root) == ("n1", 0.0, "")
+
+
+def test_an_image_as_a_prune_reads_it() -> None:
+    image = mapping.image_from_api(
+        {
+            "Id": "sha256:" + "a" * 64,
+            "RepoTags": ["app:1", "<none>:<none>", 7],
+            "RepoDigests": ["app@sha256:" + "b" * 64, "<none>@<none>"],
+            "Created": 1_700_000_000,
+            "Size": 1234,
+            "Containers": 2,
+        }
+    )
+    assert image.tags == ("app:1",)
+    assert image.digests == ("app@sha256:" + "b" * 64,)
+    assert (image.created, image.size, image.containers) == (1_700_000_000.0, 1234, 2)
+    untagged = mapping.image_from_api({"Id": "sha256:c", "RepoTags": None, "Containers": -1})
+    assert (untagged.tags, untagged.digests, untagged.containers) == ((), (), -1)
+
+
+def test_a_container_as_a_prune_reads_it() -> None:
+    listed = {
+        "Id": "c1",
+        "Names": ["/web.1.t1"],
+        "State": "exited",
+        "ImageID": "sha256:" + "a" * 64,
+        "Labels": {mapping.TASK_LABEL: "t1"},
+    }
+    inspected = {
+        "LogPath": "/var/lib/docker/containers/c1/c1-json.log",
+        "HostConfig": {"LogConfig": {"Type": "json-file", "Config": {"max-size": "10m"}}},
+    }
+    c = mapping.engine_container_from_api(listed, inspected)
+    assert (c.id, c.state, c.task_id, c.name) == ("c1", "exited", "t1", "web.1.t1")
+    assert (c.log_driver, c.log_max_size) == ("json-file", "10m")
+    assert c.log_path.endswith("c1-json.log") and c.image_id.startswith("sha256:")
+    unknown = mapping.engine_container_from_api({"Id": "c2", "State": "running"}, None)
+    assert (unknown.task_id, unknown.log_driver, unknown.log_path) == ("", "", "")

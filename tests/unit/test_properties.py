@@ -27,7 +27,7 @@ from runbooks.stuck_task import DEFAULT_STUCK_AFTER
 from swarm_medic.config import load as load_settings
 from swarm_medic.core import ledger, reach, records, worth
 from swarm_medic.core.errors import SettingsError
-from swarm_medic.core.model import Event, LedgerDoc, Service
+from swarm_medic.core.model import EngineContainer, Event, LedgerDoc, Service
 from swarm_medic.core.parsers import Count, Duration
 from swarm_medic.core.scope import ENABLE_LABEL, SELF_LABEL, scope_reason
 from swarm_medic.core.settings import SPECS, SafetySettings, Settings, env_name
@@ -116,6 +116,18 @@ API_KEYS = [
     "StartedAt",
     "CompletedAt",
     "ForceUpdate",
+    "RepoTags",
+    "RepoDigests",
+    "Created",
+    "Size",
+    "Containers",
+    "ImageID",
+    "Names",
+    "LogPath",
+    "HostConfig",
+    "LogConfig",
+    "Config",
+    "max-size",
 ]
 
 scalars = (
@@ -144,6 +156,12 @@ json_like = st.recursive(
 api_objects = st.dictionaries(keys, json_like, max_size=6)
 anything = json_like | api_objects
 
+
+def engine_container_from_api(raw: Any) -> EngineContainer:
+    """A prune's container: the same hostile object as its listing and as its inspect."""
+    return mapping.engine_container_from_api(raw, raw)
+
+
 READERS: list[Callable[[Any], object]] = [
     mapping.node_from_api,
     mapping.service_from_api,
@@ -151,6 +169,8 @@ READERS: list[Callable[[Any], object]] = [
     mapping.info_from_api,
     mapping.container_from_api,
     mapping.event_from_api,
+    mapping.image_from_api,
+    engine_container_from_api,
 ]
 
 
@@ -194,6 +214,8 @@ KEPT: dict[str, Callable[[Any, Any], bool]] = {
     "service_from_api": lambda raw, v: v.id == raw["ID"],
     "task_from_api": lambda raw, v: v.id == raw["ID"],
     "container_from_api": lambda raw, v: v.id == raw["Id"],
+    "image_from_api": lambda raw, v: v.id == raw["Id"],
+    "engine_container_from_api": lambda raw, v: v.id == raw["Id"],
     "event_from_api": lambda raw, v: (v.type, v.action) == (raw["Type"], raw["Action"]),
 }
 

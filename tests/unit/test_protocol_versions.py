@@ -117,6 +117,56 @@ def test_a_state_is_read_past_by_a_brain_of_protocol_2() -> None:
     assert protocol2.encode(read, speaks=3) == encode(msgspec.structs.replace(answer, duty=None))
 
 
+PRUNE = ActRequest(
+    kind=protocol.PRUNE_NODE,
+    task="n2",
+    service="n2",
+    keep=("app:1@sha256:" + "a" * 64, "app:0"),
+    wanted=("t1", "t2"),
+    target=85,
+)
+
+
+def test_a_prune_is_read_by_protocol_2_as_a_kind_it_refuses_by_name() -> None:
+    """A brain that prunes in a swarm whose node still runs the release before: that node reads
+    the request (the node is named where it wants a task and a service) and its agent refuses
+    the unknown kind by name, as it refuses any; the prune's fields are read past."""
+    sent = encode(PRUNE)
+    assert b'"keep"' in sent and b'"wanted"' in sent and b'"target":85' in sent
+    read = protocol2.decode(sent, protocol2.ActRequest, limit=protocol2.MAX_REQUEST)
+    assert (read.kind, read.task, read.service) == ("prune_node", "n2", "n2")
+    assert spoken(sent, ActRequest, limit=MAX_REQUEST) == (PROTOCOL, PRUNE)
+    # a request that says no prune's fields is protocol 2's, byte for byte but the version
+    assert encode(ACT, speaks=2) == protocol2.encode(
+        protocol2.decode(encode(ACT), protocol2.ActRequest, limit=protocol2.MAX_REQUEST)
+    )
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        '"target":101',
+        '"target":-1',
+        '"keep":[""]',
+        '"keep":["' + "x" * (protocol.MAX_IMAGE_REF + 1) + '"]',
+        '"keep":[' + ",".join(['"a"'] * (protocol.MAX_KEEP + 1)) + "]",
+        '"wanted":[""]',
+        '"keep":"app:1"',
+    ],
+)
+def test_a_prune_out_of_bounds_is_refused(field: str) -> None:
+    body = b'{"kind":"prune_node","task":"n2","service":"n2",' + field.encode() + b"}"
+    with pytest.raises(ProtocolError):
+        decode(body, ActRequest, limit=MAX_REQUEST)
+
+
+def test_what_a_node_says_of_an_action_is_left_out_for_protocol_2() -> None:
+    said = msgspec.structs.replace(DONE, detail="a prune is under way already")
+    assert b'"detail"' in encode(said) and b'"detail"' not in encode(said, reader=2)
+    read = protocol2.decode(encode(said), protocol2.ActAnswer, limit=protocol2.MAX_ANSWER)
+    assert protocol2.encode(read, speaks=2) == encode(DONE, speaks=2)
+
+
 def _fields(kind: type[Any]) -> dict[str, Any]:
     """Every field of a message, its nested messages' fields under `field.`."""
     out: dict[str, Any] = {}

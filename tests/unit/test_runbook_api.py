@@ -190,7 +190,6 @@ def test_the_report_only_builtins_have_no_plan() -> None:
         "clock-skew",
         "crash-loop",
         "dead-vip",
-        "disk-pressure",
         "image-on-some-nodes",
         "ip-exhaustion",
         "manager-quorum",
@@ -385,7 +384,7 @@ def test_defaults_come_from_the_declaration() -> None:
     assert values == {
         "clock-skew": {"warn": 1.0, "critical": 3600.0},
         "crash-loop": {"threshold": 3, "window": 600.0},
-        "disk-pressure": {"high": 90, "low": 85, "critical": 97, "free": 1 << 30},
+        "disk-pressure": {"high": 90, "low": 85, "critical": 97, "free": 1 << 30, "prune": False},
         "overlay-mtu": {"rounds": 3},
         "swarm-certificates": {
             "warn": 604800.0,

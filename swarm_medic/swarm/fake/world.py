@@ -58,6 +58,12 @@ class World:
         self._containers: dict[str, Json] = {}
         self.stopped: list[tuple[str, float]] = []  # (container id, timeout)
         self.removed: list[str] = []  # container ids
+        # what a prune sees: the node's images as GET /images/json lists them, by id
+        self._images: dict[str, Json] = {}
+        self.image_removals: list[str] = []  # references removed (tags untagged, ids deleted)
+        self.builder = True  # False: an engine without a builder (no build cache to prune)
+        self.build_cache = 0  # bytes the next build-cache prune reclaims
+        self.build_prunes = 0
         self._memos: dict[str, wire.Memo[Any]] = {}
         self._logs: dict[str, tuple[list[bytes], bool]] = {}  # task id -> (lines, tty)
         self.log_reads: list[tuple[str, int]] = []  # (task id, tail) asked

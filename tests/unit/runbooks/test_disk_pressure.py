@@ -3,9 +3,11 @@ critical near full, cleared only below the low watermark; quiet below it."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
-from swarm_medic.core.model import Finding, Severity
+from swarm_medic.core.model import ActionKind, Finding, Severity
 from swarm_medic.core.protocol import Disk
 from swarm_medic.core.reach import Health, Reachability
 from swarm_medic.core.runbook import Context, Runbook, Sightings, context
@@ -23,6 +25,21 @@ def disk(used: float, total: int = 100 * GIB, what: str = "data-root", path: str
     return Disk(what, path, total, int(total * (100 - used) / 100))
 
 
+SERVICES = (
+    dataclasses.replace(
+        build.service("s1", image="web:2@sha256:" + "a" * 64), previous_image="web:1"
+    ),
+    build.service("s2", image="job:7"),
+)
+TASKS = (
+    build.task("t1", sid="s1", node_id="n2"),
+    build.task("t2", sid="s1", node_id="n2", state="shutdown", desired="shutdown"),
+    build.task("t3", sid="s2", node_id="n2", state="complete", desired="running"),
+    build.task("t4", sid="s2", node_id="n1"),
+    build.task("t5", sid="s1", node_id="n2", state="failed", desired="remove"),
+)
+
+
 def ctx(
     disks: dict[str, tuple[Disk, ...]], age: float = 5.0, sightings: Sightings | None = None
 ) -> Context:
@@ -30,7 +47,7 @@ def ctx(
         build.node("n1", hostname="node1", role="manager", leader=True, addr="10.99.0.11"),
         build.node("n2", hostname="node2", addr="10.99.0.12"),
     ]
-    snap = build.snapshot(nodes=nodes, me="n1", addr="10.99.0.11")
+    snap = build.snapshot(nodes=nodes, me="n1", addr="10.99.0.11", services=SERVICES, tasks=TASKS)
     health = {n: Health(NOW - age, None, d) for n, d in disks.items()}
     return context(
         snap, NOW, Settings(), reach=Reachability(rounds=3, health=health), sightings=sightings
@@ -112,3 +129,66 @@ def test_the_free_setting_reads_sizes(text: str, value: int) -> None:
 def test_a_bad_size_is_refused() -> None:
     with pytest.raises(Exception, match="disk-pressure"):
         DISK.with_settings(free="lots")
+
+
+# --- the prune (disk-pressure.prune=yes) --------------------------------------------------------
+
+PRUNING = DISK.with_settings(prune="yes")
+
+
+def test_by_default_it_reports_and_says_how_to_let_it_prune() -> None:
+    (f,) = detect(DISK, ctx({"n2": (disk(92),)}))
+    assert not f.actionable and "disk-pressure.prune=yes" in f.advice
+    assert DISK.values["prune"] is False
+
+
+def test_with_prune_a_data_root_over_high_is_pruned_toward_low_by_its_node() -> None:
+    c = ctx({"n2": (disk(92),)})
+    (f,) = detect(PRUNING, c)
+    assert f.actionable and "prunes this data root" in f.advice
+    action = PRUNING.plan(f, c)
+    assert action is not None and action.kind is ActionKind.PRUNE_NODE
+    assert (action.node_id, action.subject, action.service_id) == ("n2", "n2", "")
+    assert action.prune is not None
+    # every image a Spec or PreviousSpec names, of every service (not only the node's)
+    assert action.prune.keep == ("job:7", "web:1", "web:2@sha256:" + "a" * 64)
+    # the node's tasks still meant to run (a complete one too), not shutdown or remove
+    assert action.prune.wanted == ("t1", "t3")
+    assert action.prune.target == 85
+    assert "92.0% used: prune toward 85%" in action.reason
+
+
+@pytest.mark.parametrize(
+    ("d", "why"),
+    [
+        (disk(93, what="raft", path=f"{ROOT}/swarm/raft"), "a raft folder on another filesystem"),
+        (disk(88), "held between low and high: reported, not pruned again"),
+    ],
+)
+def test_what_is_never_pruned(d: Disk, why: str) -> None:
+    sightings = Sightings()
+    if why.startswith("held"):
+        detect(PRUNING, ctx({"n2": (disk(91),)}, sightings=sightings))
+        sightings.end_scan()
+    c = ctx({"n2": (disk(50), d) if d.what == "raft" else (d,)}, sightings=sightings)
+    (f,) = detect(PRUNING, c)
+    assert not f.actionable, why  # match.plan_all asks plan() of an actionable finding only
+    if d.what == "raft":
+        assert PRUNING.plan(f, c) is None, why
+
+
+def test_the_low_watermark_is_the_target_and_never_above_high() -> None:
+    rb = PRUNING.with_settings(high="80", low="95")
+    c = ctx({"n2": (disk(92),)})
+    (f,) = detect(rb, c)
+    action = rb.plan(f, c)
+    assert action is not None and action.prune is not None and action.prune.target == 80
+
+
+def test_a_keep_list_larger_than_a_request_carries_is_no_prune() -> None:
+    many = tuple(build.service(f"s{i}", image=f"img{i}:1") for i in range(9000))
+    c = ctx({"n2": (disk(92),)})
+    c = dataclasses.replace(c, snapshot=dataclasses.replace(c.snapshot, services=many))
+    (f,) = detect(PRUNING, c)
+    with pytest.raises(ValueError, match="no prune of node n2: 9000 images to keep"):
+        PRUNING.plan(f, c)
