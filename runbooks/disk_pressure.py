@@ -205,6 +205,14 @@ def plan(finding: Finding, ctx: Context) -> Action | None:
         t.id for t in ctx.snapshot.tasks if t.node_id == node.id and t.desired_state not in UNWANTED
     ]
     low = min(ctx.settings.low, ctx.settings.high)
+    target = low
+    total = int(finding.details.get("total_bytes", "0") or 0)
+    if total > 0:
+        # critical for want of `free` bytes while under the low watermark (a small disk): the
+        # prune aims at the percent that leaves `free` free too, or frees all it may
+        target = min(low, max(0, int(100 * (total - ctx.settings.free) / total)))
     used = finding.details.get("used_percent", "?")
-    why = f"the data root of {_who(node)} is {used}% used: prune toward {low}%"
-    return prune_node(node, keep, wanted, low, why)
+    why = f"the data root of {_who(node)} is {used}% used: prune toward {target}%"
+    if target < low:
+        why += f" (leaving {_bytes(ctx.settings.free)} free)"
+    return prune_node(node, keep, wanted, target, why)

@@ -185,6 +185,20 @@ def test_the_low_watermark_is_the_target_and_never_above_high() -> None:
     assert action is not None and action.prune is not None and action.prune.target == 80
 
 
+def test_a_small_disk_short_of_free_space_is_pruned_to_leave_it_free() -> None:
+    # 60% used of 2 GiB is under every watermark, but 0.8 GiB free is short of the 1 GiB floor
+    c = ctx({"n2": (disk(60, total=2 * GIB),)})
+    (f,) = detect(PRUNING, c)
+    action = PRUNING.plan(f, c)
+    assert action is not None and action.prune is not None and action.prune.target == 50
+    assert "prune toward 50% (leaving 1.0 GiB free)" in action.reason
+    # smaller than the floor itself: everything it may prune
+    c = ctx({"n2": (disk(10, total=GIB // 2),)})
+    (f,) = detect(PRUNING, c)
+    action = PRUNING.plan(f, c)
+    assert action is not None and action.prune is not None and action.prune.target == 0
+
+
 def test_a_keep_list_larger_than_a_request_carries_is_no_prune() -> None:
     many = tuple(build.service(f"s{i}", image=f"img{i}:1") for i in range(9000))
     c = ctx({"n2": (disk(92),)})
