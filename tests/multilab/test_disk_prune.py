@@ -160,6 +160,7 @@ def test_a_full_data_root_is_pruned_and_a_rollback_still_runs(
         "the stopped task container stays"
     )
     assert len(medic.find("hand: pruned")) == 1
+    healed = medic.wait_for("verified: healed", 30, runbook="disk-pressure")
     on_node(SPARE, "service", "rollback", "-d", svc)
     wait_until("the rollback runs the previous image", lambda: running_image(svc) == previous, 60)
     record_timing(
@@ -168,6 +169,7 @@ def test_a_full_data_root_is_pruned_and_a_rollback_still_runs(
         swarm_alone="nothing freed",
         detect=round(ts(finding) - medic.started, 1),
         fault_to_pruned=round(ts(pruned) - t_full, 1),
+        pruned_to_verified=round(ts(healed) - ts(pruned), 1),
         used_after=f"{after}%",
         rollback="ran the PreviousSpec image",
     )
