@@ -135,17 +135,24 @@ SIOCGIFFLAGS, SIOCGIFADDR, SIOCGIFMTU = 0x8913, 0x8915, 0x8921
 IFF_UP, IFF_RUNNING = 0x1, 0x40
 
 
+def _holding(s: socket.socket, ip: str) -> bytes | None:
+    """The ioctl request naming the interface that holds `ip` in the calling thread's
+    namespace (None: no interface here holds it)."""
+    for _, name in socket.if_nameindex():
+        req = struct.pack("256s", name.encode()[:15])
+        try:
+            addr = fcntl.ioctl(s.fileno(), SIOCGIFADDR, req)
+        except OSError:
+            continue  # no IPv4 address on this one
+        if socket.inet_ntoa(addr[20:24]) == ip:
+            return req
+    return None
+
+
 def interface_up(ip: str) -> bool:
     """Is the interface that holds `ip` (in the calling thread's namespace) up and running?"""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        for _, name in socket.if_nameindex():
-            req = struct.pack("256s", name.encode()[:15])
-            try:
-                addr = fcntl.ioctl(s.fileno(), SIOCGIFADDR, req)
-            except OSError:
-                continue  # no IPv4 address on this one
-            if socket.inet_ntoa(addr[20:24]) != ip:
-                continue
+        if (req := _holding(s, ip)) is not None:
             flags = struct.unpack("H", fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, req)[16:18])[0]
             return bool(flags & IFF_UP) and bool(flags & IFF_RUNNING)
     return False
@@ -247,14 +254,8 @@ def interface_mtu(ip: str) -> int | None:
     """The MTU of the interface that holds `ip` in the calling thread's namespace (None: no
     such interface here, as in a container that is not in the host's namespace)."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        for _, name in socket.if_nameindex():
-            req = struct.pack("256s", name.encode()[:15])
-            try:
-                addr = fcntl.ioctl(s.fileno(), SIOCGIFADDR, req)
-            except OSError:
-                continue
-            if socket.inet_ntoa(addr[20:24]) == ip:
-                return int(struct.unpack("i", fcntl.ioctl(s.fileno(), SIOCGIFMTU, req)[16:20])[0])
+        if (req := _holding(s, ip)) is not None:
+            return int(struct.unpack("i", fcntl.ioctl(s.fileno(), SIOCGIFMTU, req)[16:20])[0])
     return None
 
 
