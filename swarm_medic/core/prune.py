@@ -6,8 +6,8 @@ below the brain's target; what may go, and in which order, is this pure function
     plan(images, containers, keep, wanted) -> Plan (containers, dangling, images)
 
 1. stopped containers (created, exited, dead) that belong to no task still wanted: a container
-   whose swarm task is in `wanted` is kept, and a running, paused, restarting or removing one
-   is never touched;
+   whose swarm task is in `wanted` is kept, a task's container still `created` too (a task
+   about to start), and a running, paused, restarting or removing one is never touched;
 2. dangling images (no tag) that no container left uses;
 3. unused tagged images, oldest first, that no container left uses and `keep` does not name.
 
@@ -117,8 +117,14 @@ def tags_of(image: Image) -> tuple[str, ...]:
 
 
 def removable(container: EngineContainer, wanted: Set[str]) -> bool:
-    """A stopped container of no task still wanted."""
-    return container.state in STOPPED and not (container.task_id and container.task_id in wanted)
+    """A stopped container of no task still wanted. A task's container still `created` is
+    never one: it is a task about to start, maybe one swarm made after the brain listed the
+    wanted tasks (swarm removes the container of a task that failed to start itself)."""
+    if container.state not in STOPPED:
+        return False
+    return not container.task_id or (
+        container.task_id not in wanted and container.state != "created"
+    )
 
 
 def plan(

@@ -139,9 +139,12 @@ def test_a_plan_never_removes_what_is_kept_used_running_or_wanted(
     removed = {c.id for c in p.containers}
     for c in p.containers:
         assert c.state in STOPPED, c
-        assert not c.task_id or c.task_id not in wanted, c
+        assert not c.task_id or (c.task_id not in wanted and c.state != "created"), c
     left = [c for c in ctrs if c.id not in removed]
-    assert all(c.state not in STOPPED or (c.task_id and c.task_id in wanted) for c in left)
+    assert all(
+        c.state not in STOPPED or (c.task_id and (c.task_id in wanted or c.state == "created"))
+        for c in left
+    )
     for image in (*p.dangling, *p.images):
         assert not any(named_by(k, image) for k in keep), (image, keep)
         assert not any(c.image_id == image.id for c in left), image
@@ -192,13 +195,14 @@ def test_the_steps_and_their_order() -> None:
         EngineContainer("wanted", "exited", "sha256:used", "t-wanted"),
         EngineContainer("up", "running", "sha256:kept", "t-up"),
         EngineContainer("mine", "created", "", ""),
+        EngineContainer("starting", "created", "sha256:new", "t-new"),  # a task made since
     ]
     p = plan([new, old, kept, used, dangling], ctrs, ["docker.io/library/app:3"], {"t-wanted"})
     assert [c.id for c in p.containers] == ["gone", "mine"]
     assert p.dangling == (dangling,)
-    assert p.images == (old, new)  # oldest first; `old` is free once `gone` is removed
-    assert p.bytes_at_most == 13
-    assert "2 stopped container(s), 1 dangling image(s), 2 unused image(s)" in p.describe()
+    assert p.images == (old,)  # `old` is free once `gone` is removed; `new` starts a task
+    assert p.bytes_at_most == 6
+    assert "2 stopped container(s), 1 dangling image(s), 1 unused image(s)" in p.describe()
 
 
 def test_an_image_the_engine_counts_containers_for_is_kept_unless_ours_used_it() -> None:
