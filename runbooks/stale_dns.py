@@ -8,6 +8,12 @@ moby#33790, moby#26772.
 Cause: the node's copy of the service discovery records (gossiped between nodes) is stale:
 a lost gossip message, a task removed while its node was partitioned.
 
+Judged only on nodes that run a task meant to run on that overlay: a node whose last task
+there is shutting down (drained, scaled away, a stop grace of 20 s) is leaving the overlay's
+gossip, and its records may lag while nothing there uses them (seen in the soak: a drained
+node's answer, from a container still in its stop grace, 30 s behind). A node whose only
+containers on an attachable overlay are not swarm tasks is not judged either.
+
 What the medic does: reports which node answers what, against what swarm says. No action: no
 safe, verified repair exists from outside (a force update of the service usually refreshes
 the records; the finding says so).
@@ -38,9 +44,15 @@ SETTINGS = (
 def detect(ctx: Context) -> Iterator[Finding]:
     reach, snap = ctx.probes.reach, ctx.snapshot
     names = {n.id: n.hostname or n.id for n in snap.nodes}
+    members = {
+        (t.node_id, net)
+        for t in snap.tasks
+        if t.desired_state == "running" and t.state == "running"
+        for net, _, _ in t.addresses
+    }
     per_service: dict[tuple[str, str], list[str]] = {}
     for (node, sid, net), (ips, since) in sorted(reach.dns.items()):
-        if since is None or ctx.now - since < ctx.settings.grace:
+        if since is None or ctx.now - since < ctx.settings.grace or (node, net) not in members:
             continue
         want = set(running_ips(snap, sid, net))
         extra, missing = sorted(set(ips) - want), sorted(want - set(ips))

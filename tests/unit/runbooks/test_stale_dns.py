@@ -3,6 +3,7 @@ longer than the grace; never acts."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 
 from swarm_medic.core.model import Snapshot, SwarmInfo
@@ -11,7 +12,7 @@ from swarm_medic.core.reach import Reachability
 from swarm_medic.core.runbook import Runbook
 from tests.builders import NOW
 from tests.unit.runbooks.kit import REGISTRY, detect
-from tests.unit.runbooks.overlay import NET, NODES, ctx, node, snapshot
+from tests.unit.runbooks.overlay import NET, NODES, ctx, node, snapshot, task
 
 STALE_DNS: Runbook = REGISTRY.runbooks["stale-dns"]
 DNS_GRACE = 30.0  # stale-dns.grace, by default
@@ -74,3 +75,13 @@ def test_stale_dns_forgets_a_removed_service() -> None:
     nothing = {n: (ProbePlan(), ProbeAnswer(node=n)) for n in NODES}
     r.record(removed, nothing, NOW)  # the next round: nothing asked about s1
     assert detect(STALE_DNS, ctx(r, removed)) == []
+
+
+def test_a_node_with_no_task_meant_to_run_on_the_overlay_is_not_judged() -> None:
+    # n2 was drained: its task is shutting down (its stop grace), and its records lag
+    r = dns_reach({"n2": (("10.0.1.2", "10.0.1.9"), NOW - 100)})
+    leaving = dataclasses.replace(task("t2"), desired_state="shutdown")
+    snap = snapshot(tasks=[task("t1"), leaving, task("t3")])
+    assert detect(STALE_DNS, ctx(r, snap)) == []
+    # the same answer from a node still running a task there is stale records
+    assert len(detect(STALE_DNS, ctx(r))) == 1
