@@ -14,6 +14,10 @@ gossip, and its records may lag while nothing there uses them (seen in the soak:
 node's answer, from a container still in its stop grace, 30 s behind). A node whose only
 containers on an attachable overlay are not swarm tasks is not judged either.
 
+The grace is 45 s: a node drained and made active again (healthy churn) has been measured, in
+the soak, answering records 33 s old before its gossip caught up; a stale record that matters
+lasts minutes or for good (moby#33790), so 45 s still reports it within the minute.
+
 What the medic does: reports which node answers what, against what swarm says. No action: no
 safe, verified repair exists from outside (a force update of the service usually refreshes
 the records; the finding says so).
@@ -34,7 +38,7 @@ SETTINGS = (
     Setting(
         "grace",
         Duration(0.1, DAY),
-        "30s",
+        "45s",
         "how long DNS may disagree with swarm before it counts",
         "DURATION",
     ),

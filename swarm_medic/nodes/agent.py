@@ -486,8 +486,6 @@ class NodeAgent:
             out.append((kind, i, TcpResult(r.ok, _clip(r.error), ms)))
             if kind == "tcp" and r.ok and plan.tcp[i].node != me:
                 passed.setdefault((plan.tcp[i].net, plan.tcp[i].node), plan.tcp[i].ip)
-        if passed:
-            self._check_paths(passed)
         for kind, i in batch:
             if kind != "dns":
                 continue
@@ -496,6 +494,10 @@ class NodeAgent:
                 out.append((kind, i, DnsResult(tuple(ips))))
             except (OSError, ValueError) as exc:
                 out.append((kind, i, DnsResult(None, _clip(f"{type(exc).__name__}: {exc}"))))
+        # last: an echo lost to a task that just went waits out the timeout, and the DNS
+        # answers must be as fresh as they were before these checks existed
+        if passed:
+            self._check_paths(passed)
         return out
 
     # --- hands --------------------------------------------------------------------------------

@@ -399,7 +399,7 @@ def test_defaults_come_from_the_declaration() -> None:
         "paused-update": {"action": "rollback"},
         "repeated-rejection": {"threshold": 3, "window": 600.0},
         "stale-config-versions": {"keep": 3},
-        "stale-dns": {"grace": 30.0},
+        "stale-dns": {"grace": 45.0},
         "stale-nodes": {"after": 86400.0, "action": "report"},
         "stuck-task": {"after": DEFAULT_STUCK_AFTER},
         "stuck-update": {"margin": 300.0, "action": "report"},

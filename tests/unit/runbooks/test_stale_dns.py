@@ -15,7 +15,7 @@ from tests.unit.runbooks.kit import REGISTRY, detect
 from tests.unit.runbooks.overlay import NET, NODES, ctx, node, snapshot, task
 
 STALE_DNS: Runbook = REGISTRY.runbooks["stale-dns"]
-DNS_GRACE = 30.0  # stale-dns.grace, by default
+DNS_GRACE = 45.0  # stale-dns.grace, by default
 
 
 def dns_reach(entries: Mapping[str, tuple[tuple[str, ...], float | None]]) -> Reachability:
