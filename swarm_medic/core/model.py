@@ -364,6 +364,10 @@ class ActionKind(enum.StrEnum):
 
 # Actions on a node itself: no service is named, the node is their subject.
 ON_NODE = frozenset({ActionKind.REMOVE_NODE, ActionKind.PRUNE_NODE})
+# Actions on a task's container, carried out by the instance on the container's node.
+NODE_LOCAL = frozenset({ActionKind.REPLACE_TASK, ActionKind.REMOVE_ORPHAN})
+# What a node's own instance carries out: a task's container, or a prune of the node itself.
+HANDS = NODE_LOCAL | {ActionKind.PRUNE_NODE}
 
 
 @dataclass(frozen=True, slots=True)

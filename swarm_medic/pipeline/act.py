@@ -37,7 +37,7 @@ from typing import Protocol
 
 from swarm_medic.core.errors import Conflict, EngineError, NotFound
 from swarm_medic.core.ledger import Ledger, Verifying, as_written
-from swarm_medic.core.model import Action, ActionKind, LedgerDoc, Result
+from swarm_medic.core.model import HANDS, Action, ActionKind, LedgerDoc, Result
 from swarm_medic.core.protocol import PRUNE_NODE, REMOVE_TASK_CONTAINER, ActAnswer, ActRequest
 from swarm_medic.core.records import IncidentRecord, Judged
 from swarm_medic.core.settings import SafetySettings
@@ -72,8 +72,6 @@ class Recorded:
 Hands = Callable[[str, ActRequest], ActAnswer]
 # node id -> why that node's instance cannot be asked now ("" when it can)
 HandsDown = Callable[[str], str]
-NODE_LOCAL = (ActionKind.REPLACE_TASK, ActionKind.REMOVE_ORPHAN)
-HANDS = (*NODE_LOCAL, ActionKind.PRUNE_NODE)  # carried out by the node's own instance
 
 
 class Executor:

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from swarm_medic.core.model import ON_NODE, Action, ActionKind, Finding, TargetKind
+from swarm_medic.core.model import NODE_LOCAL, ON_NODE, Action, Finding, TargetKind
 from swarm_medic.core.runbook import Context, Runbook, RunbookFailure
 
 
@@ -42,11 +42,6 @@ def run(runbooks: Iterable[Runbook], ctx: Context) -> MatchResult:
             continue
         findings.extend(found)
     return MatchResult(tuple(findings), tuple(failures))
-
-
-NODE_LOCAL = frozenset({ActionKind.REPLACE_TASK, ActionKind.REMOVE_ORPHAN})
-# what a node's own instance carries out: a task's container, or a prune of the node itself
-HANDS = NODE_LOCAL | {ActionKind.PRUNE_NODE}
 
 
 def off_target(finding: Finding, action: object) -> str:

@@ -59,6 +59,7 @@ from dataclasses import dataclass
 
 from swarm_medic.core.ledger import WINDOW, History, Ledger, Pause
 from swarm_medic.core.model import (
+    HANDS,
     ON_NODE,
     Action,
     ActionKind,
@@ -71,7 +72,6 @@ from swarm_medic.core.model import (
 )
 from swarm_medic.core.scope import asks_first, enabled, is_self, report_only
 from swarm_medic.core.settings import SafetySettings
-from swarm_medic.pipeline.match import HANDS
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,7 @@ from swarm_medic.core.incidents import (
 )
 from swarm_medic.core.ledger import Ledger, Pause
 from swarm_medic.core.model import (
+    HANDS,
     Action,
     Finding,
     LedgerDoc,
@@ -50,7 +51,7 @@ from swarm_medic.core.storm import Guard
 from swarm_medic.core.worth import undone_by
 from swarm_medic.nodes.rounds import Prober
 from swarm_medic.pipeline import match, policy, verify
-from swarm_medic.pipeline.act import HANDS, Acting, Executor
+from swarm_medic.pipeline.act import Acting, Executor
 from swarm_medic.pipeline.hold import AlertsHold
 from swarm_medic.pipeline.observe import take_snapshot
 from swarm_medic.pipeline.registry import Registry

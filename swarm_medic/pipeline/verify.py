@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from swarm_medic.core.alerts import Alerts
 from swarm_medic.core.ledger import Ledger, Verifying
 from swarm_medic.core.model import (
+    NODE_LOCAL,
     ON_NODE,
     PRE_RUNNING_STATES,
     UPDATE_SETTLED,
@@ -32,7 +33,6 @@ from swarm_medic.core.model import (
     UpdateState,
 )
 from swarm_medic.core.reach import Reachability, running
-from swarm_medic.pipeline.match import NODE_LOCAL
 
 
 @dataclass(frozen=True)
